@@ -1,0 +1,104 @@
+#include "agent/app/daemon.h"
+
+#include <csignal>
+
+#include "agent/core/duration.h"
+
+namespace tetherd {
+
+std::string status_line(const Config& c) {
+  std::string s = c.standalone() ? "standalone" : "control plane configured";
+  s += "; node " + c.node_name;
+  s += "; firewall " + std::string(to_string(c.firewall.backend));
+  if (c.firewall.backend != FirewallBackend::kNone) {
+    s += " (" + std::to_string(c.firewall.ports.size()) + " ports, " +
+         std::to_string(c.firewall.allow.size() + c.firewall.always_allow.size()) +
+         " static sources)";
+  }
+  return s;
+}
+
+Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
+               std::string config_path, ConfigSource load_config, Config initial)
+    : clock_(clock),
+      log_(log),
+      notifier_(notifier),
+      config_path_(std::move(config_path)),
+      load_config_(std::move(load_config)),
+      config_(std::move(initial)),
+      signals_(io, SIGTERM, SIGINT, SIGHUP),
+      watchdog_(io) {}
+
+void Daemon::start() {
+  wait_for_signal();
+  if (auto timeout = notifier_.watchdog_timeout()) {
+    // A third of the timeout, as systemd recommends; pinged from this loop so
+    // a wedged loop is what the watchdog catches.
+    watchdog_period_ = *timeout / 3;
+    arm_watchdog();
+  }
+  log_.info("started", "tetherd " TETHERD_VERSION " started: " + status_line(config_),
+            {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
+  notifier_.notify("READY=1\nSTATUS=" + status_line(config_));
+}
+
+void Daemon::wait_for_signal() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (ec) return;  // cancelled by stop()
+    if (signo == SIGHUP) {
+      reload();
+      wait_for_signal();
+    } else {
+      stop(signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
+  });
+}
+
+void Daemon::arm_watchdog() {
+  notifier_.notify("WATCHDOG=1");
+  watchdog_.expires_after(watchdog_period_);
+  watchdog_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) arm_watchdog();
+  });
+}
+
+bool Daemon::reload() {
+  // MONOTONIC_USEC lets systemd (Type=notify-reload, v253+) match the reload
+  // to this notification; older versions ignore it.
+  const auto mono_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.monotonic());
+  notifier_.notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(mono_us.count()));
+  auto loaded = load_config_();
+  bool applied = false;
+  if (auto* errors = std::get_if<ConfigErrors>(&loaded)) {
+    for (const ConfigError& e : *errors) {
+      log_.error("config-rejected",
+                 "new configuration rejected, keeping the old one: " + e.format(config_path_),
+                 {{"CONFIG", config_path_}});
+    }
+  } else {
+    Config next = std::get<Config>(std::move(loaded));
+    if (next == config_) {
+      log_.info("config-unchanged", "configuration reloaded, nothing changed",
+                {{"CONFIG", config_path_}});
+    } else {
+      config_ = std::move(next);
+      log_.notice("config-reloaded", "configuration reloaded: " + status_line(config_),
+                  {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
+    }
+    applied = true;
+  }
+  notifier_.notify("READY=1\nSTATUS=" + status_line(config_));
+  return applied;
+}
+
+void Daemon::stop(std::string_view reason) {
+  if (stopping_) return;
+  stopping_ = true;
+  notifier_.notify("STOPPING=1\nSTATUS=stopping (" + std::string(reason) + ")");
+  log_.info("stopping", "stopping on " + std::string(reason), {{"REASON", std::string(reason)}});
+  boost::system::error_code ignored;
+  signals_.cancel(ignored);
+  watchdog_.cancel();
+}
+
+}  // namespace tetherd

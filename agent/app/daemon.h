@@ -1,0 +1,56 @@
+#pragma once
+// The daemon's life cycle on one Asio event loop: start, serve, reload on
+// SIGHUP, stop on SIGTERM/SIGINT, and keep systemd informed throughout.
+
+#include <functional>
+#include <string>
+#include <variant>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "agent/config/config_loader.h"
+#include "agent/core/clock.h"
+#include "agent/core/log.h"
+#include "agent/core/service_notifier.h"
+
+namespace tetherd {
+
+// One line for systemd's STATUS= and `systemctl status`.
+std::string status_line(const Config& config);
+
+class Daemon {
+ public:
+  using ConfigSource = std::function<std::variant<Config, ConfigErrors>()>;
+
+  Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
+         std::string config_path, ConfigSource load_config, Config initial);
+
+  // Arms signals and the watchdog, then tells systemd READY=1.
+  void start();
+  // Re-reads the configuration; a bad one is logged and the old one kept.
+  // Returns whether the new configuration took effect.
+  bool reload();
+  // Graceful stop: STOPPING=1, cancel everything so that io.run() returns.
+  void stop(std::string_view reason);
+
+  const Config& config() const { return config_; }
+
+ private:
+  void wait_for_signal();
+  void arm_watchdog();
+
+  const Clock& clock_;
+  Log& log_;
+  ServiceNotifier& notifier_;
+  std::string config_path_;
+  ConfigSource load_config_;
+  Config config_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer watchdog_;
+  Duration watchdog_period_{};
+  bool stopping_ = false;
+};
+
+}  // namespace tetherd

@@ -1,0 +1,84 @@
+#pragma once
+// tetherd's configuration as plain data. The schema and defaults are the
+// contract in DESIGN.md; packaging/tetherd.yaml is the commented example.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/core/clock.h"
+#include "firewall/cidr.h"
+
+namespace tetherd {
+
+using namespace std::chrono_literals;
+
+struct ControlPlaneConfig {
+  std::string kubeconfig = "/etc/tetherd/controlplane.kubeconfig";
+  std::string namespace_ = "tetherd-system";
+  Duration heartbeat_interval = 10s;
+  Duration lease_duration = 40s;
+  bool operator==(const ControlPlaneConfig&) const = default;
+};
+
+struct ClusterConfig {
+  std::string kubeconfig = "/etc/rancher/k3s/k3s.yaml";
+  bool operator==(const ClusterConfig&) const = default;
+};
+
+enum class FirewallBackend { kNftables, kUfw, kNone };
+enum class OnStop { kKeep, kRemove };
+
+struct FirewallConfig {
+  FirewallBackend backend = FirewallBackend::kNftables;
+  std::vector<std::uint16_t> ports = {6443, 4143, 4191};
+  std::vector<firewall::Cidr> allow;
+  std::vector<firewall::Cidr> always_allow;  // defaults filled by the loader
+  std::uint32_t max_sources = 4096;
+  OnStop on_stop = OnStop::kKeep;
+  bool operator==(const FirewallConfig&) const = default;
+};
+
+struct LinkerdConfig {
+  std::string namespace_ = "linkerd";
+  Duration rotate_before = 720h;
+  Duration issuer_validity = 8760h;
+  std::string trust_anchor_key;  // empty: no local signer
+  bool operator==(const LinkerdConfig&) const = default;
+};
+
+struct HealthConfig {
+  Duration interval = 30s;
+  std::string linkerd_gateway = "http://127.0.0.1:4191/ready";
+  bool operator==(const HealthConfig&) const = default;
+};
+
+struct MetricsConfig {
+  std::string listen = "127.0.0.1:9477";  // empty: off
+  bool operator==(const MetricsConfig&) const = default;
+};
+
+struct StateConfig {
+  std::string dir = "/var/lib/tetherd";
+  bool operator==(const StateConfig&) const = default;
+};
+
+struct Config {
+  std::string node_name;                            // default: the host name
+  std::optional<ControlPlaneConfig> control_plane;  // absent: standalone
+  std::optional<ClusterConfig> cluster;
+  std::optional<LinkerdConfig> linkerd;
+  FirewallConfig firewall;
+  HealthConfig health;
+  MetricsConfig metrics;
+  StateConfig state;
+  bool operator==(const Config&) const = default;
+
+  bool standalone() const { return !control_plane.has_value(); }
+};
+
+const char* to_string(FirewallBackend b);
+const char* to_string(OnStop s);
+
+}  // namespace tetherd

@@ -1,0 +1,130 @@
+// tetherd: the host daemon. See DESIGN.md for the contracts.
+
+#include <cstdio>
+#include <exception>
+#include <getopt.h>
+#include <iostream>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "agent/adapters/journal_log.h"
+#include "agent/adapters/sd_notifier.h"
+#include "agent/adapters/system_clock.h"
+#include "agent/app/daemon.h"
+#include "agent/config/config_loader.h"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 64;   // EX_USAGE
+constexpr int kExitConfig = 78;  // EX_CONFIG: the unit's RestartPreventExitStatus
+
+constexpr const char* kUsage =
+    "usage: tetherd [--config PATH] [--check-config] [--version]\n"
+    "\n"
+    "  -c, --config PATH   configuration file (default /etc/tetherd/tetherd.yaml)\n"
+    "      --check-config  validate the configuration, print every problem, exit 0 or 78\n"
+    "      --version       print the version and exit\n";
+
+struct Options {
+  std::string config = "/etc/tetherd/tetherd.yaml";
+  bool check_config = false;
+  bool version = false;
+};
+
+bool parse_args(int argc, char** argv, Options& o) {
+  enum { kCheck = 1000, kVersion };
+  const option longopts[] = {{"config", required_argument, nullptr, 'c'},
+                             {"check-config", no_argument, nullptr, kCheck},
+                             {"version", no_argument, nullptr, kVersion},
+                             {"help", no_argument, nullptr, 'h'},
+                             {nullptr, 0, nullptr, 0}};
+  for (;;) {
+    const int c = getopt_long(argc, argv, "c:h", longopts, nullptr);
+    if (c == -1) break;
+    switch (c) {
+      case 'c':
+        o.config = optarg;
+        break;
+      case kCheck:
+        o.check_config = true;
+        break;
+      case kVersion:
+        o.version = true;
+        break;
+      case 'h':
+        std::fputs(kUsage, stdout);
+        std::exit(kExitOk);
+      default:
+        return false;
+    }
+  }
+  if (optind != argc) {
+    std::fprintf(stderr, "tetherd: unexpected argument: %s\n", argv[optind]);
+    return false;
+  }
+  return true;
+}
+
+int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& notifier) {
+  using namespace tetherd;
+  const LoadOptions load_options{default_host_name()};
+  auto load = [&] { return load_config_file(options.config, load_options); };
+
+  auto loaded = load();
+  if (auto* errors = std::get_if<ConfigErrors>(&loaded)) {
+    for (const ConfigError& e : *errors) {
+      log.error("config-invalid", "configuration error: " + e.format(options.config),
+                {{"CONFIG", options.config}});
+    }
+    notifier.notify("STATUS=configuration invalid: " + options.config);
+    return kExitConfig;
+  }
+
+  SystemClock clock;
+  boost::asio::io_context io(1);
+  Daemon daemon(io, clock, log, notifier, options.config, load, std::get<Config>(loaded));
+  daemon.start();
+  io.run();
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (!parse_args(argc, argv, options)) {
+    std::fputs(kUsage, stderr);
+    return kExitUsage;
+  }
+  if (options.version) {
+    std::printf("tetherd %s\n", TETHERD_VERSION);
+    return kExitOk;
+  }
+  if (options.check_config) {
+    auto loaded = tetherd::load_config_file(options.config, {tetherd::default_host_name()});
+    if (auto* errors = std::get_if<tetherd::ConfigErrors>(&loaded)) {
+      for (const auto& e : *errors)
+        std::fprintf(stderr, "%s\n", e.format(options.config).c_str());
+      return kExitConfig;
+    }
+    std::printf("%s: OK\n", options.config.c_str());
+    return kExitOk;
+  }
+
+  tetherd::JournalLog log(tetherd::JournalLog::detect_sink());
+  tetherd::SdNotifier notifier;
+  int code = kExitFailure;
+  try {
+    code = run(options, log, notifier);
+  } catch (const std::exception& e) {
+    // Only what cannot happen ends up here; say so plainly and exit non-zero
+    // so that Restart=on-failure brings the daemon back.
+    log.write(tetherd::Priority::kCrit, "crashed", std::string("fatal: ") + e.what());
+  }
+  // Every exit path tells the manager we are going, even a failed start.
+  notifier.notify("STOPPING=1");
+  return code;
+}

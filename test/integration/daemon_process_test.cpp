@@ -1,0 +1,139 @@
+// The real tetherd binary under a stand-in service manager: a real notify
+// socket, real signals, real exit codes.
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "test/support/child_process.h"
+#include "test/support/notify_socket.h"
+#include "test/support/temp_dir.h"
+
+namespace tetherd {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kDeadline = 10s;
+const std::string kBinary = TETHERD_BINARY;
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::trunc) << text;
+}
+
+class DaemonProcess : public ::testing::Test {
+ protected:
+  std::string config_ = tmp_.file("tetherd.yaml");
+  test::TempDir tmp_;
+};
+
+TEST_F(DaemonProcess, VersionFlag) {
+  test::ChildProcess p({kBinary, "--version"}, tmp_.path());
+  EXPECT_EQ(p.wait(kDeadline), 0);
+  EXPECT_EQ(p.out(), "tetherd " TETHERD_VERSION "\n");
+}
+
+TEST_F(DaemonProcess, UnknownFlagIsAUsageError) {
+  test::ChildProcess p({kBinary, "--frobnicate"}, tmp_.path());
+  EXPECT_EQ(p.wait(kDeadline), 64);
+  EXPECT_NE(p.err().find("usage: tetherd"), std::string::npos) << p.err();
+}
+
+TEST_F(DaemonProcess, CheckConfigAcceptsTheShippedExample) {
+  test::ChildProcess p(
+      {kBinary, "--check-config", "--config", TETHERD_SOURCE_DIR "/packaging/tetherd.yaml"},
+      tmp_.path());
+  EXPECT_EQ(p.wait(kDeadline), 0) << p.err();
+  EXPECT_EQ(p.out(), TETHERD_SOURCE_DIR "/packaging/tetherd.yaml: OK\n");
+}
+
+TEST_F(DaemonProcess, CheckConfigPrintsEveryProblemAndExits78) {
+  write_file(config_, "firewall:\n  backend: iptables\n  ports: [99999]\n");
+  test::ChildProcess p({kBinary, "--check-config", "--config", config_}, tmp_.path());
+  EXPECT_EQ(p.wait(kDeadline), 78);
+  EXPECT_EQ(p.err(), config_ +
+                         ":2:12: firewall.backend: expected one of nftables | ufw | none, got "
+                         "\"iptables\"\n" +
+                         config_ +
+                         ":3:11: firewall.ports[0]: expected a port (1-65535), got \"99999\"\n");
+}
+
+TEST_F(DaemonProcess, ConfigErrorAtStartExits78AndSaysStopping) {
+  write_file(config_, "firewall: {onStop: maybe}\n");
+  test::NotifySocket notify(tmp_.file("notify"));
+  test::ChildProcess p({kBinary, "--config", config_}, tmp_.path(),
+                       {.env = {{"NOTIFY_SOCKET", notify.path()}}});
+  EXPECT_EQ(p.wait(kDeadline), 78);
+  EXPECT_TRUE(notify.wait_for("STOPPING=1", kDeadline));
+  EXPECT_NE(p.err().find("<3>configuration error: " + config_ +
+                         ":1:20: firewall.onStop: expected one of keep | remove, got \"maybe\""),
+            std::string::npos)
+      << p.err();
+}
+
+TEST_F(DaemonProcess, ReadyWatchdogReloadAndGracefulStop) {
+  write_file(config_, "node: {name: alpha}\n");
+  test::NotifySocket notify(tmp_.file("notify"));
+  test::ChildProcess p({kBinary, "--config", config_}, tmp_.path(),
+                       {.env = {{"NOTIFY_SOCKET", notify.path()}, {"WATCHDOG_USEC", "300000"}},
+                        .watchdog_pid_is_child = true});
+  std::string seen;
+  ASSERT_TRUE(notify.wait_for("READY=1", kDeadline, &seen)) << seen << p.err();
+  EXPECT_NE(seen.find("STATUS=standalone; node alpha"), std::string::npos) << seen;
+
+  // WATCHDOG_USEC=300ms: pings every 100ms from the event loop.
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(notify.wait_for("WATCHDOG=1", kDeadline)) << i;
+
+  // SIGHUP with a good new configuration: it takes effect.
+  write_file(config_, "node: {name: beta}\n");
+  p.signal(SIGHUP);
+  ASSERT_TRUE(notify.wait_for("RELOADING=1", kDeadline));
+  auto ready = notify.wait_for("READY=1", kDeadline);
+  ASSERT_TRUE(ready);
+  EXPECT_NE(ready->find("STATUS=standalone; node beta"), std::string::npos) << *ready;
+
+  // SIGHUP with a bad one: rejected with the reason, the old one stays.
+  write_file(config_, "node: {name: gamma}\nfirewall: {backend: pf}\n");
+  p.signal(SIGHUP);
+  ASSERT_TRUE(notify.wait_for("RELOADING=1", kDeadline));
+  ready = notify.wait_for("READY=1", kDeadline);
+  ASSERT_TRUE(ready);
+  EXPECT_NE(ready->find("STATUS=standalone; node beta"), std::string::npos) << *ready;
+
+  p.signal(SIGTERM);
+  ASSERT_TRUE(notify.wait_for("STOPPING=1", kDeadline));
+  EXPECT_EQ(p.wait(kDeadline), 0);
+  EXPECT_NE(p.err().find("<3>new configuration rejected, keeping the old one: " + config_ +
+                         ":2:21: firewall.backend: expected one of nftables | ufw | none, got "
+                         "\"pf\" [TETHERD_EVENT=config-rejected"),
+            std::string::npos)
+      << p.err();
+  EXPECT_NE(p.err().find("<6>stopping on SIGTERM"), std::string::npos) << p.err();
+}
+
+TEST_F(DaemonProcess, SigintAlsoStopsGracefully) {
+  write_file(config_, "node: {name: alpha}\n");
+  test::NotifySocket notify(tmp_.file("notify"));
+  test::ChildProcess p({kBinary, "--config", config_}, tmp_.path(),
+                       {.env = {{"NOTIFY_SOCKET", notify.path()}}});
+  ASSERT_TRUE(notify.wait_for("READY=1", kDeadline)) << p.err();
+  p.signal(SIGINT);
+  EXPECT_TRUE(notify.wait_for("STOPPING=1", kDeadline));
+  EXPECT_EQ(p.wait(kDeadline), 0);
+}
+
+TEST_F(DaemonProcess, StandaloneNeedsNoNetworkAtAll) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
+  // In a fresh network namespace not even loopback is up.
+  write_file(config_, "node: {name: alpha}\nmetrics: {listen: \"\"}\n");
+  test::NotifySocket notify(tmp_.file("notify"));
+  test::ChildProcess p({kBinary, "--config", config_}, tmp_.path(),
+                       {.env = {{"NOTIFY_SOCKET", notify.path()}}, .new_network_namespace = true});
+  ASSERT_TRUE(notify.wait_for("READY=1", kDeadline)) << p.err();
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(kDeadline), 0) << p.err();
+}
+
+}  // namespace
+}  // namespace tetherd

@@ -1,0 +1,99 @@
+#pragma once
+// Runs a program as a child process with extra environment variables, its
+// stdout and stderr captured to files, optionally in a fresh network
+// namespace. For tests of the real binaries.
+
+#include <chrono>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sstream>
+#include <string>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace tetherd::test {
+
+struct ChildOptions {
+  std::map<std::string, std::string> env;
+  bool watchdog_pid_is_child = false;  // sets WATCHDOG_PID to the child's own pid
+  bool new_network_namespace = false;
+};
+
+class ChildProcess {
+ public:
+  ChildProcess(std::vector<std::string> argv, const std::string& output_dir,
+               ChildOptions options = {})
+      : stdout_path_(output_dir + "/stdout"), stderr_path_(output_dir + "/stderr") {
+    pid_ = fork();
+    if (pid_ != 0) return;
+    const int out = open(stdout_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int err = open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(out, STDOUT_FILENO);
+    dup2(err, STDERR_FILENO);
+    for (const auto& [k, v] : options.env)
+      setenv(k.c_str(), v.c_str(), 1);
+    if (options.watchdog_pid_is_child) setenv("WATCHDOG_PID", std::to_string(getpid()).c_str(), 1);
+    if (options.new_network_namespace && unshare(CLONE_NEWNET) != 0) _exit(120);
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  ~ChildProcess() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int signo) const { kill(pid_, signo); }
+
+  // Waits for the exit; returns the exit code, 128+signal if killed by
+  // another signal, or -1 if it was still running at the deadline (then it
+  // is killed).
+  int wait(std::chrono::milliseconds timeout) {
+    // A pidfd becomes readable when the child exits: wait on it with poll()
+    // instead of polling waitpid in a loop.
+    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      const int ready = poll(&p, 1, static_cast<int>(timeout.count()));
+      close(pidfd);
+      if (ready != 1) kill(pid_, SIGKILL);
+    }
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    exited_ = true;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  std::string out() const { return slurp(stdout_path_); }
+  std::string err() const { return slurp(stderr_path_); }
+
+ private:
+  static std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  std::string stdout_path_;
+  std::string stderr_path_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
+
+}  // namespace tetherd::test
