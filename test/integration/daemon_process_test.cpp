@@ -23,8 +23,8 @@ void write_file(const std::string& path, const std::string& text) {
 
 class DaemonProcess : public ::testing::Test {
  protected:
+  test::TempDir tmp_;  // before config_, which is made from it
   std::string config_ = tmp_.file("tetherd.yaml");
-  test::TempDir tmp_;
 };
 
 TEST_F(DaemonProcess, VersionFlag) {
