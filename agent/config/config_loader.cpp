@@ -13,34 +13,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "agent/config/yaml_reader.h"
 #include "agent/core/duration.h"
 
 namespace tetherd {
 namespace {
 
 constexpr std::size_t kMaxConfigBytes = 1 << 20;
-
-std::string quoted(std::string_view s) {
-  return "\"" + std::string(s) + "\"";
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      const bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
-                        std::tolower(static_cast<unsigned char>(b[j - 1]));
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (same ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
 
 // A DNS-1123 subdomain (RFC 1123), as Kubernetes requires of object names.
 bool is_dns_subdomain(std::string_view s) {
@@ -58,197 +37,21 @@ bool is_dns_label(std::string_view s) {
   return s.size() <= 63 && is_dns_subdomain(s) && s.find('.') == std::string_view::npos;
 }
 
-// Walks the YAML tree, collecting every problem with its position.
-class Reader {
- public:
-  explicit Reader(ConfigErrors& errors) : errors_(errors) {}
-
-  void error(const YAML::Mark& mark, const std::string& path, const std::string& message) {
-    ConfigError e;
-    if (!mark.is_null()) {
-      e.line = mark.line + 1;
-      e.column = mark.column + 1;
-    }
-    e.message = path.empty() ? message : path + ": " + message;
-    errors_.push_back(std::move(e));
+void read_namespace(YamlReader& r, const YamlReader::Fields& f, const std::string& path,
+                    std::string& out) {
+  const YAML::Node* n = YamlReader::find(f, "namespace");
+  if (n == nullptr) return;
+  const std::string where = YamlReader::join(path, "namespace");
+  auto s = r.scalar(*n, where, "a namespace name");
+  if (!s) return;
+  if (!is_dns_label(*s)) {
+    r.error(r.mark_of(*n, where), where,
+            "not a valid namespace name (lowercase letters, digits and '-', at most 63): " +
+                quoted(*s));
+  } else {
+    out = *s;
   }
-
-  // The fields of a mapping, keyed by name. Unknown and duplicate keys are
-  // reported; a typo must not silently drop a setting.
-  using Fields = std::map<std::string, YAML::Node, std::less<>>;
-  Fields fields(const YAML::Node& node, const std::string& path,
-                std::initializer_list<std::string_view> known) {
-    Fields out;
-    if (node.IsNull()) return out;
-    if (!node.IsMap()) {
-      error(node.Mark(), path, "expected a mapping of keys");
-      return out;
-    }
-    for (const auto& entry : node) {
-      // Copies: yaml-cpp's iterator yields a temporary pair of handles.
-      const YAML::Node key = entry.first;
-      const YAML::Node value = entry.second;
-      if (!key.IsScalar()) {
-        error(key.Mark(), path, "keys must be plain strings");
-        continue;
-      }
-      const std::string& name = key.Scalar();
-      const std::string where = path.empty() ? name : path + "." + name;
-      if (std::find(known.begin(), known.end(), name) == known.end()) {
-        std::string message = "unknown key " + quoted(name);
-        std::string_view best;
-        std::size_t best_distance = 3;
-        for (std::string_view k : known) {
-          const std::size_t d = edit_distance(name, k);
-          if (d < best_distance) best = k, best_distance = d;
-        }
-        if (!best.empty()) message += "; did you mean " + quoted(best) + "?";
-        error(key.Mark(), path, message);
-        continue;
-      }
-      if (out.contains(name)) {
-        error(key.Mark(), path, "duplicate key " + quoted(name));
-        continue;
-      }
-      out.emplace(name, value);
-      marks_[where] = key.Mark();
-    }
-    return out;
-  }
-
-  // Position to blame for a value: the value itself, or its key when the
-  // value is empty (yaml-cpp places an empty value at the next token).
-  YAML::Mark mark_of(const YAML::Node& node, const std::string& path) const {
-    if (!node.Mark().is_null() && !node.IsNull()) return node.Mark();
-    const auto it = marks_.find(path);
-    return it == marks_.end() ? YAML::Mark::null_mark() : it->second;
-  }
-
-  std::optional<std::string> scalar(const YAML::Node& node, const std::string& path,
-                                    std::string_view expected) {
-    if (!node.IsScalar()) {
-      error(mark_of(node, path), path, "expected " + std::string(expected));
-      return std::nullopt;
-    }
-    return node.Scalar();
-  }
-
-  void string(const Fields& f, std::string_view key, const std::string& path, std::string& out) {
-    if (const YAML::Node* n = find(f, key)) {
-      if (auto s = scalar(*n, join(path, key), "a string")) out = *s;
-    }
-  }
-
-  void absolute_path(const Fields& f, std::string_view key, const std::string& path,
-                     std::string& out) {
-    if (const YAML::Node* n = find(f, key)) {
-      const std::string where = join(path, key);
-      if (auto s = scalar(*n, where, "an absolute path")) {
-        if (s->empty() || s->front() != '/') {
-          error(mark_of(*n, where), where, "expected an absolute path, got " + quoted(*s));
-        } else {
-          out = *s;
-        }
-      }
-    }
-  }
-
-  void duration(const Fields& f, std::string_view key, const std::string& path, Duration min,
-                Duration max, Duration& out) {
-    const YAML::Node* n = find(f, key);
-    if (n == nullptr) return;
-    const std::string where = join(path, key);
-    auto s = scalar(*n, where, "a duration such as 10s or 1h30m");
-    if (!s) return;
-    auto d = parse_duration(*s);
-    if (!d) {
-      error(mark_of(*n, where), where, d.error().message);
-    } else if (*d < min || *d > max) {
-      error(mark_of(*n, where), where,
-            "must be between " + format_duration(min) + " and " + format_duration(max) + ", got " +
-                *s);
-    } else {
-      out = *d;
-    }
-  }
-
-  std::optional<std::uint64_t> unsigned_value(const YAML::Node& node, const std::string& path,
-                                              std::uint64_t min, std::uint64_t max,
-                                              std::string_view what) {
-    auto s = scalar(node, path, std::string(what));
-    if (!s) return std::nullopt;
-    std::uint64_t v = 0;
-    const auto [end, err] = std::from_chars(s->data(), s->data() + s->size(), v);
-    if (s->empty() || err != std::errc() || end != s->data() + s->size() || v < min || v > max) {
-      error(mark_of(node, path), path,
-            "expected " + std::string(what) + " (" + std::to_string(min) + "-" +
-                std::to_string(max) + "), got " + quoted(*s));
-      return std::nullopt;
-    }
-    return v;
-  }
-
-  template <class E>
-  void enumeration(const Fields& f, std::string_view key, const std::string& path,
-                   std::initializer_list<std::pair<std::string_view, E>> choices, E& out) {
-    const YAML::Node* n = find(f, key);
-    if (n == nullptr) return;
-    const std::string where = join(path, key);
-    std::string names;
-    for (const auto& [name, value] : choices)
-      names += (names.empty() ? "" : " | ") + std::string(name);
-    auto s = scalar(*n, where, "one of " + names);
-    if (!s) return;
-    for (const auto& [name, value] : choices) {
-      if (*s == name) {
-        out = value;
-        return;
-      }
-    }
-    error(mark_of(*n, where), where, "expected one of " + names + ", got " + quoted(*s));
-  }
-
-  void cidrs(const Fields& f, std::string_view key, const std::string& path,
-             std::vector<firewall::Cidr>& out) {
-    const YAML::Node* n = find(f, key);
-    if (n == nullptr) return;
-    const std::string where = join(path, key);
-    if (n->IsNull()) {
-      out.clear();
-      return;
-    }
-    if (!n->IsSequence()) {
-      error(mark_of(*n, where), where, "expected a list of CIDRs, e.g. [203.0.113.0/24]");
-      return;
-    }
-    std::vector<firewall::Cidr> parsed;
-    for (std::size_t i = 0; i < n->size(); ++i) {
-      const YAML::Node item = (*n)[i];
-      const std::string item_path = where + "[" + std::to_string(i) + "]";
-      auto s = scalar(item, item_path, "a CIDR such as 203.0.113.0/24");
-      if (!s) continue;
-      auto c = firewall::parse_cidr(*s);
-      if (!c) {
-        error(mark_of(item, item_path), item_path, c.error().message);
-      } else {
-        parsed.push_back(*c);
-      }
-    }
-    out = std::move(parsed);
-  }
-
-  static const YAML::Node* find(const Fields& f, std::string_view key) {
-    const auto it = f.find(key);
-    return it == f.end() ? nullptr : &it->second;
-  }
-  static std::string join(const std::string& path, std::string_view key) {
-    return path.empty() ? std::string(key) : path + "." + std::string(key);
-  }
-
- private:
-  ConfigErrors& errors_;
-  std::map<std::string, YAML::Mark, std::less<>> marks_;
-};
+}
 
 bool valid_listen_address(std::string_view s) {
   // ADDRESS:PORT with an IPv4 literal or a bracketed IPv6 literal.
@@ -286,39 +89,29 @@ bool valid_http_url(std::string_view s) {
          authority.find_first_of(" \t@") == std::string_view::npos;
 }
 
-void read_control_plane(Reader& r, const YAML::Node& node, ControlPlaneConfig& c) {
+void read_control_plane(YamlReader& r, const YAML::Node& node, ControlPlaneConfig& c) {
   const std::string p = "controlPlane";
   auto f = r.fields(node, p, {"kubeconfig", "namespace", "heartbeatInterval", "leaseDuration"});
   r.absolute_path(f, "kubeconfig", p, c.kubeconfig);
-  if (const YAML::Node* n = Reader::find(f, "namespace")) {
-    if (auto s = r.scalar(*n, p + ".namespace", "a namespace name")) {
-      if (!is_dns_label(*s)) {
-        r.error(r.mark_of(*n, p + ".namespace"), p + ".namespace",
-                "not a valid namespace name (lowercase letters, digits and '-', at most 63): " +
-                    quoted(*s));
-      } else {
-        c.namespace_ = *s;
-      }
-    }
-  }
+  read_namespace(r, f, p, c.namespace_);
   r.duration(f, "heartbeatInterval", p, 1s, 1h, c.heartbeat_interval);
   r.duration(f, "leaseDuration", p, 1s, 24h, c.lease_duration);
-  if (const YAML::Node* n = Reader::find(f, "leaseDuration")) {
+  if (const YAML::Node* n = YamlReader::find(f, "leaseDuration")) {
     const std::string where = p + ".leaseDuration";
     if (c.lease_duration % 1s != Duration::zero()) {
       r.error(r.mark_of(*n, where), where, "must be a whole number of seconds");
     }
   }
   if (c.lease_duration <= c.heartbeat_interval) {
-    const YAML::Node* n = Reader::find(f, "leaseDuration");
-    if (n == nullptr) n = Reader::find(f, "heartbeatInterval");
+    const YAML::Node* n = YamlReader::find(f, "leaseDuration");
+    if (n == nullptr) n = YamlReader::find(f, "heartbeatInterval");
     r.error(n ? r.mark_of(*n, p) : node.Mark(), p + ".leaseDuration",
             "must be longer than heartbeatInterval (" + format_duration(c.lease_duration) +
                 " <= " + format_duration(c.heartbeat_interval) + ")");
   }
 }
 
-void read_firewall(Reader& r, const YAML::Node& node, FirewallConfig& c) {
+void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
   const std::string p = "firewall";
   auto f = r.fields(node, p, {"backend", "ports", "allow", "alwaysAllow", "maxSources", "onStop"});
   r.enumeration<FirewallBackend>(f, "backend", p,
@@ -328,7 +121,7 @@ void read_firewall(Reader& r, const YAML::Node& node, FirewallConfig& c) {
                                  c.backend);
   r.enumeration<OnStop>(f, "onStop", p, {{"keep", OnStop::kKeep}, {"remove", OnStop::kRemove}},
                         c.on_stop);
-  if (const YAML::Node* n = Reader::find(f, "ports")) {
+  if (const YAML::Node* n = YamlReader::find(f, "ports")) {
     const std::string where = p + ".ports";
     if (!n->IsSequence() || n->size() == 0) {
       r.error(r.mark_of(*n, where), where, "expected a non-empty list of ports, e.g. [6443, 4143]");
@@ -352,39 +145,30 @@ void read_firewall(Reader& r, const YAML::Node& node, FirewallConfig& c) {
   }
   r.cidrs(f, "allow", p, c.allow);
   r.cidrs(f, "alwaysAllow", p, c.always_allow);
-  if (const YAML::Node* n = Reader::find(f, "maxSources")) {
+  if (const YAML::Node* n = YamlReader::find(f, "maxSources")) {
     if (auto v = r.unsigned_value(*n, p + ".maxSources", 1, 65536, "a number of sources")) {
       c.max_sources = static_cast<std::uint32_t>(*v);
     }
   }
   const std::size_t static_sources = c.allow.size() + c.always_allow.size();
   if (static_sources > c.max_sources) {
-    const YAML::Node* n = Reader::find(f, "allow");
+    const YAML::Node* n = YamlReader::find(f, "allow");
     r.error(n ? r.mark_of(*n, p + ".allow") : node.Mark(), p + ".allow",
             "allow and alwaysAllow list " + std::to_string(static_sources) +
                 " sources, more than maxSources (" + std::to_string(c.max_sources) + ")");
   }
 }
 
-void read_linkerd(Reader& r, const YAML::Node& node, LinkerdConfig& c) {
+void read_linkerd(YamlReader& r, const YAML::Node& node, LinkerdConfig& c) {
   const std::string p = "linkerd";
   auto f = r.fields(node, p, {"namespace", "rotateBefore", "issuerValidity", "trustAnchorKey"});
-  if (const YAML::Node* n = Reader::find(f, "namespace")) {
-    if (auto s = r.scalar(*n, p + ".namespace", "a namespace name")) {
-      if (!is_dns_label(*s)) {
-        r.error(r.mark_of(*n, p + ".namespace"), p + ".namespace",
-                "not a valid namespace name: " + quoted(*s));
-      } else {
-        c.namespace_ = *s;
-      }
-    }
-  }
+  read_namespace(r, f, p, c.namespace_);
   r.duration(f, "rotateBefore", p, 1min, 87600h, c.rotate_before);
   r.duration(f, "issuerValidity", p, 1h, 87600h, c.issuer_validity);
   r.absolute_path(f, "trustAnchorKey", p, c.trust_anchor_key);
   if (c.rotate_before >= c.issuer_validity) {
-    const YAML::Node* n = Reader::find(f, "rotateBefore");
-    if (n == nullptr) n = Reader::find(f, "issuerValidity");
+    const YAML::Node* n = YamlReader::find(f, "rotateBefore");
+    if (n == nullptr) n = YamlReader::find(f, "issuerValidity");
     r.error(n ? r.mark_of(*n, p) : node.Mark(), p + ".rotateBefore",
             "must be shorter than issuerValidity (" + format_duration(c.rotate_before) +
                 " >= " + format_duration(c.issuer_validity) +
@@ -392,7 +176,7 @@ void read_linkerd(Reader& r, const YAML::Node& node, LinkerdConfig& c) {
   }
 }
 
-Config read_config(Reader& r, const YAML::Node& root, const LoadOptions& options) {
+Config read_config(YamlReader& r, const YAML::Node& root, const LoadOptions& options) {
   Config c;
   c.firewall.always_allow = {*firewall::parse_cidr("10.42.0.0/16"),
                              *firewall::parse_cidr("10.43.0.0/16")};
@@ -402,9 +186,9 @@ Config read_config(Reader& r, const YAML::Node& root, const LoadOptions& options
 
   c.node_name = options.host_name;
   std::optional<YAML::Node> name_node;
-  if (const YAML::Node* n = Reader::find(f, "node")) {
+  if (const YAML::Node* n = YamlReader::find(f, "node")) {
     auto nf = r.fields(*n, "node", {"name"});
-    if (const YAML::Node* name = Reader::find(nf, "name")) name_node = *name;
+    if (const YAML::Node* name = YamlReader::find(nf, "name")) name_node = *name;
     r.string(nf, "name", "node", c.node_name);
   }
   // The EdgeNode is named after the node and the Lease tetherd-<node>: both
@@ -422,21 +206,21 @@ Config read_config(Reader& r, const YAML::Node& root, const LoadOptions& options
     }
   }
 
-  if (const YAML::Node* n = Reader::find(f, "controlPlane"); n && !n->IsNull()) {
+  if (const YAML::Node* n = YamlReader::find(f, "controlPlane"); n && !n->IsNull()) {
     read_control_plane(r, *n, c.control_plane.emplace());
   }
-  if (const YAML::Node* n = Reader::find(f, "cluster"); n && !n->IsNull()) {
+  if (const YAML::Node* n = YamlReader::find(f, "cluster"); n && !n->IsNull()) {
     auto cf = r.fields(*n, "cluster", {"kubeconfig"});
     r.absolute_path(cf, "kubeconfig", "cluster", c.cluster.emplace().kubeconfig);
   }
-  if (const YAML::Node* n = Reader::find(f, "firewall")) read_firewall(r, *n, c.firewall);
-  if (const YAML::Node* n = Reader::find(f, "linkerd"); n && !n->IsNull()) {
+  if (const YAML::Node* n = YamlReader::find(f, "firewall")) read_firewall(r, *n, c.firewall);
+  if (const YAML::Node* n = YamlReader::find(f, "linkerd"); n && !n->IsNull()) {
     read_linkerd(r, *n, c.linkerd.emplace());
   }
-  if (const YAML::Node* n = Reader::find(f, "health")) {
+  if (const YAML::Node* n = YamlReader::find(f, "health")) {
     auto hf = r.fields(*n, "health", {"interval", "linkerdGateway"});
     r.duration(hf, "interval", "health", 1s, 1h, c.health.interval);
-    if (const YAML::Node* g = Reader::find(hf, "linkerdGateway")) {
+    if (const YAML::Node* g = YamlReader::find(hf, "linkerdGateway")) {
       const std::string where = "health.linkerdGateway";
       if (auto s = r.scalar(*g, where, "an http:// or https:// URL")) {
         if (!valid_http_url(*s)) {
@@ -448,9 +232,9 @@ Config read_config(Reader& r, const YAML::Node& root, const LoadOptions& options
       }
     }
   }
-  if (const YAML::Node* n = Reader::find(f, "metrics")) {
+  if (const YAML::Node* n = YamlReader::find(f, "metrics")) {
     auto mf = r.fields(*n, "metrics", {"listen"});
-    if (const YAML::Node* l = Reader::find(mf, "listen")) {
+    if (const YAML::Node* l = YamlReader::find(mf, "listen")) {
       const std::string where = "metrics.listen";
       if (l->IsNull()) {
         c.metrics.listen.clear();
@@ -465,7 +249,7 @@ Config read_config(Reader& r, const YAML::Node& root, const LoadOptions& options
       }
     }
   }
-  if (const YAML::Node* n = Reader::find(f, "state")) {
+  if (const YAML::Node* n = YamlReader::find(f, "state")) {
     auto sf = r.fields(*n, "state", {"dir"});
     r.absolute_path(sf, "dir", "state", c.state.dir);
   }
@@ -495,7 +279,7 @@ std::variant<Config, ConfigErrors> parse_config(std::string_view yaml, const Loa
     errors.push_back({1, 1, "expected one YAML document, found " + std::to_string(docs.size())});
     return errors;
   }
-  Reader reader(errors);
+  YamlReader reader(errors);
   Config config;
   try {
     config = read_config(reader, docs.empty() ? YAML::Node() : docs.front(), options);
