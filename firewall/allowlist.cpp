@@ -1,0 +1,80 @@
+#include "firewall/allowlist.h"
+
+#include <algorithm>
+#include <iterator>
+
+namespace tetherd::firewall {
+namespace {
+
+template <class T>
+std::vector<T> minus(const std::vector<T>& a, const std::vector<T>& b) {
+  std::vector<T> out;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<Cidr>> validate(const DesiredSources& desired, const Policy& policy) {
+  if (desired.sources.size() > policy.max_sources) {
+    return make_error(std::to_string(desired.sources.size()) +
+                      " sources requested, more than maxSources (" +
+                      std::to_string(policy.max_sources) + ")");
+  }
+  for (std::uint16_t port : desired.ports) {
+    if (std::find(policy.ports.begin(), policy.ports.end(), port) == policy.ports.end()) {
+      return make_error("port " + std::to_string(port) +
+                        " is not one of the ports tetherd manages (firewall.ports)");
+    }
+  }
+  std::vector<Cidr> out;
+  out.reserve(desired.sources.size());
+  for (std::size_t i = 0; i < desired.sources.size(); ++i) {
+    auto c = parse_cidr(desired.sources[i]);
+    if (!c) return make_error("allowedSources[" + std::to_string(i) + "]: " + c.error().message);
+    out.push_back(*c);
+  }
+  return out;
+}
+
+Allowlist build_allowlist(const Policy& policy, const std::vector<Cidr>& control_plane,
+                          const std::vector<boost::asio::ip::address>& node_addresses) {
+  Allowlist a;
+  a.ports = policy.ports;
+  std::sort(a.ports.begin(), a.ports.end());
+  a.ports.erase(std::unique(a.ports.begin(), a.ports.end()), a.ports.end());
+  a.verdict = policy.verdict;
+
+  // Loopback: the node talking to itself must never be locked out.
+  a.sources.add(*parse_cidr("127.0.0.0/8"));
+  a.sources.add(*parse_cidr("::1/128"));
+  for (const auto& address : node_addresses) {
+    if (address.is_v4()) {
+      a.sources.add(Cidr{address, 32});
+    } else if (!address.to_v6().is_v4_mapped()) {
+      // Without the scope (fe80::1%eth0): rules match addresses, not links.
+      a.sources.add(Cidr{boost::asio::ip::address_v6(address.to_v6().to_bytes()), 128});
+    }
+  }
+  for (const Cidr& c : policy.always_allow)
+    a.sources.add(c);
+  for (const Cidr& c : policy.allow)
+    a.sources.add(c);
+  for (const Cidr& c : control_plane)
+    a.sources.add(c);
+  return a;
+}
+
+AllowlistDiff diff(const Allowlist& live, const Allowlist& desired) {
+  AllowlistDiff d;
+  const std::vector<Cidr> have = live.sources.cidrs();
+  const std::vector<Cidr> want = desired.sources.cidrs();
+  d.added = minus(want, have);
+  d.removed = minus(have, want);
+  d.ports_added = minus(desired.ports, live.ports);
+  d.ports_removed = minus(live.ports, desired.ports);
+  d.verdict_changed = live.verdict != desired.verdict;
+  return d;
+}
+
+}  // namespace tetherd::firewall

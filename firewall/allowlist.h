@@ -1,0 +1,65 @@
+#pragma once
+// What tetherd allows: the policy (from the configuration), the desired
+// sources from the control plane (validated whole), and the resulting
+// Allowlist that a backend applies. Pure: values in, values out.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "agent/core/result.h"
+#include "firewall/address_set.h"
+#include "firewall/cidr.h"
+
+namespace tetherd::firewall {
+
+enum class Verdict { kDrop, kReject };  // reject: TCP reset, so peers fail fast
+
+struct Policy {
+  std::vector<std::uint16_t> ports;  // the only ports ever filtered
+  std::vector<Cidr> always_allow;
+  std::vector<Cidr> allow;
+  std::uint32_t max_sources = 4096;
+  Verdict verdict = Verdict::kDrop;
+};
+
+// The control plane's wish (EdgeNode spec.firewall), as received.
+struct DesiredSources {
+  std::vector<std::string> sources;  // CIDRs, IPv4 or IPv6
+  std::vector<std::uint16_t> ports;  // optional; each must be in Policy::ports
+};
+
+// Validates a desired set whole: the first problem rejects all of it, so a
+// half-valid update never reaches the kernel.
+Result<std::vector<Cidr>> validate(const DesiredSources& desired, const Policy& policy);
+
+// The rules as applied: ports filtered and the sources let through them.
+struct Allowlist {
+  std::vector<std::uint16_t> ports;  // sorted, unique
+  AddressSet sources;
+  Verdict verdict = Verdict::kDrop;
+  friend bool operator==(const Allowlist&, const Allowlist&) = default;
+};
+
+// alwaysAllow ∪ allow ∪ control-plane sources ∪ loopback ∪ node addresses.
+Allowlist build_allowlist(const Policy& policy, const std::vector<Cidr>& control_plane,
+                          const std::vector<boost::asio::ip::address>& node_addresses);
+
+// What a reconcile must do to turn `live` into `desired`.
+struct AllowlistDiff {
+  std::vector<Cidr> added;
+  std::vector<Cidr> removed;
+  std::vector<std::uint16_t> ports_added;
+  std::vector<std::uint16_t> ports_removed;
+  bool verdict_changed = false;
+  bool empty() const {
+    return added.empty() && removed.empty() && ports_added.empty() && ports_removed.empty() &&
+           !verdict_changed;
+  }
+};
+
+AllowlistDiff diff(const Allowlist& live, const Allowlist& desired);
+
+}  // namespace tetherd::firewall
