@@ -107,6 +107,22 @@ void AddressSet::add(const AddressSet& other) {
     insert(v6_, r);
 }
 
+bool AddressSet::add_range(const ip::address& first, const ip::address& last) {
+  if (first.is_v4() && last.is_v4()) {
+    const auto a = first.to_v4().to_uint(), b = last.to_v4().to_uint();
+    if (a > b) return false;
+    insert(v4_, {a, b});
+    return true;
+  }
+  if (first.is_v6() && last.is_v6()) {
+    const Uint128 a = to_uint(first.to_v6()), b = to_uint(last.to_v6());
+    if (a > b) return false;
+    insert(v6_, {a, b});
+    return true;
+  }
+  return false;
+}
+
 bool AddressSet::contains(const ip::address& a) const {
   if (a.is_v4()) return range_contains(v4_, a.to_v4().to_uint());
   if (a.to_v6().is_v4_mapped()) {

@@ -12,6 +12,10 @@
 namespace tetherd {
 
 struct Error {
+  // Result<std::string> is ambiguous from a string: construct it with
+  // boost::system::in_place_value.
+  Error() = default;
+  explicit Error(std::string m) : message(std::move(m)) {}
   std::string message;
 };
 

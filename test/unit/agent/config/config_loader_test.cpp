@@ -201,7 +201,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "controlPlane:\n  namespace: Tetherd\n",
                 {"t.yaml:2:14: controlPlane.namespace: not a valid namespace name (lowercase "
                  "letters, digits and '-', at most 63): \"Tetherd\""}},
-        BadCase{"BadLinkerdNamespace", "linkerd:\n  namespace: -mesh\n",
+        BadCase{"BadLinkerdNamespace",
+                "linkerd:\n  namespace: -mesh\n",
                 {"t.yaml:2:14: linkerd.namespace: not a valid namespace name (lowercase "
                  "letters, digits and '-', at most 63): \"-mesh\""}},
         BadCase{"RelativeKubeconfig",

@@ -1,0 +1,25 @@
+#pragma once
+// A firewall backend reconciles the kernel with an Allowlist. apply() may be
+// called again with the same allowlist (it is idempotent); read() reports
+// the state actually reached, so drift can be seen and repaired.
+
+#include <optional>
+#include <string_view>
+
+#include "agent/core/result.h"
+#include "firewall/allowlist.h"
+#include "firewall/nft_ruleset.h"
+
+namespace tetherd::firewall {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  virtual Result<void> apply(const Allowlist& allowlist) = 0;
+  // nullopt: tetherd's rules are not installed at all.
+  virtual Result<std::optional<LiveTable>> read() = 0;
+  virtual Result<void> remove() = 0;
+};
+
+}  // namespace tetherd::firewall

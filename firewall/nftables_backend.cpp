@@ -1,0 +1,71 @@
+#include "firewall/nftables_backend.h"
+
+#include <nftables/libnftables.h>
+
+namespace tetherd::firewall {
+
+void NftablesBackend::CtxFree::operator()(nft_ctx* ctx) const {
+  nft_ctx_free(ctx);
+}
+
+NftablesBackend::NftablesBackend() : ctx_(nft_ctx_new(NFT_CTX_DEFAULT)) {
+  nft_ctx_buffer_output(ctx_.get());
+  nft_ctx_buffer_error(ctx_.get());
+}
+
+NftablesBackend::~NftablesBackend() = default;
+
+Result<std::string> NftablesBackend::run(const std::string& script, bool json) {
+  nft_ctx_output_set_flags(ctx_.get(), json ? NFT_CTX_OUTPUT_JSON : 0);
+  const int rc = nft_run_cmd_from_buffer(ctx_.get(), script.c_str());
+  // Reading a buffer also rewinds it for the next command.
+  std::string output = nft_ctx_get_output_buffer(ctx_.get());
+  std::string error = nft_ctx_get_error_buffer(ctx_.get());
+  if (rc != 0) {
+    while (!error.empty() && error.back() == '\n')
+      error.pop_back();
+    return make_error(error.empty() ? "nftables command failed" : error);
+  }
+  return Result<std::string>(boost::system::in_place_value, std::move(output));
+}
+
+Result<void> NftablesBackend::apply(const Allowlist& allowlist) {
+  if (reached_ && reached_->verdict == allowlist.verdict) {
+    const std::string script = render_update(*reached_, allowlist);
+    if (script.empty() || run(script)) {
+      reached_ = allowlist;
+      return {};
+    }
+    // The kernel was not what we thought (someone changed it): replace.
+  }
+  reached_.reset();
+  auto r = run(render_replace(allowlist));
+  if (!r) return make_error("applying table inet tetherd: " + r.error().message);
+  reached_ = allowlist;
+  return {};
+}
+
+Result<std::optional<LiveTable>> NftablesBackend::read() {
+  auto r = run("list table inet tetherd", true);
+  if (!r) {
+    // nft says "No such file or directory" for a table that does not exist.
+    if (r.error().message.find("No such file or directory") != std::string::npos) {
+      reached_.reset();
+      return std::optional<LiveTable>();
+    }
+    return make_error("reading table inet tetherd: " + r.error().message);
+  }
+  auto live = parse_live_table(*r);
+  if (!live) return live.error();
+  reached_ = live->rules_intact ? std::optional<Allowlist>(live->allowlist) : std::nullopt;
+  return std::optional<LiveTable>(std::move(*live));
+}
+
+Result<void> NftablesBackend::remove() {
+  auto r = run(render_remove());
+  if (!r) return make_error("removing table inet tetherd: " + r.error().message);
+  reached_.reset();
+  return {};
+}
+
+}  // namespace tetherd::firewall

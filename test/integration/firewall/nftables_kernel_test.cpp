@@ -1,0 +1,247 @@
+// The nftables backend on the real kernel, in network namespaces made by the
+// test: who can connect to what, before and after updates, with DNAT, IPv6,
+// someone else's `nft flush ruleset`, and bad input.
+
+#include <array>
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "firewall/firewall.h"
+#include "firewall/nftables_backend.h"
+#include "test/support/netns.h"
+
+namespace tetherd::firewall {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Outcome;
+
+const std::vector<std::uint16_t> kManaged = {6443, 4143, 4191};
+
+Policy policy(Verdict verdict = Verdict::kReject) {
+  Policy p;
+  p.ports = kManaged;
+  p.always_allow = {*parse_cidr("10.42.0.0/16")};
+  p.max_sources = 16;
+  p.verdict = verdict;  // reject: a refused connect is seen at once, no timeouts
+  return p;
+}
+
+std::vector<boost::asio::ip::address> node_addresses() {
+  std::vector<boost::asio::ip::address> out;
+  for (const char* a : {"192.0.2.1", "198.51.100.1", "2001:db8:a::1", "2001:db8:b::1"}) {
+    out.push_back(boost::asio::ip::make_address(a));
+  }
+  return out;
+}
+
+class NftablesKernel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: creates network namespaces and nft tables";
+    topo_ = std::make_unique<test::Topology>();
+    topo_->listen_on({6443, 4143, 4191, 22, 14143});
+    // The backend lives in the node's namespace, as tetherd lives in the host's.
+    test::InNetns in(topo_->node);
+    backend_ = std::make_unique<NftablesBackend>();
+    firewall_ = std::make_unique<Firewall>(*backend_, policy(), node_addresses());
+  }
+
+  Result<void> update(const std::vector<std::string>& sources) {
+    test::InNetns in(topo_->node);
+    return firewall_->update({sources, {}});
+  }
+  std::optional<LiveTable> live() {
+    test::InNetns in(topo_->node);
+    auto r = backend_->read();
+    EXPECT_TRUE(r.has_value()) << r.error().message;
+    return r ? *r : std::nullopt;
+  }
+  void node_sh(const std::string& cmd) { test::sh("ip netns exec " + topo_->node + " " + cmd); }
+
+  // Expects `peer` to get `want` on every managed port, and port 22 always.
+  void expect_access(const std::string& peer, const std::string& to, Outcome want) {
+    for (std::uint16_t port : kManaged) {
+      EXPECT_EQ(to_string(topo_->connect_from(peer, to, port)), to_string(want))
+          << peer << " -> " << to << ":" << port;
+    }
+    EXPECT_EQ(topo_->connect_from(peer, to, 22), Outcome::kConnected) << "port 22 is not managed";
+  }
+
+  std::unique_ptr<test::Topology> topo_;
+  std::unique_ptr<NftablesBackend> backend_;
+  std::unique_ptr<Firewall> firewall_;
+};
+
+TEST_F(NftablesKernel, AllowedPeerConnectsStrangerIsRefused) {
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  expect_access(topo_->a, "192.0.2.1", Outcome::kConnected);
+  expect_access(topo_->b, "198.51.100.1", Outcome::kRefused);
+}
+
+TEST_F(NftablesKernel, SwappingThePeersSwapsTheResult) {
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  ASSERT_TRUE(update({"198.51.100.0/24"}).has_value());
+  expect_access(topo_->a, "192.0.2.1", Outcome::kRefused);
+  expect_access(topo_->b, "198.51.100.1", Outcome::kConnected);
+}
+
+TEST_F(NftablesKernel, IPv6Likewise) {
+  ASSERT_TRUE(update({"2001:db8:a::/64"}).has_value());
+  expect_access(topo_->a, "2001:db8:a::1", Outcome::kConnected);
+  expect_access(topo_->b, "2001:db8:b::1", Outcome::kRefused);
+  ASSERT_TRUE(update({"2001:db8:b::2"}).has_value());
+  expect_access(topo_->a, "2001:db8:a::1", Outcome::kRefused);
+  expect_access(topo_->b, "2001:db8:b::1", Outcome::kConnected);
+}
+
+TEST_F(NftablesKernel, DnatPublishedPortIsFilteredByTheDialledPort) {
+  // As k3s's servicelb/hostPort publish a port: DNAT in prerouting from the
+  // port peers dial (4143) to where the service listens (14143).
+  node_sh(
+      "nft 'add table ip k3snat; add chain ip k3snat pre { type nat hook prerouting priority "
+      "dstnat; }; add rule ip k3snat pre tcp dport 4143 dnat to :14143'");
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 4143), Outcome::kConnected);
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 4143), Outcome::kRefused)
+      << "a filter after DNAT would see port 14143 and let the stranger in";
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 14143), Outcome::kConnected)
+      << "the unmanaged port itself stays open";
+}
+
+TEST_F(NftablesKernel, DropVerdictDropsSilentlyAndCounts) {
+  {
+    test::InNetns in(topo_->node);
+    firewall_ = std::make_unique<Firewall>(*backend_, policy(Verdict::kDrop), node_addresses());
+  }
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443, 300ms), Outcome::kTimedOut);
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 6443), Outcome::kConnected);
+  auto table = live();
+  ASSERT_TRUE(table);
+  EXPECT_GT(table->dropped_packets, 0u) << "the dropped SYN must show in the counter";
+}
+
+TEST_F(NftablesKernel, AStayingPeerIsNeverRefusedDuringUpdates) {
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  std::atomic<bool> done{false};
+  std::atomic<int> attempts{0}, failures{0};
+  std::array<std::atomic<int>, 4> by_outcome{};
+  std::thread probe([&] {
+    test::InNetns in(topo_->a);
+    while (!done) {
+      const Outcome o = test::tcp_connect(boost::asio::ip::make_address("192.0.2.1"), 6443, 2000ms);
+      ++attempts;
+      ++by_outcome[static_cast<int>(o)];
+      if (o != Outcome::kConnected) ++failures;
+    }
+  });
+  // 100 updates that keep peer a and churn everything else.
+  for (int i = 0; i < 100; ++i) {
+    std::vector<std::string> sources = {"192.0.2.2/32"};
+    if (i % 2) sources.push_back("198.51.100.2/32");
+    sources.push_back("203.0.113." + std::to_string(i) + "/32");
+    ASSERT_TRUE(update(sources).has_value()) << i;
+    topo_->drain();
+  }
+  done = true;
+  probe.join();
+  topo_->drain();
+  EXPECT_GT(attempts.load(), 0);
+  EXPECT_EQ(failures.load(), 0) << "of " << attempts.load()
+                                << " connects during 100 updates: " << by_outcome[1] << " refused, "
+                                << by_outcome[2] << " timed out, " << by_outcome[3] << " errors";
+}
+
+TEST_F(NftablesKernel, ReadBackEqualsWhatWasApplied) {
+  ASSERT_TRUE(update({"198.51.100.0/25", "198.51.100.128/25", "2001:db8:b::/48"}).has_value());
+  auto table = live();
+  ASSERT_TRUE(table);
+  EXPECT_TRUE(table->rules_intact);
+  EXPECT_EQ(table->allowlist, firewall_->desired());
+}
+
+TEST_F(NftablesKernel, FlushRulesetIsDetectedAndRepaired) {
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  node_sh("nft flush ruleset");
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kConnected)
+      << "with the table gone the stranger gets in: this is what must be repaired";
+  test::InNetns in(topo_->node);
+  auto drift = firewall_->reconcile();
+  ASSERT_TRUE(drift.has_value()) << drift.error().message;
+  EXPECT_EQ(*drift, Firewall::Drift::kMissing);
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone);
+}
+
+TEST_F(NftablesKernel, EditedSetIsDetectedAndRepaired) {
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  node_sh("nft add element inet tetherd allowed4 '{ 198.51.100.2 }'");
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kConnected);
+  {
+    test::InNetns in(topo_->node);
+    EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kRepaired);
+  }
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kRefused);
+}
+
+TEST_F(NftablesKernel, ExtraRuleInOurChainIsRepaired) {
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  node_sh("nft insert rule inet tetherd prerouting ip saddr 198.51.100.2 accept");
+  test::InNetns in(topo_->node);
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kRepaired);
+  EXPECT_TRUE(backend_->read().value()->rules_intact);
+}
+
+TEST_F(NftablesKernel, BadInputIsRejectedWholeAndTheKernelIsUntouched) {
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  const auto before = live();
+  ASSERT_TRUE(before);
+
+  std::vector<std::string> ten_times_max;
+  for (int i = 0; i < 160; ++i)
+    ten_times_max.push_back("203.0.113." + std::to_string(i % 256));
+  const std::vector<std::pair<DesiredSources, std::string>> bad = {
+      {{{"198.51.100.2/32", "198.51.100.300/32"}, {}}, "invalid CIDR \"198.51.100.300/32\""},
+      {{ten_times_max, {}}, "160 sources requested, more than maxSources (16)"},
+      {{{"198.51.100.2/32"}, {6443, 8080}}, "port 8080 is not one of the ports"},
+  };
+  for (const auto& [desired, why] : bad) {
+    test::InNetns in(topo_->node);
+    auto r = firewall_->update(desired);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
+  }
+  const auto after = live();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->allowlist, before->allowlist);
+  EXPECT_EQ(firewall_->last_good().sources, std::vector<std::string>{"192.0.2.2/32"});
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kRefused);
+}
+
+TEST_F(NftablesKernel, RemoveDeletesTheTable) {
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  {
+    test::InNetns in(topo_->node);
+    ASSERT_TRUE(backend_->remove().has_value());
+    ASSERT_TRUE(backend_->remove().has_value()) << "removing twice is fine";
+  }
+  EXPECT_FALSE(live().has_value());
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kConnected);
+}
+
+TEST_F(NftablesKernel, OtherTablesAreLeftAlone) {
+  node_sh(
+      "nft 'add table inet mine; add chain inet mine input { type filter hook input priority 0; "
+      "}'");
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  {
+    test::InNetns in(topo_->node);
+    ASSERT_TRUE(backend_->remove().has_value());
+  }
+  node_sh("nft list table inet mine");  // throws if it was touched
+}
+
+}  // namespace
+}  // namespace tetherd::firewall
