@@ -9,10 +9,14 @@
 #include <boost/asio/io_context.hpp>
 
 #include "agent/adapters/journal_log.h"
+#include "agent/adapters/node_addresses.h"
 #include "agent/adapters/sd_notifier.h"
+#include "agent/adapters/state_dir.h"
 #include "agent/adapters/system_clock.h"
 #include "agent/app/daemon.h"
 #include "agent/config/config_loader.h"
+#include "firewall/nftables_backend.h"
+#include "firewall/none_backend.h"
 
 namespace {
 
@@ -68,6 +72,18 @@ bool parse_args(int argc, char** argv, Options& o) {
   return true;
 }
 
+std::unique_ptr<tetherd::firewall::Backend> make_firewall_backend(tetherd::FirewallBackend kind) {
+  switch (kind) {
+    case tetherd::FirewallBackend::kNftables:
+      return std::make_unique<tetherd::firewall::NftablesBackend>();
+    case tetherd::FirewallBackend::kNone:
+      return std::make_unique<tetherd::firewall::NoneBackend>();
+    case tetherd::FirewallBackend::kUfw:
+      return nullptr;  // the ufw backend is not built yet
+  }
+  return nullptr;
+}
+
 int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& notifier) {
   using namespace tetherd;
   const LoadOptions load_options{default_host_name()};
@@ -83,10 +99,19 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
     return kExitConfig;
   }
 
+  const Config& config = std::get<Config>(loaded);
+  StateDir state(config.state.dir);
+  if (auto ec = state.ensure()) {
+    log.error("state-dir-failed", "cannot use the state directory " + state.path() + ": " +
+                                      ec.message() +
+                                      "; the desired state will not survive a restart");
+  }
+  FirewallKeeper firewall(log, state, make_firewall_backend, node_addresses());
+
   SystemClock clock;
   boost::asio::io_context io(1);
-  Daemon daemon(io, clock, log, notifier, options.config, load, std::get<Config>(loaded));
-  daemon.start();
+  Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config);
+  if (!daemon.start()) return kExitFailure;
   io.run();
   return kExitOk;
 }

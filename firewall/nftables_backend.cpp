@@ -1,5 +1,7 @@
 #include "firewall/nftables_backend.h"
 
+#include <malloc.h>
+
 #include <nftables/libnftables.h>
 
 namespace tetherd::firewall {
@@ -12,15 +14,18 @@ NftablesBackend::NftablesBackend() : ctx_(nft_ctx_new(NFT_CTX_DEFAULT)) {
   nft_ctx_buffer_output(ctx_.get());
   nft_ctx_buffer_error(ctx_.get());
 }
-
 NftablesBackend::~NftablesBackend() = default;
 
 Result<std::string> NftablesBackend::run(const std::string& script, bool json) {
-  nft_ctx_output_set_flags(ctx_.get(), json ? NFT_CTX_OUTPUT_JSON : 0);
-  const int rc = nft_run_cmd_from_buffer(ctx_.get(), script.c_str());
-  // Reading a buffer also rewinds it for the next command.
-  std::string output = nft_ctx_get_output_buffer(ctx_.get());
-  std::string error = nft_ctx_get_error_buffer(ctx_.get());
+  nft_ctx* ctx = ctx_.get();
+  if (!ctx) return make_error("cannot create an nftables context");
+  nft_ctx_output_set_flags(ctx, json ? NFT_CTX_OUTPUT_JSON : 0);
+  const int rc = nft_run_cmd_from_buffer(ctx, script.c_str());
+  std::string output = nft_ctx_get_output_buffer(ctx);
+  std::string error = nft_ctx_get_error_buffer(ctx);
+  // Give back what the command's parser used: the daemon then idles for
+  // hours, and glibc would otherwise keep the freed heap.
+  malloc_trim(0);
   if (rc != 0) {
     while (!error.empty() && error.back() == '\n')
       error.pop_back();
@@ -30,6 +35,9 @@ Result<std::string> NftablesBackend::run(const std::string& script, bool json) {
 }
 
 Result<void> NftablesBackend::apply(const Allowlist& allowlist) {
+  // First apply after start: learn what the kernel holds (a table kept from
+  // before a restart), so that even this apply is a diff.
+  if (!reached_ && !known_absent_ && !read()) reached_.reset();
   if (reached_ && reached_->verdict == allowlist.verdict) {
     const std::string script = render_update(*reached_, allowlist);
     if (script.empty() || run(script)) {
@@ -42,6 +50,7 @@ Result<void> NftablesBackend::apply(const Allowlist& allowlist) {
   auto r = run(render_replace(allowlist));
   if (!r) return make_error("applying table inet tetherd: " + r.error().message);
   reached_ = allowlist;
+  known_absent_ = false;
   return {};
 }
 
@@ -51,6 +60,7 @@ Result<std::optional<LiveTable>> NftablesBackend::read() {
     // nft says "No such file or directory" for a table that does not exist.
     if (r.error().message.find("No such file or directory") != std::string::npos) {
       reached_.reset();
+      known_absent_ = true;
       return std::optional<LiveTable>();
     }
     return make_error("reading table inet tetherd: " + r.error().message);
@@ -58,6 +68,7 @@ Result<std::optional<LiveTable>> NftablesBackend::read() {
   auto live = parse_live_table(*r);
   if (!live) return live.error();
   reached_ = live->rules_intact ? std::optional<Allowlist>(live->allowlist) : std::nullopt;
+  known_absent_ = false;
   return std::optional<LiveTable>(std::move(*live));
 }
 
@@ -65,6 +76,7 @@ Result<void> NftablesBackend::remove() {
   auto r = run(render_remove());
   if (!r) return make_error("removing table inet tetherd: " + r.error().message);
   reached_.reset();
+  known_absent_ = true;
   return {};
 }
 

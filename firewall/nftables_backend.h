@@ -41,6 +41,7 @@ class NftablesBackend final : public Backend {
   };
   std::unique_ptr<nft_ctx, CtxFree> ctx_;
   std::optional<Allowlist> reached_;  // what the kernel holds, as far as we know
+  bool known_absent_ = false;         // the table is not there (we removed it)
 };
 
 }  // namespace tetherd::firewall

@@ -6,30 +6,31 @@
 
 namespace tetherd {
 
-std::string status_line(const Config& c) {
+std::string status_line(const Config& c, const std::string& firewall_summary) {
   std::string s = c.standalone() ? "standalone" : "control plane configured";
   s += "; node " + c.node_name;
-  s += "; firewall " + std::string(to_string(c.firewall.backend));
-  if (c.firewall.backend != FirewallBackend::kNone) {
-    s += " (" + std::to_string(c.firewall.ports.size()) + " ports, " +
-         std::to_string(c.firewall.allow.size() + c.firewall.always_allow.size()) +
-         " static sources)";
-  }
+  s += "; firewall " + firewall_summary;
   return s;
 }
 
 Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
-               std::string config_path, ConfigSource load_config, Config initial)
+               FirewallKeeper& firewall, std::string config_path, ConfigSource load_config,
+               Config initial)
     : clock_(clock),
       log_(log),
       notifier_(notifier),
+      firewall_(firewall),
       config_path_(std::move(config_path)),
       load_config_(std::move(load_config)),
       config_(std::move(initial)),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
       watchdog_(io) {}
 
-void Daemon::start() {
+Result<void> Daemon::start() {
+  if (auto r = firewall_.start(config_.firewall); !r) {
+    log_.error("firewall-failed", "cannot apply the firewall: " + r.error().message);
+    return r;
+  }
   wait_for_signal();
   if (auto timeout = notifier_.watchdog_timeout()) {
     // A third of the timeout, as systemd recommends; pinged from this loop so
@@ -37,9 +38,11 @@ void Daemon::start() {
     watchdog_period_ = *timeout / 3;
     arm_watchdog();
   }
-  log_.info("started", "tetherd " TETHERD_VERSION " started: " + status_line(config_),
+  const std::string status = status_line(config_, firewall_.summary());
+  log_.info("started", "tetherd " TETHERD_VERSION " started: " + status,
             {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
-  notifier_.notify("READY=1\nSTATUS=" + status_line(config_));
+  notifier_.notify("READY=1\nSTATUS=" + status);
+  return {};
 }
 
 void Daemon::wait_for_signal() {
@@ -77,17 +80,24 @@ bool Daemon::reload() {
     }
   } else {
     Config next = std::get<Config>(std::move(loaded));
-    if (next == config_) {
+    Result<void> fits =
+        next.firewall == config_.firewall ? Result<void>() : firewall_.reconfigure(next.firewall);
+    if (!fits) {
+      log_.error("config-rejected",
+                 "new configuration rejected, keeping the old one: " + fits.error().message,
+                 {{"CONFIG", config_path_}});
+    } else if (next == config_) {
       log_.info("config-unchanged", "configuration reloaded, nothing changed",
                 {{"CONFIG", config_path_}});
     } else {
       config_ = std::move(next);
-      log_.notice("config-reloaded", "configuration reloaded: " + status_line(config_),
+      log_.notice("config-reloaded",
+                  "configuration reloaded: " + status_line(config_, firewall_.summary()),
                   {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
     }
-    applied = true;
+    applied = fits.has_value();
   }
-  notifier_.notify("READY=1\nSTATUS=" + status_line(config_));
+  notifier_.notify("READY=1\nSTATUS=" + status_line(config_, firewall_.summary()));
   return applied;
 }
 
@@ -99,6 +109,7 @@ void Daemon::stop(std::string_view reason) {
   boost::system::error_code ignored;
   signals_.cancel(ignored);
   watchdog_.cancel();
+  firewall_.stop();
 }
 
 }  // namespace tetherd

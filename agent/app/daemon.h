@@ -10,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "agent/app/firewall_keeper.h"
 #include "agent/config/config_loader.h"
 #include "agent/core/clock.h"
 #include "agent/core/log.h"
@@ -18,19 +19,22 @@
 namespace tetherd {
 
 // One line for systemd's STATUS= and `systemctl status`.
-std::string status_line(const Config& config);
+std::string status_line(const Config& config, const std::string& firewall_summary);
 
 class Daemon {
  public:
   using ConfigSource = std::function<std::variant<Config, ConfigErrors>()>;
 
   Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
-         std::string config_path, ConfigSource load_config, Config initial);
+         FirewallKeeper& firewall, std::string config_path, ConfigSource load_config,
+         Config initial);
 
-  // Arms signals and the watchdog, then tells systemd READY=1.
-  void start();
-  // Re-reads the configuration; a bad one is logged and the old one kept.
-  // Returns whether the new configuration took effect.
+  // Applies the firewall (fail closed: before anything else), arms signals
+  // and the watchdog, then tells systemd READY=1. An error means tetherd
+  // cannot do its job and should exit non-zero.
+  Result<void> start();
+  // Re-reads the configuration; a bad one, or one the firewall cannot take,
+  // is logged and the old one kept. Returns whether the new one took effect.
   bool reload();
   // Graceful stop: STOPPING=1, cancel everything so that io.run() returns.
   void stop(std::string_view reason);
@@ -44,6 +48,7 @@ class Daemon {
   const Clock& clock_;
   Log& log_;
   ServiceNotifier& notifier_;
+  FirewallKeeper& firewall_;
   std::string config_path_;
   ConfigSource load_config_;
   Config config_;

@@ -30,11 +30,14 @@ struct ClusterConfig {
 enum class FirewallBackend { kNftables, kUfw, kNone };
 enum class OnStop { kKeep, kRemove };
 
+// 10.42.0.0/16 and 10.43.0.0/16: k3s's default pod and service networks.
+std::vector<firewall::Cidr> default_always_allow();
+
 struct FirewallConfig {
   FirewallBackend backend = FirewallBackend::kNftables;
   std::vector<std::uint16_t> ports = {6443, 4143, 4191};
   std::vector<firewall::Cidr> allow;
-  std::vector<firewall::Cidr> always_allow;  // defaults filled by the loader
+  std::vector<firewall::Cidr> always_allow = default_always_allow();
   std::uint32_t max_sources = 4096;
   OnStop on_stop = OnStop::kKeep;
   bool operator==(const FirewallConfig&) const = default;

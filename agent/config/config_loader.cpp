@@ -178,8 +178,6 @@ void read_linkerd(YamlReader& r, const YAML::Node& node, LinkerdConfig& c) {
 
 Config read_config(YamlReader& r, const YAML::Node& root, const LoadOptions& options) {
   Config c;
-  c.firewall.always_allow = {*firewall::parse_cidr("10.42.0.0/16"),
-                             *firewall::parse_cidr("10.43.0.0/16")};
   auto f = r.fields(
       root, "",
       {"node", "controlPlane", "cluster", "firewall", "linkerd", "health", "metrics", "state"});
@@ -320,6 +318,10 @@ std::string default_host_name() {
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
   return name;
+}
+
+std::vector<firewall::Cidr> default_always_allow() {
+  return {*firewall::parse_cidr("10.42.0.0/16"), *firewall::parse_cidr("10.43.0.0/16")};
 }
 
 const char* to_string(FirewallBackend b) {

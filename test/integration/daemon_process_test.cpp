@@ -1,11 +1,14 @@
 // The real tetherd binary under a stand-in service manager: a real notify
 // socket, real signals, real exit codes.
 
+#include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
 
+#include "firewall/nftables_backend.h"
 #include "test/support/child_process.h"
+#include "test/support/netns.h"
 #include "test/support/notify_socket.h"
 #include "test/support/temp_dir.h"
 
@@ -23,6 +26,12 @@ void write_file(const std::string& path, const std::string& text) {
 
 class DaemonProcess : public ::testing::Test {
  protected:
+  // Tests run on the host: the firewall must not touch it (backend none).
+  std::string config_text(const std::string& name, const std::string& extra = "") {
+    return "node: {name: " + name +
+           "}\nfirewall: {backend: none}\nstate: {dir: " + tmp_.file("state") + "}\n" + extra;
+  }
+
   test::TempDir tmp_;  // before config_, which is made from it
   std::string config_ = tmp_.file("tetherd.yaml");
 };
@@ -72,7 +81,7 @@ TEST_F(DaemonProcess, ConfigErrorAtStartExits78AndSaysStopping) {
 }
 
 TEST_F(DaemonProcess, ReadyWatchdogReloadAndGracefulStop) {
-  write_file(config_, "node: {name: alpha}\n");
+  write_file(config_, config_text("alpha"));
   test::NotifySocket notify(tmp_.file("notify"));
   test::ChildProcess p({kBinary, "--config", config_}, tmp_.path(),
                        {.env = {{"NOTIFY_SOCKET", notify.path()}, {"WATCHDOG_USEC", "300000"}},
@@ -86,7 +95,7 @@ TEST_F(DaemonProcess, ReadyWatchdogReloadAndGracefulStop) {
     ASSERT_TRUE(notify.wait_for("WATCHDOG=1", kDeadline)) << i;
 
   // SIGHUP with a good new configuration: it takes effect.
-  write_file(config_, "node: {name: beta}\n");
+  write_file(config_, config_text("beta"));
   p.signal(SIGHUP);
   ASSERT_TRUE(notify.wait_for("RELOADING=1", kDeadline));
   auto ready = notify.wait_for("READY=1", kDeadline);
@@ -113,7 +122,7 @@ TEST_F(DaemonProcess, ReadyWatchdogReloadAndGracefulStop) {
 }
 
 TEST_F(DaemonProcess, SigintAlsoStopsGracefully) {
-  write_file(config_, "node: {name: alpha}\n");
+  write_file(config_, config_text("alpha"));
   test::NotifySocket notify(tmp_.file("notify"));
   test::ChildProcess p({kBinary, "--config", config_}, tmp_.path(),
                        {.env = {{"NOTIFY_SOCKET", notify.path()}}});
@@ -126,13 +135,51 @@ TEST_F(DaemonProcess, SigintAlsoStopsGracefully) {
 TEST_F(DaemonProcess, StandaloneNeedsNoNetworkAtAll) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
   // In a fresh network namespace not even loopback is up.
-  write_file(config_, "node: {name: alpha}\nmetrics: {listen: \"\"}\n");
+  write_file(config_, config_text("alpha", "metrics: {listen: \"\"}\n"));
   test::NotifySocket notify(tmp_.file("notify"));
   test::ChildProcess p({kBinary, "--config", config_}, tmp_.path(),
                        {.env = {{"NOTIFY_SOCKET", notify.path()}}, .new_network_namespace = true});
   ASSERT_TRUE(notify.wait_for("READY=1", kDeadline)) << p.err();
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait(kDeadline), 0) << p.err();
+}
+
+// The nftables backend through the real binary, in a network namespace of
+// its own: the table is in force before READY=1, the saved desired state is
+// applied at boot, and onStop: remove takes the table away.
+TEST_F(DaemonProcess, NftablesAppliedBeforeReadyFromTheSavedState) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
+  std::filesystem::create_directories(tmp_.file("state"));
+  write_file(tmp_.file("state/desired-firewall.json"),
+             "{\"version\":1,\"sources\":[\"198.51.100.0/24\"],\"ports\":[]}\n");
+  write_file(config_, "node: {name: alpha}\nfirewall: {onStop: remove}\nstate: {dir: " +
+                          tmp_.file("state") + "}\nmetrics: {listen: \"\"}\n");
+  test::NotifySocket notify(tmp_.file("notify"));
+  test::ChildProcess p({kBinary, "--config", config_}, tmp_.path(),
+                       {.env = {{"NOTIFY_SOCKET", notify.path()}}, .new_network_namespace = true});
+  auto ready = notify.wait_for("READY=1", kDeadline);
+  ASSERT_TRUE(ready) << p.err();
+  EXPECT_NE(ready->find("firewall nftables, 3 ports, "), std::string::npos) << *ready;
+  {
+    test::InNetns in("/proc/" + std::to_string(p.pid()) + "/ns/net");
+    firewall::NftablesBackend nft;
+    auto live = nft.read();
+    ASSERT_TRUE(live.has_value()) << live.error().message;
+    ASSERT_TRUE(live->has_value()) << "table inet tetherd must exist once READY=1 is sent";
+    EXPECT_TRUE((*live)->rules_intact);
+    EXPECT_TRUE((*live)->allowlist.sources.contains(boost::asio::ip::make_address("198.51.100.7")));
+    EXPECT_FALSE((*live)->allowlist.sources.contains(boost::asio::ip::make_address("192.0.2.7")));
+  }
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(kDeadline), 0) << p.err();
+  EXPECT_NE(p.err().find("TETHERD_EVENT=firewall-removed"), std::string::npos) << p.err();
+}
+
+TEST_F(DaemonProcess, UfwBackendIsRefusedUntilItExists) {
+  write_file(config_, "firewall: {backend: ufw}\nstate: {dir: " + tmp_.file("state") + "}\n");
+  test::ChildProcess p({kBinary, "--config", config_}, tmp_.path());
+  EXPECT_EQ(p.wait(kDeadline), 1);
+  EXPECT_NE(p.err().find("firewall.backend ufw is not available"), std::string::npos) << p.err();
 }
 
 }  // namespace

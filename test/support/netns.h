@@ -34,9 +34,12 @@ inline void sh(const std::string& command) {
 // Switches this thread into a namespace until destroyed.
 class InNetns {
  public:
+  // `name` is a namespace made by `ip netns add`, or a path such as
+  // /proc/PID/ns/net.
   explicit InNetns(const std::string& name)
       : saved_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
-    const int target = open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+    const std::string path = name.starts_with("/") ? name : "/run/netns/" + name;
+    const int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (saved_ < 0 || target < 0 || setns(target, CLONE_NEWNET) != 0) {
       throw std::runtime_error("cannot enter network namespace " + name);
     }

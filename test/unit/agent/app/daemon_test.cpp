@@ -6,9 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include "test/support/fake_backend.h"
 #include "test/support/fake_clock.h"
 #include "test/support/recording_log.h"
 #include "test/support/recording_notifier.h"
+#include "test/support/temp_dir.h"
 
 namespace tetherd {
 namespace {
@@ -24,24 +26,35 @@ class DaemonTest : public ::testing::Test {
  protected:
   Daemon make(Config initial) {
     return Daemon(
-        io_, clock_, log_, notifier_, "/etc/tetherd/tetherd.yaml", [this] { return next_; },
-        std::move(initial));
+        io_, clock_, log_, notifier_, keeper_, "/etc/tetherd/tetherd.yaml",
+        [this] { return next_; }, std::move(initial));
   }
 
+  test::TempDir tmp_;
+  test::FakeBackend* backend_ = nullptr;  // owned by keeper_
+  bool fail_apply_ = false;
   boost::asio::io_context io_{1};
   test::FakeClock clock_;
   test::RecordingLog log_;
   test::RecordingNotifier notifier_;
   std::variant<Config, ConfigErrors> next_;
+  FirewallKeeper keeper_{log_,
+                         StateDir(tmp_.path()),
+                         [this](FirewallBackend) {
+                           auto b = std::make_unique<test::FakeBackend>();
+                           b->fail_apply = fail_apply_;
+                           backend_ = b.get();
+                           return b;
+                         },
+                         {}};
 };
 
 TEST_F(DaemonTest, StartTellsSystemdReadyWithAStatusLine) {
   Daemon d = make(config_named("alpha"));
-  d.start();
+  ASSERT_TRUE(d.start().has_value());
   ASSERT_EQ(notifier_.messages.size(), 1u);
-  EXPECT_EQ(
-      notifier_.messages[0],
-      "READY=1\nSTATUS=standalone; node alpha; firewall nftables (3 ports, 2 static sources)");
+  EXPECT_EQ(notifier_.messages[0],
+            "READY=1\nSTATUS=standalone; node alpha; firewall fake, 3 ports, 3 source networks");
   ASSERT_EQ(log_.with_event("started").size(), 1u);
   EXPECT_EQ(log_.with_event("started")[0].fields.at("NODE"), "alpha");
   d.stop("test");
@@ -51,7 +64,7 @@ TEST_F(DaemonTest, StartTellsSystemdReadyWithAStatusLine) {
 TEST_F(DaemonTest, WatchdogPingsFromTheLoopWhenEnabled) {
   notifier_.watchdog = 3s;
   Daemon d = make(config_named("alpha"));
-  d.start();
+  ASSERT_TRUE(d.start().has_value());
   EXPECT_EQ(notifier_.messages.front(), "WATCHDOG=1");
   d.stop("test");
   io_.run();
@@ -59,7 +72,7 @@ TEST_F(DaemonTest, WatchdogPingsFromTheLoopWhenEnabled) {
 
 TEST_F(DaemonTest, NoWatchdogPingsWhenDisabled) {
   Daemon d = make(config_named("alpha"));
-  d.start();
+  ASSERT_TRUE(d.start().has_value());
   d.stop("test");
   io_.run();
   for (const auto& m : notifier_.messages)
@@ -68,7 +81,7 @@ TEST_F(DaemonTest, NoWatchdogPingsWhenDisabled) {
 
 TEST_F(DaemonTest, GoodReloadTakesEffect) {
   Daemon d = make(config_named("alpha"));
-  d.start();
+  ASSERT_TRUE(d.start().has_value());
   clock_.advance(5s);
   next_ = config_named("beta");
   EXPECT_TRUE(d.reload());
@@ -76,7 +89,7 @@ TEST_F(DaemonTest, GoodReloadTakesEffect) {
   ASSERT_EQ(notifier_.messages.size(), 3u);
   EXPECT_EQ(notifier_.messages[1], "RELOADING=1\nMONOTONIC_USEC=1005000000");
   EXPECT_EQ(notifier_.messages[2],
-            "READY=1\nSTATUS=standalone; node beta; firewall nftables (3 ports, 2 static sources)");
+            "READY=1\nSTATUS=standalone; node beta; firewall fake, 3 ports, 3 source networks");
   EXPECT_EQ(log_.with_event("config-reloaded").size(), 1u);
   d.stop("test");
   io_.run();
@@ -84,7 +97,7 @@ TEST_F(DaemonTest, GoodReloadTakesEffect) {
 
 TEST_F(DaemonTest, ReloadWithoutChangesSaysSo) {
   Daemon d = make(config_named("alpha"));
-  d.start();
+  ASSERT_TRUE(d.start().has_value());
   next_ = config_named("alpha");
   EXPECT_TRUE(d.reload());
   EXPECT_EQ(log_.with_event("config-unchanged").size(), 1u);
@@ -95,7 +108,7 @@ TEST_F(DaemonTest, ReloadWithoutChangesSaysSo) {
 
 TEST_F(DaemonTest, BadReloadIsRejectedAndTheOldConfigStays) {
   Daemon d = make(config_named("alpha"));
-  d.start();
+  ASSERT_TRUE(d.start().has_value());
   next_ = ConfigErrors{{3, 12, "firewall.backend: expected one of nftables | ufw | none"},
                        {7, 1, "unknown key \"extra\""}};
   EXPECT_FALSE(d.reload());
@@ -106,16 +119,15 @@ TEST_F(DaemonTest, BadReloadIsRejectedAndTheOldConfigStays) {
   EXPECT_EQ(rejected[0].message,
             "new configuration rejected, keeping the old one: /etc/tetherd/tetherd.yaml:3:12: "
             "firewall.backend: expected one of nftables | ufw | none");
-  EXPECT_EQ(
-      notifier_.messages.back(),
-      "READY=1\nSTATUS=standalone; node alpha; firewall nftables (3 ports, 2 static sources)");
+  EXPECT_EQ(notifier_.messages.back(),
+            "READY=1\nSTATUS=standalone; node alpha; firewall fake, 3 ports, 3 source networks");
   d.stop("test");
   io_.run();
 }
 
 TEST_F(DaemonTest, StopNotifiesOnceEvenIfCalledTwice) {
   Daemon d = make(config_named("alpha"));
-  d.start();
+  ASSERT_TRUE(d.start().has_value());
   d.stop("SIGTERM");
   d.stop("SIGINT");
   io_.run();
@@ -126,11 +138,48 @@ TEST_F(DaemonTest, StopNotifiesOnceEvenIfCalledTwice) {
   EXPECT_EQ(notifier_.messages.back(), "STOPPING=1\nSTATUS=stopping (SIGTERM)");
 }
 
+TEST_F(DaemonTest, StartAppliesTheFirewallBeforeReady) {
+  Daemon d = make(config_named("alpha"));
+  ASSERT_TRUE(d.start().has_value());
+  ASSERT_NE(backend_, nullptr);
+  EXPECT_EQ(backend_->applies, 1);
+  ASSERT_TRUE(backend_->live.has_value());
+  EXPECT_EQ(backend_->live->allowlist.ports, (std::vector<std::uint16_t>{4143, 4191, 6443}));
+  d.stop("test");
+  io_.run();
+  EXPECT_EQ(backend_->removes, 0) << "onStop: keep is the default";
+}
+
+TEST_F(DaemonTest, AFirewallThatCannotBeAppliedFailsTheStart) {
+  fail_apply_ = true;
+  Daemon d = make(config_named("alpha"));
+  auto r = d.start();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, "fake apply failure");
+  EXPECT_EQ(log_.with_event("firewall-failed").size(), 1u);
+  EXPECT_TRUE(notifier_.messages.empty()) << "never READY=1 without the firewall";
+}
+
+TEST_F(DaemonTest, ReloadThatTheFirewallCannotTakeIsRejected) {
+  Daemon d = make(config_named("alpha"));
+  ASSERT_TRUE(d.start().has_value());
+  ASSERT_TRUE(keeper_.update({{"192.0.2.0/24"}, {4143}}).has_value());
+  Config next = config_named("beta");
+  next.firewall.ports = {6443};  // the saved desired state asks for 4143
+  next_ = next;
+  EXPECT_FALSE(d.reload());
+  EXPECT_EQ(d.config().node_name, "alpha");
+  ASSERT_EQ(log_.with_event("config-rejected").size(), 1u);
+  EXPECT_NE(log_.with_event("config-rejected")[0].message.find("port 4143"), std::string::npos);
+  d.stop("test");
+  io_.run();
+}
+
 TEST(StatusLine, SummarisesModeNodeAndFirewall) {
   Config c = config_named("alpha");
   c.control_plane.emplace();
-  c.firewall.backend = FirewallBackend::kNone;
-  EXPECT_EQ(status_line(c), "control plane configured; node alpha; firewall none");
+  EXPECT_EQ(status_line(c, "none, 3 ports, 4 source networks"),
+            "control plane configured; node alpha; firewall none, 3 ports, 4 source networks");
 }
 
 }  // namespace

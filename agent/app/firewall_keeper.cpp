@@ -1,0 +1,116 @@
+#include "agent/app/firewall_keeper.h"
+
+#include "firewall/desired_state.h"
+
+namespace tetherd {
+
+firewall::Policy firewall_policy(const FirewallConfig& c) {
+  firewall::Policy p;
+  p.ports = c.ports;
+  p.always_allow = c.always_allow;
+  p.allow = c.allow;
+  p.max_sources = c.max_sources;
+  return p;
+}
+
+FirewallKeeper::FirewallKeeper(Log& log, StateDir state, BackendFactory make_backend,
+                               std::vector<boost::asio::ip::address> node_addresses)
+    : log_(log),
+      state_(std::move(state)),
+      make_backend_(std::move(make_backend)),
+      node_addresses_(std::move(node_addresses)) {}
+
+Result<void> FirewallKeeper::start(const FirewallConfig& config) {
+  config_ = config;
+  backend_ = make_backend_(config.backend);
+  if (!backend_) {
+    return make_error(std::string("firewall.backend ") + to_string(config.backend) +
+                      " is not available in this version of tetherd");
+  }
+  firewall_ =
+      std::make_unique<firewall::Firewall>(*backend_, firewall_policy(config), node_addresses_);
+
+  // The last good desired state, if any: a bad file is reported and set
+  // aside (not deleted: it is evidence), and the static allowlist applies.
+  boost::system::error_code ec;
+  if (auto saved = state_.read(firewall::kDesiredStateFile, ec)) {
+    auto desired = firewall::decode_desired(*saved);
+    if (!desired) {
+      log_.error("firewall-state-invalid",
+                 "ignoring " + state_.path() + "/" + std::string(firewall::kDesiredStateFile) +
+                     ": " + desired.error().message + "; applying the static allowlist only");
+    } else if (auto r = firewall_->update(*desired); !r) {
+      log_.error("firewall-state-invalid",
+                 "the saved desired state no longer fits the configuration: " + r.error().message +
+                     "; applying the static allowlist only");
+    } else {
+      log_.notice("firewall-applied", "firewall applied from the saved desired state: " + summary(),
+                  {{"BACKEND", std::string(backend_->name())}});
+      return {};
+    }
+  } else if (ec != boost::system::errc::no_such_file_or_directory) {
+    log_.error("firewall-state-invalid", "cannot read the saved desired state: " + ec.message());
+  }
+  auto r = firewall_->reconcile();
+  if (!r) return r.error();
+  log_.notice("firewall-applied", "firewall applied: " + summary(),
+              {{"BACKEND", std::string(backend_->name())}});
+  return {};
+}
+
+Result<void> FirewallKeeper::update(const firewall::DesiredSources& desired) {
+  if (auto r = firewall_->update(desired); !r) {
+    log_.warning("firewall-rejected", r.error().message);
+    return r;
+  }
+  if (auto ec = state_.replace(firewall::kDesiredStateFile, firewall::encode_desired(desired))) {
+    // The rules are in force; only a restart before the next update would
+    // fall back to the previous saved state.
+    log_.error("firewall-state-unsaved", "cannot save the desired state: " + ec.message());
+  }
+  log_.notice("firewall-applied", "firewall updated: " + summary(),
+              {{"BACKEND", std::string(backend_->name())}});
+  return {};
+}
+
+Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config) {
+  if (config.backend != config_.backend) {
+    log_.warning("firewall-backend-unchanged", std::string("firewall.backend changed to ") +
+                                                   to_string(config.backend) +
+                                                   "; it takes effect when tetherd restarts");
+  }
+  auto r = firewall_->set_policy(firewall_policy(config));
+  if (!r) return r;
+  const FirewallBackend running = config_.backend;
+  config_ = config;
+  config_.backend = running;
+  log_.notice("firewall-applied", "firewall updated for the new configuration: " + summary(),
+              {{"BACKEND", std::string(backend_->name())}});
+  return {};
+}
+
+Result<firewall::Firewall::Drift> FirewallKeeper::reconcile() {
+  return firewall_->reconcile();
+}
+
+void FirewallKeeper::stop() {
+  if (!backend_) return;
+  if (config_.on_stop == OnStop::kKeep) {
+    log_.info("firewall-kept", "firewall rules stay in force after stop (onStop: keep)");
+    return;
+  }
+  if (auto r = backend_->remove(); !r) {
+    log_.error("firewall-remove-failed", r.error().message);
+  } else {
+    log_.notice("firewall-removed", "firewall rules removed (onStop: remove)");
+  }
+}
+
+std::string FirewallKeeper::summary() const {
+  if (!firewall_) return "not applied";
+  const auto& d = firewall_->desired();
+  return std::string(backend_->name()) + ", " + std::to_string(d.ports.size()) + " ports, " +
+         std::to_string(d.sources.cidrs().size()) + " source networks";
+}
+
+}  // namespace tetherd

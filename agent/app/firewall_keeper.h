@@ -1,0 +1,53 @@
+#pragma once
+// Keeps the firewall in force for the daemon: at start, before anything
+// else, it applies the last good desired state from the state directory (or
+// the static allowlist alone) — fail closed, even offline. It persists every
+// accepted update, follows configuration reloads, and on stop keeps or
+// removes the rules as firewall.onStop says.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "agent/adapters/state_dir.h"
+#include "agent/config/config.h"
+#include "agent/core/log.h"
+#include "firewall/firewall.h"
+
+namespace tetherd {
+
+firewall::Policy firewall_policy(const FirewallConfig& config);
+
+class FirewallKeeper {
+ public:
+  using BackendFactory = std::function<std::unique_ptr<firewall::Backend>(FirewallBackend)>;
+
+  FirewallKeeper(Log& log, StateDir state, BackendFactory make_backend,
+                 std::vector<boost::asio::ip::address> node_addresses);
+
+  // Applies what should be in force at boot. An error here means the
+  // firewall could not be applied at all.
+  Result<void> start(const FirewallConfig& config);
+  // A desired state from the control plane: validated whole, applied,
+  // persisted; or rejected with the reason, the last good one kept.
+  Result<void> update(const firewall::DesiredSources& desired);
+  // A reloaded configuration. A backend change takes effect on restart.
+  Result<void> reconfigure(const FirewallConfig& config);
+  // Reads the kernel back and repairs drift.
+  Result<firewall::Firewall::Drift> reconcile();
+  void stop();
+
+  // "nftables, 7 sources" for STATUS=.
+  std::string summary() const;
+
+ private:
+  Log& log_;
+  StateDir state_;
+  BackendFactory make_backend_;
+  std::vector<boost::asio::ip::address> node_addresses_;
+  FirewallConfig config_;
+  std::unique_ptr<firewall::Backend> backend_;
+  std::unique_ptr<firewall::Firewall> firewall_;
+};
+
+}  // namespace tetherd
