@@ -21,7 +21,6 @@ Result<void> Firewall::apply_current() {
 }
 
 Result<Firewall::Drift> Firewall::reconcile() {
-  if (desired_.ports.empty()) desired_ = build_allowlist(policy_, control_plane_, node_addresses_);
   auto live = backend_.read();
   if (!live) return live.error();
   const Drift drift = !live->has_value() ? Drift::kMissing

@@ -20,7 +20,10 @@ namespace tetherd::firewall {
 class Firewall {
  public:
   Firewall(Backend& backend, Policy policy, std::vector<boost::asio::ip::address> node_addresses)
-      : backend_(backend), policy_(std::move(policy)), node_addresses_(std::move(node_addresses)) {}
+      : backend_(backend),
+        policy_(std::move(policy)),
+        node_addresses_(std::move(node_addresses)),
+        desired_(build_allowlist(policy_, control_plane_, node_addresses_)) {}
 
   // Validates and applies. On a rejected update nothing changes, neither the
   // kernel nor the last good desired state, and the error says why.
