@@ -28,13 +28,6 @@ void render_elements(std::string& out, const std::vector<Cidr>& cidrs) {
   out += " }\n";
 }
 
-template <class T>
-std::vector<T> minus(const std::vector<T>& a, const std::vector<T>& b) {
-  std::vector<T> out;
-  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
-  return out;
-}
-
 void render_element_command(std::string& out, const char* verb, const char* set,
                             const std::vector<Cidr>& cidrs) {
   if (cidrs.empty()) return;
@@ -129,7 +122,8 @@ std::optional<Verdict> our_rule(const json::array& expr, std::string_view family
 
 std::string render_replace(const Allowlist& a) {
   std::string out;
-  out.reserve(64 + 48 * (a.sources.cidrs_v4().size() + a.sources.cidrs_v6().size()));
+  const std::vector<Cidr> v4 = a.sources.cidrs_v4(), v6 = a.sources.cidrs_v6();
+  out.reserve(1024 + 48 * (v4.size() + v6.size()));
   // "add" then "delete" makes the delete valid whether or not the table
   // exists; the whole script is one netlink transaction, so the old table
   // is replaced by the new one with no moment in between.
@@ -137,10 +131,10 @@ std::string render_replace(const Allowlist& a) {
   out += "delete table inet tetherd\n";
   out += "table inet tetherd {\n";
   out += "\tset allowed4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n";
-  render_elements(out, a.sources.cidrs_v4());
+  render_elements(out, v4);
   out += "\t}\n";
   out += "\tset allowed6 {\n\t\ttype ipv6_addr\n\t\tflags interval\n";
-  render_elements(out, a.sources.cidrs_v6());
+  render_elements(out, v6);
   out += "\t}\n";
   out += "\tset ports {\n\t\ttype inet_service\n";
   if (!a.ports.empty()) {
@@ -163,15 +157,20 @@ std::string render_replace(const Allowlist& a) {
 }
 
 std::string render_update(const Allowlist& from, const Allowlist& to) {
-  const auto from4 = from.sources.cidrs_v4(), to4 = to.sources.cidrs_v4();
-  const auto from6 = from.sources.cidrs_v6(), to6 = to.sources.cidrs_v6();
+  const AllowlistDiff d = diff(from, to);
+  auto family = [](const std::vector<Cidr>& cidrs, bool v4) {
+    std::vector<Cidr> out;
+    std::copy_if(cidrs.begin(), cidrs.end(), std::back_inserter(out),
+                 [v4](const Cidr& c) { return c.is_v4() == v4; });
+    return out;
+  };
   std::string out;
-  render_element_command(out, "delete", "allowed4", minus(from4, to4));
-  render_element_command(out, "delete", "allowed6", minus(from6, to6));
-  render_port_command(out, "delete", minus(from.ports, to.ports));
-  render_element_command(out, "add", "allowed4", minus(to4, from4));
-  render_element_command(out, "add", "allowed6", minus(to6, from6));
-  render_port_command(out, "add", minus(to.ports, from.ports));
+  render_element_command(out, "delete", "allowed4", family(d.removed, true));
+  render_element_command(out, "delete", "allowed6", family(d.removed, false));
+  render_port_command(out, "delete", d.ports_removed);
+  render_element_command(out, "add", "allowed4", family(d.added, true));
+  render_element_command(out, "add", "allowed6", family(d.added, false));
+  render_port_command(out, "add", d.ports_added);
   return out;
 }
 

@@ -6,8 +6,6 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
-#include <initializer_list>
-#include <map>
 #include <sstream>
 #include <unistd.h>
 

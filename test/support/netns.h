@@ -93,8 +93,8 @@ inline sockaddr_storage to_sockaddr(const boost::asio::ip::address& a, std::uint
   return ss;
 }
 
-// A TCP connect from inside namespace `from` (the calling thread must already
-// be in it when `enter` is false). A dropped SYN shows as kTimedOut.
+// A TCP connect from the calling thread's network namespace (enter one with
+// InNetns first). A dropped SYN shows as kTimedOut.
 inline Outcome tcp_connect(const boost::asio::ip::address& to, std::uint16_t port,
                            std::chrono::milliseconds timeout) {
   const int fd =
