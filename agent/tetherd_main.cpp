@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "agent/adapters/journal_log.h"
+#include "agent/adapters/nft_monitor.h"
 #include "agent/adapters/node_addresses.h"
 #include "agent/adapters/sd_notifier.h"
 #include "agent/adapters/state_dir.h"
@@ -110,7 +111,12 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
 
   SystemClock clock;
   boost::asio::io_context io(1);
-  Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config);
+  // Only the nftables backend can be watched; a backend change needs a
+  // restart anyway.
+  std::unique_ptr<NftMonitor> monitor;
+  if (config.firewall.backend == FirewallBackend::kNftables)
+    monitor = std::make_unique<NftMonitor>(io, log);
+  Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, monitor.get());
   if (!daemon.start()) return kExitFailure;
   io.run();
   return kExitOk;

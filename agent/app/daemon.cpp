@@ -2,6 +2,8 @@
 
 #include <csignal>
 
+#include <boost/asio/post.hpp>
+
 #include "agent/core/duration.h"
 
 namespace tetherd {
@@ -15,7 +17,7 @@ std::string status_line(const Config& c, const std::string& firewall_summary) {
 
 Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
                FirewallKeeper& firewall, std::string config_path, ConfigSource load_config,
-               Config initial)
+               Config initial, FirewallMonitor* monitor)
     : clock_(clock),
       log_(log),
       notifier_(notifier),
@@ -24,13 +26,24 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       load_config_(std::move(load_config)),
       config_(std::move(initial)),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
-      watchdog_(io) {}
+      io_(io),
+      monitor_(monitor),
+      watchdog_(io),
+      reconcile_timer_(io) {}
 
 Result<void> Daemon::start() {
   if (auto r = firewall_.start(config_.firewall); !r) {
     log_.error("firewall-failed", "cannot apply the firewall: " + r.error().message);
     return r;
   }
+  if (monitor_) {
+    if (auto r = monitor_->start([this] { firewall_changed(); }); !r) {
+      log_.warning("firewall-monitor-failed",
+                   "cannot watch for changes to the firewall: " + r.error().message +
+                       "; drift is repaired by the periodic check only");
+    }
+  }
+  arm_reconcile();
   wait_for_signal();
   if (auto timeout = notifier_.watchdog_timeout()) {
     // A third of the timeout, as systemd recommends; pinged from this loop so
@@ -62,6 +75,24 @@ void Daemon::arm_watchdog() {
   watchdog_.expires_after(watchdog_period_);
   watchdog_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) arm_watchdog();
+  });
+}
+
+void Daemon::arm_reconcile() {
+  reconcile_timer_.expires_after(config_.health.interval);
+  reconcile_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    firewall_.reconcile();
+    arm_reconcile();
+  });
+}
+
+void Daemon::firewall_changed() {
+  if (reconcile_pending_ || stopping_) return;
+  reconcile_pending_ = true;
+  boost::asio::post(io_, [this] {
+    reconcile_pending_ = false;
+    if (!stopping_) firewall_.reconcile();
   });
 }
 
@@ -109,6 +140,8 @@ void Daemon::stop(std::string_view reason) {
   boost::system::error_code ignored;
   signals_.cancel(ignored);
   watchdog_.cancel();
+  reconcile_timer_.cancel();
+  if (monitor_) monitor_->stop();
   firewall_.stop();
 }
 

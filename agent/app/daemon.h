@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/app/firewall_keeper.h"
+#include "agent/app/firewall_monitor.h"
 #include "agent/config/config_loader.h"
 #include "agent/core/clock.h"
 #include "agent/core/log.h"
@@ -27,7 +28,7 @@ class Daemon {
 
   Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
          FirewallKeeper& firewall, std::string config_path, ConfigSource load_config,
-         Config initial);
+         Config initial, FirewallMonitor* monitor = nullptr);
 
   // Applies the firewall (fail closed: before anything else), arms signals
   // and the watchdog, then tells systemd READY=1. An error means tetherd
@@ -38,12 +39,16 @@ class Daemon {
   bool reload();
   // Graceful stop: STOPPING=1, cancel everything so that io.run() returns.
   void stop(std::string_view reason);
+  // Someone else changed the firewall: reconcile now (coalesced: a burst of
+  // calls runs one reconcile).
+  void firewall_changed();
 
   const Config& config() const { return config_; }
 
  private:
   void wait_for_signal();
   void arm_watchdog();
+  void arm_reconcile();
 
   const Clock& clock_;
   Log& log_;
@@ -53,7 +58,12 @@ class Daemon {
   ConfigSource load_config_;
   Config config_;
   boost::asio::signal_set signals_;
+  boost::asio::io_context& io_;
+  FirewallMonitor* monitor_;
   boost::asio::steady_timer watchdog_;
+  // The backstop for drift the monitor cannot see (or when it cannot run).
+  boost::asio::steady_timer reconcile_timer_;
+  bool reconcile_pending_ = false;
   Duration watchdog_period_{};
   bool stopping_ = false;
 };

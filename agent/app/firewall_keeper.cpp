@@ -10,6 +10,7 @@ firewall::Policy firewall_policy(const FirewallConfig& c) {
   p.always_allow = c.always_allow;
   p.allow = c.allow;
   p.max_sources = c.max_sources;
+  p.verdict = c.verdict;
   return p;
 }
 
@@ -90,7 +91,27 @@ Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config) {
 }
 
 Result<firewall::Firewall::Drift> FirewallKeeper::reconcile() {
-  return firewall_->reconcile();
+  using Drift = firewall::Firewall::Drift;
+  auto r = firewall_->reconcile();
+  if (!r) {
+    // Once per failure streak, not once per check (STYLE.md).
+    if (!reconcile_failing_)
+      log_.error("firewall-reconcile-failed", "cannot check the firewall: " + r.error().message);
+    reconcile_failing_ = true;
+    return r;
+  }
+  if (reconcile_failing_) log_.notice("firewall-reconciled", "the firewall can be checked again");
+  reconcile_failing_ = false;
+  if (*r == Drift::kMissing) {
+    log_.warning("firewall-repaired",
+                 "tetherd's rules had been removed by someone else; applied again: " + summary(),
+                 {{"BACKEND", std::string(backend_->name())}, {"DRIFT", "missing"}});
+  } else if (*r == Drift::kRepaired) {
+    log_.warning("firewall-repaired",
+                 "tetherd's rules had been changed by someone else; restored: " + summary(),
+                 {{"BACKEND", std::string(backend_->name())}, {"DRIFT", "changed"}});
+  }
+  return r;
 }
 
 void FirewallKeeper::stop() {

@@ -33,7 +33,8 @@ class FirewallKeeper {
   Result<void> update(const firewall::DesiredSources& desired);
   // A reloaded configuration. A backend change takes effect on restart.
   Result<void> reconfigure(const FirewallConfig& config);
-  // Reads the kernel back and repairs drift.
+  // Reads the kernel back and repairs drift; logs a repair, and a failure
+  // once per streak.
   Result<firewall::Firewall::Drift> reconcile();
   void stop();
 
@@ -48,6 +49,7 @@ class FirewallKeeper {
   FirewallConfig config_;
   std::unique_ptr<firewall::Backend> backend_;
   std::unique_ptr<firewall::Firewall> firewall_;
+  bool reconcile_failing_ = false;
 };
 
 }  // namespace tetherd

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/core/clock.h"
+#include "firewall/allowlist.h"
 #include "firewall/cidr.h"
 
 namespace tetherd {
@@ -40,6 +41,7 @@ struct FirewallConfig {
   std::vector<firewall::Cidr> always_allow = default_always_allow();
   std::uint32_t max_sources = 4096;
   OnStop on_stop = OnStop::kKeep;
+  firewall::Verdict verdict = firewall::Verdict::kDrop;
   bool operator==(const FirewallConfig&) const = default;
 };
 

@@ -111,7 +111,8 @@ void read_control_plane(YamlReader& r, const YAML::Node& node, ControlPlaneConfi
 
 void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
   const std::string p = "firewall";
-  auto f = r.fields(node, p, {"backend", "ports", "allow", "alwaysAllow", "maxSources", "onStop"});
+  auto f = r.fields(
+      node, p, {"backend", "ports", "allow", "alwaysAllow", "maxSources", "onStop", "verdict"});
   r.enumeration<FirewallBackend>(f, "backend", p,
                                  {{"nftables", FirewallBackend::kNftables},
                                   {"ufw", FirewallBackend::kUfw},
@@ -119,6 +120,9 @@ void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
                                  c.backend);
   r.enumeration<OnStop>(f, "onStop", p, {{"keep", OnStop::kKeep}, {"remove", OnStop::kRemove}},
                         c.on_stop);
+  r.enumeration<firewall::Verdict>(
+      f, "verdict", p, {{"drop", firewall::Verdict::kDrop}, {"reject", firewall::Verdict::kReject}},
+      c.verdict);
   if (const YAML::Node* n = YamlReader::find(f, "ports")) {
     const std::string where = p + ".ports";
     if (!n->IsSequence() || n->size() == 0) {

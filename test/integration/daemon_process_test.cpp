@@ -4,12 +4,15 @@
 #include <filesystem>
 #include <fstream>
 
+#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
+#include "agent/adapters/nft_monitor.h"
 #include "firewall/nftables_backend.h"
 #include "test/support/child_process.h"
 #include "test/support/netns.h"
 #include "test/support/notify_socket.h"
+#include "test/support/recording_log.h"
 #include "test/support/temp_dir.h"
 
 namespace tetherd {
@@ -173,6 +176,47 @@ TEST_F(DaemonProcess, NftablesAppliedBeforeReadyFromTheSavedState) {
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait(kDeadline), 0) << p.err();
   EXPECT_NE(p.err().find("TETHERD_EVENT=firewall-removed"), std::string::npos) << p.err();
+}
+
+TEST_F(DaemonProcess, SomeoneElsesFlushIsRepairedWithinASecond) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
+  write_file(config_, "node: {name: alpha}\nfirewall: {onStop: remove}\nstate: {dir: " +
+                          tmp_.file("state") + "}\n");
+  test::NotifySocket notify(tmp_.file("notify"));
+  test::ChildProcess p({kBinary, "--config", config_}, tmp_.path(),
+                       {.env = {{"NOTIFY_SOCKET", notify.path()}}, .new_network_namespace = true});
+  ASSERT_TRUE(notify.wait_for("READY=1", kDeadline)) << p.err();
+  const std::string netns = "/proc/" + std::to_string(p.pid()) + "/ns/net";
+
+  // Watch the namespace as the daemon does: first the flush, then its repair.
+  boost::asio::io_context io(1);
+  test::RecordingLog log;
+  NftMonitor watch(io, log);
+  int commits = 0;
+  {
+    test::InNetns in(netns);
+    ASSERT_TRUE(watch.start([&] {
+      if (++commits == 2) io.stop();
+    }));
+  }
+  test::sh("nsenter --net=" + netns + " nft flush ruleset");
+  const auto flushed = std::chrono::steady_clock::now();
+  io.run_for(1s);
+  EXPECT_EQ(commits, 2) << "the daemon did not restore its table within a second\n" << p.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - flushed, 1s);
+  {
+    test::InNetns in(netns);
+    firewall::NftablesBackend nft;
+    auto live = nft.read();
+    ASSERT_TRUE(live.has_value()) << live.error().message;
+    ASSERT_TRUE(live->has_value()) << p.err();
+    EXPECT_TRUE((*live)->rules_intact);
+  }
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(kDeadline), 0) << p.err();
+  EXPECT_NE(p.err().find("TETHERD_EVENT=firewall-repaired BACKEND=nftables DRIFT=missing"),
+            std::string::npos)
+      << p.err();
 }
 
 TEST_F(DaemonProcess, UfwBackendIsRefusedUntilItExists) {

@@ -19,7 +19,10 @@ class FakeBackend final : public firewall::Backend {
     live = firewall::LiveTable{a, true, 0};
     return {};
   }
-  Result<std::optional<firewall::LiveTable>> read() override { return live; }
+  Result<std::optional<firewall::LiveTable>> read() override {
+    if (fail_read) return make_error("fake read failure");
+    return live;
+  }
   Result<void> remove() override {
     ++removes;
     live.reset();
@@ -30,6 +33,7 @@ class FakeBackend final : public firewall::Backend {
   int applies = 0;
   int removes = 0;
   bool fail_apply = false;
+  bool fail_read = false;
 };
 
 }  // namespace tetherd::test

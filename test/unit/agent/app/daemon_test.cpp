@@ -175,6 +175,78 @@ TEST_F(DaemonTest, ReloadThatTheFirewallCannotTakeIsRejected) {
   io_.run();
 }
 
+class FakeMonitor final : public FirewallMonitor {
+ public:
+  Result<void> start(std::function<void()> changed) override {
+    if (fail) return make_error("no netlink here");
+    changed_ = std::move(changed);
+    return {};
+  }
+  void stop() override { stopped = true; }
+  void fire() { changed_(); }
+
+  bool fail = false;
+  bool stopped = false;
+
+ private:
+  std::function<void()> changed_;
+};
+
+TEST_F(DaemonTest, AChangeBySomeoneElseIsRepairedOncePerBurst) {
+  FakeMonitor monitor;
+  Daemon d(
+      io_, clock_, log_, notifier_, keeper_, "/etc/tetherd/tetherd.yaml", [this] { return next_; },
+      config_named("alpha"), &monitor);
+  ASSERT_TRUE(d.start().has_value());
+  const int applies = backend_->applies;
+  backend_->live.reset();  // someone's `nft flush ruleset`
+  monitor.fire();
+  monitor.fire();  // the same burst: one reconcile
+  EXPECT_EQ(backend_->applies, applies) << "repaired on the loop, not inside the callback";
+  io_.poll();
+  EXPECT_EQ(backend_->applies, applies + 1);
+  ASSERT_TRUE(backend_->live.has_value());
+  ASSERT_EQ(log_.with_event("firewall-repaired").size(), 1u);
+  EXPECT_EQ(log_.with_event("firewall-repaired")[0].fields.at("DRIFT"), "missing");
+
+  monitor.fire();  // nothing changed this time: nothing applied, nothing logged
+  io_.poll();
+  EXPECT_EQ(backend_->applies, applies + 1);
+  EXPECT_EQ(log_.with_event("firewall-repaired").size(), 1u);
+
+  d.stop("test");
+  EXPECT_TRUE(monitor.stopped);
+  io_.run();
+}
+
+TEST_F(DaemonTest, WithoutAMonitorTheDaemonStillStartsAndSaysSo) {
+  FakeMonitor monitor;
+  monitor.fail = true;
+  Daemon d(
+      io_, clock_, log_, notifier_, keeper_, "/etc/tetherd/tetherd.yaml", [this] { return next_; },
+      config_named("alpha"), &monitor);
+  ASSERT_TRUE(d.start().has_value());
+  ASSERT_EQ(log_.with_event("firewall-monitor-failed").size(), 1u);
+  EXPECT_NE(log_.with_event("firewall-monitor-failed")[0].message.find("no netlink here"),
+            std::string::npos);
+  d.stop("test");
+  io_.run();
+}
+
+TEST_F(DaemonTest, AFailingCheckIsLoggedOncePerStreak) {
+  Daemon d = make(config_named("alpha"));
+  ASSERT_TRUE(d.start().has_value());
+  backend_->fail_read = true;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_FALSE(keeper_.reconcile().has_value());
+  EXPECT_EQ(log_.with_event("firewall-reconcile-failed").size(), 1u);
+  backend_->fail_read = false;
+  EXPECT_TRUE(keeper_.reconcile().has_value());
+  EXPECT_EQ(log_.with_event("firewall-reconciled").size(), 1u);
+  d.stop("test");
+  io_.run();
+}
+
 TEST(StatusLine, SummarisesModeNodeAndFirewall) {
   Config c = config_named("alpha");
   c.control_plane.emplace();

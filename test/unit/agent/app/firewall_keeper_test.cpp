@@ -118,8 +118,11 @@ TEST_F(FirewallKeeperTest, ReconfigureAppliesTheNewPolicyAndFollowsOnStop) {
   FirewallConfig next = config_;
   next.allow = {*fw::parse_cidr("203.0.113.0/24")};
   next.on_stop = OnStop::kRemove;
+  next.verdict = fw::Verdict::kReject;
+  EXPECT_EQ(backend_->live->allowlist.verdict, fw::Verdict::kDrop);
   ASSERT_TRUE(keeper.reconfigure(next).has_value());
   EXPECT_TRUE(allows("203.0.113.9"));
+  EXPECT_EQ(backend_->live->allowlist.verdict, fw::Verdict::kReject);
   keeper.stop();
   EXPECT_EQ(backend_->removes, 1);
 }

@@ -48,6 +48,7 @@ TEST(ConfigLoader, EmptyFileGivesStandaloneDefaults) {
   EXPECT_TRUE(c.firewall.allow.empty());
   EXPECT_EQ(c.firewall.max_sources, 4096u);
   EXPECT_EQ(c.firewall.on_stop, OnStop::kKeep);
+  EXPECT_EQ(c.firewall.verdict, firewall::Verdict::kDrop);
   EXPECT_EQ(c.health.interval, 30s);
   EXPECT_EQ(c.health.linkerd_gateway, "http://127.0.0.1:4191/ready");
   EXPECT_EQ(c.metrics.listen, "127.0.0.1:9477");
@@ -93,6 +94,7 @@ firewall:
   alwaysAllow: []
   maxSources: 100
   onStop: remove
+  verdict: reject
 linkerd:
   namespace: mesh
   rotateBefore: 48h
@@ -116,6 +118,7 @@ state: {dir: /srv/tetherd}
   EXPECT_TRUE(c.firewall.always_allow.empty());
   EXPECT_EQ(c.firewall.max_sources, 100u);
   EXPECT_EQ(c.firewall.on_stop, OnStop::kRemove);
+  EXPECT_EQ(c.firewall.verdict, firewall::Verdict::kReject);
   EXPECT_EQ(c.linkerd->namespace_, "mesh");
   EXPECT_EQ(c.linkerd->rotate_before, 48h);
   EXPECT_EQ(c.linkerd->issuer_validity, 720h);
@@ -213,6 +216,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "firewall: {backend: iptables}\n",
                 {"t.yaml:1:21: firewall.backend: expected one of nftables | ufw | none, got "
                  "\"iptables\""}},
+        BadCase{"BadVerdict",
+                "firewall: {verdict: accept}\n",
+                {"t.yaml:1:21: firewall.verdict: expected one of drop | reject, got \"accept\""}},
         BadCase{"BadOnStop",
                 "firewall: {onStop: flush}\n",
                 {"t.yaml:1:20: firewall.onStop: expected one of keep | remove, got \"flush\""}},
