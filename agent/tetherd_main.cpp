@@ -16,8 +16,6 @@
 #include "agent/adapters/system_clock.h"
 #include "agent/app/daemon.h"
 #include "agent/config/config_loader.h"
-#include "firewall/nftables_backend.h"
-#include "firewall/none_backend.h"
 
 namespace {
 
@@ -71,18 +69,6 @@ bool parse_args(int argc, char** argv, Options& o) {
     return false;
   }
   return true;
-}
-
-std::unique_ptr<tetherd::firewall::Backend> make_firewall_backend(tetherd::FirewallBackend kind) {
-  switch (kind) {
-    case tetherd::FirewallBackend::kNftables:
-      return std::make_unique<tetherd::firewall::NftablesBackend>();
-    case tetherd::FirewallBackend::kNone:
-      return std::make_unique<tetherd::firewall::NoneBackend>();
-    case tetherd::FirewallBackend::kUfw:
-      return nullptr;  // the ufw backend is not built yet
-  }
-  return nullptr;
 }
 
 int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& notifier) {

@@ -8,6 +8,7 @@
 
 #include "agent/core/result.h"
 #include "firewall/allowlist.h"
+#include "firewall/coexistence.h"
 #include "firewall/nft_ruleset.h"
 
 namespace tetherd::firewall {
@@ -20,6 +21,10 @@ class Backend {
   // nullopt: tetherd's rules are not installed at all.
   virtual Result<std::optional<LiveTable>> read() = 0;
   virtual Result<void> remove() = 0;
+  // Other firewalls on the same host that drop what this backend allows.
+  virtual Result<std::vector<BlockingChain>> blocking_chains() {
+    return std::vector<BlockingChain>{};
+  }
 };
 
 }  // namespace tetherd::firewall

@@ -5,6 +5,8 @@
 
 #include <boost/json.hpp>
 
+#include "firewall/nft_json.h"
+
 namespace tetherd::firewall {
 namespace {
 
@@ -49,10 +51,7 @@ const char* verdict_text(Verdict v) {
   return v == Verdict::kDrop ? "drop" : "reject with tcp reset";
 }
 
-const json::value* find(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  return it == o.end() ? nullptr : &it->value();
-}
+using nft_json::find;
 
 // One set element: "192.0.2.1", {"prefix": {...}} or {"range": [a, b]}.
 bool add_element(AddressSet& set, const json::value& e) {
@@ -179,18 +178,14 @@ std::string render_remove() {
 }
 
 Result<LiveTable> parse_live_table(std::string_view text) {
-  boost::system::error_code ec;
-  const json::value doc = json::parse(text, ec);
-  if (ec) return make_error("nftables listing is not JSON: " + ec.message());
-  if (!doc.is_object()) return make_error("nftables listing is not a JSON object");
-  const json::value* items = find(doc.get_object(), "nftables");
-  if (!items || !items->is_array()) return make_error("nftables listing has no \"nftables\" array");
+  auto items = nft_json::items(text);
+  if (!items) return items.error();
 
   LiveTable live;
   bool chain_ok = false;
   int rules = 0, ours = 0;
   std::optional<Verdict> verdict4, verdict6;
-  for (const json::value& item : items->get_array()) {
+  for (const json::value& item : *items) {
     if (!item.is_object()) continue;
     const json::object& o = item.get_object();
     if (const json::value* s = find(o, "set"); s && s->is_object()) {

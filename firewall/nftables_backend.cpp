@@ -81,3 +81,14 @@ Result<void> NftablesBackend::remove() {
 }
 
 }  // namespace tetherd::firewall
+
+namespace tetherd::firewall {
+
+Result<std::vector<BlockingChain>> NftablesBackend::blocking_chains() {
+  // Chains only, not their rules: cheap even beside kube-proxy's thousands.
+  auto r = run("list chains", true);
+  if (!r) return make_error("listing nftables chains: " + r.error().message);
+  return parse_blocking_chains(*r);
+}
+
+}  // namespace tetherd::firewall

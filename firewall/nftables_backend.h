@@ -30,6 +30,7 @@ class NftablesBackend final : public Backend {
   Result<void> apply(const Allowlist& allowlist) override;
   Result<std::optional<LiveTable>> read() override;
   Result<void> remove() override;
+  Result<std::vector<BlockingChain>> blocking_chains() override;
 
   // Runs an nft script (one transaction); with json, output is JSON.
   // Returns the output, or the error nft printed.

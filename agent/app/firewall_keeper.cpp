@@ -1,6 +1,10 @@
 #include "agent/app/firewall_keeper.h"
 
+#include <algorithm>
+
 #include "firewall/desired_state.h"
+#include "firewall/nftables_backend.h"
+#include "firewall/none_backend.h"
 
 namespace tetherd {
 
@@ -12,6 +16,32 @@ firewall::Policy firewall_policy(const FirewallConfig& c) {
   p.max_sources = c.max_sources;
   p.verdict = c.verdict;
   return p;
+}
+
+std::unique_ptr<firewall::Backend> make_firewall_backend(FirewallBackend kind) {
+  switch (kind) {
+    case FirewallBackend::kNftables:
+      return std::make_unique<firewall::NftablesBackend>();
+    case FirewallBackend::kNone:
+      return std::make_unique<firewall::NoneBackend>();
+    case FirewallBackend::kUfw:
+      return nullptr;  // the ufw backend is not built yet
+  }
+  return nullptr;
+}
+
+Result<std::optional<firewall::DesiredSources>> read_saved_desired(const StateDir& state) {
+  using Saved = std::optional<firewall::DesiredSources>;
+  const std::string where = state.path() + "/" + std::string(firewall::kDesiredStateFile);
+  boost::system::error_code ec;
+  auto text = state.read(firewall::kDesiredStateFile, ec);
+  if (!text) {
+    if (ec == boost::system::errc::no_such_file_or_directory) return Saved();
+    return make_error("cannot read " + where + ": " + ec.message());
+  }
+  auto desired = firewall::decode_desired(*text);
+  if (!desired) return make_error(where + ": " + desired.error().message);
+  return Saved(std::move(*desired));
 }
 
 FirewallKeeper::FirewallKeeper(Log& log, StateDir state, BackendFactory make_backend,
@@ -33,14 +63,12 @@ Result<void> FirewallKeeper::start(const FirewallConfig& config) {
 
   // The last good desired state, if any: a bad file is reported and set
   // aside (not deleted: it is evidence), and the static allowlist applies.
-  boost::system::error_code ec;
-  if (auto saved = state_.read(firewall::kDesiredStateFile, ec)) {
-    auto desired = firewall::decode_desired(*saved);
-    if (!desired) {
-      log_.error("firewall-state-invalid",
-                 "ignoring " + state_.path() + "/" + std::string(firewall::kDesiredStateFile) +
-                     ": " + desired.error().message + "; applying the static allowlist only");
-    } else if (auto r = firewall_->update(*desired); !r) {
+  auto saved = read_saved_desired(state_);
+  if (!saved) {
+    log_.error("firewall-state-invalid",
+               "ignoring " + saved.error().message + "; applying the static allowlist only");
+  } else if (*saved) {
+    if (auto r = firewall_->update(**saved); !r) {
       log_.error("firewall-state-invalid",
                  "the saved desired state no longer fits the configuration: " + r.error().message +
                      "; applying the static allowlist only");
@@ -49,8 +77,6 @@ Result<void> FirewallKeeper::start(const FirewallConfig& config) {
                   {{"BACKEND", std::string(backend_->name())}});
       return {};
     }
-  } else if (ec != boost::system::errc::no_such_file_or_directory) {
-    log_.error("firewall-state-invalid", "cannot read the saved desired state: " + ec.message());
   }
   auto r = firewall_->reconcile();
   if (!r) return r.error();
@@ -125,6 +151,20 @@ void FirewallKeeper::stop() {
   } else {
     log_.notice("firewall-removed", "firewall rules removed (onStop: remove)");
   }
+}
+
+void FirewallKeeper::check_blocking_chains() {
+  auto found = backend_->blocking_chains();
+  if (!found) return;  // a read failure is the reconcile's to report
+  if (*found == blocking_) return;
+  for (const auto& chain : *found) {
+    if (std::find(blocking_.begin(), blocking_.end(), chain) != blocking_.end()) continue;
+    log_.warning("firewall-blocked-elsewhere", firewall::explain(chain, config_.ports),
+                 {{"TABLE", chain.family + " " + chain.table}, {"CHAIN", chain.chain}});
+  }
+  if (found->empty())
+    log_.notice("firewall-unblocked", "no other firewall drops the managed ports any more");
+  blocking_ = std::move(*found);
 }
 
 std::string FirewallKeeper::summary() const {

@@ -18,6 +18,13 @@ namespace tetherd {
 
 firewall::Policy firewall_policy(const FirewallConfig& config);
 
+// The backend for firewall.backend; nullptr when this build has none.
+std::unique_ptr<firewall::Backend> make_firewall_backend(FirewallBackend kind);
+
+// The saved desired state: nullopt when there is none; an error when it
+// cannot be read or decoded.
+Result<std::optional<firewall::DesiredSources>> read_saved_desired(const StateDir& state);
+
 class FirewallKeeper {
  public:
   using BackendFactory = std::function<std::unique_ptr<firewall::Backend>(FirewallBackend)>;
@@ -37,6 +44,10 @@ class FirewallKeeper {
   // once per streak.
   Result<firewall::Firewall::Drift> reconcile();
   void stop();
+  // Looks for other firewalls that drop what tetherd allows (coexistence.h);
+  // logs when the finding changes, not on every check.
+  void check_blocking_chains();
+  const std::vector<firewall::BlockingChain>& blocking_chains() const { return blocking_; }
 
   // "nftables, 7 sources" for STATUS=.
   std::string summary() const;
@@ -50,6 +61,7 @@ class FirewallKeeper {
   std::unique_ptr<firewall::Backend> backend_;
   std::unique_ptr<firewall::Firewall> firewall_;
   bool reconcile_failing_ = false;
+  std::vector<firewall::BlockingChain> blocking_;
 };
 
 }  // namespace tetherd

@@ -23,6 +23,7 @@ class FakeBackend final : public firewall::Backend {
     if (fail_read) return make_error("fake read failure");
     return live;
   }
+  Result<std::vector<firewall::BlockingChain>> blocking_chains() override { return blocking; }
   Result<void> remove() override {
     ++removes;
     live.reset();
@@ -30,6 +31,7 @@ class FakeBackend final : public firewall::Backend {
   }
 
   std::optional<firewall::LiveTable> live;
+  std::vector<firewall::BlockingChain> blocking;
   int applies = 0;
   int removes = 0;
   bool fail_apply = false;

@@ -253,6 +253,25 @@ TEST_F(NftablesMonitored, OwnUpdatesAndOtherTablesWakeNothing) {
   EXPECT_EQ(changes_, 0);
 }
 
+TEST_F(NftablesKernel, ADefaultDropTableBesideOursIsFoundAndDoesBlock) {
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  {
+    test::InNetns in(topo_->node);
+    EXPECT_TRUE(backend_->blocking_chains().value().empty());
+  }
+  // What an enabled ufw leaves in the kernel (iptables-nft), minus the rules.
+  node_sh("nft add table ip filter");
+  node_sh("nft add chain ip filter INPUT '{ type filter hook input priority 0; policy drop; }'");
+  node_sh("nft add chain ip filter ufw-user-input");
+  test::InNetns in(topo_->node);
+  auto found = backend_->blocking_chains();
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0], (BlockingChain{"ip", "filter", "INPUT", "input", true}));
+  // What the warning claims is true: tetherd allows peer a, yet it is blocked.
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 6443, 300ms), Outcome::kTimedOut);
+}
+
 TEST_F(NftablesKernel, EditedSetIsDetectedAndRepaired) {
   ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
   node_sh("nft add element inet tetherd allowed4 '{ 198.51.100.2 }'");

@@ -127,6 +127,32 @@ TEST_F(FirewallKeeperTest, ReconfigureAppliesTheNewPolicyAndFollowsOnStop) {
   EXPECT_EQ(backend_->removes, 1);
 }
 
+TEST_F(FirewallKeeperTest, AnotherFirewallThatBlocksIsReportedOnceAndWhenItGoes) {
+  auto keeper = make();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  keeper.check_blocking_chains();
+  EXPECT_TRUE(log_.with_event("firewall-blocked-elsewhere").empty());
+
+  backend_->blocking = {{"ip", "filter", "INPUT", "input", true}};
+  keeper.check_blocking_chains();
+  keeper.check_blocking_chains();  // the same finding: not logged again
+  auto warned = log_.with_event("firewall-blocked-elsewhere");
+  ASSERT_EQ(warned.size(), 1u);
+  EXPECT_EQ(warned[0].priority, Priority::kWarning);
+  EXPECT_EQ(warned[0].fields.at("TABLE"), "ip filter");
+  EXPECT_NE(warned[0].message.find("ufw is active"), std::string::npos) << warned[0].message;
+  EXPECT_EQ(keeper.blocking_chains(), backend_->blocking);
+
+  backend_->blocking.push_back({"inet", "fw", "fwd", "forward", false});
+  keeper.check_blocking_chains();
+  EXPECT_EQ(log_.with_event("firewall-blocked-elsewhere").size(), 2u) << "only the new one";
+
+  backend_->blocking.clear();
+  keeper.check_blocking_chains();
+  EXPECT_EQ(log_.with_event("firewall-unblocked").size(), 1u);
+  EXPECT_TRUE(keeper.blocking_chains().empty());
+}
+
 TEST_F(FirewallKeeperTest, AnUnavailableBackendIsAClearError) {
   config_.backend = FirewallBackend::kUfw;
   auto keeper = make();

@@ -1,0 +1,171 @@
+// tetherctl: the operator's CLI. Today it reads the host directly (the
+// configuration, the state directory, the kernel's rules), read-only, so it
+// works whether or not tetherd runs; the daemon's local socket comes with
+// `tetherctl status`.
+
+#include <cstdio>
+#include <getopt.h>
+#include <string>
+#include <vector>
+
+#include <boost/json/serialize.hpp>
+
+#include "agent/adapters/node_addresses.h"
+#include "agent/app/firewall_keeper.h"
+#include "agent/app/firewall_report.h"
+#include "agent/app/preflight.h"
+#include "agent/config/config_loader.h"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitProblem = 1;  // not in sync, a check failed
+constexpr int kExitError = 2;    // could not find out
+constexpr int kExitUsage = 64;   // EX_USAGE
+constexpr int kExitConfig = 78;  // EX_CONFIG
+
+constexpr const char* kUsage =
+    "usage: tetherctl [--config PATH] [-o table|json] COMMAND\n"
+    "\n"
+    "commands:\n"
+    "  firewall show   the live rules and sources against what tetherd wants;\n"
+    "                  exit 0 in sync, 1 not in sync, 2 cannot read\n"
+    "  check           preflight: what would stop tetherd doing its job; exit 1 on a failure\n"
+    "\n"
+    "  -c, --config PATH   configuration file (default /etc/tetherd/tetherd.yaml)\n"
+    "  -o, --output FMT    table (default) or json\n"
+    "      --version       print the version and exit\n";
+
+struct Options {
+  std::string config = "/etc/tetherd/tetherd.yaml";
+  bool json = false;
+  std::vector<std::string> command;
+};
+
+int usage_error(const std::string& why) {
+  std::fprintf(stderr, "tetherctl: %s\n%s", why.c_str(), kUsage);
+  return kExitUsage;
+}
+
+void print_json(const boost::json::value& v) {
+  std::printf("%s\n", boost::json::serialize(v).c_str());
+}
+
+// libnftables says only "Operation not permitted"; say what to do.
+std::string with_hint(std::string message) {
+  if (message.find("Operation not permitted") != std::string::npos)
+    message += " (reading the kernel's rules needs root: run tetherctl with sudo)";
+  return message;
+}
+
+tetherd::Result<tetherd::FirewallReport> firewall_report(const tetherd::Config& config) {
+  auto backend = tetherd::make_firewall_backend(config.firewall.backend);
+  if (!backend) {
+    return tetherd::make_error(std::string("firewall.backend ") +
+                               tetherd::to_string(config.firewall.backend) +
+                               " is not available in this version of tetherd");
+  }
+  auto report = tetherd::make_firewall_report(
+      config.firewall, *backend, tetherd::StateDir(config.state.dir), tetherd::node_addresses());
+  if (!report) return tetherd::make_error(with_hint(report.error().message));
+  return report;
+}
+
+int firewall_show(const tetherd::Config& config, bool json) {
+  auto report = firewall_report(config);
+  if (!report) {
+    std::fprintf(stderr, "tetherctl: %s\n", report.error().message.c_str());
+    return kExitError;
+  }
+  if (json) {
+    print_json(tetherd::to_json(*report));
+  } else {
+    std::fputs(tetherd::render_table(*report).c_str(), stdout);
+  }
+  return report->ok() ? kExitOk : kExitProblem;
+}
+
+int check(const Options& o) {
+  using tetherd::Check;
+  std::vector<Check> checks;
+  auto loaded = tetherd::load_config_file(o.config, {tetherd::default_host_name()});
+  if (auto* errors = std::get_if<tetherd::ConfigErrors>(&loaded)) {
+    for (const auto& e : *errors)
+      checks.push_back({"configuration", Check::Status::kFail, e.format(o.config)});
+  } else {
+    const auto& config = std::get<tetherd::Config>(loaded);
+    checks.push_back({"configuration", Check::Status::kOk, o.config + " is valid"});
+    auto more = tetherd::firewall_checks(config.firewall, firewall_report(config));
+    checks.insert(checks.end(), more.begin(), more.end());
+  }
+  if (o.json) {
+    print_json(tetherd::checks_to_json(checks));
+  } else {
+    std::fputs(tetherd::render_checks(checks).c_str(), stdout);
+  }
+  return tetherd::passed(checks) ? kExitOk : kExitProblem;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  enum { kVersion = 1000 };
+  const option longopts[] = {{"config", required_argument, nullptr, 'c'},
+                             {"output", required_argument, nullptr, 'o'},
+                             {"version", no_argument, nullptr, kVersion},
+                             {"help", no_argument, nullptr, 'h'},
+                             {nullptr, 0, nullptr, 0}};
+  for (;;) {
+    const int c = getopt_long(argc, argv, "+c:o:h", longopts, nullptr);
+    if (c == -1) break;
+    switch (c) {
+      case 'c':
+        o.config = optarg;
+        break;
+      case 'o':
+        if (std::string(optarg) != "json" && std::string(optarg) != "table")
+          return usage_error(std::string("unknown output format: ") + optarg);
+        o.json = std::string(optarg) == "json";
+        break;
+      case kVersion:
+        std::printf("tetherctl %s\n", TETHERD_VERSION);
+        return kExitOk;
+      case 'h':
+        std::fputs(kUsage, stdout);
+        return kExitOk;
+      default:
+        std::fputs(kUsage, stderr);
+        return kExitUsage;
+    }
+  }
+  // Options may also follow the command: `tetherctl firewall show -o json`.
+  for (int i = optind; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "-o" || a == "--output") && i + 1 < argc) {
+      const std::string f = argv[++i];
+      if (f != "json" && f != "table") return usage_error("unknown output format: " + f);
+      o.json = f == "json";
+    } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
+      o.config = argv[++i];
+    } else {
+      o.command.push_back(a);
+    }
+  }
+
+  if (o.command == std::vector<std::string>{"check"}) return check(o);
+  if (o.command == std::vector<std::string>{"firewall", "show"}) {
+    auto loaded = tetherd::load_config_file(o.config, {tetherd::default_host_name()});
+    if (auto* errors = std::get_if<tetherd::ConfigErrors>(&loaded)) {
+      for (const auto& e : *errors)
+        std::fprintf(stderr, "%s\n", e.format(o.config).c_str());
+      return kExitConfig;
+    }
+    return firewall_show(std::get<tetherd::Config>(loaded), o.json);
+  }
+  if (o.command.empty()) return usage_error("no command given");
+  std::string given;
+  for (const auto& w : o.command)
+    given += (given.empty() ? "" : " ") + w;
+  return usage_error("unknown command: " + given);
+}

@@ -1,0 +1,139 @@
+// tetherctl's firewall report and checks: built from a fake backend and a
+// real state directory, rendered and compared with golden text. The
+// binary against the real kernel is in test/integration/tetherctl_test.cpp.
+
+#include "agent/app/firewall_report.h"
+
+#include <fstream>
+
+#include <boost/json/serialize.hpp>
+#include <gtest/gtest.h>
+
+#include "agent/app/firewall_keeper.h"
+#include "agent/app/preflight.h"
+#include "firewall/desired_state.h"
+#include "test/support/fake_backend.h"
+#include "test/support/temp_dir.h"
+
+namespace tetherd {
+namespace {
+
+namespace fw = firewall;
+
+class FirewallReportTest : public ::testing::Test {
+ protected:
+  FirewallReportTest() { config_.always_allow = {*fw::parse_cidr("10.42.0.0/16")}; }
+  Result<FirewallReport> report() {
+    return make_firewall_report(config_, backend_, StateDir(tmp_.path()), node_);
+  }
+  // The kernel holding exactly what tetherd wants.
+  void apply_desired() {
+    auto r = report();
+    ASSERT_TRUE(r.has_value());
+    backend_.live = fw::LiveTable{r->desired, true, 42};
+  }
+  void save(const std::vector<std::string>& sources) {
+    std::ofstream(tmp_.file(std::string(fw::kDesiredStateFile)))
+        << fw::encode_desired({sources, {}});
+  }
+
+  test::TempDir tmp_;
+  FirewallConfig config_;
+  test::FakeBackend backend_;
+  std::vector<boost::asio::ip::address> node_ = {boost::asio::ip::make_address("192.0.2.1")};
+};
+
+TEST_F(FirewallReportTest, InSyncTable) {
+  save({"198.51.100.0/24"});
+  apply_desired();
+  auto r = report();
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_TRUE(r->ok());
+  EXPECT_EQ(render_table(*r),
+            "backend   fake\n"
+            "rules     in sync\n"
+            "ports     4143 4191 6443\n"
+            "verdict   drop\n"
+            "dropped   42 packets\n"
+            "desired   from the saved desired state (1 source from the control plane)\n"
+            "\n"
+            "SOURCE                                      LIVE  DESIRED\n"
+            "10.42.0.0/16                                yes   yes\n"
+            "127.0.0.0/8                                 yes   yes\n"
+            "192.0.2.1/32                                yes   yes\n"
+            "198.51.100.0/24                             yes   yes\n"
+            "::1/128                                     yes   yes\n");
+}
+
+TEST_F(FirewallReportTest, DriftShowsWhichSideHoldsWhat) {
+  apply_desired();
+  save({"198.51.100.0/24"});                                             // wanted, not applied
+  backend_.live->allowlist.sources.add(*fw::parse_cidr("203.0.113.7"));  // applied by hand
+  auto r = report();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->table, FirewallReport::Table::kDrifted);
+  EXPECT_EQ(boost::json::serialize(to_json(*r)),
+            R"j({"backend":"fake","rules":"drifted","inSync":false,"ports":[4143,4191,6443],)j"
+            R"j("verdict":"drop","livePorts":[4143,4191,6443],"droppedPackets":42,)j"
+            R"j("desiredFrom":"the saved desired state (1 source from the control plane)",)j"
+            R"j("sources":[{"cidr":"10.42.0.0/16","live":true,"desired":true},)j"
+            R"j({"cidr":"127.0.0.0/8","live":true,"desired":true},)j"
+            R"j({"cidr":"192.0.2.1/32","live":true,"desired":true},)j"
+            R"j({"cidr":"198.51.100.0/24","live":false,"desired":true},)j"
+            R"j({"cidr":"203.0.113.7/32","live":true,"desired":false},)j"
+            R"j({"cidr":"::1/128","live":true,"desired":true}],"blockedBy":[]})j");
+}
+
+TEST_F(FirewallReportTest, ACorruptSavedStateIsNamedAndTheStaticSetShown) {
+  std::ofstream(tmp_.file(std::string(fw::kDesiredStateFile))) << "{nope";
+  auto r = report();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->table, FirewallReport::Table::kMissing);
+  EXPECT_NE(r->desired_from.find("the static allowlist only: " + tmp_.path() +
+                                 "/desired-firewall.json: "),
+            std::string::npos)
+      << r->desired_from;
+}
+
+TEST_F(FirewallReportTest, BackendNoneReportsWhatItWouldApply) {
+  config_.backend = FirewallBackend::kNone;
+  auto r = report();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->table, FirewallReport::Table::kNotManaged);
+  EXPECT_TRUE(r->ok());
+  EXPECT_FALSE(r->live);
+  EXPECT_TRUE(r->desired.sources.contains(boost::asio::ip::make_address("10.42.1.1")));
+}
+
+TEST_F(FirewallReportTest, AReadFailureIsAnError) {
+  backend_.fail_read = true;
+  auto r = report();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, "fake read failure");
+}
+
+TEST_F(FirewallReportTest, ChecksFailOnMissingRulesAndOnAnotherFirewall) {
+  backend_.blocking = {{"ip", "filter", "INPUT", "input", true}};
+  auto checks = firewall_checks(config_, report());
+  EXPECT_FALSE(passed(checks));
+  EXPECT_EQ(render_checks(checks),
+            "fail  firewall        tetherd's fake rules are not in the kernel: the managed ports "
+            "are open to anyone (is tetherd running?)\n"
+            "fail  other-firewall  " +
+                fw::explain(backend_.blocking[0], config_.ports) + "\n");
+}
+
+TEST_F(FirewallReportTest, ChecksPassWhenInSyncAndAlone) {
+  apply_desired();
+  auto checks = firewall_checks(config_, report());
+  EXPECT_TRUE(passed(checks));
+  EXPECT_EQ(boost::json::serialize(checks_to_json(checks)),
+            R"j({"ok":true,"checks":[{"name":"firewall","status":"ok","message":)j"
+            R"j("fake rules in force and in sync: 4 source networks"},)j"
+            R"j({"name":"other-firewall","status":"ok","message":)j"
+            R"j("no other table drops the managed ports by default"}]})j");
+  EXPECT_FALSE(passed(firewall_checks(config_, make_error("cannot read"))));
+}
+
+}  // namespace
+}  // namespace tetherd
