@@ -59,7 +59,7 @@ std::string with_hint(std::string message) {
 }
 
 tetherd::Result<tetherd::FirewallReport> firewall_report(const tetherd::Config& config) {
-  auto backend = tetherd::make_firewall_backend(config.firewall.backend);
+  auto backend = tetherd::make_firewall_backend(config.firewall);
   if (!backend) {
     return tetherd::make_error(std::string("firewall.backend ") +
                                tetherd::to_string(config.firewall.backend) +

@@ -93,7 +93,12 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
                                       ec.message() +
                                       "; the desired state will not survive a restart");
   }
-  FirewallKeeper firewall(log, state, make_firewall_backend, node_addresses());
+  // A ufw apply runs a program per changed rule: it tells the watchdog it
+  // is busy between them.
+  auto make_backend = [&notifier](const FirewallConfig& c) {
+    return make_firewall_backend(c, [&notifier] { notifier.notify("WATCHDOG=1"); });
+  };
+  FirewallKeeper firewall(log, state, make_backend, node_addresses());
 
   SystemClock clock;
   boost::asio::io_context io(1);

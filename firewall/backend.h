@@ -4,7 +4,9 @@
 // the state actually reached, so drift can be seen and repaired.
 
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/core/result.h"
 #include "firewall/allowlist.h"
@@ -12,6 +14,14 @@
 #include "firewall/nft_ruleset.h"
 
 namespace tetherd::firewall {
+
+// Something the operator must know about how the rules work on this host.
+// Serious: the cloud will be blocked, or strangers let in.
+struct Caveat {
+  bool serious = false;
+  std::string message;
+  friend bool operator==(const Caveat&, const Caveat&) = default;
+};
 
 class Backend {
  public:
@@ -25,6 +35,8 @@ class Backend {
   virtual Result<std::vector<BlockingChain>> blocking_chains() {
     return std::vector<BlockingChain>{};
   }
+  // What this backend cannot do here, or what undoes its work.
+  virtual Result<std::vector<Caveat>> caveats() { return std::vector<Caveat>{}; }
 };
 
 }  // namespace tetherd::firewall

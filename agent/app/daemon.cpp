@@ -43,7 +43,7 @@ Result<void> Daemon::start() {
                        "; drift is repaired by the periodic check only");
     }
   }
-  firewall_.check_blocking_chains();
+  firewall_.check_surroundings();
   arm_reconcile();
   wait_for_signal();
   if (auto timeout = notifier_.watchdog_timeout()) {
@@ -84,7 +84,7 @@ void Daemon::arm_reconcile() {
   reconcile_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     firewall_.reconcile();
-    firewall_.check_blocking_chains();
+    firewall_.check_surroundings();
     arm_reconcile();
   });
 }

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 
+#include "agent/adapters/subprocess.h"
 #include "firewall/desired_state.h"
 #include "firewall/nftables_backend.h"
 #include "firewall/none_backend.h"
+#include "firewall/ufw_backend.h"
 
 namespace tetherd {
 
@@ -18,14 +20,29 @@ firewall::Policy firewall_policy(const FirewallConfig& c) {
   return p;
 }
 
-std::unique_ptr<firewall::Backend> make_firewall_backend(FirewallBackend kind) {
-  switch (kind) {
+Result<std::string> run_ufw(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/usr/sbin/ufw"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = run_command(argv, {.timeout = std::chrono::seconds(60), .max_output = 16 << 20});
+  if (!r) return r.error();
+  if (r->exit_code != 0) {
+    std::string said = r->err.empty() ? r->out : r->err;
+    while (!said.empty() && (said.back() == '\n' || said.back() == ' '))
+      said.pop_back();
+    return make_error("exit code " + std::to_string(r->exit_code) + ": " + said);
+  }
+  return Result<std::string>(boost::system::in_place_value, std::move(r->out));
+}
+
+std::unique_ptr<firewall::Backend> make_firewall_backend(const FirewallConfig& config,
+                                                         std::function<void()> progress) {
+  switch (config.backend) {
     case FirewallBackend::kNftables:
       return std::make_unique<firewall::NftablesBackend>();
     case FirewallBackend::kNone:
       return std::make_unique<firewall::NoneBackend>();
     case FirewallBackend::kUfw:
-      return nullptr;  // the ufw backend is not built yet
+      return std::make_unique<firewall::UfwBackend>(config.ports, run_ufw, std::move(progress));
   }
   return nullptr;
 }
@@ -53,7 +70,7 @@ FirewallKeeper::FirewallKeeper(Log& log, StateDir state, BackendFactory make_bac
 
 Result<void> FirewallKeeper::start(const FirewallConfig& config) {
   config_ = config;
-  backend_ = make_backend_(config.backend);
+  backend_ = make_backend_(config);
   if (!backend_) {
     return make_error(std::string("firewall.backend ") + to_string(config.backend) +
                       " is not available in this version of tetherd");
@@ -153,7 +170,15 @@ void FirewallKeeper::stop() {
   }
 }
 
-void FirewallKeeper::check_blocking_chains() {
+void FirewallKeeper::check_surroundings() {
+  if (auto caveats = backend_->caveats(); caveats && *caveats != caveats_) {
+    for (const auto& c : *caveats) {
+      if (std::find(caveats_.begin(), caveats_.end(), c) != caveats_.end()) continue;
+      log_.write(c.serious ? Priority::kWarning : Priority::kNotice, "firewall-caveat", c.message,
+                 {{"BACKEND", std::string(backend_->name())}});
+    }
+    caveats_ = std::move(*caveats);
+  }
   auto found = backend_->blocking_chains();
   if (!found) return;  // a read failure is the reconcile's to report
   if (*found == blocking_) return;

@@ -18,8 +18,13 @@ namespace tetherd {
 
 firewall::Policy firewall_policy(const FirewallConfig& config);
 
-// The backend for firewall.backend; nullptr when this build has none.
-std::unique_ptr<firewall::Backend> make_firewall_backend(FirewallBackend kind);
+// The backend for firewall.backend. `progress` is called between the steps
+// of a slow apply (ufw runs a program per rule), for the watchdog.
+std::unique_ptr<firewall::Backend> make_firewall_backend(const FirewallConfig& config,
+                                                         std::function<void()> progress = {});
+
+// ufw as tetherd runs it: /usr/sbin/ufw with a deadline, output bounded.
+Result<std::string> run_ufw(const std::vector<std::string>& args);
 
 // The saved desired state: nullopt when there is none; an error when it
 // cannot be read or decoded.
@@ -27,7 +32,7 @@ Result<std::optional<firewall::DesiredSources>> read_saved_desired(const StateDi
 
 class FirewallKeeper {
  public:
-  using BackendFactory = std::function<std::unique_ptr<firewall::Backend>(FirewallBackend)>;
+  using BackendFactory = std::function<std::unique_ptr<firewall::Backend>(const FirewallConfig&)>;
 
   FirewallKeeper(Log& log, StateDir state, BackendFactory make_backend,
                  std::vector<boost::asio::ip::address> node_addresses);
@@ -44,9 +49,10 @@ class FirewallKeeper {
   // once per streak.
   Result<firewall::Firewall::Drift> reconcile();
   void stop();
-  // Looks for other firewalls that drop what tetherd allows (coexistence.h);
-  // logs when the finding changes, not on every check.
-  void check_blocking_chains();
+  // Looks for other firewalls that drop what tetherd allows (coexistence.h)
+  // and for the backend's caveats; logs when a finding is new, not on
+  // every check.
+  void check_surroundings();
   const std::vector<firewall::BlockingChain>& blocking_chains() const { return blocking_; }
 
   // "nftables, 7 sources" for STATUS=.
@@ -62,6 +68,7 @@ class FirewallKeeper {
   std::unique_ptr<firewall::Firewall> firewall_;
   bool reconcile_failing_ = false;
   std::vector<firewall::BlockingChain> blocking_;
+  std::vector<firewall::Caveat> caveats_;
 };
 
 }  // namespace tetherd

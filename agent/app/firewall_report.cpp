@@ -95,6 +95,9 @@ Result<FirewallReport> make_firewall_report(const FirewallConfig& config,
   auto blocking = backend.blocking_chains();
   if (!blocking) return blocking.error();
   r.blocking = std::move(*blocking);
+  auto caveats = backend.caveats();
+  if (!caveats) return caveats.error();
+  r.caveats = std::move(*caveats);
   return r;
 }
 
@@ -126,6 +129,11 @@ std::string render_table(const FirewallReport& r) {
     for (const auto& b : r.blocking)
       out += "  " + firewall::explain(b, r.desired.ports) + "\n";
   }
+  if (!r.caveats.empty()) {
+    out += "\ncaveats:\n";
+    for (const auto& c : r.caveats)
+      out += std::string(c.serious ? "  ! " : "  - ") + c.message + "\n";
+  }
   return out;
 }
 
@@ -155,6 +163,10 @@ json::value to_json(const FirewallReport& r) {
                         {"message", firewall::explain(b, r.desired.ports)}});
   }
   o["blockedBy"] = std::move(blocking);
+  json::array caveats;
+  for (const auto& c : r.caveats)
+    caveats.push_back({{"serious", c.serious}, {"message", c.message}});
+  o["caveats"] = std::move(caveats);
   return o;
 }
 

@@ -29,6 +29,7 @@ struct FirewallReport {
   std::uint64_t dropped_packets = 0;
   std::string desired_from;  // where the control plane's part came from
   std::vector<firewall::BlockingChain> blocking;
+  std::vector<firewall::Caveat> caveats;
 
   bool ok() const { return table == Table::kInSync || table == Table::kNotManaged; }
 };

@@ -53,6 +53,8 @@ std::vector<Check> firewall_checks(const FirewallConfig& config,
                          "tetherd repairs this when it runs"});
       break;
   }
+  for (const auto& c : r.caveats)
+    out.push_back({"firewall", c.serious ? S::kFail : S::kWarn, c.message});
   for (const auto& b : r.blocking)
     out.push_back({"other-firewall", S::kFail, firewall::explain(b, config.ports)});
   if (r.blocking.empty() && config.backend != FirewallBackend::kNone)

@@ -14,6 +14,7 @@
 #include "test/support/notify_socket.h"
 #include "test/support/recording_log.h"
 #include "test/support/temp_dir.h"
+#include "test/support/ufw_sandbox.h"
 
 namespace tetherd {
 namespace {
@@ -219,11 +220,42 @@ TEST_F(DaemonProcess, SomeoneElsesFlushIsRepairedWithinASecond) {
       << p.err();
 }
 
-TEST_F(DaemonProcess, UfwBackendIsRefusedUntilItExists) {
-  write_file(config_, "firewall: {backend: ufw}\nstate: {dir: " + tmp_.file("state") + "}\n");
-  test::ChildProcess p({kBinary, "--config", config_}, tmp_.path());
-  EXPECT_EQ(p.wait(kDeadline), 1);
-  EXPECT_NE(p.err().find("firewall.backend ufw is not available"), std::string::npos) << p.err();
+TEST_F(DaemonProcess, UfwBackendAppliesTheSavedStateInUfwAndRemovesItOnStop) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
+  if (!std::filesystem::exists("/usr/sbin/ufw")) GTEST_SKIP() << "ufw is not installed";
+  const std::string netns = "tdufw" + std::to_string(getpid());
+  test::sh("ip netns add " + netns);
+  struct Cleanup {
+    std::string ns;
+    ~Cleanup() { std::system(("ip netns del " + ns).c_str()); }
+  } cleanup{netns};
+  test::UfwSandbox ufw(netns, tmp_);
+  ASSERT_TRUE(ufw.ufw({"--force", "enable"}));
+
+  std::filesystem::create_directories(tmp_.file("state"));
+  write_file(tmp_.file("state/desired-firewall.json"),
+             "{\"version\":1,\"sources\":[\"198.51.100.0/24\"],\"ports\":[]}\n");
+  write_file(config_,
+             "node: {name: alpha}\nfirewall: {backend: ufw, onStop: remove}\n"
+             "state: {dir: " +
+                 tmp_.file("state") + "}\n");
+  test::NotifySocket notify(tmp_.file("notify"));
+  test::ChildProcess p(ufw.argv({kBinary, "--config", config_}), tmp_.path(),
+                       {.env = {{"NOTIFY_SOCKET", notify.path()}}});
+  auto ready = notify.wait_for("READY=1", 60s);
+  ASSERT_TRUE(ready) << p.err();
+  EXPECT_NE(ready->find("firewall ufw, 3 ports, "), std::string::npos) << *ready;
+  const std::string added = ufw.ufw({"show", "added"}).value();
+  EXPECT_NE(added.find("ufw allow from 198.51.100.0/24 to any port 4143,4191,6443 proto tcp "
+                       "comment 'tetherd'"),
+            std::string::npos)
+      << added;
+  EXPECT_NE(p.err().find("ufw filters host sockets only"), std::string::npos) << p.err();
+
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(60s), 0) << p.err();
+  EXPECT_EQ(ufw.ufw({"show", "added"}).value().find("tetherd"), std::string::npos);
+  EXPECT_NE(p.err().find("TETHERD_EVENT=firewall-removed"), std::string::npos) << p.err();
 }
 
 }  // namespace

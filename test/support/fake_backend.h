@@ -24,6 +24,7 @@ class FakeBackend final : public firewall::Backend {
     return live;
   }
   Result<std::vector<firewall::BlockingChain>> blocking_chains() override { return blocking; }
+  Result<std::vector<firewall::Caveat>> caveats() override { return caveat_list; }
   Result<void> remove() override {
     ++removes;
     live.reset();
@@ -32,6 +33,7 @@ class FakeBackend final : public firewall::Backend {
 
   std::optional<firewall::LiveTable> live;
   std::vector<firewall::BlockingChain> blocking;
+  std::vector<firewall::Caveat> caveat_list;
   int applies = 0;
   int removes = 0;
   bool fail_apply = false;

@@ -40,7 +40,7 @@ class DaemonTest : public ::testing::Test {
   std::variant<Config, ConfigErrors> next_;
   FirewallKeeper keeper_{log_,
                          StateDir(tmp_.path()),
-                         [this](FirewallBackend) {
+                         [this](const FirewallConfig&) {
                            auto b = std::make_unique<test::FakeBackend>();
                            b->fail_apply = fail_apply_;
                            backend_ = b.get();

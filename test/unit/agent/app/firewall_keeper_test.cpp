@@ -18,8 +18,8 @@ class FirewallKeeperTest : public ::testing::Test {
  protected:
   FirewallKeeper make() {
     return FirewallKeeper(log_, StateDir(tmp_.path()),
-                          [this](FirewallBackend kind) -> std::unique_ptr<fw::Backend> {
-                            if (kind == FirewallBackend::kUfw) return nullptr;
+                          [this](const FirewallConfig& c) -> std::unique_ptr<fw::Backend> {
+                            if (c.backend == FirewallBackend::kUfw) return nullptr;
                             auto b = std::make_unique<test::FakeBackend>();
                             backend_ = b.get();
                             return b;
@@ -130,12 +130,12 @@ TEST_F(FirewallKeeperTest, ReconfigureAppliesTheNewPolicyAndFollowsOnStop) {
 TEST_F(FirewallKeeperTest, AnotherFirewallThatBlocksIsReportedOnceAndWhenItGoes) {
   auto keeper = make();
   ASSERT_TRUE(keeper.start(config_).has_value());
-  keeper.check_blocking_chains();
+  keeper.check_surroundings();
   EXPECT_TRUE(log_.with_event("firewall-blocked-elsewhere").empty());
 
   backend_->blocking = {{"ip", "filter", "INPUT", "input", true}};
-  keeper.check_blocking_chains();
-  keeper.check_blocking_chains();  // the same finding: not logged again
+  keeper.check_surroundings();
+  keeper.check_surroundings();  // the same finding: not logged again
   auto warned = log_.with_event("firewall-blocked-elsewhere");
   ASSERT_EQ(warned.size(), 1u);
   EXPECT_EQ(warned[0].priority, Priority::kWarning);
@@ -144,13 +144,28 @@ TEST_F(FirewallKeeperTest, AnotherFirewallThatBlocksIsReportedOnceAndWhenItGoes)
   EXPECT_EQ(keeper.blocking_chains(), backend_->blocking);
 
   backend_->blocking.push_back({"inet", "fw", "fwd", "forward", false});
-  keeper.check_blocking_chains();
+  keeper.check_surroundings();
   EXPECT_EQ(log_.with_event("firewall-blocked-elsewhere").size(), 2u) << "only the new one";
 
   backend_->blocking.clear();
-  keeper.check_blocking_chains();
+  keeper.check_surroundings();
   EXPECT_EQ(log_.with_event("firewall-unblocked").size(), 1u);
   EXPECT_TRUE(keeper.blocking_chains().empty());
+}
+
+TEST_F(FirewallKeeperTest, CaveatsAreLoggedWhenNew) {
+  auto keeper = make();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  backend_->caveat_list = {{false, "ufw filters host sockets only"}};
+  keeper.check_surroundings();
+  keeper.check_surroundings();
+  backend_->caveat_list.push_back({true, "ufw is inactive"});
+  keeper.check_surroundings();
+  auto logged = log_.with_event("firewall-caveat");
+  ASSERT_EQ(logged.size(), 2u);
+  EXPECT_EQ(logged[0].priority, Priority::kNotice);
+  EXPECT_EQ(logged[1].priority, Priority::kWarning);
+  EXPECT_EQ(logged[1].message, "ufw is inactive");
 }
 
 TEST_F(FirewallKeeperTest, AnUnavailableBackendIsAClearError) {

@@ -81,7 +81,7 @@ TEST_F(FirewallReportTest, DriftShowsWhichSideHoldsWhat) {
             R"j({"cidr":"192.0.2.1/32","live":true,"desired":true},)j"
             R"j({"cidr":"198.51.100.0/24","live":false,"desired":true},)j"
             R"j({"cidr":"203.0.113.7/32","live":true,"desired":false},)j"
-            R"j({"cidr":"::1/128","live":true,"desired":true}],"blockedBy":[]})j");
+            R"j({"cidr":"::1/128","live":true,"desired":true}],"blockedBy":[],"caveats":[]})j");
 }
 
 TEST_F(FirewallReportTest, ACorruptSavedStateIsNamedAndTheStaticSetShown) {
@@ -121,6 +121,24 @@ TEST_F(FirewallReportTest, ChecksFailOnMissingRulesAndOnAnotherFirewall) {
             "are open to anyone (is tetherd running?)\n"
             "fail  other-firewall  " +
                 fw::explain(backend_.blocking[0], config_.ports) + "\n");
+}
+
+TEST_F(FirewallReportTest, CaveatsAreShownAndSeriousOnesFailTheCheck) {
+  apply_desired();
+  backend_.caveat_list = {{true, "ufw is inactive"}, {false, "ufw filters host sockets only"}};
+  auto r = report();
+  ASSERT_TRUE(r.has_value());
+  const std::string table = render_table(*r);
+  EXPECT_NE(table.find("\ncaveats:\n  ! ufw is inactive\n  - ufw filters host sockets only\n"),
+            std::string::npos)
+      << table;
+  auto checks = firewall_checks(config_, r);
+  EXPECT_FALSE(passed(checks));
+  EXPECT_EQ(render_checks(checks),
+            "ok    firewall        fake rules in force and in sync: 4 source networks\n"
+            "fail  firewall        ufw is inactive\n"
+            "warn  firewall        ufw filters host sockets only\n"
+            "ok    other-firewall  no other table drops the managed ports by default\n");
 }
 
 TEST_F(FirewallReportTest, ChecksPassWhenInSyncAndAlone) {

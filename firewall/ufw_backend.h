@@ -1,0 +1,52 @@
+#pragma once
+// The ufw backend: tetherd's allow rules in ufw (see ufw_rules.h), applied
+// by diff against `ufw show added`, one ufw command per changed source.
+// Adds come before deletes, so a source that stays allowed under another
+// shape (a /32 folded into a /24) is never without a rule.
+//
+// ufw is a program, not a library: every change is a run of /usr/sbin/ufw
+// (about 0.1-0.4 s each). `progress` is called between runs so the daemon
+// can tell the watchdog it is busy, not wedged. ufw has no verdict of its
+// own for tetherd: its default incoming policy decides (deny or reject).
+//
+// What ufw cannot cover: ports that k3s publishes through DNAT (servicelb,
+// hostPort, NodePort) go through FORWARD after translation, where the port
+// the peer dialled is gone, so ufw rules cannot filter them by it. caveats()
+// says so, with what else undoes the rules (ufw inactive, a default allow
+// policy, a user rule opening a managed port to anyone).
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "firewall/backend.h"
+#include "firewall/ufw_rules.h"
+
+namespace tetherd::firewall {
+
+class UfwBackend final : public Backend {
+ public:
+  // Runs ufw with these arguments; stdout on success, or the error (with
+  // what ufw printed on stderr).
+  using Runner = std::function<Result<std::string>(const std::vector<std::string>& args)>;
+
+  UfwBackend(std::vector<std::uint16_t> managed_ports, Runner run,
+             std::function<void()> progress = {});
+
+  std::string_view name() const override { return "ufw"; }
+  Result<void> apply(const Allowlist& allowlist) override;
+  Result<std::optional<LiveTable>> read() override;
+  Result<void> remove() override;
+  Result<std::vector<Caveat>> caveats() override;
+
+ private:
+  Result<UfwAdded> show_added();
+  Result<void> run_each(const std::vector<std::vector<std::string>>& commands);
+
+  std::vector<std::uint16_t> managed_ports_;
+  Runner run_;
+  std::function<void()> progress_;
+  Verdict verdict_ = Verdict::kDrop;  // as last applied; ufw has its own
+};
+
+}  // namespace tetherd::firewall
