@@ -35,8 +35,10 @@ class NftMonitor final : public FirewallMonitor {
   firewall::NftEventScanner scanner_;
   std::function<void()> changed_;
   // A datagram larger than this is truncated, which the scanner treats as a
-  // change: the bound costs at most a needless read of the table.
-  std::array<std::byte, 64 * 1024> buffer_{};
+  // change: the bound costs at most a needless read of the table. The kernel
+  // sends each notification in one skb of at most a page or two. Left
+  // uninitialised: pages the kernel never writes are never resident.
+  std::array<std::byte, 16 * 1024> buffer_;
 };
 
 }  // namespace tetherd

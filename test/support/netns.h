@@ -120,6 +120,11 @@ inline Outcome tcp_connect(const boost::asio::ip::address& to, std::uint16_t por
   } else if (errno == ECONNREFUSED) {
     out = Outcome::kRefused;
   }
+  // Close with a reset: no TIME_WAIT, so a probe connecting in a loop for a
+  // minute does not run out of ephemeral ports (which would look like a
+  // refusal).
+  const linger abort_on_close{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
   close(fd);
   return out;
 }
