@@ -2,15 +2,13 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <fstream>
 #include <sstream>
 #include <unistd.h>
 
 #include <yaml-cpp/yaml.h>
 
+#include "agent/config/small_file.h"
 #include "agent/config/yaml_reader.h"
 #include "agent/core/duration.h"
 
@@ -298,19 +296,9 @@ std::variant<Config, ConfigErrors> parse_config(std::string_view yaml, const Loa
 
 std::variant<Config, ConfigErrors> load_config_file(const std::string& path,
                                                     const LoadOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return ConfigErrors{{0, 0, std::string("cannot read the file: ") + std::strerror(errno)}};
-  }
-  std::string text;
-  text.resize(kMaxConfigBytes + 1);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return ConfigErrors{{0, 0, "cannot read the file: I/O error"}};
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  if (text.size() > kMaxConfigBytes) {
-    return ConfigErrors{{0, 0, "the file is larger than 1 MiB; is this the right file?"}};
-  }
-  return parse_config(text, options);
+  auto text = read_small_file(path, kMaxConfigBytes, "the file");
+  if (!text) return ConfigErrors{{0, 0, text.error().message}};
+  return parse_config(*text, options);
 }
 
 std::string default_host_name() {

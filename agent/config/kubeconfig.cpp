@@ -4,11 +4,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <sys/stat.h>
 
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
+
+#include "agent/config/small_file.h"
 
 namespace tetherd {
 namespace {
@@ -17,20 +18,6 @@ std::string mode_text(mode_t mode) {
   char buf[8];
   std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
   return buf;
-}
-
-Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error("cannot read " + path + ": " + std::strerror(errno));
-  std::string text(max_bytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return make_error("cannot read " + path + ": I/O error");
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  if (text.size() > max_bytes) {
-    return make_error(path + " is larger than " + std::to_string(max_bytes >> 10) +
-                      " KiB; is this the right file?");
-  }
-  return Result<std::string>(boost::system::in_place_value, std::move(text));
 }
 
 // A private key must be readable by its owner alone.
@@ -106,7 +93,7 @@ Result<std::string> pem_field(const YAML::Node& map, const std::string& where,
     if (auto r = refuse_shared_key(path, "a private key"); !r) return r.error();
   }
   from_file = true;
-  return read_file(path, 1 << 20);
+  return read_small_file(path, 1 << 20, path);
 }
 
 }  // namespace
@@ -186,7 +173,7 @@ Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string& pa
       k.token.empty() && !token_file.empty()) {
     const std::string p = token_file.starts_with("/") ? token_file : dir + "/" + token_file;
     if (auto r = refuse_shared_key(p, "a bearer token"); !r) return r.error();
-    auto t = read_file(p, 64 << 10);
+    auto t = read_small_file(p, 64 << 10, p);
     if (!t) return fail(t.error().message);
     k.token = std::move(*t);
     while (!k.token.empty() && std::isspace(static_cast<unsigned char>(k.token.back())))
@@ -198,7 +185,7 @@ Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string& pa
 }
 
 Result<Kubeconfig> load_kubeconfig(const std::string& path, std::optional<std::string> context) {
-  auto text = read_file(path, kMaxKubeconfigBytes);
+  auto text = read_small_file(path, kMaxKubeconfigBytes, path);
   if (!text) return text.error();
   return parse_kubeconfig(*text, path, std::move(context));
 }

@@ -164,7 +164,7 @@ TEST_F(KubeconfigTest, WhatIsRefusedSaysWhy) {
 TEST_F(KubeconfigTest, ABigFileIsRefused) {
   auto k = load_kubeconfig(put("big", std::string(kMaxKubeconfigBytes + 1, '#')));
   ASSERT_FALSE(k.has_value());
-  EXPECT_NE(k.error().message.find("is larger than 1024 KiB"), std::string::npos);
+  EXPECT_NE(k.error().message.find("is larger than 1 MiB"), std::string::npos);
 }
 
 }  // namespace

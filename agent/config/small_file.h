@@ -1,0 +1,18 @@
+#pragma once
+// Reads a small file whole, refusing one larger than a bound: configuration
+// and kubeconfigs are kilobytes, and a wrong path must not read a disk image.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "agent/core/result.h"
+
+namespace tetherd {
+
+// Errors name the file as `subject`: "cannot read <subject>: <reason>",
+// "<subject> is larger than <max>; is this the right file?".
+Result<std::string> read_small_file(const std::string& path, std::size_t max_bytes,
+                                    std::string_view subject);
+
+}  // namespace tetherd
