@@ -267,6 +267,10 @@ std::string ConfigError::format(std::string_view path) const {
 std::variant<Config, ConfigErrors> parse_config(std::string_view yaml, const LoadOptions& options) {
   ConfigErrors errors;
   std::vector<YAML::Node> docs;
+  if (const auto at = find_non_yaml_character(yaml)) {
+    errors.push_back({at->first, at->second, "a control character, which YAML does not allow"});
+    return errors;
+  }
   try {
     docs = YAML::LoadAll(std::string(yaml));
   } catch (const YAML::Exception& e) {

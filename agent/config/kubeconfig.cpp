@@ -10,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "agent/config/small_file.h"
+#include "agent/config/yaml_reader.h"
 
 namespace tetherd {
 namespace {
@@ -104,6 +105,8 @@ Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string& pa
     return make_error(path + ": " + message);
   };
   YAML::Node root;
+  if (const auto at = find_non_yaml_character(text))
+    return fail("not valid YAML: line " + std::to_string(at->first) + ": a control character");
   try {
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {

@@ -21,6 +21,13 @@ namespace tetherd {
 
 std::string quoted(std::string_view s);
 
+// YAML allows no C0 control character but tab, LF and CR (YAML 1.2,
+// c-printable), and yaml-cpp 0.7 loops for ever on some inputs with a NUL
+// byte (found by the config fuzz target: "\0,\0\0"). So text is checked
+// before yaml-cpp sees it. Returns the 1-based line and column of the first
+// such character.
+std::optional<std::pair<int, int>> find_non_yaml_character(std::string_view text);
+
 // Levenshtein distance, case-insensitive: for "did you mean" hints.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 

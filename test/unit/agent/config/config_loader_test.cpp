@@ -55,6 +55,16 @@ TEST(ConfigLoader, EmptyFileGivesStandaloneDefaults) {
   EXPECT_EQ(c.state.dir, "/var/lib/tetherd");
 }
 
+TEST(ConfigLoader, ControlCharactersAreRefusedBeforeYamlCppSeesThem) {
+  // "\0,\0\0" made yaml-cpp 0.7 loop for ever (found by the config fuzz target).
+  EXPECT_EQ(errors_of(std::string("\0,\0\0", 4)),
+            std::vector<std::string>{"t.yaml:1:1: a control character, which YAML does not allow"});
+  EXPECT_EQ(
+      errors_of("firewall:\n  ports: [6443]\x01\n"),
+      std::vector<std::string>{"t.yaml:2:16: a control character, which YAML does not allow"});
+  EXPECT_TRUE(errors_of("# tabs\tand CRLF are fine\r\n").empty());
+}
+
 TEST(ConfigLoader, SectionsGetTheirDefaults) {
   const Config c = parse_ok("controlPlane: {}\ncluster: {}\nlinkerd: {}\n");
   ASSERT_TRUE(c.control_plane.has_value());

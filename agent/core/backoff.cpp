@@ -1,0 +1,32 @@
+#include "agent/core/backoff.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tetherd {
+
+Duration backoff_ceiling(const BackoffPolicy& policy, unsigned attempt) {
+  if (policy.base <= Duration::zero()) return Duration::zero();
+  Duration ceiling = policy.base;
+  // Doubling stops at the cap, so this cannot overflow however large
+  // `attempt` grows over hours of an unreachable control plane.
+  for (unsigned i = 0; i < attempt && ceiling < policy.cap; ++i)
+    ceiling *= 2;
+  return std::min(ceiling, policy.cap);
+}
+
+Duration full_jitter(const BackoffPolicy& policy, unsigned attempt, double unit) {
+  if (!(unit >= 0.0)) unit = 0.0;  // also NaN
+  if (unit >= 1.0) unit = std::nextafter(1.0, 0.0);
+  const auto ceiling = backoff_ceiling(policy, attempt);
+  return Duration(static_cast<Duration::rep>(static_cast<double>(ceiling.count()) * unit));
+}
+
+Duration retry_delay(const BackoffPolicy& policy, unsigned attempt,
+                     std::optional<Duration> retry_after, double unit) {
+  if (retry_after && *retry_after >= Duration::zero())
+    return std::min(*retry_after, policy.retry_after_cap);
+  return full_jitter(policy, attempt, unit);
+}
+
+}  // namespace tetherd

@@ -1,0 +1,38 @@
+#pragma once
+// How long to wait before trying the network again. Pure: the random number
+// is an argument, so the policy is tested without a network or a clock
+// (osquery keeps retry policy apart from the call that talks to the network;
+// so do we).
+//
+// Full jitter ("Exponential Backoff And Jitter", AWS Architecture Blog): the
+// delay is uniform in [0, min(cap, base * 2^attempt)). Ten thousand nodes
+// that lost the control plane together do not come back in lock step.
+
+#include <chrono>
+#include <optional>
+
+#include "agent/core/clock.h"
+
+namespace tetherd {
+
+struct BackoffPolicy {
+  Duration base = std::chrono::seconds(1);
+  Duration cap = std::chrono::seconds(60);
+  // A server's Retry-After is honoured up to this; beyond it is a server
+  // asking for something unreasonable.
+  Duration retry_after_cap = std::chrono::minutes(10);
+};
+
+// The ceiling of the jitter window for `attempt` (0 for the first retry).
+Duration backoff_ceiling(const BackoffPolicy& policy, unsigned attempt);
+
+// A delay uniform in [0, backoff_ceiling): `unit` is a random number in
+// [0, 1); values outside are clamped.
+Duration full_jitter(const BackoffPolicy& policy, unsigned attempt, double unit);
+
+// The delay before retry number `attempt`: the server's Retry-After when it
+// sent one (bounded by retry_after_cap), full jitter otherwise.
+Duration retry_delay(const BackoffPolicy& policy, unsigned attempt,
+                     std::optional<Duration> retry_after, double unit);
+
+}  // namespace tetherd

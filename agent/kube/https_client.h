@@ -1,0 +1,128 @@
+#pragma once
+// HTTPS to one Kubernetes API server, on Boost.Beast and OpenSSL 3, the way
+// the Beast async-ssl client examples do it: TLS 1.2 at least (1.3 when the
+// server has it), SNI, the server's certificate verified against the
+// kubeconfig's CA and its name (DNS or IP) always checked, the client
+// certificate presented, and a deadline before every step. Connections are
+// kept alive and reused; a watch gets one of its own.
+//
+// Coroutines on the caller's executor; no exceptions for anything the
+// network can do (errors are ApiResult values).
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include "agent/config/kubeconfig.h"
+#include "agent/kube/api_error.h"
+
+namespace tetherd::kube {
+
+struct ClientLimits {
+  Duration resolve_timeout = std::chrono::seconds(10);
+  Duration connect_timeout = std::chrono::seconds(10);
+  Duration handshake_timeout = std::chrono::seconds(10);
+  Duration write_timeout = std::chrono::seconds(10);
+  // The whole response of an ordinary request, headers and body: a server
+  // that drips one byte a second does not hold tetherd for ever.
+  Duration read_timeout = std::chrono::seconds(30);
+  std::size_t max_header_bytes = 64 << 10;
+  std::size_t max_body_bytes = 4 << 20;  // kube-apiserver's own request limit is 3 MiB
+  std::size_t max_idle_connections = 2;
+};
+
+// Where the kubeconfig's server URL points.
+struct ServerAddress {
+  std::string host;         // without brackets for IPv6
+  std::string port;         // "443" when the URL has none
+  std::string base_path;    // "" or "/k8s/clusters/c-x" (a proxy's prefix)
+  std::string verify_name;  // tls-server-name, else host: checked against the certificate
+  bool verify_name_is_ip = false;
+  std::string sni;  // empty when the name is an IP (RFC 6066 forbids IP literals)
+  std::string host_header;
+};
+
+ApiResult<ServerAddress> parse_server_address(std::string_view server_url,
+                                              std::string_view tls_server_name);
+
+struct HttpRequest {
+  boost::beast::http::verb verb = boost::beast::http::verb::get;
+  std::string target;  // path and query, below the server's base path
+  std::string body;
+  std::string content_type;
+};
+
+struct HttpResponse {
+  unsigned status = 0;
+  std::string body;
+  std::string retry_after;
+};
+
+class HttpsClient {
+ public:
+  class Connection;
+
+  // Checks the kubeconfig's CA, certificate and key (a key that does not
+  // match its certificate is an error here, not at the first handshake).
+  static ApiResult<std::unique_ptr<HttpsClient>> create(boost::asio::any_io_executor executor,
+                                                        const Kubeconfig& kubeconfig,
+                                                        ClientLimits limits = {});
+  ~HttpsClient();
+  HttpsClient(const HttpsClient&) = delete;
+  HttpsClient& operator=(const HttpsClient&) = delete;
+
+  // One request and its whole response (bounded in size and time), on a
+  // kept-alive connection when one is idle. A kept-alive connection the
+  // server closed meanwhile is retried once on a fresh one, except for POST.
+  boost::asio::awaitable<ApiResult<HttpResponse>> send(HttpRequest request);
+
+  // Called with each piece of a streamed 200 body; returns whether a whole
+  // unit (a watch event) completed, which pushes the idle deadline back, or
+  // an error that ends the stream.
+  using BodySink = std::function<ApiResult<bool>(std::string_view)>;
+  // A long response (a watch) on a connection of its own. A non-200 answer
+  // is an error decoded from its Status body. A stream that completes no unit
+  // within `idle` is dead: silent and dripping servers alike.
+  boost::asio::awaitable<ApiResult<void>> stream(HttpRequest request, Duration idle, BodySink sink);
+
+  // Closes every connection now, idle and busy; what was in flight ends
+  // with a transport error. For a resume from suspend: the old sockets are
+  // dead, and TCP would take many minutes to say so.
+  void disconnect_all();
+
+  const std::string& server() const { return server_; }
+  std::size_t connections_opened() const { return connections_opened_; }
+
+ private:
+  HttpsClient(boost::asio::any_io_executor executor, std::string server, ServerAddress address,
+              std::string token, ClientLimits limits);
+
+  boost::asio::awaitable<ApiResult<std::unique_ptr<Connection>>> connect();
+  std::unique_ptr<Connection> take_idle();
+  void keep_idle(std::unique_ptr<Connection> connection);
+  ApiError io_error(const boost::system::error_code& ec, std::string_view doing, Duration timeout,
+                    const Connection* connection) const;
+
+  boost::asio::any_io_executor executor_;
+  std::string server_;
+  ServerAddress address_;
+  std::string token_;
+  ClientLimits limits_;
+  boost::asio::ssl::context tls_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  std::set<Connection*> live_;
+  std::size_t connections_opened_ = 0;
+
+  friend class Connection;
+};
+
+}  // namespace tetherd::kube

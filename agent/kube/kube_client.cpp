@@ -1,0 +1,185 @@
+#include "agent/kube/kube_client.h"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
+namespace tetherd::kube {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+using asio::awaitable;
+
+namespace {
+
+ApiError decode_error(std::string message) {
+  return ApiError{ErrorKind::kDecode, 0, {}, std::move(message), std::nullopt};
+}
+
+// Kubernetes bodies are shallow; a deeply nested one is hostile.
+json::parse_options body_options() {
+  json::parse_options o;
+  o.max_depth = 64;
+  return o;
+}
+
+ApiResult<json::object> parse_object(const std::string& body, std::string_view what) {
+  boost::system::error_code ec;
+  auto value = json::parse(body, ec, {}, body_options());
+  if (ec) return decode_error(std::string(what) + ": the body is not JSON: " + ec.message());
+  if (!value.is_object()) return decode_error(std::string(what) + ": the body is not an object");
+  return std::move(value.get_object());
+}
+
+const json::object* metadata_of(const json::object& o) {
+  const auto* m = o.if_contains("metadata");
+  return m != nullptr && m->is_object() ? &m->get_object() : nullptr;
+}
+
+std::string resource_version_of(const json::object& o) {
+  const auto* m = metadata_of(o);
+  const auto* rv = m != nullptr ? m->if_contains("resourceVersion") : nullptr;
+  return rv != nullptr && rv->is_string() ? std::string(rv->get_string()) : std::string();
+}
+
+}  // namespace
+
+std::string query_escape(std::string_view value) {
+  return boost::urls::encode(value, boost::urls::unreserved_chars);
+}
+
+std::string collection_path(const Resource& r, std::string_view ns) {
+  std::string p = r.group.empty() ? "/api/" + r.version : "/apis/" + r.group + "/" + r.version;
+  p += "/namespaces/";
+  p += ns;
+  p += "/" + r.plural;
+  return p;
+}
+
+std::string object_path(const Resource& r, std::string_view ns, std::string_view name,
+                        std::string_view subresource) {
+  std::string p = collection_path(r, ns) + "/" + std::string(name);
+  if (!subresource.empty()) p += "/" + std::string(subresource);
+  return p;
+}
+
+KubeClient::KubeClient(HttpsClient& http, std::size_t max_watch_event_bytes)
+    : http_(http), max_watch_event_bytes_(max_watch_event_bytes) {}
+
+awaitable<ApiResult<json::object>> KubeClient::call(HttpRequest request) {
+  const std::string what = std::string(http::to_string(request.verb)) + " " + request.target;
+  auto response = co_await http_.send(std::move(request));
+  if (!response) co_return response.error();
+  if (response->status < 200 || response->status >= 300) {
+    auto e = error_from_response(response->status, response->body, response->retry_after);
+    e.message = what + ": " + e.message;
+    co_return e;
+  }
+  co_return parse_object(response->body, what);
+}
+
+awaitable<ApiResult<json::object>> KubeClient::get(std::string path) {
+  co_return co_await call({http::verb::get, std::move(path), {}, {}});
+}
+
+awaitable<ApiResult<ObjectList>> KubeClient::list(std::string collection,
+                                                  std::string field_selector) {
+  if (!field_selector.empty()) collection += "?fieldSelector=" + query_escape(field_selector);
+  auto body = co_await call({http::verb::get, collection, {}, {}});
+  if (!body) co_return body.error();
+  ObjectList list;
+  list.resource_version = resource_version_of(*body);
+  if (list.resource_version.empty())
+    co_return decode_error("GET " + collection + ": list without metadata.resourceVersion");
+  const auto* items = body->if_contains("items");
+  if (items != nullptr && !items->is_null()) {
+    if (!items->is_array()) co_return decode_error("GET " + collection + ": items not a list");
+    for (const auto& item : items->get_array()) {
+      if (!item.is_object())
+        co_return decode_error("GET " + collection + ": an item not an object");
+      list.items.push_back(item.get_object());
+    }
+  }
+  co_return list;
+}
+
+awaitable<ApiResult<json::object>> KubeClient::create(std::string collection, json::object object) {
+  co_return co_await call(
+      {http::verb::post, std::move(collection), json::serialize(object), "application/json"});
+}
+
+awaitable<ApiResult<json::object>> KubeClient::update(std::string path, json::object object) {
+  if (resource_version_of(object).empty())
+    co_return ApiError{ErrorKind::kInvalid,
+                       0,
+                       {},
+                       "PUT " + path +
+                           ": refused without metadata.resourceVersion (it would "
+                           "overwrite someone else's change unseen)",
+                       std::nullopt};
+  co_return co_await call(
+      {http::verb::put, std::move(path), json::serialize(object), "application/json"});
+}
+
+awaitable<ApiResult<json::object>> KubeClient::merge_patch(std::string path, json::object patch) {
+  co_return co_await call(
+      {http::verb::patch, std::move(path), json::serialize(patch), "application/merge-patch+json"});
+}
+
+awaitable<ApiResult<WatchEnd>> KubeClient::watch(std::string collection,
+                                                 const WatchOptions& options,
+                                                 EventHandler on_event) {
+  std::string target = collection + "?watch=true";
+  if (!options.resource_version.empty())
+    target += "&resourceVersion=" + query_escape(options.resource_version);
+  if (options.bookmarks) target += "&allowWatchBookmarks=true";
+  target += "&timeoutSeconds=" + std::to_string(options.timeout.count());
+  if (!options.field_selector.empty())
+    target += "&fieldSelector=" + query_escape(options.field_selector);
+
+  WatchEnd end;
+  end.resource_version = options.resource_version;
+  WatchDecoder decoder(max_watch_event_bytes_);
+  std::vector<WatchEvent> events;
+  std::optional<ApiError> failure;
+  auto sink = [&](std::string_view bytes) -> ApiResult<bool> {
+    events.clear();
+    auto fed = decoder.feed(bytes, events);
+    // Events decoded before a bad one are still good: hand them on first.
+    for (auto& event : events) {
+      if (event.type == WatchEventType::kError) {
+        auto e = error_from_status(event.object);
+        if (e.code == 410) {
+          end.expired = true;
+        } else {
+          e.message = "watch " + collection + ": ERROR event: " + describe(e);
+          failure = std::move(e);
+        }
+        // Nothing after an ERROR event counts; kube-apiserver ends there.
+        return ApiError{ErrorKind::kHttp, 0, "WatchEnded", "", std::nullopt};
+      }
+      ++end.events;
+      end.resource_version = event.resource_version();
+      on_event(event);
+    }
+    if (!fed) return fed.error();
+    return !events.empty();
+  };
+
+  auto streamed = co_await http_.stream({http::verb::get, target, {}, {}}, options.idle, sink);
+  if (end.expired) co_return end;
+  if (failure) co_return *failure;
+  if (!streamed) {
+    if (streamed.error().gone()) {
+      end.expired = true;
+      co_return end;
+    }
+    co_return streamed.error();
+  }
+  if (auto finished = decoder.finish(); !finished) co_return finished.error();
+  co_return end;
+}
+
+}  // namespace tetherd::kube

@@ -1,0 +1,57 @@
+#include "agent/core/backoff.h"
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+namespace tetherd {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+TEST(BackoffTest, CeilingDoublesFromBaseUpToCap) {
+  const BackoffPolicy p{seconds(1), seconds(60)};
+  const Duration expected[] = {seconds(1),  seconds(2),  seconds(4),  seconds(8),
+                               seconds(16), seconds(32), seconds(60), seconds(60)};
+  for (unsigned attempt = 0; attempt < std::size(expected); ++attempt)
+    EXPECT_EQ(backoff_ceiling(p, attempt), expected[attempt]) << "attempt " << attempt;
+}
+
+TEST(BackoffTest, CeilingDoesNotOverflowAfterHoursOfFailures) {
+  const BackoffPolicy p{seconds(1), seconds(60)};
+  EXPECT_EQ(backoff_ceiling(p, 100000), seconds(60));
+  EXPECT_EQ(backoff_ceiling(p, ~0u), seconds(60));
+}
+
+TEST(BackoffTest, FullJitterSpansZeroToCeiling) {
+  const BackoffPolicy p{seconds(1), seconds(60)};
+  EXPECT_EQ(full_jitter(p, 3, 0.0), Duration::zero());
+  EXPECT_EQ(full_jitter(p, 3, 0.5), seconds(4));
+  EXPECT_EQ(full_jitter(p, 0, 0.25), milliseconds(250));
+  EXPECT_LT(full_jitter(p, 3, 0.999999), seconds(8));
+}
+
+TEST(BackoffTest, OutOfRangeRandomIsClampedIntoTheWindow) {
+  const BackoffPolicy p{seconds(1), seconds(60)};
+  EXPECT_EQ(full_jitter(p, 2, -1.0), Duration::zero());
+  EXPECT_EQ(full_jitter(p, 2, std::nan("")), Duration::zero());
+  EXPECT_LT(full_jitter(p, 2, 1.0), seconds(4));
+  EXPECT_GT(full_jitter(p, 2, 7.0), seconds(3));
+}
+
+TEST(BackoffTest, RetryAfterWinsOverJitterAndIsBounded) {
+  const BackoffPolicy p{seconds(1), seconds(60), std::chrono::minutes(10)};
+  EXPECT_EQ(retry_delay(p, 5, seconds(7), 0.9), seconds(7));
+  EXPECT_EQ(retry_delay(p, 0, seconds(0), 0.9), seconds(0));
+  EXPECT_EQ(retry_delay(p, 0, std::chrono::hours(5), 0.5), std::chrono::minutes(10));
+  EXPECT_EQ(retry_delay(p, 1, std::nullopt, 0.5), seconds(1));
+}
+
+TEST(BackoffTest, ZeroBaseMeansNoWait) {
+  const BackoffPolicy p{Duration::zero(), seconds(60)};
+  EXPECT_EQ(full_jitter(p, 10, 0.9), Duration::zero());
+}
+
+}  // namespace
+}  // namespace tetherd

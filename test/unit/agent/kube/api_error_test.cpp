@@ -1,0 +1,83 @@
+#include "agent/kube/api_error.h"
+
+#include <gtest/gtest.h>
+
+namespace tetherd::kube {
+namespace {
+
+using std::chrono::seconds;
+
+TEST(ApiErrorTest, DecodesAConflictStatus) {
+  const auto e = error_from_response(
+      409,
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
+      R"("message":"Operation cannot be fulfilled on leases.coordination.k8s.io \"tetherd-a\": )"
+      R"(the object has been modified; please apply your changes to the latest version and try again",)"
+      R"("reason":"Conflict","details":{"name":"tetherd-a","group":"coordination.k8s.io","kind":"leases"},"code":409})",
+      "");
+  EXPECT_EQ(e.kind, ErrorKind::kHttp);
+  EXPECT_TRUE(e.conflict());
+  EXPECT_EQ(e.reason, "Conflict");
+  EXPECT_FALSE(e.retryable());
+  EXPECT_EQ(describe(e),
+            "HTTP 409 Conflict: Operation cannot be fulfilled on leases.coordination.k8s.io "
+            "\"tetherd-a\": the object has been modified; please apply your changes to the latest "
+            "version and try again");
+}
+
+TEST(ApiErrorTest, TooManyRequestsHonoursRetryAfterHeaderOverBody) {
+  const auto e = error_from_response(
+      429,
+      R"({"kind":"Status","status":"Failure","message":"too many requests","reason":"TooManyRequests",)"
+      R"("details":{"retryAfterSeconds":3},"code":429})",
+      "7");
+  EXPECT_TRUE(e.retryable());
+  ASSERT_TRUE(e.retry_after.has_value());
+  EXPECT_EQ(*e.retry_after, seconds(7));
+}
+
+TEST(ApiErrorTest, RetryAfterFromStatusDetailsWhenNoHeader) {
+  const auto e = error_from_response(
+      503, R"({"kind":"Status","reason":"ServiceUnavailable","details":{"retryAfterSeconds":2}})",
+      "");
+  ASSERT_TRUE(e.retry_after.has_value());
+  EXPECT_EQ(*e.retry_after, seconds(2));
+  EXPECT_EQ(e.code, 503u);  // the status line, though the body has no code
+}
+
+TEST(ApiErrorTest, ANonKubernetesBodyIsSummarisedPrintably) {
+  const std::string html = "<html>\x01\x02 bad gateway" + std::string(1000, 'x');
+  const auto e = error_from_response(502, html, "");
+  EXPECT_EQ(e.code, 502u);
+  EXPECT_TRUE(e.retryable());
+  EXPECT_NE(e.message.find("not a Kubernetes Status: <html>   bad gateway"), std::string::npos);
+  EXPECT_LT(e.message.size(), 260u);
+}
+
+TEST(ApiErrorTest, ForbiddenAndNotFoundAreNotRetryable) {
+  EXPECT_FALSE(error_from_response(403, "{}", "").retryable());
+  const auto nf =
+      error_from_response(404, R"({"kind":"Status","reason":"NotFound","code":404})", "");
+  EXPECT_TRUE(nf.not_found());
+  EXPECT_FALSE(nf.retryable());
+}
+
+TEST(ApiErrorTest, ParsesRetryAfterSecondsOnly) {
+  EXPECT_EQ(parse_retry_after("5"), seconds(5));
+  EXPECT_EQ(parse_retry_after(" 12 "), seconds(12));
+  EXPECT_EQ(parse_retry_after("0"), seconds(0));
+  EXPECT_FALSE(parse_retry_after(""));
+  EXPECT_FALSE(parse_retry_after("-1"));
+  EXPECT_FALSE(parse_retry_after("1.5"));
+  EXPECT_FALSE(parse_retry_after("Wed, 21 Oct 2026 07:28:00 GMT"));
+  EXPECT_FALSE(parse_retry_after("99999999999999999999"));
+}
+
+TEST(ApiErrorTest, TransportErrorsAreRetryableInvalidRequestsAreNot) {
+  EXPECT_TRUE((ApiError{ErrorKind::kTimeout, 0, {}, "x", {}}).retryable());
+  EXPECT_TRUE((ApiError{ErrorKind::kTls, 0, {}, "x", {}}).retryable());
+  EXPECT_FALSE((ApiError{ErrorKind::kInvalid, 0, {}, "x", {}}).retryable());
+}
+
+}  // namespace
+}  // namespace tetherd::kube
