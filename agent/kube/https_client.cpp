@@ -18,7 +18,9 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
 namespace tetherd::kube {
@@ -143,6 +145,8 @@ ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create(asio::any_io_executo
     tls.use_certificate_chain(asio::buffer(k.client_cert_pem), ec);
     if (ec) return invalid(where + ": client certificate: " + ec.message());
     tls.use_private_key(asio::buffer(k.client_key_pem), asio::ssl::context::pem, ec);
+    if (ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH)
+      return invalid(where + ": the client key does not match the client certificate");
     if (ec) return invalid(where + ": client key: " + ec.message());
     if (SSL_CTX_check_private_key(ctx) != 1)
       return invalid(where + ": the client key does not match the client certificate");
@@ -204,8 +208,12 @@ ApiError HttpsClient::io_error(const boost::system::error_code& ec, std::string_
     e.kind = ErrorKind::kTransport;
     e.reason = "Disconnected";
     e.message = what + ": connection closed by tetherd";
-  } else if (ec.category() == asio::error::get_ssl_category() ||
-             ec == asio::ssl::error::stream_truncated) {
+  } else if (ec == asio::ssl::error::stream_truncated) {
+    // The peer closed TCP without TLS's close_notify: a crash, a dropped
+    // connection or a middlebox, not a TLS problem.
+    e.kind = ErrorKind::kTransport;
+    e.message = what + ": the connection was closed";
+  } else if (ec.category() == asio::error::get_ssl_category()) {
     e.kind = ErrorKind::kTls;
     e.message = what + ": " + ec.message();
     if (c != nullptr) {
@@ -390,7 +398,7 @@ awaitable<ApiResult<void>> HttpsClient::stream(HttpRequest request, Duration idl
     }
     if (ec && !c->closed_by_us &&
         (ec == http::error::partial_message || ec == asio::error::eof ||
-         ec == http::error::end_of_stream)) {
+         ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated)) {
       co_return ApiError{ErrorKind::kTransport,
                          0,
                          {},

@@ -80,14 +80,19 @@ awaitable<ApiResult<json::object>> KubeClient::call(HttpRequest request) {
   co_return parse_object(response->body, what);
 }
 
+// GCC 12 destroys a temporary in a co_await expression twice (an aggregate
+// built in the argument list): every request is a named local first.
 awaitable<ApiResult<json::object>> KubeClient::get(std::string path) {
-  co_return co_await call({http::verb::get, std::move(path), {}, {}});
+  HttpRequest request{http::verb::get, std::move(path), {}, {}};
+  auto result = co_await call(std::move(request));
+  co_return result;
 }
 
 awaitable<ApiResult<ObjectList>> KubeClient::list(std::string collection,
                                                   std::string field_selector) {
   if (!field_selector.empty()) collection += "?fieldSelector=" + query_escape(field_selector);
-  auto body = co_await call({http::verb::get, collection, {}, {}});
+  HttpRequest request{http::verb::get, collection, {}, {}};
+  auto body = co_await call(std::move(request));
   if (!body) co_return body.error();
   ObjectList list;
   list.resource_version = resource_version_of(*body);
@@ -106,8 +111,10 @@ awaitable<ApiResult<ObjectList>> KubeClient::list(std::string collection,
 }
 
 awaitable<ApiResult<json::object>> KubeClient::create(std::string collection, json::object object) {
-  co_return co_await call(
-      {http::verb::post, std::move(collection), json::serialize(object), "application/json"});
+  HttpRequest request{http::verb::post, std::move(collection), json::serialize(object),
+                      "application/json"};
+  auto result = co_await call(std::move(request));
+  co_return result;
 }
 
 awaitable<ApiResult<json::object>> KubeClient::update(std::string path, json::object object) {
@@ -119,13 +126,17 @@ awaitable<ApiResult<json::object>> KubeClient::update(std::string path, json::ob
                            ": refused without metadata.resourceVersion (it would "
                            "overwrite someone else's change unseen)",
                        std::nullopt};
-  co_return co_await call(
-      {http::verb::put, std::move(path), json::serialize(object), "application/json"});
+  HttpRequest request{http::verb::put, std::move(path), json::serialize(object),
+                      "application/json"};
+  auto result = co_await call(std::move(request));
+  co_return result;
 }
 
 awaitable<ApiResult<json::object>> KubeClient::merge_patch(std::string path, json::object patch) {
-  co_return co_await call(
-      {http::verb::patch, std::move(path), json::serialize(patch), "application/merge-patch+json"});
+  HttpRequest request{http::verb::patch, std::move(path), json::serialize(patch),
+                      "application/merge-patch+json"};
+  auto result = co_await call(std::move(request));
+  co_return result;
 }
 
 awaitable<ApiResult<WatchEnd>> KubeClient::watch(std::string collection,
@@ -168,7 +179,8 @@ awaitable<ApiResult<WatchEnd>> KubeClient::watch(std::string collection,
     return !events.empty();
   };
 
-  auto streamed = co_await http_.stream({http::verb::get, target, {}, {}}, options.idle, sink);
+  HttpRequest request{http::verb::get, target, {}, {}};
+  auto streamed = co_await http_.stream(std::move(request), options.idle, sink);
   if (end.expired) co_return end;
   if (failure) co_return *failure;
   if (!streamed) {

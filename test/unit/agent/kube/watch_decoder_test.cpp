@@ -75,6 +75,11 @@ struct BadStream {
   const char* message;
 };
 
+// Test names and failure messages show the case by name, not its bytes.
+void PrintTo(const BadStream& c, std::ostream* os) {
+  *os << c.name;
+}
+
 class WatchDecoderBadInputTest : public testing::TestWithParam<BadStream> {};
 
 TEST_P(WatchDecoderBadInputTest, IsAClearErrorAndTheDecoderStaysFailed) {

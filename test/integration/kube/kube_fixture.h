@@ -1,0 +1,218 @@
+#pragma once
+// tetherd's Kubernetes client against the test API server, over real mTLS
+// with certificates made here. The client runs on its own io_context on a
+// thread of the test; the test's thread drives the server and waits on
+// conditions (never on a sleep), with a deadline so nothing hangs.
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include "agent/kube/kube_client.h"
+#include "agent/kube/reflector.h"
+#include "test/support/api_server/api_server.h"
+#include "test/support/test_pki.h"
+
+namespace tetherd::test {
+
+inline constexpr const char* kNamespace = "tetherd-system";
+inline constexpr auto kDeadline = std::chrono::seconds(20);
+
+inline boost::json::object edge_node(const std::string& name, boost::json::array sources) {
+  return boost::json::object{{"apiVersion", "tetherd.io/v1alpha1"},
+                             {"kind", "EdgeNode"},
+                             {"metadata", {{"name", name}, {"namespace", kNamespace}}},
+                             {"spec", {{"firewall", {{"allowedSources", std::move(sources)}}}}}};
+}
+
+inline std::string rv_of(const boost::json::object& o) {
+  return std::string(o.at("metadata").at("resourceVersion").as_string());
+}
+
+// Things the client's thread tells the test's thread.
+class Mailbox {
+ public:
+  void push(std::string note) {
+    std::lock_guard lock(mutex_);
+    notes_.push_back(std::move(note));
+    cv_.notify_all();
+  }
+  // Waits until a note satisfies `match`; returns it (or "" on timeout).
+  std::string wait_for(const std::function<bool(const std::string&)>& match,
+                       std::chrono::milliseconds timeout = kDeadline) {
+    std::unique_lock lock(mutex_);
+    std::string found;
+    cv_.wait_for(lock, timeout, [&] {
+      for (const auto& n : notes_)
+        if (match(n)) return found = n, true;
+      return false;
+    });
+    return found;
+  }
+  std::string wait_for_prefix(const std::string& prefix,
+                              std::chrono::milliseconds timeout = kDeadline) {
+    return wait_for([&](const std::string& n) { return n.rfind(prefix, 0) == 0; }, timeout);
+  }
+  std::vector<std::string> notes() const {
+    std::lock_guard lock(mutex_);
+    return notes_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::string> notes_;
+};
+
+class KubeTest : public testing::Test {
+ protected:
+  KubeTest() {
+    ApiServerOptions options;
+    options.identity = ca_.issue({.common_name = "kube-apiserver",
+                                  .dns_names = {"localhost"},
+                                  .ip_addresses = {"127.0.0.1"},
+                                  .client_auth = false});
+    options.client_ca_pem = ca_.cert_pem();
+    options.wrong_host = ca_.issue({.common_name = "cloud.example",
+                                    .dns_names = {"cloud.example"},
+                                    .ip_addresses = {"198.51.100.7"},
+                                    .client_auth = false});
+    options.expired = ca_.issue({.common_name = "kube-apiserver",
+                                 .ip_addresses = {"127.0.0.1"},
+                                 .not_before_offset = std::chrono::hours(-72),
+                                 .lifetime = std::chrono::hours(24),
+                                 .client_auth = false});
+    server_ = std::make_unique<ApiServer>(std::move(options));
+    // The RBAC packaging/kubernetes will ship for node-a.
+    server_->allow({"tetherd:node-a",
+                    {"get", "list", "watch", "patch"},
+                    "tetherd.io",
+                    "edgenodes",
+                    kNamespace,
+                    {"node-a"}});
+    server_->allow(
+        {"tetherd:node-a", {"patch"}, "tetherd.io", "edgenodes/status", kNamespace, {"node-a"}});
+    server_->allow({"tetherd:node-a", {"create"}, "coordination.k8s.io", "leases", kNamespace, {}});
+    server_->allow({"tetherd:node-a",
+                    {"get", "update"},
+                    "coordination.k8s.io",
+                    "leases",
+                    kNamespace,
+                    {"tetherd-node-a"}});
+  }
+
+  Kubeconfig kubeconfig(const std::string& user = "tetherd:node-a",
+                        const TestCa* issuer = nullptr) const {
+    Kubeconfig k;
+    k.path = "test-kubeconfig";
+    k.context = "default";
+    k.server = server_->url();
+    k.ca_pem = ca_.cert_pem();
+    const auto cert =
+        (issuer ? *issuer : ca_)
+            .issue({.common_name = user, .organizations = {"tetherd:nodes"}, .server_auth = false});
+    k.client_cert_pem = cert.cert_pem;
+    k.client_key_pem = cert.key_pem;
+    return k;
+  }
+
+  // Makes the client (on the client's thread's executor).
+  std::unique_ptr<kube::HttpsClient> client(const Kubeconfig& k, kube::ClientLimits limits = {}) {
+    auto c = kube::HttpsClient::create(io_.get_executor(), k, limits);
+    if (!c) ADD_FAILURE() << c.error().message;
+    return c ? std::move(*c) : nullptr;
+  }
+
+  // Runs `coroutine` on the client's io_context on a thread of its own and
+  // waits for its result, at most kDeadline: a hang fails the test, and
+  // stops the loop so the test can end.
+  template <class T>
+  T run(boost::asio::awaitable<T> coroutine) {
+    auto result = start(std::move(coroutine));
+    return finish(result);
+  }
+
+  template <class T>
+  std::future<T> start(boost::asio::awaitable<T> coroutine) {
+    auto promise = std::make_shared<std::promise<T>>();
+    auto future = promise->get_future();
+    boost::asio::co_spawn(io_, std::move(coroutine), [promise](std::exception_ptr e, T value) {
+      if (e) {
+        promise->set_exception(e);
+      } else {
+        promise->set_value(std::move(value));
+      }
+    });
+    ensure_thread();
+    return future;
+  }
+
+  template <class T>
+  T finish(std::future<T>& future) {
+    if (future.wait_for(kDeadline) != std::future_status::ready) {
+      ADD_FAILURE() << "the client did not finish within the deadline (a hang)";
+      io_.stop();
+      join();
+      throw std::runtime_error("hang");
+    }
+    return future.get();
+  }
+
+  // Runs `f` on the client's thread (where the client's objects live).
+  void on_client_thread(std::function<void()> f) { boost::asio::post(io_, std::move(f)); }
+
+  ~KubeTest() override {
+    io_.stop();
+    join();
+  }
+
+  void ensure_thread() {
+    if (thread_.joinable()) return;
+    work_.emplace(io_.get_executor());
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void join() {
+    work_.reset();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  TestCa ca_{"cluster CA"};
+  std::unique_ptr<ApiServer> server_;
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::thread thread_;
+};
+
+// A RetryContext that records each delay the policy chose and waits for
+// none of them: time is not what these tests are about.
+struct RecordedDelays {
+  std::shared_ptr<std::vector<Duration>> delays = std::make_shared<std::vector<Duration>>();
+  kube::RetryContext context(BackoffPolicy policy = {}) const {
+    kube::RetryContext r;
+    r.policy = policy;
+    auto d = delays;
+    r.sleep = [d](Duration delay) -> boost::asio::awaitable<void> {
+      d->push_back(delay);
+      co_return;
+    };
+    r.random = [] { return 0.5; };
+    return r;
+  }
+};
+
+}  // namespace tetherd::test

@@ -1,0 +1,263 @@
+// Watch and list+watch (the Reflector) against the test API server: the
+// wire format, resourceVersions, bookmarks, 410 and relists, and every way
+// a watch can go wrong ending in a clear error and a retry.
+#include "agent/kube/reflector.h"
+#include "test/integration/kube/kube_fixture.h"
+
+namespace tetherd::test {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using kube::ApiError;
+using kube::ErrorKind;
+using kube::KubeClient;
+using kube::WatchEvent;
+using kube::WatchEventType;
+using std::chrono::milliseconds;
+
+const std::string kEdgeNodes = kube::collection_path(kube::kEdgeNodes, kNamespace);
+const std::string kNodeA = kube::object_path(kube::kEdgeNodes, kNamespace, "node-a");
+const std::string kMine = "metadata.name=node-a";
+
+std::string note_of(const WatchEvent& e) {
+  std::string note = std::string(kube::to_string(e.type)) + " " + e.resource_version();
+  const auto* spec = e.object.if_contains("spec");
+  if (spec != nullptr) note += " " + json::serialize(spec->at("firewall").at("allowedSources"));
+  return note;
+}
+
+class KubeWatchTest : public KubeTest {
+ protected:
+  KubeWatchTest() { server_->create(kEdgeNodes, edge_node("node-a", {"192.0.2.0/24"})); }
+};
+
+TEST_F(KubeWatchTest, EventsBookmarksAndAServerSideEnd) {
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  auto listed = run(kube.list(kEdgeNodes, kMine));
+  ASSERT_TRUE(listed) << describe(listed.error());
+
+  Mailbox mail;
+  kube::WatchOptions options;
+  options.resource_version = listed->resource_version;
+  options.field_selector = kMine;
+  auto watching =
+      start(kube.watch(kEdgeNodes, options, [&](const WatchEvent& e) { mail.push(note_of(e)); }));
+  ASSERT_TRUE(server_->wait_for_watches(1, kDeadline));
+
+  auto node = *server_->get(kNodeA);
+  node["spec"] = {{"firewall", {{"allowedSources", {"198.51.100.0/24"}}}}};
+  const auto rv_modified = rv_of(server_->update(kNodeA, node));
+  EXPECT_NE(mail.wait_for_prefix("MODIFIED " + rv_modified), "");
+  EXPECT_NE(mail.wait_for_prefix("MODIFIED " + rv_modified + " [\"198.51.100.0/24\"]"), "");
+
+  // A change to another node is not ours to see (fieldSelector).
+  server_->create(kEdgeNodes, edge_node("node-b", {"203.0.113.0/24"}));
+  server_->bookmark_now();
+  const auto bookmark = mail.wait_for_prefix("BOOKMARK");
+  EXPECT_EQ(bookmark, "BOOKMARK " + std::to_string(server_->resource_version()));
+
+  server_->end_watches();
+  auto end = finish(watching);
+  ASSERT_TRUE(end) << describe(end.error());
+  EXPECT_FALSE(end->expired);
+  EXPECT_EQ(end->events, 2u);
+  EXPECT_EQ(end->resource_version, std::to_string(server_->resource_version()))
+      << "resumes after the bookmark, not before the unrelated change";
+  EXPECT_EQ(mail.notes().size(), 2u);
+  const auto watch = server_->requests().back();
+  EXPECT_NE(watch.target.find("allowWatchBookmarks=true"), std::string::npos);
+  EXPECT_NE(watch.target.find("timeoutSeconds=300"), std::string::npos);
+  EXPECT_NE(watch.target.find("fieldSelector=metadata.name%3Dnode-a"), std::string::npos);
+}
+
+TEST_F(KubeWatchTest, ATooOldResourceVersionSaysExpiredBothWays) {
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  auto listed = run(kube.list(kEdgeNodes, kMine));
+  ASSERT_TRUE(listed);
+  server_->patch_status(kNodeA, {{"note", "a change"}});
+  server_->compact();
+
+  kube::WatchOptions options;
+  options.resource_version = listed->resource_version;
+  options.field_selector = kMine;
+  // kube-apiserver's way: 200, then an ERROR event with a 410 Status.
+  auto end = run(kube.watch(kEdgeNodes, options, [](const WatchEvent&) {}));
+  ASSERT_TRUE(end) << describe(end.error());
+  EXPECT_TRUE(end->expired);
+  // A proxy's (or an older server's) way: HTTP 410.
+  server_->misbehave({.what = Misbehaviour::kGoneHttp});
+  auto gone = run(kube.watch(kEdgeNodes, options, [](const WatchEvent&) {}));
+  ASSERT_TRUE(gone) << describe(gone.error());
+  EXPECT_TRUE(gone->expired);
+}
+
+TEST_F(KubeWatchTest, AnErrorEventOtherThan410EndsTheWatchWithItsStatus) {
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  kube::WatchOptions options;
+  options.field_selector = "metadata.name=node-b";  // not allowed: 403 before the stream
+  auto end = run(kube.watch(kEdgeNodes, options, [](const WatchEvent&) {}));
+  ASSERT_FALSE(end);
+  EXPECT_EQ(end.error().code, 403u);
+}
+
+// Records what the Reflector tells its user, for the test's thread.
+class RecordingHandler : public kube::ReflectorHandler {
+ public:
+  explicit RecordingHandler(Mailbox& mail) : mail_(mail) {}
+  void on_list(const std::vector<json::object>& items, const std::string& rv) override {
+    std::string note = "LIST " + rv;
+    for (const auto& item : items)
+      note += " " + json::serialize(item.at("spec").at("firewall").at("allowedSources"));
+    mail_.push(note);
+  }
+  void on_event(const WatchEvent& e) override { mail_.push(note_of(e)); }
+  void on_error(const ApiError& e, Duration) override {
+    mail_.push("ERROR " + std::string(kube::to_string(e.kind)) + " " + describe(e));
+  }
+
+ private:
+  Mailbox& mail_;
+};
+
+// A sleep the test's thread ends: the Reflector's backoff, held open while
+// the test changes the world behind its back.
+class Gate {
+ public:
+  explicit Gate(asio::io_context& io) : timer_(io, asio::steady_timer::time_point::max()) {}
+  kube::RetryContext context() {
+    kube::RetryContext r;
+    r.sleep = [this](Duration) -> asio::awaitable<void> {
+      co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    };
+    r.random = [] { return 0.5; };
+    return r;
+  }
+  void open() { timer_.cancel(); }
+
+ private:
+  asio::steady_timer timer_;
+};
+
+class ReflectorTest : public KubeWatchTest {
+ protected:
+  void stop(kube::Reflector& reflector, kube::HttpsClient& http, std::future<bool>& running) {
+    on_client_thread([&] {
+      reflector.stop();
+      http.disconnect_all();
+    });
+    EXPECT_TRUE(finish(running));
+  }
+  asio::awaitable<bool> run_reflector(kube::Reflector& reflector) {
+    co_await reflector.run();
+    co_return true;
+  }
+};
+
+TEST_F(ReflectorTest, AChangeMadeWhileDisconnectedArrivesThroughARelist) {
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  Mailbox mail;
+  RecordingHandler handler(mail);
+  Gate gate(io_);
+  kube::Reflector reflector(kube, kEdgeNodes, kMine, {}, gate.context(), handler);
+  auto running = start(run_reflector(reflector));
+  EXPECT_NE(mail.wait_for_prefix("LIST "), "");
+  ASSERT_TRUE(server_->wait_for_watches(1, kDeadline));
+
+  // The connection dies; while the Reflector waits to retry, the spec
+  // changes and the server forgets the history the Reflector would resume
+  // from.
+  server_->drop_connections();
+  EXPECT_NE(mail.wait_for_prefix("ERROR transport"), "");
+  auto node = *server_->get(kNodeA);
+  node["spec"] = {{"firewall", {{"allowedSources", {"203.0.113.0/24"}}}}};
+  const auto rv = rv_of(server_->update(kNodeA, node));
+  server_->compact();
+  on_client_thread([&] { gate.open(); });
+
+  EXPECT_EQ(mail.wait_for_prefix("LIST " + rv), "LIST " + rv + " [\"203.0.113.0/24\"]");
+  ASSERT_TRUE(server_->wait_for_watches(1, kDeadline)) << "watching again after the relist";
+  stop(reflector, *http, running);
+  EXPECT_EQ(reflector.stats().relists_after_gone, 1u);
+  EXPECT_EQ(reflector.resource_version(), rv);
+}
+
+struct WatchFault {
+  const char* name;
+  MisbehaviourSpec spec;
+  ErrorKind kind;
+  const char* message;
+};
+
+// Test names and failure messages show the case by name, not its bytes.
+void PrintTo(const WatchFault& c, std::ostream* os) {
+  *os << c.name;
+}
+
+class ReflectorFaultTest : public ReflectorTest, public testing::WithParamInterface<WatchFault> {};
+
+TEST_P(ReflectorFaultTest, EndsInAClearErrorAndTheWatchResumes) {
+  kube::ClientLimits limits;
+  limits.read_timeout = milliseconds(400);
+  auto http = client(kubeconfig(), limits);
+  KubeClient kube(*http, 64 << 10);
+  Mailbox mail;
+  RecordingHandler handler(mail);
+  RecordedDelays delays;
+  kube::WatchOptions watch;
+  // A real watch waits minutes (longer than the server's bookmark period);
+  // here a stalled one is given up on quickly, and the others have time.
+  watch.idle = GetParam().spec.what == Misbehaviour::kStallWatch ? milliseconds(400)
+                                                                 : std::chrono::seconds(10);
+  kube::Reflector reflector(kube, kEdgeNodes, kMine, watch, delays.context(), handler);
+  auto spec = GetParam().spec;
+  spec.watch_only = true;
+  server_->misbehave(spec);
+  auto running = start(run_reflector(reflector));
+
+  const auto error = mail.wait_for_prefix("ERROR ");
+  EXPECT_NE(error.find(std::string(kube::to_string(GetParam().kind)) + " "), std::string::npos)
+      << error;
+  EXPECT_NE(error.find(GetParam().message), std::string::npos) << error;
+  // The retry: a watch that resumes from the last resourceVersion, so it
+  // sees a change made at any time after the fault.
+  server_->patch_status(kNodeA, {{"note", "after the fault"}});
+  EXPECT_NE(mail.wait_for_prefix("MODIFIED " + std::to_string(server_->resource_version())), "");
+  server_->release_stalls();
+  stop(reflector, *http, running);
+  EXPECT_EQ(reflector.stats().failures, 1u) << testing::PrintToString(mail.notes());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Faults, ReflectorFaultTest,
+    testing::Values(
+        WatchFault{"dropped_mid_stream",
+                   {.what = Misbehaviour::kDropMidStream, .after_events = 0},
+                   ErrorKind::kTransport,
+                   "connection closed mid-stream"},
+        WatchFault{"stalled",
+                   {.what = Misbehaviour::kStallWatch},
+                   ErrorKind::kTimeout,
+                   "idle: nothing complete for 400ms"},
+        WatchFault{"dripping",
+                   {.what = Misbehaviour::kDrip, .drip_interval = milliseconds(30)},
+                   ErrorKind::kTimeout,
+                   "no answer within 400ms"},
+        WatchFault{"oversized_event",
+                   {.what = Misbehaviour::kOversizedBody, .oversize_bytes = 1 << 20},
+                   ErrorKind::kTooLarge,
+                   "watch event larger than 65536 bytes"},
+        WatchFault{"malformed_event",
+                   {.what = Misbehaviour::kMalformedJson},
+                   ErrorKind::kDecode,
+                   "watch stream is not JSON"},
+        WatchFault{"status_500", {.what = Misbehaviour::kStatus500}, ErrorKind::kHttp, "HTTP 500"},
+        WatchFault{"status_429", {.what = Misbehaviour::kStatus429}, ErrorKind::kHttp, "HTTP 429"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace tetherd::test

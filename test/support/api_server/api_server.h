@@ -1,0 +1,194 @@
+#pragma once
+// A stand-in for kube-apiserver, for tests of tetherd's Kubernetes client:
+// HTTPS with mutual TLS on 127.0.0.1 (port 0), the REST semantics tetherd
+// relies on, and faults on demand (misbehave()).
+//
+// What it does as kube-apiserver does:
+// - paths /api/v1/namespaces/NS/{secrets,configmaps,events}[/NAME] and
+//   /apis/G/V/namespaces/NS/RESOURCE[/NAME[/status]] for tetherd.io/v1alpha1
+//   edgenodes, coordination.k8s.io/v1 leases and apps/v1 deployments;
+//   /readyz, /livez, /version; 404 Status for anything else;
+// - get, list (fieldSelector metadata.name / metadata.namespace with =, ==,
+//   !=; resourceVersion and resourceVersionMatch=Exact|NotOlderThan), watch,
+//   create, update (PUT, optimistic concurrency through
+//   metadata.resourceVersion), patch (application/merge-patch+json only, RFC
+//   7386, metadata.resourceVersion in the patch is a precondition), delete
+//   (with DeleteOptions preconditions.resourceVersion);
+// - status subresource for edgenodes and deployments; metadata.generation
+//   bumped when anything but metadata and status changes; a write that
+//   changes nothing is not a write (no new resourceVersion, no event);
+// - one resourceVersion counter for everything, like an etcd revision; a
+//   history of `history_limit` events for watch resumption; older
+//   resourceVersions give a 200 watch with an ERROR event (410 Expired);
+// - watch: chunked, one JSON event per chunk and line, bookmarks when asked
+//   for, timeoutSeconds ends the stream with the terminating chunk; HTTP/1.1
+//   keep-alive, and a connection whose watch ended serves requests again;
+// - authentication by client certificate (CN user, O groups, plus
+//   system:authenticated) or, failing that, bearer token; RBAC-like
+//   authorization (AccessRule); Status bodies with kube-apiserver's messages
+//   for every error; TCP_NODELAY as Go sets it.
+//
+// What it leaves out: admission (no defaulting or schema validation beyond
+// metadata.name), server-side apply and JSON/strategic patches, label
+// selectors, pagination (limit/continue), generateName, dryRun, finalizers
+// and graceful deletion, managedFields, protobuf/YAML/CBOR, cluster-scoped
+// resources and all-namespaces paths, namespaces as objects (any namespace
+// exists), sendInitialEvents/watch-list, field selectors other than
+// metadata.name/metadata.namespace, watches from a future resourceVersion
+// wait rather than time out, a list with resourceVersion newer than the
+// store is served from the current state rather than answered 504, API
+// discovery (/api, /apis), the deprecated /watch/ paths, and RBAC is
+// simplified (AccessRule; system:masters allowed everything). As in real
+// RBAC, a rule with `names` cannot allow create (the name is not in the URL)
+// nor a list/watch without fieldSelector=metadata.name=<one of names>.
+// Unlike the real priority-and-fairness filter, whose 429 body is text, the
+// 429 here is a Status with details.retryAfterSeconds. metadata.generation
+// is kept for every type (kube-apiserver leaves it out of some built-ins),
+// and connections have no idle or read timeouts (the server's end closes
+// them).
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "test/support/test_pki.h"
+
+namespace tetherd::test {
+
+// Applied to requests after authentication (a 401 does not use one up) and
+// before authorization and the store; TLS kinds to connections as accepted.
+enum class Misbehaviour {
+  kNone,
+  kDropMidStream,  // watch: after `after_events` events close TCP abruptly (no last chunk);
+                   // unary: send headers and half the body, then close
+  kStall,          // read the request, answer nothing, keep the connection open (until the
+                   // server stops or release_stalls())
+  kStallWatch,     // watch: send 200 headers (and `after_events` events), then nothing at all
+                   // (no bookmarks, no timeout) while keeping it open
+  kDrip,           // send the whole response one byte every `drip_interval`
+  kStatus500,      // 500 InternalError Status
+  kStatus503,      // 503 ServiceUnavailable Status with Retry-After
+  kStatus429,      // 429 TooManyRequests Status, Retry-After header and details.retryAfterSeconds
+  kOversizedBody,  // 200 with a JSON body of exactly `oversize_bytes` (a valid object with one
+                   // huge string); watch: after `after_events` events, one event line of that
+                   // size (newline not counted), then the watch goes on
+  kMalformedJson,  // 200 with a body that is not JSON; watch: after `after_events` events, a
+                   // line that is not JSON, then the watch goes on
+  kGoneHttp,       // a watch request gets HTTP 410 with an Expired Status instead of 200 + ERROR
+                   // event (matches watch requests only)
+  kWrongHostCert,  // TLS: present options.wrong_host on connections accepted while armed
+  kExpiredCert,    // TLS: present options.expired on connections accepted while armed
+};
+
+struct MisbehaviourSpec {
+  Misbehaviour what = Misbehaviour::kNone;
+  int times = 1;              // for the next N matching requests (TLS kinds: N connections)
+  std::string path_contains;  // empty: any request (ignored by the TLS kinds)
+  bool watch_only = false;    // only watch requests match
+  int after_events = 0;
+  std::chrono::milliseconds drip_interval{50};
+  std::size_t oversize_bytes = 16 << 20;
+  int retry_after_seconds = 1;
+};
+
+struct ApiServerOptions {
+  IssuedCert identity;        // the normal serving certificate (SAN 127.0.0.1, localhost)
+  std::string client_ca_pem;  // client certificates must chain to this
+  std::optional<IssuedCert> wrong_host, expired;  // for the TLS misbehaviours
+  // Bearer token -> user name. When not empty, client certificates become
+  // optional (verify_peer without fail_if_no_peer_cert); a request with
+  // neither a certificate nor a known token gets 401.
+  std::map<std::string, std::string> tokens;
+  std::size_t history_limit = 1000;                // events kept for watch resumption
+  std::chrono::milliseconds bookmark_interval{0};  // 0: bookmarks only on bookmark_now()
+  std::chrono::seconds default_watch_timeout{1800};
+  std::size_t max_request_body = 3 << 20;  // larger: 413 RequestEntityTooLarge
+};
+
+struct RequestRecord {
+  std::string method;
+  std::string target;  // path and query, as sent
+  std::string user;    // empty when not authenticated
+  unsigned status;     // 0 when nothing was answered (stall)
+  bool watch;
+};
+
+// RBAC, simplified: `user` may do `verbs` (get, list, watch, create, update,
+// patch, delete) on `resource` ("edgenodes", "edgenodes/status", "leases",
+// ...) in `group` ("" is core) and `namespace_`, limited to `names` when not
+// empty. "*" in verbs, group, resource or namespace_ matches anything.
+struct AccessRule {
+  std::string user;
+  std::set<std::string> verbs;
+  std::string group;
+  std::string resource;
+  std::string namespace_;
+  std::set<std::string> names;
+};
+
+class ApiServer {
+ public:
+  // Listens on 127.0.0.1 port 0 and serves on its own thread with its own
+  // io_context. Throws std::runtime_error on bad certificates or keys.
+  explicit ApiServer(ApiServerOptions options);
+  ~ApiServer();  // stops the thread and closes everything
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  std::uint16_t port() const;
+  std::string url() const;  // "https://127.0.0.1:<port>"
+
+  void allow(AccessRule rule);  // users in group (O=) system:masters may do everything
+  // Arms one misbehaviour (replacing any armed one); kNone disarms. Throws
+  // std::invalid_argument for a TLS kind whose identity is not in the options.
+  void misbehave(MisbehaviourSpec spec);
+
+  // These act on the server's thread and return once done there.
+  void release_stalls();    // stalled requests and watches are closed
+  void bookmark_now();      // every open watch that asked for bookmarks gets one now
+  void end_watches();       // every open watch ends cleanly (terminating chunk)
+  void drop_connections();  // every open connection is closed abruptly
+  void compact();           // history dropped: older resourceVersions get 410
+
+  // Direct store access, thread-safe, bypassing authorization. `path` is an
+  // object path as in the URL, e.g.
+  // "/apis/tetherd.io/v1alpha1/namespaces/tetherd-system/edgenodes/node-a".
+  // Writes bump resourceVersions and feed watches like requests do. Failures
+  // (bad path, not found, already exists) throw std::runtime_error with the
+  // Status message.
+  boost::json::object create(const std::string& collection_path, boost::json::object object);
+  std::optional<boost::json::object> get(const std::string& object_path) const;
+  // A PUT without a resourceVersion: for types with a status subresource the
+  // status is kept (use patch_status).
+  boost::json::object update(const std::string& object_path, boost::json::object object);
+  // A merge patch {"status": status} on the object's status.
+  boost::json::object patch_status(const std::string& object_path, boost::json::object status);
+  void remove(const std::string& object_path);
+  std::uint64_t resource_version() const;
+
+  // Observation, thread-safe.
+  std::vector<RequestRecord> requests() const;
+  std::size_t connections_accepted() const;
+  std::size_t open_watches() const;
+  std::size_t watches_started() const;  // every watch that got its 200, ever
+  // Wait (condition variable) until at least n; false on timeout.
+  bool wait_for_watches(std::size_t n, std::chrono::milliseconds timeout) const;
+  bool wait_for_watch_starts(std::size_t n, std::chrono::milliseconds timeout) const;
+  bool wait_for_requests(std::size_t n, std::chrono::milliseconds timeout) const;
+  bool wait_for_no_watches(std::chrono::milliseconds timeout) const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tetherd::test

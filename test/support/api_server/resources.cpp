@@ -1,0 +1,130 @@
+#include "test/support/api_server/resources.h"
+
+#include <array>
+#include <vector>
+
+namespace tetherd::test::apiserver {
+namespace {
+
+constexpr std::array<ResourceType, 6> kResourceTypes{{
+    {"", "v1", "secrets", "Secret", false, true},
+    {"", "v1", "configmaps", "ConfigMap", false, true},
+    {"", "v1", "events", "Event", false, true},
+    {"tetherd.io", "v1alpha1", "edgenodes", "EdgeNode", true, false},
+    {"coordination.k8s.io", "v1", "leases", "Lease", false, true},
+    {"apps", "v1", "deployments", "Deployment", true, true},
+}};
+
+const ResourceType* find_type(std::string_view group, std::string_view version,
+                              std::string_view resource) {
+  for (const ResourceType& type : kResourceTypes)
+    if (type.group == group && type.version == version && type.resource == resource) return &type;
+  return nullptr;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string ResourceType::api_version() const {
+  return group.empty() ? std::string(version) : std::string(group) + "/" + std::string(version);
+}
+
+std::string ResourceType::group_resource() const {
+  return group.empty() ? std::string(resource) : std::string(resource) + "." + std::string(group);
+}
+
+std::string ResourceType::group_kind() const {
+  return group.empty() ? std::string(kind) : std::string(kind) + "." + std::string(group);
+}
+
+std::string percent_decode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else if (c == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
+               hex_value(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
+  std::size_t question = target.find('?');
+  if (question == std::string_view::npos) return {target, {}};
+  return {target.substr(0, question), target.substr(question + 1)};
+}
+
+QueryParams parse_query(std::string_view query) {
+  QueryParams params;
+  while (!query.empty()) {
+    std::size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    std::size_t equals = pair.find('=');
+    std::string key = percent_decode(pair.substr(0, equals), true);
+    std::string value = equals == std::string_view::npos
+                            ? std::string{}
+                            : percent_decode(pair.substr(equals + 1), true);
+    params.emplace(std::move(key), std::move(value));
+  }
+  return params;
+}
+
+ResourcePath parse_path(std::string_view path) {
+  ResourcePath result;
+  if (path == "/readyz") result.kind = PathKind::kReadyz;
+  if (path == "/livez") result.kind = PathKind::kLivez;
+  if (path == "/version") result.kind = PathKind::kVersion;
+  if (result.kind != PathKind::kUnknown || path.empty() || path.front() != '/') return result;
+
+  std::vector<std::string> segments;
+  std::string_view rest = path.substr(1);
+  while (true) {
+    std::size_t slash = rest.find('/');
+    std::string segment = percent_decode(rest.substr(0, slash), false);
+    if (segment.empty()) return result;  // "//" or a trailing slash
+    segments.push_back(std::move(segment));
+    if (slash == std::string_view::npos) break;
+    rest = rest.substr(slash + 1);
+  }
+
+  // Core: api/v1/namespaces/NS/RES[/NAME]; groups: apis/G/V/namespaces/NS/RES[/NAME[/status]].
+  std::size_t base;
+  const ResourceType* type = nullptr;
+  if (segments.size() >= 5 && segments[0] == "api" && segments[2] == "namespaces") {
+    base = 3;
+    type = find_type("", segments[1], segments[4]);
+  } else if (segments.size() >= 6 && segments[0] == "apis" && segments[3] == "namespaces") {
+    base = 4;
+    type = find_type(segments[1], segments[2], segments[5]);
+  } else {
+    return result;
+  }
+  if (type == nullptr) return result;
+  std::size_t extra = segments.size() - (base + 2);
+  if (extra > 2) return result;
+  if (extra == 2 && (segments.back() != "status" || !type->status_subresource)) return result;
+  result.type = type;
+  result.namespace_ = segments[base];
+  if (extra >= 1) result.name = segments[base + 2];
+  result.kind = extra == 0   ? PathKind::kCollection
+                : extra == 1 ? PathKind::kObject
+                             : PathKind::kStatus;
+  return result;
+}
+
+}  // namespace tetherd::test::apiserver

@@ -1,0 +1,49 @@
+#pragma once
+// The resources the test API server serves, and how URL paths and query
+// strings name them.
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace tetherd::test::apiserver {
+
+struct ResourceType {
+  std::string_view group;  // "" is the core group
+  std::string_view version;
+  std::string_view resource;  // plural, as in the URL
+  std::string_view kind;
+  bool status_subresource;
+  // Lists of built-in types carry items without kind and apiVersion (custom
+  // resources keep them), as kube-apiserver's JSON does.
+  bool builtin;
+
+  std::string api_version() const;     // "tetherd.io/v1alpha1", "v1"
+  std::string group_resource() const;  // "edgenodes.tetherd.io", "secrets"
+  std::string group_kind() const;      // "EdgeNode.tetherd.io", "Secret"
+};
+
+enum class PathKind { kUnknown, kReadyz, kLivez, kVersion, kCollection, kObject, kStatus };
+
+struct ResourcePath {
+  PathKind kind = PathKind::kUnknown;
+  const ResourceType* type = nullptr;
+  std::string namespace_;
+  std::string name;
+};
+
+// `path` without the query; segments are percent-decoded.
+ResourcePath parse_path(std::string_view path);
+
+// Splits "path?query".
+std::pair<std::string_view, std::string_view> split_target(std::string_view target);
+
+// As Go's url.ParseQuery: '+' is a space, %XX decoded, the first value of a
+// repeated key wins.
+using QueryParams = std::map<std::string, std::string, std::less<>>;
+QueryParams parse_query(std::string_view query);
+
+std::string percent_decode(std::string_view text, bool plus_is_space);
+
+}  // namespace tetherd::test::apiserver
