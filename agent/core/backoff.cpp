@@ -24,8 +24,10 @@ Duration full_jitter(const BackoffPolicy& policy, unsigned attempt, double unit)
 
 Duration retry_delay(const BackoffPolicy& policy, unsigned attempt,
                      std::optional<Duration> retry_after, double unit) {
+  // Retry-After: 0 from a server that says it is overloaded is no reason
+  // to hammer it: never sooner than the base delay.
   if (retry_after && *retry_after >= Duration::zero())
-    return std::min(*retry_after, policy.retry_after_cap);
+    return std::clamp(*retry_after, policy.base, std::max(policy.base, policy.retry_after_cap));
   return full_jitter(policy, attempt, unit);
 }
 

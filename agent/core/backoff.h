@@ -31,7 +31,7 @@ Duration backoff_ceiling(const BackoffPolicy& policy, unsigned attempt);
 Duration full_jitter(const BackoffPolicy& policy, unsigned attempt, double unit);
 
 // The delay before retry number `attempt`: the server's Retry-After when it
-// sent one (bounded by retry_after_cap), full jitter otherwise.
+// sent one (at least `base`, at most retry_after_cap), full jitter otherwise.
 Duration retry_delay(const BackoffPolicy& policy, unsigned attempt,
                      std::optional<Duration> retry_after, double unit);
 

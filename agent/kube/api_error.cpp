@@ -1,6 +1,8 @@
 #include "agent/kube/api_error.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <stdexcept>
 
 #include <boost/json/parse.hpp>
@@ -9,6 +11,10 @@ namespace tetherd::kube {
 namespace {
 
 namespace json = boost::json;
+
+// A day. Far beyond what any server means (BackoffPolicy caps it lower
+// still), and small enough that no conversion to nanoseconds overflows.
+constexpr std::int64_t kMaxRetryAfter = 86400;
 
 std::string_view string_field(const json::object& o, std::string_view key) {
   const auto* v = o.if_contains(key);
@@ -37,7 +43,7 @@ bool ApiError::retryable() const {
     case ErrorKind::kTooLarge:
       return true;
     case ErrorKind::kHttp:
-      return code == 429 || code >= 500 || retry_after.has_value();
+      return code == 429 || code >= 500;
     case ErrorKind::kInvalid:
       return false;
   }
@@ -81,11 +87,11 @@ std::optional<Duration> parse_retry_after(std::string_view value) {
     value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ')
     value.remove_suffix(1);
-  unsigned seconds = 0;
+  std::uint32_t seconds = 0;
   const auto* end = value.data() + value.size();
   auto [ptr, ec] = std::from_chars(value.data(), end, seconds);
   if (value.empty() || ec != std::errc() || ptr != end) return std::nullopt;
-  return std::chrono::seconds(seconds);
+  return std::chrono::seconds(std::min<std::int64_t>(seconds, kMaxRetryAfter));
 }
 
 ApiError error_from_status(const json::object& status) {
@@ -99,7 +105,8 @@ ApiError error_from_status(const json::object& status) {
   if (const auto* details = status.if_contains("details"); details && details->is_object()) {
     const auto* after = details->get_object().if_contains("retryAfterSeconds");
     if (after && after->is_int64() && after->get_int64() >= 0)
-      e.retry_after = std::chrono::seconds(after->get_int64());
+      e.retry_after =
+          std::chrono::seconds(std::min<std::int64_t>(after->get_int64(), kMaxRetryAfter));
   }
   return e;
 }

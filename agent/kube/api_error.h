@@ -33,13 +33,16 @@ struct ApiError {
   std::string message;
   std::optional<Duration> retry_after;
 
-  // Worth trying again later: the network, the server's load or a bad
-  // answer may pass; a 403 or a 404 will not by itself.
+  // Worth trying again later: the network, the server's load (429, 5xx) or
+  // a bad answer may pass; a 403 or a 404 will not by itself.
   bool retryable() const;
   bool conflict() const { return kind == ErrorKind::kHttp && code == 409; }
   bool not_found() const { return kind == ErrorKind::kHttp && code == 404; }
-  // 410 Gone / Expired: the resourceVersion is too old; list again.
-  bool gone() const { return kind == ErrorKind::kHttp && code == 410; }
+  // 410 Gone / Expired: the resourceVersion is too old; list again. The
+  // reason decides when a Status has no code, as client-go does.
+  bool gone() const {
+    return kind == ErrorKind::kHttp && (code == 410 || reason == "Expired" || reason == "Gone");
+  }
 };
 
 std::string_view to_string(ErrorKind kind);

@@ -1,7 +1,10 @@
 #include "agent/kube/https_client.h"
 
+#include <array>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <set>
+#include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -10,7 +13,6 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -63,15 +65,43 @@ void tune_socket(tcp::socket& socket) {
 
 }  // namespace
 
-class HttpsClient::Connection {
+class Connection;
+
+// Everything a call needs. Calls in flight hold it, so the client object
+// may be destroyed under them; its connections point back at it.
+struct HttpsClient::State {
+  State(asio::any_io_executor e, std::string s, ServerAddress a, std::string t, ClientLimits l)
+      : executor(std::move(e)),
+        server(std::move(s)),
+        address(std::move(a)),
+        token(std::move(t)),
+        limits(l),
+        tls(asio::ssl::context::tls_client) {}
+
+  asio::any_io_executor executor;
+  std::string server;
+  ServerAddress address;
+  std::string token;
+  ClientLimits limits;
+  asio::ssl::context tls;
+  std::size_t connections_opened = 0;
+  std::set<Connection*> live;  // before `idle`: idle connections leave it as they go
+  std::vector<std::unique_ptr<Connection>> idle;
+};
+
+using State = HttpsClient::State;
+
+class Connection {
  public:
-  Connection(HttpsClient& owner, asio::any_io_executor executor)
-      : owner_(&owner), stream(executor, owner.tls_) {
-    owner_->live_.insert(this);
+  explicit Connection(State& state)
+      : state_(state),
+        stream(state.executor, state.tls),
+        // Bounds what an unparsed chunk header or trailer may grow to:
+        // Beast bounds the header and the body, not those.
+        buffer(state.limits.max_header_bytes + (64 << 10)) {
+    state_.live.insert(this);
   }
-  ~Connection() {
-    if (owner_ != nullptr) owner_->live_.erase(this);
-  }
+  ~Connection() { state_.live.erase(this); }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -84,7 +114,7 @@ class HttpsClient::Connection {
     tcp().close();
   }
 
-  HttpsClient* owner_;
+  State& state_;
   beast::ssl_stream<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
   bool reused = false;
@@ -93,25 +123,25 @@ class HttpsClient::Connection {
 
 ApiResult<ServerAddress> parse_server_address(std::string_view server_url,
                                               std::string_view tls_server_name) {
+  const std::string quoted = "server URL \"" + std::string(server_url) + "\": ";
   auto url = boost::urls::parse_uri(server_url);
-  if (!url)
-    return invalid("server URL \"" + std::string(server_url) + "\": " + url.error().message());
-  if (url->scheme() != "https")
-    return invalid("server URL \"" + std::string(server_url) + "\": not https");
+  if (!url) return invalid(quoted + url.error().message());
+  if (url->scheme() != "https") return invalid(quoted + "not https");
   ServerAddress a;
   a.host = url->host_address();  // IPv6 without brackets
-  if (a.host.empty()) return invalid("server URL \"" + std::string(server_url) + "\": no host");
-  if (url->has_userinfo())
-    return invalid("server URL \"" + std::string(server_url) +
-                   "\": credentials in a URL are refused");
-  a.port = url->has_port() ? std::string(url->port()) : "443";
+  if (a.host.empty()) return invalid(quoted + "no host");
+  if (url->has_userinfo()) return invalid(quoted + "credentials in a URL are refused");
+  if (url->has_port()) {
+    if (url->port_number() == 0)
+      return invalid(quoted + "bad port \"" + std::string(url->port()) + "\"");
+    a.port = url->port_number();
+  }
   a.base_path = url->encoded_path();
   while (!a.base_path.empty() && a.base_path.back() == '/')
     a.base_path.pop_back();
   const bool host_is_ip = url->host_type() == boost::urls::host_type::ipv4 ||
                           url->host_type() == boost::urls::host_type::ipv6;
-  a.host_header = url->encoded_host_and_port();
-  if (!url->has_port()) a.host_header = url->encoded_host();
+  a.host_header = url->has_port() ? url->encoded_host_and_port() : url->encoded_host();
   a.verify_name = tls_server_name.empty() ? a.host : std::string(tls_server_name);
   boost::system::error_code ec;
   asio::ip::make_address(a.verify_name, ec);
@@ -126,9 +156,9 @@ ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create(asio::any_io_executo
                                                             ClientLimits limits) {
   auto address = parse_server_address(k.server, k.tls_server_name);
   if (!address) return address.error();
-  std::unique_ptr<HttpsClient> client(
-      new HttpsClient(std::move(executor), k.server, std::move(*address), k.token, limits));
-  auto& tls = client->tls_;
+  auto state =
+      std::make_shared<State>(std::move(executor), k.server, std::move(*address), k.token, limits);
+  auto& tls = state->tls;
   SSL_CTX* ctx = tls.native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
@@ -151,63 +181,76 @@ ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create(asio::any_io_executo
     if (SSL_CTX_check_private_key(ctx) != 1)
       return invalid(where + ": the client key does not match the client certificate");
   }
-  return client;
+  return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(state)));
 }
 
-HttpsClient::HttpsClient(asio::any_io_executor executor, std::string server, ServerAddress address,
-                         std::string token, ClientLimits limits)
-    : executor_(std::move(executor)),
-      server_(std::move(server)),
-      address_(std::move(address)),
-      token_(std::move(token)),
-      limits_(limits),
-      tls_(asio::ssl::context::tls_client) {}
-
 HttpsClient::~HttpsClient() {
-  idle_.clear();
-  // Busy connections are owned by coroutines that must not outlive us.
-  for (auto* c : live_)
-    c->owner_ = nullptr;
+  disconnect_all();
+}
+
+const std::string& HttpsClient::server() const {
+  return state_->server;
+}
+std::size_t HttpsClient::connections_opened() const {
+  return state_->connections_opened;
 }
 
 void HttpsClient::disconnect_all() {
-  idle_.clear();
-  for (auto* c : live_)
+  state_->idle.clear();
+  for (auto* c : state_->live)
     c->close();
 }
 
-std::unique_ptr<HttpsClient::Connection> HttpsClient::take_idle() {
-  if (idle_.empty()) return nullptr;
-  auto c = std::move(idle_.back());
-  idle_.pop_back();
-  c->reused = true;
-  return c;
+namespace {
+
+ApiError disconnected(const State& s) {
+  return ApiError{ErrorKind::kTransport, 0, "Disconnected",
+                  s.server + ": connection closed by tetherd", std::nullopt};
 }
 
-void HttpsClient::keep_idle(std::unique_ptr<Connection> connection) {
-  if (connection->closed_by_us || idle_.size() >= limits_.max_idle_connections) return;
-  connection->tcp().expires_never();
-  idle_.push_back(std::move(connection));
+// Data or an EOF waiting on an idle kept-alive connection means it is out of
+// step (a proxy's 408, a close): it must not carry the next request.
+bool idle_connection_is_clean(Connection& c) {
+  if (c.buffer.size() != 0) return false;
+  char byte;
+  const auto n = ::recv(c.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-ApiError HttpsClient::io_error(const boost::system::error_code& ec, std::string_view doing,
-                               Duration timeout, const Connection* c) const {
+std::unique_ptr<Connection> take_idle(State& s) {
+  while (!s.idle.empty()) {
+    auto c = std::move(s.idle.back());
+    s.idle.pop_back();
+    if (!idle_connection_is_clean(*c)) continue;
+    c->reused = true;
+    return c;
+  }
+  return nullptr;
+}
+
+void keep_idle(State& s, std::unique_ptr<Connection> c) {
+  if (c->closed_by_us || c->buffer.size() != 0 || s.idle.size() >= s.limits.max_idle_connections)
+    return;
+  c->tcp().expires_never();
+  s.idle.push_back(std::move(c));
+}
+
+ApiError io_error(const State& s, const boost::system::error_code& ec, std::string_view doing,
+                  Duration timeout, const Connection* c) {
   ApiError e;
-  const std::string what = std::string(doing) + " " + server_;
-  if (ec == beast::error::timeout) {
+  const std::string what = std::string(doing) + " " + s.server;
+  if (c != nullptr && c->closed_by_us) {
+    e = disconnected(s);
+  } else if (ec == beast::error::timeout) {
     e.kind = ErrorKind::kTimeout;
     e.message = what + ": no answer within " + seconds_text(timeout);
   } else if (ec == http::error::body_limit) {
     e.kind = ErrorKind::kTooLarge;
-    e.message = what + ": body larger than " + std::to_string(limits_.max_body_bytes) + " bytes";
-  } else if (ec == http::error::header_limit) {
+    e.message = what + ": body larger than " + std::to_string(s.limits.max_body_bytes) + " bytes";
+  } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
     e.kind = ErrorKind::kTooLarge;
-    e.message =
-        what + ": headers larger than " + std::to_string(limits_.max_header_bytes) + " bytes";
-  } else if (c != nullptr && c->closed_by_us) {
-    e.kind = ErrorKind::kTransport;
-    e.reason = "Disconnected";
-    e.message = what + ": connection closed by tetherd";
+    e.message = what + ": headers (or a chunk header) larger than " +
+                std::to_string(s.limits.max_header_bytes) + " bytes";
   } else if (ec == asio::ssl::error::stream_truncated) {
     // The peer closed TCP without TLS's close_notify: a crash, a dropped
     // connection or a middlebox, not a TLS problem.
@@ -220,12 +263,12 @@ ApiError HttpsClient::io_error(const boost::system::error_code& ec, std::string_
       // The handshake's error says only "certificate verify failed"; the
       // verification result says which check failed, which is what an
       // operator needs (wrong name, expired, unknown CA).
-      const long verify = SSL_get_verify_result(const_cast<SSL*>(
-          const_cast<beast::ssl_stream<beast::tcp_stream>&>(c->stream).native_handle()));
+      auto& stream = const_cast<Connection*>(c)->stream;
+      const long verify = SSL_get_verify_result(stream.native_handle());
       if (verify != X509_V_OK) {
         e.message += std::string(" (") + X509_verify_cert_error_string(verify);
         if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
-          e.message += ": the certificate is not for " + address_.verify_name;
+          e.message += ": the certificate is not for " + s.address.verify_name;
         e.message += ")";
       }
     }
@@ -236,68 +279,83 @@ ApiError HttpsClient::io_error(const boost::system::error_code& ec, std::string_
   return e;
 }
 
-awaitable<ApiResult<std::unique_ptr<HttpsClient::Connection>>> HttpsClient::connect() {
-  auto c = std::make_unique<Connection>(*this, executor_);
-  ++connections_opened_;
+// Resolving runs getaddrinfo on Asio's resolver thread, which cancel()
+// cannot interrupt. So the wait is on a timer the answer cancels; on a
+// timeout the lookup is left to finish into state it shares, unobserved.
+struct Lookup {
+  explicit Lookup(asio::any_io_executor e) : resolver(e), wake(e) {}
+  tcp::resolver resolver;
+  asio::steady_timer wake;
   boost::system::error_code ec;
-  const auto ip = asio::ip::make_address(address_.host, ec);
-  unsigned short port = 0;
-  try {
-    port = static_cast<unsigned short>(std::stoul(address_.port));
-  } catch (const std::exception&) {
-    co_return invalid("server " + server_ + ": bad port \"" + address_.port + "\"");
-  }
+  tcp::resolver::results_type results;
+  bool done = false;
+};
+
+awaitable<ApiResult<tcp::resolver::results_type>> resolve(const State& s) {
+  auto lookup = std::make_shared<Lookup>(s.executor);
+  lookup->wake.expires_after(s.limits.resolve_timeout);
+  lookup->resolver.async_resolve(
+      s.address.host, std::to_string(s.address.port),
+      [lookup](const boost::system::error_code& ec, tcp::resolver::results_type results) {
+        lookup->ec = ec;
+        lookup->results = std::move(results);
+        lookup->done = true;
+        lookup->wake.cancel();
+      });
+  co_await lookup->wake.async_wait(nothrow);
+  if (!lookup->done)
+    co_return io_error(s, beast::error::timeout, "resolving", s.limits.resolve_timeout, nullptr);
+  if (lookup->ec) co_return io_error(s, lookup->ec, "resolving", s.limits.resolve_timeout, nullptr);
+  co_return lookup->results;
+}
+
+awaitable<ApiResult<std::unique_ptr<Connection>>> connect(std::shared_ptr<State> s) {
+  auto c = std::make_unique<Connection>(*s);
+  ++s->connections_opened;
+  const auto& limits = s->limits;
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(s->address.host, ec);
   if (!ec) {
     // An IP literal (k3s at 127.0.0.1:6443): no resolver, and so no
     // resolver thread.
-    c->tcp().expires_after(limits_.connect_timeout);
-    auto [cec] = co_await c->tcp().async_connect(tcp::endpoint(ip, port), nothrow);
-    if (cec) co_return io_error(cec, "connecting to", limits_.connect_timeout, c.get());
+    c->tcp().expires_after(limits.connect_timeout);
+    auto [cec] = co_await c->tcp().async_connect(tcp::endpoint(ip, s->address.port), nothrow);
+    if (cec) co_return io_error(*s, cec, "connecting to", limits.connect_timeout, c.get());
   } else {
-    tcp::resolver resolver(executor_);
-    asio::steady_timer deadline(executor_, limits_.resolve_timeout);
-    auto expired = std::make_shared<bool>(false);
-    deadline.async_wait([&resolver, expired](const boost::system::error_code& wec) {
-      if (wec) return;  // cancelled: the resolve finished first
-      *expired = true;
-      resolver.cancel();
-    });
-    auto [rec, results] = co_await resolver.async_resolve(address_.host, address_.port, nothrow);
-    deadline.cancel();
-    if (*expired)
-      co_return io_error(beast::error::timeout, "resolving", limits_.resolve_timeout, nullptr);
-    if (rec) co_return io_error(rec, "resolving", limits_.resolve_timeout, nullptr);
-    c->tcp().expires_after(limits_.connect_timeout);
-    auto [cec, endpoint] = co_await c->tcp().async_connect(results, nothrow);
-    if (cec) co_return io_error(cec, "connecting to", limits_.connect_timeout, c.get());
+    auto endpoints = co_await resolve(*s);
+    if (!endpoints) co_return endpoints.error();
+    if (c->closed_by_us) co_return disconnected(*s);
+    c->tcp().expires_after(limits.connect_timeout);
+    auto [cec, endpoint] = co_await c->tcp().async_connect(*endpoints, nothrow);
+    if (cec) co_return io_error(*s, cec, "connecting to", limits.connect_timeout, c.get());
   }
+  // disconnect_all() while connecting: closing a socket not yet open does
+  // nothing, so look.
+  if (c->closed_by_us) co_return disconnected(*s);
   tune_socket(c->tcp().socket());
 
   SSL* ssl = c->stream.native_handle();
-  if (!address_.sni.empty()) SSL_set_tlsext_host_name(ssl, address_.sni.c_str());
+  if (!s->address.sni.empty()) SSL_set_tlsext_host_name(ssl, s->address.sni.c_str());
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  const int named = address_.verify_name_is_ip
-                        ? X509_VERIFY_PARAM_set1_ip_asc(param, address_.verify_name.c_str())
-                        : X509_VERIFY_PARAM_set1_host(param, address_.verify_name.c_str(), 0);
-  if (named != 1)
-    co_return invalid("cannot verify the server name \"" + address_.verify_name + "\"");
+  const auto& name = s->address.verify_name;
+  const int named = s->address.verify_name_is_ip
+                        ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
+                        : X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
+  if (named != 1) co_return invalid("cannot verify the server name \"" + name + "\"");
 
-  c->tcp().expires_after(limits_.handshake_timeout);
+  c->tcp().expires_after(limits.handshake_timeout);
   auto [hec] = co_await c->stream.async_handshake(asio::ssl::stream_base::client, nothrow);
-  if (hec) co_return io_error(hec, "TLS handshake with", limits_.handshake_timeout, c.get());
+  if (hec) co_return io_error(*s, hec, "TLS handshake with", limits.handshake_timeout, c.get());
   co_return c;
 }
 
-namespace {
-
-http::request<http::string_body> make_message(const HttpRequest& r, const ServerAddress& a,
-                                              const std::string& token) {
-  http::request<http::string_body> m{r.verb, a.base_path + r.target, 11};
-  m.set(http::field::host, a.host_header);
+http::request<http::string_body> make_message(const HttpRequest& r, const State& s) {
+  http::request<http::string_body> m{r.verb, s.address.base_path + r.target, 11};
+  m.set(http::field::host, s.address.host_header);
   m.set(http::field::user_agent, "tetherd/" TETHERD_VERSION);
   m.set(http::field::accept, "application/json");
-  if (!token.empty()) m.set(http::field::authorization, "Bearer " + token);
+  if (!s.token.empty()) m.set(http::field::authorization, "Bearer " + s.token);
   if (!r.content_type.empty()) m.set(http::field::content_type, r.content_type);
   m.keep_alive(true);
   m.body() = r.body;
@@ -313,66 +371,72 @@ bool stale_connection(const boost::system::error_code& ec) {
          ec == asio::ssl::error::stream_truncated;
 }
 
-}  // namespace
-
-awaitable<ApiResult<HttpResponse>> HttpsClient::send(HttpRequest request) {
-  const auto message = make_message(request, address_, token_);
+awaitable<ApiResult<HttpResponse>> send_on(std::shared_ptr<State> s, HttpRequest request) {
+  const auto message = make_message(request, *s);
+  const auto& limits = s->limits;
   for (int attempt = 0;; ++attempt) {
-    auto c = take_idle();
+    auto c = take_idle(*s);
     if (!c) {
-      auto fresh = co_await connect();
+      auto fresh = co_await connect(s);
       if (!fresh) co_return fresh.error();
       c = std::move(*fresh);
     }
     const bool may_retry = c->reused && attempt == 0 && request.verb != http::verb::post;
 
-    c->tcp().expires_after(limits_.write_timeout);
+    c->tcp().expires_after(limits.write_timeout);
     auto [wec, written] = co_await http::async_write(c->stream, message, nothrow);
-    if (wec && may_retry && stale_connection(wec)) continue;
-    if (wec) co_return io_error(wec, "sending a request to", limits_.write_timeout, c.get());
+    if (wec && may_retry && stale_connection(wec)) {
+      s->idle.clear();  // its siblings are likely as dead (a server restart)
+      continue;
+    }
+    if (wec) co_return io_error(*s, wec, "sending a request to", limits.write_timeout, c.get());
 
     http::response_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
-    parser.body_limit(limits_.max_body_bytes);
-    c->tcp().expires_after(limits_.read_timeout);
+    parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+    parser.body_limit(limits.max_body_bytes);
+    c->tcp().expires_after(limits.read_timeout);
     auto [rec, read] = co_await http::async_read(c->stream, c->buffer, parser, nothrow);
-    if (rec && may_retry && read == 0 && stale_connection(rec)) continue;
-    if (rec) co_return io_error(rec, "reading the response from", limits_.read_timeout, c.get());
+    if (rec && may_retry && read == 0 && stale_connection(rec)) {
+      s->idle.clear();
+      continue;
+    }
+    if (rec) co_return io_error(*s, rec, "reading the response from", limits.read_timeout, c.get());
 
     auto& res = parser.get();
     HttpResponse out;
     out.status = res.result_int();
     out.retry_after = std::string(res[http::field::retry_after]);
-    const bool keep = res.keep_alive();
     out.body = std::move(res.body());
-    if (keep) keep_idle(std::move(c));
+    if (parser.keep_alive()) keep_idle(*s, std::move(c));
     co_return out;
   }
 }
 
-awaitable<ApiResult<void>> HttpsClient::stream(HttpRequest request, Duration idle, BodySink sink) {
-  auto fresh = co_await connect();
+awaitable<ApiResult<void>> stream_on(std::shared_ptr<State> s, HttpRequest request, Duration idle,
+                                     HttpsClient::BodySink sink) {
+  auto fresh = co_await connect(s);
   if (!fresh) co_return fresh.error();
   auto c = std::move(*fresh);
-  const auto message = make_message(request, address_, token_);
-  c->tcp().expires_after(limits_.write_timeout);
+  const auto& limits = s->limits;
+  const auto message = make_message(request, *s);
+  c->tcp().expires_after(limits.write_timeout);
   auto [wec, written] = co_await http::async_write(c->stream, message, nothrow);
-  if (wec) co_return io_error(wec, "sending a request to", limits_.write_timeout, c.get());
+  if (wec) co_return io_error(*s, wec, "sending a request to", limits.write_timeout, c.get());
 
   http::response_parser<http::buffer_body> parser;
-  parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+  parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
   parser.body_limit(boost::none);  // a watch is endless; the sink bounds each event
-  c->tcp().expires_after(limits_.read_timeout);
+  c->tcp().expires_after(limits.read_timeout);
   auto [hec, hread] = co_await http::async_read_header(c->stream, c->buffer, parser, nothrow);
-  if (hec) co_return io_error(hec, "reading the response from", limits_.read_timeout, c.get());
+  if (hec) co_return io_error(*s, hec, "reading the response from", limits.read_timeout, c.get());
 
   if (parser.get().result() != http::status::ok) {
     const unsigned status = parser.get().result_int();
     const std::string retry_after(parser.get()[http::field::retry_after]);
     http::response_parser<http::string_body> body_parser(std::move(parser));
-    body_parser.body_limit(limits_.max_body_bytes);
+    body_parser.body_limit(limits.max_body_bytes);
     auto [bec, bread] = co_await http::async_read(c->stream, c->buffer, body_parser, nothrow);
-    if (bec) co_return io_error(bec, "reading the response from", limits_.read_timeout, c.get());
+    if (bec) co_return io_error(*s, bec, "reading the response from", limits.read_timeout, c.get());
     co_return error_from_response(status, body_parser.get().body(), retry_after);
   }
 
@@ -390,24 +454,34 @@ awaitable<ApiResult<void>> HttpsClient::stream(HttpRequest request, Duration idl
       if (!progressed) co_return progressed.error();
       if (*progressed) deadline = std::chrono::steady_clock::now() + idle;
     }
+    if (!ec) continue;
+    if (c->closed_by_us) co_return disconnected(*s);
     if (ec == beast::error::timeout) {
-      ApiError e = io_error(ec, "watching", idle, c.get());
-      e.message = "watch on " + server_ + " idle: nothing complete for " + seconds_text(idle) +
+      ApiError e = io_error(*s, ec, "watching", idle, c.get());
+      e.message = "watch on " + s->server + " idle: nothing complete for " + seconds_text(idle) +
                   " (a stalled or dripping server, or a dead connection)";
       co_return e;
     }
-    if (ec && !c->closed_by_us &&
-        (ec == http::error::partial_message || ec == asio::error::eof ||
-         ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated)) {
+    if (ec == http::error::partial_message || ec == asio::error::eof ||
+        ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated)
       co_return ApiError{ErrorKind::kTransport,
                          0,
                          {},
-                         "watch on " + server_ + ": connection closed mid-stream",
+                         "watch on " + s->server + ": connection closed mid-stream",
                          std::nullopt};
-    }
-    if (ec) co_return io_error(ec, "watching", idle, c.get());
+    co_return io_error(*s, ec, "watching", idle, c.get());
   }
   co_return ApiResult<void>{};
+}
+
+}  // namespace
+
+awaitable<ApiResult<HttpResponse>> HttpsClient::send(HttpRequest request) {
+  return send_on(state_, std::move(request));
+}
+
+awaitable<ApiResult<void>> HttpsClient::stream(HttpRequest request, Duration idle, BodySink sink) {
+  return stream_on(state_, std::move(request), idle, std::move(sink));
 }
 
 }  // namespace tetherd::kube

@@ -11,9 +11,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -42,8 +42,8 @@ struct ClientLimits {
 
 // Where the kubeconfig's server URL points.
 struct ServerAddress {
-  std::string host;         // without brackets for IPv6
-  std::string port;         // "443" when the URL has none
+  std::string host;  // without brackets for IPv6
+  std::uint16_t port = 443;
   std::string base_path;    // "" or "/k8s/clusters/c-x" (a proxy's prefix)
   std::string verify_name;  // tls-server-name, else host: checked against the certificate
   bool verify_name_is_ip = false;
@@ -69,13 +69,13 @@ struct HttpResponse {
 
 class HttpsClient {
  public:
-  class Connection;
-
   // Checks the kubeconfig's CA, certificate and key (a key that does not
   // match its certificate is an error here, not at the first handshake).
   static ApiResult<std::unique_ptr<HttpsClient>> create(boost::asio::any_io_executor executor,
                                                         const Kubeconfig& kubeconfig,
                                                         ClientLimits limits = {});
+  // Closes every connection. Calls in flight may outlive the client: they
+  // hold its state, and end with a "Disconnected" transport error.
   ~HttpsClient();
   HttpsClient(const HttpsClient&) = delete;
   HttpsClient& operator=(const HttpsClient&) = delete;
@@ -99,30 +99,14 @@ class HttpsClient {
   // dead, and TCP would take many minutes to say so.
   void disconnect_all();
 
-  const std::string& server() const { return server_; }
-  std::size_t connections_opened() const { return connections_opened_; }
+  const std::string& server() const;
+  std::size_t connections_opened() const;
+
+  struct State;
 
  private:
-  HttpsClient(boost::asio::any_io_executor executor, std::string server, ServerAddress address,
-              std::string token, ClientLimits limits);
-
-  boost::asio::awaitable<ApiResult<std::unique_ptr<Connection>>> connect();
-  std::unique_ptr<Connection> take_idle();
-  void keep_idle(std::unique_ptr<Connection> connection);
-  ApiError io_error(const boost::system::error_code& ec, std::string_view doing, Duration timeout,
-                    const Connection* connection) const;
-
-  boost::asio::any_io_executor executor_;
-  std::string server_;
-  ServerAddress address_;
-  std::string token_;
-  ClientLimits limits_;
-  boost::asio::ssl::context tls_;
-  std::vector<std::unique_ptr<Connection>> idle_;
-  std::set<Connection*> live_;
-  std::size_t connections_opened_ = 0;
-
-  friend class Connection;
+  explicit HttpsClient(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace tetherd::kube

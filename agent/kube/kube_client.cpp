@@ -69,7 +69,8 @@ KubeClient::KubeClient(HttpsClient& http, std::size_t max_watch_event_bytes)
     : http_(http), max_watch_event_bytes_(max_watch_event_bytes) {}
 
 awaitable<ApiResult<json::object>> KubeClient::call(HttpRequest request) {
-  const std::string what = std::string(http::to_string(request.verb)) + " " + request.target;
+  const std::string what =
+      std::string(http::to_string(request.verb)) + " " + http_.server() + request.target;
   auto response = co_await http_.send(std::move(request));
   if (!response) co_return response.error();
   if (response->status < 200 || response->status >= 300) {
@@ -81,11 +82,11 @@ awaitable<ApiResult<json::object>> KubeClient::call(HttpRequest request) {
 }
 
 // GCC 12 destroys a temporary in a co_await expression twice (an aggregate
-// built in the argument list): every request is a named local first.
+// or a lambda built in the argument list): in a coroutine, a request is a
+// named local first. The verbs that need no coroutine of their own are
+// plain functions handing call() its request.
 awaitable<ApiResult<json::object>> KubeClient::get(std::string path) {
-  HttpRequest request{http::verb::get, std::move(path), {}, {}};
-  auto result = co_await call(std::move(request));
-  co_return result;
+  return call({http::verb::get, std::move(path), {}, {}});
 }
 
 awaitable<ApiResult<ObjectList>> KubeClient::list(std::string collection,
@@ -111,10 +112,8 @@ awaitable<ApiResult<ObjectList>> KubeClient::list(std::string collection,
 }
 
 awaitable<ApiResult<json::object>> KubeClient::create(std::string collection, json::object object) {
-  HttpRequest request{http::verb::post, std::move(collection), json::serialize(object),
-                      "application/json"};
-  auto result = co_await call(std::move(request));
-  co_return result;
+  return call(
+      {http::verb::post, std::move(collection), json::serialize(object), "application/json"});
 }
 
 awaitable<ApiResult<json::object>> KubeClient::update(std::string path, json::object object) {
@@ -133,14 +132,11 @@ awaitable<ApiResult<json::object>> KubeClient::update(std::string path, json::ob
 }
 
 awaitable<ApiResult<json::object>> KubeClient::merge_patch(std::string path, json::object patch) {
-  HttpRequest request{http::verb::patch, std::move(path), json::serialize(patch),
-                      "application/merge-patch+json"};
-  auto result = co_await call(std::move(request));
-  co_return result;
+  return call(
+      {http::verb::patch, std::move(path), json::serialize(patch), "application/merge-patch+json"});
 }
 
-awaitable<ApiResult<WatchEnd>> KubeClient::watch(std::string collection,
-                                                 const WatchOptions& options,
+awaitable<ApiResult<WatchEnd>> KubeClient::watch(std::string collection, WatchOptions options,
                                                  EventHandler on_event) {
   std::string target = collection + "?watch=true";
   if (!options.resource_version.empty())
@@ -155,17 +151,19 @@ awaitable<ApiResult<WatchEnd>> KubeClient::watch(std::string collection,
   WatchDecoder decoder(max_watch_event_bytes_);
   std::vector<WatchEvent> events;
   std::optional<ApiError> failure;
-  auto sink = [&](std::string_view bytes) -> ApiResult<bool> {
+  HttpsClient::BodySink sink = [&](std::string_view bytes) -> ApiResult<bool> {
     events.clear();
     auto fed = decoder.feed(bytes, events);
     // Events decoded before a bad one are still good: hand them on first.
     for (auto& event : events) {
       if (event.type == WatchEventType::kError) {
         auto e = error_from_status(event.object);
-        if (e.code == 410) {
+        if (e.gone()) {
           end.expired = true;
         } else {
-          e.message = "watch " + collection + ": ERROR event: " + describe(e);
+          // A Status without a code is still a failure of the server's.
+          if (e.code == 0) e.code = 500;
+          e.message = "watch " + http_.server() + collection + ": ERROR event: " + e.message;
           failure = std::move(e);
         }
         // Nothing after an ERROR event counts; kube-apiserver ends there.
@@ -180,7 +178,7 @@ awaitable<ApiResult<WatchEnd>> KubeClient::watch(std::string collection,
   };
 
   HttpRequest request{http::verb::get, target, {}, {}};
-  auto streamed = co_await http_.stream(std::move(request), options.idle, sink);
+  auto streamed = co_await http_.stream(std::move(request), options.idle, std::move(sink));
   if (end.expired) co_return end;
   if (failure) co_return *failure;
   if (!streamed) {

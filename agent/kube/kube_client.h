@@ -80,8 +80,7 @@ class KubeClient {
   // says 410, or something fails. BOOKMARKs are passed on too (they only
   // move the resourceVersion); ERROR events other than 410 end the watch
   // with their Status as the error.
-  boost::asio::awaitable<ApiResult<WatchEnd>> watch(std::string collection,
-                                                    const WatchOptions& options,
+  boost::asio::awaitable<ApiResult<WatchEnd>> watch(std::string collection, WatchOptions options,
                                                     EventHandler on_event);
 
   HttpsClient& http() { return http_; }

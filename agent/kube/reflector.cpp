@@ -3,6 +3,7 @@
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -11,6 +12,7 @@ namespace tetherd::kube {
 
 namespace asio = boost::asio;
 using asio::awaitable;
+using namespace asio::experimental::awaitable_operators;
 
 RetryContext default_retry_context(BackoffPolicy policy) {
   RetryContext r;
@@ -33,16 +35,39 @@ Reflector::Reflector(KubeClient& client, std::string collection, std::string fie
       retry_(std::move(retry)),
       handler_(handler) {}
 
+void Reflector::wake() {
+  woken_ = true;
+  if (wake_timer_) wake_timer_->cancel();
+}
+
+awaitable<void> Reflector::pause(Duration delay) {
+  ++stats_.pauses;
+  if (!woken_ && !stopped_) {
+    wake_timer_->expires_at(asio::steady_timer::time_point::max());
+    auto sleep = retry_.sleep(delay);
+    auto woken = wake_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+    // Whichever ends first cancels the other.
+    co_await (std::move(sleep) || std::move(woken));
+  }
+  woken_ = false;
+}
+
+Duration Reflector::next_delay() {
+  return retry_delay(retry_.policy, attempt_++, std::nullopt, retry_.random());
+}
+
 awaitable<void> Reflector::back_off(const ApiError& error) {
   ++stats_.failures;
   const auto delay = retry_delay(retry_.policy, attempt_++, error.retry_after, retry_.random());
   handler_.on_error(error, delay);
-  co_await retry_.sleep(delay);
+  co_await pause(delay);
 }
 
 awaitable<void> Reflector::run() {
+  wake_timer_.emplace(co_await asio::this_coro::executor);
   while (!stopped_) {
-    if (resource_version_.empty()) {
+    const bool listing = resource_version_.empty();
+    if (listing) {
       ++stats_.lists;
       auto listed = co_await client_.list(collection_, field_selector_);
       if (stopped_) break;
@@ -58,11 +83,12 @@ awaitable<void> Reflector::run() {
     WatchOptions options = watch_;
     options.resource_version = resource_version_;
     options.field_selector = field_selector_;
-    auto watched = co_await client_.watch(collection_, options, [&](const WatchEvent& event) {
+    KubeClient::EventHandler on_event = [this](const WatchEvent& event) {
       resource_version_ = event.resource_version();
       attempt_ = 0;  // the server is answering: the next failure starts small again
       handler_.on_event(event);
-    });
+    };
+    auto watched = co_await client_.watch(collection_, std::move(options), std::move(on_event));
     if (stopped_) break;
     if (!watched) {
       co_await back_off(watched.error());
@@ -70,17 +96,16 @@ awaitable<void> Reflector::run() {
     }
     if (watched->expired) {
       // Our resourceVersion is older than the server keeps: whatever
-      // happened meanwhile is only in a fresh list.
+      // happened meanwhile is only in a fresh list, made at once...
       ++stats_.relists_after_gone;
       resource_version_.clear();
-      continue;
-    }
-    if (watched->events == 0) {
-      // Ended cleanly with nothing in it, e.g. a short timeoutSeconds with
-      // bookmarks off. Harmless once; at once, in a loop, it would be a
-      // busy loop against the API server.
-      const auto delay = retry_delay(retry_.policy, attempt_++, std::nullopt, retry_.random());
-      co_await retry_.sleep(delay);
+      // ...unless the version came from a list just made: a server (or a
+      // proxy) that answers every watch with 410 must not get a busy loop.
+      if (listing) co_await pause(next_delay());
+    } else if (watched->events == 0) {
+      // Ended with nothing in it (a short timeoutSeconds with bookmarks
+      // off): harmless once, a busy loop if it happens at once, always.
+      co_await pause(next_delay());
     }
   }
 }

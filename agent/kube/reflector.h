@@ -6,10 +6,12 @@
 // (Retry-After, else full jitter) and go on. It never gives up: a node
 // whose control plane is away for hours keeps trying.
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 
 #include "agent/kube/kube_client.h"
@@ -33,6 +35,7 @@ struct ReflectorStats {
   std::size_t lists = 0;
   std::size_t watches = 0;
   std::size_t relists_after_gone = 0;
+  std::size_t pauses = 0;  // waits between attempts, failures or not
   std::size_t failures = 0;
 };
 
@@ -41,17 +44,25 @@ class Reflector {
   Reflector(KubeClient& client, std::string collection, std::string field_selector,
             WatchOptions watch, RetryContext retry, ReflectorHandler& handler);
 
-  // Runs until stop(); returns then.
+  // Runs until stop(); returns then. The Reflector must outlive it.
   boost::asio::awaitable<void> run();
-  // Ends run() at its next step; call disconnect on the client as well to
-  // end a watch in progress at once.
-  void stop() { stopped_ = true; }
+  // Ends run() at its next step, cutting a backoff short; call
+  // disconnect_all() on the client as well to end a watch in progress.
+  void stop() {
+    stopped_ = true;
+    wake();
+  }
+  // Ends a backoff now (a resume from suspend: the control plane may well
+  // be back, and a monotonic timer armed before the sleep is no guide).
+  void wake();
 
   const std::string& resource_version() const { return resource_version_; }
   const ReflectorStats& stats() const { return stats_; }
 
  private:
   boost::asio::awaitable<void> back_off(const ApiError& error);
+  boost::asio::awaitable<void> pause(Duration delay);
+  Duration next_delay();
 
   KubeClient& client_;
   std::string collection_;
@@ -62,6 +73,8 @@ class Reflector {
   std::string resource_version_;
   unsigned attempt_ = 0;
   bool stopped_ = false;
+  bool woken_ = false;
+  std::optional<boost::asio::steady_timer> wake_timer_;  // made in run(), on its executor
   ReflectorStats stats_;
 };
 

@@ -29,7 +29,7 @@ RetryContext default_retry_context(BackoffPolicy policy = {});
 // and the delay chosen.
 template <class T, class Op>
 boost::asio::awaitable<ApiResult<T>> with_retries(
-    Op op, const RetryContext& retry, unsigned max_attempts,
+    Op op, RetryContext retry, unsigned max_attempts,
     std::function<void(const ApiError&, Duration)> on_retry = {}) {
   for (unsigned attempt = 0;; ++attempt) {
     ApiResult<T> result = co_await op();

@@ -32,7 +32,10 @@ struct WatchEvent {
   std::string resource_version() const;
 };
 
-inline constexpr std::size_t kDefaultMaxWatchEventBytes = 4 << 20;
+// An EdgeNode with 1 000 sources is 16 KiB; a parsed JSON value takes
+// several times its text in memory, so the bound is on the generous side
+// of what tetherd watches, not on Kubernetes' own 1.5 MiB object limit.
+inline constexpr std::size_t kDefaultMaxWatchEventBytes = 1 << 20;
 
 class WatchDecoder {
  public:

@@ -120,11 +120,13 @@ TEST_F(KubeTest, ListWithFieldSelectorAndWhatRbacRefuses) {
 
   auto other = run(kube.get(kube::object_path(kube::kEdgeNodes, kNamespace, "node-b")));
   ASSERT_FALSE(other);
-  EXPECT_EQ(describe(other.error()),
-            "HTTP 403 Forbidden: GET /apis/tetherd.io/v1alpha1/namespaces/tetherd-system/"
-            "edgenodes/node-b: edgenodes.tetherd.io \"node-b\" is forbidden: User "
-            "\"tetherd:node-a\" cannot get resource \"edgenodes\" in API group \"tetherd.io\" in "
-            "the namespace \"tetherd-system\"");
+  EXPECT_EQ(
+      describe(other.error()),
+      "HTTP 403 Forbidden: GET " + server_->url() +
+          "/apis/tetherd.io/v1alpha1/namespaces/tetherd-system/"
+          "edgenodes/node-b: edgenodes.tetherd.io \"node-b\" is forbidden: User "
+          "\"tetherd:node-a\" cannot get resource \"edgenodes\" in API group \"tetherd.io\" in "
+          "the namespace \"tetherd-system\"");
   EXPECT_FALSE(other.error().retryable());
 
   auto missing = run(kube.get(kLeaseA));

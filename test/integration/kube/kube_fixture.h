@@ -4,6 +4,7 @@
 // thread of the test; the test's thread drives the server and waits on
 // conditions (never on a sleep), with a deadline so nothing hangs.
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -67,6 +68,16 @@ class Mailbox {
   std::string wait_for_prefix(const std::string& prefix,
                               std::chrono::milliseconds timeout = kDeadline) {
     return wait_for([&](const std::string& n) { return n.rfind(prefix, 0) == 0; }, timeout);
+  }
+  // Waits until `n` notes start with `prefix`.
+  bool wait_for_count(const std::string& prefix, std::size_t n,
+                      std::chrono::milliseconds timeout = kDeadline) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, timeout, [&] {
+      return static_cast<std::size_t>(std::count_if(notes_.begin(), notes_.end(), [&](auto& x) {
+               return x.rfind(prefix, 0) == 0;
+             })) >= n;
+    });
   }
   std::vector<std::string> notes() const {
     std::lock_guard lock(mutex_);

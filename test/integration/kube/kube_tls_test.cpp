@@ -130,14 +130,17 @@ INSTANTIATE_TEST_SUITE_P(
                        [](Kubeconfig& k, const TestCa&) { k.server = "https://u:p@127.0.0.1:1"; },
                        "credentials in a URL are refused"},
         BadCredentials{"not_a_url", [](Kubeconfig& k, const TestCa&) { k.server = "https://"; },
-                       "no host"}),
+                       "no host"},
+        BadCredentials{"port_out_of_range",
+                       [](Kubeconfig& k, const TestCa&) { k.server = "https://127.0.0.1:70000"; },
+                       "bad port \"70000\""}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(ServerAddress, NamesPortsPrefixesAndIpv6) {
   auto a = kube::parse_server_address("https://cloud.example:8443/k8s/clusters/c-1/", "");
   ASSERT_TRUE(a);
   EXPECT_EQ(a->host, "cloud.example");
-  EXPECT_EQ(a->port, "8443");
+  EXPECT_EQ(a->port, 8443);
   EXPECT_EQ(a->base_path, "/k8s/clusters/c-1");
   EXPECT_EQ(a->sni, "cloud.example");
   EXPECT_FALSE(a->verify_name_is_ip);
@@ -145,7 +148,7 @@ TEST(ServerAddress, NamesPortsPrefixesAndIpv6) {
   auto v6 = kube::parse_server_address("https://[2001:db8::1]", "");
   ASSERT_TRUE(v6);
   EXPECT_EQ(v6->host, "2001:db8::1");
-  EXPECT_EQ(v6->port, "443");
+  EXPECT_EQ(v6->port, 443);
   EXPECT_EQ(v6->host_header, "[2001:db8::1]");
   EXPECT_TRUE(v6->verify_name_is_ip);
   EXPECT_EQ(v6->sni, "") << "no IP literal in SNI (RFC 6066)";

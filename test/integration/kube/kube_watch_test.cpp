@@ -131,15 +131,19 @@ class Gate {
   kube::RetryContext context() {
     kube::RetryContext r;
     r.sleep = [this](Duration) -> asio::awaitable<void> {
-      co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!open_) co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     };
     r.random = [] { return 0.5; };
     return r;
   }
-  void open() { timer_.cancel(); }
+  void open() {
+    open_ = true;
+    timer_.cancel();
+  }
 
  private:
   asio::steady_timer timer_;
+  bool open_ = false;
 };
 
 class ReflectorTest : public KubeWatchTest {
@@ -184,6 +188,45 @@ TEST_F(ReflectorTest, AChangeMadeWhileDisconnectedArrivesThroughARelist) {
   stop(reflector, *http, running);
   EXPECT_EQ(reflector.stats().relists_after_gone, 1u);
   EXPECT_EQ(reflector.resource_version(), rv);
+}
+
+TEST_F(ReflectorTest, AServerThatAnswersEveryWatchWith410GetsBackoffNotABusyLoop) {
+  server_->misbehave({.what = Misbehaviour::kGoneHttp, .times = 3});
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  Mailbox mail;
+  RecordingHandler handler(mail);
+  RecordedDelays delays;
+  kube::Reflector reflector(kube, kEdgeNodes, kMine, {}, delays.context(), handler);
+  auto running = start(run_reflector(reflector));
+  ASSERT_TRUE(server_->wait_for_watch_starts(1, kDeadline));  // the fourth watch, the first 200
+  stop(reflector, *http, running);
+  EXPECT_EQ(reflector.stats().relists_after_gone, 3u);
+  EXPECT_EQ(reflector.stats().lists, 4u);
+  // A wait before each relist that follows a fresh list's 410, growing.
+  EXPECT_EQ(*delays.delays, (std::vector<Duration>{milliseconds(500), std::chrono::seconds(1),
+                                                   std::chrono::seconds(2)}));
+}
+
+TEST_F(ReflectorTest, WakeAndStopCutALongBackoffShort) {
+  // 429 with Retry-After: 600: the Reflector would wait ten minutes, on a
+  // real timer (the daemon's RetryContext).
+  server_->misbehave({.what = Misbehaviour::kStatus429, .retry_after_seconds = 600});
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  Mailbox mail;
+  RecordingHandler handler(mail);
+  kube::Reflector reflector(kube, kEdgeNodes, kMine, {}, kube::default_retry_context(), handler);
+  auto running = start(run_reflector(reflector));
+  EXPECT_NE(mail.wait_for_prefix("ERROR http HTTP 429"), "");
+  on_client_thread([&] { reflector.wake(); });  // a resume: try now
+  EXPECT_NE(mail.wait_for_prefix("LIST "), "");
+
+  // Again, and this time stop while it waits.
+  server_->misbehave({.what = Misbehaviour::kStatus429, .retry_after_seconds = 600});
+  server_->drop_connections();  // the watch fails; after a short backoff the next one gets 429
+  ASSERT_TRUE(mail.wait_for_count("ERROR http HTTP 429", 2));
+  stop(reflector, *http, running);  // within the deadline, not ten minutes
 }
 
 struct WatchFault {

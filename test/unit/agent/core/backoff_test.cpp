@@ -43,7 +43,7 @@ TEST(BackoffTest, OutOfRangeRandomIsClampedIntoTheWindow) {
 TEST(BackoffTest, RetryAfterWinsOverJitterAndIsBounded) {
   const BackoffPolicy p{seconds(1), seconds(60), std::chrono::minutes(10)};
   EXPECT_EQ(retry_delay(p, 5, seconds(7), 0.9), seconds(7));
-  EXPECT_EQ(retry_delay(p, 0, seconds(0), 0.9), seconds(0));
+  EXPECT_EQ(retry_delay(p, 0, seconds(0), 0.9), seconds(1)) << "Retry-After: 0 is not a busy loop";
   EXPECT_EQ(retry_delay(p, 0, std::chrono::hours(5), 0.5), std::chrono::minutes(10));
   EXPECT_EQ(retry_delay(p, 1, std::nullopt, 0.5), seconds(1));
 }

@@ -62,6 +62,23 @@ TEST(ApiErrorTest, ForbiddenAndNotFoundAreNotRetryable) {
   EXPECT_FALSE(nf.retryable());
 }
 
+TEST(ApiErrorTest, ExpiredIsGoneByReasonWhenTheStatusHasNoCode) {
+  auto e = error_from_status(boost::json::object{{"kind", "Status"}, {"reason", "Expired"}});
+  EXPECT_TRUE(e.gone());
+  EXPECT_TRUE(error_from_status(boost::json::object{{"code", 410}}).gone());
+  EXPECT_FALSE(error_from_status(boost::json::object{{"code", 500}}).gone());
+}
+
+TEST(ApiErrorTest, RetryAfterIsBoundedAndOnlyFor429And5xx) {
+  const auto huge = error_from_response(
+      503, R"({"kind":"Status","details":{"retryAfterSeconds":99999999999999}})", "");
+  ASSERT_TRUE(huge.retry_after.has_value());
+  EXPECT_EQ(*huge.retry_after, std::chrono::hours(24));
+  EXPECT_EQ(parse_retry_after("4294967295"), std::chrono::hours(24));
+  EXPECT_FALSE(error_from_response(403, "", "5").retryable())
+      << "a Retry-After does not make a 403 worth repeating";
+}
+
 TEST(ApiErrorTest, ParsesRetryAfterSecondsOnly) {
   EXPECT_EQ(parse_retry_after("5"), seconds(5));
   EXPECT_EQ(parse_retry_after(" 12 "), seconds(12));
