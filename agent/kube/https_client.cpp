@@ -85,6 +85,7 @@ struct HttpsClient::State {
   ClientLimits limits;
   asio::ssl::context tls;
   std::size_t connections_opened = 0;
+  std::string tls_version;
   std::set<Connection*> live;  // before `idle`: idle connections leave it as they go
   std::vector<std::unique_ptr<Connection>> idle;
 };
@@ -193,6 +194,9 @@ const std::string& HttpsClient::server() const {
 }
 std::size_t HttpsClient::connections_opened() const {
   return state_->connections_opened;
+}
+const std::string& HttpsClient::tls_version() const {
+  return state_->tls_version;
 }
 
 void HttpsClient::disconnect_all() {
@@ -347,6 +351,7 @@ awaitable<ApiResult<std::unique_ptr<Connection>>> connect(std::shared_ptr<State>
   c->tcp().expires_after(limits.handshake_timeout);
   auto [hec] = co_await c->stream.async_handshake(asio::ssl::stream_base::client, nothrow);
   if (hec) co_return io_error(*s, hec, "TLS handshake with", limits.handshake_timeout, c.get());
+  s->tls_version = SSL_get_version(ssl);
   co_return c;
 }
 

@@ -101,6 +101,8 @@ class HttpsClient {
 
   const std::string& server() const;
   std::size_t connections_opened() const;
+  // The protocol of the last handshake, e.g. "TLSv1.3" (for status output).
+  const std::string& tls_version() const;
 
   struct State;
 

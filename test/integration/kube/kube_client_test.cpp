@@ -143,6 +143,7 @@ TEST_F(KubeTest, ConnectionsAreKeptAliveAndAClosedOneIsReplacedUnseen) {
     ASSERT_TRUE(run(kube.get(kNodeA)));
   EXPECT_EQ(server_->connections_accepted(), 1u);
   EXPECT_EQ(http->connections_opened(), 1u);
+  EXPECT_EQ(http->tls_version(), "TLSv1.3") << "1.3 when the server has it";
 
   // The server (or a NAT box) closes the idle connection; the next GET is
   // not an error: it goes out again on a fresh connection.

@@ -176,7 +176,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"NotAMapping", "- a\n- b\n", {"t.yaml:1:1: expected a mapping of keys"}},
         BadCase{"TwoDocuments",
                 "a: 1\n---\nb: 2\n",
-                {"t.yaml:1:1: expected one YAML document, found 2"}},
+                {"t.yaml:2:1: expected one YAML document; another begins here (a '---', or text "
+                 "after the document that YAML cannot place)"}},
+        // yaml-cpp's LoadAll loops for ever on these (found by fuzzing).
+        BadCase{"StrayComma",
+                ",..\n",
+                {"t.yaml:1:1: expected one YAML document; another begins here (a '---', or text "
+                 "after the document that YAML cannot place)"}},
+        BadCase{"StrayCommaAfterDocumentEnd",
+                "---\n...\n,..\n",
+                {"t.yaml:3:1: expected one YAML document; another begins here (a '---', or text "
+                 "after the document that YAML cannot place)"}},
         BadCase{"UnknownTopLevelKey",
                 "firewal: {}\n",
                 {"t.yaml:1:1: unknown key \"firewal\"; did you mean \"firewall\"?"}},
