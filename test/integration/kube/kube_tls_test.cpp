@@ -82,6 +82,30 @@ TEST_F(KubeTlsTest, AClientCertificateFromAnotherCaFailsTheHandshake) {
   EXPECT_TRUE(server_->requests().empty()) << "no request may pass an unverified client";
 }
 
+TEST_F(KubeTlsTest, AHostNameIsResolvedAndChecked) {
+  auto k = kubeconfig();
+  k.server = "https://localhost:" + std::to_string(server_->port());
+  auto r = get_with(k);
+  EXPECT_TRUE(r) << describe(r.error());
+}
+
+TEST_F(KubeTlsTest, ANameThatDoesNotResolveIsAClearError) {
+  auto k = kubeconfig();
+  k.server = "https://tetherd-test.invalid:6443";  // RFC 6761: never resolves
+  kube::ClientLimits limits;
+  limits.resolve_timeout = std::chrono::milliseconds(500);
+  auto http = client(k, limits);
+  KubeClient kube(*http);
+  auto r = run(kube.get(kNodeA));
+  ASSERT_FALSE(r);
+  // Without a resolver at hand the lookup may not even fail in time.
+  EXPECT_TRUE(r.error().kind == ErrorKind::kTransport || r.error().kind == ErrorKind::kTimeout);
+  EXPECT_NE(r.error().message.find("resolving https://tetherd-test.invalid:6443"),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_TRUE(r.error().retryable());
+}
+
 struct BadCredentials {
   const char* name;
   std::function<void(Kubeconfig&, const TestCa&)> spoil;
