@@ -26,6 +26,7 @@
 
 #include "agent/kube/kube_client.h"
 #include "agent/kube/reflector.h"
+#include "test/integration/kube/shipped_manifests.h"
 #include "test/support/api_server/api_server.h"
 #include "test/support/test_pki.h"
 
@@ -109,22 +110,9 @@ class KubeTest : public testing::Test {
                                  .lifetime = std::chrono::hours(24),
                                  .client_auth = false});
     server_ = std::make_unique<ApiServer>(std::move(options));
-    // The RBAC packaging/kubernetes will ship for node-a.
-    server_->allow({"tetherd:node-a",
-                    {"get", "list", "watch", "patch"},
-                    "tetherd.io",
-                    "edgenodes",
-                    kNamespace,
-                    {"node-a"}});
-    server_->allow(
-        {"tetherd:node-a", {"patch"}, "tetherd.io", "edgenodes/status", kNamespace, {"node-a"}});
-    server_->allow({"tetherd:node-a", {"create"}, "coordination.k8s.io", "leases", kNamespace, {}});
-    server_->allow({"tetherd:node-a",
-                    {"get", "update"},
-                    "coordination.k8s.io",
-                    "leases",
-                    kNamespace,
-                    {"tetherd-node-a"}});
+    // Exactly what an admin applies for node-a (packaging/kubernetes).
+    for (auto& rule : shipped_node_rules("node-a"))
+      server_->allow(std::move(rule));
   }
 
   Kubeconfig kubeconfig(const std::string& user = "tetherd:node-a",

@@ -1,0 +1,64 @@
+#pragma once
+// The RBAC tetherd ships (packaging/kubernetes/node-rbac.yaml), read into
+// the test API server's rules: the client tests run with exactly what an
+// admin applies, so a verb tetherd needs and the Role lacks fails a test.
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "test/support/api_server/api_server.h"
+
+namespace tetherd::test {
+
+inline std::string shipped_manifest(const std::string& name) {
+  std::ifstream in(std::string(TETHERD_SOURCE_DIR) + "/packaging/kubernetes/" + name);
+  if (!in) throw std::runtime_error("cannot read packaging/kubernetes/" + name);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The Role's rules for `node`, bound to the RoleBinding's user.
+inline std::vector<AccessRule> shipped_node_rules(const std::string& node) {
+  const auto text =
+      std::regex_replace(shipped_manifest("node-rbac.yaml"), std::regex("NODE"), node);
+  std::string user;
+  std::vector<AccessRule> rules;
+  for (const auto& doc : YAML::LoadAll(text)) {
+    const auto kind = doc["kind"].as<std::string>();
+    const auto ns = doc["metadata"]["namespace"].as<std::string>();
+    if (kind == "RoleBinding") {
+      for (const auto& subject : doc["subjects"])
+        user = subject["name"].as<std::string>();
+      continue;
+    }
+    if (kind != "Role") continue;
+    for (const auto& rule : doc["rules"]) {
+      for (const auto& group : rule["apiGroups"]) {
+        for (const auto& resource : rule["resources"]) {
+          AccessRule r;
+          r.group = group.as<std::string>();
+          r.resource = resource.as<std::string>();
+          r.namespace_ = ns;
+          for (const auto& verb : rule["verbs"])
+            r.verbs.insert(verb.as<std::string>());
+          if (rule["resourceNames"])
+            for (const auto& name : rule["resourceNames"])
+              r.names.insert(name.as<std::string>());
+          rules.push_back(std::move(r));
+        }
+      }
+    }
+  }
+  for (auto& r : rules)
+    r.user = user;
+  return rules;
+}
+
+}  // namespace tetherd::test
