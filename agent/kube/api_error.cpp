@@ -50,6 +50,24 @@ bool ApiError::retryable() const {
   return false;
 }
 
+ApiError make_api_error(ErrorKind kind, std::string message) {
+  return ApiError{kind, 0, {}, std::move(message), std::nullopt};
+}
+
+json::parse_options api_json_options() {
+  json::parse_options o;
+  o.max_depth = 64;
+  return o;
+}
+
+std::string resource_version_of(const json::object& object) {
+  const auto* metadata = object.if_contains("metadata");
+  if (metadata == nullptr || !metadata->is_object()) return {};
+  const auto* rv = metadata->get_object().if_contains("resourceVersion");
+  if (rv == nullptr || !rv->is_string()) return {};
+  return std::string(rv->get_string());
+}
+
 std::string_view to_string(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kTransport:

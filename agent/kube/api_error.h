@@ -10,6 +10,7 @@
 
 #include <boost/assert/source_location.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse_options.hpp>
 #include <boost/system/result.hpp>
 
 #include "agent/core/clock.h"
@@ -44,6 +45,16 @@ struct ApiError {
     return kind == ErrorKind::kHttp && (code == 410 || reason == "Expired" || reason == "Gone");
   }
 };
+
+// An error that is not an HTTP answer: what failed, in words.
+ApiError make_api_error(ErrorKind kind, std::string message);
+
+// Boost.JSON options for anything from an API server: Kubernetes objects
+// are shallow, so deep nesting is hostile.
+boost::json::parse_options api_json_options();
+
+// metadata.resourceVersion of an object, or "" when it has none.
+std::string resource_version_of(const boost::json::object& object);
 
 std::string_view to_string(ErrorKind kind);
 // One line: "HTTP 409 Conflict: Operation cannot be fulfilled on ...".

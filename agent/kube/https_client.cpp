@@ -44,7 +44,7 @@ std::string seconds_text(Duration d) {
 }
 
 ApiError invalid(std::string message) {
-  return ApiError{ErrorKind::kInvalid, 0, {}, std::move(message), std::nullopt};
+  return make_api_error(ErrorKind::kInvalid, std::move(message));
 }
 
 // Dead peers after a resume or a NAT timeout: TCP alone takes many minutes

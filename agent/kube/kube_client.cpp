@@ -15,33 +15,15 @@ using asio::awaitable;
 namespace {
 
 ApiError decode_error(std::string message) {
-  return ApiError{ErrorKind::kDecode, 0, {}, std::move(message), std::nullopt};
-}
-
-// Kubernetes bodies are shallow; a deeply nested one is hostile.
-json::parse_options body_options() {
-  json::parse_options o;
-  o.max_depth = 64;
-  return o;
+  return make_api_error(ErrorKind::kDecode, std::move(message));
 }
 
 ApiResult<json::object> parse_object(const std::string& body, std::string_view what) {
   boost::system::error_code ec;
-  auto value = json::parse(body, ec, {}, body_options());
+  auto value = json::parse(body, ec, {}, api_json_options());
   if (ec) return decode_error(std::string(what) + ": the body is not JSON: " + ec.message());
   if (!value.is_object()) return decode_error(std::string(what) + ": the body is not an object");
   return std::move(value.get_object());
-}
-
-const json::object* metadata_of(const json::object& o) {
-  const auto* m = o.if_contains("metadata");
-  return m != nullptr && m->is_object() ? &m->get_object() : nullptr;
-}
-
-std::string resource_version_of(const json::object& o) {
-  const auto* m = metadata_of(o);
-  const auto* rv = m != nullptr ? m->if_contains("resourceVersion") : nullptr;
-  return rv != nullptr && rv->is_string() ? std::string(rv->get_string()) : std::string();
 }
 
 }  // namespace

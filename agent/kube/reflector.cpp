@@ -41,7 +41,6 @@ void Reflector::wake() {
 }
 
 awaitable<void> Reflector::pause(Duration delay) {
-  ++stats_.pauses;
   if (!woken_ && !stopped_) {
     wake_timer_->expires_at(asio::steady_timer::time_point::max());
     auto sleep = retry_.sleep(delay);

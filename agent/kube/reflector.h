@@ -35,7 +35,6 @@ struct ReflectorStats {
   std::size_t lists = 0;
   std::size_t watches = 0;
   std::size_t relists_after_gone = 0;
-  std::size_t pauses = 0;  // waits between attempts, failures or not
   std::size_t failures = 0;
 };
 

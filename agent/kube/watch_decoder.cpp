@@ -11,14 +11,8 @@ bool is_space(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-json::parse_options strict_options() {
-  json::parse_options o;
-  o.max_depth = 64;  // a Kubernetes object is far shallower; deeper is hostile
-  return o;
-}
-
 ApiError decode_error(std::string message) {
-  return ApiError{ErrorKind::kDecode, 0, {}, std::move(message), std::nullopt};
+  return make_api_error(ErrorKind::kDecode, std::move(message));
 }
 
 }  // namespace
@@ -40,11 +34,7 @@ std::string_view to_string(WatchEventType type) {
 }
 
 std::string WatchEvent::resource_version() const {
-  const auto* metadata = object.if_contains("metadata");
-  if (metadata == nullptr || !metadata->is_object()) return {};
-  const auto* rv = metadata->get_object().if_contains("resourceVersion");
-  if (rv == nullptr || !rv->is_string()) return {};
-  return std::string(rv->get_string());
+  return resource_version_of(object);
 }
 
 ApiResult<WatchEvent> watch_event_from_json(json::value value) {
@@ -78,10 +68,10 @@ ApiResult<WatchEvent> watch_event_from_json(json::value value) {
 }
 
 WatchDecoder::WatchDecoder(std::size_t max_event_bytes)
-    : max_event_bytes_(max_event_bytes), parser_(json::storage_ptr(), strict_options()) {}
+    : max_event_bytes_(max_event_bytes), parser_(json::storage_ptr(), api_json_options()) {}
 
 ApiResult<void> WatchDecoder::fail(ErrorKind kind, std::string message) {
-  failed_ = ApiError{kind, 0, {}, std::move(message), std::nullopt};
+  failed_ = make_api_error(kind, std::move(message));
   return *failed_;
 }
 
