@@ -1,0 +1,17 @@
+#pragma once
+// Kubernetes' two time formats (apimachinery's metav1.Time and MicroTime):
+//   Time:      RFC 3339 in UTC, whole seconds    "2026-11-21T09:30:05Z"
+//   MicroTime: RFC 3339 in UTC, six decimals     "2026-11-21T09:30:05.123456Z"
+// A Lease's renewTime and acquireTime are MicroTime (the API server refuses
+// anything else there); a condition's lastTransitionTime is Time.
+
+#include <string>
+
+#include "agent/core/clock.h"
+
+namespace tetherd {
+
+std::string format_kube_time(WallTime t);
+std::string format_kube_micro_time(WallTime t);
+
+}  // namespace tetherd
