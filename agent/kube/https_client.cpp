@@ -418,7 +418,7 @@ awaitable<ApiResult<HttpResponse>> send_on(std::shared_ptr<State> s, HttpRequest
 }
 
 awaitable<ApiResult<void>> stream_on(std::shared_ptr<State> s, HttpRequest request, Duration idle,
-                                     HttpsClient::BodySink sink) {
+                                     HttpsClient::BodySink sink, std::function<void()> on_open) {
   auto fresh = co_await connect(s);
   if (!fresh) co_return fresh.error();
   auto c = std::move(*fresh);
@@ -445,6 +445,7 @@ awaitable<ApiResult<void>> stream_on(std::shared_ptr<State> s, HttpRequest reque
     co_return error_from_response(status, body_parser.get().body(), retry_after);
   }
 
+  if (on_open) on_open();
   std::array<char, 16 << 10> chunk;
   auto deadline = std::chrono::steady_clock::now() + idle;
   while (!parser.is_done()) {
@@ -485,8 +486,9 @@ awaitable<ApiResult<HttpResponse>> HttpsClient::send(HttpRequest request) {
   return send_on(state_, std::move(request));
 }
 
-awaitable<ApiResult<void>> HttpsClient::stream(HttpRequest request, Duration idle, BodySink sink) {
-  return stream_on(state_, std::move(request), idle, std::move(sink));
+awaitable<ApiResult<void>> HttpsClient::stream(HttpRequest request, Duration idle, BodySink sink,
+                                               std::function<void()> on_open) {
+  return stream_on(state_, std::move(request), idle, std::move(sink), std::move(on_open));
 }
 
 }  // namespace tetherd::kube

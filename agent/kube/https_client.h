@@ -92,7 +92,9 @@ class HttpsClient {
   // A long response (a watch) on a connection of its own. A non-200 answer
   // is an error decoded from its Status body. A stream that completes no unit
   // within `idle` is dead: silent and dripping servers alike.
-  boost::asio::awaitable<ApiResult<void>> stream(HttpRequest request, Duration idle, BodySink sink);
+  // `on_open` hears the 200: the server has accepted the stream.
+  boost::asio::awaitable<ApiResult<void>> stream(HttpRequest request, Duration idle, BodySink sink,
+                                                 std::function<void()> on_open = {});
 
   // Closes every connection now, idle and busy; what was in flight ends
   // with a transport error. For a resume from suspend: the old sockets are

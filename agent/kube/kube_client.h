@@ -80,8 +80,10 @@ class KubeClient {
   // says 410, or something fails. BOOKMARKs are passed on too (they only
   // move the resourceVersion); ERROR events other than 410 end the watch
   // with their Status as the error.
+  // `on_open` hears that the server accepted the watch, before any event.
   boost::asio::awaitable<ApiResult<WatchEnd>> watch(std::string collection, WatchOptions options,
-                                                    EventHandler on_event);
+                                                    EventHandler on_event,
+                                                    std::function<void()> on_open = {});
 
   HttpsClient& http() { return http_; }
 

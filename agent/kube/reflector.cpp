@@ -23,88 +23,153 @@ RetryContext default_retry_context(BackoffPolicy policy) {
   };
   auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
   r.random = [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
+  // steady_clock is CLOCK_MONOTONIC, the clock the waits run on.
+  r.now = [] { return std::chrono::steady_clock::now().time_since_epoch(); };
   return r;
 }
 
 Reflector::Reflector(KubeClient& client, std::string collection, std::string field_selector,
-                     WatchOptions watch, RetryContext retry, ReflectorHandler& handler)
+                     WatchOptions watch, RetryContext retry, ReflectorHandler& handler,
+                     Duration stable_after)
     : client_(client),
       collection_(std::move(collection)),
       field_selector_(std::move(field_selector)),
       watch_(std::move(watch)),
       retry_(std::move(retry)),
-      handler_(handler) {}
+      handler_(handler),
+      session_(SessionPolicy{retry_.policy, stable_after}) {}
 
-void Reflector::wake() {
-  woken_ = true;
+void Reflector::report_state(SessionState before) {
+  if (session_.state() != before) handler_.on_state(session_.state());
+}
+
+void Reflector::after_outside_input(SessionState state_before, std::uint64_t step_before) {
+  report_state(state_before);
+  if (session_.step().id == step_before) return;
+  ++stats_.redials;
+  // Ends a watch or list in flight (their outcome is stale now), then the
+  // backoff if that is where run() waits.
+  if (session_.step().redial) client_.http().disconnect_all();
   if (wake_timer_) wake_timer_->cancel();
 }
 
-awaitable<void> Reflector::pause(Duration delay) {
-  if (!woken_ && !stopped_) {
-    wake_timer_->expires_at(asio::steady_timer::time_point::max());
-    auto sleep = retry_.sleep(delay);
-    auto woken = wake_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
-    // Whichever ends first cancels the other.
-    co_await (std::move(sleep) || std::move(woken));
-  }
-  woken_ = false;
+void Reflector::stop() {
+  const auto state = session_.state();
+  const auto step = session_.step().id;
+  session_.stop();
+  after_outside_input(state, step);
 }
 
-Duration Reflector::next_delay() {
-  return retry_delay(retry_.policy, attempt_++, std::nullopt, retry_.random());
+void Reflector::resumed() {
+  const auto state = session_.state();
+  const auto step = session_.step().id;
+  session_.resumed(retry_.now());
+  after_outside_input(state, step);
 }
 
-awaitable<void> Reflector::back_off(const ApiError& error) {
+void Reflector::lease_renewed() {
+  lease_result(true);
+}
+
+void Reflector::lease_failed(const ApiError& error) {
+  // Only a failure to reach the server says anything about the connection:
+  // a 409 or a 403 came from a server that is there.
+  const bool unreachable = error.kind == ErrorKind::kTransport ||
+                           error.kind == ErrorKind::kTimeout || error.kind == ErrorKind::kTls;
+  lease_result(!unreachable);
+}
+
+void Reflector::lease_result(bool reached_server) {
+  const auto state = session_.state();
+  const auto step = session_.step().id;
+  session_.lease_result(retry_.now(), reached_server, retry_.random());
+  after_outside_input(state, step);
+}
+
+void Reflector::failed(const SessionStep& step, const ApiError& error) {
   ++stats_.failures;
-  const auto delay = retry_delay(retry_.policy, attempt_++, error.retry_after, retry_.random());
-  handler_.on_error(error, delay);
-  co_await pause(delay);
+  const auto before = session_.state();
+  session_.failed(step.id, retry_.now(), SessionFailure{error.retry_after}, retry_.random());
+  handler_.on_error(error, session_.step().delay);
+  report_state(before);
+}
+
+awaitable<void> Reflector::list(SessionStep step) {
+  ++stats_.lists;
+  auto listed = co_await client_.list(collection_, field_selector_);
+  if (!current(step)) co_return;  // a resume or a stop made it moot
+  if (!listed) {
+    failed(step, listed.error());
+    co_return;
+  }
+  handler_.on_list(listed->items, listed->resource_version);
+  const auto before = session_.state();
+  session_.listed(step.id, retry_.now(), listed->resource_version);
+  report_state(before);
+}
+
+awaitable<void> Reflector::watch(SessionStep step) {
+  ++stats_.watches;
+  WatchOptions options = watch_;
+  options.resource_version = step.resource_version;
+  options.field_selector = field_selector_;
+  KubeClient::EventHandler on_event = [this, step](const WatchEvent& event) {
+    if (!current(step)) return;
+    session_.event(step.id, event.resource_version());
+    handler_.on_event(event);
+  };
+  std::function<void()> on_open = [this, step] {
+    if (!current(step)) return;
+    ++stats_.watches_opened;
+    const auto before = session_.state();
+    session_.watch_opened(step.id, retry_.now());
+    report_state(before);
+  };
+  auto watched = co_await client_.watch(collection_, std::move(options), std::move(on_event),
+                                        std::move(on_open));
+  if (!current(step)) co_return;
+  if (!watched) {
+    failed(step, watched.error());
+    co_return;
+  }
+  if (watched->expired) ++stats_.relists_after_gone;
+  const auto before = session_.state();
+  session_.watch_ended(step.id, retry_.now(), watched->expired, watched->events, retry_.random());
+  report_state(before);
+}
+
+awaitable<void> Reflector::wait(SessionStep step) {
+  wake_timer_->expires_at(asio::steady_timer::time_point::max());
+  auto sleep = retry_.sleep(step.delay);
+  auto woken = wake_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+  // Whichever ends first cancels the other: the delay, or an input from
+  // outside (resume, stop, a lease that worked) that cancels the timer.
+  co_await (std::move(sleep) || std::move(woken));
+  if (!current(step)) co_return;
+  const auto before = session_.state();
+  session_.backoff_elapsed(step.id, retry_.now());
+  report_state(before);
 }
 
 awaitable<void> Reflector::run() {
   wake_timer_.emplace(co_await asio::this_coro::executor);
-  while (!stopped_) {
-    const bool listing = resource_version_.empty();
-    if (listing) {
-      ++stats_.lists;
-      auto listed = co_await client_.list(collection_, field_selector_);
-      if (stopped_) break;
-      if (!listed) {
-        co_await back_off(listed.error());
-        continue;
-      }
-      resource_version_ = listed->resource_version;
-      handler_.on_list(listed->items, resource_version_);
-    }
-
-    ++stats_.watches;
-    WatchOptions options = watch_;
-    options.resource_version = resource_version_;
-    options.field_selector = field_selector_;
-    KubeClient::EventHandler on_event = [this](const WatchEvent& event) {
-      resource_version_ = event.resource_version();
-      attempt_ = 0;  // the server is answering: the next failure starts small again
-      handler_.on_event(event);
-    };
-    auto watched = co_await client_.watch(collection_, std::move(options), std::move(on_event));
-    if (stopped_) break;
-    if (!watched) {
-      co_await back_off(watched.error());
-      continue;
-    }
-    if (watched->expired) {
-      // Our resourceVersion is older than the server keeps: whatever
-      // happened meanwhile is only in a fresh list, made at once...
-      ++stats_.relists_after_gone;
-      resource_version_.clear();
-      // ...unless the version came from a list just made: a server (or a
-      // proxy) that answers every watch with 410 must not get a busy loop.
-      if (listing) co_await pause(next_delay());
-    } else if (watched->events == 0) {
-      // Ended with nothing in it (a short timeoutSeconds with bookmarks
-      // off): harmless once, a busy loop if it happens at once, always.
-      co_await pause(next_delay());
+  const auto before = session_.state();
+  session_.start(retry_.now());
+  report_state(before);
+  for (;;) {
+    const SessionStep step = session_.step();
+    switch (step.kind) {
+      case SessionStep::Kind::kIdle:
+        co_return;
+      case SessionStep::Kind::kList:
+        co_await list(step);
+        break;
+      case SessionStep::Kind::kWatch:
+        co_await watch(step);
+        break;
+      case SessionStep::Kind::kWait:
+        co_await wait(step);
+        break;
     }
   }
 }

@@ -5,6 +5,9 @@
 // the server says that version is gone (410); after any failure, wait
 // (Retry-After, else full jitter) and go on. It never gives up: a node
 // whose control plane is away for hours keeps trying.
+//
+// The decisions are core/tether_session.h's pure state machine; the
+// Reflector carries out its steps and reports what happened.
 
 #include <optional>
 #include <string>
@@ -14,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 
+#include "agent/core/tether_session.h"
 #include "agent/kube/kube_client.h"
 #include "agent/kube/retry.h"
 
@@ -29,39 +33,54 @@ class ReflectorHandler {
   virtual void on_event(const WatchEvent& event) = 0;
   // A failure; the next attempt comes after `retry_in`.
   virtual void on_error(const ApiError& error, Duration retry_in) = 0;
+  // The session moved to another state.
+  virtual void on_state(SessionState) {}
 };
 
 struct ReflectorStats {
   std::size_t lists = 0;
   std::size_t watches = 0;
+  std::size_t watches_opened = 0;  // accepted by the server (200)
   std::size_t relists_after_gone = 0;
   std::size_t failures = 0;
+  std::size_t redials = 0;
 };
 
 class Reflector {
  public:
   Reflector(KubeClient& client, std::string collection, std::string field_selector,
-            WatchOptions watch, RetryContext retry, ReflectorHandler& handler);
+            WatchOptions watch, RetryContext retry, ReflectorHandler& handler,
+            Duration stable_after = SessionPolicy{}.stable_after);
 
   // Runs until stop(); returns then. The Reflector must outlive it.
   boost::asio::awaitable<void> run();
-  // Ends run() at its next step, cutting a backoff short; call
-  // disconnect_all() on the client as well to end a watch in progress.
-  void stop() {
-    stopped_ = true;
-    wake();
-  }
-  // Ends a backoff now (a resume from suspend: the control plane may well
-  // be back, and a monotonic timer armed before the sleep is no guide).
-  void wake();
+  // Ends run() at its next step: closes the client's connections, cuts a
+  // backoff short.
+  void stop();
+  // The machine woke from suspend: close every connection (they are
+  // probably dead, and TCP would take many minutes to say so) and list
+  // again now, whatever the backoff said.
+  void resumed();
+  // A Lease renewal's outcome on the same control plane: evidence of a
+  // server that is back, or of a dead connection (TetherSession::lease_result).
+  void lease_renewed();
+  void lease_failed(const ApiError& error);
 
-  const std::string& resource_version() const { return resource_version_; }
+  const TetherSession& session() const { return session_; }
+  const std::string& resource_version() const { return session_.resource_version(); }
   const ReflectorStats& stats() const { return stats_; }
 
  private:
-  boost::asio::awaitable<void> back_off(const ApiError& error);
-  boost::asio::awaitable<void> pause(Duration delay);
-  Duration next_delay();
+  boost::asio::awaitable<void> list(SessionStep step);
+  boost::asio::awaitable<void> watch(SessionStep step);
+  boost::asio::awaitable<void> wait(SessionStep step);
+  bool current(const SessionStep& step) const { return step.id == session_.step().id; }
+  void failed(const SessionStep& step, const ApiError& error);
+  // After an input from outside run(): tell the handler of a new state, and
+  // interrupt whatever run() is doing if the step changed.
+  void after_outside_input(SessionState state_before, std::uint64_t step_before);
+  void report_state(SessionState before);
+  void lease_result(bool reached_server);
 
   KubeClient& client_;
   std::string collection_;
@@ -69,10 +88,7 @@ class Reflector {
   WatchOptions watch_;
   RetryContext retry_;
   ReflectorHandler& handler_;
-  std::string resource_version_;
-  unsigned attempt_ = 0;
-  bool stopped_ = false;
-  bool woken_ = false;
+  TetherSession session_;
   std::optional<boost::asio::steady_timer> wake_timer_;  // made in run(), on its executor
   ReflectorStats stats_;
 };

@@ -18,6 +18,9 @@ struct RetryContext {
   std::function<boost::asio::awaitable<void>(Duration)> sleep;
   // A number in [0, 1) for the jitter.
   std::function<double()> random;
+  // The monotonic clock the waits are on (the session judges a connection
+  // stable after a minute of it).
+  std::function<MonoTime()> now;
 };
 
 // The daemon's: a steady_timer on the current executor, and a seeded PRNG.

@@ -210,6 +210,13 @@ struct RecordedDelays {
       co_return;
     };
     r.random = [] { return 0.5; };
+    // Time passes as it would have, had the delays been waited out.
+    r.now = [d] {
+      Duration slept{};
+      for (Duration delay : *d)
+        slept += delay;
+      return std::chrono::steady_clock::now().time_since_epoch() + slept;
+    };
     return r;
   }
 };

@@ -134,6 +134,7 @@ class Gate {
       if (!open_) co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     };
     r.random = [] { return 0.5; };
+    r.now = [] { return std::chrono::steady_clock::now().time_since_epoch(); };
     return r;
   }
   void open() {
@@ -208,7 +209,7 @@ TEST_F(ReflectorTest, AServerThatAnswersEveryWatchWith410GetsBackoffNotABusyLoop
                                                    std::chrono::seconds(2)}));
 }
 
-TEST_F(ReflectorTest, WakeAndStopCutALongBackoffShort) {
+TEST_F(ReflectorTest, ResumeAndStopCutALongBackoffShort) {
   // 429 with Retry-After: 600: the Reflector would wait ten minutes, on a
   // real timer (the daemon's RetryContext).
   server_->misbehave({.what = Misbehaviour::kStatus429, .retry_after_seconds = 600});
@@ -219,7 +220,7 @@ TEST_F(ReflectorTest, WakeAndStopCutALongBackoffShort) {
   kube::Reflector reflector(kube, kEdgeNodes, kMine, {}, kube::default_retry_context(), handler);
   auto running = start(run_reflector(reflector));
   EXPECT_NE(mail.wait_for_prefix("ERROR http HTTP 429"), "");
-  on_client_thread([&] { reflector.wake(); });  // a resume: try now
+  on_client_thread([&] { reflector.resumed(); });  // a resume: try now
   EXPECT_NE(mail.wait_for_prefix("LIST "), "");
 
   // Again, and this time stop while it waits.
