@@ -1,0 +1,146 @@
+#pragma once
+// What tetherd writes to EdgeNode.status, and when to write it. Pure: the
+// time is passed in; the kube adapter sends the patch.
+//
+// Conditions follow Kubernetes' own (metav1.Condition, meta.SetStatusCondition):
+// lastTransitionTime moves only when the status changes, so a new message
+// with the same status is not a transition. Ready is derived from the
+// others, never set directly:
+//   - True,    reason AllConditionsTrue, when every other condition is True;
+//   - False,   when any is False: the first False one (in the order below)
+//              gives the reason, its type said negatively (FirewallNotInSync,
+//              NotConnected, CertificatesNotValid, K3sNotReady,
+//              LinkerdGatewayNotReady, ClockNotSynchronized), and the message,
+//              "<type> is False (<its reason>): <its message>";
+//   - Unknown, when none is False but one is Unknown (a check that has not
+//              run yet is not a failure): reason <type>Unknown, e.g.
+//              K3sReadyUnknown, message as above.
+// Ready appears with the first set(), so it never stands alone.
+// A kubectl user reads `Ready=False FirewallNotInSync` and the message says
+// which update was refused and why.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "agent/core/clock.h"
+
+namespace tetherd {
+
+enum class ConditionStatus { kTrue, kFalse, kUnknown };
+
+// "True", "False", "Unknown": the strings the CRD's enum allows.
+std::string_view to_string(ConditionStatus status);
+
+// The condition types (DESIGN.md), in the order status lists them.
+namespace condition_type {
+inline constexpr std::string_view kReady = "Ready";
+inline constexpr std::string_view kConnected = "Connected";
+inline constexpr std::string_view kFirewallInSync = "FirewallInSync";
+inline constexpr std::string_view kCertificatesValid = "CertificatesValid";
+inline constexpr std::string_view kK3sReady = "K3sReady";
+inline constexpr std::string_view kLinkerdGatewayReady = "LinkerdGatewayReady";
+inline constexpr std::string_view kClockSynchronized = "ClockSynchronized";
+inline constexpr std::array<std::string_view, 7> kAll = {
+    kReady,    kConnected,           kFirewallInSync,   kCertificatesValid,
+    kK3sReady, kLinkerdGatewayReady, kClockSynchronized};
+}  // namespace condition_type
+
+struct Condition {
+  std::string type;
+  ConditionStatus status = ConditionStatus::kUnknown;
+  std::string reason;
+  std::string message;
+  WallTime last_transition;
+  friend bool operator==(const Condition&, const Condition&) = default;
+};
+
+// Messages may carry a server's error text: bounded, so status stays small
+// (the CRD allows 32 KiB). Reasons are our own words, bounded all the same.
+inline constexpr std::size_t kMaxConditionMessageBytes = 1024;
+inline constexpr std::size_t kMaxConditionReasonBytes = 128;
+
+// A reason the CRD accepts, ^([A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?)?$:
+// other characters are dropped, then leading ones up to the first letter
+// and trailing ',' and ':'. Empty when nothing is left (the CRD allows it).
+std::string condition_reason(std::string_view text);
+
+// Valid UTF-8 of at most `max_bytes`: invalid bytes become U+FFFD, and a
+// longer text is cut on a character boundary and ends with an ellipsis
+// (U+2026) when there is room for one. The API server would substitute
+// invalid UTF-8 itself; doing it here keeps what we compare equal to what
+// the server stores.
+std::string bounded_text(std::string_view text, std::size_t max_bytes);
+
+class Conditions {
+ public:
+  // Sets one condition (not Ready: that one is derived) and re-derives
+  // Ready. The reason is cleaned with condition_reason and the message
+  // bounded to kMaxConditionMessageBytes. Returns whether anything changed,
+  // Ready included; an unknown type, or Ready, changes nothing.
+  bool set(std::string_view type, ConditionStatus status, std::string_view reason,
+           std::string_view message, WallTime now);
+
+  const Condition* find(std::string_view type) const;
+
+  // Ready first, then the others in condition_type::kAll's order. Empty
+  // until the first set().
+  const std::vector<Condition>& all() const { return conditions_; }
+
+ private:
+  bool put(Condition next, WallTime now);
+  void derive_ready(WallTime now);
+
+  std::vector<Condition> conditions_;
+};
+
+struct NodeStatus {
+  std::int64_t observed_generation = 0;  // metadata.generation of the spec acted on
+  Conditions conditions;
+  std::size_t firewall_sources = 0;  // sources in the allowlist as applied
+  std::string firewall_backend;      // nftables | ufw | none
+  std::string agent_version;
+  // Later (other issues): certificates[] (name, notAfter) and node (load,
+  // memory, disk, uptime, lastResumeTime), each its own member here and its
+  // own key in status_patch.
+};
+
+// The body of PATCH .../edgenodes/NAME/status as application/merge-patch+json:
+//   {"status": {"observedGeneration", "agentVersion",
+//               "firewall": {"sources", "backend"}, "conditions": [...]}}
+// A merge patch replaces a list whole, which is what conditions needs: a
+// condition tetherd no longer reports disappears.
+boost::json::object status_patch(const NodeStatus& status);
+
+// When to write status: whenever it changed, and otherwise once per health
+// interval, so that the cloud sees the node alive in its status without a
+// write per tick when nothing changed. Judged on the wall clock passed in,
+// which keeps moving across a suspend.
+class StatusPublisher {
+ public:
+  explicit StatusPublisher(Duration interval) : interval_(interval) {}
+
+  // True when nothing has been written yet, when `patch` differs from the
+  // last one written, when `interval` has passed since that write, or when
+  // the wall clock went back before it (an NTP step: otherwise a clock set
+  // back by a day would silence the node for a day).
+  bool due(const boost::json::object& patch, WallTime now) const;
+
+  // Records a successful write. Pass the `now` that due() was asked with:
+  // a tick that comes exactly `interval` later is then due again. A failed
+  // write records nothing, so the patch stays due.
+  void written(const boost::json::object& patch, WallTime now);
+
+ private:
+  Duration interval_;
+  std::optional<boost::json::object> last_patch_;
+  WallTime last_write_;
+};
+
+}  // namespace tetherd

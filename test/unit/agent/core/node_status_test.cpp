@@ -1,0 +1,281 @@
+#include "agent/core/node_status.h"
+
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <gtest/gtest.h>
+
+namespace tetherd {
+namespace {
+
+namespace json = boost::json;
+namespace ct = condition_type;
+using std::chrono::hours;
+using std::chrono::seconds;
+using S = ConditionStatus;
+
+// 2026-11-21T09:30:05Z
+const WallTime kT0 = WallTime(seconds(1795253405));
+
+// The CRD's pattern for a reason.
+bool crd_reason(const std::string& reason) {
+  static const std::regex pattern("^([A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?)?$");
+  return std::regex_match(reason, pattern);
+}
+
+std::vector<std::string> types(const Conditions& c) {
+  std::vector<std::string> out;
+  for (const auto& condition : c.all())
+    out.push_back(condition.type);
+  return out;
+}
+
+TEST(NodeStatusTest, StatusStrings) {
+  EXPECT_EQ(to_string(S::kTrue), "True");
+  EXPECT_EQ(to_string(S::kFalse), "False");
+  EXPECT_EQ(to_string(S::kUnknown), "Unknown");
+}
+
+TEST(ConditionsTest, LastTransitionMovesOnlyWhenTheStatusChanges) {
+  struct Step {
+    S status;
+    std::string_view reason;
+    std::string_view message;
+    bool changed;
+    int transition_at;  // seconds after kT0
+  };
+  const std::vector<Step> steps = {
+      {S::kTrue, "Applied", "12 sources", true, 0},
+      {S::kTrue, "Applied", "12 sources", false, 0},        // nothing new
+      {S::kTrue, "Applied", "13 sources", true, 0},         // a message is not a transition
+      {S::kTrue, "AppliedAgain", "13 sources", true, 0},    // nor is a reason
+      {S::kFalse, "InvalidSources", "bad CIDR", true, 40},  // a status is
+      {S::kFalse, "InvalidSources", "bad CIDR", false, 40},
+      {S::kUnknown, "NotChecked", "", true, 60},
+      {S::kTrue, "Applied", "13 sources", true, 70},
+  };
+  Conditions conditions;
+  const std::vector<int> at = {0, 10, 20, 30, 40, 50, 60, 70};
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    SCOPED_TRACE(i);
+    const Step& s = steps[i];
+    EXPECT_EQ(
+        conditions.set(ct::kFirewallInSync, s.status, s.reason, s.message, kT0 + seconds(at[i])),
+        s.changed);
+    const Condition* c = conditions.find(ct::kFirewallInSync);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->status, s.status);
+    EXPECT_EQ(c->reason, s.reason);
+    EXPECT_EQ(c->message, s.message);
+    EXPECT_EQ(c->last_transition, kT0 + seconds(s.transition_at));
+  }
+}
+
+TEST(ConditionsTest, ReadyIsDerivedFromTheOthers) {
+  struct Case {
+    std::vector<std::pair<std::string_view, S>> set;
+    S ready;
+    std::string_view reason;
+    std::string_view message;
+  };
+  const std::vector<Case> cases = {
+      {{{ct::kConnected, S::kTrue}}, S::kTrue, "AllConditionsTrue", "every condition is True"},
+      {{{ct::kConnected, S::kTrue}, {ct::kFirewallInSync, S::kFalse}},
+       S::kFalse,
+       "FirewallNotInSync",
+       "FirewallInSync is False (Why): what"},
+      // The first False in the listed order, not in the order of set().
+      {{{ct::kClockSynchronized, S::kFalse}, {ct::kConnected, S::kFalse}},
+       S::kFalse,
+       "NotConnected",
+       "Connected is False (Why): what"},
+      // False wins over Unknown.
+      {{{ct::kConnected, S::kUnknown}, {ct::kK3sReady, S::kFalse}},
+       S::kFalse,
+       "K3sNotReady",
+       "K3sReady is False (Why): what"},
+      {{{ct::kConnected, S::kTrue}, {ct::kLinkerdGatewayReady, S::kUnknown}},
+       S::kUnknown,
+       "LinkerdGatewayReadyUnknown",
+       "LinkerdGatewayReady is Unknown (Why): what"},
+      {{{ct::kCertificatesValid, S::kFalse}},
+       S::kFalse,
+       "CertificatesNotValid",
+       "CertificatesValid is False (Why): what"},
+  };
+  for (const auto& c : cases) {
+    Conditions conditions;
+    for (const auto& [type, status] : c.set)
+      conditions.set(type, status, "Why", "what", kT0);
+    const Condition* ready = conditions.find(ct::kReady);
+    ASSERT_NE(ready, nullptr);
+    EXPECT_EQ(ready->status, c.ready);
+    EXPECT_EQ(ready->reason, c.reason);
+    EXPECT_EQ(ready->message, c.message);
+    EXPECT_TRUE(crd_reason(ready->reason));
+  }
+}
+
+TEST(ConditionsTest, ReadyTransitionsOnItsOwnStatus) {
+  Conditions conditions;
+  conditions.set(ct::kConnected, S::kTrue, "Watching", "", kT0);
+  conditions.set(ct::kFirewallInSync, S::kTrue, "Applied", "", kT0 + seconds(1));
+  EXPECT_EQ(conditions.find(ct::kReady)->last_transition, kT0);
+
+  // Still False, for another reason: Ready's message changes, not its time.
+  conditions.set(ct::kFirewallInSync, S::kFalse, "InvalidSources", "a", kT0 + seconds(10));
+  conditions.set(ct::kConnected, S::kFalse, "Unreachable", "b", kT0 + seconds(20));
+  const Condition* ready = conditions.find(ct::kReady);
+  EXPECT_EQ(ready->status, S::kFalse);
+  EXPECT_EQ(ready->reason, "NotConnected");
+  EXPECT_EQ(ready->last_transition, kT0 + seconds(10));
+
+  conditions.set(ct::kConnected, S::kTrue, "Watching", "", kT0 + seconds(30));
+  conditions.set(ct::kFirewallInSync, S::kTrue, "Applied", "", kT0 + seconds(40));
+  EXPECT_EQ(conditions.find(ct::kReady)->status, S::kTrue);
+  EXPECT_EQ(conditions.find(ct::kReady)->last_transition, kT0 + seconds(40));
+}
+
+TEST(ConditionsTest, KeepsTheDocumentedOrderAndRefusesReadyAndUnknownTypes) {
+  Conditions conditions;
+  EXPECT_EQ(conditions.find(ct::kReady), nullptr);
+  EXPECT_FALSE(conditions.set(ct::kReady, S::kTrue, "Forced", "", kT0));
+  EXPECT_FALSE(conditions.set("DiskPressure", S::kTrue, "Fine", "", kT0));
+  EXPECT_TRUE(conditions.all().empty());
+
+  for (auto type : {ct::kClockSynchronized, ct::kK3sReady, ct::kConnected, ct::kCertificatesValid,
+                    ct::kLinkerdGatewayReady, ct::kFirewallInSync})
+    EXPECT_TRUE(conditions.set(type, S::kTrue, "Fine", "", kT0));
+  EXPECT_EQ(types(conditions), std::vector<std::string>(ct::kAll.begin(), ct::kAll.end()));
+}
+
+TEST(ConditionsTest, ReasonsAreCleanedToTheCrdPattern) {
+  const std::vector<std::pair<std::string_view, std::string_view>> cases = {
+      {"Applied", "Applied"},
+      {"", ""},
+      {"not in sync", "notinsync"},
+      {"42Bad:Reason,", "Bad:Reason"},
+      {"_:,", ""},
+      {"HTTP 409 Conflict", "HTTP409Conflict"},
+      {"Été", "t"},
+      {"a:b_c,d:", "a:b_c,d"},
+  };
+  for (const auto& [in, out] : cases) {
+    SCOPED_TRACE(in);
+    EXPECT_EQ(condition_reason(in), out);
+    EXPECT_TRUE(crd_reason(condition_reason(in)));
+  }
+  EXPECT_EQ(condition_reason(std::string(1000, 'R')).size(), kMaxConditionReasonBytes);
+
+  Conditions conditions;
+  conditions.set(ct::kK3sReady, S::kFalse, "api down!", "", kT0);
+  EXPECT_EQ(conditions.find(ct::kK3sReady)->reason, "apidown");
+}
+
+TEST(ConditionsTest, MessagesAreBoundedOnACharacterBoundary) {
+  const std::string ellipsis = "\xE2\x80\xA6";
+  EXPECT_EQ(bounded_text("short", 10), "short");
+  EXPECT_EQ(bounded_text("0123456789", 10), "0123456789");
+  EXPECT_EQ(bounded_text("0123456789a", 10), "0123456" + ellipsis);
+  // "é" is two bytes: the cut may not split it, so it goes whole.
+  EXPECT_EQ(bounded_text("012345\xC3\xA9xyz", 10), "012345" + ellipsis);
+  EXPECT_EQ(bounded_text("01234\xC3\xA9xyzw", 10), "01234\xC3\xA9" + ellipsis);
+  // Invalid UTF-8 (a stray continuation, a truncated sequence, a surrogate,
+  // an overlong form) becomes U+FFFD.
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(bounded_text("a\x80z", 100), "a" + fffd + "z");
+  EXPECT_EQ(bounded_text("a\xE2\x82", 100), "a" + fffd + fffd);
+  EXPECT_EQ(bounded_text("\xED\xA0\x80", 100), fffd + fffd + fffd);
+  EXPECT_EQ(bounded_text("\xC0\xAF", 100), fffd + fffd);
+  EXPECT_EQ(bounded_text("\xF0\x9F\x98\x80 ok", 100), "\xF0\x9F\x98\x80 ok");
+  EXPECT_EQ(bounded_text("abcdef", 2), "ab");
+
+  Conditions conditions;
+  std::string long_message;
+  for (int i = 0; i < 600; ++i)
+    long_message += "\xC3\xA9";  // 1200 bytes
+  conditions.set(ct::kConnected, S::kFalse, "Unreachable", long_message, kT0);
+  const std::string& m = conditions.find(ct::kConnected)->message;
+  EXPECT_LE(m.size(), kMaxConditionMessageBytes);
+  EXPECT_EQ(m, long_message.substr(0, 1020) + ellipsis);
+  EXPECT_LE(conditions.find(ct::kReady)->message.size(), kMaxConditionMessageBytes);
+}
+
+TEST(NodeStatusTest, StatusPatchIsAMergePatchOfTheWholeStatus) {
+  NodeStatus status;
+  status.observed_generation = 7;
+  status.firewall_sources = 12;
+  status.firewall_backend = "nftables";
+  status.agent_version = "0.3.0";
+  status.conditions.set(ct::kConnected, S::kTrue, "Watching", "watching EdgeNode desktop", kT0);
+  status.conditions.set(ct::kFirewallInSync, S::kFalse, "InvalidSources",
+                        "allowedSources[3]: not an address", kT0 + seconds(5));
+  const auto expected = json::parse(R"({"status":{
+    "observedGeneration": 7, "agentVersion": "0.3.0",
+    "firewall": {"sources": 12, "backend": "nftables"},
+    "conditions": [
+      {"type": "Ready", "status": "False", "reason": "FirewallNotInSync",
+       "message": "FirewallInSync is False (InvalidSources): allowedSources[3]: not an address",
+       "lastTransitionTime": "2026-11-21T09:30:10Z"},
+      {"type": "Connected", "status": "True", "reason": "Watching",
+       "message": "watching EdgeNode desktop", "lastTransitionTime": "2026-11-21T09:30:05Z"},
+      {"type": "FirewallInSync", "status": "False", "reason": "InvalidSources",
+       "message": "allowedSources[3]: not an address",
+       "lastTransitionTime": "2026-11-21T09:30:10Z"}]}})");
+  EXPECT_EQ(json::value(status_patch(status)), expected) << json::serialize(status_patch(status));
+}
+
+TEST(NodeStatusTest, StatusPatchBoundsWhatTheCrdBounds) {
+  NodeStatus status;
+  status.agent_version = std::string(100, 'v');
+  status.firewall_backend = std::string(100, 'b');
+  const auto patch = status_patch(status);
+  const auto& s = patch.at("status").as_object();
+  EXPECT_LE(s.at("agentVersion").as_string().size(), 64u);
+  EXPECT_LE(s.at("firewall").as_object().at("backend").as_string().size(), 32u);
+  EXPECT_TRUE(s.at("conditions").as_array().empty());
+}
+
+TEST(StatusPublisherTest, WritesOnChangeAndOncePerInterval) {
+  const auto interval = seconds(30);
+  StatusPublisher publisher(interval);
+  NodeStatus status;
+  status.conditions.set(ct::kConnected, S::kTrue, "Watching", "", kT0);
+  const json::object a = status_patch(status);
+  status.conditions.set(ct::kConnected, S::kTrue, "Watching", "again", kT0 + seconds(1));
+  const json::object b = status_patch(status);
+  ASSERT_NE(a, b);
+
+  struct Step {
+    const json::object* patch;
+    Duration at;  // after kT0
+    bool due;
+    bool write_succeeds;
+  };
+  const std::vector<Step> steps = {
+      {&a, seconds(0), true, true},               // nothing written yet
+      {&a, seconds(0), false, false},             // the same patch at once: not due
+      {&a, seconds(29), false, false},            // still within the interval
+      {&a, seconds(30), true, true},              // the interval passed: alive
+      {&b, seconds(31), true, false},             // a change is due at once; the write fails
+      {&b, seconds(32), true, true},              // so it stays due
+      {&b, seconds(33), false, false},            // written a second ago
+      {&b, seconds(33) + hours(72), true, true},  // a three-day suspend
+      {&b, seconds(34) + hours(72), false, false},
+      {&b, seconds(20), true, true},  // the wall clock was set back
+      {&b, seconds(21), false, false},
+  };
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    SCOPED_TRACE(i);
+    const Step& s = steps[i];
+    const WallTime now = kT0 + std::chrono::duration_cast<WallTime::duration>(s.at);
+    EXPECT_EQ(publisher.due(*s.patch, now), s.due);
+    if (s.write_succeeds) publisher.written(*s.patch, now);
+  }
+}
+
+}  // namespace
+}  // namespace tetherd
