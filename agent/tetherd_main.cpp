@@ -16,6 +16,7 @@
 #include "agent/adapters/system_clock.h"
 #include "agent/app/daemon.h"
 #include "agent/config/config_loader.h"
+#include "agent/config/kubeconfig.h"
 
 namespace {
 
@@ -71,6 +72,34 @@ bool parse_args(int argc, char** argv, Options& o) {
   return true;
 }
 
+// The session with the control plane. A kubeconfig that cannot be used is
+// logged, and tetherd goes on without the control plane: the firewall must
+// be in force whatever else is wrong (offline first).
+std::unique_ptr<tetherd::Tether> make_tether(boost::asio::io_context& io,
+                                             const tetherd::Clock& clock, tetherd::Log& log,
+                                             tetherd::FirewallKeeper& firewall,
+                                             const tetherd::Config& config) {
+  using namespace tetherd;
+  const std::string& path = config.control_plane->kubeconfig;
+  auto kubeconfig = load_kubeconfig(path);
+  if (!kubeconfig) {
+    log.error("controlplane-config-invalid",
+              "cannot use the control plane's kubeconfig: " + kubeconfig.error().message +
+                  "; running without the control plane (fix it, then restart tetherd)",
+              {{"KUBECONFIG", path}});
+    return nullptr;
+  }
+  auto http = kube::HttpsClient::create(io.get_executor(), *kubeconfig);
+  if (!http) {
+    log.error("controlplane-config-invalid",
+              "cannot use the control plane's kubeconfig: " + kube::describe(http.error()) +
+                  "; running without the control plane (fix it, then restart tetherd)",
+              {{"KUBECONFIG", path}});
+    return nullptr;
+  }
+  return std::make_unique<Tether>(io, clock, log, firewall, std::move(*http), config);
+}
+
 int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& notifier) {
   using namespace tetherd;
   const LoadOptions load_options{default_host_name()};
@@ -107,7 +136,10 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
   std::unique_ptr<NftMonitor> monitor;
   if (config.firewall.backend == FirewallBackend::kNftables)
     monitor = std::make_unique<NftMonitor>(io, log);
-  Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, monitor.get());
+  std::unique_ptr<Tether> tether;
+  if (config.control_plane) tether = make_tether(io, clock, log, firewall, config);
+  Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, monitor.get(),
+                tether.get());
   if (!daemon.start()) return kExitFailure;
   io.run();
   return kExitOk;

@@ -29,6 +29,7 @@ struct Policy {
 struct DesiredSources {
   std::vector<std::string> sources;  // CIDRs, IPv4 or IPv6
   std::vector<std::uint16_t> ports;  // optional; each must be in Policy::ports
+  friend bool operator==(const DesiredSources&, const DesiredSources&) = default;
 };
 
 // Validates a desired set whole: the first problem rejects all of it, so a

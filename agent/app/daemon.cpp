@@ -8,8 +8,11 @@
 
 namespace tetherd {
 
-std::string status_line(const Config& c, const std::string& firewall_summary) {
-  std::string s = c.standalone() ? "standalone" : "control plane configured";
+std::string status_line(const Config& c, const std::string& firewall_summary,
+                        const std::string& tether) {
+  std::string s = c.standalone()   ? "standalone"
+                  : tether.empty() ? "control plane configured"
+                                   : "control plane " + tether;
   s += "; node " + c.node_name;
   s += "; firewall " + firewall_summary;
   return s;
@@ -17,7 +20,7 @@ std::string status_line(const Config& c, const std::string& firewall_summary) {
 
 Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
                FirewallKeeper& firewall, std::string config_path, ConfigSource load_config,
-               Config initial, FirewallMonitor* monitor)
+               Config initial, FirewallMonitor* monitor, Tether* tether)
     : clock_(clock),
       log_(log),
       notifier_(notifier),
@@ -28,7 +31,8 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       signals_(io, SIGTERM, SIGINT, SIGHUP),
       io_(io),
       monitor_(monitor),
-      watchdog_(io),
+      tether_(tether),
+      tick_(io),
       reconcile_timer_(io) {}
 
 Result<void> Daemon::start() {
@@ -46,17 +50,30 @@ Result<void> Daemon::start() {
   firewall_.check_surroundings();
   arm_reconcile();
   wait_for_signal();
+  // After the firewall, never before: the node is protected by its last
+  // good rules whether or not the control plane answers (offline first).
+  if (tether_) {
+    tether_->on_change([this] {
+      if (!stopping_) notifier_.notify("STATUS=" + status());
+    });
+    tether_->start();
+  }
   if (auto timeout = notifier_.watchdog_timeout()) {
     // A third of the timeout, as systemd recommends; pinged from this loop so
     // a wedged loop is what the watchdog catches.
     watchdog_period_ = *timeout / 3;
-    arm_watchdog();
   }
-  const std::string status = status_line(config_, firewall_.summary());
+  check_resume();  // the baseline
+  arm_tick();
+  const std::string status = this->status();
   log_.info("started", "tetherd " TETHERD_VERSION " started: " + status,
             {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
   notifier_.notify("READY=1\nSTATUS=" + status);
   return {};
+}
+
+std::string Daemon::status() const {
+  return status_line(config_, firewall_.summary(), tether_ ? tether_->summary() : std::string());
 }
 
 void Daemon::wait_for_signal() {
@@ -71,12 +88,31 @@ void Daemon::wait_for_signal() {
   });
 }
 
-void Daemon::arm_watchdog() {
-  notifier_.notify("WATCHDOG=1");
-  watchdog_.expires_after(watchdog_period_);
-  watchdog_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) arm_watchdog();
+void Daemon::arm_tick() {
+  // The resume check's period bounds how late a resume is noticed when
+  // logind cannot say so (and the tick, on CLOCK_MONOTONIC, fires this
+  // long after the machine wakes at the latest).
+  constexpr Duration kResumeCheck = std::chrono::seconds(10);
+  if (watchdog_period_ > Duration::zero()) notifier_.notify("WATCHDOG=1");
+  const Duration period =
+      watchdog_period_ > Duration::zero() ? std::min(watchdog_period_, kResumeCheck) : kResumeCheck;
+  tick_.expires_after(period);
+  tick_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    check_resume();
+    arm_tick();
   });
+}
+
+bool Daemon::check_resume() {
+  const auto slept = clock_jump_.check(clock_.monotonic(), clock_.boottime());
+  if (!slept || stopping_) return false;
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(*slept);
+  log_.notice("resumed", "resumed from suspend after " + format_duration(seconds),
+              {{"SLEPT_SECONDS", std::to_string(seconds.count())}});
+  if (tether_) tether_->resumed();
+  firewall_changed();
+  return true;
 }
 
 void Daemon::arm_reconcile() {
@@ -124,13 +160,12 @@ bool Daemon::reload() {
                 {{"CONFIG", config_path_}});
     } else {
       config_ = std::move(next);
-      log_.notice("config-reloaded",
-                  "configuration reloaded: " + status_line(config_, firewall_.summary()),
+      log_.notice("config-reloaded", "configuration reloaded: " + status(),
                   {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
     }
     applied = fits.has_value();
   }
-  notifier_.notify("READY=1\nSTATUS=" + status_line(config_, firewall_.summary()));
+  notifier_.notify("READY=1\nSTATUS=" + status());
   return applied;
 }
 
@@ -141,9 +176,10 @@ void Daemon::stop(std::string_view reason) {
   log_.info("stopping", "stopping on " + std::string(reason), {{"REASON", std::string(reason)}});
   boost::system::error_code ignored;
   signals_.cancel(ignored);
-  watchdog_.cancel();
+  tick_.cancel();
   reconcile_timer_.cancel();
   if (monitor_) monitor_->stop();
+  if (tether_) tether_->stop();
   firewall_.stop();
 }
 

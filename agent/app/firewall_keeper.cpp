@@ -192,6 +192,25 @@ void FirewallKeeper::check_surroundings() {
   blocking_ = std::move(*found);
 }
 
+Result<void> FirewallKeeper::check(const firewall::DesiredSources& desired) const {
+  auto sources = firewall::validate(desired, firewall_policy(config_));
+  if (!sources) return sources.error();
+  return {};
+}
+
+const firewall::DesiredSources& FirewallKeeper::in_force() const {
+  static const firewall::DesiredSources kNone;
+  return firewall_ ? firewall_->last_good() : kNone;
+}
+
+std::string_view FirewallKeeper::backend_name() const {
+  return backend_ ? backend_->name() : std::string_view("none");
+}
+
+std::size_t FirewallKeeper::source_count() const {
+  return firewall_ ? firewall_->desired().sources.cidrs().size() : 0;
+}
+
 std::string FirewallKeeper::summary() const {
   if (!firewall_) return "not applied";
   const auto& d = firewall_->desired();

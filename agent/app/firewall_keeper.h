@@ -43,6 +43,14 @@ class FirewallKeeper {
   // A desired state from the control plane: validated whole, applied,
   // persisted; or rejected with the reason, the last good one kept.
   Result<void> update(const firewall::DesiredSources& desired);
+  // Whether `desired` fits the configuration (firewall.maxSources, CIDR
+  // syntax, firewall.ports), without applying it.
+  Result<void> check(const firewall::DesiredSources& desired) const;
+  // The control plane's desired state in force (empty before any).
+  const firewall::DesiredSources& in_force() const;
+  // Backend name and the number of source networks allowed, for status.
+  std::string_view backend_name() const;
+  std::size_t source_count() const;
   // A reloaded configuration. A backend change takes effect on restart.
   Result<void> reconfigure(const FirewallConfig& config);
   // Reads the kernel back and repairs drift; logs a repair, and a failure

@@ -54,7 +54,7 @@ struct LinkerdConfig {
 };
 
 struct HealthConfig {
-  Duration interval = 30s;
+  Duration interval = 60s;
   std::string linkerd_gateway = "http://127.0.0.1:4191/ready";
   bool operator==(const HealthConfig&) const = default;
 };

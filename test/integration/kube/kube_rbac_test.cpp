@@ -2,6 +2,7 @@
 // more (through the test API server, which enforces it as RBAC does), and
 // the CRD says what DESIGN.md says.
 #include <regex>
+#include <set>
 
 #include "agent/config/config.h"
 #include "test/integration/kube/kube_fixture.h"
@@ -30,6 +31,10 @@ TEST_F(KubeTest, TheShippedRbacAllowsWhatTetherdDoes) {
   EXPECT_TRUE(
       run(kube.list(kube::collection_path(kube::kEdgeNodes, kNamespace), "metadata.name=node-a")));
   EXPECT_TRUE(run(kube.merge_patch(mine + "/status", {{"status", {{"agentVersion", "0.1.0"}}}})));
+  // Its own EdgeNode, made again after an admin deleted it.
+  server_->remove(mine);
+  EXPECT_TRUE(run(kube.create(kube::collection_path(kube::kEdgeNodes, kNamespace),
+                              edge_node("node-a", {"192.0.2.0/24"}))));
   auto created = run(kube.create(kLeases, lease("tetherd-node-a")));
   ASSERT_TRUE(created) << describe(created.error());
   auto renewed = *created;
@@ -81,12 +86,42 @@ TEST(ShippedCrd, SaysWhatTheDesignSays) {
   const std::regex pattern(sources["items"]["pattern"].as<std::string>());
   const auto max_length = sources["items"]["maxLength"].as<std::size_t>();
   for (const std::string good : {"192.0.2.0/24", "198.51.100.7", "2001:db8::/32",
-                                 "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"}) {
+                                 "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+                                 "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/128"}) {
     EXPECT_TRUE(std::regex_match(good, pattern)) << good;
     EXPECT_LE(good.size(), max_length) << good;
   }
   for (const std::string bad : {"", "192.0.2.0/24 ", "example.com", "192.0.2.0/24;drop", "0/0/0"})
     EXPECT_FALSE(std::regex_match(bad, pattern)) << bad;
+}
+
+TEST(ShippedAdmissionPolicy, FencesTheCreatesRbacCannot) {
+  // RBAC lets a node create EdgeNodes and Leases of any name; the policy
+  // (enforced by kube-apiserver, not by the test server) must cover exactly
+  // those creates, for tetherd's users, in tetherd's namespace.
+  const auto docs = YAML::LoadAll(shipped_manifest("node-admission.yaml"));
+  ASSERT_EQ(docs.size(), 2u);
+  const auto& policy = docs[0];
+  const auto& binding = docs[1];
+  EXPECT_EQ(policy["kind"].as<std::string>(), "ValidatingAdmissionPolicy");
+  EXPECT_EQ(policy["spec"]["failurePolicy"].as<std::string>(), "Fail");
+  std::set<std::string> covered;
+  for (const auto& rule : policy["spec"]["matchConstraints"]["resourceRules"]) {
+    EXPECT_EQ(rule["operations"][0].as<std::string>(), "CREATE");
+    covered.insert(rule["apiGroups"][0].as<std::string>() + "/" +
+                   rule["resources"][0].as<std::string>());
+  }
+  EXPECT_EQ(covered, (std::set<std::string>{"coordination.k8s.io/leases", "tetherd.io/edgenodes"}));
+  const auto check = policy["spec"]["validations"][0]["expression"].as<std::string>();
+  EXPECT_NE(check.find("'tetherd-' + variables.node"), std::string::npos) << check;
+  EXPECT_EQ(binding["kind"].as<std::string>(), "ValidatingAdmissionPolicyBinding");
+  EXPECT_EQ(binding["spec"]["policyName"].as<std::string>(),
+            policy["metadata"]["name"].as<std::string>());
+  EXPECT_EQ(binding["spec"]["validationActions"][0].as<std::string>(), "Deny");
+  EXPECT_EQ(binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]
+                   ["kubernetes.io/metadata.name"]
+                       .as<std::string>(),
+            kNamespace);
 }
 
 }  // namespace

@@ -78,6 +78,25 @@ T value_or_throw(apiserver::Expected<T> result) {
 struct ApiServer::Impl {
   explicit Impl(ApiServerOptions options) : core(std::move(options)) {}
 
+  void listen(const asio::ip::tcp::endpoint& endpoint) {
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+    acceptor.bind(endpoint);
+    acceptor.listen();
+    port = acceptor.local_endpoint().port();
+    accept();
+  }
+
+  void close_everything() {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    std::vector<std::shared_ptr<Connection>> live;
+    for (auto& [id, weak] : core.connections)
+      if (auto connection = weak.lock()) live.push_back(std::move(connection));
+    for (auto& connection : live)
+      connection->close_abruptly();
+  }
+
   void accept() {
     acceptor.async_accept([this](boost::system::error_code ec, asio::ip::tcp::socket socket) {
       if (!acceptor.is_open()) return;
@@ -136,13 +155,7 @@ ApiServer::ApiServer(ApiServerOptions options) : impl_(std::make_unique<Impl>(st
   if (config.wrong_host) impl_->wrong_host_tls = make_tls(*config.wrong_host, config);
   if (config.expired) impl_->expired_tls = make_tls(*config.expired, config);
 
-  asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), 0);
-  impl_->acceptor.open(endpoint.protocol());
-  impl_->acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
-  impl_->acceptor.bind(endpoint);
-  impl_->acceptor.listen();
-  impl_->port = impl_->acceptor.local_endpoint().port();
-  impl_->accept();
+  impl_->listen(asio::ip::tcp::endpoint(asio::ip::make_address(config.listen_address), 0));
   impl_->thread = std::thread([impl = impl_.get()] {
     // A handler that throws is a bug in this server; say so and keep serving.
     while (true) {
@@ -158,13 +171,7 @@ ApiServer::ApiServer(ApiServerOptions options) : impl_(std::make_unique<Impl>(st
 
 ApiServer::~ApiServer() {
   asio::post(impl_->io, [impl = impl_.get()] {
-    boost::system::error_code ignored;
-    impl->acceptor.close(ignored);
-    std::vector<std::shared_ptr<Connection>> live;
-    for (auto& [id, weak] : impl->core.connections)
-      if (auto connection = weak.lock()) live.push_back(std::move(connection));
-    for (auto& connection : live)
-      connection->close_abruptly();
+    impl->close_everything();
     impl->io.stop();
   });
   impl_->thread.join();
@@ -175,7 +182,21 @@ std::uint16_t ApiServer::port() const {
 }
 
 std::string ApiServer::url() const {
-  return "https://127.0.0.1:" + std::to_string(port());
+  const auto address = asio::ip::make_address(impl_->core.options.listen_address);
+  const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+  return "https://" + host + ":" + std::to_string(port());
+}
+
+void ApiServer::go_down() {
+  impl_->run_on_server([impl = impl_.get()] { impl->close_everything(); });
+}
+
+void ApiServer::come_back() {
+  // On the server's thread, which lives in the network namespace the
+  // server was made in.
+  asio::ip::tcp::endpoint endpoint(asio::ip::make_address(impl_->core.options.listen_address),
+                                   impl_->port);
+  impl_->run_on_server([impl = impl_.get(), endpoint] { impl->listen(endpoint); });
 }
 
 void ApiServer::allow(AccessRule rule) {

@@ -64,7 +64,10 @@
 namespace tetherd::test {
 
 // Applied to requests after authentication (a 401 does not use one up) and
-// before authorization and the store; TLS kinds to connections as accepted.
+// before authorization and the store — except kDropMidStream and kDrip on a
+// plain request, which act on the answer: the request is served (a write is
+// stored) and its answer is cut or dripped, the "applied, but the answer
+// was lost" case. TLS kinds apply to connections as accepted.
 enum class Misbehaviour {
   kNone,
   kDropMidStream,  // watch: after `after_events` events close TCP abruptly (no last chunk);
@@ -111,6 +114,9 @@ struct ApiServerOptions {
   std::chrono::milliseconds bookmark_interval{0};  // 0: bookmarks only on bookmark_now()
   std::chrono::seconds default_watch_timeout{1800};
   std::size_t max_request_body = 3 << 20;  // larger: 413 RequestEntityTooLarge
+  // Where to listen. The socket is made by the constructing thread, so a
+  // test inside a network namespace gets a server in that namespace.
+  std::string listen_address = "127.0.0.1";
 };
 
 struct RequestRecord {
@@ -144,7 +150,7 @@ class ApiServer {
   ApiServer& operator=(const ApiServer&) = delete;
 
   std::uint16_t port() const;
-  std::string url() const;  // "https://127.0.0.1:<port>"
+  std::string url() const;  // "https://<listen_address>:<port>"
 
   void allow(AccessRule rule);  // users in group (O=) system:masters may do everything
   // Arms one misbehaviour (replacing any armed one); kNone disarms. Throws
@@ -157,6 +163,11 @@ class ApiServer {
   void end_watches();       // every open watch ends cleanly (terminating chunk)
   void drop_connections();  // every open connection is closed abruptly
   void compact();           // history dropped: older resourceVersions get 410
+  // The server process dies: connections are reset and new ones refused.
+  // Its store lives on (etcd, behind it), and can be changed meanwhile.
+  void go_down();
+  // Back on the same address and port; the history is kept.
+  void come_back();
 
   // Direct store access, thread-safe, bypassing authorization. `path` is an
   // object path as in the URL, e.g.

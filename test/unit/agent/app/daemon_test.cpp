@@ -70,6 +70,22 @@ TEST_F(DaemonTest, WatchdogPingsFromTheLoopWhenEnabled) {
   io_.run();
 }
 
+TEST_F(DaemonTest, AResumeIsSeenInTheClocksAndLoggedOnce) {
+  Daemon d = make(config_named("alpha"));
+  ASSERT_TRUE(d.start().has_value());
+  clock_.advance(10s);
+  EXPECT_FALSE(d.check_resume());
+  clock_.suspend(72h);  // monotonic stands still, as Asio's timers do
+  EXPECT_TRUE(d.check_resume());
+  EXPECT_FALSE(d.check_resume());
+  const auto resumed = log_.with_event("resumed");
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0].fields.at("SLEPT_SECONDS"), "259200");
+  EXPECT_NE(resumed[0].message.find("72h"), std::string::npos) << resumed[0].message;
+  d.stop("test");
+  io_.run();
+}
+
 TEST_F(DaemonTest, NoWatchdogPingsWhenDisabled) {
   Daemon d = make(config_named("alpha"));
   ASSERT_TRUE(d.start().has_value());

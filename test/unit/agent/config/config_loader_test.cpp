@@ -49,7 +49,7 @@ TEST(ConfigLoader, EmptyFileGivesStandaloneDefaults) {
   EXPECT_EQ(c.firewall.max_sources, 4096u);
   EXPECT_EQ(c.firewall.on_stop, OnStop::kKeep);
   EXPECT_EQ(c.firewall.verdict, firewall::Verdict::kDrop);
-  EXPECT_EQ(c.health.interval, 30s);
+  EXPECT_EQ(c.health.interval, 60s);
   EXPECT_EQ(c.health.linkerd_gateway, "http://127.0.0.1:4191/ready");
   EXPECT_EQ(c.metrics.listen, "127.0.0.1:9477");
   EXPECT_EQ(c.state.dir, "/var/lib/tetherd");
@@ -110,7 +110,7 @@ linkerd:
   rotateBefore: 48h
   issuerValidity: 720h
   trustAnchorKey: /etc/tetherd/ta.key
-health: {interval: 1m, linkerdGateway: "https://[::1]:4191/ready"}
+health: {interval: 45s, linkerdGateway: "https://[::1]:4191/ready"}
 metrics: {listen: "[::1]:9100"}
 state: {dir: /srv/tetherd}
 )");
@@ -133,7 +133,7 @@ state: {dir: /srv/tetherd}
   EXPECT_EQ(c.linkerd->rotate_before, 48h);
   EXPECT_EQ(c.linkerd->issuer_validity, 720h);
   EXPECT_EQ(c.linkerd->trust_anchor_key, "/etc/tetherd/ta.key");
-  EXPECT_EQ(c.health.interval, 60s);
+  EXPECT_EQ(c.health.interval, 45s);
   EXPECT_EQ(c.health.linkerd_gateway, "https://[::1]:4191/ready");
   EXPECT_EQ(c.metrics.listen, "[::1]:9100");
   EXPECT_EQ(c.state.dir, "/srv/tetherd");

@@ -1,0 +1,133 @@
+#pragma once
+// The tether: tetherd's pull-mode session with the cloud control plane.
+// The node dials out; the cloud never dials in to manage it.
+//
+//   - watches its own EdgeNode (kube::Reflector, driven by the pure
+//     core/tether_session.h) and hands each spec, validated whole, to the
+//     FirewallKeeper, which applies and persists it;
+//   - renews its Lease every heartbeatInterval (kube::LeaseHeartbeat), and
+//     lets the session hear of a renewal that could not reach the server;
+//   - writes EdgeNode.status by merge patch when it changes, and at least
+//     once per health interval (core/node_status.h decides);
+//   - creates its EdgeNode if there is none, seeded with the sources in
+//     force, so that re-registering never changes the rules;
+//   - on resume from suspend, drops every connection and redials at once.
+//
+// Offline first: the FirewallKeeper has applied the last good desired state
+// before the Tether starts; nothing here waits for the control plane.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/value.hpp>
+
+#include "agent/app/firewall_keeper.h"
+#include "agent/config/config.h"
+#include "agent/core/clock.h"
+#include "agent/core/log.h"
+#include "agent/core/node_status.h"
+#include "agent/kube/https_client.h"
+#include "agent/kube/kube_client.h"
+#include "agent/kube/lease_heartbeat.h"
+#include "agent/kube/reflector.h"
+
+namespace tetherd {
+
+struct TetherStats {
+  std::size_t specs_applied = 0;
+  std::size_t specs_rejected = 0;
+  std::size_t status_writes = 0;
+  std::size_t status_failures = 0;
+  std::size_t edge_nodes_created = 0;
+};
+
+// Hooks for tests: the Lease's and the status loop's waits, and the
+// Reflector's retry context (sleep, jitter, monotonic now).
+struct TetherTiming {
+  kube::RetryContext retry = kube::default_retry_context();
+  kube::LeaseHeartbeat::Wait lease_wait;  // empty: a steady_timer
+  kube::WatchOptions watch;
+};
+
+class Tether final : private kube::ReflectorHandler {
+ public:
+  Tether(boost::asio::io_context& io, const Clock& clock, Log& log, FirewallKeeper& firewall,
+         std::unique_ptr<kube::HttpsClient> http, const Config& config, TetherTiming timing = {});
+  ~Tether() override;
+
+  // Starts the session, the heartbeat and the status writer on the loop.
+  void start();
+  // Ends them; the loop's run() returns once they have.
+  void stop();
+  // The machine woke from suspend: redial now, renew the Lease now, and
+  // write status now.
+  void resumed();
+
+  // After stop(): whether everything start() began has ended.
+  bool finished() const { return running_ == 0; }
+  SessionState state() const { return reflector_.session().state(); }
+  bool connected() const { return reflector_.session().connected(); }
+  const NodeStatus& status() const { return status_; }
+  const TetherStats& stats() const { return stats_; }
+  const kube::ReflectorStats& session_stats() const { return reflector_.stats(); }
+  const kube::LeaseStats& lease_stats() const { return lease_.stats(); }
+  // spec.linkerd.rotate as last seen (the certificates' trigger).
+  const std::string& rotate_token() const { return rotate_; }
+  // "watching https://cloud.example:6443" or "backoff: <the last error>".
+  std::string summary() const;
+  // Called after each change summary() would show (for systemd's STATUS=).
+  void on_change(std::function<void()> listener) { on_change_ = std::move(listener); }
+
+ private:
+  // kube::ReflectorHandler
+  void on_list(const std::vector<boost::json::object>& items,
+               const std::string& resource_version) override;
+  void on_event(const kube::WatchEvent& event) override;
+  void on_error(const kube::ApiError& error, Duration retry_in) override;
+  void on_state(SessionState state) override;
+
+  void take(const boost::json::object& object);
+  void edge_node_missing(std::string_view why);
+  void set_condition(std::string_view type, ConditionStatus status, std::string_view reason,
+                     std::string_view message);
+  void refresh_firewall_status();
+  void poke_status();
+  void changed();
+  boost::asio::awaitable<void> write_status_loop();
+  boost::asio::awaitable<void> write_status();
+  boost::asio::awaitable<void> create_edge_node();
+
+  boost::asio::io_context& io_;
+  const Clock& clock_;
+  Log& log_;
+  FirewallKeeper& firewall_;
+  std::unique_ptr<kube::HttpsClient> http_;
+  kube::KubeClient client_;
+  std::string node_;
+  std::string namespace_;
+  std::string server_;
+  kube::Reflector reflector_;
+  kube::LeaseHeartbeat lease_;
+  NodeStatus status_;
+  StatusPublisher publisher_;
+  Duration health_interval_;
+  boost::asio::steady_timer status_timer_;
+  bool status_poked_ = false;
+  bool missing_ = false;  // our EdgeNode does not exist (yet, or any more)
+  bool stopped_ = false;
+  std::size_t status_streak_ = 0;  // status writes failed in a row
+  std::optional<kube::ApiError> last_error_;
+  std::string rotate_;
+  std::optional<boost::json::value> last_spec_;  // the EdgeNode's spec last acted on
+  bool apply_failed_ = false;
+  std::function<void()> on_change_;
+  TetherStats stats_;
+  int running_ = 0;  // coroutines still running, for the destructor's check
+};
+
+}  // namespace tetherd

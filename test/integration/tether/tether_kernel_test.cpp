@@ -1,0 +1,440 @@
+// The tether end to end: the cloud is the test API server in its own
+// network namespace (peer a, 192.0.2.2), enforcing mTLS and the shipped
+// RBAC; the node is a namespace where tetherd's event loop runs the Tether
+// and the real nftables backend. What the control plane says must reach the
+// kernel, and what the kernel does is checked with real connections from
+// peer a (192.0.2.2) and peer b (198.51.100.2) to the node's ports.
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <gtest/gtest.h>
+
+#include "agent/adapters/system_clock.h"
+#include "agent/app/tether.h"
+#include "firewall/desired_state.h"
+#include "test/integration/kube/kube_fixture.h"
+#include "test/support/netns.h"
+#include "test/support/recording_log.h"
+#include "test/support/temp_dir.h"
+
+namespace tetherd::test {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+const std::string kEdgeNodes = kube::collection_path(kube::kEdgeNodes, kNamespace);
+const std::string kNodeA = kube::object_path(kube::kEdgeNodes, kNamespace, "node-a");
+const std::string kLeaseA = kube::object_path(kube::kLeases, kNamespace, "tetherd-node-a");
+constexpr const char* kCloud = "192.0.2.2/32";
+constexpr const char* kStranger = "198.51.100.2/32";
+
+class TetherKernel : public testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: creates network namespaces and nft tables";
+    topo_ = std::make_unique<Topology>();
+    topo_->listen_on({6443, 4143, 4191});
+    {
+      // The cloud's API server lives in peer a's namespace.
+      InNetns in(topo_->a);
+      ApiServerOptions options;
+      options.identity = ca_.issue(
+          {.common_name = "kube-apiserver", .ip_addresses = {"192.0.2.2"}, .client_auth = false});
+      options.client_ca_pem = ca_.cert_pem();
+      options.listen_address = "192.0.2.2";
+      server_ = std::make_unique<ApiServer>(std::move(options));
+    }
+    for (auto& rule : shipped_node_rules("node-a"))
+      server_->allow(std::move(rule));
+
+    config_.node_name = "node-a";
+    config_.control_plane.emplace();
+    config_.state.dir = state_dir_.path();
+    config_.firewall.verdict = firewall::Verdict::kReject;  // a refusal is seen at once
+    config_.firewall.max_sources = 16;
+    // The event loop lives in the node's namespace, as tetherd in the host's.
+    thread_ = std::thread([this] {
+      InNetns in(topo_->node);
+      io_.run();
+    });
+  }
+
+  void TearDown() override {
+    if (!topo_) return;
+    if (tether_) {
+      on_io([this] { tether_->stop(); });
+      EXPECT_TRUE(eventually([this] { return tether_->finished(); })) << "the tether did not stop";
+      on_io([this] { tether_.reset(); });
+    }
+    work_.reset();
+    thread_.join();
+  }
+
+  Kubeconfig kubeconfig(const TestCa& issuer, std::chrono::hours lifetime = 24h) const {
+    Kubeconfig k;
+    k.path = "test-kubeconfig";
+    k.server = server_->url();
+    k.ca_pem = ca_.cert_pem();
+    const auto cert = issuer.issue({.common_name = "tetherd:node-a",
+                                    .organizations = {"tetherd:nodes"},
+                                    .not_before_offset = lifetime < 0h ? lifetime * 2 : 0h,
+                                    .lifetime = lifetime < 0h ? -lifetime : lifetime,
+                                    .server_auth = false});
+    k.client_cert_pem = cert.cert_pem;
+    k.client_key_pem = cert.key_pem;
+    return k;
+  }
+
+  // The daemon's start, in its order: the firewall first (fail closed,
+  // offline first), then the session.
+  void start(std::optional<Kubeconfig> k = std::nullopt) {
+    const Kubeconfig kc = k ? *k : kubeconfig(ca_);
+    on_io([&] {
+      keeper_ = std::make_unique<FirewallKeeper>(
+          log_, StateDir(state_dir_.path()),
+          [](const FirewallConfig& c) { return make_firewall_backend(c); },
+          std::vector<boost::asio::ip::address>{boost::asio::ip::make_address("192.0.2.1"),
+                                                boost::asio::ip::make_address("198.51.100.1")});
+      auto started = keeper_->start(config_.firewall);
+      ASSERT_TRUE(started) << started.error().message;
+      auto http = kube::HttpsClient::create(io_.get_executor(), kc);
+      ASSERT_TRUE(http) << http.error().message;
+      TetherTiming timing;
+      // Short waits: these tests are about what happens, not how long.
+      timing.retry = kube::default_retry_context({.base = 100ms, .cap = 1s});
+      timing.retry.random = [] { return 0.5; };
+      tether_ = std::make_unique<Tether>(io_, clock_, log_, *keeper_, std::move(*http), config_,
+                                         std::move(timing));
+      tether_->on_change([this] { poke(); });
+      tether_->start();
+    });
+  }
+
+  // Runs `f` on the event loop, where the tether's objects live.
+  template <class F>
+  auto on_io(F f) -> decltype(f()) {
+    using T = decltype(f());
+    std::packaged_task<T()> task(std::move(f));
+    auto result = task.get_future();
+    boost::asio::post(io_, [&task] { task(); });
+    return result.get();
+  }
+
+  // Whether `check`, run on the event loop, comes true within the deadline.
+  // It is tried again whenever the tether reports a change, and at least
+  // every 50 ms for what it cannot report (the kernel, the server).
+  bool eventually(std::function<bool()> check, std::chrono::milliseconds deadline = kDeadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (!on_io(check)) {
+      std::unique_lock lock(mutex_);
+      if (changes_.wait_until(lock, std::min(until, std::chrono::steady_clock::now() + 50ms)) ==
+              std::cv_status::timeout &&
+          std::chrono::steady_clock::now() >= until)
+        return false;
+    }
+    return true;
+  }
+  void poke() { changes_.notify_all(); }
+  // What the server was asked, for a failure's message.
+  std::string requests() const {
+    std::string r;
+    for (const auto& q : server_->requests())
+      r += q.method + " " + q.target + " " + std::to_string(q.status) + "\n";
+    return r;
+  }
+
+  Outcome from(const std::string& ns, std::uint16_t port = 6443) {
+    return topo_->connect_from(ns, ns == topo_->a ? "192.0.2.1" : "198.51.100.1", port);
+  }
+  bool cloud_allowed() { return from(topo_->a) == Outcome::kConnected; }
+  bool stranger_allowed() { return from(topo_->b) == Outcome::kConnected; }
+
+  void set_sources(json::array sources) {
+    auto node = *server_->get(kNodeA);
+    node["spec"] = {{"firewall", {{"allowedSources", std::move(sources)}}}};
+    server_->update(kNodeA, node);
+  }
+  std::optional<json::object> condition(const std::string& type) const {
+    auto node = server_->get(kNodeA);
+    if (!node || !node->contains("status")) return std::nullopt;
+    const auto* conditions = node->at("status").as_object().if_contains("conditions");
+    if (!conditions) return std::nullopt;
+    for (const auto& c : conditions->as_array())
+      if (c.at("type").as_string() == type) return c.as_object();
+    return std::nullopt;
+  }
+  bool condition_is(const std::string& type, const std::string& status, const std::string& reason) {
+    auto c = condition(type);
+    return c && c->at("status").as_string() == status && c->at("reason").as_string() == reason;
+  }
+  // The local view (what tetherctl and STATUS= show): also when the
+  // control plane cannot be written to.
+  bool local_condition_is(std::string_view type, ConditionStatus status, std::string_view reason) {
+    const Condition* c = tether_->status().conditions.find(type);
+    return c && c->status == status && c->reason == reason;
+  }
+
+  TestCa ca_{"cloud CA"};
+  std::unique_ptr<Topology> topo_;
+  std::unique_ptr<ApiServer> server_;
+  TempDir state_dir_;
+  Config config_;
+  SystemClock clock_;
+  RecordingLog log_;  // touched on the event loop only
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
+      io_.get_executor()};
+  std::thread thread_;
+  std::unique_ptr<FirewallKeeper> keeper_;
+  std::unique_ptr<Tether> tether_;
+  std::mutex mutex_;
+  std::condition_variable changes_;
+};
+
+TEST_F(TetherKernel, TheFirstConnectAppliesTheSpecAndReportsIt) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  start();
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
+  EXPECT_TRUE(cloud_allowed());
+  EXPECT_FALSE(stranger_allowed());
+  EXPECT_EQ(from(topo_->b, 22), Outcome::kRefused) << "only the managed ports are filtered"
+                                                   << " (nothing listens on 22: refused by TCP)";
+
+  // Status, by merge patch: the generation acted on and the conditions.
+  ASSERT_TRUE(eventually([&] { return condition_is("FirewallInSync", "True", "Applied"); }));
+  EXPECT_TRUE(condition_is("Connected", "True", "Watching"));
+  const auto node = *server_->get(kNodeA);
+  EXPECT_EQ(node.at("status").at("observedGeneration"), node.at("metadata").at("generation"));
+  EXPECT_EQ(node.at("status").at("firewall").at("backend"), "nftables");
+  // The heartbeat.
+  ASSERT_TRUE(eventually([&] { return server_->get(kLeaseA).has_value(); }));
+  EXPECT_EQ(server_->get(kLeaseA)->at("spec").at("holderIdentity"), "node-a");
+}
+
+TEST_F(TetherKernel, ASpecChangeReachesTheKernelWithTheNextEventAndIsSaved) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  start();
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
+  const auto lists = on_io([&] { return tether_->session_stats().lists; });
+
+  set_sources({kStranger});
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 2; }));
+  EXPECT_TRUE(stranger_allowed());
+  EXPECT_FALSE(cloud_allowed());
+  EXPECT_EQ(on_io([&] { return tether_->session_stats().lists; }), lists)
+      << "through the watch, not a new list";
+  // What a restart would apply before the control plane answers.
+  boost::system::error_code ec;
+  const auto saved = StateDir(state_dir_.path()).read(firewall::kDesiredStateFile, ec);
+  ASSERT_TRUE(saved) << ec.message();
+  EXPECT_NE(saved->find("198.51.100.2/32"), std::string::npos) << *saved;
+}
+
+TEST_F(TetherKernel, AServerKilledAndRestartedLosesNothing) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  start();
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
+
+  server_->go_down();
+  ASSERT_TRUE(eventually([&] {
+    return local_condition_is(condition_type::kConnected, ConditionStatus::kFalse, "Unreachable");
+  }));
+  EXPECT_TRUE(cloud_allowed()) << "the last good rules are kept while the cloud is away";
+  // While it is down, the spec changes and the history it would resume
+  // from is compacted away: the change can only arrive through a relist.
+  set_sources({kStranger});
+  server_->compact();
+  server_->come_back();
+
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 2; }));
+  EXPECT_TRUE(stranger_allowed());
+  EXPECT_FALSE(cloud_allowed());
+  EXPECT_TRUE(eventually([&] { return tether_->connected(); }));
+  const auto stats = on_io([&] { return tether_->session_stats(); });
+  EXPECT_GE(stats.failures, 1u);
+  EXPECT_EQ(stats.relists_after_gone, 1u) << "410 Gone, then a relist";
+  EXPECT_TRUE(eventually([&] { return condition_is("Connected", "True", "Watching"); }));
+  on_io([&] {
+    EXPECT_EQ(log_.with_event("controlplane-unreachable").size(), 1u)
+        << "one line for the outage, not one per retry: " << testing::PrintToString([&] {
+             std::vector<std::string> m;
+             for (const auto& r : log_.with_event("controlplane-unreachable"))
+               m.push_back(r.message);
+             return m;
+           }());
+    EXPECT_EQ(log_.with_event("controlplane-connected").size(), 2u);
+  });
+}
+
+struct BadSpec {
+  const char* name;
+  json::value sources;  // spec.firewall.allowedSources
+  const char* message;  // in the condition's message
+};
+
+void PrintTo(const BadSpec& c, std::ostream* os) {
+  *os << c.name;
+}
+
+class TetherBadSpec : public TetherKernel, public testing::WithParamInterface<BadSpec> {};
+
+TEST_P(TetherBadSpec, IsRejectedAndTheRulesKept) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  start();
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
+
+  auto node = *server_->get(kNodeA);
+  node["spec"] = {{"firewall", {{"allowedSources", GetParam().sources}}}};
+  server_->update(kNodeA, node);
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_rejected == 1; }));
+  EXPECT_TRUE(cloud_allowed()) << "the live rules did not change";
+  EXPECT_FALSE(stranger_allowed());
+  ASSERT_TRUE(eventually([&] { return condition_is("FirewallInSync", "False", "InvalidSpec"); }));
+  const auto c = *condition("FirewallInSync");
+  EXPECT_NE(std::string(c.at("message").as_string()).find(GetParam().message), std::string::npos)
+      << c;
+  const auto now = *server_->get(kNodeA);
+  EXPECT_EQ(now.at("status").at("observedGeneration"), now.at("metadata").at("generation"))
+      << "the refused generation was seen";
+
+  // A good spec after a bad one is applied as usual.
+  set_sources({kStranger});
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 2; }));
+  EXPECT_TRUE(stranger_allowed());
+  EXPECT_TRUE(eventually([&] { return condition_is("FirewallInSync", "True", "Applied"); }))
+      << requests();
+}
+
+json::array many_sources(int n) {
+  json::array a;
+  for (int i = 0; i < n; ++i)
+    a.emplace_back("203.0.113." + std::to_string(i) + "/32");
+  return a;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Specs, TetherBadSpec,
+    testing::Values(BadSpec{"malformed_cidr", json::array{kStranger, "198.51.100.0/33"},
+                            "198.51.100.0/33"},
+                    BadSpec{"too_many", many_sources(17), "17"},
+                    BadSpec{"not_a_list", json::value(42), "allowedSources"},
+                    BadSpec{"not_strings", json::array{kStranger, 7}, "allowedSources[1]"}),
+    [](const testing::TestParamInfo<BadSpec>& info) { return std::string(info.param.name); });
+
+TEST_F(TetherKernel, AClientCertificateTheServerRefusesIsAClearError) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  TestCa stranger_ca{"someone else's CA"};
+  start(kubeconfig(stranger_ca));
+  ASSERT_TRUE(eventually([&] {
+    return local_condition_is(condition_type::kConnected, ConditionStatus::kFalse,
+                              "TLSHandshakeFailed");
+  }));
+  on_io([&] {
+    const auto records = log_.with_event("controlplane-unreachable");
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_NE(records[0].message.find(server_->url()), std::string::npos) << records[0].message;
+    EXPECT_NE(tether_->summary().find("backoff"), std::string::npos) << tether_->summary();
+    EXPECT_EQ(tether_->stats().specs_applied, 0u);
+  });
+}
+
+TEST_F(TetherKernel, AnExpiredClientCertificateIsAClearError) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  start(kubeconfig(ca_, -1h));
+  ASSERT_TRUE(eventually([&] {
+    return local_condition_is(condition_type::kConnected, ConditionStatus::kFalse,
+                              "TLSHandshakeFailed");
+  }));
+  on_io([&] {
+    const Condition* c = tether_->status().conditions.find(condition_type::kConnected);
+    EXPECT_NE(c->message.find("certificate"), std::string::npos) << c->message;
+  });
+}
+
+TEST_F(TetherKernel, AResumeRedialsAtOnce) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  start();
+  ASSERT_TRUE(eventually([&] { return condition_is("Connected", "True", "Watching"); }));
+  ASSERT_TRUE(server_->wait_for_watches(1, kDeadline));
+  const auto connections = server_->connections_accepted();
+  const auto lists = on_io([&] { return tether_->session_stats().lists; });
+
+  on_io([&] { tether_->resumed(); });
+  // The old connections are closed, not left for TCP to find dead, and the
+  // session lists afresh on new ones.
+  ASSERT_TRUE(eventually([&] { return tether_->session_stats().lists == lists + 1; }));
+  ASSERT_TRUE(eventually([&] { return tether_->connected(); }));
+  EXPECT_GT(server_->connections_accepted(), connections);
+  EXPECT_TRUE(cloud_allowed());
+  on_io([&] { EXPECT_EQ(log_.with_event("tether-redial").size(), 1u); });
+}
+
+TEST_F(TetherKernel, NothingChangedMeansNoStatusWritePerHeartbeat) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  config_.control_plane->heartbeat_interval = 20ms;  // many ticks, quickly
+  config_.health.interval = 1h;
+  start();
+  // Written, as the server has it and as the tether knows (the answer to
+  // the write may still be on its way when the server shows it).
+  ASSERT_TRUE(eventually([&] {
+    return condition_is("Connected", "True", "Watching") && tether_->stats().status_writes == 1;
+  }));
+  const auto writes = on_io([&] { return tether_->stats().status_writes; });
+  const auto renewals = on_io([&] { return tether_->lease_stats().renewals; });
+  ASSERT_TRUE(eventually([&] { return tether_->lease_stats().renewals >= renewals + 25; }));
+  EXPECT_EQ(on_io([&] { return tether_->stats().status_writes; }), writes)
+      << "25 heartbeats, no change, no write";
+  // A change is written at once, though the interval is an hour.
+  set_sources({kStranger});
+  EXPECT_TRUE(eventually([&] { return tether_->stats().status_writes == writes + 1; }));
+  EXPECT_TRUE(eventually([&] {
+    return server_->get(kNodeA)->at("status").at("observedGeneration") ==
+           server_->get(kNodeA)->at("metadata").at("generation");
+  }));
+}
+
+TEST_F(TetherKernel, AMissingEdgeNodeIsCreatedWithTheSourcesInForce) {
+  // What an earlier run saved: the node comes up with it, offline.
+  ASSERT_FALSE(
+      StateDir(state_dir_.path())
+          .replace(firewall::kDesiredStateFile, firewall::encode_desired({{kStranger}, {}})));
+  start();
+  ASSERT_TRUE(eventually([&] { return server_->get(kNodeA).has_value(); }));
+  const auto created = *server_->get(kNodeA);
+  EXPECT_EQ(created.at("spec").at("firewall").at("allowedSources"), json::array{kStranger});
+  ASSERT_TRUE(eventually([&] { return condition_is("FirewallInSync", "True", "Applied"); }));
+  EXPECT_TRUE(stranger_allowed());
+  EXPECT_FALSE(cloud_allowed());
+  on_io([&] { EXPECT_EQ(tether_->stats().edge_nodes_created, 1u); });
+}
+
+TEST_F(TetherKernel, OfflineAtBootTheSavedStateIsInForceUntilTheCloudAnswers) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  ASSERT_FALSE(
+      StateDir(state_dir_.path())
+          .replace(firewall::kDesiredStateFile, firewall::encode_desired({{kStranger}, {}})));
+  server_->go_down();
+  start();
+  EXPECT_TRUE(stranger_allowed()) << "the saved state is in force before any answer";
+  EXPECT_FALSE(cloud_allowed());
+  ASSERT_TRUE(eventually([&] { return tether_->session_stats().failures >= 2; }));
+  EXPECT_TRUE(stranger_allowed()) << "and stays while the cloud is unreachable";
+  on_io([&] {
+    EXPECT_TRUE(local_condition_is(condition_type::kFirewallInSync, ConditionStatus::kTrue,
+                                   "SavedStateApplied"));
+  });
+
+  server_->come_back();
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
+  EXPECT_TRUE(cloud_allowed());
+  EXPECT_FALSE(stranger_allowed());
+}
+
+}  // namespace
+}  // namespace tetherd::test
