@@ -1,58 +1,13 @@
 #include "agent/config/kubeconfig.h"
 
-#include <cctype>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <sys/stat.h>
-
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include "agent/config/small_file.h"
 #include "agent/config/yaml_reader.h"
+#include "agent/core/base64.h"
 
 namespace tetherd {
 namespace {
-
-std::string mode_text(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
-
-// A private key must be readable by its owner alone.
-Result<void> refuse_shared_key(const std::string& path, std::string_view what) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0)
-    return make_error("cannot stat " + path + ": " + std::strerror(errno));
-  if ((st.st_mode & 077) != 0) {
-    return make_error(path + " holds " + std::string(what) + " and has mode " +
-                      mode_text(st.st_mode) +
-                      ": it must not be readable by group or others (chmod 600 " + path + ")");
-  }
-  return {};
-}
-
-Result<std::string> decode_base64(std::string_view field, const std::string& text) {
-  std::string clean;
-  for (char c : text)
-    if (!std::isspace(static_cast<unsigned char>(c))) clean += c;
-  if (clean.empty() || clean.size() % 4 != 0)
-    return make_error(std::string(field) + " is not valid base64");
-  std::string out(clean.size() / 4 * 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(clean.data()),
-                                static_cast<int>(clean.size()));
-  if (n < 0) return make_error(std::string(field) + " is not valid base64");
-  std::size_t len = static_cast<std::size_t>(n);
-  if (clean.ends_with("=="))
-    len -= 2;
-  else if (clean.ends_with("="))
-    len -= 1;
-  out.resize(len);
-  return Result<std::string>(boost::system::in_place_value, std::move(out));
-}
 
 std::string scalar(const YAML::Node& map, const char* key) {
   const YAML::Node n = map[key];

@@ -1,10 +1,33 @@
 #include "agent/config/small_file.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sys/stat.h>
 
 namespace tetherd {
+namespace {
+
+std::string mode_text(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+}  // namespace
+
+Result<void> refuse_shared_key(const std::string& path, std::string_view what) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    return make_error("cannot stat " + path + ": " + std::strerror(errno));
+  if ((st.st_mode & 077) != 0) {
+    return make_error(path + " holds " + std::string(what) + " and has mode " +
+                      mode_text(st.st_mode) +
+                      ": it must not be readable by group or others (chmod 600 " + path + ")");
+  }
+  return {};
+}
 
 Result<std::string> read_small_file(const std::string& path, std::size_t max_bytes,
                                     std::string_view subject) {

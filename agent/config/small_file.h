@@ -15,4 +15,9 @@ namespace tetherd {
 Result<std::string> read_small_file(const std::string& path, std::size_t max_bytes,
                                     std::string_view subject);
 
+// A private key (or a token) must be readable by its owner alone: refuses a
+// file with any group or other permission bit, saying how to fix it.
+// `what` says what the file holds, e.g. "a private key".
+Result<void> refuse_shared_key(const std::string& path, std::string_view what);
+
 }  // namespace tetherd
