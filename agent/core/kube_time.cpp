@@ -1,5 +1,6 @@
 #include "agent/core/kube_time.h"
 
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 
@@ -41,6 +42,49 @@ std::string format_kube_time(WallTime t) {
 
 std::string format_kube_micro_time(WallTime t) {
   return format(t, true);
+}
+
+std::optional<WallTime> parse_kube_time(std::string_view text) {
+  // "2006-01-02T15:04:05" is 19 characters; strptime needs a terminated copy.
+  if (text.size() < 20 || text.size() > 40) return std::nullopt;
+  const std::string head(text.substr(0, 19));
+  std::tm tm{};
+  const char* end = strptime(head.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  std::string_view rest = text.substr(19);
+  std::chrono::nanoseconds fraction{0};
+  if (rest.front() == '.') {
+    rest.remove_prefix(1);
+    long long ns = 0;
+    int digits = 0;
+    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front()))) {
+      if (++digits > 9) return std::nullopt;
+      ns = ns * 10 + (rest.front() - '0');
+      rest.remove_prefix(1);
+    }
+    if (digits == 0) return std::nullopt;
+    for (int i = digits; i < 9; ++i)
+      ns *= 10;
+    fraction = std::chrono::nanoseconds(ns);
+  }
+  std::chrono::seconds offset{0};
+  if (rest == "Z" || rest == "z") {
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
+             std::isdigit(static_cast<unsigned char>(rest[1])) &&
+             std::isdigit(static_cast<unsigned char>(rest[2])) &&
+             std::isdigit(static_cast<unsigned char>(rest[4])) &&
+             std::isdigit(static_cast<unsigned char>(rest[5]))) {
+    const int hours = (rest[1] - '0') * 10 + (rest[2] - '0');
+    const int minutes = (rest[4] - '0') * 10 + (rest[5] - '0');
+    if (hours > 23 || minutes > 59) return std::nullopt;
+    offset = std::chrono::hours(hours) + std::chrono::minutes(minutes);
+    if (rest[0] == '-') offset = -offset;
+  } else {
+    return std::nullopt;
+  }
+  const std::time_t seconds = timegm(&tm);
+  const auto since_epoch = std::chrono::seconds(seconds) - offset + fraction;
+  return WallTime(std::chrono::duration_cast<WallTime::duration>(since_epoch));
 }
 
 }  // namespace tetherd

@@ -5,7 +5,9 @@
 // A Lease's renewTime and acquireTime are MicroTime (the API server refuses
 // anything else there); a condition's lastTransitionTime is Time.
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "agent/core/clock.h"
 
@@ -13,5 +15,10 @@ namespace tetherd {
 
 std::string format_kube_time(WallTime t);
 std::string format_kube_micro_time(WallTime t);
+
+// RFC 3339 as servers write it: either form above, or with a numeric offset
+// ("+02:00"), up to nine decimals. nullopt for anything else (an empty
+// string included: an Event's eventTime is often null).
+std::optional<WallTime> parse_kube_time(std::string_view text);
 
 }  // namespace tetherd

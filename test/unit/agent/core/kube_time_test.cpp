@@ -35,5 +35,25 @@ TEST(KubeTime, LeapDayAndYearEnd) {
   EXPECT_EQ(format_kube_time(at(seconds(1798761599))), "2026-12-31T23:59:59Z");
 }
 
+TEST(KubeTime, ParsesWhatServersWrite) {
+  EXPECT_EQ(parse_kube_time("2026-11-21T09:30:05Z"), at(seconds(1795253405)));
+  EXPECT_EQ(parse_kube_time("2026-11-21T09:30:05.000042Z"),
+            at(seconds(1795253405), microseconds(42)));
+  EXPECT_EQ(parse_kube_time("2026-11-21T10:30:05.5+01:00"),
+            at(seconds(1795253405), microseconds(500000)));
+  EXPECT_EQ(parse_kube_time("2026-11-21T08:00:05-01:30"), at(seconds(1795253405)));
+  // Round trips.
+  const WallTime t = at(seconds(1795253405), microseconds(123456));
+  EXPECT_EQ(parse_kube_time(format_kube_micro_time(t)), t);
+}
+
+TEST(KubeTime, RefusesWhatIsNotRfc3339) {
+  for (const char* bad :
+       {"", "null", "2026-11-21", "2026-11-21T09:30:05", "2026-11-21 09:30:05Z",
+        "2026-11-21T09:30:05.Z", "2026-11-21T09:30:05.1234567890Z", "2026-11-21T09:30:05+0100",
+        "2026-11-21T09:30:05+25:00", "2026-13-21T09:30:05Z", "2026-11-21T09:30:05ZZ"})
+    EXPECT_FALSE(parse_kube_time(bad).has_value()) << bad;
+}
+
 }  // namespace
 }  // namespace tetherd

@@ -1,0 +1,69 @@
+#pragma once
+// linkerd's identity objects in the local k3s cluster, as tetherd reads and
+// writes them. Pure: JSON in, values out, no I/O.
+//
+//   ConfigMap linkerd-identity-trust-roots  data["ca-bundle.crt"]: the trust
+//     anchors (PEM bundle), shared by every linked cluster;
+//   Secret linkerd-identity-issuer, in one of two layouts:
+//     kTls:    tls.crt, tls.key, ca.crt  (linkerd 2.9 and later, cert-manager)
+//     kLegacy: crt.pem, key.pem          (older installs)
+//   Deployment linkerd-identity: restarted (as `kubectl rollout restart`
+//     does) when the identity controller does not say it reloaded;
+//   Event reason IssuerUpdated: how the identity controller says it did.
+//
+// A Secret's values arrive base64-encoded; errors name the key and object.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <boost/json/object.hpp>
+
+#include "agent/core/clock.h"
+#include "agent/core/result.h"
+
+namespace tetherd {
+
+inline constexpr std::string_view kIssuerSecretName = "linkerd-identity-issuer";
+inline constexpr std::string_view kTrustRootsConfigMapName = "linkerd-identity-trust-roots";
+inline constexpr std::string_view kTrustRootsKey = "ca-bundle.crt";
+inline constexpr std::string_view kIdentityDeploymentName = "linkerd-identity";
+inline constexpr std::string_view kIssuerUpdatedReason = "IssuerUpdated";
+// kubectl rollout restart sets this pod template annotation to the time.
+inline constexpr std::string_view kRestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt";
+
+// A PEM value larger than this is not a certificate or a key.
+inline constexpr std::size_t kMaxPemValueBytes = 256 << 10;
+
+enum class IssuerLayout { kTls, kLegacy };
+std::string_view to_string(IssuerLayout layout);  // "tls.crt/tls.key" or "crt.pem/key.pem"
+
+struct IssuerSecret {
+  IssuerLayout layout = IssuerLayout::kTls;
+  std::string cert_pem;
+  std::string key_pem;
+  std::string ca_pem;  // kTls only, and may be absent
+  std::string resource_version;
+};
+
+Result<IssuerSecret> decode_issuer_secret(const boost::json::object& secret);
+// The trust anchors' PEM bundle, as text.
+Result<std::string> decode_trust_roots(const boost::json::object& config_map);
+
+// The Secret as read, with the new issuer in the layout it had: its
+// metadata (resourceVersion included, for the optimistic write), type and
+// any other keys kept.
+boost::json::object issuer_secret_update(boost::json::object secret, IssuerLayout layout,
+                                         std::string_view cert_pem, std::string_view key_pem,
+                                         std::string_view anchor_pem);
+
+// The merge patch that restarts a Deployment's pods.
+boost::json::object restart_patch(WallTime now);
+
+// Whether an Event is the identity controller's IssuerUpdated from `since`
+// on. Event times are whole seconds (lastTimestamp), so `since` is floored.
+// A recurring Event keeps its creationTimestamp: the time it says it last
+// happened decides.
+bool issuer_updated_since(const boost::json::object& event, WallTime since);
+
+}  // namespace tetherd
