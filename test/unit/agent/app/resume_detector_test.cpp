@@ -1,0 +1,93 @@
+// The ResumeDetector without logind ("none"): the clocks' witness alone, on
+// the FakeClock. logind's side is in test/integration/dbus/logind_test.cpp.
+
+#include "agent/app/resume_detector.h"
+
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "test/support/fake_clock.h"
+#include "test/support/recording_log.h"
+
+namespace tetherd {
+namespace {
+
+using namespace std::chrono_literals;
+
+ResumeDetectorOptions clocks_only() {
+  ResumeDetectorOptions options;
+  options.bus_address = "none";
+  return options;
+}
+
+class ResumeDetectorTest : public ::testing::Test {
+ protected:
+  ResumeDetectorTest() {
+    detector_.on_resumed([this](const ResumeEvent& e) { events_.push_back(e); });
+    detector_.on_sleep([this](std::function<void()>) { ++sleeps_; });
+  }
+
+  boost::asio::io_context io_{1};
+  test::FakeClock clock_;
+  test::RecordingLog log_;
+  ResumeDetector detector_{io_, clock_, log_, clocks_only()};
+  std::vector<ResumeEvent> events_;
+  int sleeps_ = 0;
+};
+
+TEST_F(ResumeDetectorTest, ABoottimeJumpIsOneResumeWithTheTimeSlept) {
+  detector_.start();
+  clock_.advance(10s);
+  detector_.check_clock();
+  EXPECT_TRUE(events_.empty()) << "time awake is no sleep";
+  clock_.suspend(72h);
+  clock_.advance(1s);
+  detector_.check_clock();
+  ASSERT_EQ(events_.size(), 1u);
+  EXPECT_EQ(events_[0].source, ResumeSource::kClockJump);
+  EXPECT_EQ(events_[0].slept, 72h);
+
+  clock_.advance(10s);  // the next tick, inside the merge window
+  detector_.check_clock();
+  EXPECT_EQ(events_.size(), 1u);
+
+  const auto logged = log_.with_event("resumed");
+  ASSERT_EQ(logged.size(), 1u);
+  EXPECT_EQ(logged[0].priority, Priority::kNotice);
+  EXPECT_EQ(logged[0].fields.at("SLEPT_SECONDS"), "259200");
+  EXPECT_EQ(logged[0].fields.at("RESUME_SOURCE"), "clock");
+  EXPECT_EQ(detector_.stats().resumes, 1u);
+  EXPECT_FALSE(detector_.stats().logind);
+}
+
+TEST_F(ResumeDetectorTest, ASecondSleepInsideTheWindowIsASecondResume) {
+  detector_.start();
+  clock_.suspend(1h);
+  detector_.check_clock();
+  clock_.advance(5s);
+  clock_.suspend(10s);  // the lid closed again at once
+  detector_.check_clock();
+  ASSERT_EQ(events_.size(), 2u);
+  EXPECT_EQ(events_[1].slept, 10s);
+}
+
+TEST_F(ResumeDetectorTest, WithoutLogindNothingIsLoggedAboutItAndNoSleepIsSeen) {
+  detector_.start();
+  EXPECT_TRUE(log_.with_event("logind-unavailable").empty()) << "\"none\" is a choice";
+  EXPECT_EQ(io_.poll(), 0u) << "nothing waits on the loop";
+  EXPECT_EQ(sleeps_, 0);
+}
+
+TEST_F(ResumeDetectorTest, TheFirstCheckIsTheBaselineAndStopEndsChecks) {
+  clock_.suspend(1h);  // before start: not a resume tetherd can know of
+  detector_.start();
+  EXPECT_TRUE(events_.empty());
+  detector_.stop();
+  clock_.suspend(1h);
+  detector_.check_clock();
+  EXPECT_TRUE(events_.empty());
+}
+
+}  // namespace
+}  // namespace tetherd
