@@ -128,11 +128,60 @@ void Tether::stop() {
 
 void Tether::resumed() {
   if (stopped_) return;
+  going_to_sleep_ = false;
   log_.notice("tether-redial", "resumed from suspend: redialling the control plane at " + server_,
               {{"CONTROL_PLANE", server_}});
   reflector_.resumed();
   lease_.renew_now();
   poke_status();
+}
+
+void Tether::suspending(std::function<void()> done) {
+  if (stopped_) {
+    done();
+    return;
+  }
+  going_to_sleep_ = true;
+  // Set without poking the status loop: the write below is the one.
+  status_.conditions.set(condition_type::kConnected, ConditionStatus::kFalse, "Suspending",
+                         "the node is going to sleep; it redials " + server_ + " when it wakes",
+                         clock_.wall());
+  ++running_;
+  asio::co_spawn(io_, last_status_before_sleep(std::move(done)), [this](std::exception_ptr e) {
+    --running_;
+    rethrow(e);
+  });
+}
+
+awaitable<void> Tether::last_status_before_sleep(std::function<void()> done) {
+  // Only over a session that works: a node asleep in a backoff has nothing
+  // to say that the cloud could hear.
+  const std::size_t writes = stats_.status_writes;
+  if (connected()) co_await write_status();
+  const bool written = stats_.status_writes > writes;
+  // A write slower than logind's patience: the machine slept and woke
+  // meanwhile, and resumed() has redialled. Do not undo that.
+  if (!going_to_sleep_ || stopped_) {
+    done();
+    co_return;
+  }
+  // Then quiet: the watch and every kept-alive connection closed, and no
+  // redial until the resume.
+  reflector_.suspending();
+  http_->disconnect_all();
+  log_.notice("tether-suspended",
+              std::string(written ? "wrote Connected=False (Suspending) and closed"
+                                  : "could not tell the control plane; closed") +
+                  " the connection to " + server_ + " for the sleep",
+              {{"CONTROL_PLANE", server_}});
+  changed();
+  done();
+}
+
+void Tether::report(std::string_view type, ConditionStatus status, std::string_view reason,
+                    std::string_view message) {
+  set_condition(type, status, reason, message);
+  changed();
 }
 
 std::string Tether::summary() const {

@@ -67,6 +67,11 @@ class Tether final : private kube::ReflectorHandler {
   // The machine woke from suspend: redial now, renew the Lease now, and
   // write status now.
   void resumed();
+  // The machine is about to sleep: write a last status (Connected=False,
+  // reason Suspending) so the cloud learns the node went to sleep rather
+  // than vanished, close every connection, and call `done` (which releases
+  // logind's delay lock). Nothing redials until resumed().
+  void suspending(std::function<void()> done);
 
   // After stop(): whether everything start() began has ended.
   bool finished() const { return running_ == 0; }
@@ -76,6 +81,10 @@ class Tether final : private kube::ReflectorHandler {
   const TetherStats& stats() const { return stats_; }
   const kube::ReflectorStats& session_stats() const { return reflector_.stats(); }
   const kube::LeaseStats& lease_stats() const { return lease_.stats(); }
+  // A condition from another part of tetherd (CertificatesValid from the
+  // issuer rotation, the health probes' ones): written with the status.
+  void report(std::string_view type, ConditionStatus status, std::string_view reason,
+              std::string_view message);
   // spec.linkerd.rotate as last seen (the certificates' trigger).
   const std::string& rotate_token() const { return rotate_; }
   // "watching https://cloud.example:6443" or "backoff: <the last error>".
@@ -100,6 +109,7 @@ class Tether final : private kube::ReflectorHandler {
   void changed();
   boost::asio::awaitable<void> write_status_loop();
   boost::asio::awaitable<void> write_status();
+  boost::asio::awaitable<void> last_status_before_sleep(std::function<void()> done);
   boost::asio::awaitable<void> create_edge_node();
 
   boost::asio::io_context& io_;
@@ -120,6 +130,7 @@ class Tether final : private kube::ReflectorHandler {
   bool status_poked_ = false;
   bool missing_ = false;  // our EdgeNode does not exist (yet, or any more)
   bool stopped_ = false;
+  bool going_to_sleep_ = false;    // between suspending() and resumed()
   std::size_t status_streak_ = 0;  // status writes failed in a row
   std::optional<kube::ApiError> last_error_;
   std::string rotate_;

@@ -14,6 +14,8 @@ std::string_view to_string(SessionState state) {
       return "Watching";
     case SessionState::kBackoff:
       return "Backoff";
+    case SessionState::kSuspended:
+      return "Suspended";
   }
   return "?";
 }
@@ -129,6 +131,12 @@ const SessionStep& TetherSession::resumed(MonoTime) {
   up_since_.reset();
   resource_version_.clear();
   return go(SessionState::kConnecting, SessionStep::Kind::kList, /*redial=*/true);
+}
+
+const SessionStep& TetherSession::suspending() {
+  if (state_ == SessionState::kDisconnected || state_ == SessionState::kSuspended) return step_;
+  up_since_.reset();
+  return go(SessionState::kSuspended, SessionStep::Kind::kIdle, /*redial=*/true);
 }
 
 const SessionStep& TetherSession::lease_result(MonoTime now, bool reached_server, double unit) {

@@ -13,6 +13,8 @@
 //                        Backoff ◄────── failure ── Listing       │
 //                           ▲─────────────────────────────────────┘
 //
+//   any state but Disconnected ──suspending──► Suspended ──resume──► Connecting
+//
 // After a failure the session resumes the watch from the last
 // resourceVersion, as client-go does, rather than listing again: ten
 // thousand nodes coming back after a control-plane outage must not all
@@ -40,6 +42,7 @@ enum class SessionState {
   kListing,       // listing again while the server answers (our resourceVersion expired)
   kWatching,      // a watch is open, or about to be reopened after a clean end
   kBackoff,       // waiting after a failure
+  kSuspended,     // the machine is going to sleep: nothing until it resumes
 };
 std::string_view to_string(SessionState state);
 
@@ -116,6 +119,10 @@ class TetherSession {
   // The machine woke from suspend: every connection is suspect and the
   // backoff's timer stood still while it slept. Redial at once.
   const SessionStep& resumed(MonoTime now);
+  // The machine is about to sleep (logind's PrepareForSleep): close every
+  // connection and stay quiet; a redial now would only be cut by the sleep.
+  // resumed() ends it.
+  const SessionStep& suspending();
   // A Lease renewal's result. A renewal that could not reach the server
   // (transport, timeout, TLS) while watching means the watch's connection
   // is most likely dead too: redial now rather than in minutes, when the

@@ -67,6 +67,13 @@ void Reflector::resumed() {
   after_outside_input(state, step);
 }
 
+void Reflector::suspending() {
+  const auto state = session_.state();
+  const auto step = session_.step().id;
+  session_.suspending();
+  after_outside_input(state, step);
+}
+
 void Reflector::lease_renewed() {
   lease_result(true);
 }
@@ -160,7 +167,12 @@ awaitable<void> Reflector::run() {
     const SessionStep step = session_.step();
     switch (step.kind) {
       case SessionStep::Kind::kIdle:
-        co_return;
+        if (session_.state() != SessionState::kSuspended) co_return;
+        // Asleep (or about to be): nothing until an outside input, the
+        // resume or a stop, cancels the timer.
+        wake_timer_->expires_at(asio::steady_timer::time_point::max());
+        co_await wake_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+        break;
       case SessionStep::Kind::kList:
         co_await list(step);
         break;

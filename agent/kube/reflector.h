@@ -61,6 +61,9 @@ class Reflector {
   // probably dead, and TCP would take many minutes to say so) and list
   // again now, whatever the backoff said.
   void resumed();
+  // The machine is going to sleep: close every connection and do nothing
+  // until resumed().
+  void suspending();
   // A Lease renewal's outcome on the same control plane: evidence of a
   // server that is back, or of a dead connection (TetherSession::lease_result).
   void lease_renewed();

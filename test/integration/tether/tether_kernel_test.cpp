@@ -375,6 +375,70 @@ TEST_F(TetherKernel, AResumeRedialsAtOnce) {
   on_io([&] { EXPECT_EQ(log_.with_event("tether-redial").size(), 1u); });
 }
 
+TEST_F(TetherKernel, BeforeSleepItSaysSoClosesAndStaysQuietUntilTheResume) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  start();
+  ASSERT_TRUE(eventually([&] { return condition_is("Connected", "True", "Watching"); }));
+  ASSERT_TRUE(server_->wait_for_watches(1, kDeadline));
+
+  bool done = false;
+  on_io([&] { tether_->suspending([&] { done = true; }); });
+  ASSERT_TRUE(eventually([&] { return done; }));
+  // The cloud has the last word before the sleep, and no connection is left
+  // for it to time out.
+  EXPECT_TRUE(condition_is("Connected", "False", "Suspending"));
+  EXPECT_TRUE(server_->wait_for_no_watches(kDeadline));
+  EXPECT_EQ(on_io([&] { return tether_->state(); }), SessionState::kSuspended);
+  EXPECT_TRUE(cloud_allowed()) << "the rules stay through the sleep";
+  // The resume ends the quiet (a lease renewal would not: see the session's table).
+  on_io([&] { tether_->resumed(); });
+  EXPECT_TRUE(eventually([&] { return condition_is("Connected", "True", "Watching"); }));
+  on_io([&] {
+    EXPECT_EQ(log_.with_event("tether-suspended").size(), 1u);
+    EXPECT_NE(log_.with_event("tether-suspended")[0].message.find("wrote Connected=False"),
+              std::string::npos);
+  });
+}
+
+TEST_F(TetherKernel, AResumeWhileTheLastWriteHangsIsNotUndoneByIt) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  start();
+  ASSERT_TRUE(eventually([&] { return condition_is("Connected", "True", "Watching"); }));
+  // The last status write before sleep gets no answer; logind's patience
+  // runs out, the machine sleeps and wakes, and the write ends only then.
+  server_->misbehave({.what = Misbehaviour::kStall, .path_contains = "/status"});
+  bool done = false;
+  on_io([&] { tether_->suspending([&] { done = true; }); });
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& r : server_->requests())
+      if (r.target.find("/status") != std::string::npos && r.status == 0) return true;
+    return false;
+  }));
+  on_io([&] { tether_->resumed(); });
+  server_->release_stalls();
+  ASSERT_TRUE(eventually([&] { return done; }));
+  EXPECT_TRUE(eventually([&] { return tether_->connected(); }));
+  EXPECT_NE(on_io([&] { return tether_->state(); }), SessionState::kSuspended);
+  on_io([&] { EXPECT_TRUE(log_.with_event("tether-suspended").empty()); });
+}
+
+TEST_F(TetherKernel, ASleepWithTheCloudAwayStillEndsAtOnce) {
+  server_->go_down();
+  start();
+  bool done = false;
+  on_io([&] { tether_->suspending([&] { done = true; }); });
+  ASSERT_TRUE(eventually([&] { return done; }));
+  EXPECT_EQ(on_io([&] { return tether_->state(); }), SessionState::kSuspended);
+  on_io([&] {
+    ASSERT_EQ(log_.with_event("tether-suspended").size(), 1u);
+    EXPECT_NE(log_.with_event("tether-suspended")[0].message.find("could not tell"),
+              std::string::npos);
+  });
+  server_->come_back();
+  on_io([&] { tether_->resumed(); });
+  EXPECT_TRUE(eventually([&] { return tether_->connected(); }));
+}
+
 TEST_F(TetherKernel, NothingChangedMeansNoStatusWritePerHeartbeat) {
   server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
   config_.control_plane->heartbeat_interval = 20ms;  // many ticks, quickly

@@ -32,6 +32,7 @@ enum class In {
   kResumed,
   kLeaseOk,
   kLeaseUnreachable,
+  kSuspending,
   kStop
 };
 
@@ -108,6 +109,9 @@ TEST_P(TetherSessionTable, Steps) {
       case In::kLeaseUnreachable:
         session.lease_result(now, false, 0.5);
         break;
+      case In::kSuspending:
+        session.suspending();
+        break;
       case In::kStop:
         session.stop();
         break;
@@ -126,6 +130,46 @@ TEST_P(TetherSessionTable, Steps) {
 INSTANTIATE_TEST_SUITE_P(
     Session, TetherSessionTable,
     testing::Values(
+        Scenario{"suspend_closes_everything_and_waits_for_the_resume",
+                 {{.in = In::kStart, .at = 0, .state = S::kConnecting, .kind = Kind::kList},
+                  {.in = In::kListed,
+                   .at = 1,
+                   .rv = "5",
+                   .state = S::kWatching,
+                   .kind = Kind::kWatch,
+                   .step_rv = "5"},
+                  {.in = In::kSuspending,
+                   .at = 2,
+                   .state = S::kSuspended,
+                   .kind = Kind::kIdle,
+                   .redial = true},
+                  // The watch that the suspend cut reports its end: stale.
+                  {.in = In::kFailed,
+                   .at = 2,
+                   .stale = true,
+                   .state = S::kSuspended,
+                   .kind = Kind::kIdle,
+                   .redial = true},
+                  // A lease renewal that worked does not end the quiet...
+                  {.in = In::kLeaseOk,
+                   .at = 2,
+                   .state = S::kSuspended,
+                   .kind = Kind::kIdle,
+                   .redial = true},
+                  // ...and a second PrepareForSleep changes nothing.
+                  {.in = In::kSuspending,
+                   .at = 2,
+                   .state = S::kSuspended,
+                   .kind = Kind::kIdle,
+                   .redial = true},
+                  {.in = In::kResumed,
+                   .at = 3,
+                   .state = S::kConnecting,
+                   .kind = Kind::kList,
+                   .redial = true}}},
+        Scenario{"suspend_while_stopped_is_nothing",
+                 {{.in = In::kSuspending, .at = 0, .state = S::kDisconnected, .kind = Kind::kIdle},
+                  {.in = In::kResumed, .at = 0, .state = S::kDisconnected, .kind = Kind::kIdle}}},
         Scenario{"list_then_watch_and_rewatch_after_a_clean_end",
                  {{.in = In::kStart, .at = 0, .state = S::kConnecting, .kind = Kind::kList},
                   {.in = In::kListed,
@@ -497,6 +541,7 @@ TEST(TetherSession, StatesHaveNamesForLogs) {
   EXPECT_EQ(to_string(SessionState::kListing), "Listing");
   EXPECT_EQ(to_string(SessionState::kWatching), "Watching");
   EXPECT_EQ(to_string(SessionState::kBackoff), "Backoff");
+  EXPECT_EQ(to_string(SessionState::kSuspended), "Suspended");
 }
 
 }  // namespace
