@@ -1,18 +1,24 @@
 // tetherctl: the operator's CLI. Today it reads the host directly (the
-// configuration, the state directory, the kernel's rules), read-only, so it
-// works whether or not tetherd runs; the daemon's local socket comes with
-// `tetherctl status`.
+// configuration, the state directory, the kernel's rules, the local k3s),
+// so it works whether or not tetherd runs; the daemon's local socket comes
+// with `tetherctl status`. Only `certs rotate` writes (linkerd's issuer
+// Secret, with its resourceVersion, so it is safe beside a running tetherd).
 
 #include <cstdio>
 #include <getopt.h>
 #include <string>
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "agent/adapters/node_addresses.h"
+#include "agent/adapters/system_clock.h"
+#include "agent/app/certs_report.h"
 #include "agent/app/firewall_keeper.h"
 #include "agent/app/firewall_report.h"
+#include "agent/app/local_linkerd.h"
 #include "agent/app/preflight.h"
 #include "agent/config/config_loader.h"
 
@@ -31,6 +37,10 @@ constexpr const char* kUsage =
     "  firewall show   the live rules and sources against what tetherd wants;\n"
     "                  exit 0 in sync, 1 not in sync, 2 cannot read\n"
     "  check           preflight: what would stop tetherd doing its job; exit 1 on a failure\n"
+    "  certs check     linkerd's issuer and trust anchors in the local k3s;\n"
+    "                  exit 0 valid, 1 not valid, 2 cannot read\n"
+    "  certs rotate    write a new issuer now (signed by linkerd.trustAnchorKey), then wait\n"
+    "                  for linkerd-identity to load it; exit 0 rotated, 1 refused, 2 error\n"
     "\n"
     "  -c, --config PATH   configuration file (default /etc/tetherd/tetherd.yaml)\n"
     "  -o, --output FMT    table (default) or json\n"
@@ -106,6 +116,76 @@ int check(const Options& o) {
   return tetherd::passed(checks) ? kExitOk : kExitProblem;
 }
 
+// What a pass logs (rotation, reload, restart) goes to stderr as it happens.
+class StderrLog final : public tetherd::Log {
+ public:
+  void write(tetherd::Priority, std::string_view, std::string_view message,
+             std::initializer_list<tetherd::LogField>) override {
+    std::fprintf(stderr, "tetherctl: %.*s\n", static_cast<int>(message.size()), message.data());
+  }
+};
+
+template <class T>
+T run_on(boost::asio::io_context& io, boost::asio::awaitable<T> coroutine) {
+  std::optional<T> out;
+  boost::asio::co_spawn(io, std::move(coroutine), [&](std::exception_ptr e, T value) {
+    if (e) std::rethrow_exception(e);
+    out = std::move(value);
+  });
+  io.run();
+  io.restart();
+  return std::move(*out);
+}
+
+int certs(const Options& o, bool rotate) {
+  using namespace tetherd;
+  auto loaded = load_config_file(o.config, {default_host_name()});
+  if (auto* errors = std::get_if<ConfigErrors>(&loaded)) {
+    for (const auto& e : *errors)
+      std::fprintf(stderr, "%s\n", e.format(o.config).c_str());
+    return kExitConfig;
+  }
+  const Config& config = std::get<Config>(loaded);
+  if (!config.linkerd) {
+    std::fprintf(stderr,
+                 "tetherctl: %s has no linkerd section: tetherd does not look after "
+                 "linkerd's issuer on this node\n",
+                 o.config.c_str());
+    return kExitConfig;
+  }
+  StderrLog log;
+  SystemClock clock;
+  boost::asio::io_context io(1);
+  auto linkerd = LocalLinkerd::create(io, clock, log, config);
+  if (!linkerd) {
+    std::fprintf(stderr, "tetherctl: %s\n", linkerd.error().message.c_str());
+    return kExitError;
+  }
+  IssuerRotation& rotation = (*linkerd)->rotation();
+  if (!rotate) {
+    const IssuerReport report = run_on(io, rotation.check());
+    if (o.json) {
+      print_json(certs_to_json(report));
+    } else {
+      std::fputs(render_certs(report).c_str(), stdout);
+    }
+    if (report.verdict.issuer == IssuerState::kUnreadable) return kExitError;
+    return report.verdict.valid ? kExitOk : kExitProblem;
+  }
+  const RotationResult result = run_on(io, rotation.run(RotationTrigger::kManual, true));
+  if (o.json) {
+    print_json(rotation_to_json(result));
+  } else {
+    std::fputs(render_rotation(result).c_str(), stdout);
+  }
+  if (!result.rotated)
+    return result.before.verdict.issuer == IssuerState::kUnreadable ? kExitError : kExitProblem;
+  if (!o.json) std::fputs("waiting for linkerd-identity to load it...\n", stdout);
+  std::fflush(stdout);
+  const ReloadOutcome reloaded = run_on(io, rotation.confirm_reload(result.written_at));
+  return reloaded == ReloadOutcome::kFailed ? kExitError : kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,6 +234,8 @@ int main(int argc, char** argv) {
   }
 
   if (o.command == std::vector<std::string>{"check"}) return check(o);
+  if (o.command == std::vector<std::string>{"certs", "check"}) return certs(o, false);
+  if (o.command == std::vector<std::string>{"certs", "rotate"}) return certs(o, true);
   if (o.command == std::vector<std::string>{"firewall", "show"}) {
     auto loaded = tetherd::load_config_file(o.config, {tetherd::default_host_name()});
     if (auto* errors = std::get_if<tetherd::ConfigErrors>(&loaded)) {

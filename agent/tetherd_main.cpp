@@ -15,6 +15,7 @@
 #include "agent/adapters/state_dir.h"
 #include "agent/adapters/system_clock.h"
 #include "agent/app/daemon.h"
+#include "agent/app/local_linkerd.h"
 #include "agent/config/config_loader.h"
 #include "agent/config/kubeconfig.h"
 
@@ -138,8 +139,25 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
     monitor = std::make_unique<NftMonitor>(io, log);
   std::unique_ptr<Tether> tether;
   if (config.control_plane) tether = make_tether(io, clock, log, firewall, config);
-  Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, monitor.get(),
-                tether.get());
+  // logind on the system bus when there is one; the clocks in any case.
+  ResumeDetector resume(io, clock, log);
+  std::unique_ptr<LocalLinkerd> linkerd;
+  if (config.linkerd) {
+    auto made = LocalLinkerd::create(io, clock, log, config);
+    if (made) {
+      linkerd = std::move(*made);
+    } else {
+      log.error("linkerd-config-invalid",
+                made.error().message +
+                    "; linkerd's issuer is not watched (fix it, then restart tetherd)");
+    }
+  }
+  DaemonParts parts{.monitor = monitor.get(),
+                    .tether = tether.get(),
+                    .resume = &resume,
+                    .issuer = linkerd ? &linkerd->rotation() : nullptr,
+                    .state = &state};
+  Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, parts);
   if (!daemon.start()) return kExitFailure;
   io.run();
   return kExitOk;

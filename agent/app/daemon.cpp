@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "agent/core/duration.h"
+#include "agent/core/kube_time.h"
 
 namespace tetherd {
 
@@ -20,7 +21,7 @@ std::string status_line(const Config& c, const std::string& firewall_summary,
 
 Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
                FirewallKeeper& firewall, std::string config_path, ConfigSource load_config,
-               Config initial, FirewallMonitor* monitor, Tether* tether)
+               Config initial, DaemonParts parts)
     : clock_(clock),
       log_(log),
       notifier_(notifier),
@@ -30,9 +31,13 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       config_(std::move(initial)),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
       io_(io),
-      monitor_(monitor),
-      tether_(tether),
+      monitor_(parts.monitor),
+      tether_(parts.tether),
+      resume_(parts.resume),
+      issuer_(parts.issuer),
+      state_(parts.state),
       tick_(io),
+      issuer_timer_(io),
       reconcile_timer_(io) {}
 
 Result<void> Daemon::start() {
@@ -54,16 +59,34 @@ Result<void> Daemon::start() {
   // good rules whether or not the control plane answers (offline first).
   if (tether_) {
     tether_->on_change([this] {
-      if (!stopping_) notifier_.notify("STATUS=" + status());
+      if (stopping_) return;
+      notifier_.notify("STATUS=" + status());
+      rotate_token_seen();
     });
     tether_->start();
+  }
+  if (resume_) {
+    resume_->on_sleep([this](std::function<void()> done) {
+      // The cloud hears that the node sleeps, rather than finding it gone.
+      if (tether_ && !stopping_) {
+        tether_->suspending(std::move(done));
+      } else {
+        done();
+      }
+    });
+    resume_->on_resumed([this](const ResumeEvent&) { resumed(); });
+    resume_->start();
+  }
+  if (issuer_) {
+    issuer_->on_result([this](const RotationResult& r) { issuer_checked(r); });
+    issuer_->request(RotationTrigger::kStart);
+    arm_issuer_check();
   }
   if (auto timeout = notifier_.watchdog_timeout()) {
     // A third of the timeout, as systemd recommends; pinged from this loop so
     // a wedged loop is what the watchdog catches.
     watchdog_period_ = *timeout / 3;
   }
-  check_resume();  // the baseline
   arm_tick();
   const std::string status = this->status();
   log_.info("started", "tetherd " TETHERD_VERSION " started: " + status,
@@ -105,14 +128,75 @@ void Daemon::arm_tick() {
 }
 
 bool Daemon::check_resume() {
-  const auto slept = clock_jump_.check(clock_.monotonic(), clock_.boottime());
-  if (!slept || stopping_) return false;
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(*slept);
-  log_.notice("resumed", "resumed from suspend after " + format_duration(seconds),
-              {{"SLEPT_SECONDS", std::to_string(seconds.count())}});
+  if (!resume_ || stopping_) return false;
+  const auto before = resume_->stats().resumes;
+  resume_->check_clock();
+  return resume_->stats().resumes > before;
+}
+
+void Daemon::resumed() {
+  if (stopping_) return;
+  // Every connection is suspect, every certificate older than it thinks,
+  // and the firewall may have been changed by whoever ran while we slept.
   if (tether_) tether_->resumed();
   firewall_changed();
-  return true;
+  if (issuer_) issuer_->request(RotationTrigger::kResume);
+}
+
+void Daemon::arm_issuer_check() {
+  issuer_timer_.expires_after(kIssuerCheckPeriod);
+  issuer_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    issuer_->request(RotationTrigger::kPeriodic);
+    arm_issuer_check();
+  });
+}
+
+namespace {
+constexpr std::string_view kRotateTokenFile = "linkerd-rotate-token";
+}
+
+void Daemon::rotate_token_seen() {
+  if (!issuer_ || tether_->rotate_token() == rotate_token_) return;
+  rotate_token_ = tether_->rotate_token();
+  if (rotate_token_.empty()) return;
+  // A token already acted on (before a restart, say) asks for nothing new.
+  if (state_) {
+    boost::system::error_code ec;
+    if (state_->read(kRotateTokenFile, ec, 4096) == rotate_token_) return;
+  }
+  rotate_token_pending_ = rotate_token_;
+  log_.notice("issuer-rotation-requested",
+              "EdgeNode spec.linkerd.rotate changed: rotating linkerd's issuer now",
+              {{"TOKEN", rotate_token_}});
+  issuer_->request(RotationTrigger::kToken, /*force=*/true);
+}
+
+void Daemon::issuer_checked(const RotationResult& result) {
+  if (stopping_) return;
+  if (result.trigger == RotationTrigger::kToken && result.rotated && state_ &&
+      !rotate_token_pending_.empty()) {
+    if (auto ec = state_->replace(kRotateTokenFile, rotate_token_pending_)) {
+      log_.warning("state-write-failed",
+                   "cannot save spec.linkerd.rotate in " + state_->path() + ": " + ec.message());
+    }
+    rotate_token_pending_.clear();
+  }
+  const IssuerVerdict& v = result.before.verdict;
+  if (!tether_) return;
+  if (result.rotated && v.anchor == AnchorState::kValid) {
+    tether_->report(condition_type::kCertificatesValid, ConditionStatus::kTrue, "IssuerRotated",
+                    "rotated linkerd's issuer (" + std::string(to_string(result.trigger)) +
+                        "); the new one is valid until " +
+                        format_kube_time(result.issued->not_after));
+    return;
+  }
+  std::string message = v.message;
+  if (result.rotated)
+    message += "; rotated the issuer, valid until " + format_kube_time(result.issued->not_after);
+  if (!result.error.empty()) message += "; cannot rotate: " + result.error;
+  tether_->report(condition_type::kCertificatesValid,
+                  v.valid ? ConditionStatus::kTrue : ConditionStatus::kFalse, v.reason, message);
 }
 
 void Daemon::arm_reconcile() {
@@ -177,7 +261,10 @@ void Daemon::stop(std::string_view reason) {
   boost::system::error_code ignored;
   signals_.cancel(ignored);
   tick_.cancel();
+  issuer_timer_.cancel();
   reconcile_timer_.cancel();
+  if (resume_) resume_->stop();
+  if (issuer_) issuer_->stop();
   if (monitor_) monitor_->stop();
   if (tether_) tether_->stop();
   firewall_.stop();

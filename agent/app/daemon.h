@@ -10,12 +10,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "agent/adapters/state_dir.h"
 #include "agent/app/firewall_keeper.h"
 #include "agent/app/firewall_monitor.h"
+#include "agent/app/issuer_rotation.h"
+#include "agent/app/resume_detector.h"
 #include "agent/app/tether.h"
 #include "agent/config/config_loader.h"
 #include "agent/core/clock.h"
-#include "agent/core/clock_jump.h"
 #include "agent/core/log.h"
 #include "agent/core/service_notifier.h"
 
@@ -26,13 +28,22 @@ namespace tetherd {
 std::string status_line(const Config& config, const std::string& firewall_summary,
                         const std::string& tether = {});
 
+// What the daemon runs besides the firewall, each optional.
+struct DaemonParts {
+  FirewallMonitor* monitor = nullptr;  // someone else's changes to the firewall
+  Tether* tether = nullptr;            // the control-plane session
+  ResumeDetector* resume = nullptr;    // sleep and resume; none: not watched
+  IssuerRotation* issuer = nullptr;    // linkerd's issuer
+  const StateDir* state = nullptr;     // where the last spec.linkerd.rotate acted on is kept
+};
+
 class Daemon {
  public:
   using ConfigSource = std::function<std::variant<Config, ConfigErrors>()>;
 
   Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
          FirewallKeeper& firewall, std::string config_path, ConfigSource load_config,
-         Config initial, FirewallMonitor* monitor = nullptr, Tether* tether = nullptr);
+         Config initial, DaemonParts parts = {});
 
   // Applies the firewall (fail closed: before anything else), arms signals
   // and the watchdog, then tells systemd READY=1. An error means tetherd
@@ -46,15 +57,22 @@ class Daemon {
   // Someone else changed the firewall: reconcile now (coalesced: a burst of
   // calls runs one reconcile).
   void firewall_changed();
-  // The clock-jump check, run on every tick: after a suspend, tell the
-  // tether (redial now) and check the firewall. Returns whether it slept.
+  // The clocks' witness of a resume, run on every tick (logind, when there,
+  // usually speaks first). Returns whether it reported a resume.
   bool check_resume();
+  // Linkerd's issuer is checked hourly on a monotonic timer, which stands
+  // still while the machine sleeps: the resume triggers its own check.
+  static constexpr Duration kIssuerCheckPeriod = std::chrono::hours(1);
 
   const Config& config() const { return config_; }
 
  private:
   void wait_for_signal();
   void arm_tick();
+  void arm_issuer_check();
+  void resumed();
+  void rotate_token_seen();
+  void issuer_checked(const RotationResult& result);
   void arm_reconcile();
   std::string status() const;
 
@@ -69,10 +87,15 @@ class Daemon {
   boost::asio::io_context& io_;
   FirewallMonitor* monitor_;
   Tether* tether_;
+  ResumeDetector* resume_;
+  IssuerRotation* issuer_;
+  const StateDir* state_;
   // Pings the watchdog (when systemd asks for it) and runs the clock-jump
   // check: one wake-up for both.
   boost::asio::steady_timer tick_;
-  ClockJumpCheck clock_jump_;
+  boost::asio::steady_timer issuer_timer_;
+  std::string rotate_token_;          // spec.linkerd.rotate as last seen
+  std::string rotate_token_pending_;  // asked for, not yet rotated
   // The backstop for drift the monitor cannot see (or when it cannot run).
   boost::asio::steady_timer reconcile_timer_;
   bool reconcile_pending_ = false;

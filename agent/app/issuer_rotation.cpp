@@ -1,0 +1,331 @@
+#include "agent/app/issuer_rotation.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "agent/adapters/issuer_mint.h"
+#include "agent/adapters/x509.h"
+#include "agent/core/kube_time.h"
+
+namespace tetherd {
+namespace asio = boost::asio;
+namespace json = boost::json;
+using asio::awaitable;
+
+namespace {
+
+constexpr std::string_view kCertManagerAnnotation = "cert-manager.io/certificate-name";
+
+std::string date(std::optional<WallTime> t) {
+  return t ? format_kube_time(*t) : std::string("unknown");
+}
+
+bool has_annotation(const json::object& object, std::string_view name) {
+  const json::value* metadata = object.if_contains("metadata");
+  if (metadata == nullptr || !metadata->is_object()) return false;
+  const json::value* annotations = metadata->get_object().if_contains("annotations");
+  return annotations != nullptr && annotations->is_object() &&
+         annotations->get_object().contains(name);
+}
+
+}  // namespace
+
+std::string_view to_string(RotationTrigger trigger) {
+  switch (trigger) {
+    case RotationTrigger::kStart:
+      return "start";
+    case RotationTrigger::kResume:
+      return "resume";
+    case RotationTrigger::kPeriodic:
+      return "periodic";
+    case RotationTrigger::kToken:
+      return "spec.linkerd.rotate";
+    case RotationTrigger::kManual:
+      return "tetherctl";
+  }
+  return "?";
+}
+
+// What one read of the cluster gave: the objects as they were (the write
+// goes back over the Secret read, with its resourceVersion) and the parsed
+// certificates, or why they could not be had.
+struct IssuerRotation::Read {
+  IssuerFacts facts;
+  json::object secret;
+  IssuerSecret decoded;
+  std::vector<x509::Certificate> anchors;
+  bool managed_elsewhere = false;
+};
+
+IssuerRotation::IssuerRotation(asio::io_context& io, kube::KubeClient& cluster, const Clock& clock,
+                               Log& log, LinkerdConfig config, IssuerRotationTiming timing)
+    : io_(io),
+      cluster_(cluster),
+      clock_(clock),
+      log_(log),
+      config_(std::move(config)),
+      timing_(timing),
+      timer_(io) {}
+
+awaitable<IssuerRotation::Read> IssuerRotation::read() {
+  Read r;
+  const std::string& ns = config_.namespace_;
+  const std::string roots_path = kube::object_path(kube::kConfigMaps, ns, kTrustRootsConfigMapName);
+  auto roots = co_await cluster_.get(roots_path);
+  if (!roots) {
+    r.facts.unreadable = "cannot read ConfigMap " + ns + "/" +
+                         std::string(kTrustRootsConfigMapName) + ": " +
+                         kube::describe(roots.error());
+    co_return r;
+  }
+  auto bundle = decode_trust_roots(*roots);
+  if (!bundle) {
+    r.facts.unreadable = bundle.error().message;
+    co_return r;
+  }
+  auto anchors =
+      x509::parse_certificates(*bundle, "ConfigMap " + std::string(kTrustRootsConfigMapName) + " " +
+                                            std::string(kTrustRootsKey));
+  if (!anchors) {
+    r.facts.unreadable = anchors.error().message;
+    co_return r;
+  }
+  r.anchors = std::move(*anchors);
+  for (const auto& a : r.anchors)
+    r.facts.anchors.push_back(x509::describe(a));
+
+  const std::string secret_path = kube::object_path(kube::kSecrets, ns, kIssuerSecretName);
+  auto secret = co_await cluster_.get(secret_path);
+  if (!secret) {
+    r.facts.unreadable = "cannot read Secret " + ns + "/" + std::string(kIssuerSecretName) + ": " +
+                         kube::describe(secret.error());
+    co_return r;
+  }
+  r.secret = std::move(*secret);
+  r.managed_elsewhere = has_annotation(r.secret, kCertManagerAnnotation);
+  auto decoded = decode_issuer_secret(r.secret);
+  if (!decoded) {
+    r.facts.unreadable = decoded.error().message;
+    co_return r;
+  }
+  r.decoded = std::move(*decoded);
+  const bool tls = r.decoded.layout == IssuerLayout::kTls;
+  const std::string where = "Secret " + std::string(kIssuerSecretName) + " ";
+  auto certs = x509::parse_certificates(r.decoded.cert_pem, where + (tls ? "tls.crt" : "crt.pem"));
+  if (!certs) {
+    r.facts.unreadable = certs.error().message;
+    co_return r;
+  }
+  auto key = x509::parse_private_key(r.decoded.key_pem, where + (tls ? "tls.key" : "key.pem"));
+  if (!key) {
+    r.facts.unreadable = key.error().message;
+    co_return r;
+  }
+  const x509::Certificate& issuer = certs->front();
+  const std::vector<x509::Certificate> intermediates(certs->begin() + 1, certs->end());
+  r.facts.issuer = x509::describe(issuer);
+  r.facts.key_matches = x509::key_matches(issuer, *key);
+  for (std::size_t i = 0; i < r.anchors.size() && !r.facts.chains_to; ++i) {
+    if (x509::verify_chain(issuer, {r.anchors[i]}, intermediates)) r.facts.chains_to = i;
+  }
+  if (!r.facts.chains_to) {
+    auto chain = x509::verify_chain(issuer, r.anchors, intermediates);
+    r.facts.chain_error =
+        chain ? std::string("no single anchor verifies it") : chain.error().message;
+  }
+  co_return r;
+}
+
+IssuerReport IssuerRotation::judge(const Read& r) const {
+  IssuerReport report;
+  report.verdict = judge_issuer(r.facts, clock_.wall(),
+                                IssuerPolicy{config_.rotate_before, config_.rotate_before});
+  report.issuer = r.facts.issuer;
+  report.anchors = r.facts.anchors;
+  if (r.facts.issuer) report.layout = r.decoded.layout;
+  report.managed_elsewhere = r.managed_elsewhere;
+  return report;
+}
+
+awaitable<IssuerReport> IssuerRotation::check() {
+  Read r = co_await read();
+  co_return judge(r);
+}
+
+awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool force) {
+  RotationResult result;
+  result.trigger = trigger;
+  const std::string ns = config_.namespace_;
+  const std::string secret_name = ns + "/" + std::string(kIssuerSecretName);
+  for (std::size_t attempt = 0;; ++attempt) {
+    Read r = co_await read();
+    result.before = judge(r);
+    const IssuerVerdict& v = result.before.verdict;
+    // Forced, it still needs an issuer it could read and a live anchor: a
+    // new issuer under an expired one is as dead as the old one.
+    const bool forceable = v.issuer != IssuerState::kUnreadable &&
+                           v.anchor != AnchorState::kExpired && v.anchor != AnchorState::kUnknown;
+    if (!v.rotate && !(force && forceable)) co_return result;
+    if (r.managed_elsewhere) {
+      result.error = "Secret " + secret_name + " is managed by cert-manager (annotation " +
+                     std::string(kCertManagerAnnotation) + "); tetherd leaves its rotation to it";
+      co_return result;
+    }
+    if (config_.trust_anchor_key.empty()) {
+      result.error = "no linkerd.trustAnchorKey is configured, so tetherd cannot sign a new issuer";
+      co_return result;
+    }
+    auto key =
+        x509::load_private_key_file(config_.trust_anchor_key, "the linkerd trust anchor key");
+    if (!key) {
+      result.error = key.error().message;
+      co_return result;
+    }
+    std::optional<std::size_t> signer;
+    for (std::size_t i = 0; i < r.anchors.size() && !signer; ++i)
+      if (x509::key_matches(r.anchors[i], *key)) signer = i;
+    if (!signer) {
+      result.error = config_.trust_anchor_key + " is the key of no certificate in ConfigMap " + ns +
+                     "/" + std::string(kTrustRootsConfigMapName) +
+                     ": proxies would not trust an issuer it signed";
+      co_return result;
+    }
+    auto minted = mint_issuer(r.anchors[*signer], *key, clock_.wall(), config_.issuer_validity);
+    if (!minted) {
+      result.error = minted.error().message;
+      co_return result;
+    }
+    json::object body =
+        issuer_secret_update(std::move(r.secret), r.decoded.layout, minted->cert_pem,
+                             minted->key_pem, x509::to_pem(r.anchors[*signer]));
+    const std::string path = kube::object_path(kube::kSecrets, ns, kIssuerSecretName);
+    auto written = co_await cluster_.update(path, std::move(body));
+    if (written) {
+      result.rotated = true;
+      result.issued = std::move(minted->info);
+      result.written_at = clock_.wall();
+      co_return result;
+    }
+    // Someone else wrote the Secret since the read (an operator, a second
+    // tetherctl): what we judged is stale. Read and judge again.
+    if (written.error().conflict() && attempt + 1 < timing_.max_conflicts) {
+      ++result.conflicts;
+      continue;
+    }
+    result.error = "cannot write Secret " + secret_name + ": " + kube::describe(written.error());
+    co_return result;
+  }
+}
+
+awaitable<void> IssuerRotation::pause(Duration delay) {
+  timer_.expires_after(delay);
+  co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
+  const std::string& ns = config_.namespace_;
+  const std::string events = kube::collection_path(kube::kEvents, ns);
+  // Judged on the wall clock, like every deadline that a sleep may cross.
+  const WallTime deadline = clock_.wall() + timing_.confirm_timeout;
+  while (!stopped_) {
+    // A namespace's Events are few (they live an hour); the client bounds
+    // the body anyway. The test server, like some proxies, does not filter
+    // Events by reason, so the filter is ours.
+    auto listed = co_await cluster_.list(events);
+    if (listed) {
+      for (const auto& event : listed->items) {
+        if (!issuer_updated_since(event, written_at)) continue;
+        log_.info("issuer-reload-confirmed",
+                  "linkerd's identity controller loaded the new issuer (event IssuerUpdated)",
+                  {{"LINKERD_NAMESPACE", ns}});
+        co_return ReloadOutcome::kConfirmed;
+      }
+    }
+    if (clock_.wall() >= deadline) break;
+    co_await pause(timing_.confirm_poll);
+  }
+  if (stopped_) co_return ReloadOutcome::kFailed;
+  const std::string deployment = kube::object_path(kube::kDeployments, ns, kIdentityDeploymentName);
+  auto patched = co_await cluster_.merge_patch(deployment, restart_patch(clock_.wall()));
+  if (!patched) {
+    log_.error("identity-restart-failed",
+               "linkerd's identity controller did not confirm the new issuer, and restarting "
+               "deploy/" +
+                   std::string(kIdentityDeploymentName) +
+                   " failed: " + kube::describe(patched.error()),
+               {{"LINKERD_NAMESPACE", ns}});
+    co_return ReloadOutcome::kFailed;
+  }
+  log_.notice(
+      "identity-restarted",
+      "no IssuerUpdated event within " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::seconds>(timing_.confirm_timeout).count()) +
+          " s: restarted deploy/" + std::string(kIdentityDeploymentName) +
+          " so that it loads the new issuer",
+      {{"LINKERD_NAMESPACE", ns}});
+  co_return ReloadOutcome::kRestarted;
+}
+
+void IssuerRotation::report(const RotationResult& result) {
+  const IssuerVerdict& v = result.before.verdict;
+  const std::string trigger(to_string(result.trigger));
+  if (result.rotated) {
+    log_.notice("issuer-rotated",
+                "wrote a new linkerd issuer (" + trigger + "): the old one " +
+                    (v.issuer == IssuerState::kExpired ? "expired " : "expires ") +
+                    date(v.issuer_expires) + ", the new one is valid until " +
+                    date(result.issued->not_after),
+                {{"TRIGGER", trigger},
+                 {"NOT_AFTER", format_kube_time(result.issued->not_after)},
+                 {"SERIAL", result.issued->serial_hex}});
+    last_reason_.clear();  // the next pass reports the new state
+  } else if (!result.error.empty()) {
+    log_.error("issuer-rotation-failed",
+               "the linkerd issuer needs renewing (" + v.message + ") but " + result.error,
+               {{"TRIGGER", trigger}, {"REASON", v.reason}});
+  } else if (v.reason != last_reason_) {
+    // One line per change of state, not one per pass.
+    log_.write(v.valid ? Priority::kInfo : Priority::kWarning,
+               v.valid ? "certificates-valid" : "certificates-invalid", v.message,
+               {{"REASON", v.reason}, {"NOT_AFTER", date(v.issuer_expires)}});
+    last_reason_ = v.reason;
+  }
+  last_ = result;
+  if (listener_) listener_(result);
+}
+
+void IssuerRotation::request(RotationTrigger trigger, bool force) {
+  if (stopped_) return;
+  // A force wins over a plain request waiting in the queue.
+  if (!queued_ || force) queued_ = std::make_pair(trigger, force);
+  if (busy_) return;
+  busy_ = true;
+  asio::co_spawn(io_, serve(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+}
+
+awaitable<void> IssuerRotation::serve() {
+  while (queued_ && !stopped_) {
+    const auto [trigger, force] = *queued_;
+    queued_.reset();
+    RotationResult result = co_await run(trigger, force);
+    if (stopped_) break;
+    report(result);
+    if (result.rotated) co_await confirm_reload(result.written_at);
+  }
+  busy_ = false;
+}
+
+void IssuerRotation::stop() {
+  stopped_ = true;
+  queued_.reset();
+  timer_.cancel();
+  // A pass in flight ends now, not at its request's deadline: the daemon's
+  // loop returns only when nothing is left on it.
+  cluster_.http().disconnect_all();
+}
+
+}  // namespace tetherd

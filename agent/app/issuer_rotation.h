@@ -1,0 +1,126 @@
+#pragma once
+// linkerd's identity issuer, kept valid on a node that sleeps. One pass:
+//
+//   read    ConfigMap linkerd-identity-trust-roots and Secret
+//           linkerd-identity-issuer from the local k3s;
+//   judge   core/issuer_policy.h, against the wall clock (never a timer:
+//           Asio's stop while the machine sleeps);
+//   mint    a new issuer signed by the trust anchor key, a local file
+//           (linkerd.trustAnchorKey), refused if group or world readable,
+//           and only if it belongs to a root of the bundle;
+//   write   the Secret in one PUT carrying the resourceVersion read: a 409
+//           Conflict means someone else wrote it, so read and judge again;
+//   confirm the identity controller's IssuerUpdated event, newer than the
+//           write, or else restart deploy/linkerd-identity as `kubectl
+//           rollout restart` does (confirm_reload()).
+//
+// It never touches the trust anchors: they are shared by every linked
+// cluster, so an expiring or expired anchor is reported, not replaced.
+// A Secret that cert-manager manages (its annotation says so) is left to
+// cert-manager: two rotators would fight.
+//
+// The triggers (start, resume, hourly, spec.linkerd.rotate, tetherctl) are
+// the caller's; passes never overlap (request() queues one more).
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "agent/config/config.h"
+#include "agent/core/certificate.h"
+#include "agent/core/clock.h"
+#include "agent/core/issuer_policy.h"
+#include "agent/core/linkerd_objects.h"
+#include "agent/core/log.h"
+#include "agent/kube/kube_client.h"
+
+namespace tetherd {
+
+enum class RotationTrigger { kStart, kResume, kPeriodic, kToken, kManual };
+std::string_view to_string(RotationTrigger trigger);  // "start", "resume", ...
+
+// What a read found, judged.
+struct IssuerReport {
+  IssuerVerdict verdict;
+  std::optional<CertificateInfo> issuer;
+  std::vector<CertificateInfo> anchors;
+  std::optional<IssuerLayout> layout;
+  bool managed_elsewhere = false;  // cert-manager's Secret: report only
+};
+
+struct RotationResult {
+  RotationTrigger trigger = RotationTrigger::kStart;
+  IssuerReport before;   // the judgement acted on
+  bool rotated = false;  // a new issuer was written
+  std::optional<CertificateInfo> issued;
+  WallTime written_at{};  // when the write succeeded
+  std::string error;      // why nothing was written when it should have been
+  std::size_t conflicts = 0;
+};
+
+enum class ReloadOutcome { kConfirmed, kRestarted, kFailed };
+
+struct IssuerRotationTiming {
+  // How long the identity controller gets to say IssuerUpdated before its
+  // Deployment is restarted. It reloads when kubelet refreshes the mounted
+  // Secret, which takes up to a minute and a half.
+  Duration confirm_timeout = std::chrono::seconds(120);
+  Duration confirm_poll = std::chrono::seconds(5);
+  std::size_t max_conflicts = 3;
+};
+
+class IssuerRotation {
+ public:
+  IssuerRotation(boost::asio::io_context& io, kube::KubeClient& cluster, const Clock& clock,
+                 Log& log, LinkerdConfig config, IssuerRotationTiming timing = {});
+
+  // Read and judge; writes nothing.
+  boost::asio::awaitable<IssuerReport> check();
+  // Read, judge, and rotate when the judgement says so (or `force`, for
+  // `tetherctl certs rotate`, whatever the issuer's state, though never
+  // under an expired anchor or over a Secret it cannot read).
+  boost::asio::awaitable<RotationResult> run(RotationTrigger trigger, bool force = false);
+  // After a write at `written_at`: wait for IssuerUpdated, else restart.
+  boost::asio::awaitable<ReloadOutcome> confirm_reload(WallTime written_at);
+
+  // The daemon's side: request() runs a pass (and the reload confirmation)
+  // on the loop, one at a time; a request during a pass queues one more.
+  void request(RotationTrigger trigger, bool force = false);
+  void stop();
+  // Hears every pass's result.
+  void on_result(std::function<void(const RotationResult&)> listener) {
+    listener_ = std::move(listener);
+  }
+  const std::optional<RotationResult>& last() const { return last_; }
+  bool busy() const { return busy_; }
+
+ private:
+  struct Read;
+  boost::asio::awaitable<Read> read();
+  IssuerReport judge(const Read& read) const;
+  boost::asio::awaitable<void> serve();
+  boost::asio::awaitable<void> pause(Duration delay);
+  void report(const RotationResult& result);
+
+  boost::asio::io_context& io_;
+  kube::KubeClient& cluster_;
+  const Clock& clock_;
+  Log& log_;
+  LinkerdConfig config_;
+  IssuerRotationTiming timing_;
+  boost::asio::steady_timer timer_;
+  bool busy_ = false;
+  bool stopped_ = false;
+  std::optional<std::pair<RotationTrigger, bool>> queued_;
+  std::optional<RotationResult> last_;
+  std::string last_reason_;  // the condition's reason last logged
+  std::function<void(const RotationResult&)> listener_;
+};
+
+}  // namespace tetherd

@@ -1,0 +1,445 @@
+// linkerd's issuer kept valid, against the test API server standing in for
+// the local k3s (admin over mTLS), with a linkerd PKI made the way linkerd's
+// docs make it. The clock is a FakeClock: a three-day suspend is a call.
+#include "agent/app/issuer_rotation.h"
+
+#include <fstream>
+#include <sys/stat.h>
+
+#include "agent/adapters/x509.h"
+#include "agent/app/daemon.h"
+#include "agent/core/base64.h"
+#include "agent/core/kube_time.h"
+#include "test/integration/kube/kube_fixture.h"
+#include "test/support/fake_backend.h"
+#include "test/support/fake_clock.h"
+#include "test/support/linkerd_pki.h"
+#include "test/support/recording_log.h"
+#include "test/support/recording_notifier.h"
+#include "test/support/temp_dir.h"
+
+namespace tetherd::test {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+const std::string kSecret = kube::object_path(kube::kSecrets, "linkerd", kIssuerSecretName);
+const std::string kRoots =
+    kube::object_path(kube::kConfigMaps, "linkerd", kTrustRootsConfigMapName);
+const std::string kIdentity =
+    kube::object_path(kube::kDeployments, "linkerd", kIdentityDeploymentName);
+
+class IssuerRotationTest : public KubeTest {
+ public:  // the table's arrangements reach in
+  using KubeTest::server_;
+  IssuerRotationTest() {
+    // The local k3s's admin: what /etc/rancher/k3s/k3s.yaml holds.
+    Kubeconfig k = kubeconfig();
+    const auto admin = ca_.issue(
+        {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
+    k.client_cert_pem = admin.cert_pem;
+    k.client_key_pem = admin.key_pem;
+    http_ = client(k);
+    kube_ = std::make_unique<kube::KubeClient>(*http_);
+    config_.trust_anchor_key = dir_.file("anchor.key");
+    config_.rotate_before = 30min;
+    config_.issuer_validity = 8760h;
+    server_->create(kube::collection_path(kube::kDeployments, "linkerd"),
+                    json::object{{"apiVersion", "apps/v1"},
+                                 {"kind", "Deployment"},
+                                 {"metadata", {{"name", "linkerd-identity"}}},
+                                 {"spec", {{"template", {{"metadata", json::object{}}}}}}});
+  }
+
+  // The anchor in the trust roots and its key on disk (0600), and an
+  // issuer under it in the Secret, in the layout asked for.
+  void install(const PemPair& issuer, IssuerLayout layout = IssuerLayout::kTls,
+               mode_t key_mode = 0600) {
+    server_->create(kube::collection_path(kube::kConfigMaps, "linkerd"),
+                    json::object{{"apiVersion", "v1"},
+                                 {"kind", "ConfigMap"},
+                                 {"metadata", {{"name", kTrustRootsConfigMapName}}},
+                                 {"data", {{kTrustRootsKey, anchor_.cert_pem}}}});
+    json::object data;
+    if (layout == IssuerLayout::kTls) {
+      data = {{"tls.crt", encode_base64(issuer.cert_pem)},
+              {"tls.key", encode_base64(issuer.key_pem)},
+              {"ca.crt", encode_base64(anchor_.cert_pem)}};
+    } else {
+      data = {{"crt.pem", encode_base64(issuer.cert_pem)},
+              {"key.pem", encode_base64(issuer.key_pem)}};
+    }
+    server_->create(
+        kube::collection_path(kube::kSecrets, "linkerd"),
+        json::object{{"apiVersion", "v1"},
+                     {"kind", "Secret"},
+                     {"metadata", {{"name", kIssuerSecretName}}},
+                     {"type", layout == IssuerLayout::kTls ? "kubernetes.io/tls" : "Opaque"},
+                     {"data", std::move(data)}});
+    write_anchor_key(anchor_.key_pem, key_mode);
+  }
+
+  void write_anchor_key(const std::string& pem, mode_t mode) {
+    std::ofstream(config_.trust_anchor_key) << pem;
+    ::chmod(config_.trust_anchor_key.c_str(), mode);
+  }
+
+  // An issuer valid from `from` to `to`, relative to the fake now.
+  PemPair issuer(Duration from, Duration to, KeyKind key = KeyKind::kEcdsaP256) const {
+    return make_linkerd_issuer(anchor_, {clock_.wall() + from, clock_.wall() + to}, key);
+  }
+
+  IssuerRotation& rotation(IssuerRotationTiming timing = {}) {
+    rotation_ = std::make_unique<IssuerRotation>(io_, *kube_, clock_, log_, config_, timing);
+    return *rotation_;
+  }
+
+  std::size_t secret_writes() const {
+    std::size_t n = 0;
+    for (const auto& r : server_->requests())
+      if (r.method == "PUT" && r.target.find("/secrets/") != std::string::npos) ++n;
+    return n;
+  }
+
+  IssuerSecret stored_issuer() const {
+    auto decoded = decode_issuer_secret(*server_->get(kSecret));
+    if (!decoded) throw std::runtime_error(decoded.error().message);
+    return *decoded;
+  }
+
+  CertificateInfo stored_issuer_info() const {
+    auto certs = x509::parse_certificates(stored_issuer().cert_pem, "stored");
+    if (!certs) throw std::runtime_error(certs.error().message);
+    return x509::describe(certs->front());
+  }
+
+  TempDir dir_;
+  FakeClock clock_{std::chrono::system_clock::now()};
+  PemPair anchor_ = make_linkerd_anchor({clock_.wall() - 24h, clock_.wall() + 10 * 8760h});
+  RecordingLog log_;
+  LinkerdConfig config_;
+  std::unique_ptr<kube::HttpsClient> http_;
+  std::unique_ptr<kube::KubeClient> kube_;
+  std::unique_ptr<IssuerRotation> rotation_;
+};
+
+TEST_F(IssuerRotationTest, AValidIssuerIsLeftAlone) {
+  const PemPair current = issuer(-1h, 8760h);
+  install(current);
+  const RotationResult r = run(rotation().run(RotationTrigger::kStart));
+  EXPECT_FALSE(r.rotated);
+  EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.before.verdict.reason, "IssuerValid");
+  EXPECT_TRUE(r.before.verdict.valid);
+  EXPECT_EQ(secret_writes(), 0u);
+  EXPECT_EQ(stored_issuer().cert_pem, current.cert_pem);
+}
+
+TEST_F(IssuerRotationTest, AThreeDaySuspendExpiresTheIssuerAndTheResumeRotatesIt) {
+  // Two hours left of three: valid (more than a third, more than rotateBefore).
+  install(issuer(-1h, 2h));
+  IssuerRotation& keeper = rotation();
+  const IssuerReport before = run(keeper.check());
+  ASSERT_EQ(before.verdict.issuer, IssuerState::kValid) << before.verdict.message;
+
+  // Asleep for three days: Asio's monotonic timers saw nothing, the wall
+  // clock saw it all.
+  clock_.suspend(72h);
+  const RotationResult r = run(keeper.run(RotationTrigger::kResume));
+  ASSERT_TRUE(r.rotated) << r.error;
+  EXPECT_EQ(r.before.verdict.issuer, IssuerState::kExpired);
+  EXPECT_EQ(r.conflicts, 0u);
+
+  // The Secret the identity controller reads: same layout, a new issuer
+  // from the injected now (minus the skew allowance) for issuerValidity,
+  // chaining to the anchor, with its key.
+  const IssuerSecret stored = stored_issuer();
+  EXPECT_EQ(stored.layout, IssuerLayout::kTls);
+  EXPECT_EQ(stored.ca_pem, anchor_.cert_pem);
+  auto certs = x509::parse_certificates(stored.cert_pem, "tls.crt");
+  auto key = x509::parse_private_key(stored.key_pem, "tls.key");
+  auto anchors = x509::parse_certificates(anchor_.cert_pem, "anchor");
+  ASSERT_TRUE(certs && key && anchors);
+  EXPECT_TRUE(x509::key_matches(certs->front(), *key));
+  EXPECT_TRUE(x509::verify_chain(certs->front(), *anchors).has_value());
+  const CertificateInfo info = x509::describe(certs->front());
+  EXPECT_EQ(info.subject_cn, "identity.linkerd.cluster.local");
+  EXPECT_EQ(info.key_type, "ECDSA P-256");
+  EXPECT_EQ(info.not_before, std::chrono::floor<std::chrono::seconds>(clock_.wall()) - 5min);
+  EXPECT_EQ(info.not_after, std::chrono::floor<std::chrono::seconds>(clock_.wall()) + 8760h);
+  EXPECT_EQ(r.issued->serial_hex, info.serial_hex);
+  // The trust roots are the cluster's to share, never ours to change.
+  EXPECT_EQ(server_->get(kRoots)->at("data").at(kTrustRootsKey), json::value(anchor_.cert_pem));
+  ASSERT_EQ(log_.with_event("issuer-rotated").size(), 0u) << "run() reports nothing itself";
+
+  // And judged again, it is valid.
+  EXPECT_EQ(run(keeper.check()).verdict.reason, "IssuerValid");
+}
+
+TEST_F(IssuerRotationTest, TheOlderLayoutIsKeptWhenRotating) {
+  install(issuer(-8760h, -1h), IssuerLayout::kLegacy);
+  const RotationResult r = run(rotation().run(RotationTrigger::kPeriodic));
+  ASSERT_TRUE(r.rotated) << r.error;
+  const json::object data = server_->get(kSecret)->at("data").as_object();
+  EXPECT_TRUE(data.contains("crt.pem"));
+  EXPECT_TRUE(data.contains("key.pem"));
+  EXPECT_FALSE(data.contains("tls.crt"));
+  EXPECT_EQ(server_->get(kSecret)->at("type"), "Opaque");
+  EXPECT_EQ(stored_issuer_info().subject_cn, "identity.linkerd.cluster.local");
+}
+
+TEST_F(IssuerRotationTest, AWriteConflictMeansReadAndDecideAgain) {
+  install(issuer(-8760h, -1h));  // expired: it must be rotated
+  // The Secret's GET is answered slowly; meanwhile an operator puts in a
+  // fresh issuer of their own. tetherd's PUT carries the old
+  // resourceVersion, gets 409, reads again, and this time decides that
+  // there is nothing to do.
+  server_->misbehave({.what = Misbehaviour::kDrip,
+                      .path_contains = "/secrets/linkerd-identity-issuer",
+                      .drip_interval = 1ms});
+  auto pass = start(rotation().run(RotationTrigger::kPeriodic));
+  ASSERT_TRUE(server_->wait_for_requests(2, kDeadline));  // the ConfigMap, then the Secret
+  const PemPair operators = issuer(-1h, 8760h);
+  json::object secret = *server_->get(kSecret);
+  secret["data"].as_object()["tls.crt"] = encode_base64(operators.cert_pem);
+  secret["data"].as_object()["tls.key"] = encode_base64(operators.key_pem);
+  server_->update(kSecret, secret);
+
+  const RotationResult r = finish(pass);
+  EXPECT_EQ(r.conflicts, 1u);
+  EXPECT_FALSE(r.rotated);
+  EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.before.verdict.reason, "IssuerValid");
+  EXPECT_EQ(stored_issuer().cert_pem, operators.cert_pem) << "the operator's issuer stands";
+  EXPECT_EQ(secret_writes(), 1u) << "one PUT, refused";
+}
+
+TEST_F(IssuerRotationTest, TheReloadIsConfirmedByTheIdentityControllersEvent) {
+  install(issuer(-8760h, -1h));
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  const RotationResult r = run(keeper.run(RotationTrigger::kStart));
+  ASSERT_TRUE(r.rotated) << r.error;
+  // An IssuerUpdated event from before the write does not count...
+  auto event = [&](std::string name, WallTime at) {
+    return json::object{{"apiVersion", "v1"},
+                        {"kind", "Event"},
+                        {"metadata", {{"name", name}}},
+                        {"involvedObject", {{"kind", "Deployment"}, {"name", "linkerd-identity"}}},
+                        {"reason", "IssuerUpdated"},
+                        {"message", "Updated identity issuer"},
+                        {"lastTimestamp", format_kube_time(at)},
+                        {"type", "Normal"}};
+  };
+  server_->create(kube::collection_path(kube::kEvents, "linkerd"), event("old", r.written_at - 1h));
+  server_->create(kube::collection_path(kube::kEvents, "linkerd"), event("new", r.written_at));
+  EXPECT_EQ(run(keeper.confirm_reload(r.written_at)), ReloadOutcome::kConfirmed);
+  EXPECT_FALSE(server_->get(kIdentity)
+                   ->at("spec")
+                   .at("template")
+                   .at("metadata")
+                   .as_object()
+                   .contains("annotations"))
+      << "no restart when the controller said it reloaded";
+  EXPECT_EQ(log_.with_event("issuer-reload-confirmed").size(), 1u);
+}
+
+TEST_F(IssuerRotationTest, WithoutTheEventTheIdentityDeploymentIsRestarted) {
+  install(issuer(-8760h, -1h));
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  const RotationResult r = run(keeper.run(RotationTrigger::kStart));
+  ASSERT_TRUE(r.rotated) << r.error;
+  server_->create(kube::collection_path(kube::kEvents, "linkerd"),
+                  json::object{{"metadata", {{"name", "stale"}}},
+                               {"reason", "IssuerUpdated"},
+                               {"lastTimestamp", format_kube_time(r.written_at - 10min)}});
+  const auto generation = server_->get(kIdentity)->at("metadata").at("generation").as_int64();
+  EXPECT_EQ(run(keeper.confirm_reload(r.written_at)), ReloadOutcome::kRestarted);
+  const json::object identity = *server_->get(kIdentity);
+  EXPECT_EQ(identity.at("spec")
+                .at("template")
+                .at("metadata")
+                .at("annotations")
+                .at("kubectl.kubernetes.io/restartedAt"),
+            json::value(format_kube_time(clock_.wall())));
+  EXPECT_EQ(identity.at("metadata").at("generation").as_int64(), generation + 1)
+      << "a new pod template: the Deployment rolls its pods";
+  EXPECT_EQ(log_.with_event("identity-restarted").size(), 1u);
+}
+
+// The whole path in the daemon: the start's check finds the issuer valid;
+// three days asleep (the FakeClock: monotonic stands still) and the clocks'
+// witness reports the resume, whose check rotates.
+TEST_F(IssuerRotationTest, TheDaemonRotatesOnTheResumeAfterAThreeDaySuspend) {
+  install(issuer(-1h, 2h));
+  TempDir state;
+  RecordingNotifier notifier;
+  FirewallKeeper keeper(log_, StateDir(state.path()),
+                        [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); }, {});
+  IssuerRotation& issuers = rotation({.confirm_timeout = 0s});
+  std::vector<RotationResult> results;
+  std::unique_ptr<ResumeDetector> resume;
+  std::unique_ptr<Daemon> daemon;
+  auto on_loop = [&](std::function<void()> f) {
+    std::promise<void> done;
+    boost::asio::post(io_, [&] {
+      f();
+      done.set_value();
+    });
+    ensure_thread();
+    done.get_future().wait();
+  };
+  on_loop([&] {
+    resume = std::make_unique<ResumeDetector>(io_, clock_, log_,
+                                              ResumeDetectorOptions{.bus_address = "none"});
+    Config config;
+    config.node_name = "node-a";
+    config.linkerd = config_;
+    daemon = std::make_unique<Daemon>(
+        io_, clock_, log_, notifier, keeper, "tetherd.yaml",
+        [&] { return std::variant<Config, ConfigErrors>(config); }, config,
+        DaemonParts{.resume = resume.get(), .issuer = &issuers});
+    ASSERT_TRUE(daemon->start().has_value());
+  });
+  auto passes = [&] {
+    std::size_t n = 0;
+    on_loop([&] { n = issuers.last() && !issuers.busy() ? 1 : 0; });
+    return n;
+  };
+  auto until = [&](auto predicate) {
+    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+    while (!predicate()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  };
+  ASSERT_TRUE(until([&] { return passes() == 1; }));
+  on_loop([&] {
+    EXPECT_EQ(issuers.last()->trigger, RotationTrigger::kStart);
+    EXPECT_FALSE(issuers.last()->rotated);
+  });
+
+  clock_.suspend(72h);
+  on_loop([&] { EXPECT_TRUE(daemon->check_resume()); });
+  ASSERT_TRUE(until([&] {
+    bool rotated = false;
+    on_loop([&] { rotated = issuers.last()->rotated && !issuers.busy(); });
+    return rotated;
+  }));
+  on_loop([&] {
+    EXPECT_EQ(issuers.last()->trigger, RotationTrigger::kResume);
+    EXPECT_EQ(issuers.last()->before.verdict.issuer, IssuerState::kExpired);
+    ASSERT_EQ(log_.with_event("issuer-rotated").size(), 1u);
+    EXPECT_EQ(log_.with_event("issuer-rotated")[0].fields.at("TRIGGER"), "resume");
+  });
+  EXPECT_GE(stored_issuer_info().not_after, clock_.wall() + 8000h);
+  on_loop([&] { daemon->stop("test"); });
+}
+
+struct BadInput {
+  const char* name;
+  std::function<void(IssuerRotationTest&)> arrange;
+  const char* expected;  // in the verdict's message or the result's error
+};
+
+void PrintTo(const BadInput& b, std::ostream* os) {
+  *os << b.name;
+}
+
+class IssuerRotationRefusal : public IssuerRotationTest,
+                              public testing::WithParamInterface<BadInput> {};
+
+TEST_P(IssuerRotationRefusal, IsAClearErrorAndNothingIsWritten) {
+  GetParam().arrange(*this);
+  const auto before = server_->get(kSecret);
+  const RotationResult r = run(rotation().run(RotationTrigger::kStart));
+  EXPECT_FALSE(r.rotated);
+  EXPECT_FALSE(r.before.verdict.valid);
+  const std::string said =
+      r.error + " | " + r.before.verdict.reason + ": " + r.before.verdict.message;
+  EXPECT_NE(said.find(GetParam().expected), std::string::npos) << said;
+  EXPECT_EQ(secret_writes(), 0u);
+  EXPECT_EQ(server_->get(kSecret), before);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Inputs, IssuerRotationRefusal,
+    testing::Values(
+        BadInput{"bad_pem_in_the_secret",
+                 [](IssuerRotationTest& t) {
+                   t.install(t.issuer(-8760h, -1h));
+                   json::object s = *t.server_->get(kSecret);
+                   s["data"].as_object()["tls.crt"] = encode_base64(
+                       "-----BEGIN CERTIFICATE-----\nnot base64\n"
+                       "-----END CERTIFICATE-----\n");
+                   t.server_->update(kSecret, s);
+                 },
+                 "Secret linkerd-identity-issuer tls.crt"},
+        BadInput{"a_missing_key_in_the_secret",
+                 [](IssuerRotationTest& t) {
+                   t.install(t.issuer(-8760h, -1h));
+                   json::object s = *t.server_->get(kSecret);
+                   s["data"].as_object().erase("tls.key");
+                   t.server_->update(kSecret, s);
+                 },
+                 "has no tls.key"},
+        BadInput{"no_trust_roots",
+                 [](IssuerRotationTest& t) {
+                   t.install(t.issuer(-8760h, -1h));
+                   t.server_->remove(kRoots);
+                 },
+                 "cannot read ConfigMap linkerd/linkerd-identity-trust-roots"},
+        BadInput{"anchor_key_readable_by_others",
+                 [](IssuerRotationTest& t) {
+                   t.install(t.issuer(-8760h, -1h), IssuerLayout::kTls, 0644);
+                 },
+                 "chmod 600"},
+        BadInput{"anchor_key_of_the_wrong_type",
+                 [](IssuerRotationTest& t) {
+                   t.install(t.issuer(-8760h, -1h));
+                   const PemPair rsa = make_linkerd_anchor(
+                       {t.clock_.wall() - 1h, t.clock_.wall() + 8760h}, {.key = KeyKind::kRsa2048});
+                   t.write_anchor_key(rsa.key_pem, 0600);
+                 },
+                 "is the key of no certificate in ConfigMap linkerd/linkerd-identity-trust-roots"},
+        BadInput{"anchor_key_that_does_not_match_the_anchor",
+                 [](IssuerRotationTest& t) {
+                   t.install(t.issuer(-8760h, -1h));
+                   const PemPair other =
+                       make_linkerd_anchor({t.clock_.wall() - 1h, t.clock_.wall() + 8760h});
+                   t.write_anchor_key(other.key_pem, 0600);
+                 },
+                 "proxies would not trust an issuer it signed"},
+        BadInput{"anchor_key_that_is_not_pem",
+                 [](IssuerRotationTest& t) {
+                   t.install(t.issuer(-8760h, -1h));
+                   t.write_anchor_key("hello\n", 0600);
+                 },
+                 "anchor.key: block 1 is not a private key"},
+        BadInput{"no_anchor_key_configured",
+                 [](IssuerRotationTest& t) {
+                   t.install(t.issuer(-8760h, -1h));
+                   t.config_.trust_anchor_key.clear();
+                 },
+                 "no linkerd.trustAnchorKey is configured"},
+        BadInput{"an_expired_trust_anchor",
+                 [](IssuerRotationTest& t) {
+                   t.anchor_ = make_linkerd_anchor({t.clock_.wall() - 8760h, t.clock_.wall() - 1h});
+                   t.install(make_linkerd_issuer(t.anchor_,
+                                                 {t.clock_.wall() - 8760h, t.clock_.wall() - 2h}));
+                 },
+                 "TrustAnchorExpired"},
+        BadInput{"a_secret_that_cert_manager_manages",
+                 [](IssuerRotationTest& t) {
+                   t.install(t.issuer(-8760h, -1h));
+                   json::object s = *t.server_->get(kSecret);
+                   s["metadata"].as_object()["annotations"] = json::object{
+                       {"cert-manager.io/certificate-name", "linkerd-identity-issuer"}};
+                   t.server_->update(kSecret, s);
+                 },
+                 "managed by cert-manager"}),
+    [](const testing::TestParamInfo<BadInput>& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace tetherd::test

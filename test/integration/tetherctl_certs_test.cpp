@@ -1,0 +1,190 @@
+// The real tetherctl binary's `certs check` and `certs rotate`, against the
+// test API server standing in for the local k3s (mTLS, a kubeconfig on
+// disk as k3s writes one) and a linkerd PKI made here.
+
+#include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
+
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+
+#include "agent/adapters/x509.h"
+#include "agent/core/base64.h"
+#include "agent/core/kube_time.h"
+#include "agent/core/linkerd_objects.h"
+#include "agent/kube/kube_client.h"
+#include "test/support/api_server/api_server.h"
+#include "test/support/child_process.h"
+#include "test/support/linkerd_pki.h"
+#include "test/support/temp_dir.h"
+
+namespace tetherd {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+const std::string kSecret = kube::object_path(kube::kSecrets, "linkerd", kIssuerSecretName);
+
+class TetherctlCerts : public ::testing::Test {
+ protected:
+  TetherctlCerts() {
+    test::ApiServerOptions options;
+    options.identity = ca_.issue({.common_name = "k3s",
+                                  .dns_names = {"localhost"},
+                                  .ip_addresses = {"127.0.0.1"},
+                                  .client_auth = false});
+    options.client_ca_pem = ca_.cert_pem();
+    server_ = std::make_unique<test::ApiServer>(std::move(options));
+    const auto admin = ca_.issue(
+        {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
+    write(tmp_.file("ca.crt"), ca_.cert_pem(), 0644);
+    write(tmp_.file("admin.crt"), admin.cert_pem, 0644);
+    write(tmp_.file("admin.key"), admin.key_pem, 0600);
+    write(tmp_.file("k3s.yaml"),
+          "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster:\n"
+          "    certificate-authority: ca.crt\n    server: " +
+              server_->url() +
+              "\ncontexts:\n- name: default\n  context: {cluster: default, user: default}\n"
+              "current-context: default\nusers:\n- name: default\n  user:\n"
+              "    client-certificate: admin.crt\n    client-key: admin.key\n",
+          0600);
+    write(tmp_.file("anchor.key"), anchor_.key_pem, 0600);
+    write(config_,
+          "node: {name: node-a}\nfirewall: {backend: none}\nstate: {dir: " + tmp_.file("state") +
+              "}\ncluster: {kubeconfig: " + tmp_.file("k3s.yaml") +
+              "}\nlinkerd: {trustAnchorKey: " + tmp_.file("anchor.key") + "}\n",
+          0644);
+    server_->create(kube::collection_path(kube::kConfigMaps, "linkerd"),
+                    json::object{{"metadata", {{"name", kTrustRootsConfigMapName}}},
+                                 {"data", {{kTrustRootsKey, anchor_.cert_pem}}}});
+    server_->create(kube::collection_path(kube::kDeployments, "linkerd"),
+                    json::object{{"metadata", {{"name", "linkerd-identity"}}},
+                                 {"spec", {{"template", {{"metadata", json::object{}}}}}}});
+  }
+
+  static void write(const std::string& path, const std::string& text, mode_t mode) {
+    std::ofstream(path) << text;
+    ::chmod(path.c_str(), mode);
+  }
+
+  void install_issuer(Duration from, Duration to) {
+    const auto now = std::chrono::system_clock::now();
+    issuer_ = test::make_linkerd_issuer(anchor_, {now + from, now + to});
+    server_->create(kube::collection_path(kube::kSecrets, "linkerd"),
+                    json::object{{"metadata", {{"name", kIssuerSecretName}}},
+                                 {"type", "kubernetes.io/tls"},
+                                 {"data",
+                                  {{"tls.crt", encode_base64(issuer_.cert_pem)},
+                                   {"tls.key", encode_base64(issuer_.key_pem)},
+                                   {"ca.crt", encode_base64(anchor_.cert_pem)}}}});
+  }
+
+  std::unique_ptr<test::ChildProcess> start(std::vector<std::string> args) {
+    const std::string dir = tmp_.file("ctl" + std::to_string(runs_++));
+    std::filesystem::create_directories(dir);
+    std::vector<std::string> argv{TETHERCTL_BINARY, "-c", config_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return std::make_unique<test::ChildProcess>(argv, dir);
+  }
+
+  struct Run {
+    int code;
+    std::string out, err;
+  };
+  Run ctl(std::vector<std::string> args) {
+    auto p = start(std::move(args));
+    const int code = p->wait(20s);
+    return {code, p->out(), p->err()};
+  }
+
+  test::TempDir tmp_;
+  test::TestCa ca_{"k3s client CA"};
+  std::unique_ptr<test::ApiServer> server_;
+  test::PemPair anchor_ = test::make_linkerd_anchor(
+      {std::chrono::system_clock::now() - 1h, std::chrono::system_clock::now() + 87600h});
+  test::PemPair issuer_;
+  std::string config_ = tmp_.file("tetherd.yaml");
+  int runs_ = 0;
+};
+
+TEST_F(TetherctlCerts, CheckSaysValidInATableAndInJson) {
+  install_issuer(-1h, 8760h);
+  auto table = ctl({"certs", "check"});
+  EXPECT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("issuer  CN=identity.linkerd.cluster.local"), std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("anchor  CN=root.linkerd.cluster.local"), std::string::npos);
+  EXPECT_NE(table.out.find("OK      IssuerValid: "), std::string::npos) << table.out;
+
+  auto js = ctl({"certs", "check", "-o", "json"});
+  ASSERT_EQ(js.code, 0) << js.err;
+  const json::object o = json::parse(js.out).as_object();
+  EXPECT_EQ(o.at("valid"), true);
+  EXPECT_EQ(o.at("reason"), "IssuerValid");
+  EXPECT_EQ(o.at("layout"), "tls.crt/tls.key");
+  EXPECT_EQ(o.at("anchors").as_array().size(), 1u);
+  EXPECT_EQ(o.at("issuer").at("keyType"), "ECDSA P-256");
+}
+
+TEST_F(TetherctlCerts, CheckExitsOneOnAnExpiredIssuerAndWritesNothing) {
+  install_issuer(-8760h, -1h);
+  auto r = ctl({"certs", "check"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("PROBLEM IssuerExpired: "), std::string::npos) << r.out;
+  for (const auto& req : server_->requests())
+    EXPECT_EQ(req.method, "GET") << req.target;
+}
+
+TEST_F(TetherctlCerts, RotateWritesANewIssuerAndWaitsForTheIdentityController) {
+  install_issuer(-1h, 8760h);  // valid: only a forced rotation replaces it
+  auto p = start({"certs", "rotate"});
+  // Like linkerd's identity controller, once the Secret is written.
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  auto written = [&] {
+    for (const auto& r : server_->requests())
+      if (r.method == "PUT" && r.status == 200) return true;
+    return false;
+  };
+  while (!written() && std::chrono::steady_clock::now() < deadline)
+    server_->wait_for_requests(server_->requests().size() + 1, 1s);
+  ASSERT_TRUE(written());
+  server_->create(
+      kube::collection_path(kube::kEvents, "linkerd"),
+      json::object{{"metadata", {{"name", "identity.1"}}},
+                   {"reason", "IssuerUpdated"},
+                   {"lastTimestamp", format_kube_time(std::chrono::system_clock::now())}});
+  const int code = p->wait(20s);
+  EXPECT_EQ(code, 0) << p->err();
+  EXPECT_NE(p->out().find("rotated a new issuer, valid until "), std::string::npos) << p->out();
+  EXPECT_NE(p->err().find("loaded the new issuer"), std::string::npos) << p->err();
+  auto stored = decode_issuer_secret(*server_->get(kSecret));
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_NE(stored->cert_pem, issuer_.cert_pem);
+  auto certs = x509::parse_certificates(stored->cert_pem, "stored");
+  auto anchors = x509::parse_certificates(anchor_.cert_pem, "anchor");
+  ASSERT_TRUE(certs && anchors);
+  EXPECT_TRUE(x509::verify_chain(certs->front(), *anchors).has_value());
+}
+
+TEST_F(TetherctlCerts, RotateRefusesAnAnchorKeyOthersCanRead) {
+  install_issuer(-8760h, -1h);
+  ::chmod(tmp_.file("anchor.key").c_str(), 0644);
+  auto r = ctl({"certs", "rotate"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("not rotated: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("chmod 600"), std::string::npos) << r.out;
+  for (const auto& req : server_->requests())
+    EXPECT_EQ(req.method, "GET") << req.target;
+}
+
+TEST_F(TetherctlCerts, WithoutALinkerdSectionThereIsNothingToCheck) {
+  write(config_, "node: {name: node-a}\nfirewall: {backend: none}\n", 0644);
+  auto r = ctl({"certs", "check"});
+  EXPECT_EQ(r.code, 78);
+  EXPECT_NE(r.err.find("has no linkerd section"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace tetherd
