@@ -117,6 +117,10 @@ struct BlockKind {
   std::string_view one;   // "a certificate"
   std::string_view many;  // "certificates"
   std::size_t max;
+  // Errors quote the offending text, except in a key file: a key pasted
+  // without its BEGIN line starts with the private scalar itself, and the
+  // error goes to the journal and to the cloud's status.
+  bool quote = true;
 };
 
 Error not_a(const std::string& who, std::size_t number, const BlockKind& kind,
@@ -141,12 +145,14 @@ Result<std::vector<PemBlock>> split_pem(std::string_view pem, const std::string&
       return make_error(who + ": more than " + std::to_string(kind.max) + " " +
                         std::string(kind.many));
     const std::string_view rest = pem.substr(pos);
+    const std::string quoted = kind.quote ? "\"" + excerpt(rest) + "\""
+                                          : std::string("(not quoted: it may be key material)");
     if (!rest.starts_with(kBegin))
-      return not_a(who, number, kind, "text outside a PEM block: \"" + excerpt(rest) + "\"");
+      return not_a(who, number, kind, "text outside a PEM block: " + quoted);
     const std::size_t line_end = std::min(rest.find('\n'), rest.size());
     const std::size_t label_end = rest.find(kDashes, kBegin.size());
     if (label_end == std::string_view::npos || label_end + kDashes.size() > line_end)
-      return not_a(who, number, kind, "malformed BEGIN line \"" + excerpt(rest) + "\"");
+      return not_a(who, number, kind, "malformed BEGIN line " + quoted);
     const std::string_view label = rest.substr(kBegin.size(), label_end - kBegin.size());
     const std::string end_line = "-----END " + std::string(label) + "-----";
     const std::size_t end = rest.find(end_line, label_end);
@@ -284,7 +290,7 @@ Result<PrivateKey> parse_private_key(std::string_view pem, std::string_view subj
   const std::string who(subject);
   if (pem.size() > kMaxKeyBytes)
     return make_error(who + " is larger than 64 KiB; is this the right file?");
-  const BlockKind kind{"a private key", "PEM blocks", 4};
+  const BlockKind kind{"a private key", "PEM blocks", 4, /*quote=*/false};
   auto blocks = split_pem(pem, who, kind);
   if (!blocks) return blocks.error();
   const std::string encrypted_error =

@@ -147,7 +147,12 @@ void Daemon::arm_issuer_check() {
   issuer_timer_.expires_after(kIssuerCheckPeriod);
   issuer_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
-    issuer_->request(RotationTrigger::kPeriodic);
+    // A spec.linkerd.rotate not yet answered (its pass failed) is asked again.
+    if (rotate_token_pending_.empty()) {
+      issuer_->request(RotationTrigger::kPeriodic);
+    } else {
+      issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_pending_);
+    }
     arm_issuer_check();
   });
 }
@@ -169,18 +174,21 @@ void Daemon::rotate_token_seen() {
   log_.notice("issuer-rotation-requested",
               "EdgeNode spec.linkerd.rotate changed: rotating linkerd's issuer now",
               {{"TOKEN", rotate_token_}});
-  issuer_->request(RotationTrigger::kToken, /*force=*/true);
+  issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_);
 }
 
 void Daemon::issuer_checked(const RotationResult& result) {
   if (stopping_) return;
-  if (result.trigger == RotationTrigger::kToken && result.rotated && state_ &&
-      !rotate_token_pending_.empty()) {
-    if (auto ec = state_->replace(kRotateTokenFile, rotate_token_pending_)) {
-      log_.warning("state-write-failed",
-                   "cannot save spec.linkerd.rotate in " + state_->path() + ": " + ec.message());
+  // The token a pass answered, not the latest one seen: another may have
+  // come meanwhile, and has a pass of its own queued.
+  if (!result.token.empty() && result.rotated) {
+    if (state_) {
+      if (auto ec = state_->replace(kRotateTokenFile, result.token)) {
+        log_.warning("state-write-failed",
+                     "cannot save spec.linkerd.rotate in " + state_->path() + ": " + ec.message());
+      }
     }
-    rotate_token_pending_.clear();
+    if (rotate_token_pending_ == result.token) rotate_token_pending_.clear();
   }
   const IssuerVerdict& v = result.before.verdict;
   if (!tether_) return;

@@ -162,11 +162,18 @@ awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool forc
     Read r = co_await read();
     result.before = judge(r);
     const IssuerVerdict& v = result.before.verdict;
-    // Forced, it still needs an issuer it could read and a live anchor: a
-    // new issuer under an expired one is as dead as the old one.
+    // Forced, it still needs an issuer it could read, a clock it can trust
+    // (a not-yet-valid issuer says the node's is behind: what it minted
+    // would carry wrong dates) and a live anchor (a new issuer under an
+    // expired one is as dead as the old one).
     const bool forceable = v.issuer != IssuerState::kUnreadable &&
+                           v.issuer != IssuerState::kNotYetValid &&
                            v.anchor != AnchorState::kExpired && v.anchor != AnchorState::kUnknown;
-    if (!v.rotate && !(force && forceable)) co_return result;
+    if (!v.rotate && !force) co_return result;
+    if (!v.rotate && !forceable) {
+      result.error = "refused to force a rotation: " + v.message;
+      co_return result;
+    }
     if (r.managed_elsewhere) {
       result.error = "Secret " + secret_name + " is managed by cert-manager (annotation " +
                      std::string(kCertManagerAnnotation) + "); tetherd leaves its rotation to it";
@@ -211,6 +218,9 @@ awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool forc
     // tetherctl): what we judged is stale. Read and judge again.
     if (written.error().conflict() && attempt + 1 < timing_.max_conflicts) {
       ++result.conflicts;
+      // A force asked to replace the issuer read; someone else has since,
+      // so the next read is judged on its merits.
+      force = false;
       continue;
     }
     result.error = "cannot write Secret " + secret_name + ": " + kube::describe(written.error());
@@ -242,7 +252,7 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
         co_return ReloadOutcome::kConfirmed;
       }
     }
-    if (clock_.wall() >= deadline) break;
+    if (clock_.wall() >= deadline || stopped_) break;
     co_await pause(timing_.confirm_poll);
   }
   if (stopped_) co_return ReloadOutcome::kFailed;
@@ -282,9 +292,13 @@ void IssuerRotation::report(const RotationResult& result) {
                  {"SERIAL", result.issued->serial_hex}});
     last_reason_.clear();  // the next pass reports the new state
   } else if (!result.error.empty()) {
-    log_.error("issuer-rotation-failed",
-               "the linkerd issuer needs renewing (" + v.message + ") but " + result.error,
-               {{"TRIGGER", trigger}, {"REASON", v.reason}});
+    // Once per distinct failure: the hourly pass must not repeat it.
+    if (last_reason_ != "failed: " + result.error) {
+      log_.error("issuer-rotation-failed",
+                 "the linkerd issuer needs renewing (" + v.message + ") but " + result.error,
+                 {{"TRIGGER", trigger}, {"REASON", v.reason}});
+      last_reason_ = "failed: " + result.error;
+    }
   } else if (v.reason != last_reason_) {
     // One line per change of state, not one per pass.
     log_.write(v.valid ? Priority::kInfo : Priority::kWarning,
@@ -296,10 +310,10 @@ void IssuerRotation::report(const RotationResult& result) {
   if (listener_) listener_(result);
 }
 
-void IssuerRotation::request(RotationTrigger trigger, bool force) {
+void IssuerRotation::request(RotationTrigger trigger, bool force, std::string token) {
   if (stopped_) return;
   // A force wins over a plain request waiting in the queue.
-  if (!queued_ || force) queued_ = std::make_pair(trigger, force);
+  if (!queued_ || force) queued_ = Request{trigger, force, std::move(token)};
   if (busy_) return;
   busy_ = true;
   asio::co_spawn(io_, serve(), [](std::exception_ptr e) {
@@ -309,9 +323,10 @@ void IssuerRotation::request(RotationTrigger trigger, bool force) {
 
 awaitable<void> IssuerRotation::serve() {
   while (queued_ && !stopped_) {
-    const auto [trigger, force] = *queued_;
+    const Request next = std::move(*queued_);
     queued_.reset();
-    RotationResult result = co_await run(trigger, force);
+    RotationResult result = co_await run(next.trigger, next.force);
+    result.token = next.token;
     if (stopped_) break;
     report(result);
     if (result.rotated) co_await confirm_reload(result.written_at);

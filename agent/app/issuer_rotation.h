@@ -62,6 +62,7 @@ struct RotationResult {
   WallTime written_at{};  // when the write succeeded
   std::string error;      // why nothing was written when it should have been
   std::size_t conflicts = 0;
+  std::string token;  // request()'s token: the spec.linkerd.rotate this pass answers
 };
 
 enum class ReloadOutcome { kConfirmed, kRestarted, kFailed };
@@ -91,7 +92,9 @@ class IssuerRotation {
 
   // The daemon's side: request() runs a pass (and the reload confirmation)
   // on the loop, one at a time; a request during a pass queues one more.
-  void request(RotationTrigger trigger, bool force = false);
+  // `token` travels to the result, so the caller knows which
+  // spec.linkerd.rotate a pass answered.
+  void request(RotationTrigger trigger, bool force = false, std::string token = {});
   void stop();
   // Hears every pass's result.
   void on_result(std::function<void(const RotationResult&)> listener) {
@@ -117,7 +120,12 @@ class IssuerRotation {
   boost::asio::steady_timer timer_;
   bool busy_ = false;
   bool stopped_ = false;
-  std::optional<std::pair<RotationTrigger, bool>> queued_;
+  struct Request {
+    RotationTrigger trigger;
+    bool force;
+    std::string token;
+  };
+  std::optional<Request> queued_;
   std::optional<RotationResult> last_;
   std::string last_reason_;  // the condition's reason last logged
   std::function<void(const RotationResult&)> listener_;

@@ -264,7 +264,11 @@ void Tether::take(const json::object& object) {
   }
   missing_ = false;
   status_.observed_generation = spec->generation;
-  rotate_ = spec->rotate;
+  if (spec->rotate != rotate_) {
+    // The certificates' trigger, whatever becomes of the firewall part.
+    rotate_ = spec->rotate;
+    changed();
+  }
   const std::string generation = "generation " + std::to_string(spec->generation);
   const std::string applied = std::to_string(spec->firewall.sources.size()) +
                               " sources from the control plane (" + generation + ")";

@@ -136,8 +136,9 @@ std::string anchor_text(AnchorState state, const CertificateInfo* anchor) {
 }
 
 // What is done about the issuer, and why not when it is not.
-std::string action_text(IssuerState issuer, AnchorState anchor, bool rotate) {
+std::string action_text(IssuerState issuer, AnchorState anchor, bool rotate, bool capped) {
   if (rotate) return "; renewing it";
+  if (capped) return "; not renewing it: it already lasts as long as its trust anchor";
   if (issuer == IssuerState::kNotYetValid) return "; not renewing it";
   if (issuer == IssuerState::kKeyMismatch || issuer == IssuerState::kUnsupportedKey)
     return "; not replacing it by itself (fix the Secret, or `tetherctl certs rotate`)";
@@ -193,12 +194,18 @@ IssuerVerdict judge_issuer(const IssuerFacts& facts, WallTime now, const IssuerP
   v.anchor = judge_anchor(anchor, now, policy);
   v.rotate = wants_rotation(v.issuer) &&
              (v.anchor == AnchorState::kValid || v.anchor == AnchorState::kExpiring);
+  // Near the anchor's end every new issuer is capped at it, and so is due
+  // again at once: renewing it hourly would change nothing but the key.
+  // Only an expired issuer is worth replacing then.
+  const bool capped = v.rotate && v.issuer == IssuerState::kRenewSoon && anchor != nullptr &&
+                      facts.issuer->not_after >= anchor->not_after;
+  if (capped) v.rotate = false;
   if (facts.issuer) v.issuer_expires = facts.issuer->not_after;
   if (anchor != nullptr) v.anchor_expires = anchor->not_after;
   v.valid = v.issuer == IssuerState::kValid && v.anchor == AnchorState::kValid;
 
   const std::string issuer_part =
-      issuer_text(v.issuer, facts, now, policy) + action_text(v.issuer, v.anchor, v.rotate);
+      issuer_text(v.issuer, facts, now, policy) + action_text(v.issuer, v.anchor, v.rotate, capped);
   if (v.anchor == AnchorState::kExpired || v.anchor == AnchorState::kExpiring) {
     v.reason = v.anchor == AnchorState::kExpired ? "TrustAnchorExpired" : "TrustAnchorExpiring";
     v.message = anchor_text(v.anchor, anchor);

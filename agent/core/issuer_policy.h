@@ -37,9 +37,10 @@
 // anchor_warn_before left), kValid; kUnknown with no anchors at all.
 //
 // rotate: the issuer state asks for it AND the anchor is kValid or
-// kExpiring. Under an expired anchor a new issuer is as useless as the old
-// one, and tetherd never invents an anchor (it is shared by every linked
-// cluster); with no anchor known it cannot tell what a new issuer would
+// kExpiring, except for a kRenewSoon issuer that already ends with its
+// anchor (a new one would be capped at the same end, and due again at once). Under an expired
+// anchor a new issuer is as useless as the old one, and tetherd never invents an anchor (it is
+// shared by every linked cluster); with no anchor known it cannot tell what a new issuer would
 // chain to.
 //
 // valid (the CertificatesValid condition) is true only for kValid + kValid.

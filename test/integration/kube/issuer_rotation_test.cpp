@@ -337,6 +337,77 @@ TEST_F(IssuerRotationTest, TheDaemonRotatesOnTheResumeAfterAThreeDaySuspend) {
   on_loop([&] { daemon->stop("test"); });
 }
 
+TEST_F(IssuerRotationTest, AForcedRequestCarriesItsTokenToTheResult) {
+  install(issuer(-1h, 8760h));  // valid: only a force replaces it
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  std::vector<RotationResult> results;
+  keeper.on_result([&](const RotationResult& r) { results.push_back(r); });
+  boost::asio::post(io_, [&] { keeper.request(RotationTrigger::kToken, true, "token-1"); });
+  ensure_thread();
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  bool finished = false;
+  while (!finished && std::chrono::steady_clock::now() < deadline) {
+    std::promise<bool> probe;
+    boost::asio::post(io_, [&] { probe.set_value(!keeper.busy() && keeper.last().has_value()); });
+    finished = probe.get_future().get();
+  }
+  ASSERT_TRUE(finished);
+  std::promise<void> read;
+  boost::asio::post(io_, [&] {
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_TRUE(results[0].rotated) << results[0].error;
+    EXPECT_EQ(results[0].token, "token-1");
+    EXPECT_EQ(results[0].trigger, RotationTrigger::kToken);
+    read.set_value();
+  });
+  read.get_future().wait();
+}
+
+TEST_F(IssuerRotationTest, AForceIsRefusedWhenTheClockLooksWrong) {
+  install(issuer(1h, 8760h));  // not valid for another hour: the node's clock is behind
+  const RotationResult r = run(rotation().run(RotationTrigger::kManual, /*force=*/true));
+  EXPECT_FALSE(r.rotated);
+  EXPECT_EQ(r.before.verdict.issuer, IssuerState::kNotYetValid);
+  EXPECT_NE(r.error.find("refused to force a rotation"), std::string::npos) << r.error;
+  EXPECT_EQ(secret_writes(), 0u);
+}
+
+TEST_F(IssuerRotationTest, AFailureThatRepeatsIsLoggedOnce) {
+  install(issuer(-8760h, -1h));
+  config_.trust_anchor_key.clear();
+  IssuerRotation& keeper = rotation();
+  std::size_t passes = 0;
+  keeper.on_result([&](const RotationResult&) { ++passes; });
+  auto hourly = [&] {
+    std::promise<void> queued;
+    boost::asio::post(io_, [&] {
+      keeper.request(RotationTrigger::kPeriodic);
+      queued.set_value();
+    });
+    ensure_thread();
+    queued.get_future().wait();
+  };
+  auto passes_seen = [&] {
+    std::promise<std::size_t> n;
+    boost::asio::post(io_, [&] { n.set_value(keeper.busy() ? 0 : passes); });
+    return n.get_future().get();
+  };
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  hourly();
+  while (passes_seen() < 1 && std::chrono::steady_clock::now() < deadline) {
+  }
+  hourly();
+  while (passes_seen() < 2 && std::chrono::steady_clock::now() < deadline) {
+  }
+  ASSERT_EQ(passes_seen(), 2u);
+  std::promise<void> read;
+  boost::asio::post(io_, [&] {
+    EXPECT_EQ(log_.with_event("issuer-rotation-failed").size(), 1u);
+    read.set_value();
+  });
+  read.get_future().wait();
+}
+
 struct BadInput {
   const char* name;
   std::function<void(IssuerRotationTest&)> arrange;

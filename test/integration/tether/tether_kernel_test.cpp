@@ -439,6 +439,28 @@ TEST_F(TetherKernel, ASleepWithTheCloudAwayStillEndsAtOnce) {
   EXPECT_TRUE(eventually([&] { return tether_->connected(); }));
 }
 
+TEST_F(TetherKernel, ANewRotateTokenAloneIsHeardAtOnce) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  start();
+  ASSERT_TRUE(eventually([&] { return condition_is("Connected", "True", "Watching"); }));
+  // Kept alive by the listener, which outlives this scope (the tether's
+  // stop calls it); it pokes the fixture as the fixture's own listener does.
+  auto heard = std::make_shared<std::vector<std::string>>();
+  on_io([&] {
+    tether_->on_change([this, heard] {
+      heard->push_back(tether_->rotate_token());
+      poke();
+    });
+  });
+  // Only spec.linkerd.rotate changes: nothing for the firewall to do, but
+  // the certificates' trigger must not wait for some other change.
+  auto node = *server_->get(kNodeA);
+  node["spec"].as_object()["linkerd"] = json::object{{"rotate", "2026-11-21"}};
+  server_->update(kNodeA, node);
+  EXPECT_TRUE(eventually(
+      [&] { return std::find(heard->begin(), heard->end(), "2026-11-21") != heard->end(); }));
+}
+
 TEST_F(TetherKernel, NothingChangedMeansNoStatusWritePerHeartbeat) {
   server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
   config_.control_plane->heartbeat_interval = 20ms;  // many ticks, quickly

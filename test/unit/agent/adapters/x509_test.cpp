@@ -195,6 +195,15 @@ TEST_F(X509Test, RefusesEncryptedAndWrongKeys) {
   EXPECT_EQ(refused(chain.issuer.key_pem + chain.anchor.key_pem),
             "tls.key: block 2 is a second private key; expected one");
   EXPECT_TRUE(contains(refused("junk\n" + chain.issuer.key_pem), "text outside a PEM block"));
+  // A key pasted without its BEGIN line: the body is the secret, and the
+  // error (bound for the journal and the cloud) quotes none of it.
+  const std::string key = chain.issuer.key_pem;
+  const std::string body = key.substr(key.find('\n') + 1, 40);
+  const std::string headless = refused(key.substr(key.find('\n') + 1));
+  EXPECT_EQ(headless,
+            "tls.key: block 1 is not a private key: text outside a PEM block: (not quoted: it may "
+            "be key material)");
+  EXPECT_FALSE(contains(headless, body.substr(0, 8)));
   EXPECT_TRUE(contains(refused(chain.issuer.key_pem + std::string(kMaxKeyBytes, ' ')),
                        "larger than 64 KiB"));
   EXPECT_TRUE(contains(refused("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),

@@ -132,6 +132,14 @@ std::vector<Case> cases() {
       {"AnchorExpiringIssuerDueStillRotates",
        chained(issuer_ending(kNow + hours(100)), anchor_ending(kNow + hours(500))), IS::kRenewSoon,
        AS::kExpiring, true, false, "TrustAnchorExpiring"},
+      // Rotated once under an expiring anchor, the issuer ends with it and is
+      // due again at once: no rotation every hour until the anchor expires.
+      {"IssuerEndingWithItsAnchorIsNotRenewedAgain",
+       chained(issuer_ending(kNow + hours(500)), anchor_ending(kNow + hours(500))), IS::kRenewSoon,
+       AS::kExpiring, false, false, "TrustAnchorExpiring"},
+      {"ButAnExpiredOneUnderALiveAnchorStillIs",
+       chained(issuer_ending(kNow - seconds(1)), anchor_ending(kNow + hours(500))), IS::kExpired,
+       AS::kExpiring, true, false, "TrustAnchorExpiring"},
       {"AnchorExpiredNoRotation",
        chained(issuer_ending(kNow - hours(1)), anchor_ending(kNow - seconds(1))), IS::kExpired,
        AS::kExpired, false, false, "TrustAnchorExpired"},
