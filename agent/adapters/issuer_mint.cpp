@@ -10,38 +10,21 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "agent/adapters/openssl_handles.h"
 #include "agent/core/issuer_policy.h"
 #include "agent/core/kube_time.h"
 
 namespace tetherd {
 namespace {
 
-template <auto Free>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
+using openssl::Deleter;
+using openssl::ErrorQueueScope;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
 using AkidPtr = std::unique_ptr<AUTHORITY_KEYID, Deleter<AUTHORITY_KEYID_free>>;
 
-// As in x509.cpp: nothing may stay on the thread's error queue.
-class ErrorQueueScope {
- public:
-  ErrorQueueScope() { ERR_clear_error(); }
-  ~ErrorQueueScope() { ERR_clear_error(); }
-  ErrorQueueScope(const ErrorQueueScope&) = delete;
-  ErrorQueueScope& operator=(const ErrorQueueScope&) = delete;
-};
-
 Error failed(const std::string& step) {
-  std::string reason;
-  while (const unsigned long code = ERR_get_error()) {
-    const char* text = ERR_reason_error_string(code);
-    if (reason.empty() && text != nullptr) reason = text;
-  }
+  const std::string reason = openssl::take_error_reason();
   return make_error("minting the linkerd issuer: " + step +
                     (reason.empty() ? std::string() : ": " + reason));
 }

@@ -14,6 +14,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "agent/adapters/openssl_handles.h"
 #include "agent/config/small_file.h"
 
 namespace tetherd::x509 {
@@ -44,13 +45,8 @@ PrivateKey& PrivateKey::operator=(const PrivateKey& other) {
 
 namespace {
 
-template <auto Free>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
+using openssl::Deleter;
+using openssl::ErrorQueueScope;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
 using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
@@ -61,23 +57,8 @@ struct StackFree {  // sk_X509_free is a macro
 };
 using StackPtr = std::unique_ptr<STACK_OF(X509), StackFree>;
 
-// OpenSSL's error queue is per thread and outlives the call that filled it:
-// an error left behind is reported by the next unrelated call that checks
-// the queue (a TLS read, say). So every entry point empties it both ways.
-class ErrorQueueScope {
- public:
-  ErrorQueueScope() { ERR_clear_error(); }
-  ~ErrorQueueScope() { ERR_clear_error(); }
-};
-
-// The earliest error is the root cause ("wrong tag"); the later ones only
-// say which routine gave up ("nested asn1 error").
 std::string openssl_reason() {
-  std::string reason;
-  while (const unsigned long code = ERR_get_error()) {
-    const char* text = ERR_reason_error_string(code);
-    if (reason.empty() && text != nullptr) reason = text;
-  }
+  std::string reason = openssl::take_error_reason();
   return reason.empty() ? "unknown OpenSSL error" : reason;
 }
 

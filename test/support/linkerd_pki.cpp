@@ -13,16 +13,12 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "agent/adapters/openssl_handles.h"
+
 namespace tetherd::test {
 namespace {
 
-template <auto Free>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
+using openssl::Deleter;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
