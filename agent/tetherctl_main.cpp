@@ -1,18 +1,21 @@
-// tetherctl: the operator's CLI. Today it reads the host directly (the
+// tetherctl: the operator's CLI. Most commands read the host directly (the
 // configuration, the state directory, the kernel's rules, the local k3s),
-// so it works whether or not tetherd runs; the daemon's local socket comes
-// with `tetherctl status`. Only `certs rotate` writes (linkerd's issuer
-// Secret, with its resourceVersion, so it is safe beside a running tetherd).
+// so they work whether or not tetherd runs; `status` asks the daemon over
+// its local socket. Only `certs rotate` writes (linkerd's issuer Secret,
+// with its resourceVersion, so it is safe beside a running tetherd).
 
 #include <cstdio>
+#include <cstdlib>
 #include <getopt.h>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "agent/adapters/local_http_client.h"
 #include "agent/adapters/node_addresses.h"
 #include "agent/adapters/system_clock.h"
 #include "agent/app/certs_report.h"
@@ -20,7 +23,9 @@
 #include "agent/app/firewall_report.h"
 #include "agent/app/local_linkerd.h"
 #include "agent/app/preflight.h"
+#include "agent/app/status_view.h"
 #include "agent/config/config_loader.h"
+#include "agent/core/duration.h"
 
 namespace {
 
@@ -34,6 +39,9 @@ constexpr const char* kUsage =
     "usage: tetherctl [--config PATH] [-o table|json] COMMAND\n"
     "\n"
     "commands:\n"
+    "  status          what tetherd reports: conditions, certificates, node facts;\n"
+    "                  exit 0 Ready, 1 not Ready, 2 cannot reach or understand tetherd;\n"
+    "                  -o json prints the document exactly as tetherd sent it\n"
     "  firewall show   the live rules and sources against what tetherd wants;\n"
     "                  exit 0 in sync, 1 not in sync, 2 cannot read\n"
     "  check           preflight: what would stop tetherd doing its job; exit 1 on a failure\n"
@@ -44,10 +52,16 @@ constexpr const char* kUsage =
     "\n"
     "  -c, --config PATH   configuration file (default /etc/tetherd/tetherd.yaml)\n"
     "  -o, --output FMT    table (default) or json\n"
-    "      --version       print the version and exit\n";
+    "      --socket PATH   tetherd's socket, for status (default /run/tetherd/tetherd.sock)\n"
+    "      --timeout DUR   how long status waits for tetherd (default 5s)\n"
+    "      --version       print the version and exit\n"
+    "\n"
+    "tables are coloured only on a terminal; NO_COLOR=1 or TERM=dumb turns colour off\n";
 
 struct Options {
   std::string config = "/etc/tetherd/tetherd.yaml";
+  std::string socket = "/run/tetherd/tetherd.sock";
+  tetherd::Duration timeout = std::chrono::seconds(5);
   bool json = false;
   std::vector<std::string> command;
 };
@@ -186,13 +200,57 @@ int certs(const Options& o, bool rotate) {
   return reloaded == ReloadOutcome::kFailed ? kExitError : kExitOk;
 }
 
+// Colour is for a person at a terminal: never into a pipe or a file, and
+// not when NO_COLOR (no-color.org: any non-empty value) or TERM=dumb asks.
+bool colour_wanted() {
+  const char* no_color = std::getenv("NO_COLOR");
+  const char* term = std::getenv("TERM");
+  if (no_color != nullptr && *no_color != '\0') return false;
+  if (term != nullptr && std::string(term) == "dumb") return false;
+  return isatty(STDOUT_FILENO) == 1;
+}
+
+int status(const Options& o) {
+  const auto body =
+      tetherd::http_get_unix(o.socket, "/v1/status", o.timeout, tetherd::kMaxStatusDocumentBytes);
+  if (!body) {
+    std::fprintf(stderr, "tetherctl: %s\n", body.error().message.c_str());
+    return kExitError;
+  }
+  const auto document = tetherd::parse_status_document(*body);
+  if (!document) {
+    std::fprintf(stderr, "tetherctl: cannot understand tetherd's answer: %s\n",
+                 document.error().message.c_str());
+    return kExitError;
+  }
+  if (o.json) {
+    // As received, checked: a script sees what tetherd said, new keys included.
+    std::fwrite(body->data(), 1, body->size(), stdout);
+    if (body->empty() || body->back() != '\n') std::fputc('\n', stdout);
+  } else {
+    const std::string table =
+        tetherd::render_status(*document, tetherd::SystemClock().wall(), colour_wanted());
+    std::fputs(table.c_str(), stdout);
+  }
+  return tetherd::status_exit_code(*document);
+}
+
+bool set_timeout(Options& o, const std::string& text) {
+  const auto d = tetherd::parse_duration(text);
+  if (!d || *d <= tetherd::Duration::zero()) return false;
+  o.timeout = *d;
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Options o;
-  enum { kVersion = 1000 };
+  enum { kVersion = 1000, kSocket, kTimeout };
   const option longopts[] = {{"config", required_argument, nullptr, 'c'},
                              {"output", required_argument, nullptr, 'o'},
+                             {"socket", required_argument, nullptr, kSocket},
+                             {"timeout", required_argument, nullptr, kTimeout},
                              {"version", no_argument, nullptr, kVersion},
                              {"help", no_argument, nullptr, 'h'},
                              {nullptr, 0, nullptr, 0}};
@@ -207,6 +265,12 @@ int main(int argc, char** argv) {
         if (std::string(optarg) != "json" && std::string(optarg) != "table")
           return usage_error(std::string("unknown output format: ") + optarg);
         o.json = std::string(optarg) == "json";
+        break;
+      case kSocket:
+        o.socket = optarg;
+        break;
+      case kTimeout:
+        if (!set_timeout(o, optarg)) return usage_error(std::string("bad timeout: ") + optarg);
         break;
       case kVersion:
         std::printf("tetherctl %s\n", TETHERD_VERSION);
@@ -228,11 +292,16 @@ int main(int argc, char** argv) {
       o.json = f == "json";
     } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
       o.config = argv[++i];
+    } else if (a == "--socket" && i + 1 < argc) {
+      o.socket = argv[++i];
+    } else if (a == "--timeout" && i + 1 < argc) {
+      if (!set_timeout(o, argv[++i])) return usage_error(std::string("bad timeout: ") + argv[i]);
     } else {
       o.command.push_back(a);
     }
   }
 
+  if (o.command == std::vector<std::string>{"status"}) return status(o);
   if (o.command == std::vector<std::string>{"check"}) return check(o);
   if (o.command == std::vector<std::string>{"certs", "check"}) return certs(o, false);
   if (o.command == std::vector<std::string>{"certs", "rotate"}) return certs(o, true);

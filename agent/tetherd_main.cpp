@@ -1,7 +1,9 @@
 // tetherd: the host daemon. See DESIGN.md for the contracts.
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <getopt.h>
 #include <iostream>
 #include <string>
@@ -101,6 +103,38 @@ std::unique_ptr<tetherd::Tether> make_tether(boost::asio::io_context& io,
   return std::make_unique<Tether>(io, clock, log, firewall, std::move(*http), config);
 }
 
+// The local k3s API, for the K3sReady probe (its own client: the probe's
+// deadline closes its connections, and must not cut the issuer rotation's).
+// Null, with a False K3sReady saying why, when its kubeconfig is unusable.
+std::unique_ptr<tetherd::kube::HttpsClient> make_k3s_client(boost::asio::io_context& io,
+                                                            const tetherd::Config& config,
+                                                            std::string& why) {
+  using namespace tetherd;
+  const std::string& path = config.cluster->kubeconfig;
+  auto kubeconfig = load_kubeconfig(path);
+  if (!kubeconfig) {
+    why = "cannot use k3s's kubeconfig " + path + ": " + kubeconfig.error().message;
+    return nullptr;
+  }
+  auto http = kube::HttpsClient::create(io.get_executor(), *kubeconfig);
+  if (!http) {
+    why = "cannot use k3s's kubeconfig " + path + ": " + kube::describe(http.error());
+    return nullptr;
+  }
+  return std::move(*http);
+}
+
+// systemd's RuntimeDirectory=tetherd gives /run/tetherd (and says so in
+// $RUNTIME_DIRECTORY); outside systemd the directory is made here.
+std::string status_socket_path() {
+  const char* runtime = std::getenv("RUNTIME_DIRECTORY");
+  std::string dir = runtime && *runtime ? std::string(runtime) : "/run/tetherd";
+  dir = dir.substr(0, dir.find(':'));  // several directories: the first
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  return dir + "/tetherd.sock";
+}
+
 int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& notifier) {
   using namespace tetherd;
   const LoadOptions load_options{default_host_name()};
@@ -152,11 +186,23 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
                     "; linkerd's issuer is not watched (fix it, then restart tetherd)");
     }
   }
+  std::string k3s_unusable;
+  std::unique_ptr<kube::HttpsClient> k3s;
+  if (config.cluster) k3s = make_k3s_client(io, config, k3s_unusable);
+  NodeHealth health(io, clock, log, config, firewall, tether.get(), k3s.get());
+  if (!k3s_unusable.empty()) {
+    log.error("cluster-config-invalid", k3s_unusable + " (fix it, then restart tetherd)",
+              {{"KUBECONFIG", config.cluster->kubeconfig}});
+    health.report(condition_type::kK3sReady, ConditionStatus::kFalse, "KubeconfigUnusable",
+                  k3s_unusable);
+  }
+  health.serve(config.metrics.listen, status_socket_path());
   DaemonParts parts{.monitor = monitor.get(),
                     .tether = tether.get(),
                     .resume = &resume,
                     .issuer = linkerd ? &linkerd->rotation() : nullptr,
-                    .state = &state};
+                    .state = &state,
+                    .health = &health};
   Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, parts);
   if (!daemon.start()) return kExitFailure;
   io.run();

@@ -1,6 +1,7 @@
 #include "agent/app/certs_report.h"
 
 #include "agent/core/kube_time.h"
+#include "agent/core/linkerd_objects.h"
 
 namespace tetherd {
 namespace json = boost::json;
@@ -76,6 +77,22 @@ std::string render_rotation(const RotationResult& r) {
     out += "not rotated: " + r.error + "\n";
   } else {
     out += "not rotated: nothing to do\n";
+  }
+  return out;
+}
+
+std::vector<CertificateExpiry> certificate_statuses(const RotationResult& result) {
+  std::vector<CertificateExpiry> out;
+  const std::optional<CertificateInfo>& issuer =
+      result.issued ? result.issued : result.before.issuer;
+  if (issuer) {
+    out.push_back({std::string(kIssuerSecretName), "issuer",
+                   issuer->subject_cn.empty() ? issuer->subject : issuer->subject_cn,
+                   issuer->not_after});
+  }
+  for (const CertificateInfo& a : result.before.anchors) {
+    const std::string name = a.subject_cn.empty() ? a.subject : a.subject_cn;
+    out.push_back({name, "trustAnchor", name, a.not_after});
   }
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "agent/app/certs_report.h"
 #include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
 
@@ -36,6 +37,7 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       resume_(parts.resume),
       issuer_(parts.issuer),
       state_(parts.state),
+      health_(parts.health),
       tick_(io),
       issuer_timer_(io),
       reconcile_timer_(io) {}
@@ -53,7 +55,9 @@ Result<void> Daemon::start() {
     }
   }
   firewall_.check_surroundings();
-  arm_reconcile();
+  // The health round reads the rules back each interval; without it, a
+  // timer of its own does.
+  if (!health_) arm_reconcile();
   wait_for_signal();
   // After the firewall, never before: the node is protected by its last
   // good rules whether or not the control plane answers (offline first).
@@ -82,6 +86,12 @@ Result<void> Daemon::start() {
     issuer_->request(RotationTrigger::kStart);
     arm_issuer_check();
   }
+  if (health_) {
+    health_->on_transition([this] {
+      if (!stopping_) notifier_.notify("STATUS=" + status());
+    });
+    health_->start();
+  }
   if (auto timeout = notifier_.watchdog_timeout()) {
     // A third of the timeout, as systemd recommends; pinged from this loop so
     // a wedged loop is what the watchdog catches.
@@ -96,7 +106,10 @@ Result<void> Daemon::start() {
 }
 
 std::string Daemon::status() const {
-  return status_line(config_, firewall_.summary(), tether_ ? tether_->summary() : std::string());
+  std::string line =
+      status_line(config_, firewall_.summary(), tether_ ? tether_->summary() : std::string());
+  if (health_ && !health_->summary().empty()) line += "; " + health_->summary();
+  return line;
 }
 
 void Daemon::wait_for_signal() {
@@ -139,6 +152,7 @@ void Daemon::resumed() {
   // Every connection is suspect, every certificate older than it thinks,
   // and the firewall may have been changed by whoever ran while we slept.
   if (tether_) tether_->resumed();
+  if (health_) health_->resumed(clock_.wall());
   firewall_changed();
   if (issuer_) issuer_->request(RotationTrigger::kResume);
 }
@@ -191,20 +205,28 @@ void Daemon::issuer_checked(const RotationResult& result) {
     if (rotate_token_pending_ == result.token) rotate_token_pending_.clear();
   }
   const IssuerVerdict& v = result.before.verdict;
-  if (!tether_) return;
+  if (health_) health_->certificates(certificate_statuses(result), result.rotated);
   if (result.rotated && v.anchor == AnchorState::kValid) {
-    tether_->report(condition_type::kCertificatesValid, ConditionStatus::kTrue, "IssuerRotated",
-                    "rotated linkerd's issuer (" + std::string(to_string(result.trigger)) +
-                        "); the new one is valid until " +
-                        format_kube_time(result.issued->not_after));
+    report(condition_type::kCertificatesValid, ConditionStatus::kTrue, "IssuerRotated",
+           "rotated linkerd's issuer (" + std::string(to_string(result.trigger)) +
+               "); the new one is valid until " + format_kube_time(result.issued->not_after));
     return;
   }
   std::string message = v.message;
   if (result.rotated)
     message += "; rotated the issuer, valid until " + format_kube_time(result.issued->not_after);
   if (!result.error.empty()) message += "; cannot rotate: " + result.error;
-  tether_->report(condition_type::kCertificatesValid,
-                  v.valid ? ConditionStatus::kTrue : ConditionStatus::kFalse, v.reason, message);
+  report(condition_type::kCertificatesValid,
+         v.valid ? ConditionStatus::kTrue : ConditionStatus::kFalse, v.reason, message);
+}
+
+void Daemon::report(std::string_view type, ConditionStatus status, std::string_view reason,
+                    std::string_view message) {
+  if (health_) {
+    health_->report(type, status, reason, message);  // and on to the Tether
+  } else if (tether_) {
+    tether_->report(type, status, reason, message);
+  }
 }
 
 void Daemon::arm_reconcile() {
@@ -272,6 +294,7 @@ void Daemon::stop(std::string_view reason) {
   issuer_timer_.cancel();
   reconcile_timer_.cancel();
   if (resume_) resume_->stop();
+  if (health_) health_->stop();
   if (issuer_) issuer_->stop();
   if (monitor_) monitor_->stop();
   if (tether_) tether_->stop();

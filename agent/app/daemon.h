@@ -14,6 +14,7 @@
 #include "agent/app/firewall_keeper.h"
 #include "agent/app/firewall_monitor.h"
 #include "agent/app/issuer_rotation.h"
+#include "agent/app/node_health.h"
 #include "agent/app/resume_detector.h"
 #include "agent/app/tether.h"
 #include "agent/config/config_loader.h"
@@ -35,6 +36,7 @@ struct DaemonParts {
   ResumeDetector* resume = nullptr;    // sleep and resume; none: not watched
   IssuerRotation* issuer = nullptr;    // linkerd's issuer
   const StateDir* state = nullptr;     // where the last spec.linkerd.rotate acted on is kept
+  NodeHealth* health = nullptr;        // probes; none: the firewall is checked on a timer alone
 };
 
 class Daemon {
@@ -73,6 +75,8 @@ class Daemon {
   void resumed();
   void rotate_token_seen();
   void issuer_checked(const RotationResult& result);
+  void report(std::string_view type, ConditionStatus status, std::string_view reason,
+              std::string_view message);
   void arm_reconcile();
   std::string status() const;
 
@@ -90,6 +94,7 @@ class Daemon {
   ResumeDetector* resume_;
   IssuerRotation* issuer_;
   const StateDir* state_;
+  NodeHealth* health_;
   // Pings the watchdog (when systemd asks for it) and runs the clock-jump
   // check: one wake-up for both.
   boost::asio::steady_timer tick_;

@@ -96,12 +96,12 @@ Tether::~Tether() = default;
 void Tether::start() {
   const auto& in_force = firewall_.in_force();
   if (in_force.sources.empty()) {
-    set_condition(condition_type::kFirewallInSync, ConditionStatus::kTrue, "StaticAllowlist",
-                  "the static allowlist is in force; the control plane has not sent sources yet");
+    set_firewall(ConditionStatus::kTrue, "StaticAllowlist",
+                 "the static allowlist is in force; the control plane has not sent sources yet");
   } else {
-    set_condition(condition_type::kFirewallInSync, ConditionStatus::kTrue, "SavedStateApplied",
-                  "the last good desired state (" + std::to_string(in_force.sources.size()) +
-                      " sources) is in force until the control plane answers");
+    set_firewall(ConditionStatus::kTrue, "SavedStateApplied",
+                 "the last good desired state (" + std::to_string(in_force.sources.size()) +
+                     " sources) is in force until the control plane answers");
   }
   set_condition(condition_type::kConnected, ConditionStatus::kUnknown, "Connecting",
                 "connecting to " + server_);
@@ -143,9 +143,10 @@ void Tether::suspending(std::function<void()> done) {
   }
   going_to_sleep_ = true;
   // Set without poking the status loop: the write below is the one.
-  status_.conditions.set(condition_type::kConnected, ConditionStatus::kFalse, "Suspending",
-                         "the node is going to sleep; it redials " + server_ + " when it wakes",
-                         clock_.wall());
+  if (status_.conditions.set(condition_type::kConnected, ConditionStatus::kFalse, "Suspending",
+                             "the node is going to sleep; it redials " + server_ + " when it wakes",
+                             clock_.wall()))
+    condition_changed(condition_type::kConnected);
   ++running_;
   asio::co_spawn(io_, last_status_before_sleep(std::move(done)), [this](std::exception_ptr e) {
     --running_;
@@ -200,7 +201,55 @@ void Tether::changed() {
 
 void Tether::set_condition(std::string_view type, ConditionStatus status, std::string_view reason,
                            std::string_view message) {
-  if (status_.conditions.set(type, status, reason, message, clock_.wall())) poke_status();
+  if (!status_.conditions.set(type, status, reason, message, clock_.wall())) return;
+  condition_changed(type);
+  poke_status();
+}
+
+void Tether::condition_changed(std::string_view type) {
+  if (!on_condition_) return;
+  if (const Condition* c = status_.conditions.find(type)) on_condition_(*c);
+}
+
+void Tether::set_firewall(ConditionStatus status, std::string_view reason,
+                          std::string_view message) {
+  firewall_spec_ = {std::string(condition_type::kFirewallInSync),
+                    status,
+                    std::string(reason),
+                    std::string(message),
+                    {}};
+  show_firewall();
+}
+
+void Tether::firewall_checked(const Result<void>& live) {
+  reconcile_error_ = live ? std::string() : live.error().message;
+  show_firewall();
+  changed();
+}
+
+// What the spec made of the firewall, unless the kernel cannot be read back
+// or repaired: a rule set that cannot be checked is not known to be in sync,
+// whatever the last update said.
+void Tether::show_firewall() {
+  if (!reconcile_error_.empty()) {
+    set_condition(condition_type::kFirewallInSync, ConditionStatus::kFalse, "ReconcileFailed",
+                  "the firewall cannot be checked or repaired: " + reconcile_error_);
+    return;
+  }
+  set_condition(condition_type::kFirewallInSync, firewall_spec_.status, firewall_spec_.reason,
+                firewall_spec_.message);
+}
+
+void Tether::set_certificates(std::vector<CertificateExpiry> certificates) {
+  if (certificates == status_.certificates) return;
+  status_.certificates = std::move(certificates);
+  poke_status();
+}
+
+void Tether::set_node_vitals(NodeVitals facts) {
+  // Written with the next status, not on its own: the facts change every
+  // round, and a write per round would be a write per interval anyway.
+  status_.node = std::move(facts);
 }
 
 void Tether::poke_status() {
@@ -258,8 +307,7 @@ void Tether::take(const json::object& object) {
                  "EdgeNode " + namespace_ + "/" + node_ +
                      " rejected, the rules in force are kept: " + spec.error().message,
                  {{"CONTROL_PLANE", server_}});
-    set_condition(condition_type::kFirewallInSync, ConditionStatus::kFalse, "InvalidSpec",
-                  spec.error().message);
+    set_firewall(ConditionStatus::kFalse, "InvalidSpec", spec.error().message);
     return;
   }
   missing_ = false;
@@ -275,7 +323,7 @@ void Tether::take(const json::object& object) {
   // The saved state applied at boot, or an update that only touched
   // another part of the spec: nothing for the kernel to do.
   if (spec->firewall == firewall_.in_force()) {
-    set_condition(condition_type::kFirewallInSync, ConditionStatus::kTrue, "Applied", applied);
+    set_firewall(ConditionStatus::kTrue, "Applied", applied);
     return;
   }
   if (auto fits = firewall_.check(spec->firewall); !fits) {
@@ -284,19 +332,17 @@ void Tether::take(const json::object& object) {
                  "EdgeNode " + namespace_ + "/" + node_ + " (" + generation +
                      ") rejected, the rules in force are kept: " + fits.error().message,
                  {{"CONTROL_PLANE", server_}});
-    set_condition(condition_type::kFirewallInSync, ConditionStatus::kFalse, "InvalidSpec",
-                  fits.error().message);
+    set_firewall(ConditionStatus::kFalse, "InvalidSpec", fits.error().message);
     return;
   }
   if (auto r = firewall_.update(spec->firewall); !r) {
     ++stats_.specs_rejected;
     apply_failed_ = true;
-    set_condition(condition_type::kFirewallInSync, ConditionStatus::kFalse, "ApplyFailed",
-                  r.error().message);
+    set_firewall(ConditionStatus::kFalse, "ApplyFailed", r.error().message);
     return;
   }
   ++stats_.specs_applied;
-  set_condition(condition_type::kFirewallInSync, ConditionStatus::kTrue, "Applied", applied);
+  set_firewall(ConditionStatus::kTrue, "Applied", applied);
   changed();
 }
 
@@ -334,6 +380,7 @@ void Tether::on_state(SessionState state) {
   if (reflector_.session().connected()) {
     if (last_error_ || !status_.conditions.find(condition_type::kConnected) ||
         status_.conditions.find(condition_type::kConnected)->status != ConditionStatus::kTrue) {
+      ++stats_.connects;
       log_.notice("controlplane-connected",
                   "watching EdgeNode " + namespace_ + "/" + node_ + " at " + server_,
                   {{"CONTROL_PLANE", server_}, {"NODE", node_}});

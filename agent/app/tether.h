@@ -44,6 +44,7 @@ struct TetherStats {
   std::size_t status_writes = 0;
   std::size_t status_failures = 0;
   std::size_t edge_nodes_created = 0;
+  std::size_t connects = 0;  // times the session became connected (the first included)
 };
 
 // Hooks for tests: the Lease's and the status loop's waits, and the
@@ -85,8 +86,22 @@ class Tether final : private kube::ReflectorHandler {
   // issuer rotation, the health probes' ones): written with the status.
   void report(std::string_view type, ConditionStatus status, std::string_view reason,
               std::string_view message);
+  // Hears every change of a condition, whoever made it (the session, a
+  // report()), so the health side keeps the same view.
+  void on_condition(std::function<void(const Condition&)> listener) {
+    on_condition_ = std::move(listener);
+  }
+  // The daemon's periodic check of the live rules against the desired ones:
+  // a failure makes FirewallInSync False (ReconcileFailed) over what the
+  // spec said; success brings the spec's verdict back.
+  void firewall_checked(const Result<void>& live);
+  // For status.certificates (a change is written at once) and status.node
+  // (written with the next status).
+  void set_certificates(std::vector<CertificateExpiry> certificates);
+  void set_node_vitals(NodeVitals facts);
   // spec.linkerd.rotate as last seen (the certificates' trigger).
   const std::string& rotate_token() const { return rotate_; }
+  const std::string& server() const { return server_; }
   // "watching https://cloud.example:6443" or "backoff: <the last error>".
   std::string summary() const;
   // Called after each change summary() would show (for systemd's STATUS=).
@@ -104,6 +119,9 @@ class Tether final : private kube::ReflectorHandler {
   void edge_node_missing(std::string_view why);
   void set_condition(std::string_view type, ConditionStatus status, std::string_view reason,
                      std::string_view message);
+  void condition_changed(std::string_view type);
+  void set_firewall(ConditionStatus status, std::string_view reason, std::string_view message);
+  void show_firewall();
   void refresh_firewall_status();
   void poke_status();
   void changed();
@@ -137,6 +155,9 @@ class Tether final : private kube::ReflectorHandler {
   std::optional<boost::json::value> last_spec_;  // the EdgeNode's spec last acted on
   bool apply_failed_ = false;
   std::function<void()> on_change_;
+  std::function<void(const Condition&)> on_condition_;
+  Condition firewall_spec_;      // FirewallInSync as the spec and its apply left it
+  std::string reconcile_error_;  // the live check's failure, empty when it works
   TetherStats stats_;
   int running_ = 0;  // coroutines still running, for the destructor's check
 };

@@ -55,6 +55,10 @@ struct LinkerdConfig {
 
 struct HealthConfig {
   Duration interval = 60s;
+  // Probe rounds in a row a change must hold before a condition flips.
+  int threshold = 2;
+  // The linkerd gateway's readiness URL (its proxy's admin port); empty:
+  // not probed.
   std::string linkerd_gateway = "http://127.0.0.1:4191/ready";
   bool operator==(const HealthConfig&) const = default;
 };

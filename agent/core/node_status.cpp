@@ -16,6 +16,11 @@ namespace json = boost::json;
 constexpr std::size_t kMaxAgentVersionBytes = 64;
 constexpr std::size_t kMaxBackendBytes = 32;
 
+// The CRD's maxLength for certificate names and subjects, and for a path.
+constexpr std::size_t kMaxNameBytes = 253;
+constexpr std::size_t kMaxPathBytes = 4096;
+constexpr std::size_t kMaxDisks = 8;
+
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 constexpr std::string_view kEllipsis = "\xE2\x80\xA6";     // U+2026
 
@@ -75,6 +80,27 @@ std::string summary(const Condition& c) {
   if (!c.reason.empty()) out += " (" + c.reason + ")";
   if (!c.message.empty()) out += ": " + c.message;
   return bounded_text(out, kMaxConditionMessageBytes);
+}
+
+json::object node_object(const NodeVitals& n) {
+  json::array disk;
+  for (const DiskUsage& d : n.disk) {
+    if (disk.size() == kMaxDisks) break;
+    disk.push_back(json::object{{"path", bounded_text(d.path, kMaxPathBytes)},
+                                {"availableBytes", d.available_bytes},
+                                {"totalBytes", d.total_bytes}});
+  }
+  json::object out{
+      {"load1", n.load1},
+      {"load5", n.load5},
+      {"load15", n.load15},
+      {"memoryAvailableBytes", n.memory_available_bytes},
+      {"memoryTotalBytes", n.memory_total_bytes},
+      {"disk", std::move(disk)},
+      {"uptimeSeconds", n.uptime_seconds},
+  };
+  if (n.last_resume) out["lastResumeTime"] = format_kube_time(*n.last_resume);
+  return out;
 }
 
 }  // namespace
@@ -181,7 +207,7 @@ void Conditions::derive_ready(WallTime now) {
   put(std::move(ready), now);
 }
 
-json::object status_patch(const NodeStatus& status) {
+json::object status_object(const NodeStatus& status) {
   json::array conditions;
   for (const Condition& c : status.conditions.all()) {
     conditions.push_back(json::object{
@@ -196,13 +222,29 @@ json::object status_patch(const NodeStatus& status) {
       {"sources", static_cast<std::uint64_t>(status.firewall_sources)},
       {"backend", bounded_text(status.firewall_backend, kMaxBackendBytes)},
   };
+  json::array certificates;
+  for (const CertificateExpiry& c : status.certificates) {
+    if (certificates.size() == kMaxCertificates) break;
+    certificates.push_back(json::object{
+        {"name", bounded_text(c.name, kMaxNameBytes)},
+        {"role", c.role},
+        {"subject", bounded_text(c.subject, kMaxNameBytes)},
+        {"notAfter", format_kube_time(c.not_after)},
+    });
+  }
   json::object body{
       {"observedGeneration", status.observed_generation},
       {"agentVersion", bounded_text(status.agent_version, kMaxAgentVersionBytes)},
       {"firewall", std::move(firewall)},
       {"conditions", std::move(conditions)},
+      {"certificates", std::move(certificates)},
   };
-  return json::object{{"status", std::move(body)}};
+  if (status.node) body["node"] = node_object(*status.node);
+  return body;
+}
+
+json::object status_patch(const NodeStatus& status) {
+  return json::object{{"status", status_object(status)}};
 }
 
 bool StatusPublisher::due(const json::object& patch, WallTime now) const {

@@ -100,22 +100,61 @@ class Conditions {
   std::vector<Condition> conditions_;
 };
 
+// A certificate tetherd watches (linkerd's issuer, the trust anchors).
+struct CertificateExpiry {
+  std::string name;  // "linkerd-identity-issuer", or an anchor's subject CN
+  std::string role;  // issuer | trustAnchor
+  std::string subject;
+  WallTime not_after;
+  friend bool operator==(const CertificateExpiry&, const CertificateExpiry&) = default;
+};
+
+struct DiskUsage {
+  std::string path;
+  std::uint64_t available_bytes = 0;
+  std::uint64_t total_bytes = 0;
+  friend bool operator==(const DiskUsage&, const DiskUsage&) = default;
+};
+
+// The node's vital signs, as of the last health round. Loads are strings
+// ("0.52"), as Kubernetes' API conventions avoid floats.
+struct NodeVitals {
+  std::string load1, load5, load15;
+  std::uint64_t memory_available_bytes = 0;
+  std::uint64_t memory_total_bytes = 0;
+  std::vector<DiskUsage> disk;
+  std::int64_t uptime_seconds = 0;
+  std::optional<WallTime> last_resume;
+  friend bool operator==(const NodeVitals&, const NodeVitals&) = default;
+};
+
 struct NodeStatus {
   std::int64_t observed_generation = 0;  // metadata.generation of the spec acted on
   Conditions conditions;
   std::size_t firewall_sources = 0;  // sources in the allowlist as applied
   std::string firewall_backend;      // nftables | ufw | none
   std::string agent_version;
-  // Later (other issues): certificates[] (name, notAfter) and node (load,
-  // memory, disk, uptime, lastResumeTime), each its own member here and its
-  // own key in status_patch.
+  std::vector<CertificateExpiry> certificates;  // at most kMaxCertificates are written
+  std::optional<NodeVitals> node;                // none before the first health round
 };
 
+// The CRD's maxItems for status.certificates.
+inline constexpr std::size_t kMaxCertificates = 16;
+
+// The "status" object: what the EdgeNode's status holds, and what
+// `tetherctl status` reads from the local socket.
+//   {"observedGeneration", "agentVersion", "firewall": {"sources", "backend"},
+//    "conditions": [...], "certificates": [{"name", "role", "subject",
+//    "notAfter"}], "node": {"load1", "load5", "load15",
+//    "memoryAvailableBytes", "memoryTotalBytes", "disk": [{"path",
+//    "availableBytes", "totalBytes"}], "uptimeSeconds", "lastResumeTime"}}
+// "node" is left out until there are facts, "lastResumeTime" until a resume.
+boost::json::object status_object(const NodeStatus& status);
+
 // The body of PATCH .../edgenodes/NAME/status as application/merge-patch+json:
-//   {"status": {"observedGeneration", "agentVersion",
-//               "firewall": {"sources", "backend"}, "conditions": [...]}}
-// A merge patch replaces a list whole, which is what conditions needs: a
-// condition tetherd no longer reports disappears.
+// {"status": status_object(status)}. A merge patch replaces a list whole,
+// which is what conditions needs: a condition tetherd no longer reports
+// disappears.
 boost::json::object status_patch(const NodeStatus& status);
 
 // When to write status: whenever it changed, and otherwise once per health

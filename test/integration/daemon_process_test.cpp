@@ -30,10 +30,21 @@ void write_file(const std::string& path, const std::string& text) {
 
 class DaemonProcess : public ::testing::Test {
  protected:
-  // Tests run on the host: the firewall must not touch it (backend none).
+  // The daemons started here inherit it: their status socket goes to the
+  // test's directory, not the host's /run/tetherd.
+  DaemonProcess() {
+    std::filesystem::create_directories(tmp_.file("run"));
+    setenv("RUNTIME_DIRECTORY", tmp_.file("run").c_str(), 1);
+  }
+  ~DaemonProcess() override { unsetenv("RUNTIME_DIRECTORY"); }
+
+  // Tests run on the host: the firewall must not touch it (backend none),
+  // nor the metrics take the host's port.
   std::string config_text(const std::string& name, const std::string& extra = "") {
-    return "node: {name: " + name +
-           "}\nfirewall: {backend: none}\nstate: {dir: " + tmp_.file("state") + "}\n" + extra;
+    return "node: {name: " + name + "}\nfirewall: {backend: none}\nstate: {dir: " +
+           tmp_.file("state") + "}\n" +
+           (extra.find("metrics:") == std::string::npos ? "metrics: {listen: \"\"}\n" : "") +
+           extra;
   }
 
   test::TempDir tmp_;  // before config_, which is made from it

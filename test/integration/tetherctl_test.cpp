@@ -27,6 +27,14 @@ struct CtlRun {
 
 class Tetherctl : public ::testing::Test {
  protected:
+  // The daemons started here inherit it: their status socket goes to the
+  // test's directory, not the host's /run/tetherd.
+  Tetherctl() {
+    std::filesystem::create_directories(tmp_.file("run"));
+    setenv("RUNTIME_DIRECTORY", tmp_.file("run").c_str(), 1);
+  }
+  ~Tetherctl() override { unsetenv("RUNTIME_DIRECTORY"); }
+
   // Runs tetherctl, in the network namespace `netns` (a /proc path) if given.
   CtlRun ctl(std::vector<std::string> args, const std::string& netns = "") {
     const std::string dir = tmp_.file("ctl" + std::to_string(runs_++));

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/adapters/system_clock.h"
+#include "agent/app/node_health.h"
 #include "agent/app/tether.h"
 #include "firewall/desired_state.h"
 #include "test/integration/kube/kube_fixture.h"
@@ -67,6 +68,11 @@ class TetherKernel : public testing::Test {
 
   void TearDown() override {
     if (!topo_) return;
+    if (health_) {
+      on_io([this] { health_->stop(); });
+      EXPECT_TRUE(eventually([this] { return health_->finished(); })) << "health did not stop";
+      on_io([this] { health_.reset(); });
+    }
     if (tether_) {
       on_io([this] { tether_->stop(); });
       EXPECT_TRUE(eventually([this] { return tether_->finished(); })) << "the tether did not stop";
@@ -193,6 +199,7 @@ class TetherKernel : public testing::Test {
   std::thread thread_;
   std::unique_ptr<FirewallKeeper> keeper_;
   std::unique_ptr<Tether> tether_;
+  std::unique_ptr<NodeHealth> health_;
   std::mutex mutex_;
   std::condition_variable changes_;
 };
@@ -215,6 +222,44 @@ TEST_F(TetherKernel, TheFirstConnectAppliesTheSpecAndReportsIt) {
   // The heartbeat.
   ASSERT_TRUE(eventually([&] { return server_->get(kLeaseA).has_value(); }));
   EXPECT_EQ(server_->get(kLeaseA)->at("spec").at("holderIdentity"), "node-a");
+}
+
+// The health side and the tether hold one view: the probes' conditions and
+// the node's vitals reach the EdgeNode, and the session's own conditions
+// reach the local view (tetherctl, metrics, the journal).
+TEST_F(TetherKernel, HealthAndTheTetherShareOneViewOfTheConditions) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  start();
+  ASSERT_TRUE(eventually([&] { return condition_is("Connected", "True", "Watching"); }));
+  on_io([this] {
+    health_ =
+        std::make_unique<NodeHealth>(io_, clock_, log_, config_, *keeper_, tether_.get(), nullptr);
+    health_->start();
+  });
+  ASSERT_TRUE(eventually([&] { return condition("ClockSynchronized").has_value(); })) << requests();
+  ASSERT_TRUE(eventually([&] {
+    auto node = server_->get(kNodeA);
+    return node && node->at("status").as_object().contains("node");
+  })) << requests();
+  EXPECT_GT(server_->get(kNodeA)->at("status").at("node").at("uptimeSeconds").as_int64(), 0);
+  on_io([this] {
+    const Condition* connected = health_->conditions().find(condition_type::kConnected);
+    ASSERT_NE(connected, nullptr);
+    EXPECT_EQ(connected->status, ConditionStatus::kTrue);
+    EXPECT_EQ(connected->reason, "Watching");
+    // Ready is derived alike on both sides.
+    EXPECT_EQ(health_->conditions().find(condition_type::kReady)->status,
+              tether_->status().conditions.find(condition_type::kReady)->status);
+    const auto doc = health_->status_document();
+    EXPECT_EQ(doc.at("controlPlane").at("summary").as_string(), "watching " + server_->url());
+  });
+  // The session's loss reaches the local view too.
+  server_->misbehave({.what = Misbehaviour::kStatus500, .times = 1000});
+  server_->drop_connections();
+  ASSERT_TRUE(eventually([&] {
+    const Condition* c = health_->conditions().find(condition_type::kConnected);
+    return c && c->status == ConditionStatus::kFalse;
+  }));
 }
 
 TEST_F(TetherKernel, ASpecChangeReachesTheKernelWithTheNextEventAndIsSaved) {

@@ -4,17 +4,20 @@
 // relies on, and faults on demand (misbehave()).
 //
 // What it does as kube-apiserver does:
-// - paths /api/v1/namespaces/NS/{secrets,configmaps,events}[/NAME] and
+// - paths /api/v1/namespaces/NS/{secrets,configmaps,events}[/NAME],
 //   /apis/G/V/namespaces/NS/RESOURCE[/NAME[/status]] for tetherd.io/v1alpha1
-//   edgenodes, coordination.k8s.io/v1 leases and apps/v1 deployments;
-//   /readyz, /livez, /version; 404 Status for anything else;
+//   edgenodes, coordination.k8s.io/v1 leases and apps/v1 deployments, and
+//   the cluster-scoped core v1 nodes, /api/v1/nodes[/NAME[/status]] (no
+//   namespace: one in a body is cleared; RBAC rules for them have namespace
+//   ""); /readyz, /livez, /version; 404 Status for anything else;
 // - get, list (fieldSelector metadata.name / metadata.namespace with =, ==,
 //   !=; resourceVersion and resourceVersionMatch=Exact|NotOlderThan), watch,
 //   create, update (PUT, optimistic concurrency through
 //   metadata.resourceVersion), patch (application/merge-patch+json only, RFC
 //   7386, metadata.resourceVersion in the patch is a precondition), delete
 //   (with DeleteOptions preconditions.resourceVersion);
-// - status subresource for edgenodes and deployments; metadata.generation
+// - status subresource for edgenodes, deployments and nodes (a node's create
+//   keeps its status, as the kubelet registers with one); metadata.generation
 //   bumped when anything but metadata and status changes; a write that
 //   changes nothing is not a write (no new resourceVersion, no event);
 // - one resourceVersion counter for everything, like an etcd revision; a
@@ -32,7 +35,7 @@
 // metadata.name), server-side apply and JSON/strategic patches, label
 // selectors, pagination (limit/continue), generateName, dryRun, finalizers
 // and graceful deletion, managedFields, protobuf/YAML/CBOR, cluster-scoped
-// resources and all-namespaces paths, namespaces as objects (any namespace
+// resources other than nodes, all-namespaces paths, namespaces as objects (any namespace
 // exists), sendInitialEvents/watch-list, field selectors other than
 // metadata.name/metadata.namespace, watches from a future resourceVersion
 // wait rather than time out, a list with resourceVersion newer than the
@@ -77,7 +80,8 @@ enum class Misbehaviour {
   kStallWatch,     // watch: send 200 headers (and `after_events` events), then nothing at all
                    // (no bookmarks, no timeout) while keeping it open
   kDrip,           // send the whole response one byte every `drip_interval`
-  kStatus500,      // 500 InternalError Status
+  kStatus500,      // 500 InternalError Status; /readyz and /livez: 500 with the checks as
+                   // text, one failed, as kube-apiserver answers a failed health check
   kStatus503,      // 503 ServiceUnavailable Status with Retry-After
   kStatus429,      // 429 TooManyRequests Status, Retry-After header and details.retryAfterSeconds
   kOversizedBody,  // 200 with a JSON body of exactly `oversize_bytes` (a valid object with one
@@ -130,7 +134,9 @@ struct RequestRecord {
 // RBAC, simplified: `user` may do `verbs` (get, list, watch, create, update,
 // patch, delete) on `resource` ("edgenodes", "edgenodes/status", "leases",
 // ...) in `group` ("" is core) and `namespace_`, limited to `names` when not
-// empty. "*" in verbs, group, resource or namespace_ matches anything.
+// empty. "*" in verbs, group, resource or namespace_ matches anything. A
+// cluster-scoped resource (nodes) has namespace "": a rule grants it with
+// namespace_ "" or "*", as only a ClusterRoleBinding would.
 struct AccessRule {
   std::string user;
   std::set<std::string> verbs;

@@ -37,10 +37,14 @@ std::optional<ApiError> Authorizer::check(const Identity& who, const Attributes&
   }
   std::string resource(what.type->resource);
   if (!what.subresource.empty()) resource += "/" + what.subresource;
+  // kube-apiserver's wording for a request without a namespace.
+  const std::string scope = what.namespace_.empty()
+                                ? std::string("at the cluster scope")
+                                : "in the namespace \"" + what.namespace_ + "\"";
   return forbidden_error(*what.type, what.name,
                          "User \"" + who.user + "\" cannot " + what.verb + " resource \"" +
                              resource + "\" in API group \"" + std::string(what.type->group) +
-                             "\" in the namespace \"" + what.namespace_ + "\"");
+                             "\" " + scope);
 }
 
 }  // namespace tetherd::test::apiserver

@@ -153,6 +153,8 @@ void Connection::dispatch(http::request<http::string_body> message) {
       stalled_ = true;
       return start_idle_read();
     case Misbehaviour::kStatus500:
+      if (std::optional<Response> failed = failed_health_check(request.target))
+        return respond(*failed, misbehaviour);
       return respond(error_response(internal_error("etcdserver: request timed out")), misbehaviour);
     case Misbehaviour::kStatus503:
       return respond(error_response(service_unavailable_error(misbehaviour->retry_after_seconds)),

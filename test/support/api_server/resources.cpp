@@ -6,13 +6,16 @@
 namespace tetherd::test::apiserver {
 namespace {
 
-constexpr std::array<ResourceType, 6> kResourceTypes{{
-    {"", "v1", "secrets", "Secret", false, true},
-    {"", "v1", "configmaps", "ConfigMap", false, true},
-    {"", "v1", "events", "Event", false, true},
-    {"tetherd.io", "v1alpha1", "edgenodes", "EdgeNode", true, false},
-    {"coordination.k8s.io", "v1", "leases", "Lease", false, true},
-    {"apps", "v1", "deployments", "Deployment", true, true},
+constexpr std::array<ResourceType, 7> kResourceTypes{{
+    // group, version, resource, kind, status subresource, built-in, namespaced,
+    // create keeps status
+    {"", "v1", "secrets", "Secret", false, true, true, false},
+    {"", "v1", "configmaps", "ConfigMap", false, true, true, false},
+    {"", "v1", "events", "Event", false, true, true, false},
+    {"", "v1", "nodes", "Node", true, true, false, true},
+    {"tetherd.io", "v1alpha1", "edgenodes", "EdgeNode", true, false, true, false},
+    {"coordination.k8s.io", "v1", "leases", "Lease", false, true, true, false},
+    {"apps", "v1", "deployments", "Deployment", true, true, true, false},
 }};
 
 const ResourceType* find_type(std::string_view group, std::string_view version,
@@ -102,25 +105,22 @@ ResourcePath parse_path(std::string_view path) {
     rest = rest.substr(slash + 1);
   }
 
-  // Core: api/v1/namespaces/NS/RES[/NAME]; groups: apis/G/V/namespaces/NS/RES[/NAME[/status]].
-  std::size_t base;
-  const ResourceType* type = nullptr;
-  if (segments.size() >= 5 && segments[0] == "api" && segments[2] == "namespaces") {
-    base = 3;
-    type = find_type("", segments[1], segments[4]);
-  } else if (segments.size() >= 6 && segments[0] == "apis" && segments[3] == "namespaces") {
-    base = 4;
-    type = find_type(segments[1], segments[2], segments[5]);
-  } else {
-    return result;
-  }
-  if (type == nullptr) return result;
-  std::size_t extra = segments.size() - (base + 2);
+  // Core: api/v1/namespaces/NS/RES[/NAME[/status]], or api/v1/RES[/NAME[/status]] for a
+  // cluster-scoped RES; groups: the same below apis/G/V.
+  const bool core = segments.size() >= 3 && segments[0] == "api";
+  const bool grouped = segments.size() >= 4 && segments[0] == "apis";
+  if (!core && !grouped) return result;
+  const std::size_t first = core ? 2 : 3;  // the segment after the version
+  const bool namespaced = segments[first] == "namespaces" && segments.size() >= first + 3;
+  const std::size_t at = namespaced ? first + 2 : first;  // the resource
+  const ResourceType* type = find_type(core ? "" : segments[1], segments[first - 1], segments[at]);
+  if (type == nullptr || type->namespaced != namespaced) return result;
+  std::size_t extra = segments.size() - (at + 1);
   if (extra > 2) return result;
   if (extra == 2 && (segments.back() != "status" || !type->status_subresource)) return result;
   result.type = type;
-  result.namespace_ = segments[base];
-  if (extra >= 1) result.name = segments[base + 2];
+  if (namespaced) result.namespace_ = segments[first + 1];
+  if (extra >= 1) result.name = segments[at + 1];
   result.kind = extra == 0   ? PathKind::kCollection
                 : extra == 1 ? PathKind::kObject
                              : PathKind::kStatus;

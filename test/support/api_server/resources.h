@@ -18,6 +18,12 @@ struct ResourceType {
   // Lists of built-in types carry items without kind and apiVersion (custom
   // resources keep them), as kube-apiserver's JSON does.
   bool builtin;
+  // Cluster-scoped types (nodes) have no namespace: /api/v1/nodes/NAME.
+  bool namespaced;
+  // Whether a create keeps the body's status. Most types with a status
+  // subresource drop it; nodes keep it, because the kubelet registers its
+  // node with its status in one create.
+  bool create_keeps_status;
 
   std::string api_version() const;     // "tetherd.io/v1alpha1", "v1"
   std::string group_resource() const;  // "edgenodes.tetherd.io", "secrets"
@@ -29,7 +35,7 @@ enum class PathKind { kUnknown, kReadyz, kLivez, kVersion, kCollection, kObject,
 struct ResourcePath {
   PathKind kind = PathKind::kUnknown;
   const ResourceType* type = nullptr;
-  std::string namespace_;
+  std::string namespace_;  // "" for a cluster-scoped type
   std::string name;
 };
 

@@ -96,6 +96,12 @@ Expected<json::object> decode_object(const ResourceType& type, const Request& re
       kind && (!kind->is_string() || kind->get_string() != type.kind))
     return bad_request_error(unrecognized + "kind " + json::serialize(*kind));
   std::string object_namespace = metadata_string(object, "namespace");
+  if (!type.namespaced) {
+    // As kube-apiserver: a cluster-scoped object's namespace is cleared, not refused.
+    if (json::value* metadata = object.if_contains("metadata"))
+      metadata->get_object().erase("namespace");
+    return std::move(object);
+  }
   if (!object_namespace.empty() && object_namespace != namespace_)
     return bad_request_error(
         "the namespace of the provided object does not match the namespace sent on the request");
@@ -139,6 +145,18 @@ bool is_watch_request(const Request& request) {
   if (request.method != "GET") return false;
   QueryParams params = parse_query(split_target(request.target).second);
   return parse_bool(param(params, "watch"));
+}
+
+std::optional<Response> failed_health_check(std::string_view target) {
+  const PathKind kind = parse_path(split_target(target).first).kind;
+  if (kind != PathKind::kReadyz && kind != PathKind::kLivez) return std::nullopt;
+  const std::string check = kind == PathKind::kReadyz ? "readyz" : "livez";
+  return Response{500,
+                  "text/plain; charset=utf-8",
+                  "[+]ping ok\n[+]log ok\n[-]etcd failed: reason withheld\n"
+                  "[+]poststarthook/start-apiserver-admission-initializer ok\n" +
+                      check + " check failed\n",
+                  {}};
 }
 
 RestApi::RestApi(Store& store, const Authorizer& authorizer,

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include <boost/json/object.hpp>
@@ -45,6 +46,9 @@ Response error_response(const ApiError& error);
 Response json_response(unsigned status, const boost::json::object& body);
 // GET with watch=true|1: what misbehaviours call a watch request.
 bool is_watch_request(const Request& request);
+// kube-apiserver's answer when /readyz or /livez fails: 500 with the checks
+// as text (not a Status), one of them failed. Nothing for other paths.
+std::optional<Response> failed_health_check(std::string_view target);
 
 class RestApi {
  public:

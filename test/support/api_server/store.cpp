@@ -192,7 +192,7 @@ Expected<json::object> Store::create(const ResourceType& type, const std::string
   // insertion may move the members.
   object["kind"] = type.kind;
   object["apiVersion"] = type.api_version();
-  if (type.status_subresource) object.erase("status");
+  if (type.status_subresource && !type.create_keeps_status) object.erase("status");
   json::object& metadata = metadata_of(object);
   std::string name = string_at(metadata, "name");
   if (name.empty())
@@ -205,7 +205,10 @@ Expected<json::object> Store::create(const ResourceType& type, const std::string
   std::lock_guard lock(mutex_);
   ObjectKey key = key_for(type, namespace_, name);
   if (objects_.contains(key)) return already_exists_error(type, name);
-  metadata["namespace"] = namespace_;
+  if (type.namespaced)
+    metadata["namespace"] = namespace_;
+  else
+    metadata.erase("namespace");
   metadata["uid"] = new_uid_locked();
   metadata["creationTimestamp"] = rfc3339_now();
   metadata["generation"] = 1;

@@ -51,6 +51,7 @@ TEST(ConfigLoader, EmptyFileGivesStandaloneDefaults) {
   EXPECT_EQ(c.firewall.verdict, firewall::Verdict::kDrop);
   EXPECT_EQ(c.health.interval, 60s);
   EXPECT_EQ(c.health.linkerd_gateway, "http://127.0.0.1:4191/ready");
+  EXPECT_EQ(c.health.threshold, 2);
   EXPECT_EQ(c.metrics.listen, "127.0.0.1:9477");
   EXPECT_EQ(c.state.dir, "/var/lib/tetherd");
 }
@@ -110,7 +111,7 @@ linkerd:
   rotateBefore: 48h
   issuerValidity: 720h
   trustAnchorKey: /etc/tetherd/ta.key
-health: {interval: 45s, linkerdGateway: "https://[::1]:4191/ready"}
+health: {interval: 45s, threshold: 3, linkerdGateway: "http://[::1]:4191/ready"}
 metrics: {listen: "[::1]:9100"}
 state: {dir: /srv/tetherd}
 )");
@@ -134,7 +135,8 @@ state: {dir: /srv/tetherd}
   EXPECT_EQ(c.linkerd->issuer_validity, 720h);
   EXPECT_EQ(c.linkerd->trust_anchor_key, "/etc/tetherd/ta.key");
   EXPECT_EQ(c.health.interval, 45s);
-  EXPECT_EQ(c.health.linkerd_gateway, "https://[::1]:4191/ready");
+  EXPECT_EQ(c.health.threshold, 3);
+  EXPECT_EQ(c.health.linkerd_gateway, "http://[::1]:4191/ready");
   EXPECT_EQ(c.metrics.listen, "[::1]:9100");
   EXPECT_EQ(c.state.dir, "/srv/tetherd");
 }
@@ -275,8 +277,16 @@ INSTANTIATE_TEST_SUITE_P(
                  "720h), or every new issuer would be due for rotation at once"}},
         BadCase{"BadGatewayUrl",
                 "health: {linkerdGateway: \"127.0.0.1:4191\"}\n",
-                {"t.yaml:1:26: health.linkerdGateway: expected an http:// or https:// URL, got "
+                {"t.yaml:1:26: health.linkerdGateway: expected an http:// URL, got "
                  "\"127.0.0.1:4191\""}},
+        BadCase{"HttpsGatewayUrl",
+                "health: {linkerdGateway: \"https://127.0.0.1:4191/ready\"}\n",
+                {"t.yaml:1:26: health.linkerdGateway: expected an http:// URL, got "
+                 "\"https://127.0.0.1:4191/ready\""}},
+        BadCase{"ThresholdOutOfRange",
+                "health: {threshold: 0}\n",
+                {"t.yaml:1:21: health.threshold: expected a number of probe rounds (1-10), got "
+                 "\"0\""}},
         BadCase{"BadMetricsListen",
                 "metrics: {listen: \"0.0.0.0:99999\"}\n",
                 {"t.yaml:1:19: metrics.listen: expected ADDRESS:PORT such as 127.0.0.1:9477 or "

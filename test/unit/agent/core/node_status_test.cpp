@@ -224,8 +224,44 @@ TEST(NodeStatusTest, StatusPatchIsAMergePatchOfTheWholeStatus) {
        "message": "watching EdgeNode desktop", "lastTransitionTime": "2026-11-21T09:30:05Z"},
       {"type": "FirewallInSync", "status": "False", "reason": "InvalidSources",
        "message": "allowedSources[3]: not an address",
-       "lastTransitionTime": "2026-11-21T09:30:10Z"}]}})");
+       "lastTransitionTime": "2026-11-21T09:30:10Z"}],
+    "certificates": []}})");
   EXPECT_EQ(json::value(status_patch(status)), expected) << json::serialize(status_patch(status));
+}
+
+TEST(NodeStatusTest, StatusCarriesCertificatesAndNodeFacts) {
+  NodeStatus status;
+  status.agent_version = "0.3.0";
+  status.firewall_backend = "none";
+  status.certificates = {
+      {"linkerd-identity-issuer", "issuer", "identity.linkerd.cluster.local", kT0 + hours(24)},
+      {"root.linkerd.cluster.local", "trustAnchor", "root.linkerd.cluster.local",
+       kT0 + hours(87600)}};
+  NodeVitals facts{"0.52", "0.40", "0.31", 1288490188, 8589934592, {}, 273600, std::nullopt};
+  facts.disk.push_back({"/var/lib/rancher", 21474836480, 107374182400});
+  status.node = facts;
+  auto expected = json::parse(R"({
+    "observedGeneration": 0, "agentVersion": "0.3.0",
+    "firewall": {"sources": 0, "backend": "none"},
+    "conditions": [],
+    "certificates": [
+      {"name": "linkerd-identity-issuer", "role": "issuer",
+       "subject": "identity.linkerd.cluster.local", "notAfter": "2026-11-22T09:30:05Z"},
+      {"name": "root.linkerd.cluster.local", "role": "trustAnchor",
+       "subject": "root.linkerd.cluster.local", "notAfter": "2036-11-18T09:30:05Z"}],
+    "node": {"load1": "0.52", "load5": "0.40", "load15": "0.31",
+             "memoryAvailableBytes": 1288490188, "memoryTotalBytes": 8589934592,
+             "disk": [{"path": "/var/lib/rancher", "availableBytes": 21474836480,
+                       "totalBytes": 107374182400}],
+             "uptimeSeconds": 273600}})");
+  EXPECT_EQ(json::value(status_object(status)), expected) << json::serialize(status_object(status));
+
+  // lastResumeTime only once there was a resume; the CRD's maxItems holds.
+  status.node->last_resume = kT0 - hours(2);
+  status.certificates.assign(20, status.certificates.front());
+  const auto object = status_object(status);
+  EXPECT_EQ(object.at("node").at("lastResumeTime"), "2026-11-21T07:30:05Z");
+  EXPECT_EQ(object.at("certificates").as_array().size(), kMaxCertificates);
 }
 
 TEST(NodeStatusTest, StatusPatchBoundsWhatTheCrdBounds) {

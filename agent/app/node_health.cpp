@@ -1,0 +1,323 @@
+#include "agent/app/node_health.h"
+
+#include <cstdio>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "agent/adapters/host_facts.h"
+#include "agent/app/health_metrics.h"
+#include "agent/app/probes.h"
+#include "agent/core/host_health.h"
+#include "agent/core/prometheus_text.h"
+
+namespace tetherd {
+namespace {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using namespace asio::experimental::awaitable_operators;
+
+// Where k3s keeps its images, volumes and database.
+constexpr const char* kRancherDir = "/var/lib/rancher";
+
+std::string load_text(double load) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", load);
+  return text;
+}
+
+Priority priority_of(ConditionStatus status) {
+  return status == ConditionStatus::kTrue ? Priority::kNotice : Priority::kWarning;
+}
+
+void rethrow(std::exception_ptr e) {
+  if (e) std::rethrow_exception(e);
+}
+
+}  // namespace
+
+NodeHealth::NodeHealth(asio::io_context& io, const Clock& clock, Log& log, const Config& config,
+                       FirewallKeeper& firewall, Tether* tether, kube::HttpsClient* k3s,
+                       ProbeDeadlines deadlines, std::uint16_t gateway_port)
+    : io_(io),
+      clock_(clock),
+      log_(log),
+      node_(config.node_name),
+      interval_(config.health.interval),
+      gateway_url_(config.linkerd ? config.health.linkerd_gateway : std::string()),
+      firewall_(firewall),
+      tether_(tether),
+      k3s_(k3s),
+      deadlines_(deadlines),
+      gateway_port_(gateway_port),
+      health_(config.health.threshold),
+      disk_paths_{kRancherDir, config.state.dir},
+      timer_(io) {
+  if (tether_ == nullptr) return;
+  // What the session holds already, then every change it makes.
+  for (const Condition& c : tether_->status().conditions.all()) {
+    if (c.type != condition_type::kReady)
+      health_.reported(c.type, c.status, c.reason, c.message, c.last_transition);
+  }
+  tether_->on_condition([this](const Condition& c) { mirror(c); });
+}
+
+NodeHealth::~NodeHealth() {
+  if (tether_) tether_->on_condition({});
+}
+
+void NodeHealth::start() {
+  running_ = true;
+  asio::co_spawn(io_, loop(), [this](std::exception_ptr e) {
+    running_ = false;
+    rethrow(e);
+  });
+}
+
+void NodeHealth::stop() {
+  stopped_ = true;
+  timer_.cancel();
+  if (metrics_server_) metrics_server_->stop();
+  if (status_server_) status_server_->stop();
+}
+
+void NodeHealth::serve(const std::string& metrics_listen, const std::string& socket_path) {
+  using Request = HttpServer::Request;
+  using Response = HttpServer::Response;
+  if (!metrics_listen.empty()) {
+    auto server = listen_tcp(io_, metrics_listen, [this](const Request& r) {
+      if (r.target != "/metrics")
+        return Response{404, "text/plain; charset=utf-8", "see /metrics\n"};
+      return Response{200, std::string(kPrometheusContentType), metrics()};
+    });
+    if (server) {
+      metrics_server_ = std::move(*server);
+      log_.info("metrics-listening", "Prometheus metrics on http://" + metrics_listen + "/metrics",
+                {{"LISTEN", metrics_listen}});
+    } else {
+      log_.warning("metrics-unavailable",
+                   "cannot serve metrics: " + server.error().message + "; the rest runs on",
+                   {{"LISTEN", metrics_listen}});
+    }
+  }
+  if (!socket_path.empty()) {
+    auto server = listen_unix(io_, socket_path, 0600, [this](const Request& r) {
+      if (r.target != "/v1/status")
+        return Response{404, "text/plain; charset=utf-8", "see /v1/status\n"};
+      return Response{200, "application/json", boost::json::serialize(status_document())};
+    });
+    if (server) {
+      status_server_ = std::move(*server);
+    } else {
+      log_.warning(
+          "status-socket-unavailable",
+          "cannot serve tetherctl status: " + server.error().message + "; the rest runs on",
+          {{"SOCKET", socket_path}});
+    }
+  }
+}
+
+void NodeHealth::resumed(WallTime at) {
+  last_resume_ = at;
+  ++stats_.resumes;
+  poked_ = true;
+  timer_.cancel();
+}
+
+awaitable<void> NodeHealth::loop() {
+  while (!stopped_) {
+    poked_ = false;
+    co_await round();
+    if (stopped_ || poked_) continue;
+    timer_.expires_after(interval_);
+    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+awaitable<void> NodeHealth::round() {
+  ++stats_.rounds;
+  // The network probes concurrently, each bounded by its own deadline; the
+  // local ones meanwhile, in line (they are system calls).
+  auto network = asio::co_spawn(io_, k3s_probe() && gateway_probe(), asio::use_awaitable);
+  local_round();
+  auto [k3s, gateway] = co_await std::move(network);
+  if (stopped_) co_return;
+  if (k3s) {
+    stats_.k3s_took = k3s->took;
+    take(condition_type::kK3sReady, *k3s);
+  }
+  if (gateway) {
+    stats_.gateway_took = gateway->took;
+    take(condition_type::kLinkerdGatewayReady, *gateway);
+  }
+}
+
+awaitable<std::optional<ProbeResult>> NodeHealth::k3s_probe() {
+  if (k3s_ == nullptr) co_return std::nullopt;
+  co_return co_await probe_k3s(*k3s_, node_, deadlines_.k3s);
+}
+
+awaitable<std::optional<ProbeResult>> NodeHealth::gateway_probe() {
+  if (gateway_url_.empty()) co_return std::nullopt;
+  co_return co_await probe_linkerd_gateway(io_.get_executor(), gateway_url_, gateway_port_,
+                                           deadlines_.gateway);
+}
+
+void NodeHealth::local_round() {
+  const MonoTime started = clock_.monotonic();
+  const HostFacts host = read_host_facts(disk_paths_);
+  take(condition_type::kClockSynchronized, clock_synchronized(host.clock));
+
+  NodeVitals facts;
+  if (host.load) {
+    facts.load1 = load_text(host.load->one);
+    facts.load5 = load_text(host.load->five);
+    facts.load15 = load_text(host.load->fifteen);
+  }
+  facts.memory_available_bytes = host.memory_available_bytes.value_or(0);
+  facts.memory_total_bytes = host.memory_total_bytes.value_or(0);
+  for (const DiskSpace& d : host.disks) {
+    if (d.present) facts.disk.push_back({d.path, d.available_bytes, d.total_bytes});
+  }
+  facts.uptime_seconds = std::chrono::duration_cast<std::chrono::seconds>(host.uptime).count();
+  facts.last_resume = last_resume_;
+  facts_ = facts;
+  if (tether_) tether_->set_node_vitals(std::move(facts));
+
+  // The live rules against the desired ones, repaired if someone changed
+  // them; and whether another firewall now blocks what we allow.
+  auto drift = firewall_.reconcile();
+  firewall_.check_surroundings();
+  const Result<void> live =
+      drift ? Result<void>() : Result<void>(make_error(drift.error().message));
+  if (tether_) {
+    tether_->firewall_checked(live);
+  } else if (live) {
+    take(condition_type::kFirewallInSync,
+         {ConditionStatus::kTrue,
+          "StaticAllowlist",
+          "the static allowlist is in force (" + firewall_.summary() + ")",
+          {}});
+  } else {
+    take(condition_type::kFirewallInSync,
+         {ConditionStatus::kFalse,
+          "ReconcileFailed",
+          "the firewall cannot be checked or repaired: " + live.error().message,
+          {}});
+  }
+  stats_.local_took = clock_.monotonic() - started;
+}
+
+void NodeHealth::take(std::string_view type, const ProbeResult& result) {
+  note(health_.probed(type, result, clock_.wall()));
+  push(type);
+}
+
+// The damped condition goes to the EdgeNode as it stands here.
+void NodeHealth::push(std::string_view type) {
+  if (tether_ == nullptr) return;
+  const Condition* c = health_.conditions().find(type);
+  const Condition* there = tether_->status().conditions.find(type);
+  if (c == nullptr) return;
+  if (there && there->status == c->status && there->reason == c->reason &&
+      there->message == c->message)
+    return;
+  tether_->report(c->type, c->status, c->reason, c->message);
+}
+
+void NodeHealth::report(std::string_view type, ConditionStatus status, std::string_view reason,
+                        std::string_view message) {
+  note(health_.reported(type, status, reason, message, clock_.wall()));
+  push(type);
+}
+
+void NodeHealth::mirror(const Condition& c) {
+  if (c.type == condition_type::kReady) return;  // derived here as there
+  note(health_.reported(c.type, c.status, c.reason, c.message, clock_.wall()));
+}
+
+void NodeHealth::certificates(std::vector<CertificateExpiry> certificates, bool rotated) {
+  if (rotated) ++stats_.rotations;
+  certificates_ = certificates;
+  if (tether_) tether_->set_certificates(std::move(certificates));
+}
+
+std::string NodeHealth::summary() const {
+  const Condition* ready = health_.conditions().find(condition_type::kReady);
+  if (ready == nullptr) return {};
+  std::string out = "Ready=" + std::string(to_string(ready->status));
+  if (ready->status != ConditionStatus::kTrue) out += " (" + ready->reason + ")";
+  return out;
+}
+
+void NodeHealth::note(const std::vector<ConditionTransition>& transitions) {
+  for (const ConditionTransition& t : transitions) {
+    ++stats_.transitions;
+    const std::string from = t.first ? "none" : std::string(to_string(t.from));
+    log_.write(priority_of(t.to), "condition-changed",
+               t.type + " is " + std::string(to_string(t.to)) +
+                   (t.reason.empty() ? "" : " (" + t.reason + ")") +
+                   (t.message.empty() ? "" : ": " + t.message),
+               {{"CONDITION", t.type},
+                {"STATUS", std::string(to_string(t.to))},
+                {"PREVIOUS_STATUS", from},
+                {"REASON", t.reason},
+                {"NODE", node_}});
+  }
+  if (!transitions.empty() && on_transition_) on_transition_();
+}
+
+const Conditions& NodeHealth::conditions() const {
+  return health_.conditions();
+}
+
+NodeStatus NodeHealth::status() const {
+  if (tether_) return tether_->status();
+  NodeStatus s;
+  s.conditions = health_.conditions();
+  s.firewall_sources = firewall_.source_count();
+  s.firewall_backend = std::string(firewall_.backend_name());
+  s.agent_version = TETHERD_VERSION;
+  s.certificates = certificates_;
+  s.node = facts_;
+  return s;
+}
+
+boost::json::object NodeHealth::status_document() const {
+  boost::json::object doc{{"nodeName", node_}};
+  if (tether_) {
+    doc["controlPlane"] =
+        boost::json::object{{"server", tether_->server()}, {"summary", tether_->summary()}};
+  }
+  doc["status"] = status_object(status());
+  return doc;
+}
+
+std::string NodeHealth::metrics() const {
+  MetricsInputs in;
+  in.status = status();
+  if (tether_) {
+    in.control_plane = true;
+    in.connected = tether_->connected();
+    in.reconnects = tether_->stats().connects > 0 ? tether_->stats().connects - 1 : 0;
+    in.status_writes = tether_->stats().status_writes;
+    in.status_write_failures = tether_->stats().status_failures;
+    in.lease_renewals = tether_->lease_stats().renewals;
+    in.lease_failures = tether_->lease_stats().failures;
+  }
+  in.resumes = stats_.resumes;
+  in.rotations = stats_.rotations;
+  in.health_rounds = stats_.rounds;
+  in.condition_transitions = stats_.transitions;
+  if (k3s_) in.k3s_probe = stats_.k3s_took;
+  if (!gateway_url_.empty()) in.gateway_probe = stats_.gateway_took;
+  in.local_probe = stats_.local_took;
+  if (auto process = read_process_stats()) in.process = *process;
+  return render_metrics(in);
+}
+
+}  // namespace tetherd

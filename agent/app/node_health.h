@@ -1,0 +1,148 @@
+#pragma once
+// The node's health: a probe round every health.interval (and at once after
+// a resume), its results damped into conditions (core/health.h), and the
+// outputs: the EdgeNode's status (through the Tether), one journal line per
+// transition, Prometheus metrics and the local status document that
+// `tetherctl status` reads.
+//
+// A round runs the network probes concurrently, each under its own
+// deadline, and the cheap local ones in line:
+//   K3sReady             the local k3s API's /readyz and this node's Ready
+//                        condition (when a cluster kubeconfig is usable);
+//   LinkerdGatewayReady  the gateway's readiness URL and a TCP connect to
+//                        4143 (when linkerd is configured);
+//   FirewallInSync       the live rules read back against the desired ones
+//                        (and repaired: FirewallKeeper::reconcile);
+//   ClockSynchronized    the kernel's clock discipline (adjtimex);
+//   status.node          load, memory, disk, uptime, last resume.
+// Connected and, with a control plane, FirewallInSync's verdict on the spec
+// come from the Tether; CertificatesValid from the issuer rotation (report()).
+//
+// With a Tether the conditions are the Tether's (what the EdgeNode shows),
+// mirrored here through Tether::on_condition; standalone they are kept here
+// alone. Either way this object holds the same view for the journal, the
+// metrics and the socket.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
+
+#include "agent/adapters/http_server.h"
+#include "agent/app/firewall_keeper.h"
+#include "agent/app/tether.h"
+#include "agent/config/config.h"
+#include "agent/core/clock.h"
+#include "agent/core/health.h"
+#include "agent/core/log.h"
+#include "agent/kube/https_client.h"
+
+namespace tetherd {
+
+// Per-probe deadlines: well inside the shortest interval (1 s is allowed,
+// but a round that overruns only delays the next one).
+struct ProbeDeadlines {
+  Duration k3s = std::chrono::seconds(5);
+  Duration gateway = std::chrono::seconds(2);
+};
+
+struct HealthStats {
+  std::uint64_t rounds = 0;
+  std::uint64_t transitions = 0;
+  std::uint64_t resumes = 0;
+  std::uint64_t rotations = 0;  // issuers written
+  // The last round's probe durations, for the metrics.
+  Duration k3s_took{}, gateway_took{}, local_took{};
+};
+
+class NodeHealth {
+ public:
+  // `k3s`: a client for the local cluster's API (cluster.kubeconfig), or
+  // null when there is none; `tether`: null when standalone.
+  NodeHealth(boost::asio::io_context& io, const Clock& clock, Log& log, const Config& config,
+             FirewallKeeper& firewall, Tether* tether, kube::HttpsClient* k3s,
+             ProbeDeadlines deadlines = {}, std::uint16_t gateway_port = kGatewayPort);
+  // The linkerd gateway's data port, on the readiness URL's host.
+  static constexpr std::uint16_t kGatewayPort = 4143;
+  ~NodeHealth();
+
+  // The first round now, then one per interval.
+  void start();
+  // GET /metrics on `metrics_listen` ("ADDRESS:PORT"; empty: not served) and
+  // GET /v1/status on the unix socket `socket_path` (mode 0600; empty: not
+  // served). What cannot be served is logged; the rest runs on. stop()
+  // closes both.
+  void serve(const std::string& metrics_listen, const std::string& socket_path);
+  void stop();
+  // The machine woke: a round now (the timer, on CLOCK_MONOTONIC, stood
+  // still), and `at` becomes status.node.lastResumeTime.
+  void resumed(WallTime at);
+  // A fact from another part (CertificatesValid from the issuer rotation).
+  void report(std::string_view type, ConditionStatus status, std::string_view reason,
+              std::string_view message);
+  // The certificates behind CertificatesValid, for status.certificates and
+  // the expiry metrics; `rotated` counts a new issuer.
+  void certificates(std::vector<CertificateExpiry> certificates, bool rotated);
+
+  // One round; start() runs them on the timer. For tests and the bench.
+  boost::asio::awaitable<void> round();
+
+  const Conditions& conditions() const;
+  // The status as tetherd reports it (the Tether's when there is one).
+  NodeStatus status() const;
+  // GET /v1/status on the local socket (see tetherctl's status_view.h).
+  boost::json::object status_document() const;
+  // GET /metrics, in the Prometheus text format.
+  std::string metrics() const;
+  const HealthStats& stats() const { return stats_; }
+  // "Ready=False (ClockNotSynchronized)", or "" before the first condition:
+  // for systemd's STATUS=.
+  std::string summary() const;
+  // Called after each transition (for STATUS=).
+  void on_transition(std::function<void()> listener) { on_transition_ = std::move(listener); }
+  bool finished() const { return !running_; }
+
+ private:
+  void mirror(const Condition& condition);
+  void take(std::string_view type, const ProbeResult& result);
+  void note(const std::vector<ConditionTransition>& transitions);
+  void push(std::string_view type);
+  boost::asio::awaitable<void> loop();
+  boost::asio::awaitable<std::optional<ProbeResult>> k3s_probe();
+  boost::asio::awaitable<std::optional<ProbeResult>> gateway_probe();
+  void local_round();
+
+  boost::asio::io_context& io_;
+  const Clock& clock_;
+  Log& log_;
+  std::string node_;
+  Duration interval_;
+  std::string gateway_url_;  // empty: not probed
+  FirewallKeeper& firewall_;
+  Tether* tether_;
+  kube::HttpsClient* k3s_;
+  ProbeDeadlines deadlines_;
+  std::uint16_t gateway_port_;
+  HealthConditions health_;
+  std::vector<CertificateExpiry> certificates_;
+  std::optional<NodeVitals> facts_;
+  std::optional<WallTime> last_resume_;
+  std::vector<std::string> disk_paths_;
+  std::unique_ptr<HttpServer> metrics_server_;
+  std::unique_ptr<HttpServer> status_server_;
+  boost::asio::steady_timer timer_;
+  bool poked_ = false;
+  bool stopped_ = false;
+  bool running_ = false;
+  HealthStats stats_;
+  std::function<void()> on_transition_;
+};
+
+}  // namespace tetherd

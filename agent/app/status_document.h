@@ -1,0 +1,75 @@
+#pragma once
+// The document tetherd serves at GET /v1/status on its local socket, read
+// into plain values for `tetherctl status` (see status_view.h). Pure.
+//
+// The document is {"nodeName", "controlPlane"?: {"server"?, "summary"},
+// "status": <what tetherd writes to its EdgeNode's status>}. Keys this
+// version does not know are ignored, so an older tetherctl reads a newer
+// tetherd; a null is read as an absent key. Everything else that is not as
+// documented (not JSON, a wrong type, a bad time) is an error naming the key.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/core/clock.h"
+#include "agent/core/node_status.h"
+#include "agent/core/result.h"
+
+namespace tetherd {
+
+// tetherd's answers are a few KiB; a megabyte is a wrong or hostile answer.
+inline constexpr std::size_t kMaxStatusDocumentBytes = 1 << 20;
+
+struct ControlPlaneStatus {
+  std::string server;   // may be empty
+  std::string summary;  // "watching https://cloud.example:6443"
+};
+
+struct FirewallStatus {
+  std::string backend;  // may be empty
+  std::optional<std::uint64_t> sources;
+};
+
+struct CertificateStatus {
+  std::string name;
+  std::string role;  // "issuer", "trustAnchor"; may be empty
+  std::string subject;
+  std::optional<WallTime> not_after;
+};
+
+struct DiskStatus {
+  std::string path;
+  std::uint64_t available_bytes = 0;
+  std::uint64_t total_bytes = 0;
+};
+
+// Each fact may be missing: tetherd reports what it could measure.
+struct NodeFacts {
+  // As written ("0.52"): Kubernetes writes fractions as strings.
+  std::optional<std::string> load1, load5, load15;
+  std::optional<std::uint64_t> memory_available_bytes, memory_total_bytes;
+  std::vector<DiskStatus> disks;
+  std::optional<std::uint64_t> uptime_seconds;
+  std::optional<WallTime> last_resume;
+};
+
+struct StatusDocument {
+  std::string node_name;
+  std::optional<ControlPlaneStatus> control_plane;  // absent: standalone
+  std::optional<std::int64_t> observed_generation;
+  std::string agent_version;  // may be empty
+  std::optional<FirewallStatus> firewall;
+  std::vector<Condition> conditions;  // in the order received
+  std::vector<CertificateStatus> certificates;
+  std::optional<NodeFacts> node;
+};
+
+// Errors read "<key path>: <problem>", e.g.
+// `status.conditions[1].lastTransitionTime: not an RFC 3339 time: "soon"`.
+Result<StatusDocument> parse_status_document(std::string_view json);
+
+}  // namespace tetherd
