@@ -135,7 +135,7 @@ struct NodeStatus {
   std::string firewall_backend;      // nftables | ufw | none
   std::string agent_version;
   std::vector<CertificateExpiry> certificates;  // at most kMaxCertificates are written
-  std::optional<NodeVitals> node;                // none before the first health round
+  std::optional<NodeVitals> node;               // none before the first health round
 };
 
 // The CRD's maxItems for status.certificates.

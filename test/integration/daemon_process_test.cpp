@@ -41,10 +41,9 @@ class DaemonProcess : public ::testing::Test {
   // Tests run on the host: the firewall must not touch it (backend none),
   // nor the metrics take the host's port.
   std::string config_text(const std::string& name, const std::string& extra = "") {
-    return "node: {name: " + name + "}\nfirewall: {backend: none}\nstate: {dir: " +
-           tmp_.file("state") + "}\n" +
-           (extra.find("metrics:") == std::string::npos ? "metrics: {listen: \"\"}\n" : "") +
-           extra;
+    return "node: {name: " + name +
+           "}\nfirewall: {backend: none}\nstate: {dir: " + tmp_.file("state") + "}\n" +
+           (extra.find("metrics:") == std::string::npos ? "metrics: {listen: \"\"}\n" : "") + extra;
   }
 
   test::TempDir tmp_;  // before config_, which is made from it
