@@ -112,7 +112,11 @@ Result<Duration> parse_duration(std::string_view text) {
       const long double part = static_cast<long double>(frac) *
                                static_cast<long double>(unit->nanos) /
                                static_cast<long double>(scale);
-      value += static_cast<std::int64_t>(part);
+      const auto nanos = static_cast<std::int64_t>(part);
+      if (nanos > kMax - value) {
+        return make_error("invalid duration " + quoted(original) + ": too large");
+      }
+      value += nanos;
     }
     if (value > kMax - total) {
       return make_error("invalid duration " + quoted(original) + ": too large");

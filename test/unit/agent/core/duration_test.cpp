@@ -57,7 +57,9 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"1h 30m", "invalid duration \"1h 30m\": unexpected \" \" at offset 2"},
         Bad{"2562048h", "invalid duration \"2562048h\": too large"},
         Bad{"99999999999999999999s", "invalid duration \"99999999999999999999s\": too large"},
-        Bad{"2562047h2562047h", "invalid duration \"2562047h2562047h\": too large"}));
+        Bad{"2562047h2562047h", "invalid duration \"2562047h2562047h\": too large"},
+        // The whole hours fit; the fraction pushes them past the maximum.
+        Bad{"2562047.99999h", "invalid duration \"2562047.99999h\": too large"}));
 
 TEST(FormatDuration, ShortestGoSpelling) {
   EXPECT_EQ(format_duration(0s), "0s");
