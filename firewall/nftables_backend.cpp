@@ -10,21 +10,26 @@ void NftablesBackend::CtxFree::operator()(nft_ctx* ctx) const {
   nft_ctx_free(ctx);
 }
 
-NftablesBackend::NftablesBackend() : ctx_(nft_ctx_new(NFT_CTX_DEFAULT)) {
-  nft_ctx_buffer_output(ctx_.get());
-  nft_ctx_buffer_error(ctx_.get());
-}
+NftablesBackend::NftablesBackend() = default;
 NftablesBackend::~NftablesBackend() = default;
 
 Result<std::string> NftablesBackend::run(const std::string& script, bool json) {
-  nft_ctx* ctx = ctx_.get();
+  // A context per command: a context keeps the cache of its last command
+  // (four 128 KiB hash tables per table listed, every table of the host
+  // after "list chains") until the next one, that is for as long as the
+  // daemon idles. A new context costs about 55 us.
+  std::unique_ptr<nft_ctx, CtxFree> owned(nft_ctx_new(NFT_CTX_DEFAULT));
+  nft_ctx* ctx = owned.get();
   if (!ctx) return make_error("cannot create an nftables context");
+  nft_ctx_buffer_output(ctx);
+  nft_ctx_buffer_error(ctx);
   nft_ctx_output_set_flags(ctx, json ? NFT_CTX_OUTPUT_JSON : 0);
   const int rc = nft_run_cmd_from_buffer(ctx, script.c_str());
   std::string output = nft_ctx_get_output_buffer(ctx);
   std::string error = nft_ctx_get_error_buffer(ctx);
-  // Give back what the command's parser used: the daemon then idles for
-  // hours, and glibc would otherwise keep the freed heap.
+  owned.reset();
+  // Give back what the command's parser and cache used: the daemon then
+  // idles for hours, and glibc would otherwise keep the freed heap.
   malloc_trim(0);
   if (rc != 0) {
     while (!error.empty() && error.back() == '\n')

@@ -40,7 +40,6 @@ class NftablesBackend final : public Backend {
   struct CtxFree {
     void operator()(nft_ctx* ctx) const;
   };
-  std::unique_ptr<nft_ctx, CtxFree> ctx_;
   std::optional<Allowlist> reached_;  // what the kernel holds, as far as we know
   bool known_absent_ = false;         // the table is not there (we removed it)
 };
