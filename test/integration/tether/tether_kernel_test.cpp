@@ -384,7 +384,9 @@ TEST_F(TetherKernel, AClientCertificateTheServerRefusesIsAClearError) {
     const auto records = log_.with_event("controlplane-unreachable");
     ASSERT_EQ(records.size(), 1u);
     EXPECT_NE(records[0].message.find(server_->url()), std::string::npos) << records[0].message;
-    EXPECT_NE(tether_->summary().find("backoff"), std::string::npos) << tether_->summary();
+    // In a backoff or already redialling (the tests' backoff is short): either
+    // way the summary says why the last dial failed.
+    EXPECT_NE(tether_->summary().find("unknown ca"), std::string::npos) << tether_->summary();
     EXPECT_EQ(tether_->stats().specs_applied, 0u);
   });
 }
