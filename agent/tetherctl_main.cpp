@@ -44,6 +44,9 @@ constexpr const char* kUsage =
     "                  -o json prints the document exactly as tetherd sent it\n"
     "  firewall show   the live rules and sources against what tetherd wants;\n"
     "                  exit 0 in sync, 1 not in sync, 2 cannot read\n"
+    "  firewall on-stop  do now what tetherd does to its rules when it stops (firewall.onStop:\n"
+    "                  remove deletes them, keep leaves them), for a host where tetherd is not\n"
+    "                  running (after a crash; the package's removal); exit 1 while it runs\n"
     "  check           preflight: what would stop tetherd doing its job; exit 1 on a failure\n"
     "  certs check     linkerd's issuer and trust anchors in the local k3s;\n"
     "                  exit 0 valid, 1 not valid, 2 cannot read\n"
@@ -244,6 +247,35 @@ bool set_timeout(Options& o, const std::string& text) {
 
 }  // namespace
 
+// What tetherd's stop does to the rules (FirewallKeeper::stop), for when it
+// cannot: tetherd was killed or crashed, or the package is being removed. A
+// running tetherd would put the rules straight back, so it is refused then.
+int firewall_on_stop(const Options& o, const tetherd::Config& config) {
+  if (tetherd::http_get_unix(o.socket, "/v1/status", std::chrono::seconds(2), 1 << 20)) {
+    std::fprintf(stderr,
+                 "tetherctl: tetherd is running (%s answers); stop it instead "
+                 "(systemctl stop tetherd), which applies firewall.onStop itself\n",
+                 o.socket.c_str());
+    return kExitProblem;
+  }
+  if (config.firewall.backend == tetherd::FirewallBackend::kNone) {
+    std::printf("firewall.backend is none: tetherd has no rules\n");
+    return kExitOk;
+  }
+  if (config.firewall.on_stop == tetherd::OnStop::kKeep) {
+    std::printf("firewall.onStop is keep: tetherd's %s rules stay in force\n",
+                tetherd::to_string(config.firewall.backend));
+    return kExitOk;
+  }
+  if (auto r = tetherd::make_firewall_backend(config.firewall)->remove(); !r) {
+    std::fprintf(stderr, "tetherctl: %s\n", with_hint(r.error().message).c_str());
+    return kExitError;
+  }
+  std::printf("tetherd's %s rules removed (firewall.onStop: remove)\n",
+              tetherd::to_string(config.firewall.backend));
+  return kExitOk;
+}
+
 int main(int argc, char** argv) {
   Options o;
   enum { kVersion = 1000, kSocket, kTimeout };
@@ -305,14 +337,16 @@ int main(int argc, char** argv) {
   if (o.command == std::vector<std::string>{"check"}) return check(o);
   if (o.command == std::vector<std::string>{"certs", "check"}) return certs(o, false);
   if (o.command == std::vector<std::string>{"certs", "rotate"}) return certs(o, true);
-  if (o.command == std::vector<std::string>{"firewall", "show"}) {
+  const bool show = o.command == std::vector<std::string>{"firewall", "show"};
+  if (show || o.command == std::vector<std::string>{"firewall", "on-stop"}) {
     auto loaded = tetherd::load_config_file(o.config, {tetherd::default_host_name()});
     if (auto* errors = std::get_if<tetherd::ConfigErrors>(&loaded)) {
       for (const auto& e : *errors)
         std::fprintf(stderr, "%s\n", e.format(o.config).c_str());
       return kExitConfig;
     }
-    return firewall_show(std::get<tetherd::Config>(loaded), o.json);
+    const auto& config = std::get<tetherd::Config>(loaded);
+    return show ? firewall_show(config, o.json) : firewall_on_stop(o, config);
   }
   if (o.command.empty()) return usage_error("no command given");
   std::string given;

@@ -130,8 +130,47 @@ TEST_F(Tetherctl, ShowsAndChecksTheRunningDaemonsRules) {
             std::string::npos)
       << blocked.out;
 
+  // The rules are the running daemon's to remove: on-stop is refused.
+  auto refused =
+      ctl({"-c", config_, "--socket", tmp_.file("run/tetherd.sock"), "firewall", "on-stop"}, netns);
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("tetherd is running"), std::string::npos) << refused.err;
+  test::sh("nsenter --net=" + netns + " nft list table inet tetherd >/dev/null");
+
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(kDeadline), 0) << daemon.err();
+}
+
+// Left behind by a tetherd that was killed: on-stop does what its stop would.
+TEST_F(Tetherctl, OnStopDoesWhatTheDaemonsStopWould) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
+  const std::string name = "tdstop" + std::to_string(getpid());
+  test::sh("ip netns add " + name);
+  const std::string netns = "/run/netns/" + name;
+  test::sh("ip netns exec " + name + " nft add table inet tetherd");
+  auto has_table = [&] {
+    return std::system(("ip netns exec " + name + " nft list table inet tetherd >/dev/null 2>&1")
+                           .c_str()) == 0;
+  };
+
+  write_config("firewall: {onStop: keep}\n");
+  auto kept =
+      ctl({"-c", config_, "--socket", tmp_.file("run/absent.sock"), "firewall", "on-stop"}, netns);
+  EXPECT_EQ(kept.code, 0) << kept.err;
+  EXPECT_EQ(kept.out, "firewall.onStop is keep: tetherd's nftables rules stay in force\n");
+  EXPECT_TRUE(has_table());
+
+  write_config("firewall: {onStop: remove}\n");
+  auto removed =
+      ctl({"-c", config_, "--socket", tmp_.file("run/absent.sock"), "firewall", "on-stop"}, netns);
+  EXPECT_EQ(removed.code, 0) << removed.err;
+  EXPECT_EQ(removed.out, "tetherd's nftables rules removed (firewall.onStop: remove)\n");
+  EXPECT_FALSE(has_table());
+  // Nothing left to remove is not an error (a second removal of the package).
+  auto again =
+      ctl({"-c", config_, "--socket", tmp_.file("run/absent.sock"), "firewall", "on-stop"}, netns);
+  EXPECT_EQ(again.code, 0) << again.err;
+  test::sh("ip netns del " + name);
 }
 
 TEST_F(Tetherctl, MissingRulesAreReportedWithoutTheDaemon) {
