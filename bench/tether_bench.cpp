@@ -25,9 +25,9 @@
 
 #include "agent/adapters/system_clock.h"
 #include "agent/app/tether.h"
-#include "test/integration/kube/shipped_manifests.h"
 #include "test/support/api_server/api_server.h"
 #include "test/support/netns.h"
+#include "test/support/rbac_manifest.h"
 #include "test/support/recording_log.h"
 #include "test/support/temp_dir.h"
 #include "test/support/test_pki.h"

@@ -1,8 +1,8 @@
 #pragma once
 // A stand-in for linkerd's gateway, for the health probes' tests and bench:
 // the proxy's readiness endpoint (plain HTTP, answering `answer()`'s status)
-// and the gateway's data port (a listening socket), both on 127.0.0.1 port
-// 0, served on a thread of their own.
+// and the gateway's data port (a listening socket), served on a thread of
+// their own.
 
 #include <array>
 #include <atomic>
@@ -18,7 +18,12 @@ namespace tetherd::test {
 
 class FakeGateway {
  public:
-  FakeGateway() {
+  // On 127.0.0.1 and free ports by default; the demo's stand-in gateway
+  // (test/support/standins) listens where linkerd's does, 4191 and 4143.
+  explicit FakeGateway(const std::string& address = "127.0.0.1", std::uint16_t admin_port = 0,
+                       std::uint16_t gateway_port = 0)
+      : admin_(io_, endpoint(address, admin_port)), gateway_(io_, endpoint(address, gateway_port)) {
+    accept();
     thread_ = std::thread([this] { io_.run(); });
   }
   ~FakeGateway() {
@@ -26,7 +31,8 @@ class FakeGateway {
     thread_.join();
   }
   std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(admin_.local_endpoint().port()) + "/ready";
+    return "http://" + admin_.local_endpoint().address().to_string() + ":" +
+           std::to_string(admin_.local_endpoint().port()) + "/ready";
   }
   std::uint16_t gateway_port() const { return gateway_.local_endpoint().port(); }
   void answer(int status) { status_ = status; }
@@ -50,14 +56,14 @@ class FakeGateway {
     });
   }
 
+  static boost::asio::ip::tcp::endpoint endpoint(const std::string& address, std::uint16_t port) {
+    return {boost::asio::ip::make_address(address), port};
+  }
+
   boost::asio::io_context io_;
-  boost::asio::ip::tcp::acceptor admin_{
-      io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)};
-  boost::asio::ip::tcp::acceptor gateway_{
-      io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)};
+  boost::asio::ip::tcp::acceptor admin_, gateway_;
   std::atomic<int> status_{200};
   std::thread thread_;
-  bool started_ = (accept(), true);
 };
 
 }  // namespace tetherd::test

@@ -26,7 +26,7 @@
 
 #include "agent/kube/kube_client.h"
 #include "agent/kube/reflector.h"
-#include "test/integration/kube/shipped_manifests.h"
+#include "test/support/rbac_manifest.h"
 #include "test/support/api_server/api_server.h"
 #include "test/support/test_pki.h"
 

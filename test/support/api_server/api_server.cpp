@@ -155,7 +155,8 @@ ApiServer::ApiServer(ApiServerOptions options) : impl_(std::make_unique<Impl>(st
   if (config.wrong_host) impl_->wrong_host_tls = make_tls(*config.wrong_host, config);
   if (config.expired) impl_->expired_tls = make_tls(*config.expired, config);
 
-  impl_->listen(asio::ip::tcp::endpoint(asio::ip::make_address(config.listen_address), 0));
+  impl_->listen(
+      asio::ip::tcp::endpoint(asio::ip::make_address(config.listen_address), config.listen_port));
   impl_->thread = std::thread([impl = impl_.get()] {
     // A handler that throws is a bug in this server; say so and keep serving.
     while (true) {

@@ -121,6 +121,7 @@ struct ApiServerOptions {
   // Where to listen. The socket is made by the constructing thread, so a
   // test inside a network namespace gets a server in that namespace.
   std::string listen_address = "127.0.0.1";
+  std::uint16_t listen_port = 0;  // 0: any free port
 };
 
 struct RequestRecord {
@@ -148,7 +149,7 @@ struct AccessRule {
 
 class ApiServer {
  public:
-  // Listens on 127.0.0.1 port 0 and serves on its own thread with its own
+  // Listens on options.listen_address and listen_port and serves on its own thread with its own
   // io_context. Throws std::runtime_error on bad certificates or keys.
   explicit ApiServer(ApiServerOptions options);
   ~ApiServer();  // stops the thread and closes everything

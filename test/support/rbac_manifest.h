@@ -1,7 +1,9 @@
 #pragma once
-// The RBAC tetherd ships (packaging/kubernetes/node-rbac.yaml), read into
-// the test API server's rules: the client tests run with exactly what an
-// admin applies, so a verb tetherd needs and the Role lacks fails a test.
+// RBAC manifests (Roles and RoleBindings, as kubectl would apply them) read
+// into the test API server's rules. The client tests run with exactly the
+// RBAC tetherd ships (packaging/kubernetes/node-rbac.yaml), so a verb
+// tetherd needs and the Role lacks fails a test; the demo's stand-in cloud
+// is given the same file.
 
 #include <fstream>
 #include <regex>
@@ -24,10 +26,10 @@ inline std::string shipped_manifest(const std::string& name) {
   return text.str();
 }
 
-// The Role's rules for `node`, bound to the RoleBinding's user.
-inline std::vector<AccessRule> shipped_node_rules(const std::string& node) {
-  const auto text =
-      std::regex_replace(shipped_manifest("node-rbac.yaml"), std::regex("NODE"), node);
+// The Roles' rules in `text` (YAML, documents separated by ---), each bound
+// to the user of the RoleBinding in the same text (one binding, one User
+// subject: the shape node-rbac.yaml has). Throws YAML::Exception on bad YAML.
+inline std::vector<AccessRule> rules_from_rbac_manifest(const std::string& text) {
   std::string user;
   std::vector<AccessRule> rules;
   for (const auto& doc : YAML::LoadAll(text)) {
@@ -59,6 +61,12 @@ inline std::vector<AccessRule> shipped_node_rules(const std::string& node) {
   for (auto& r : rules)
     r.user = user;
   return rules;
+}
+
+// The shipped Role's rules for `node`, bound to the RoleBinding's user.
+inline std::vector<AccessRule> shipped_node_rules(const std::string& node) {
+  return rules_from_rbac_manifest(
+      std::regex_replace(shipped_manifest("node-rbac.yaml"), std::regex("NODE"), node));
 }
 
 }  // namespace tetherd::test

@@ -1,0 +1,109 @@
+// test-apiserver: the test Kubernetes API server (test/support/api_server)
+// as a program, for scripts/demo: a stand-in for the cloud's API server and
+// for the local k3s. mTLS with the given files; users in group
+// system:masters may do everything, others what the --rbac manifests grant.
+//
+//   test-apiserver --listen ADDRESS --port PORT --cert FILE --key FILE
+//                  --client-ca FILE [--rbac FILE]...
+//
+// Prints "serving https://ADDRESS:PORT" when it accepts connections, and
+// serves until SIGTERM or SIGINT. SIGUSR1: the server process goes down
+// (connections reset, new ones refused) while its store lives on, as etcd
+// does behind a real one; SIGUSR2: it comes back on the same port.
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test/support/api_server/api_server.h"
+#include "test/support/rbac_manifest.h"
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "test-apiserver: %s\nusage: test-apiserver --listen ADDRESS --port PORT --cert FILE "
+               "--key FILE --client-ca FILE [--rbac FILE]...\n",
+               why);
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using tetherd::test::ApiServer;
+  tetherd::test::ApiServerOptions options;
+  std::string cert, key, client_ca;
+  std::vector<std::string> rbac;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) usage(("no value after " + flag).c_str());
+    const std::string value = argv[++i];
+    if (flag == "--listen") {
+      options.listen_address = value;
+    } else if (flag == "--port") {
+      options.listen_port = static_cast<std::uint16_t>(std::stoul(value));
+    } else if (flag == "--cert") {
+      cert = value;
+    } else if (flag == "--key") {
+      key = value;
+    } else if (flag == "--client-ca") {
+      client_ca = value;
+    } else if (flag == "--rbac") {
+      rbac.push_back(value);
+    } else {
+      usage(("unknown flag " + flag).c_str());
+    }
+  }
+  if (cert.empty() || key.empty() || client_ca.empty())
+    usage("--cert, --key and --client-ca are needed");
+
+  // Signals are taken by sigwait below; the server's thread, made after
+  // this, inherits the mask and never sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2})
+    sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  try {
+    options.identity = {read_file(cert), read_file(key)};
+    options.client_ca_pem = read_file(client_ca);
+    ApiServer server(options);
+    for (const auto& path : rbac)
+      for (auto& rule : tetherd::test::rules_from_rbac_manifest(read_file(path)))
+        server.allow(std::move(rule));
+    std::printf("serving %s\n", server.url().c_str());
+    std::fflush(stdout);
+    for (;;) {
+      int received = 0;
+      sigwait(&signals, &received);
+      if (received == SIGUSR1) {
+        server.go_down();
+        std::printf("down: connections reset, new ones refused\n");
+      } else if (received == SIGUSR2) {
+        server.come_back();
+        std::printf("serving %s again\n", server.url().c_str());
+      } else {
+        return 0;
+      }
+      std::fflush(stdout);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "test-apiserver: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,50 @@
+// test-gateway: a stand-in for linkerd's multicluster gateway, for
+// scripts/demo: the proxy's readiness endpoint (plain HTTP, 200 "ready") and
+// the gateway's data port, listening where linkerd's do.
+//
+//   test-gateway [--listen ADDRESS] [--admin-port 4191] [--gateway-port 4143]
+//
+// Prints "serving" when it accepts connections; serves until SIGTERM or SIGINT.
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+
+#include "test/support/fake_gateway.h"
+
+int main(int argc, char** argv) {
+  std::string address = "0.0.0.0";
+  unsigned long admin_port = 4191, gateway_port = 4143;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--listen") {
+      address = argv[i + 1];
+    } else if (flag == "--admin-port") {
+      admin_port = std::stoul(argv[i + 1]);
+    } else if (flag == "--gateway-port") {
+      gateway_port = std::stoul(argv[i + 1]);
+    } else {
+      std::fprintf(stderr, "test-gateway: unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  try {
+    tetherd::test::FakeGateway gateway(address, static_cast<std::uint16_t>(admin_port),
+                                       static_cast<std::uint16_t>(gateway_port));
+    std::printf("serving %s and port %u\n", gateway.url().c_str(), gateway.gateway_port());
+    std::fflush(stdout);
+    int received = 0;
+    sigwait(&signals, &received);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "test-gateway: %s\n", e.what());
+    return 1;
+  }
+}
