@@ -152,23 +152,25 @@ TEST_F(Tetherctl, OnStopDoesWhatTheDaemonsStopWould) {
     return std::system(("ip netns exec " + name + " nft list table inet tetherd >/dev/null 2>&1")
                            .c_str()) == 0;
   };
+  // No tetherd answers on the socket, as after a kill.
+  auto on_stop = [&] {
+    return ctl({"-c", config_, "--socket", tmp_.file("run/absent.sock"), "firewall", "on-stop"},
+               netns);
+  };
 
   write_config("firewall: {onStop: keep}\n");
-  auto kept =
-      ctl({"-c", config_, "--socket", tmp_.file("run/absent.sock"), "firewall", "on-stop"}, netns);
+  auto kept = on_stop();
   EXPECT_EQ(kept.code, 0) << kept.err;
   EXPECT_EQ(kept.out, "firewall.onStop is keep: tetherd's nftables rules stay in force\n");
   EXPECT_TRUE(has_table());
 
   write_config("firewall: {onStop: remove}\n");
-  auto removed =
-      ctl({"-c", config_, "--socket", tmp_.file("run/absent.sock"), "firewall", "on-stop"}, netns);
+  auto removed = on_stop();
   EXPECT_EQ(removed.code, 0) << removed.err;
   EXPECT_EQ(removed.out, "tetherd's nftables rules removed (firewall.onStop: remove)\n");
   EXPECT_FALSE(has_table());
   // Nothing left to remove is not an error (a second removal of the package).
-  auto again =
-      ctl({"-c", config_, "--socket", tmp_.file("run/absent.sock"), "firewall", "on-stop"}, netns);
+  auto again = on_stop();
   EXPECT_EQ(again.code, 0) << again.err;
   test::sh("ip netns del " + name);
 }

@@ -26,8 +26,8 @@
 
 #include "agent/kube/kube_client.h"
 #include "agent/kube/reflector.h"
-#include "test/support/rbac_manifest.h"
 #include "test/support/api_server/api_server.h"
+#include "test/support/rbac_manifest.h"
 #include "test/support/test_pki.h"
 
 namespace tetherd::test {
