@@ -120,13 +120,19 @@ struct ApiServer::Impl {
   }
 
   // Runs `action` on the server's thread and waits for it.
+  // Runs `action` on the server's thread and waits for it; what it throws
+  // (come_back()'s bind, say) is thrown here.
   void run_on_server(const std::function<void()>& action) {
     std::promise<void> done;
     asio::post(io, [&] {
-      action();
-      done.set_value();
+      try {
+        action();
+        done.set_value();
+      } catch (...) {
+        done.set_exception(std::current_exception());
+      }
     });
-    done.get_future().wait();
+    done.get_future().get();
   }
 
   void for_each_connection(const std::function<void(Connection&)>& action) {

@@ -33,6 +33,20 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
+[[noreturn]] void usage(const char* why);
+
+std::uint16_t port_from(const std::string& text) {
+  std::size_t used = 0;
+  unsigned long value = 0;
+  try {
+    value = std::stoul(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || value > 65535) usage(("not a port: " + text).c_str());
+  return static_cast<std::uint16_t>(value);
+}
+
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "test-apiserver: %s\nusage: test-apiserver --listen ADDRESS --port PORT --cert FILE "
@@ -55,7 +69,7 @@ int main(int argc, char** argv) {
     if (flag == "--listen") {
       options.listen_address = value;
     } else if (flag == "--port") {
-      options.listen_port = static_cast<std::uint16_t>(std::stoul(value));
+      options.listen_port = port_from(value);
     } else if (flag == "--cert") {
       cert = value;
     } else if (flag == "--key") {
@@ -88,16 +102,19 @@ int main(int argc, char** argv) {
         server.allow(std::move(rule));
     std::printf("serving %s\n", server.url().c_str());
     std::fflush(stdout);
+    bool down = false;  // a second SIGUSR1 or SIGUSR2 in a row changes nothing
     for (;;) {
       int received = 0;
       sigwait(&signals, &received);
-      if (received == SIGUSR1) {
+      if (received == SIGUSR1 && !down) {
         server.go_down();
+        down = true;
         std::printf("down: connections reset, new ones refused\n");
-      } else if (received == SIGUSR2) {
+      } else if (received == SIGUSR2 && down) {
         server.come_back();
+        down = false;
         std::printf("serving %s again\n", server.url().c_str());
-      } else {
+      } else if (received == SIGTERM || received == SIGINT) {
         return 0;
       }
       std::fflush(stdout);

@@ -15,29 +15,33 @@
 #include "test/support/fake_gateway.h"
 
 int main(int argc, char** argv) {
-  std::string address = "0.0.0.0";
-  unsigned long admin_port = 4191, gateway_port = 4143;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--listen") {
-      address = argv[i + 1];
-    } else if (flag == "--admin-port") {
-      admin_port = std::stoul(argv[i + 1]);
-    } else if (flag == "--gateway-port") {
-      gateway_port = std::stoul(argv[i + 1]);
-    } else {
-      std::fprintf(stderr, "test-gateway: unknown flag %s\n", flag.c_str());
-      return 2;
-    }
-  }
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   try {
-    tetherd::test::FakeGateway gateway(address, static_cast<std::uint16_t>(admin_port),
-                                       static_cast<std::uint16_t>(gateway_port));
+    std::string address = "0.0.0.0";
+    std::uint16_t admin_port = 4191, gateway_port = 4143;
+    auto port = [](const std::string& text) {
+      std::size_t used = 0;
+      const unsigned long value = std::stoul(text, &used);
+      if (used != text.size() || value > 65535) throw std::invalid_argument("not a port: " + text);
+      return static_cast<std::uint16_t>(value);
+    };
+    for (int i = 1; i + 1 < argc; i += 2) {
+      const std::string flag = argv[i];
+      if (flag == "--listen") {
+        address = argv[i + 1];
+      } else if (flag == "--admin-port") {
+        admin_port = port(argv[i + 1]);
+      } else if (flag == "--gateway-port") {
+        gateway_port = port(argv[i + 1]);
+      } else {
+        throw std::invalid_argument("unknown flag " + flag);
+      }
+    }
+    tetherd::test::FakeGateway gateway(address, admin_port, gateway_port);
     std::printf("serving %s and port %u\n", gateway.url().c_str(), gateway.gateway_port());
     std::fflush(stdout);
     int received = 0;

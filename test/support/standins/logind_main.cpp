@@ -56,8 +56,15 @@ int inhibit(sd_bus_message* m, void*, sd_bus_error*) {
   }
   auto* label = new std::string(std::string(who) + " (" + what + ", " + mode + ": " + why + ")");
   sd_event_source* source = nullptr;
-  sd_event_add_io(sd_bus_get_event(sd_bus_message_get_bus(m)), &source, ends[1], 0, released,
-                  label);
+  if (const int watched = sd_event_add_io(sd_bus_get_event(sd_bus_message_get_bus(m)), &source,
+                                          ends[1], 0, released, label);
+      watched < 0) {
+    say("delay inhibitor taken by " + *label +
+        ", but its release cannot be watched: " + std::strerror(-watched));
+    delete label;
+    close(ends[1]);
+    return 0;
+  }
   say("delay inhibitor taken: " + *label);
   return 0;
 }
