@@ -5,25 +5,23 @@
 // tetherd needs and the Role lacks fails a test; the demo's stand-in cloud
 // is given the same file.
 
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
 
+#include "agent/config/small_file.h"
 #include "test/support/api_server/api_server.h"
 
 namespace tetherd::test {
 
 inline std::string shipped_manifest(const std::string& name) {
-  std::ifstream in(std::string(TETHERD_SOURCE_DIR) + "/packaging/kubernetes/" + name);
-  if (!in) throw std::runtime_error("cannot read packaging/kubernetes/" + name);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  auto text = read_small_file(std::string(TETHERD_SOURCE_DIR) + "/packaging/kubernetes/" + name,
+                              1 << 20, "packaging/kubernetes/" + name);
+  if (!text) throw std::runtime_error(text.error().message);
+  return std::move(*text);
 }
 
 // The Roles' rules in `text` (YAML, documents separated by ---), each bound

@@ -15,37 +15,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "test/support/api_server/api_server.h"
 #include "test/support/rbac_manifest.h"
+#include "test/support/standins/flags.h"
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-[[noreturn]] void usage(const char* why);
-
-std::uint16_t port_from(const std::string& text) {
-  std::size_t used = 0;
-  unsigned long value = 0;
-  try {
-    value = std::stoul(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || value > 65535) usage(("not a port: " + text).c_str());
-  return static_cast<std::uint16_t>(value);
-}
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
@@ -69,7 +46,11 @@ int main(int argc, char** argv) {
     if (flag == "--listen") {
       options.listen_address = value;
     } else if (flag == "--port") {
-      options.listen_port = port_from(value);
+      try {
+        options.listen_port = tetherd::test::port_flag(value);
+      } catch (const std::exception& e) {
+        usage(e.what());
+      }
     } else if (flag == "--cert") {
       cert = value;
     } else if (flag == "--key") {
@@ -94,11 +75,12 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   try {
-    options.identity = {read_file(cert), read_file(key)};
-    options.client_ca_pem = read_file(client_ca);
+    using tetherd::test::file_flag;
+    options.identity = {file_flag(cert), file_flag(key)};
+    options.client_ca_pem = file_flag(client_ca);
     ApiServer server(options);
     for (const auto& path : rbac)
-      for (auto& rule : tetherd::test::rules_from_rbac_manifest(read_file(path)))
+      for (auto& rule : tetherd::test::rules_from_rbac_manifest(file_flag(path)))
         server.allow(std::move(rule));
     std::printf("serving %s\n", server.url().c_str());
     std::fflush(stdout);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "test/support/fake_gateway.h"
+#include "test/support/standins/flags.h"
 
 int main(int argc, char** argv) {
   sigset_t signals;
@@ -23,20 +24,15 @@ int main(int argc, char** argv) {
   try {
     std::string address = "0.0.0.0";
     std::uint16_t admin_port = 4191, gateway_port = 4143;
-    auto port = [](const std::string& text) {
-      std::size_t used = 0;
-      const unsigned long value = std::stoul(text, &used);
-      if (used != text.size() || value > 65535) throw std::invalid_argument("not a port: " + text);
-      return static_cast<std::uint16_t>(value);
-    };
+    using tetherd::test::port_flag;
     for (int i = 1; i + 1 < argc; i += 2) {
       const std::string flag = argv[i];
       if (flag == "--listen") {
         address = argv[i + 1];
       } else if (flag == "--admin-port") {
-        admin_port = port(argv[i + 1]);
+        admin_port = port_flag(argv[i + 1]);
       } else if (flag == "--gateway-port") {
-        gateway_port = port(argv[i + 1]);
+        gateway_port = port_flag(argv[i + 1]);
       } else {
         throw std::invalid_argument("unknown flag " + flag);
       }
