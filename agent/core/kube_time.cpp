@@ -82,7 +82,14 @@ std::optional<WallTime> parse_kube_time(std::string_view text) {
   } else {
     return std::nullopt;
   }
+  // strptime takes 2027-02-30, " 7" for a day and 23:59:60, and timegm rolls
+  // them over into another instant: only text that is the very time it
+  // names, written back, is taken (Kubernetes' Go parser refuses them too).
   const std::time_t seconds = timegm(&tm);
+  char written[24];
+  if (std::strftime(written, sizeof written, "%Y-%m-%dT%H:%M:%S", &tm) != head.size() ||
+      head != written)
+    return std::nullopt;
   const auto since_epoch = std::chrono::seconds(seconds) - offset + fraction;
   return WallTime(std::chrono::duration_cast<WallTime::duration>(since_epoch));
 }

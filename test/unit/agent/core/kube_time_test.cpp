@@ -55,5 +55,15 @@ TEST(KubeTime, RefusesWhatIsNotRfc3339) {
     EXPECT_FALSE(parse_kube_time(bad).has_value()) << bad;
 }
 
+TEST(KubeTime, RefusesTimesThatDoNotExist) {
+  // strptime's fields are range-checked one by one, not as a date: these
+  // would otherwise roll over into March, the next minute or the next day.
+  for (const char* bad : {"2027-02-29T00:00:00Z", "2026-02-30T00:00:00Z", "2026-04-31T12:00:00Z",
+                          "2026-11-21T23:59:60Z", "2026-11-21T24:00:00Z", "2026-11- 1T09:30:05Z",
+                          "2026-11-21T 9:30:05Z", "+2026-11-21T09:30:0Z"})
+    EXPECT_FALSE(parse_kube_time(bad).has_value()) << bad;
+  EXPECT_EQ(parse_kube_time("2028-02-29T00:00:00Z"), at(seconds(1835395200)));
+}
+
 }  // namespace
 }  // namespace tetherd
