@@ -109,9 +109,11 @@ class Connection {
   beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream); }
   // Closing the socket makes every operation pending on it complete with
   // operation_aborted. No TLS close_notify: the peer may be long gone, and
-  // a half-open connection is what this is for.
+  // a half-open connection is what this is for. A name lookup has no socket
+  // yet: its wait is cut instead.
   void close() {
     closed_by_us = true;
+    if (lookup_wait != nullptr) lookup_wait->cancel();
     tcp().close();
   }
 
@@ -120,6 +122,7 @@ class Connection {
   beast::flat_buffer buffer;
   bool reused = false;
   bool closed_by_us = false;
+  asio::steady_timer* lookup_wait = nullptr;  // while resolve() waits for the name
 };
 
 ApiResult<ServerAddress> parse_server_address(std::string_view server_url,
@@ -284,8 +287,10 @@ ApiError io_error(const State& s, const boost::system::error_code& ec, std::stri
 }
 
 // Resolving runs getaddrinfo on Asio's resolver thread, which cancel()
-// cannot interrupt. So the wait is on a timer the answer cancels; on a
-// timeout the lookup is left to finish into state it shares, unobserved.
+// cannot interrupt. So the wait is on a timer the answer cancels, and so
+// does disconnect_all() (a resume must not wait for a lookup begun before
+// the sleep); either way the lookup is left to finish into state it
+// shares, unobserved.
 struct Lookup {
   explicit Lookup(asio::any_io_executor e) : resolver(e), wake(e) {}
   tcp::resolver resolver;
@@ -295,7 +300,7 @@ struct Lookup {
   bool done = false;
 };
 
-awaitable<ApiResult<tcp::resolver::results_type>> resolve(const State& s) {
+awaitable<ApiResult<tcp::resolver::results_type>> resolve(const State& s, Connection& c) {
   auto lookup = std::make_shared<Lookup>(s.executor);
   lookup->wake.expires_after(s.limits.resolve_timeout);
   lookup->resolver.async_resolve(
@@ -306,7 +311,10 @@ awaitable<ApiResult<tcp::resolver::results_type>> resolve(const State& s) {
         lookup->done = true;
         lookup->wake.cancel();
       });
+  c.lookup_wait = &lookup->wake;
   co_await lookup->wake.async_wait(nothrow);
+  c.lookup_wait = nullptr;
+  if (c.closed_by_us) co_return disconnected(s);
   if (!lookup->done)
     co_return io_error(s, beast::error::timeout, "resolving", s.limits.resolve_timeout, nullptr);
   if (lookup->ec) co_return io_error(s, lookup->ec, "resolving", s.limits.resolve_timeout, nullptr);
@@ -326,9 +334,8 @@ awaitable<ApiResult<std::unique_ptr<Connection>>> connect(std::shared_ptr<State>
     auto [cec] = co_await c->tcp().async_connect(tcp::endpoint(ip, s->address.port), nothrow);
     if (cec) co_return io_error(*s, cec, "connecting to", limits.connect_timeout, c.get());
   } else {
-    auto endpoints = co_await resolve(*s);
+    auto endpoints = co_await resolve(*s, *c);
     if (!endpoints) co_return endpoints.error();
-    if (c->closed_by_us) co_return disconnected(*s);
     c->tcp().expires_after(limits.connect_timeout);
     auto [cec, endpoint] = co_await c->tcp().async_connect(*endpoints, nothrow);
     if (cec) co_return io_error(*s, cec, "connecting to", limits.connect_timeout, c.get());

@@ -106,6 +106,25 @@ TEST_F(KubeTlsTest, ANameThatDoesNotResolveIsAClearError) {
   EXPECT_TRUE(r.error().retryable());
 }
 
+TEST_F(KubeTlsTest, DisconnectAllCutsANameLookupShort) {
+  // A lookup may wait its whole resolve_timeout (10 s) for a DNS server that
+  // does not answer, as on a resume with the network not back yet; the
+  // redial after the resume must not wait behind it.
+  auto k = kubeconfig();
+  k.server = "https://tetherd-test.invalid:6443";
+  auto http = client(k);
+  KubeClient kube(*http);
+  // Queued in this order on the client's thread: the request, which starts
+  // the lookup and waits, then disconnect_all(), before any answer of the
+  // lookup can be queued.
+  on_client_thread([&] { boost::asio::post(io_, [&] { http->disconnect_all(); }); });
+  auto pending = start(kube.get(kNodeA));
+  auto r = finish(pending);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().reason, "Disconnected") << r.error().message;
+  EXPECT_EQ(http->connections_opened(), 1u);
+}
+
 struct BadCredentials {
   const char* name;
   std::function<void(Kubeconfig&, const TestCa&)> spoil;
