@@ -86,10 +86,20 @@ std::optional<WallTime> parse_kube_time(std::string_view text) {
   // them over into another instant: only text that is the very time it
   // names, written back, is taken (Kubernetes' Go parser refuses them too).
   const std::time_t seconds = timegm(&tm);
-  char written[24];
-  if (std::strftime(written, sizeof written, "%Y-%m-%dT%H:%M:%S", &tm) != head.size() ||
-      head != written)
-    return std::nullopt;
+  // Not strftime: its %Y does not pad a year below 1000 to four digits.
+  char written[32];
+  const int n =
+      std::snprintf(written, sizeof written, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  if (n != static_cast<int>(head.size()) || head != written) return std::nullopt;
+  // WallTime counts nanoseconds in 64 bits: 1677 to 2262. Beyond (Go's zero
+  // time, year 1, say) the sum below would overflow; a day's margin covers
+  // the offset and the fraction.
+  using std::chrono::duration_cast;
+  constexpr auto kDay = std::chrono::hours(24);
+  constexpr auto kFirst = duration_cast<std::chrono::seconds>(WallTime::duration::min() + kDay);
+  constexpr auto kLast = duration_cast<std::chrono::seconds>(WallTime::duration::max() - kDay);
+  if (seconds < kFirst.count() || seconds > kLast.count()) return std::nullopt;
   const auto since_epoch = std::chrono::seconds(seconds) - offset + fraction;
   return WallTime(std::chrono::duration_cast<WallTime::duration>(since_epoch));
 }

@@ -65,5 +65,15 @@ TEST(KubeTime, RefusesTimesThatDoNotExist) {
   EXPECT_EQ(parse_kube_time("2028-02-29T00:00:00Z"), at(seconds(1835395200)));
 }
 
+TEST(KubeTime, RefusesTimesBeyondWhatAWallTimeHolds) {
+  // Nanoseconds in 64 bits: 1677-09-21 to 2262-04-11. Go's zero time is
+  // refused, not overflowed (UBSan watches this under the asan preset).
+  for (const char* far : {"0001-01-01T00:00:00Z", "1600-01-01T00:00:00Z", "2263-01-01T00:00:00Z",
+                          "9999-12-31T23:59:59.999999999-23:59"})
+    EXPECT_FALSE(parse_kube_time(far).has_value()) << far;
+  EXPECT_EQ(parse_kube_time("1700-01-01T00:00:00Z"), at(seconds(-8520336000)));
+  EXPECT_EQ(parse_kube_time("2262-01-01T00:00:00Z"), at(seconds(9214646400)));
+}
+
 }  // namespace
 }  // namespace tetherd
