@@ -41,13 +41,15 @@ int main() {
   sd_bus* bus = nullptr;
   const int bus_rc = sd_bus_open_system(&bus);
 
+  // Listening before "ready", so that bench/rss-floor's SIGTERM always
+  // finds the handler.
+  asio::signal_set stop(io, SIGTERM, SIGINT);
+  stop.async_wait([&](auto, int) { io.stop(); });
+
   std::ostringstream line;
   line << "ready (nft " << listed << ", bus " << bus_rc << ", " << 0.5 << ")\n";
   std::fputs(line.str().c_str(), stdout);
   std::fflush(stdout);
-
-  asio::signal_set stop(io, SIGTERM, SIGINT);
-  stop.async_wait([&](auto, int) { io.stop(); });
   io.run();
   sd_bus_unref(bus);
 }

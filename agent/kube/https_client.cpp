@@ -288,9 +288,10 @@ ApiError io_error(const State& s, const boost::system::error_code& ec, std::stri
 
 // Resolving runs getaddrinfo on Asio's resolver thread, which cancel()
 // cannot interrupt. So the wait is on a timer the answer cancels, and so
-// does disconnect_all() (a resume must not wait for a lookup begun before
-// the sleep); either way the lookup is left to finish into state it
-// shares, unobserved.
+// does disconnect_all(): the request ends at once, and the lookup is left
+// to finish into state it shares, unobserved. Asio runs an io_context's
+// lookups one at a time on one thread, so a new one (the redial after a
+// resume) still starts only once the stale getaddrinfo returns.
 struct Lookup {
   explicit Lookup(asio::any_io_executor e) : resolver(e), wake(e) {}
   tcp::resolver resolver;

@@ -108,8 +108,8 @@ TEST_F(KubeTlsTest, ANameThatDoesNotResolveIsAClearError) {
 
 TEST_F(KubeTlsTest, DisconnectAllCutsANameLookupShort) {
   // A lookup may wait its whole resolve_timeout (10 s) for a DNS server that
-  // does not answer, as on a resume with the network not back yet; the
-  // redial after the resume must not wait behind it.
+  // does not answer, as after a sleep on a network that was failing; the
+  // request waiting on it must end as soon as a resume disconnects.
   auto k = kubeconfig();
   k.server = "https://tetherd-test.invalid:6443";
   auto http = client(k);
