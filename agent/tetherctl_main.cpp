@@ -231,8 +231,8 @@ int status(const Options& o) {
     std::fwrite(body->data(), 1, body->size(), stdout);
     if (body->empty() || body->back() != '\n') std::fputc('\n', stdout);
   } else {
-    const std::string table =
-        tetherd::render_status(*document, tetherd::SystemClock().wall(), colour_wanted());
+    const std::string table = tetherd::render_status(
+        *document, document->time.value_or(tetherd::SystemClock().wall()), colour_wanted());
     std::fputs(table.c_str(), stdout);
   }
   return tetherd::status_exit_code(*document);

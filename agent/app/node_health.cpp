@@ -12,6 +12,7 @@
 #include "agent/app/health_metrics.h"
 #include "agent/app/probes.h"
 #include "agent/core/host_health.h"
+#include "agent/core/kube_time.h"
 #include "agent/core/prometheus_text.h"
 
 namespace tetherd {
@@ -288,7 +289,9 @@ NodeStatus NodeHealth::status() const {
 }
 
 boost::json::object NodeHealth::status_document() const {
-  boost::json::object doc{{"nodeName", node_}};
+  // "time": the moment this answer was made, so `tetherctl status` draws ages
+  // and times left as of the answer, whatever clock it runs under.
+  boost::json::object doc{{"nodeName", node_}, {"time", format_kube_time(clock_.wall())}};
   if (tether_) {
     doc["controlPlane"] =
         boost::json::object{{"server", tether_->server()}, {"summary", tether_->summary()}};

@@ -263,6 +263,7 @@ Result<StatusDocument> parse_status_document(std::string_view text) {
   Reader r;
   StatusDocument doc;
   doc.node_name = r.text(o, "nodeName", "nodeName", true).value_or("");
+  doc.time = r.time(o, "time", "time");
   if (const auto* cp = r.object(o, "controlPlane", "controlPlane")) {
     doc.control_plane =
         ControlPlaneStatus{r.text(*cp, "server", "controlPlane.server").value_or(""),

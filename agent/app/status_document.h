@@ -2,7 +2,7 @@
 // The document tetherd serves at GET /v1/status on its local socket, read
 // into plain values for `tetherctl status` (see status_view.h). Pure.
 //
-// The document is {"nodeName", "controlPlane"?: {"server"?, "summary"},
+// The document is {"nodeName", "time"?, "controlPlane"?: {"server"?, "summary"},
 // "status": <what tetherd writes to its EdgeNode's status>}. Keys this
 // version does not know are ignored, so an older tetherctl reads a newer
 // tetherd; a null is read as an absent key. Everything else that is not as
@@ -59,6 +59,9 @@ struct NodeFacts {
 
 struct StatusDocument {
   std::string node_name;
+  // When tetherd made the answer; ages and times left are drawn as of it.
+  // Absent (a tetherd from before it was added): the reader's clock.
+  std::optional<WallTime> time;
   std::optional<ControlPlaneStatus> control_plane;  // absent: standalone
   std::optional<std::int64_t> observed_generation;
   std::string agent_version;  // may be empty

@@ -7,6 +7,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "agent/core/kube_time.h"
 #include "test/integration/kube/kube_fixture.h"
 #include "test/support/fake_backend.h"
 #include "test/support/fake_clock.h"
@@ -98,6 +99,8 @@ TEST_F(NodeHealthTest, ARoundReportsEveryProbeAndTheNodesVitals) {
 
   const json::object doc = health->status_document();
   EXPECT_EQ(doc.at("nodeName"), "node-a");
+  EXPECT_EQ(doc.at("time").as_string(),
+            format_kube_time(clock_.wall()));  // tetherctl draws ages from it
   const auto& node = doc.at("status").at("node").as_object();
   EXPECT_GT(node.at("memoryTotalBytes").to_number<std::uint64_t>(), 0u);
   EXPECT_GT(node.at("uptimeSeconds").as_int64(), 0);

@@ -111,10 +111,13 @@ TEST(StatusDocument, ReadsWhatTetherdWrites) {
   vitals.disk.push_back({"/", 10, 20});
   vitals.uptime_seconds = 60;
   written.node = vitals;
-  boost::json::object document{{"nodeName", "desktop"}, {"status", status_object(written)}};
+  boost::json::object document{{"nodeName", "desktop"},
+                               {"time", format_kube_time(kNow)},
+                               {"status", status_object(written)}};
 
   const auto read = parse_status_document(boost::json::serialize(document));
   ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(read->time, kNow);
   EXPECT_FALSE(read->control_plane);
   EXPECT_EQ(read->observed_generation, 9);
   EXPECT_EQ(read->firewall->backend, "ufw");
@@ -219,6 +222,7 @@ TEST(StatusDocument, RefusesWhatIsNotAsDocumentedAndSaysWhere) {
        "status.node.disk: expected an array, found an object"},
       {status(R"({"node": {"lastResumeTime": "now"}})"),
        "status.node.lastResumeTime: not an RFC 3339 time: \"now\""},
+      {R"({"nodeName": "n", "time": "now"})", "time: not an RFC 3339 time: \"now\""},
       // The first problem is the one named.
       {R"({"nodeName": 1, "status": {"observedGeneration": -1}})",
        "nodeName: expected a string, found a number"},
