@@ -56,6 +56,10 @@ Allowlist build_allowlist(const Policy& policy, const std::vector<Cidr>& control
       a.sources.add(Cidr{boost::asio::ip::address_v6(address.to_v6().to_bytes()), 128});
     }
   }
+  for (const Cidr& c : policy.cluster_networks) {
+    a.sources.add(c);
+    a.cluster.add(c);
+  }
   for (const Cidr& c : policy.always_allow)
     a.sources.add(c);
   for (const Cidr& c : policy.allow)
@@ -73,6 +77,10 @@ AllowlistDiff diff(const Allowlist& live, const Allowlist& desired) {
   d.removed = minus(have, want);
   d.ports_added = minus(desired.ports, live.ports);
   d.ports_removed = minus(live.ports, desired.ports);
+  const std::vector<Cidr> cluster_have = live.cluster.cidrs();
+  const std::vector<Cidr> cluster_want = desired.cluster.cidrs();
+  d.cluster_added = minus(cluster_want, cluster_have);
+  d.cluster_removed = minus(cluster_have, cluster_want);
   d.verdict_changed = live.verdict != desired.verdict;
   return d;
 }

@@ -21,6 +21,10 @@ struct Policy {
   std::vector<std::uint16_t> ports;  // the only ports ever filtered
   std::vector<Cidr> always_allow;
   std::vector<Cidr> allow;
+  // The cluster's pod and service networks: the cluster itself, never locked
+  // out as a source, and, as a destination routed through the node (a pod
+  // behind it, after any DNAT), protected on `ports` like the node itself.
+  std::vector<Cidr> cluster_networks;
   std::uint32_t max_sources = 4096;
   Verdict verdict = Verdict::kDrop;
 };
@@ -40,11 +44,14 @@ Result<std::vector<Cidr>> validate(const DesiredSources& desired, const Policy& 
 struct Allowlist {
   std::vector<std::uint16_t> ports;  // sorted, unique
   AddressSet sources;
+  // Destinations routed through the node that are protected too (pods).
+  AddressSet cluster;
   Verdict verdict = Verdict::kDrop;
   friend bool operator==(const Allowlist&, const Allowlist&) = default;
 };
 
-// alwaysAllow ∪ allow ∪ control-plane sources ∪ loopback ∪ node addresses.
+// Sources: clusterNetworks ∪ alwaysAllow ∪ allow ∪ control-plane sources ∪
+// loopback ∪ node addresses.
 Allowlist build_allowlist(const Policy& policy, const std::vector<Cidr>& control_plane,
                           const std::vector<boost::asio::ip::address>& node_addresses);
 
@@ -54,10 +61,12 @@ struct AllowlistDiff {
   std::vector<Cidr> removed;
   std::vector<std::uint16_t> ports_added;
   std::vector<std::uint16_t> ports_removed;
+  std::vector<Cidr> cluster_added;
+  std::vector<Cidr> cluster_removed;
   bool verdict_changed = false;
   bool empty() const {
     return added.empty() && removed.empty() && ports_added.empty() && ports_removed.empty() &&
-           !verdict_changed;
+           cluster_added.empty() && cluster_removed.empty() && !verdict_changed;
   }
 };
 

@@ -1,6 +1,7 @@
 #include "firewall/nft_ruleset.h"
 
 #include <algorithm>
+#include <array>
 #include <iterator>
 
 #include <boost/json.hpp>
@@ -83,38 +84,60 @@ bool add_element(AddressSet& set, const json::value& e) {
   return false;
 }
 
-// Does this rule's expression list read like one of ours, and with which verdict?
-std::optional<Verdict> our_rule(const json::array& expr, std::string_view family_set,
-                                std::uint64_t& packets_out) {
-  bool ports = false, local = false, saddr = false;
-  std::uint64_t packets = 0;
-  std::optional<Verdict> verdict;
-  for (const json::value& v : expr) {
-    if (!v.is_object()) return std::nullopt;
-    const json::object& o = v.get_object();
-    if (const json::value* m = find(o, "match"); m && m->is_object()) {
-      const json::value* right = find(m->get_object(), "right");
-      const json::value* op = find(m->get_object(), "op");
-      if (!right || !op) return std::nullopt;
-      const std::string r = right->is_string() ? std::string(right->get_string()) : "";
-      if (r == "@ports") ports = true;
-      if (r == "local") local = true;
-      if (r == family_set && op->is_string() && op->get_string() == "!=") saddr = true;
-    } else if (const json::value* c = find(o, "counter"); c && c->is_object()) {
-      if (const json::value* p = find(c->get_object(), "packets"); p && p->is_int64()) {
-        packets += static_cast<std::uint64_t>(p->get_int64());
-      }
-    } else if (o.contains("drop")) {
-      verdict = Verdict::kDrop;
-    } else if (o.contains("reject")) {
-      verdict = Verdict::kReject;
-    } else {
-      return std::nullopt;
-    }
+// The rules as nftables lists them (`nft -j`), counters at zero: the tamper
+// check compares whole rules, so a hand-edited operator, a missing match or
+// an extra statement is drift, not only a missing rule.
+json::value match(std::string_view op, json::value left, json::value right) {
+  return json::object{
+      {"match", json::object{{"op", op}, {"left", std::move(left)}, {"right", std::move(right)}}}};
+}
+
+json::value payload(std::string_view protocol, std::string_view field) {
+  return json::object{{"payload", json::object{{"protocol", protocol}, {"field", field}}}};
+}
+
+json::array expected_rule(const ChainLayout& chain, bool v4, Verdict verdict) {
+  const char* family = v4 ? "ip" : "ip6";
+  json::array expr;
+  expr.push_back(match("==", payload("tcp", "dport"), "@ports"));
+  if (chain.local_only) {
+    expr.push_back(match(
+        "==",
+        json::object{{"fib", json::object{{"result", "type"}, {"flags", json::array{"daddr"}}}}},
+        "local"));
   }
-  if (!ports || !local || !saddr || !verdict) return std::nullopt;
-  packets_out += packets;
-  return verdict;
+  if (chain.cluster_only)
+    expr.push_back(match("==", payload(family, "daddr"), v4 ? "@cluster4" : "@cluster6"));
+  expr.push_back(match("!=", payload(family, "saddr"), v4 ? "@allowed4" : "@allowed6"));
+  expr.push_back(json::object{{"counter", json::object{{"packets", 0}, {"bytes", 0}}}});
+  if (verdict == Verdict::kDrop) {
+    expr.push_back(json::object{{"drop", nullptr}});
+  } else {
+    expr.push_back(json::object{{"reject", json::object{{"type", "tcp reset"}}}});
+  }
+  return expr;
+}
+
+// A listed rule's expressions with its counter's values taken out (added to
+// `packets`), ready to compare with expected_rule.
+json::array without_counts(const json::array& expr, std::uint64_t& packets) {
+  json::array out = expr;
+  for (json::value& v : out) {
+    if (!v.is_object()) continue;
+    json::value* c = v.get_object().if_contains("counter");
+    if (!c || !c->is_object()) continue;
+    if (const json::value* p = find(c->get_object(), "packets");
+        p && p->is_int64() && p->get_int64() > 0)
+      packets += static_cast<std::uint64_t>(p->get_int64());
+    *c = json::object{{"packets", 0}, {"bytes", 0}};
+  }
+  return out;
+}
+
+const ChainLayout* layout_of(std::string_view name) {
+  for (const ChainLayout& c : kChains)
+    if (c.name == name) return &c;
+  return nullptr;
 }
 
 }  // namespace
@@ -144,14 +167,26 @@ std::string render_replace(const Allowlist& a) {
     out += " }\n";
   }
   out += "\t}\n";
-  out += "\tchain prerouting {\n";
-  out += "\t\ttype filter hook prerouting priority " + std::to_string(kChainPriority) +
-         "; policy accept;\n";
-  for (const char* family : {"ip saddr != @allowed4", "ip6 saddr != @allowed6"}) {
-    out += std::string("\t\ttcp dport @ports fib daddr type local ") + family + " counter " +
-           verdict_text(a.verdict) + "\n";
+  out += "\tset cluster4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n";
+  render_elements(out, a.cluster.cidrs_v4());
+  out += "\t}\n";
+  out += "\tset cluster6 {\n\t\ttype ipv6_addr\n\t\tflags interval\n";
+  render_elements(out, a.cluster.cidrs_v6());
+  out += "\t}\n";
+  for (const ChainLayout& chain : kChains) {
+    out += "\tchain " + std::string(chain.name) + " {\n";
+    out += "\t\ttype filter hook " + std::string(chain.name) + " priority " +
+           std::to_string(chain.priority) + "; policy accept;\n";
+    for (const bool v4 : {true, false}) {
+      out += "\t\ttcp dport @ports ";
+      if (chain.local_only) out += "fib daddr type local ";
+      if (chain.cluster_only) out += v4 ? "ip daddr @cluster4 " : "ip6 daddr @cluster6 ";
+      out += v4 ? "ip saddr != @allowed4" : "ip6 saddr != @allowed6";
+      out += std::string(" counter ") + verdict_text(a.verdict) + "\n";
+    }
+    out += "\t}\n";
   }
-  out += "\t}\n}\n";
+  out += "}\n";
   return out;
 }
 
@@ -170,6 +205,10 @@ std::string render_update(const Allowlist& from, const Allowlist& to) {
   render_element_command(out, "add", "allowed4", family(d.added, true));
   render_element_command(out, "add", "allowed6", family(d.added, false));
   render_port_command(out, "add", d.ports_added);
+  render_element_command(out, "delete", "cluster4", family(d.cluster_removed, true));
+  render_element_command(out, "delete", "cluster6", family(d.cluster_removed, false));
+  render_element_command(out, "add", "cluster4", family(d.cluster_added, true));
+  render_element_command(out, "add", "cluster6", family(d.cluster_added, false));
   return out;
 }
 
@@ -182,9 +221,10 @@ Result<LiveTable> parse_live_table(std::string_view text) {
   if (!items) return items.error();
 
   LiveTable live;
-  bool chain_ok = false;
-  int rules = 0, ours = 0;
-  std::optional<Verdict> verdict4, verdict6;
+  bool chains_ok = true;
+  int chains = 0;
+  // The rules of each chain, as listed, counters taken out.
+  std::array<std::vector<json::array>, kChains.size()> rules;
   for (const json::value& item : *items) {
     if (!item.is_object()) continue;
     const json::object& o = item.get_object();
@@ -204,30 +244,50 @@ Result<LiveTable> parse_live_table(std::string_view text) {
         } else if ((n == "allowed4" || n == "allowed6") &&
                    !add_element(live.allowlist.sources, e)) {
           return make_error("unexpected element in set " + std::string(n));
+        } else if ((n == "cluster4" || n == "cluster6") &&
+                   !add_element(live.allowlist.cluster, e)) {
+          return make_error("unexpected element in set " + std::string(n));
         }
       }
     } else if (const json::value* c = find(o, "chain"); c && c->is_object()) {
       const json::object& chain = c->get_object();
-      const json::value* hook = find(chain, "hook");
+      ++chains;
+      const ChainLayout* want = layout_of(nft_json::string_at(chain, "name"));
       const json::value* prio = find(chain, "prio");
-      const json::value* policy = find(chain, "policy");
-      chain_ok = hook && hook->is_string() && hook->get_string() == "prerouting" && prio &&
-                 prio->is_int64() && prio->get_int64() == kChainPriority && policy &&
-                 policy->is_string() && policy->get_string() == "accept";
+      chains_ok = chains_ok && want && nft_json::string_at(chain, "type") == "filter" &&
+                  nft_json::string_at(chain, "hook") == want->name && prio && prio->is_int64() &&
+                  prio->get_int64() == want->priority &&
+                  nft_json::string_at(chain, "policy") == "accept";
     } else if (const json::value* r = find(o, "rule"); r && r->is_object()) {
-      ++rules;
+      const ChainLayout* in = layout_of(nft_json::string_at(r->get_object(), "chain"));
       const json::value* expr = find(r->get_object(), "expr");
-      if (!expr || !expr->is_array()) continue;
-      if (auto v = our_rule(expr->get_array(), "@allowed4", live.dropped_packets)) {
-        verdict4 = v, ++ours;
-      } else if (auto v6 = our_rule(expr->get_array(), "@allowed6", live.dropped_packets)) {
-        verdict6 = v6, ++ours;
+      if (!in || !expr || !expr->is_array()) {
+        chains_ok = false;
+        continue;
       }
+      rules[static_cast<std::size_t>(in - kChains.data())].push_back(
+          without_counts(expr->get_array(), live.dropped_packets));
     }
   }
   std::sort(live.allowlist.ports.begin(), live.allowlist.ports.end());
-  live.allowlist.verdict = verdict4.value_or(Verdict::kDrop);
-  live.rules_intact = chain_ok && rules == 2 && ours == 2 && verdict4 && verdict4 == verdict6;
+
+  // Every chain holds exactly its two rules, in order, all with one verdict.
+  auto intact_with = [&](Verdict verdict) {
+    for (std::size_t i = 0; i < kChains.size(); ++i) {
+      if (rules[i].size() != 2 || rules[i][0] != expected_rule(kChains[i], true, verdict) ||
+          rules[i][1] != expected_rule(kChains[i], false, verdict))
+        return false;
+    }
+    return true;
+  };
+  const bool whole = chains_ok && chains == static_cast<int>(kChains.size());
+  if (whole && intact_with(Verdict::kDrop)) {
+    live.allowlist.verdict = Verdict::kDrop;
+    live.rules_intact = true;
+  } else if (whole && intact_with(Verdict::kReject)) {
+    live.allowlist.verdict = Verdict::kReject;
+    live.rules_intact = true;
+  }
   return live;
 }
 

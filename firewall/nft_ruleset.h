@@ -6,20 +6,28 @@
 // diffs, see render_update):
 //   set allowed4 / allowed6   interval sets: lookup cost does not grow with N
 //   set ports                 the managed ports
-//   chain prerouting          filter hook at priority -110 (dstnat - 10): it
-//                             runs before DNAT, so ports k3s publishes through
-//                             DNAT (servicelb, hostPort, NodePort) are matched
-//                             by the port the peer dialled.
-//   two rules: a TCP packet to a managed port of a local address
-//   (`fib daddr type local`) from a source not in the set is dropped (or
-//   rejected with a TCP reset). tetherd never accepts anything: everything
-//   else falls through to the chain's accept policy and on to other tables.
+//   set cluster4 / cluster6   the cluster's networks (pods behind the node)
+//   three base chains, each with two rules (IPv4, IPv6) that drop (or reject
+//   with a TCP reset) a TCP packet from a source not in the allowed set:
+//   chain prerouting  priority -110 (before DNAT): to a managed port of a
+//                     local address (`fib daddr type local`), as dialled;
+//   chain input       priority -10 (after DNAT): to a managed port on the
+//                     node, whatever port was dialled (a NodePort, a
+//                     ClusterIP or a redirect translated to 6443);
+//   chain forward     priority -10 (after DNAT): to a managed port of an
+//                     address in the cluster's networks routed through the
+//                     node (a NodePort or ClusterIP to the linkerd gateway
+//                     pod, or the pod's own address).
+//   So a connection is judged by what it finally reaches, and also by the
+//   port dialled on the node. tetherd never accepts anything: everything
+//   else falls through to the chains' accept policy and on to other tables.
 //
 // Coexistence: an nftables `accept` ends only its own base chain, while a
 // `drop` anywhere is final. So this table can block, but it cannot open a port
 // that ufw, firewalld or another table's default-deny closes; that is why the
 // backend checks for such tables beside it (see DESIGN.md).
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,7 +40,18 @@ namespace tetherd::firewall {
 
 inline constexpr std::string_view kTableFamily = "inet";
 inline constexpr std::string_view kTableName = "tetherd";
-inline constexpr int kChainPriority = -110;
+
+struct ChainLayout {
+  std::string_view name;  // also its hook
+  int priority;
+  bool local_only;    // `fib daddr type local`
+  bool cluster_only;  // `ip daddr @cluster4` / `ip6 daddr @cluster6`
+};
+inline constexpr std::array<ChainLayout, 3> kChains = {{
+    {"prerouting", -110, true, false},
+    {"input", -10, false, false},
+    {"forward", -10, false, true},
+}};
 
 // The nft script that atomically replaces the table with `allowlist`.
 std::string render_replace(const Allowlist& allowlist);
@@ -47,7 +66,7 @@ std::string render_remove();
 
 struct LiveTable {
   Allowlist allowlist;
-  bool rules_intact = false;  // the chain and its two rules are as rendered
+  bool rules_intact = false;  // the chains and their rules are exactly as rendered
   std::uint64_t dropped_packets = 0;
 };
 

@@ -51,6 +51,7 @@ Result<void> UfwBackend::apply(const Allowlist& allowlist) {
   }
   if (auto r = run_each(commands); !r) return r;
   verdict_ = allowlist.verdict;
+  cluster_ = allowlist.cluster;
   return {};
 }
 
@@ -61,6 +62,7 @@ Result<std::optional<LiveTable>> UfwBackend::read() {
   LiveTable live;
   live.allowlist.ports = added->ours.front().ports;
   live.allowlist.verdict = verdict_;
+  live.allowlist.cluster = cluster_;
   live.rules_intact = true;
   for (const UfwRule& r : added->ours) {
     live.allowlist.sources.add(r.source);
@@ -104,10 +106,11 @@ Result<std::vector<Caveat>> UfwBackend::caveats() {
                              "changes your own ufw rules"});
   }
   out.push_back({false,
-                 "ufw filters host sockets only: ports that k3s publishes through DNAT "
-                 "(servicelb, hostPort, NodePort) are forwarded after translation, where ufw "
-                 "cannot see the port the peer dialled; use firewall.backend: nftables to "
-                 "filter those"});
+                 "ufw filters host sockets only: it sees a NodePort or ClusterIP translated to "
+                 "this node's 6443 as 6443, but connections k3s forwards to pods (a NodePort, "
+                 "LoadBalancer or ClusterIP to the linkerd gateway pod, or the pod's address "
+                 "routed through the node) pass ufw's routed chain, where tetherd has no "
+                 "rules; use firewall.backend: nftables to filter those"});
   return out;
 }
 

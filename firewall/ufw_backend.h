@@ -47,6 +47,9 @@ class UfwBackend final : public Backend {
   Runner run_;
   std::function<void()> progress_;
   Verdict verdict_ = Verdict::kDrop;  // as last applied; ufw has its own
+  // As last applied: ufw's rules filter what ends on the node, not what it
+  // routes to pods (caveats() says so), so there is nothing to read back.
+  AddressSet cluster_;
 };
 
 }  // namespace tetherd::firewall

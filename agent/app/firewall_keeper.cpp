@@ -15,6 +15,7 @@ firewall::Policy firewall_policy(const FirewallConfig& c) {
   p.ports = c.ports;
   p.always_allow = c.always_allow;
   p.allow = c.allow;
+  p.cluster_networks = c.cluster_networks;
   p.max_sources = c.max_sources;
   p.verdict = c.verdict;
   return p;

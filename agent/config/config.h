@@ -33,12 +33,16 @@ enum class OnStop { kKeep, kRemove };
 
 // 10.42.0.0/16 and 10.43.0.0/16: k3s's default pod and service networks.
 std::vector<firewall::Cidr> default_always_allow();
+std::vector<firewall::Cidr> default_cluster_networks();
 
 struct FirewallConfig {
   FirewallBackend backend = FirewallBackend::kNftables;
   std::vector<std::uint16_t> ports = {6443, 4143, 4191};
   std::vector<firewall::Cidr> allow;
   std::vector<firewall::Cidr> always_allow = default_always_allow();
+  // The cluster's pod and service networks: always allowed as sources, and
+  // protected as destinations routed through the node (see Policy).
+  std::vector<firewall::Cidr> cluster_networks = default_cluster_networks();
   std::uint32_t max_sources = 4096;
   OnStop on_stop = OnStop::kKeep;
   firewall::Verdict verdict = firewall::Verdict::kDrop;

@@ -107,8 +107,9 @@ void read_control_plane(YamlReader& r, const YAML::Node& node, ControlPlaneConfi
 
 void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
   const std::string p = "firewall";
-  auto f = r.fields(
-      node, p, {"backend", "ports", "allow", "alwaysAllow", "maxSources", "onStop", "verdict"});
+  auto f = r.fields(node, p,
+                    {"backend", "ports", "allow", "alwaysAllow", "clusterNetworks", "maxSources",
+                     "onStop", "verdict"});
   r.enumeration<FirewallBackend>(f, "backend", p,
                                  {{"nftables", FirewallBackend::kNftables},
                                   {"ufw", FirewallBackend::kUfw},
@@ -143,6 +144,7 @@ void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
   }
   r.cidrs(f, "allow", p, c.allow);
   r.cidrs(f, "alwaysAllow", p, c.always_allow);
+  r.cidrs(f, "clusterNetworks", p, c.cluster_networks);
   if (const YAML::Node* n = YamlReader::find(f, "maxSources")) {
     if (auto v = r.unsigned_value(*n, p + ".maxSources", 1, 65536, "a number of sources")) {
       c.max_sources = static_cast<std::uint32_t>(*v);
@@ -355,6 +357,10 @@ std::string default_host_name() {
 
 std::vector<firewall::Cidr> default_always_allow() {
   return {*firewall::parse_cidr("10.42.0.0/16"), *firewall::parse_cidr("10.43.0.0/16")};
+}
+
+std::vector<firewall::Cidr> default_cluster_networks() {
+  return default_always_allow();
 }
 
 const char* to_string(FirewallBackend b) {

@@ -149,13 +149,52 @@ class Topology {
       close(fd);
     for (const auto& ns : {node, a, b})
       std::system(("ip netns del " + ns + " 2>/dev/null").c_str());
+    for (const auto& ns : pods_)
+      std::system(("ip netns del " + ns + " 2>/dev/null").c_str());
   }
   Topology(const Topology&) = delete;
   Topology& operator=(const Topology&) = delete;
 
-  // Listens in the node namespace on every node address, both families.
-  void listen_on(const std::vector<std::uint16_t>& ports) {
-    InNetns in(node);
+  // A host behind the node, as a pod is: its own namespace (returned), a veth
+  // to the node with `node4`/`node6` (CIDR notation) on the node's side and
+  // `pod4`/`pod6` on its own, and its default routes through the node, which
+  // now forwards.
+  std::string add_pod(const std::string& name, const std::string& node4, const std::string& pod4,
+                      const std::string& node6, const std::string& pod6) {
+    const std::string ns = prefix_ + name;
+    sh("ip netns del " + ns + " 2>/dev/null; true");
+    sh("ip netns add " + ns);
+    pods_.push_back(ns);
+    sh("ip -n " + ns + " link set lo up");
+    sh("ip link add " + name + " netns " + node + " type veth peer name eth0 netns " + ns);
+    sh("ip -n " + node + " addr add " + node4 + " dev " + name);
+    sh("ip -n " + node + " addr add " + node6 + " dev " + name + " nodad");
+    sh("ip -n " + ns + " addr add " + pod4 + " dev eth0");
+    sh("ip -n " + ns + " addr add " + pod6 + " dev eth0 nodad");
+    sh("ip -n " + node + " link set " + name + " up");
+    sh("ip -n " + ns + " link set eth0 up");
+    // Until the kernel's link watch has seen the carrier (up to a second),
+    // the veth has no queue and drops what it is given: the first SYN would
+    // be lost and retried a second later.
+    wait_until_up(node, name);
+    wait_until_up(ns, "eth0");
+    sh("ip -n " + ns + " route add default via " + node4.substr(0, node4.find('/')));
+    sh("ip -n " + ns + " -6 route add default via " + node6.substr(0, node6.find('/')));
+    sh("ip netns exec " + node +
+       " sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+    return ns;
+  }
+
+  // Routes `cidr` from `peer` through the node (`via`: the node's address on
+  // the peer's link), as a LAN host with a route to the cluster would.
+  void route_through_node(const std::string& peer, const std::string& cidr,
+                          const std::string& via) {
+    sh("ip -n " + peer + " route add " + cidr + " via " + via);
+  }
+
+  // Listens in `ns` (default: the node) on every address, both families.
+  void listen_on(const std::vector<std::uint16_t>& ports, const std::string& ns = "") {
+    InNetns in(ns.empty() ? node : ns);
     for (std::uint16_t port : ports) {
       for (int family : {AF_INET, AF_INET6}) {
         const int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -208,8 +247,20 @@ class Topology {
     sh("ip -n " + peer + " link set eth0 up");
   }
 
+  static void wait_until_up(const std::string& ns, const std::string& dev) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    const std::string command =
+        "ip -n " + ns + " -o link show dev " + dev + " | grep -q 'state UP'";
+    while (std::system(command.c_str()) != 0) {
+      if (std::chrono::steady_clock::now() > give_up)
+        throw std::runtime_error(dev + " in " + ns + " did not come up");
+      poll(nullptr, 0, 20);
+    }
+  }
+
   std::string prefix_;
   std::vector<int> listeners_;
+  std::vector<std::string> pods_;
 };
 
 }  // namespace tetherd::test

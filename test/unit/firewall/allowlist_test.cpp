@@ -79,6 +79,23 @@ TEST(BuildAllowlist, LoopbackIsAllowedEvenWithNothingElse) {
   EXPECT_FALSE(a.sources.contains(ip::make_address("192.0.2.1")));
 }
 
+TEST(BuildAllowlist, TheClusterNetworksAreSourcesAndProtectedDestinations) {
+  Policy p;
+  p.ports = {4143};
+  p.cluster_networks = {*parse_cidr("10.42.0.0/16"), *parse_cidr("2001:db8:42::/56")};
+  const Allowlist a = build_allowlist(p, {}, {});
+  // Pod-to-pod traffic is the cluster's own: never locked out.
+  EXPECT_TRUE(a.sources.contains(ip::make_address("10.42.7.9")));
+  EXPECT_TRUE(a.sources.contains(ip::make_address("2001:db8:42::9")));
+  EXPECT_EQ(strings(a.cluster.cidrs()),
+            (std::vector<std::string>{"10.42.0.0/16", "2001:db8:42::/56"}));
+  p.cluster_networks.pop_back();
+  const AllowlistDiff d = diff(a, build_allowlist(p, {}, {}));
+  EXPECT_EQ(strings(d.cluster_removed), (std::vector<std::string>{"2001:db8:42::/56"}));
+  EXPECT_TRUE(d.cluster_added.empty());
+  EXPECT_FALSE(d.empty());
+}
+
 TEST(Diff, ReportsWhatChanges) {
   Policy p = default_policy();
   const Allowlist live = build_allowlist(p, {*parse_cidr("198.51.100.0/24")}, {});

@@ -22,7 +22,10 @@ namespace fw = firewall;
 
 class FirewallReportTest : public ::testing::Test {
  protected:
-  FirewallReportTest() { config_.always_allow = {*fw::parse_cidr("10.42.0.0/16")}; }
+  FirewallReportTest() {
+    config_.always_allow = {*fw::parse_cidr("10.42.0.0/16")};
+    config_.cluster_networks = config_.always_allow;
+  }
   Result<FirewallReport> report() {
     return make_firewall_report(config_, backend_, StateDir(tmp_.path()), node_);
   }

@@ -45,6 +45,7 @@ TEST(ConfigLoader, EmptyFileGivesStandaloneDefaults) {
   ASSERT_EQ(c.firewall.always_allow.size(), 2u);
   EXPECT_EQ(c.firewall.always_allow[0].to_string(), "10.42.0.0/16");
   EXPECT_EQ(c.firewall.always_allow[1].to_string(), "10.43.0.0/16");
+  EXPECT_EQ(c.firewall.cluster_networks, c.firewall.always_allow);
   EXPECT_TRUE(c.firewall.allow.empty());
   EXPECT_EQ(c.firewall.max_sources, 4096u);
   EXPECT_EQ(c.firewall.on_stop, OnStop::kKeep);
@@ -103,6 +104,7 @@ firewall:
   ports: [6443]
   allow: [203.0.113.10/32, 2001:db8::/48]
   alwaysAllow: []
+  clusterNetworks: [10.52.0.0/16, 2001:db8:42::/56]
   maxSources: 100
   onStop: remove
   verdict: reject
@@ -127,6 +129,8 @@ state: {dir: /srv/tetherd}
   ASSERT_EQ(c.firewall.allow.size(), 2u);
   EXPECT_EQ(c.firewall.allow[1].to_string(), "2001:db8::/48");
   EXPECT_TRUE(c.firewall.always_allow.empty());
+  ASSERT_EQ(c.firewall.cluster_networks.size(), 2u);
+  EXPECT_EQ(c.firewall.cluster_networks[1].to_string(), "2001:db8:42::/56");
   EXPECT_EQ(c.firewall.max_sources, 100u);
   EXPECT_EQ(c.firewall.on_stop, OnStop::kRemove);
   EXPECT_EQ(c.firewall.verdict, firewall::Verdict::kReject);
