@@ -17,7 +17,7 @@
 #include "agent/adapters/state_dir.h"
 #include "agent/adapters/system_clock.h"
 #include "agent/app/daemon.h"
-#include "agent/app/local_linkerd.h"
+#include "agent/app/local_cluster.h"
 #include "agent/config/config_loader.h"
 #include "agent/config/kubeconfig.h"
 
@@ -103,27 +103,6 @@ std::unique_ptr<tetherd::Tether> make_tether(boost::asio::io_context& io,
   return std::make_unique<Tether>(io, clock, log, firewall, std::move(*http), config);
 }
 
-// The local k3s API, for the K3sReady probe (its own client: the probe's
-// deadline closes its connections, and must not cut the issuer rotation's).
-// Null, with a False K3sReady saying why, when its kubeconfig is unusable.
-std::unique_ptr<tetherd::kube::HttpsClient> make_k3s_client(boost::asio::io_context& io,
-                                                            const tetherd::Config& config,
-                                                            std::string& why) {
-  using namespace tetherd;
-  const std::string& path = config.cluster->kubeconfig;
-  auto kubeconfig = load_kubeconfig(path);
-  if (!kubeconfig) {
-    why = "cannot use k3s's kubeconfig " + path + ": " + kubeconfig.error().message;
-    return nullptr;
-  }
-  auto http = kube::HttpsClient::create(io.get_executor(), *kubeconfig);
-  if (!http) {
-    why = "cannot use k3s's kubeconfig " + path + ": " + kube::describe(http.error());
-    return nullptr;
-  }
-  return std::move(*http);
-}
-
 // systemd's RuntimeDirectory=tetherd gives /run/tetherd (and says so in
 // $RUNTIME_DIRECTORY); outside systemd the directory is made here.
 std::string status_socket_path() {
@@ -175,32 +154,15 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
   if (config.control_plane) tether = make_tether(io, clock, log, firewall, config);
   // logind on the system bus when there is one; the clocks in any case.
   ResumeDetector resume(io, clock, log);
-  std::unique_ptr<LocalLinkerd> linkerd;
-  if (config.linkerd) {
-    auto made = LocalLinkerd::create(io, clock, log, config);
-    if (made) {
-      linkerd = std::move(*made);
-    } else {
-      log.error("linkerd-config-invalid",
-                made.error().message +
-                    "; linkerd's issuer is not watched (fix it, then restart tetherd)");
-    }
-  }
-  std::string k3s_unusable;
-  std::unique_ptr<kube::HttpsClient> k3s;
-  if (config.cluster) k3s = make_k3s_client(io, config, k3s_unusable);
-  NodeHealth health(io, clock, log, config, firewall, tether.get(), k3s.get());
-  if (!k3s_unusable.empty()) {
-    log.error("cluster-config-invalid", k3s_unusable + " (fix it, then restart tetherd)",
-              {{"KUBECONFIG", config.cluster->kubeconfig}});
-    health.report(condition_type::kK3sReady, ConditionStatus::kFalse, "KubeconfigUnusable",
-                  k3s_unusable);
-  }
+  // k3s and linkerd's issuer, from cluster.kubeconfig: made when usable, so
+  // tetherd can start before k3s writes it.
+  LocalCluster local(io, clock, log, config);
+  NodeHealth health(io, clock, log, config, firewall, tether.get(), nullptr);
   health.serve(config.metrics.listen, status_socket_path());
   DaemonParts parts{.monitor = monitor.get(),
                     .tether = tether.get(),
                     .resume = &resume,
-                    .issuer = linkerd ? &linkerd->rotation() : nullptr,
+                    .local = &local,
                     .state = &state,
                     .health = &health};
   Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, parts);

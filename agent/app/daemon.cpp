@@ -36,6 +36,7 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       tether_(parts.tether),
       resume_(parts.resume),
       issuer_(parts.issuer),
+      local_(parts.local),
       state_(parts.state),
       health_(parts.health),
       tick_(io),
@@ -81,10 +82,10 @@ Result<void> Daemon::start() {
     resume_->on_resumed([this](const ResumeEvent&) { resumed(); });
     resume_->start();
   }
-  if (issuer_) {
-    issuer_->on_result([this](const RotationResult& r) { issuer_checked(r); });
-    issuer_->request(RotationTrigger::kStart);
-    arm_issuer_check();
+  if (issuer_) start_issuer();
+  if (local_) {
+    local_->attach();
+    take_local();
   }
   if (health_) {
     health_->on_transition([this] {
@@ -136,8 +137,33 @@ void Daemon::arm_tick() {
   tick_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     check_resume();
+    if (local_ && !local_->complete() && !stopping_) {
+      const std::string before = local_->k3s_problem();
+      if (local_->attach() || local_->k3s_problem() != before) take_local();
+    }
     arm_tick();
   });
+}
+
+void Daemon::start_issuer() {
+  issuer_->on_result([this](const RotationResult& r) { issuer_checked(r); });
+  issuer_->request(RotationTrigger::kStart);
+  arm_issuer_check();
+}
+
+void Daemon::take_local() {
+  if (health_) {
+    if (local_->k3s()) {
+      health_->set_k3s(local_->k3s());
+    } else if (!local_->k3s_problem().empty()) {
+      health_->report(condition_type::kK3sReady, ConditionStatus::kFalse, "KubeconfigUnusable",
+                      local_->k3s_problem());
+    }
+  }
+  if (!issuer_ && local_->issuer()) {
+    issuer_ = local_->issuer();
+    start_issuer();
+  }
 }
 
 bool Daemon::check_resume() {

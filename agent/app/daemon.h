@@ -14,6 +14,7 @@
 #include "agent/app/firewall_keeper.h"
 #include "agent/app/firewall_monitor.h"
 #include "agent/app/issuer_rotation.h"
+#include "agent/app/local_cluster.h"
 #include "agent/app/node_health.h"
 #include "agent/app/resume_detector.h"
 #include "agent/app/tether.h"
@@ -34,7 +35,8 @@ struct DaemonParts {
   FirewallMonitor* monitor = nullptr;  // someone else's changes to the firewall
   Tether* tether = nullptr;            // the control-plane session
   ResumeDetector* resume = nullptr;    // sleep and resume; none: not watched
-  IssuerRotation* issuer = nullptr;    // linkerd's issuer
+  IssuerRotation* issuer = nullptr;    // linkerd's issuer, there from the start
+  LocalCluster* local = nullptr;       // k3s and linkerd's issuer, made when k3s is there
   const StateDir* state = nullptr;     // where the last spec.linkerd.rotate acted on is kept
   NodeHealth* health = nullptr;        // probes; none: the firewall is checked on a timer alone
 };
@@ -72,6 +74,9 @@ class Daemon {
   void wait_for_signal();
   void arm_tick();
   void arm_issuer_check();
+  void start_issuer();
+  // Hands what the LocalCluster has made to the parts that use it.
+  void take_local();
   void resumed();
   void rotate_token_seen();
   void issuer_checked(const RotationResult& result);
@@ -93,6 +98,7 @@ class Daemon {
   Tether* tether_;
   ResumeDetector* resume_;
   IssuerRotation* issuer_;
+  LocalCluster* local_;
   const StateDir* state_;
   NodeHealth* health_;
   // Pings the watchdog (when systemd asks for it) and runs the clock-jump

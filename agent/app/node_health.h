@@ -84,6 +84,9 @@ class NodeHealth {
   // The machine woke: a round now (the timer, on CLOCK_MONOTONIC, stood
   // still), and `at` becomes status.node.lastResumeTime.
   void resumed(WallTime at);
+  // The local cluster's client, once its kubeconfig could be used: the next
+  // round probes it.
+  void set_k3s(kube::HttpsClient* k3s) { k3s_ = k3s; }
   // A fact from another part (CertificatesValid from the issuer rotation).
   void report(std::string_view type, ConditionStatus status, std::string_view reason,
               std::string_view message);

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace tetherd::test {
@@ -23,6 +24,14 @@ class TempDir {
 
   const std::string& path() const { return path_; }
   std::string file(const std::string& name) const { return path_ + "/" + name; }
+  // Writes `text` to the file `name` in this directory, with `perms`; its path.
+  std::string write(const std::string& name, const std::string& text,
+                    std::filesystem::perms perms = std::filesystem::perms(0600)) const {
+    const std::string path = file(name);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+    std::filesystem::permissions(path, perms);
+    return path;
+  }
 
  private:
   std::string path_;

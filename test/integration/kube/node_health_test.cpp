@@ -7,6 +7,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "agent/app/local_cluster.h"
 #include "agent/core/kube_time.h"
 #include "test/integration/kube/kube_fixture.h"
 #include "test/support/fake_backend.h"
@@ -86,6 +87,56 @@ class NodeHealthTest : public KubeTest {
                          [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); },
                          {}};
 };
+
+// tetherd starts before k3s, which writes its kubeconfig as it starts: the
+// LocalCluster makes the k3s client (and linkerd's issuer rotation) once the
+// file can be used, and says what is missing once, not on every try.
+TEST_F(NodeHealthTest, AK3sKubeconfigWrittenAfterStartIsTakenUp) {
+  server_->create(kNodes, node_ready("True", "KubeletReady"));
+  config_.cluster = ClusterConfig{tmp_.file("k3s.yaml")};
+  config_.linkerd.emplace();
+  LocalCluster local(io_, clock_, log_, config_);
+  EXPECT_FALSE(local.attach());
+  EXPECT_FALSE(local.attach());
+  EXPECT_FALSE(local.complete());
+  EXPECT_EQ(local.k3s(), nullptr);
+  EXPECT_EQ(local.issuer(), nullptr);
+  EXPECT_NE(local.k3s_problem().find(tmp_.file("k3s.yaml")), std::string::npos)
+      << local.k3s_problem();
+  EXPECT_EQ(log_.with_event("cluster-config-invalid").size(), 1u) << "once, not per try";
+  EXPECT_EQ(log_.with_event("linkerd-config-invalid").size(), 1u);
+
+  auto health = std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, nullptr, nullptr,
+                                             ProbeDeadlines{5s, 2s}, gateway_.gateway_port());
+  round(*health);
+  EXPECT_EQ(health->conditions().find(ct::kK3sReady), nullptr) << "nothing to probe yet";
+
+  const auto admin = ca_.issue(
+      {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
+  tmp_.write("ca.crt", ca_.cert_pem());
+  tmp_.write("admin.crt", admin.cert_pem);
+  tmp_.write("admin.key", admin.key_pem);
+  tmp_.write("k3s.yaml",
+             "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster:\n"
+             "    certificate-authority: ca.crt\n    server: " +
+                 server_->url() +
+                 "\ncontexts:\n- name: default\n  context: {cluster: default, user: default}\n"
+                 "current-context: default\nusers:\n- name: default\n  user:\n"
+                 "    client-certificate: admin.crt\n    client-key: admin.key\n");
+  EXPECT_TRUE(local.attach());
+  EXPECT_TRUE(local.complete());
+  ASSERT_NE(local.k3s(), nullptr);
+  EXPECT_NE(local.issuer(), nullptr);
+  EXPECT_EQ(local.k3s_problem(), "");
+  EXPECT_EQ(log_.with_event("cluster-config-loaded").size(), 1u);
+  EXPECT_FALSE(local.attach()) << "nothing new to make";
+
+  health->set_k3s(local.k3s());
+  round(*health);
+  round(*health);  // threshold 2
+  EXPECT_EQ(condition(*health, ct::kK3sReady).status, S::kTrue)
+      << condition(*health, ct::kK3sReady).message;
+}
 
 TEST_F(NodeHealthTest, ARoundReportsEveryProbeAndTheNodesVitals) {
   server_->create(kNodes, node_ready("True", "KubeletReady"));
