@@ -71,7 +71,16 @@ Result<std::optional<LiveTable>> NftablesBackend::read() {
     return make_error("reading table inet tetherd: " + r.error().message);
   }
   auto live = parse_live_table(*r);
-  if (!live) return live.error();
+  if (!live) {
+    // Our table, listed, but not as tetherd writes it (an element with a
+    // comment, a set of another type): tampered with, so replaced whole by
+    // the next apply, rather than a read that fails at every check.
+    reached_.reset();
+    known_absent_ = false;
+    LiveTable tampered;
+    tampered.rules_intact = false;
+    return std::optional<LiveTable>(std::move(tampered));
+  }
   reached_ = live->rules_intact ? std::optional<Allowlist>(live->allowlist) : std::nullopt;
   known_absent_ = false;
   return std::optional<LiveTable>(std::move(*live));

@@ -283,6 +283,22 @@ TEST_F(NftablesKernel, EditedSetIsDetectedAndRepaired) {
   EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kRefused);
 }
 
+// Elements tetherd never writes (a comment, here) make a listing it cannot
+// read as its own: that is tampering too, and the table is replaced, not
+// left as it is with the reconcile failing for ever.
+TEST_F(NftablesKernel, AnElementTetherdCannotReadIsRepaired) {
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  node_sh("nft add element inet tetherd allowed4 '{ 198.51.100.2 comment \"x\" }'");
+  node_sh("nft add element inet tetherd cluster4 '{ 198.51.100.0/24 comment \"x\" }'");
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kConnected);
+  {
+    test::InNetns in(topo_->node);
+    EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kRepaired);
+    EXPECT_TRUE(backend_->read().value()->rules_intact);
+  }
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kRefused);
+}
+
 TEST_F(NftablesKernel, ExtraRuleInOurChainIsRepaired) {
   ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
   node_sh("nft insert rule inet tetherd prerouting ip saddr 198.51.100.2 accept");
