@@ -32,6 +32,12 @@ Result<std::vector<Cidr>> validate(const DesiredSources& desired, const Policy& 
   for (std::size_t i = 0; i < desired.sources.size(); ++i) {
     auto c = parse_cidr(desired.sources[i]);
     if (!c) return make_error("allowedSources[" + std::to_string(i) + "]: " + c.error().message);
+    const unsigned min = c->is_v4() ? policy.min_prefix_v4 : policy.min_prefix_v6;
+    if (c->prefix < min) {
+      return make_error("allowedSources[" + std::to_string(i) + "]: " + c->to_string() +
+                        " is wider than firewall.minPrefixLength." +
+                        (c->is_v4() ? "ipv4" : "ipv6") + " (/" + std::to_string(min) + ")");
+    }
     out.push_back(*c);
   }
   return out;

@@ -26,6 +26,10 @@ struct Policy {
   // behind it, after any DNAT), protected on `ports` like the node itself.
   std::vector<Cidr> cluster_networks;
   std::uint32_t max_sources = 4096;
+  // The widest source the control plane may allow, per family: a wider one
+  // (0.0.0.0/0, ::/0 with the defaults) rejects the desired set whole.
+  std::uint8_t min_prefix_v4 = 8;
+  std::uint8_t min_prefix_v6 = 32;
   Verdict verdict = Verdict::kDrop;
 };
 

@@ -17,6 +17,8 @@ firewall::Policy firewall_policy(const FirewallConfig& c) {
   p.allow = c.allow;
   p.cluster_networks = c.cluster_networks;
   p.max_sources = c.max_sources;
+  p.min_prefix_v4 = c.min_prefix_v4;
+  p.min_prefix_v6 = c.min_prefix_v6;
   p.verdict = c.verdict;
   return p;
 }

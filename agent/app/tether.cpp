@@ -259,14 +259,22 @@ void Tether::poke_status() {
 
 // --- the EdgeNode -----------------------------------------------------------
 
+namespace {
+
+bool named(const json::object& object, std::string_view name) {
+  const auto* metadata = object.if_contains("metadata");
+  const auto* n =
+      metadata && metadata->is_object() ? metadata->as_object().if_contains("name") : nullptr;
+  return n && n->is_string() && n->as_string() == name;
+}
+
+}  // namespace
+
 void Tether::on_list(const std::vector<json::object>& items, const std::string&) {
   // The field selector asks for our EdgeNode alone; anything else is not
   // ours to act on.
   for (const auto& item : items) {
-    const auto* metadata = item.if_contains("metadata");
-    const auto* name =
-        metadata && metadata->is_object() ? metadata->as_object().if_contains("name") : nullptr;
-    if (name && name->is_string() && name->as_string() == node_) {
+    if (named(item, node_)) {
       take(item);
       return;
     }
@@ -275,6 +283,13 @@ void Tether::on_list(const std::vector<json::object>& items, const std::string&)
 }
 
 void Tether::on_event(const kube::WatchEvent& event) {
+  // Likewise for the watch: another node's EdgeNode (a server or proxy that
+  // ignores the field selector) is neither applied nor counted as ours
+  // deleted.
+  using T = kube::WatchEventType;
+  const bool about_an_object =
+      event.type == T::kAdded || event.type == T::kModified || event.type == T::kDeleted;
+  if (about_an_object && !named(event.object, node_)) return;
   switch (event.type) {
     case kube::WatchEventType::kAdded:
     case kube::WatchEventType::kModified:
@@ -299,6 +314,7 @@ void Tether::take(const json::object& object) {
   }
   last_spec_ = std::move(spec_now);
   apply_failed_ = false;
+  rejected_.reset();
   auto spec = decode_edge_node(object);
   if (!spec) {
     ++stats_.specs_rejected;
@@ -328,6 +344,7 @@ void Tether::take(const json::object& object) {
   }
   if (auto fits = firewall_.check(spec->firewall); !fits) {
     ++stats_.specs_rejected;
+    rejected_ = object;
     log_.warning("edgenode-rejected",
                  "EdgeNode " + namespace_ + "/" + node_ + " (" + generation +
                      ") rejected, the rules in force are kept: " + fits.error().message,
@@ -344,6 +361,14 @@ void Tether::take(const json::object& object) {
   ++stats_.specs_applied;
   set_firewall(ConditionStatus::kTrue, "Applied", applied);
   changed();
+}
+
+void Tether::firewall_policy_changed() {
+  if (!rejected_ || stopped_) return;
+  const json::object object = std::move(*rejected_);
+  rejected_.reset();
+  last_spec_.reset();  // the same spec, judged anew
+  take(object);
 }
 
 void Tether::edge_node_missing(std::string_view why) {

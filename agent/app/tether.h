@@ -95,6 +95,9 @@ class Tether final : private kube::ReflectorHandler {
   // a failure makes FirewallInSync False (ReconcileFailed) over what the
   // spec said; success brings the spec's verdict back.
   void firewall_checked(const Result<void>& live);
+  // The firewall's settings changed (a reload): a spec they rejected is
+  // judged again under the new ones.
+  void firewall_policy_changed();
   // For status.certificates (a change is written at once) and status.node
   // (written with the next status).
   void set_certificates(std::vector<CertificateExpiry> certificates);
@@ -153,6 +156,7 @@ class Tether final : private kube::ReflectorHandler {
   std::optional<kube::ApiError> last_error_;
   std::string rotate_;
   std::optional<boost::json::value> last_spec_;  // the EdgeNode's spec last acted on
+  std::optional<boost::json::object> rejected_;  // the EdgeNode, when its spec was rejected
   bool apply_failed_ = false;
   std::function<void()> on_change_;
   std::function<void(const Condition&)> on_condition_;

@@ -44,6 +44,8 @@ struct FirewallConfig {
   // protected as destinations routed through the node (see Policy).
   std::vector<firewall::Cidr> cluster_networks = default_cluster_networks();
   std::uint32_t max_sources = 4096;
+  std::uint8_t min_prefix_v4 = 8;  // the widest source the control plane may allow
+  std::uint8_t min_prefix_v6 = 32;
   OnStop on_stop = OnStop::kKeep;
   firewall::Verdict verdict = firewall::Verdict::kDrop;
   bool operator==(const FirewallConfig&) const = default;

@@ -109,7 +109,7 @@ void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
   const std::string p = "firewall";
   auto f = r.fields(node, p,
                     {"backend", "ports", "allow", "alwaysAllow", "clusterNetworks", "maxSources",
-                     "onStop", "verdict"});
+                     "minPrefixLength", "onStop", "verdict"});
   r.enumeration<FirewallBackend>(f, "backend", p,
                                  {{"nftables", FirewallBackend::kNftables},
                                   {"ufw", FirewallBackend::kUfw},
@@ -145,6 +145,18 @@ void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
   r.cidrs(f, "allow", p, c.allow);
   r.cidrs(f, "alwaysAllow", p, c.always_allow);
   r.cidrs(f, "clusterNetworks", p, c.cluster_networks);
+  if (const YAML::Node* n = YamlReader::find(f, "minPrefixLength")) {
+    const std::string where = p + ".minPrefixLength";
+    auto mf = r.fields(*n, where, {"ipv4", "ipv6"});
+    if (const YAML::Node* v4 = YamlReader::find(mf, "ipv4")) {
+      if (auto v = r.unsigned_value(*v4, where + ".ipv4", 0, 32, "a prefix length"))
+        c.min_prefix_v4 = static_cast<std::uint8_t>(*v);
+    }
+    if (const YAML::Node* v6 = YamlReader::find(mf, "ipv6")) {
+      if (auto v = r.unsigned_value(*v6, where + ".ipv6", 0, 128, "a prefix length"))
+        c.min_prefix_v6 = static_cast<std::uint8_t>(*v);
+    }
+  }
   if (const YAML::Node* n = YamlReader::find(f, "maxSources")) {
     if (auto v = r.unsigned_value(*n, p + ".maxSources", 1, 65536, "a number of sources")) {
       c.max_sources = static_cast<std::uint32_t>(*v);

@@ -76,13 +76,13 @@ const SessionStep& TetherSession::watch_ended(std::uint64_t id, MonoTime now, bo
     // ...made at once, unless the version came from a list just made: a
     // server (or a proxy) that answers every watch with 410 gets a backoff,
     // not a busy loop.
-    if (watch_follows_list_) return back_off(now, std::nullopt, unit);
+    if (watch_follows_list_) return back_off(now, SessionFailure{std::nullopt, true}, unit);
     return go(SessionState::kListing, SessionStep::Kind::kList);
   }
   // A clean end (timeoutSeconds). One that came at once and empty is a
   // server that ends every watch: harmless once, a busy loop always.
   if (events == 0 && now - watch_started_ < policy_.backoff.base)
-    return back_off(now, std::nullopt, unit);
+    return back_off(now, SessionFailure{std::nullopt, true}, unit);
   if (!up_since_) up_since_ = now;
   watch_follows_list_ = false;
   watch_started_ = now;
@@ -92,18 +92,18 @@ const SessionStep& TetherSession::watch_ended(std::uint64_t id, MonoTime now, bo
 const SessionStep& TetherSession::failed(std::uint64_t id, MonoTime now,
                                          const SessionFailure& failure, double unit) {
   if (!current(id) || step_.kind == SessionStep::Kind::kWait) return step_;
-  return back_off(now, failure.retry_after, unit);
+  return back_off(now, failure, unit);
 }
 
-const SessionStep& TetherSession::back_off(MonoTime now, std::optional<Duration> retry_after,
-                                           double unit, bool redial) {
+const SessionStep& TetherSession::back_off(MonoTime now, const SessionFailure& failure, double unit,
+                                           bool redial) {
   // A connection that worked for a stable minute ended: this failure is
   // news, not the latest of a streak.
   if (up_since_ && now - *up_since_ >= policy_.stable_after) attempt_ = 0;
   up_since_.reset();
-  const Duration delay = retry_delay(policy_.backoff, attempt_, retry_after, unit);
+  const Duration delay = retry_delay(policy_.backoff, attempt_, failure.retry_after, unit);
   ++attempt_;
-  server_asked_to_wait_ = retry_after.has_value();
+  lease_ends_backoff_ = !failure.retry_after && !failure.server_answered;
   go(SessionState::kBackoff, SessionStep::Kind::kWait, redial);
   step_.delay = delay;
   return step_;
@@ -141,11 +141,11 @@ const SessionStep& TetherSession::suspending() {
 
 const SessionStep& TetherSession::lease_result(MonoTime now, bool reached_server, double unit) {
   if (reached_server) {
-    if (state_ == SessionState::kBackoff && !server_asked_to_wait_)
+    if (state_ == SessionState::kBackoff && lease_ends_backoff_)
       return connect(now, /*redial=*/false);
     return step_;
   }
-  if (state_ == SessionState::kWatching) return back_off(now, std::nullopt, unit, /*redial=*/true);
+  if (state_ == SessionState::kWatching) return back_off(now, {}, unit, /*redial=*/true);
   return step_;
 }
 

@@ -66,6 +66,11 @@ struct SessionStep {
 struct SessionFailure {
   // The server asked for this much patience (429/503 Retry-After).
   std::optional<Duration> retry_after;
+  // The server answered, with an error (a 5xx, a 403): it is reachable, so
+  // a Lease renewal that works says nothing new and must not cut the
+  // backoff short (a brownout of the EdgeNode path would otherwise be
+  // retried in step with the heartbeat).
+  bool server_answered = false;
 };
 
 struct SessionPolicy {
@@ -127,13 +132,14 @@ class TetherSession {
   // (transport, timeout, TLS) while watching means the watch's connection
   // is most likely dead too: redial now rather than in minutes, when the
   // watch's idle deadline would notice. A renewal that worked during a
-  // backoff of our own choosing (no Retry-After) means the server is back.
+  // backoff after the server could not be reached (no answer, no
+  // Retry-After) means the server is back.
   const SessionStep& lease_result(MonoTime now, bool reached_server, double unit);
 
  private:
   const SessionStep& go(SessionState state, SessionStep::Kind kind, bool redial = false);
   const SessionStep& connect(MonoTime now, bool redial);
-  const SessionStep& back_off(MonoTime now, std::optional<Duration> retry_after, double unit,
+  const SessionStep& back_off(MonoTime now, const SessionFailure& failure, double unit,
                               bool redial = false);
   bool current(std::uint64_t id) const {
     return id == step_.id && state_ != SessionState::kDisconnected;
@@ -149,7 +155,7 @@ class TetherSession {
   std::optional<MonoTime> up_since_;
   MonoTime watch_started_{};
   bool watch_follows_list_ = false;
-  bool server_asked_to_wait_ = false;
+  bool lease_ends_backoff_ = false;  // the backoff began with no answer from the server
 };
 
 }  // namespace tetherd

@@ -96,7 +96,12 @@ void Reflector::lease_result(bool reached_server) {
 void Reflector::failed(const SessionStep& step, const ApiError& error) {
   ++stats_.failures;
   const auto before = session_.state();
-  session_.failed(step.id, retry_.now(), SessionFailure{error.retry_after}, retry_.random());
+  // An error status, or an answer that is not Kubernetes': the server (or
+  // whatever answers for it) is reachable.
+  const bool answered = error.kind == ErrorKind::kHttp || error.kind == ErrorKind::kDecode ||
+                        error.kind == ErrorKind::kTooLarge;
+  session_.failed(step.id, retry_.now(), SessionFailure{error.retry_after, answered},
+                  retry_.random());
   handler_.on_error(error, session_.step().delay);
   report_state(before);
 }

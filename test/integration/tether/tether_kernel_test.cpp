@@ -31,6 +31,7 @@ using namespace std::chrono_literals;
 
 const std::string kEdgeNodes = kube::collection_path(kube::kEdgeNodes, kNamespace);
 const std::string kNodeA = kube::object_path(kube::kEdgeNodes, kNamespace, "node-a");
+const std::string kNodeB = kube::object_path(kube::kEdgeNodes, kNamespace, "node-b");
 const std::string kLeaseA = kube::object_path(kube::kLeases, kNamespace, "tetherd-node-a");
 constexpr const char* kCloud = "192.0.2.2/32";
 constexpr const char* kStranger = "198.51.100.2/32";
@@ -530,6 +531,59 @@ TEST_F(TetherKernel, NothingChangedMeansNoStatusWritePerHeartbeat) {
     return server_->get(kNodeA)->at("status").at("observedGeneration") ==
            server_->get(kNodeA)->at("metadata").at("generation");
   }));
+}
+
+// The field selector asks for node-a's EdgeNode alone. When the server (or a
+// proxy) sends the others anyway, another node's spec is not applied here and
+// its deletion does not make ours missing.
+TEST_F(TetherKernel, AnotherNodesEdgeNodeIsIgnored) {
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud}));
+  server_->create(kEdgeNodes, edge_node("node-b", {kStranger}));
+  server_->misbehave({.what = Misbehaviour::kIgnoreFieldSelector, .times = 1000});
+  // RBAC lets node-a see its own EdgeNode alone; this server would send
+  // every one, so the node is let list them all.
+  Kubeconfig k = kubeconfig(ca_);
+  const auto admin = ca_.issue(
+      {.common_name = "tetherd:node-a", .organizations = {"system:masters"}, .server_auth = false});
+  k.client_cert_pem = admin.cert_pem;
+  k.client_key_pem = admin.key_pem;
+  start(k);
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
+  EXPECT_TRUE(cloud_allowed());
+  EXPECT_FALSE(stranger_allowed());
+
+  auto node_b = *server_->get(kNodeB);
+  node_b["spec"].as_object()["firewall"].as_object()["allowedSources"] =
+      json::array{kStranger, "203.0.113.0/24"};
+  server_->update(kNodeB, node_b);
+  server_->remove(kNodeB);
+  // Then a change of our own, so that the events before it have been seen.
+  set_sources({kCloud, "203.0.113.9/32"});
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 2; }));
+  EXPECT_TRUE(cloud_allowed());
+  EXPECT_FALSE(stranger_allowed()) << "node-b's sources are not ours";
+  on_io([&] {
+    EXPECT_EQ(tether_->stats().edge_nodes_created, 0u) << "node-b's deletion is not ours";
+    EXPECT_EQ(tether_->stats().specs_rejected, 0u);
+  });
+}
+
+TEST_F(TetherKernel, ASpecTheOldLimitsRejectedIsJudgedAgainAfterAReload) {
+  config_.firewall.max_sources = 1;
+  server_->create(kEdgeNodes, edge_node("node-a", {kCloud, "203.0.113.0/24"}));
+  start();
+  ASSERT_TRUE(eventually([&] { return condition_is("FirewallInSync", "False", "InvalidSpec"); }));
+  EXPECT_FALSE(cloud_allowed());
+
+  // What a reload with a larger maxSources does (Daemon::reload).
+  config_.firewall.max_sources = 4;
+  on_io([&] {
+    ASSERT_TRUE(keeper_->reconfigure(config_.firewall).has_value());
+    tether_->firewall_policy_changed();
+  });
+  ASSERT_TRUE(eventually([&] { return condition_is("FirewallInSync", "True", "Applied"); }));
+  EXPECT_TRUE(cloud_allowed());
+  on_io([&] { EXPECT_EQ(tether_->stats().specs_applied, 1u); });
 }
 
 TEST_F(TetherKernel, AMissingEdgeNodeIsCreatedWithTheSourcesInForce) {

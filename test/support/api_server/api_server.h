@@ -91,8 +91,11 @@ enum class Misbehaviour {
                    // line that is not JSON, then the watch goes on
   kGoneHttp,       // a watch request gets HTTP 410 with an Expired Status instead of 200 + ERROR
                    // event (matches watch requests only)
-  kWrongHostCert,  // TLS: present options.wrong_host on connections accepted while armed
-  kExpiredCert,    // TLS: present options.expired on connections accepted while armed
+  kIgnoreFieldSelector,  // list and watch as if no fieldSelector were given (after RBAC has
+                         // judged the request with it): a proxy or a server that sends
+                         // other objects than the ones asked for
+  kWrongHostCert,        // TLS: present options.wrong_host on connections accepted while armed
+  kExpiredCert,          // TLS: present options.expired on connections accepted while armed
 };
 
 struct MisbehaviourSpec {

@@ -183,7 +183,7 @@ void Connection::dispatch(http::request<http::string_body> message) {
       break;
   }
 
-  Outcome outcome = core_.rest.handle(*who, request);
+  Outcome outcome = core_.rest.handle(*who, request, what == Misbehaviour::kIgnoreFieldSelector);
   if (auto* response = std::get_if<Response>(&outcome)) return respond(*response, misbehaviour);
   start_watch(std::move(std::get<WatchRequest>(outcome)), std::move(misbehaviour));
 }

@@ -163,7 +163,7 @@ RestApi::RestApi(Store& store, const Authorizer& authorizer,
                  std::chrono::seconds default_watch_timeout)
     : store_(store), authorizer_(authorizer), default_watch_timeout_(default_watch_timeout) {}
 
-Outcome RestApi::handle(const Identity& who, const Request& request) {
+Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore_field_selector) {
   auto [path_text, query_text] = split_target(request.target);
   ResourcePath path = parse_path(path_text);
   switch (path.kind) {
@@ -216,6 +216,7 @@ Outcome RestApi::handle(const Identity& who, const Request& request) {
   }
   if (std::optional<ApiError> denied = authorizer_.check(who, attributes))
     return error_response(*denied);
+  if (ignore_field_selector && path.kind == PathKind::kCollection) selector = FieldSelector{};
 
   WriteScope scope = path.kind == PathKind::kStatus ? WriteScope::kStatus : WriteScope::kObject;
   const std::string& verb = attributes.verb;

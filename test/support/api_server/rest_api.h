@@ -53,7 +53,9 @@ std::optional<Response> failed_health_check(std::string_view target);
 class RestApi {
  public:
   RestApi(Store& store, const Authorizer& authorizer, std::chrono::seconds default_watch_timeout);
-  Outcome handle(const Identity& who, const Request& request);
+  // `ignore_field_selector`: RBAC judges the request with its fieldSelector,
+  // then a collection is listed or watched whole (Misbehaviour).
+  Outcome handle(const Identity& who, const Request& request, bool ignore_field_selector = false);
 
  private:
   Store& store_;

@@ -53,9 +53,30 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"TooMany",
             {{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"}, {}},
             "5 sources requested, more than maxSources (4)"},
+        Bad{"TheWholeInternet",
+            {{"192.0.2.0/24", "0.0.0.0/0"}, {}},
+            "allowedSources[1]: 0.0.0.0/0 is wider than firewall.minPrefixLength.ipv4 (/8)"},
+        Bad{"TheWholeIPv6Internet",
+            {{"::/0"}, {}},
+            "allowedSources[0]: ::/0 is wider than firewall.minPrefixLength.ipv6 (/32)"},
+        Bad{"HalfTheInternet",
+            {{"128.0.0.0/1"}, {}},
+            "allowedSources[0]: 128.0.0.0/1 is wider than firewall.minPrefixLength.ipv4 (/8)"},
         Bad{"PortOutsideTheManagedSet",
             {{"192.0.2.1"}, {6443, 22}},
             "port 22 is not one of the ports tetherd manages (firewall.ports)"}));
+
+TEST(Validate, MinPrefixLengthIsTheWidestAllowedPerFamily) {
+  Policy p = default_policy();
+  EXPECT_TRUE(validate({{"10.0.0.0/8", "2001:db8::/32"}, {}}, p).has_value()) << "the defaults";
+  p.min_prefix_v4 = 24;
+  p.min_prefix_v6 = 64;
+  EXPECT_TRUE(validate({{"192.0.2.0/24", "2001:db8:1::/64"}, {}}, p).has_value());
+  EXPECT_FALSE(validate({{"192.0.2.0/23"}, {}}, p).has_value());
+  EXPECT_FALSE(validate({{"2001:db8::/63"}, {}}, p).has_value());
+  p.min_prefix_v4 = 0;  // the operator's choice: anything goes
+  EXPECT_TRUE(validate({{"0.0.0.0/0"}, {}}, p).has_value());
+}
 
 TEST(BuildAllowlist, IsTheUnionOfEverySource) {
   const auto cp = *validate({{"198.51.100.0/24"}, {}}, default_policy());

@@ -48,6 +48,8 @@ TEST(ConfigLoader, EmptyFileGivesStandaloneDefaults) {
   EXPECT_EQ(c.firewall.cluster_networks, c.firewall.always_allow);
   EXPECT_TRUE(c.firewall.allow.empty());
   EXPECT_EQ(c.firewall.max_sources, 4096u);
+  EXPECT_EQ(c.firewall.min_prefix_v4, 8);
+  EXPECT_EQ(c.firewall.min_prefix_v6, 32);
   EXPECT_EQ(c.firewall.on_stop, OnStop::kKeep);
   EXPECT_EQ(c.firewall.verdict, firewall::Verdict::kDrop);
   EXPECT_EQ(c.health.interval, 60s);
@@ -105,6 +107,7 @@ firewall:
   allow: [203.0.113.10/32, 2001:db8::/48]
   alwaysAllow: []
   clusterNetworks: [10.52.0.0/16, 2001:db8:42::/56]
+  minPrefixLength: {ipv4: 16, ipv6: 48}
   maxSources: 100
   onStop: remove
   verdict: reject
@@ -132,6 +135,8 @@ state: {dir: /srv/tetherd}
   ASSERT_EQ(c.firewall.cluster_networks.size(), 2u);
   EXPECT_EQ(c.firewall.cluster_networks[1].to_string(), "2001:db8:42::/56");
   EXPECT_EQ(c.firewall.max_sources, 100u);
+  EXPECT_EQ(c.firewall.min_prefix_v4, 16);
+  EXPECT_EQ(c.firewall.min_prefix_v6, 48);
   EXPECT_EQ(c.firewall.on_stop, OnStop::kRemove);
   EXPECT_EQ(c.firewall.verdict, firewall::Verdict::kReject);
   EXPECT_EQ(c.linkerd->namespace_, "mesh");
@@ -271,6 +276,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "firewall: {maxSources: 100000}\n",
                 {"t.yaml:1:24: firewall.maxSources: expected a number of sources (1-65536), got "
                  "\"100000\""}},
+        BadCase{"MinPrefixLengthOutOfRange",
+                "firewall:\n  minPrefixLength: {ipv4: 33, ipv6: 129, ipv5: 1}\n",
+                {"t.yaml:2:27: firewall.minPrefixLength.ipv4: expected a prefix length (0-32), "
+                 "got \"33\"",
+                 "t.yaml:2:37: firewall.minPrefixLength.ipv6: expected a prefix length (0-128), "
+                 "got \"129\"",
+                 "t.yaml:2:42: firewall.minPrefixLength: unknown key \"ipv5\"; did you mean "
+                 "\"ipv4\"?"}},
         BadCase{"StaticSourcesOverMax",
                 "firewall:\n  maxSources: 2\n  allow: [192.0.2.1, 192.0.2.2]\n",
                 {"t.yaml:3:10: firewall.allow: allow and alwaysAllow list 4 sources, more than "

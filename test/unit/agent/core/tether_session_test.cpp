@@ -535,6 +535,47 @@ TEST(TetherSession, AResumeAfterThreeDaysAsleepDoesNotWaitForTheFrozenTimer) {
   EXPECT_EQ(session.step(), next);
 }
 
+// A brownout: every EdgeNode request is answered 500 while the Lease, every
+// 10 s, renews fine. The renewals say the server is reachable, which the
+// 500s said already: the backoff runs its course (full jitter, cap 60 s; the
+// jitter's unit here 0.5) instead of a retry after each renewal, which made
+// 6-8 EdgeNode requests a minute in the brownout's second and third minutes.
+TEST(TetherSession, ABrownoutIsRetriedAsTheBackoffSaysNotWithTheHeartbeat) {
+  TetherSession session;
+  session.start(at(0));
+  std::vector<int> requests_per_minute(3, 0);
+  double now = 0;
+  double lease_at = 10;
+  while (now < 180) {
+    const SessionStep step = session.step();
+    if (step.kind == Kind::kList || step.kind == Kind::kWatch) {
+      ++requests_per_minute[static_cast<std::size_t>(now / 60)];
+      session.failed(step.id, at(now), SessionFailure{std::nullopt, /*server_answered=*/true}, 0.5);
+      continue;
+    }
+    ASSERT_EQ(step.kind, Kind::kWait);
+    const double elapses = now + std::chrono::duration<double>(step.delay).count();
+    if (lease_at < elapses) {
+      now = lease_at;
+      lease_at += 10;
+      session.lease_result(at(now), /*reached_server=*/true, 0.5);
+    } else {
+      now = elapses;
+      session.backoff_elapsed(step.id, at(now));
+    }
+  }
+  EXPECT_LE(requests_per_minute[1], 2) << "second minute";
+  EXPECT_LE(requests_per_minute[2], 2) << "third minute";
+
+  // With no answer at all (the network), a renewal that gets through is the
+  // news that the server is back: it ends the backoff at once.
+  TetherSession unreachable;
+  unreachable.start(at(0));
+  const auto wait = unreachable.failed(unreachable.step().id, at(0), {}, 0.5);
+  ASSERT_EQ(wait.kind, Kind::kWait);
+  EXPECT_EQ(unreachable.lease_result(at(0.2), true, 0.5).kind, Kind::kList);
+}
+
 TEST(TetherSession, StatesHaveNamesForLogs) {
   EXPECT_EQ(to_string(SessionState::kDisconnected), "Disconnected");
   EXPECT_EQ(to_string(SessionState::kConnecting), "Connecting");
