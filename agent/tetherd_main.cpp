@@ -10,6 +10,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "agent/adapters/address_monitor.h"
 #include "agent/adapters/journal_log.h"
 #include "agent/adapters/nft_monitor.h"
 #include "agent/adapters/node_addresses.h"
@@ -159,7 +160,9 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
   LocalCluster local(io, clock, log, config);
   NodeHealth health(io, clock, log, config, firewall, tether.get(), nullptr);
   health.serve(config.metrics.listen, status_socket_path());
+  AddressMonitor addresses(io, log);
   DaemonParts parts{.monitor = monitor.get(),
+                    .addresses = &addresses,
                     .tether = tether.get(),
                     .resume = &resume,
                     .local = &local,

@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "agent/adapters/node_addresses.h"
 #include "agent/app/certs_report.h"
 #include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
@@ -33,6 +34,7 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       signals_(io, SIGTERM, SIGINT, SIGHUP),
       io_(io),
       monitor_(parts.monitor),
+      addresses_(parts.addresses),
       tether_(parts.tether),
       resume_(parts.resume),
       issuer_(parts.issuer),
@@ -53,6 +55,17 @@ Result<void> Daemon::start() {
       log_.warning("firewall-monitor-failed",
                    "cannot watch for changes to the firewall: " + r.error().message +
                        "; drift is repaired by the periodic check only");
+    }
+  }
+  if (addresses_) {
+    // Read again now: an address may have come between the start's read
+    // and the subscription.
+    if (auto r = addresses_->start([this] { addresses_changed(); }); !r) {
+      log_.warning("address-monitor-failed",
+                   "cannot watch the node's addresses: " + r.error().message +
+                       "; new ones are allowed from the next restart only");
+    } else {
+      addresses_changed();
     }
   }
   firewall_.check_surroundings();
@@ -143,6 +156,12 @@ void Daemon::arm_tick() {
     }
     arm_tick();
   });
+}
+
+void Daemon::addresses_changed() {
+  if (stopping_) return;
+  if (auto changed = firewall_.set_node_addresses(node_addresses()); changed && *changed)
+    notifier_.notify("STATUS=" + status());
 }
 
 void Daemon::start_issuer() {
@@ -326,6 +345,7 @@ void Daemon::stop(std::string_view reason) {
   if (health_) health_->stop();
   if (issuer_) issuer_->stop();
   if (monitor_) monitor_->stop();
+  if (addresses_) addresses_->stop();
   if (tether_) tether_->stop();
   firewall_.stop();
 }

@@ -10,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "agent/adapters/address_monitor.h"
 #include "agent/adapters/state_dir.h"
 #include "agent/app/firewall_keeper.h"
 #include "agent/app/firewall_monitor.h"
@@ -32,13 +33,14 @@ std::string status_line(const Config& config, const std::string& firewall_summar
 
 // What the daemon runs besides the firewall, each optional.
 struct DaemonParts {
-  FirewallMonitor* monitor = nullptr;  // someone else's changes to the firewall
-  Tether* tether = nullptr;            // the control-plane session
-  ResumeDetector* resume = nullptr;    // sleep and resume; none: not watched
-  IssuerRotation* issuer = nullptr;    // linkerd's issuer, there from the start
-  LocalCluster* local = nullptr;       // k3s and linkerd's issuer, made when k3s is there
-  const StateDir* state = nullptr;     // where the last spec.linkerd.rotate acted on is kept
-  NodeHealth* health = nullptr;        // probes; none: the firewall is checked on a timer alone
+  FirewallMonitor* monitor = nullptr;   // someone else's changes to the firewall
+  AddressMonitor* addresses = nullptr;  // the node's own addresses coming and going
+  Tether* tether = nullptr;             // the control-plane session
+  ResumeDetector* resume = nullptr;     // sleep and resume; none: not watched
+  IssuerRotation* issuer = nullptr;     // linkerd's issuer, there from the start
+  LocalCluster* local = nullptr;        // k3s and linkerd's issuer, made when k3s is there
+  const StateDir* state = nullptr;      // where the last spec.linkerd.rotate acted on is kept
+  NodeHealth* health = nullptr;         // probes; none: the firewall is checked on a timer alone
 };
 
 class Daemon {
@@ -83,6 +85,7 @@ class Daemon {
   void report(std::string_view type, ConditionStatus status, std::string_view reason,
               std::string_view message);
   void arm_reconcile();
+  void addresses_changed();
   std::string status() const;
 
   const Clock& clock_;
@@ -95,6 +98,7 @@ class Daemon {
   boost::asio::signal_set signals_;
   boost::asio::io_context& io_;
   FirewallMonitor* monitor_;
+  AddressMonitor* addresses_;
   Tether* tether_;
   ResumeDetector* resume_;
   IssuerRotation* issuer_;

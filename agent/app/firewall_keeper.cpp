@@ -120,6 +120,24 @@ Result<void> FirewallKeeper::update(const firewall::DesiredSources& desired) {
   return {};
 }
 
+Result<bool> FirewallKeeper::set_node_addresses(std::vector<boost::asio::ip::address> addresses) {
+  if (addresses == node_addresses_) return false;
+  node_addresses_ = std::move(addresses);
+  if (!firewall_) return true;
+  if (auto r = firewall_->set_node_addresses(node_addresses_); !r) {
+    log_.error("firewall-failed", "cannot apply the node's new addresses: " + r.error().message +
+                                      "; the periodic check tries again");
+    return r.error();
+  }
+  std::string list;
+  for (const auto& a : node_addresses_)
+    list += (list.empty() ? "" : " ") + a.to_string();
+  log_.notice("node-addresses-changed",
+              "the node's addresses changed, and with them the allowed set: " + list,
+              {{"ADDRESSES", list}});
+  return true;
+}
+
 Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config) {
   if (config.backend != config_.backend) {
     log_.warning("firewall-backend-unchanged", std::string("firewall.backend changed to ") +

@@ -51,6 +51,10 @@ class FirewallKeeper {
   // Backend name and the number of source networks allowed, for status.
   std::string_view backend_name() const;
   std::size_t source_count() const;
+  // The node's own addresses as they are now (after an AddressMonitor
+  // notification): always allowed, so new ones join the allowed set and
+  // old ones leave it. Returns whether they changed.
+  Result<bool> set_node_addresses(std::vector<boost::asio::ip::address> addresses);
   // A reloaded configuration. A backend change takes effect on restart.
   Result<void> reconfigure(const FirewallConfig& config);
   // Reads the kernel back and repairs drift; logs a repair, and a failure

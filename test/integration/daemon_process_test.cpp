@@ -230,6 +230,63 @@ TEST_F(DaemonProcess, SomeoneElsesFlushIsRepairedWithinASecond) {
       << p.err();
 }
 
+// DHCP, SLAAC, a resume on another network: an address the node gains is
+// allowed within a second (it is the node's own), and one it loses leaves
+// the allowed set.
+TEST_F(DaemonProcess, TheNodesNewAddressesAreAllowedWithinASecondAndOldOnesLeave) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
+  write_file(config_, "node: {name: alpha}\nfirewall: {onStop: remove}\nstate: {dir: " +
+                          tmp_.file("state") + "}\nmetrics: {listen: \"\"}\n");
+  test::NotifySocket notify(tmp_.file("notify"));
+  test::ChildProcess p({kBinary, "--config", config_}, tmp_.path(),
+                       {.env = {{"NOTIFY_SOCKET", notify.path()}}, .new_network_namespace = true});
+  ASSERT_TRUE(notify.wait_for("READY=1", kDeadline)) << p.err();
+  const std::string netns = "/proc/" + std::to_string(p.pid()) + "/ns/net";
+  const auto v4 = boost::asio::ip::make_address("203.0.113.77");
+  const auto v6 = boost::asio::ip::make_address("2001:db8:77::1");
+  auto allowed = [&] {
+    test::InNetns in(netns);
+    firewall::NftablesBackend nft;
+    auto live = nft.read();
+    EXPECT_TRUE(live.has_value() && live->has_value()) << p.err();
+    const auto& sources = (*live)->allowlist.sources;
+    return std::pair{sources.contains(v4), sources.contains(v6)};
+  };
+  // Runs `command` in tetherd's namespace, then waits (on tetherd's commits
+  // to its table, at most a second) until the allowed set says `want`.
+  auto within_a_second = [&](const std::string& command, std::pair<bool, bool> want) {
+    boost::asio::io_context io(1);
+    test::RecordingLog log;
+    NftMonitor watch(io, log);
+    {
+      test::InNetns in(netns);
+      EXPECT_TRUE(watch.start([&] { io.stop(); }));
+    }
+    test::sh("nsenter --net=" + netns + " " + command);
+    const auto deadline = std::chrono::steady_clock::now() + 1s;
+    while (allowed() != want && std::chrono::steady_clock::now() < deadline) {
+      io.restart();
+      io.run_until(deadline);
+    }
+    return allowed() == want;
+  };
+  ASSERT_EQ(allowed(), (std::pair{false, false}));
+
+  // A veth pair stands in for the node's link (this kernel may lack dummy).
+  test::sh("nsenter --net=" + netns + " ip link add d0 type veth peer name d1");
+  EXPECT_TRUE(
+      within_a_second("sh -c 'ip addr add 203.0.113.77/32 dev d0 && "
+                      "ip addr add 2001:db8:77::1/128 dev d0 nodad && ip link set d0 up'",
+                      {true, true}))
+      << p.err();
+  EXPECT_TRUE(within_a_second("ip addr del 203.0.113.77/32 dev d0", {false, true})) << p.err();
+  EXPECT_TRUE(within_a_second("ip link del d0", {false, false})) << p.err();
+
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(kDeadline), 0) << p.err();
+  EXPECT_NE(p.err().find("TETHERD_EVENT=node-addresses-changed"), std::string::npos) << p.err();
+}
+
 TEST_F(DaemonProcess, UfwBackendAppliesTheSavedStateInUfwAndRemovesItOnStop) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
   if (!std::filesystem::exists("/usr/sbin/ufw")) GTEST_SKIP() << "ufw is not installed";
