@@ -287,6 +287,68 @@ TEST_F(DaemonProcess, TheNodesNewAddressesAreAllowedWithinASecondAndOldOnesLeave
   EXPECT_NE(p.err().find("TETHERD_EVENT=node-addresses-changed"), std::string::npos) << p.err();
 }
 
+// systemctl restart, and a package upgrade's try-restart: with onStop: keep
+// the table is never deleted, from one tetherd's stop to the next one's first
+// apply (a diff against the kept table), so the ports are never unfiltered.
+// With remove they are, from the stop until the new tetherd's first apply.
+// `nft monitor` in the namespace is the witness: it prints every change to
+// the tables as the kernel makes it.
+TEST_F(DaemonProcess, ARestartLeavesNoUnfilteredMomentWithOnStopKeep) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
+  const std::string netns = "tdrs" + std::to_string(getpid());
+  test::sh("ip netns add " + netns);
+  struct Cleanup {
+    std::string ns;
+    ~Cleanup() { std::system(("ip netns del " + ns + " 2>/dev/null").c_str()); }
+  } cleanup{netns};
+  std::filesystem::create_directories(tmp_.file("state"));
+  write_file(tmp_.file("state/desired-firewall.json"),
+             "{\"version\":1,\"sources\":[\"198.51.100.0/24\"],\"ports\":[]}\n");
+  const std::vector<std::string> tetherd = {"/usr/sbin/ip", "netns",    "exec", netns,
+                                            kBinary,        "--config", config_};
+  auto run_until_ready = [&](test::NotifySocket& notify) {
+    auto p = std::make_unique<test::ChildProcess>(
+        tetherd, tmp_.path(), test::ChildOptions{.env = {{"NOTIFY_SOCKET", notify.path()}}});
+    EXPECT_TRUE(notify.wait_for("READY=1", kDeadline)) << p->err();
+    return p;
+  };
+  for (const std::string on_stop : {"keep", "remove"}) {
+    SCOPED_TRACE("onStop: " + on_stop);
+    write_file(config_, "node: {name: alpha}\nfirewall: {onStop: " + on_stop + "}\nstate: {dir: " +
+                            tmp_.file("state") + "}\nmetrics: {listen: \"\"}\n");
+    test::NotifySocket first_notify(tmp_.file("notify-1-" + on_stop));
+    auto first = run_until_ready(first_notify);
+
+    // The witness, listening before the restart begins: a sentinel table it
+    // has printed proves it (line-buffered: its output is a file).
+    const std::string monitor_dir = tmp_.file("monitor-" + on_stop);
+    std::filesystem::create_directories(monitor_dir);
+    test::ChildProcess monitor(
+        {"/usr/sbin/ip", "netns", "exec", netns, "stdbuf", "-oL", "nft", "monitor", "tables"},
+        monitor_dir);
+    const auto give_up = std::chrono::steady_clock::now() + kDeadline;
+    while (monitor.out().find("sentinel") == std::string::npos &&
+           std::chrono::steady_clock::now() < give_up) {
+      test::sh("ip netns exec " + netns + " nft 'add table ip sentinel; delete table ip sentinel'");
+      poll(nullptr, 0, 50);
+    }
+    ASSERT_NE(monitor.out().find("sentinel"), std::string::npos) << monitor.err();
+
+    first->signal(SIGTERM);  // systemctl restart: stop, then start
+    EXPECT_EQ(first->wait(kDeadline), 0) << first->err();
+    test::NotifySocket second_notify(tmp_.file("notify-2-" + on_stop));
+    auto second = run_until_ready(second_notify);
+    second->signal(SIGTERM);
+    EXPECT_EQ(second->wait(kDeadline), 0) << second->err();
+    monitor.signal(SIGTERM);
+    monitor.wait(kDeadline);
+
+    const bool deleted = monitor.out().find("delete table inet tetherd") != std::string::npos;
+    EXPECT_EQ(deleted, on_stop == "remove") << monitor.out();
+    test::sh("ip netns exec " + netns + " nft delete table inet tetherd 2>/dev/null; true");
+  }
+}
+
 TEST_F(DaemonProcess, UfwBackendAppliesTheSavedStateInUfwAndRemovesItOnStop) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
   if (!std::filesystem::exists("/usr/sbin/ufw")) GTEST_SKIP() << "ufw is not installed";
