@@ -1,14 +1,11 @@
 #include "agent/adapters/address_monitor.h"
 
-#include <cerrno>
-#include <cstring>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
-#include <string>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <boost/asio/post.hpp>
+
+#include "agent/adapters/netlink_subscription.h"
 
 namespace tetherd {
 
@@ -16,19 +13,10 @@ AddressMonitor::AddressMonitor(boost::asio::io_context& io, Log& log)
     : io_(io), log_(log), socket_(io) {}
 
 Result<void> AddressMonitor::start(std::function<void()> changed) {
-  const int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
-  if (fd < 0)
-    return make_error(std::string("cannot open a route netlink socket: ") + std::strerror(errno));
-  sockaddr_nl addr{};
-  addr.nl_family = AF_NETLINK;
-  addr.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    const int err = errno;
-    close(fd);
-    return make_error(std::string("cannot subscribe to address notifications: ") +
-                      std::strerror(err));
-  }
-  socket_.assign(fd);
+  auto fd = subscribe_netlink(NETLINK_ROUTE, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
+                              "address notifications");
+  if (!fd) return fd.error();
+  socket_.assign(*fd);
   changed_ = std::move(changed);
   read_next();
   return {};

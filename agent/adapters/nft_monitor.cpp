@@ -1,12 +1,10 @@
 #include "agent/adapters/nft_monitor.h"
 
-#include <cerrno>
-#include <cstring>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
-#include <string>
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include "agent/adapters/netlink_subscription.h"
 
 namespace tetherd {
 
@@ -14,24 +12,11 @@ NftMonitor::NftMonitor(boost::asio::io_context& io, Log& log)
     : log_(log), socket_(io), scanner_(static_cast<std::uint32_t>(getpid())) {}
 
 Result<void> NftMonitor::start(std::function<void()> changed) {
-  const int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
-  if (fd < 0)
-    return make_error(std::string("cannot open a netfilter netlink socket: ") +
-                      std::strerror(errno));
   // Room for a burst (a large set replaced at once); an overflow is survived.
-  const int rcvbuf = 1 << 20;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  sockaddr_nl addr{};
-  addr.nl_family = AF_NETLINK;
-  addr.nl_groups = 1u << (NFNLGRP_NFTABLES - 1);
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    const int err = errno;
-    close(fd);
-    return make_error(std::string("cannot subscribe to nftables notifications: ") +
-                      std::strerror(err));
-  }
-  socket_.assign(fd);
+  auto fd = subscribe_netlink(NETLINK_NETFILTER, 1u << (NFNLGRP_NFTABLES - 1),
+                              "nftables notifications", 1 << 20);
+  if (!fd) return fd.error();
+  socket_.assign(*fd);
   changed_ = std::move(changed);
   read_next();
   return {};
