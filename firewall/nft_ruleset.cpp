@@ -100,7 +100,6 @@ json::array expected_rule(const ChainLayout& chain, bool v4, Verdict verdict) {
   const char* family = v4 ? "ip" : "ip6";
   json::array expr;
   expr.push_back(match("==", payload("tcp", "dport"), "@ports"));
-  expr.push_back(match("==", json::object{{"ct", json::object{{"key", "direction"}}}}, "original"));
   if (chain.local_only) {
     expr.push_back(match(
         "==",
@@ -179,7 +178,7 @@ std::string render_replace(const Allowlist& a) {
     out += "\t\ttype filter hook " + std::string(chain.name) + " priority " +
            std::to_string(chain.priority) + "; policy accept;\n";
     for (const bool v4 : {true, false}) {
-      out += "\t\ttcp dport @ports ct direction original ";
+      out += "\t\ttcp dport @ports ";
       if (chain.local_only) out += "fib daddr type local ";
       if (chain.cluster_only) out += v4 ? "ip daddr @cluster4 " : "ip6 daddr @cluster6 ";
       out += v4 ? "ip saddr != @allowed4" : "ip6 saddr != @allowed6";

@@ -19,12 +19,12 @@
 //                     node (a NodePort or ClusterIP to the linkerd gateway
 //                     pod, or the pod's own address).
 //   So a connection is judged by what it finally reaches, and also by the
-//   port dialled on the node. Only packets in a connection's original
-//   direction are judged (`ct direction original`): a reply to a connection
-//   the node or a pod opened may come back to a managed port (a masquerade
-//   with --random-fully picks any source port, 4143 too), and is no peer
-//   dialling in. tetherd never accepts anything: everything
-//   else falls through to the chains' accept policy and on to other tables.
+//   port dialled on the node. Every packet is judged, whatever conntrack
+//   says of it: `ct direction original` would spare the replies to the
+//   node's and pods' own connections from a managed port, but whoever can
+//   inject one packet (a forged first packet makes the stranger's later SYN
+//   a "reply") or a notrack rule would pass it (README, Known limits). tetherd never accepts
+//   anything: everything else falls through to the chains' accept policy and on to other tables.
 //
 // Coexistence: an nftables `accept` ends only its own base chain, while a
 // `drop` anywhere is final. So this table can block, but it cannot open a port

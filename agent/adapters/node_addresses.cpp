@@ -7,11 +7,13 @@
 
 namespace tetherd {
 
-std::vector<boost::asio::ip::address> node_addresses() {
+std::vector<boost::asio::ip::address> node_addresses(bool* ok) {
   namespace ip = boost::asio::ip;
   std::vector<ip::address> out;
   ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return out;
+  const bool read = getifaddrs(&list) == 0;
+  if (ok) *ok = read;
+  if (!read) return out;
   for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
     if (i->ifa_addr == nullptr) continue;
     if (i->ifa_addr->sa_family == AF_INET) {

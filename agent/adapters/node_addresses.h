@@ -8,6 +8,7 @@
 
 namespace tetherd {
 
-std::vector<boost::asio::ip::address> node_addresses();
+// Empty when they cannot be read; `ok` (when given) says which.
+std::vector<boost::asio::ip::address> node_addresses(bool* ok = nullptr);
 
 }  // namespace tetherd

@@ -160,7 +160,12 @@ void Daemon::arm_tick() {
 
 void Daemon::addresses_changed() {
   if (stopping_) return;
-  if (auto changed = firewall_.set_node_addresses(node_addresses()); changed && *changed)
+  // A read that failed (getifaddrs out of memory or descriptors) says
+  // nothing: the addresses in force stay.
+  bool ok = false;
+  auto addresses = node_addresses(&ok);
+  if (!ok) return;
+  if (auto changed = firewall_.set_node_addresses(std::move(addresses)); changed && *changed)
     notifier_.notify("STATUS=" + status());
 }
 

@@ -122,6 +122,15 @@ Result<void> FirewallKeeper::update(const firewall::DesiredSources& desired) {
 
 Result<bool> FirewallKeeper::set_node_addresses(std::vector<boost::asio::ip::address> addresses) {
   if (addresses == node_addresses_) return false;
+  // What came and went, for the log (a pod's start brings its veth's
+  // link-local address: the line names that one, not all of them).
+  std::string added, removed;
+  for (const auto& a : addresses)
+    if (std::find(node_addresses_.begin(), node_addresses_.end(), a) == node_addresses_.end())
+      added += (added.empty() ? "" : " ") + a.to_string();
+  for (const auto& a : node_addresses_)
+    if (std::find(addresses.begin(), addresses.end(), a) == addresses.end())
+      removed += (removed.empty() ? "" : " ") + a.to_string();
   node_addresses_ = std::move(addresses);
   if (!firewall_) return true;
   if (auto r = firewall_->set_node_addresses(node_addresses_); !r) {
@@ -129,12 +138,11 @@ Result<bool> FirewallKeeper::set_node_addresses(std::vector<boost::asio::ip::add
                                       "; the periodic check tries again");
     return r.error();
   }
-  std::string list;
-  for (const auto& a : node_addresses_)
-    list += (list.empty() ? "" : " ") + a.to_string();
-  log_.notice("node-addresses-changed",
-              "the node's addresses changed, and with them the allowed set: " + list,
-              {{"ADDRESSES", list}});
+  log_.info("node-addresses-changed",
+            "the node's own addresses changed, and with them the allowed set:" +
+                (added.empty() ? "" : " added " + added) +
+                (removed.empty() ? "" : (added.empty() ? " removed " : "; removed ") + removed),
+            {{"ADDED", added}, {"REMOVED", removed}});
   return true;
 }
 

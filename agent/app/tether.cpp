@@ -372,6 +372,8 @@ void Tether::firewall_policy_changed() {
 }
 
 void Tether::edge_node_missing(std::string_view why) {
+  // A spec of an EdgeNode that is gone is not judged again on a reload.
+  rejected_.reset();
   if (!missing_) {
     log_.notice("edgenode-missing",
                 std::string(why) + "; creating it with the sources in force, which stay applied",

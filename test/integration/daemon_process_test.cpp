@@ -249,6 +249,7 @@ TEST_F(DaemonProcess, TheNodesNewAddressesAreAllowedWithinASecondAndOldOnesLeave
     firewall::NftablesBackend nft;
     auto live = nft.read();
     EXPECT_TRUE(live.has_value() && live->has_value()) << p.err();
+    if (!live || !live->has_value()) return std::pair{false, false};
     const auto& sources = (*live)->allowlist.sources;
     return std::pair{sources.contains(v4), sources.contains(v6)};
   };

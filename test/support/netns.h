@@ -94,25 +94,13 @@ inline sockaddr_storage to_sockaddr(const boost::asio::ip::address& a, std::uint
 }
 
 // A TCP connect from the calling thread's network namespace (enter one with
-// InNetns first). A dropped SYN shows as kTimedOut. `from_port`: the local
-// port to connect from (0: any).
+// InNetns first). A dropped SYN shows as kTimedOut.
 inline Outcome tcp_connect(const boost::asio::ip::address& to, std::uint16_t port,
-                           std::chrono::milliseconds timeout, std::uint16_t from_port = 0) {
+                           std::chrono::milliseconds timeout) {
   const int fd =
       socket(to.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return Outcome::kError;
   socklen_t len = 0;
-  if (from_port != 0) {
-    const int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    const auto any = to.is_v4() ? boost::asio::ip::address(boost::asio::ip::address_v4::any())
-                                : boost::asio::ip::address(boost::asio::ip::address_v6::any());
-    const sockaddr_storage local = to_sockaddr(any, from_port, len);
-    if (bind(fd, reinterpret_cast<const sockaddr*>(&local), len) != 0) {
-      close(fd);
-      return Outcome::kError;
-    }
-  }
   const sockaddr_storage addr = to_sockaddr(to, port, len);
   Outcome out = Outcome::kError;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) == 0) {
@@ -235,12 +223,11 @@ class Topology {
   }
 
   Outcome connect_from(const std::string& ns, const std::string& to, std::uint16_t port,
-                       std::chrono::milliseconds timeout = std::chrono::milliseconds(2000),
-                       std::uint16_t from_port = 0) {
+                       std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
     Outcome o;
     {
       InNetns in(ns);
-      o = tcp_connect(boost::asio::ip::make_address(to), port, timeout, from_port);
+      o = tcp_connect(boost::asio::ip::make_address(to), port, timeout);
     }
     drain();
     return o;

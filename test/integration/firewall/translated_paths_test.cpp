@@ -266,23 +266,6 @@ TEST_P(TranslatedPaths, TheClusterAndTheNodeItselfAreUntouched) {
   }
 }
 
-// A connection the node or a pod opens to a stranger may come from a managed
-// port (a socket bound to it; a masquerade with --random-fully picks any
-// port): the stranger's replies come back to that port, and are no peer
-// dialling in.
-TEST_P(TranslatedPaths, RepliesFromAStrangerToAManagedPortAreUntouched) {
-  ASSERT_TRUE(allow_the_cloud().has_value());
-  topo_->listen_on({8080}, topo_->b);
-  for (const std::string to : {"198.51.100.2", "2001:db8:b::2"}) {
-    EXPECT_EQ(std::string(to_string(topo_->connect_from(topo_->node, to, 8080, 5000ms, 4191))),
-              "connected")
-        << "node, from port 4191, to " << to;
-    EXPECT_EQ(std::string(to_string(topo_->connect_from(gateway_, to, 8080, 5000ms, 6443))),
-              "connected")
-        << "gateway pod, from port 6443, to " << to;
-  }
-}
-
 INSTANTIATE_TEST_SUITE_P(Verdicts, TranslatedPaths, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "Reject" : "Drop"; });
 

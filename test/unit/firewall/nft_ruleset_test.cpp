@@ -52,18 +52,18 @@ table inet tetherd {
 	}
 	chain prerouting {
 		type filter hook prerouting priority -110; policy accept;
-		tcp dport @ports ct direction original fib daddr type local ip saddr != @allowed4 counter drop
-		tcp dport @ports ct direction original fib daddr type local ip6 saddr != @allowed6 counter drop
+		tcp dport @ports fib daddr type local ip saddr != @allowed4 counter drop
+		tcp dport @ports fib daddr type local ip6 saddr != @allowed6 counter drop
 	}
 	chain input {
 		type filter hook input priority -10; policy accept;
-		tcp dport @ports ct direction original ip saddr != @allowed4 counter drop
-		tcp dport @ports ct direction original ip6 saddr != @allowed6 counter drop
+		tcp dport @ports ip saddr != @allowed4 counter drop
+		tcp dport @ports ip6 saddr != @allowed6 counter drop
 	}
 	chain forward {
 		type filter hook forward priority -10; policy accept;
-		tcp dport @ports ct direction original ip daddr @cluster4 ip saddr != @allowed4 counter drop
-		tcp dport @ports ct direction original ip6 daddr @cluster6 ip6 saddr != @allowed6 counter drop
+		tcp dport @ports ip daddr @cluster4 ip saddr != @allowed4 counter drop
+		tcp dport @ports ip6 daddr @cluster6 ip6 saddr != @allowed6 counter drop
 	}
 }
 )");
@@ -117,12 +117,12 @@ constexpr const char* kListing = R"({"nftables": [
  {"chain": {"family": "inet", "table": "tetherd", "name": "prerouting", "handle": 1, "type": "filter", "hook": "prerouting", "prio": -110, "policy": "accept"}},
  {"chain": {"family": "inet", "table": "tetherd", "name": "input", "handle": 2, "type": "filter", "hook": "input", "prio": -10, "policy": "accept"}},
  {"chain": {"family": "inet", "table": "tetherd", "name": "forward", "handle": 3, "type": "filter", "hook": "forward", "prio": -10, "policy": "accept"}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 9, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"ct": {"key": "direction"}}, "right": "original"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 7, "bytes": 420}}, {"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 10, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"ct": {"key": "direction"}}, "right": "original"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 2, "bytes": 160}}, {"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 11, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"ct": {"key": "direction"}}, "right": "original"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 12, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"ct": {"key": "direction"}}, "right": "original"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 13, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"ct": {"key": "direction"}}, "right": "original"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@cluster4"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 3, "bytes": 180}}, {"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 14, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"ct": {"key": "direction"}}, "right": "original"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@cluster6"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 9, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 7, "bytes": 420}}, {"drop": null}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 10, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 2, "bytes": 160}}, {"drop": null}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 11, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 12, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 13, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@cluster4"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 3, "bytes": 180}}, {"drop": null}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 14, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@cluster6"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}
 ]})";
 
 TEST(ParseLiveTable, ReadsSetsRulesAndCounters) {
@@ -165,7 +165,6 @@ TEST(ParseLiveTable, AnyEditToARuleIsTampering) {
       {"daddr @cluster4 turned into @allowed4", R"("right": "@cluster4")",
        R"("right": "@allowed4")"},
       {"drop turned into accept", R"({"drop": null})", R"({"accept": null})"},
-      {"ct direction original turned into reply", R"("right": "original")", R"("right": "reply")"},
       {"a chain's policy turned to drop", R"("policy": "accept")", R"("policy": "drop")"},
   };
   ASSERT_TRUE(parse_live_table(kListing).value().rules_intact);
