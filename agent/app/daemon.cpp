@@ -323,12 +323,12 @@ bool Daemon::reload() {
       log_.info("config-unchanged", "configuration reloaded, nothing changed",
                 {{"CONFIG", config_path_}});
     } else {
-      const bool firewall_changed = next.firewall != config_.firewall;
+      const bool firewall_settings_changed = next.firewall != config_.firewall;
       config_ = std::move(next);
       log_.notice("config-reloaded", "configuration reloaded: " + status(),
                   {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
       // A spec the old limits rejected may fit the new ones.
-      if (firewall_changed && tether_) tether_->firewall_policy_changed();
+      if (firewall_settings_changed && tether_) tether_->firewall_policy_changed();
     }
     applied = fits.has_value();
   }

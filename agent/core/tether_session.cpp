@@ -76,13 +76,16 @@ const SessionStep& TetherSession::watch_ended(std::uint64_t id, MonoTime now, bo
     // ...made at once, unless the version came from a list just made: a
     // server (or a proxy) that answers every watch with 410 gets a backoff,
     // not a busy loop.
-    if (watch_follows_list_) return back_off(now, SessionFailure{std::nullopt, true}, unit);
+    if (watch_follows_list_)
+      return back_off(now, SessionFailure{.retry_after = std::nullopt, .server_answered = true},
+                      unit);
     return go(SessionState::kListing, SessionStep::Kind::kList);
   }
   // A clean end (timeoutSeconds). One that came at once and empty is a
   // server that ends every watch: harmless once, a busy loop always.
   if (events == 0 && now - watch_started_ < policy_.backoff.base)
-    return back_off(now, SessionFailure{std::nullopt, true}, unit);
+    return back_off(now, SessionFailure{.retry_after = std::nullopt, .server_answered = true},
+                    unit);
   if (!up_since_) up_since_ = now;
   watch_follows_list_ = false;
   watch_started_ = now;

@@ -100,7 +100,8 @@ void Reflector::failed(const SessionStep& step, const ApiError& error) {
   // whatever answers for it) is reachable.
   const bool answered = error.kind == ErrorKind::kHttp || error.kind == ErrorKind::kDecode ||
                         error.kind == ErrorKind::kTooLarge;
-  session_.failed(step.id, retry_.now(), SessionFailure{error.retry_after, answered},
+  session_.failed(step.id, retry_.now(),
+                  SessionFailure{.retry_after = error.retry_after, .server_answered = answered},
                   retry_.random());
   handler_.on_error(error, session_.step().delay);
   report_state(before);

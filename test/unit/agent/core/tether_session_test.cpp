@@ -550,7 +550,8 @@ TEST(TetherSession, ABrownoutIsRetriedAsTheBackoffSaysNotWithTheHeartbeat) {
     const SessionStep step = session.step();
     if (step.kind == Kind::kList || step.kind == Kind::kWatch) {
       ++requests_per_minute[static_cast<std::size_t>(now / 60)];
-      session.failed(step.id, at(now), SessionFailure{std::nullopt, /*server_answered=*/true}, 0.5);
+      session.failed(step.id, at(now),
+                     SessionFailure{.retry_after = std::nullopt, .server_answered = true}, 0.5);
       continue;
     }
     ASSERT_EQ(step.kind, Kind::kWait);
