@@ -137,15 +137,17 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
                                       ec.message() +
                                       "; the desired state will not survive a restart");
   }
-  // A ufw apply runs a program per changed rule: it tells the watchdog it
-  // is busy between them.
-  auto make_backend = [&notifier](const FirewallConfig& c) {
-    return make_firewall_backend(c, [&notifier] { notifier.notify("WATCHDOG=1"); });
-  };
-  FirewallKeeper firewall(log, state, make_backend, node_addresses());
-
   SystemClock clock;
   boost::asio::io_context io(1);
+  // A ufw apply runs a program per changed rule, on the keeper's thread:
+  // between them it asks systemd for more time to start or stop (each run
+  // is bounded at 60 s). The watchdog is the event loop's to ping.
+  auto make_backend = [&notifier](const FirewallConfig& c) {
+    return make_firewall_backend(c,
+                                 [&notifier] { notifier.notify("EXTEND_TIMEOUT_USEC=90000000"); });
+  };
+  FirewallKeeper firewall(log, state, make_backend, node_addresses(), io.get_executor(),
+                          FirewallKeeper::Worker::kThread);
   // Only the nftables backend can be watched; a backend change needs a
   // restart anyway.
   std::unique_ptr<NftMonitor> monitor;

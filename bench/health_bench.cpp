@@ -83,7 +83,8 @@ struct Rig {
   FirewallKeeper keeper{log,
                         StateDir(dir.path()),
                         [](const FirewallConfig&) { return std::make_unique<test::FakeBackend>(); },
-                        {}};
+                        {},
+                        io.get_executor()};
   std::unique_ptr<NodeHealth> health;
 };
 

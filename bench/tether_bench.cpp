@@ -107,7 +107,8 @@ class Bench {
       keeper_ = std::make_unique<FirewallKeeper>(
           log_, StateDir(state_.path()),
           [](const FirewallConfig& c) { return make_firewall_backend(c); },
-          std::vector<boost::asio::ip::address>{boost::asio::ip::make_address("192.0.2.1")});
+          std::vector<boost::asio::ip::address>{boost::asio::ip::make_address("192.0.2.1")},
+          io_.get_executor(), FirewallKeeper::Worker::kThread);
       if (!keeper_->start(config_.firewall)) std::abort();
       auto http = kube::HttpsClient::create(io_.get_executor(), k);
       if (!http) std::abort();

@@ -37,6 +37,14 @@ class Backend {
   }
   // What this backend cannot do here, or what undoes its work.
   virtual Result<std::vector<Caveat>> caveats() { return std::vector<Caveat>{}; }
+  // What of `allowlist` this backend can put in force here: the kernel is
+  // checked against this, so what it cannot do is not drift.
+  virtual Allowlist enforceable(const Allowlist& allowlist) { return allowlist; }
+  // From another thread: while on, an apply or remove in progress stops at
+  // its next step with an error (tetherd is stopping; the next apply
+  // resumes from what the kernel holds). Backends that finish at once
+  // ignore it.
+  virtual void interrupt(bool /*on*/) {}
 };
 
 }  // namespace tetherd::firewall

@@ -23,10 +23,11 @@ Result<void> Firewall::apply_current() {
 Result<Firewall::Drift> Firewall::reconcile() {
   auto live = backend_.read();
   if (!live) return live.error();
-  const Drift drift = !live->has_value() ? Drift::kMissing
-                      : (!(*live)->rules_intact || (*live)->allowlist != desired_)
-                          ? Drift::kRepaired
-                          : Drift::kNone;
+  const Drift drift =
+      !live->has_value() ? Drift::kMissing
+      : (!(*live)->rules_intact || (*live)->allowlist != backend_.enforceable(desired_))
+          ? Drift::kRepaired
+          : Drift::kNone;
   if (drift == Drift::kNone) return drift;
   if (auto r = backend_.apply(desired_); !r) return r.error();
   return drift;

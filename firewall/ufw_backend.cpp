@@ -1,17 +1,40 @@
 #include "firewall/ufw_backend.h"
 
 #include <algorithm>
+#include <fstream>
 #include <iterator>
 #include <set>
 
 namespace tetherd::firewall {
 
 UfwBackend::UfwBackend(std::vector<std::uint16_t> managed_ports, Runner run,
-                       std::function<void()> progress)
+                       std::function<void()> progress, std::string defaults)
     : managed_ports_(std::move(managed_ports)),
       run_(std::move(run)),
-      progress_(std::move(progress)) {
+      progress_(std::move(progress)),
+      defaults_(std::move(defaults)) {
   std::sort(managed_ports_.begin(), managed_ports_.end());
+}
+
+bool UfwBackend::ipv6_enabled() const {
+  // A few hundred bytes; what cannot be read is ufw's to complain about.
+  std::ifstream in(defaults_);
+  std::string text(64 << 10, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return ufw_ipv6_enabled(text);
+}
+
+namespace {
+Allowlist without_ipv6(const Allowlist& allowlist) {
+  Allowlist out = allowlist;
+  out.sources = AddressSet(allowlist.sources.cidrs_v4());
+  return out;
+}
+}  // namespace
+
+Allowlist UfwBackend::enforceable(const Allowlist& allowlist) {
+  return ipv6_enabled() ? allowlist : without_ipv6(allowlist);
 }
 
 Result<UfwAdded> UfwBackend::show_added() {
@@ -22,6 +45,10 @@ Result<UfwAdded> UfwBackend::show_added() {
 
 Result<void> UfwBackend::run_each(const std::vector<std::vector<std::string>>& commands) {
   for (const auto& args : commands) {
+    if (interrupted_) {
+      return make_error("interrupted with " + std::to_string(commands.size()) +
+                        " ufw commands left to run");
+    }
     if (auto r = run_(args); !r) {
       std::string line = "ufw";
       for (const auto& a : args)
@@ -36,7 +63,15 @@ Result<void> UfwBackend::run_each(const std::vector<std::vector<std::string>>& c
 Result<void> UfwBackend::apply(const Allowlist& allowlist) {
   auto added = show_added();
   if (!added) return added.error();
-  const std::vector<UfwRule> want = ufw_rules_for(allowlist);
+  const bool v6 = ipv6_enabled();
+  const Allowlist enforced = v6 ? allowlist : without_ipv6(allowlist);
+  // Loopback passes ufw anyway, and link-local addresses are the node's
+  // own links: only the rest is lost.
+  skipped_v6_ = 0;
+  for (const Cidr& c : v6 ? std::vector<Cidr>{} : allowlist.sources.cidrs_v6()) {
+    if (!c.network.to_v6().is_loopback() && !c.network.to_v6().is_link_local()) ++skipped_v6_;
+  }
+  const std::vector<UfwRule> want = ufw_rules_for(enforced);
   std::vector<std::vector<std::string>> commands;
   for (const UfwRule& r : want) {
     // Already there: ours, or the user's own identical rule (which ufw would
@@ -47,7 +82,9 @@ Result<void> UfwBackend::apply(const Allowlist& allowlist) {
     }
   }
   for (const UfwRule& r : added->ours) {
-    if (!std::binary_search(want.begin(), want.end(), r)) commands.push_back(ufw_delete_args(r));
+    // With IPv6 off ufw can delete no IPv6 rule either.
+    if (!std::binary_search(want.begin(), want.end(), r) && (v6 || r.source.is_v4()))
+      commands.push_back(ufw_delete_args(r));
   }
   if (auto r = run_each(commands); !r) return r;
   verdict_ = allowlist.verdict;
@@ -64,13 +101,16 @@ Result<std::optional<LiveTable>> UfwBackend::read() {
   live.allowlist.verdict = verdict_;
   live.allowlist.cluster = cluster_;
   live.rules_intact = true;
+  const bool v6 = ipv6_enabled();  // off: IPv6 rules are inert, ufw drops all IPv6
   for (const UfwRule& r : added->ours) {
+    if (!v6 && !r.source.is_v4()) continue;
     live.allowlist.sources.add(r.source);
     if (r.ports != live.allowlist.ports) live.rules_intact = false;
   }
   // The user's identical rules allow those sources just the same.
   for (const UfwRule& r : added->others) {
-    if (r.ports == live.allowlist.ports) live.allowlist.sources.add(r.source);
+    if (r.ports == live.allowlist.ports && (v6 || r.source.is_v4()))
+      live.allowlist.sources.add(r.source);
   }
   return std::optional<LiveTable>(std::move(live));
 }
@@ -79,13 +119,22 @@ Result<void> UfwBackend::remove() {
   auto added = show_added();
   if (!added) return added.error();
   std::vector<std::vector<std::string>> commands;
+  const bool v6 = ipv6_enabled();
   for (const UfwRule& r : added->ours)
-    commands.push_back(ufw_delete_args(r));
+    if (v6 || r.source.is_v4()) commands.push_back(ufw_delete_args(r));
   return run_each(commands);
 }
 
 Result<std::vector<Caveat>> UfwBackend::caveats() {
   std::vector<Caveat> out;
+  if (skipped_v6_ > 0 && !ipv6_enabled()) {
+    out.push_back({true, "ufw's IPv6 is off (IPV6=no in " + defaults_ +
+                             "): ufw drops all IPv6 but loopback and takes no IPv6 rule, so " +
+                             std::to_string(skipped_v6_) +
+                             " IPv6 source networks of the allowlist are not applied and the cloud "
+                             "must reach the node over IPv4; set IPV6=yes and run `ufw reload` to "
+                             "allow them"});
+  }
   auto status = run_({"status", "verbose"});
   if (!status) return make_error("ufw status verbose: " + status.error().message);
   if (status->find("Status: active") == std::string::npos) {

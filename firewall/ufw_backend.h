@@ -14,7 +14,12 @@
 // the peer dialled is gone, so ufw rules cannot filter them by it. caveats()
 // says so, with what else undoes the rules (ufw inactive, a default allow
 // policy, a user rule opening a managed port to anyone).
+//
+// With IPV6=no in /etc/default/ufw, ufw refuses every IPv6 rule and drops
+// all IPv6 but loopback: the IPv6 sources are skipped (a caveat says so
+// once), not retried for ever, and the check for drift does not count them.
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -30,22 +35,31 @@ class UfwBackend final : public Backend {
   // what ufw printed on stderr).
   using Runner = std::function<Result<std::string>(const std::vector<std::string>& args)>;
 
+  // `defaults` is ufw's own settings file (IPV6=).
   UfwBackend(std::vector<std::uint16_t> managed_ports, Runner run,
-             std::function<void()> progress = {});
+             std::function<void()> progress = {}, std::string defaults = "/etc/default/ufw");
 
   std::string_view name() const override { return "ufw"; }
   Result<void> apply(const Allowlist& allowlist) override;
   Result<std::optional<LiveTable>> read() override;
   Result<void> remove() override;
   Result<std::vector<Caveat>> caveats() override;
+  Allowlist enforceable(const Allowlist& allowlist) override;
+  void interrupt(bool on) override { interrupted_ = on; }
 
  private:
+  bool ipv6_enabled() const;
   Result<UfwAdded> show_added();
   Result<void> run_each(const std::vector<std::vector<std::string>>& commands);
 
   std::vector<std::uint16_t> managed_ports_;
   Runner run_;
   std::function<void()> progress_;
+  std::string defaults_;
+  std::atomic<bool> interrupted_ = false;
+  // IPv6 sources beyond loopback and link-local left out of the last apply
+  // (IPV6=no).
+  std::size_t skipped_v6_ = 0;
   Verdict verdict_ = Verdict::kDrop;  // as last applied; ufw has its own
   // As last applied: ufw's rules filter what ends on the node, not what it
   // routes to pods (caveats() says so), so there is nothing to read back.

@@ -1,6 +1,7 @@
 #include "firewall/ufw_rules.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 namespace tetherd::firewall {
@@ -147,6 +148,43 @@ std::vector<std::string> ufw_delete_args(const UfwRule& r) {
           "from",   r.source.to_string(),
           "to",     "any",
           "port",   join_ports(r.ports)};
+}
+
+bool ufw_ipv6_enabled(std::string_view defaults) {
+  bool on = true;
+  while (!defaults.empty()) {
+    const std::size_t end = std::min(defaults.find('\n'), defaults.size());
+    std::string_view line = defaults.substr(0, end);
+    defaults.remove_prefix(std::min(end + 1, defaults.size()));
+    // ufw's own reading: a line that starts KEY=value (no indent, no
+    // comment, the value a word, perhaps quoted);
+    // the value up to any further '=', quotes and case ignored, the last
+    // line for a key winning.
+    const std::size_t eq = line.find('=');
+    if (eq == std::string_view::npos || eq != 4) continue;
+    std::string key(line.substr(0, eq));
+    for (auto& c : key)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (key != "ipv6") continue;
+    std::string_view value = line.substr(eq + 1);
+    value = value.substr(0, value.find('='));
+    const std::string_view word = value.starts_with('"') ? value.substr(1) : value;
+    const auto is_word = [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    };
+    if (word.empty() || !is_word(word.front())) continue;  // ufw skips the line
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back())))
+      value.remove_suffix(1);
+    while (!value.empty() && (value.front() == '"' || value.front() == '\''))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == '"' || value.back() == '\''))
+      value.remove_suffix(1);
+    std::string lower(value);
+    for (auto& c : lower)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    on = lower == "yes";
+  }
+  return on;
 }
 
 }  // namespace tetherd::firewall

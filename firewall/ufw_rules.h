@@ -40,6 +40,12 @@ struct UfwAdded {
 Result<UfwAdded> parse_ufw_added(std::string_view text, const std::vector<std::uint16_t>& ports);
 
 std::vector<UfwRule> ufw_rules_for(const Allowlist& allowlist);
+
+// Whether ufw's settings file (/etc/default/ufw) turns IPv6 on, read as ufw
+// reads it: KEY=value lines, case and double quotes ignored, on only for
+// "yes".
+// Absent, on (ufw's shipped default).
+bool ufw_ipv6_enabled(std::string_view defaults);
 std::vector<std::string> ufw_add_args(const UfwRule& rule);
 std::vector<std::string> ufw_delete_args(const UfwRule& rule);
 

@@ -165,8 +165,9 @@ void Daemon::addresses_changed() {
   bool ok = false;
   auto addresses = node_addresses(&ok);
   if (!ok) return;
-  if (auto changed = firewall_.set_node_addresses(std::move(addresses)); changed && *changed)
-    notifier_.notify("STATUS=" + status());
+  firewall_.set_node_addresses(std::move(addresses), [this] {
+    if (!stopping_) notifier_.notify("STATUS=" + status());
+  });
 }
 
 void Daemon::start_issuer() {

@@ -1,6 +1,9 @@
 #include "agent/app/firewall_keeper.h"
 
 #include <algorithm>
+#include <type_traits>
+
+#include <boost/asio/post.hpp>
 
 #include "agent/adapters/subprocess.h"
 #include "firewall/desired_state.h"
@@ -9,6 +12,8 @@
 #include "firewall/ufw_backend.h"
 
 namespace tetherd {
+
+namespace asio = boost::asio;
 
 firewall::Policy firewall_policy(const FirewallConfig& c) {
   firewall::Policy p;
@@ -65,11 +70,62 @@ Result<std::optional<firewall::DesiredSources>> read_saved_desired(const StateDi
 }
 
 FirewallKeeper::FirewallKeeper(Log& log, StateDir state, BackendFactory make_backend,
-                               std::vector<boost::asio::ip::address> node_addresses)
+                               std::vector<boost::asio::ip::address> node_addresses,
+                               boost::asio::any_io_executor loop, Worker worker)
     : log_(log),
       state_(std::move(state)),
       make_backend_(std::move(make_backend)),
-      node_addresses_(std::move(node_addresses)) {}
+      node_addresses_(std::move(node_addresses)),
+      loop_(std::move(loop)) {
+  if (worker == Worker::kThread) {
+    thread_.emplace(1);
+    work_ = thread_->get_executor();
+  } else {
+    work_ = loop_;
+  }
+}
+
+FirewallKeeper::~FirewallKeeper() {
+  // Never stopped (a failed start): the rules stay, the thread ends.
+  if (!stopped_.exchange(true) && backend_) backend_->interrupt(true);
+  if (thread_) thread_->join();
+}
+
+template <class Job, class Done>
+void FirewallKeeper::run(Job job, Done done) {
+  using R = std::invoke_result_t<Job&>;
+  ++in_flight_;
+  asio::post(work_, [this, job = std::move(job), done = std::move(done)]() mutable {
+    // On the worker: the backend and firewall_ only, no logging.
+    std::optional<R> result;
+    Snapshot s;
+    if (!stopped_) {
+      result.emplace(job());
+      s = snapshot();
+    }
+    asio::post(loop_, [this, result = std::move(result), s = std::move(s),
+                       done = std::move(done)]() mutable {
+      --in_flight_;
+      // Work done is reported even after stop (a repair just
+      // before SIGTERM is logged); work skipped is not.
+      if (!result) return;
+      take(std::move(s));
+      done(std::move(*result));
+    });
+  });
+}
+
+FirewallKeeper::Snapshot FirewallKeeper::snapshot() const {
+  if (!firewall_) return {};
+  const auto& d = firewall_->desired();
+  return {firewall_->last_good(), d.ports.size(), d.sources.cidrs().size()};
+}
+
+void FirewallKeeper::take(Snapshot s) {
+  in_force_ = std::move(s.in_force);
+  allowed_ports_ = s.ports;
+  allowed_sources_ = s.sources;
+}
 
 Result<void> FirewallKeeper::start(const FirewallConfig& config) {
   config_ = config;
@@ -93,6 +149,7 @@ Result<void> FirewallKeeper::start(const FirewallConfig& config) {
                  "the saved desired state no longer fits the configuration: " + r.error().message +
                      "; applying the static allowlist only");
     } else {
+      take(snapshot());
       log_.notice("firewall-applied", "firewall applied from the saved desired state: " + summary(),
                   {{"BACKEND", std::string(backend_->name())}});
       return {};
@@ -100,28 +157,47 @@ Result<void> FirewallKeeper::start(const FirewallConfig& config) {
   }
   auto r = firewall_->reconcile();
   if (!r) return r.error();
+  take(snapshot());
   log_.notice("firewall-applied", "firewall applied: " + summary(),
               {{"BACKEND", std::string(backend_->name())}});
   return {};
 }
 
-Result<void> FirewallKeeper::update(const firewall::DesiredSources& desired) {
-  if (auto r = firewall_->update(desired); !r) {
-    log_.warning("firewall-rejected", r.error().message);
-    return r;
-  }
-  if (auto ec = state_.replace(firewall::kDesiredStateFile, firewall::encode_desired(desired))) {
-    // The rules are in force; only a restart before the next update would
-    // fall back to the previous saved state.
-    log_.error("firewall-state-unsaved", "cannot save the desired state: " + ec.message());
-  }
-  log_.notice("firewall-applied", "firewall updated: " + summary(),
-              {{"BACKEND", std::string(backend_->name())}});
-  return {};
+void FirewallKeeper::update(firewall::DesiredSources desired,
+                            std::function<void(Result<void>)> done) {
+  const std::uint64_t seq = ++latest_update_;
+  wanted_ = desired;
+  run(
+      [this, seq, desired]() -> std::optional<Result<void>> {
+        if (latest_update_ != seq) return std::nullopt;  // overtaken before it started
+        return firewall_->update(desired);
+      },
+      [this, seq, desired, done = std::move(done)](std::optional<Result<void>> r) {
+        if (!r) return;
+        if (latest_update_ == seq) wanted_.reset();
+        if (!*r && stopped_) {
+          log_.notice("firewall-interrupted",
+                      "stopped while applying an update (" + r->error().message +
+                          "); after the next start the control plane's spec is applied again");
+        } else if (!*r) {
+          log_.warning("firewall-rejected", r->error().message);
+        } else {
+          if (auto ec =
+                  state_.replace(firewall::kDesiredStateFile, firewall::encode_desired(desired))) {
+            // The rules are in force; only a restart before the next update
+            // would fall back to the previous saved state.
+            log_.error("firewall-state-unsaved", "cannot save the desired state: " + ec.message());
+          }
+          log_.notice("firewall-applied", "firewall updated: " + summary(),
+                      {{"BACKEND", std::string(backend_->name())}});
+        }
+        if (done) done(std::move(*r));
+      });
 }
 
-Result<bool> FirewallKeeper::set_node_addresses(std::vector<boost::asio::ip::address> addresses) {
-  if (addresses == node_addresses_) return false;
+void FirewallKeeper::set_node_addresses(std::vector<boost::asio::ip::address> addresses,
+                                        std::function<void()> changed) {
+  if (addresses == node_addresses_) return;
   // What came and went, for the log (a pod's start brings its veth's
   // link-local address: the line names that one, not all of them).
   std::string added, removed;
@@ -132,62 +208,88 @@ Result<bool> FirewallKeeper::set_node_addresses(std::vector<boost::asio::ip::add
     if (std::find(addresses.begin(), addresses.end(), a) == addresses.end())
       removed += (removed.empty() ? "" : " ") + a.to_string();
   node_addresses_ = std::move(addresses);
-  if (!firewall_) return true;
-  if (auto r = firewall_->set_node_addresses(node_addresses_); !r) {
-    log_.error("firewall-failed", "cannot apply the node's new addresses: " + r.error().message +
-                                      "; the periodic check tries again");
-    return r.error();
-  }
-  log_.info("node-addresses-changed",
+  if (!firewall_) return;
+  run([this, addresses = node_addresses_] { return firewall_->set_node_addresses(addresses); },
+      [this, added, removed, changed = std::move(changed)](Result<void> r) {
+        if (!r) {
+          log_.error("firewall-failed", "cannot apply the node's new addresses: " +
+                                            r.error().message + "; the periodic check tries again");
+          return;
+        }
+        log_.info(
+            "node-addresses-changed",
             "the node's own addresses changed, and with them the allowed set:" +
                 (added.empty() ? "" : " added " + added) +
                 (removed.empty() ? "" : (added.empty() ? " removed " : "; removed ") + removed),
             {{"ADDED", added}, {"REMOVED", removed}});
-  return true;
+        if (changed) changed();
+      });
 }
 
 Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config) {
+  firewall::Policy policy = firewall_policy(config);
+  // The desired state in force must still fit (ports, size, prefixes).
+  if (auto fits = firewall::validate(in_force_, policy); !fits) {
+    return make_error("new firewall settings reject the current desired state: " +
+                      fits.error().message);
+  }
   if (config.backend != config_.backend) {
     log_.warning("firewall-backend-unchanged", std::string("firewall.backend changed to ") +
                                                    to_string(config.backend) +
                                                    "; it takes effect when tetherd restarts");
   }
-  auto r = firewall_->set_policy(firewall_policy(config));
-  if (!r) return r;
   const FirewallBackend running = config_.backend;
   config_ = config;
   config_.backend = running;
-  log_.notice("firewall-applied", "firewall updated for the new configuration: " + summary(),
-              {{"BACKEND", std::string(backend_->name())}});
+  run([this,
+       policy = std::move(policy)]() mutable { return firewall_->set_policy(std::move(policy)); },
+      [this](Result<void> r) {
+        if (!r) {
+          log_.error("firewall-failed", "cannot apply the new firewall settings: " +
+                                            r.error().message + "; the periodic check tries again");
+          return;
+        }
+        log_.notice("firewall-applied", "firewall updated for the new configuration: " + summary(),
+                    {{"BACKEND", std::string(backend_->name())}});
+      });
   return {};
 }
 
-Result<firewall::Firewall::Drift> FirewallKeeper::reconcile() {
+void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Drift>)> done) {
   using Drift = firewall::Firewall::Drift;
-  auto r = firewall_->reconcile();
-  if (!r) {
-    // Once per failure streak, not once per check (STYLE.md).
-    if (!reconcile_failing_)
-      log_.error("firewall-reconcile-failed", "cannot check the firewall: " + r.error().message);
-    reconcile_failing_ = true;
-    return r;
-  }
-  if (reconcile_failing_) log_.notice("firewall-reconciled", "the firewall can be checked again");
-  reconcile_failing_ = false;
-  if (*r == Drift::kMissing) {
-    log_.warning("firewall-repaired",
-                 "tetherd's rules had been removed by someone else; applied again: " + summary(),
-                 {{"BACKEND", std::string(backend_->name())}, {"DRIFT", "missing"}});
-  } else if (*r == Drift::kRepaired) {
-    log_.warning("firewall-repaired",
-                 "tetherd's rules had been changed by someone else; restored: " + summary(),
-                 {{"BACKEND", std::string(backend_->name())}, {"DRIFT", "changed"}});
-  }
-  return r;
+  run([this] { return firewall_->reconcile(); },
+      [this, done = std::move(done)](Result<Drift> r) {
+        if (!r) {
+          // Once per failure streak, not once per check (STYLE.md).
+          if (!reconcile_failing_)
+            log_.error("firewall-reconcile-failed",
+                       "cannot check the firewall: " + r.error().message);
+          reconcile_failing_ = true;
+        } else {
+          if (reconcile_failing_)
+            log_.notice("firewall-reconciled", "the firewall can be checked again");
+          reconcile_failing_ = false;
+          if (*r == Drift::kMissing) {
+            log_.warning(
+                "firewall-repaired",
+                "tetherd's rules had been removed by someone else; applied again: " + summary(),
+                {{"BACKEND", std::string(backend_->name())}, {"DRIFT", "missing"}});
+          } else if (*r == Drift::kRepaired) {
+            log_.warning("firewall-repaired",
+                         "tetherd's rules had been changed by someone else; restored: " + summary(),
+                         {{"BACKEND", std::string(backend_->name())}, {"DRIFT", "changed"}});
+          }
+        }
+        if (done) done(std::move(r));
+      });
 }
 
 void FirewallKeeper::stop() {
-  if (!backend_) return;
+  if (stopped_.exchange(true) || !backend_) return;
+  // What is queued is skipped; what runs stops at its next step.
+  backend_->interrupt(true);
+  if (thread_) thread_->join();
+  backend_->interrupt(false);
   if (config_.on_stop == OnStop::kKeep) {
     log_.info("firewall-kept", "firewall rules stay in force after stop (onStop: keep)");
     return;
@@ -200,25 +302,30 @@ void FirewallKeeper::stop() {
 }
 
 void FirewallKeeper::check_surroundings() {
-  if (auto caveats = backend_->caveats(); caveats && *caveats != caveats_) {
-    for (const auto& c : *caveats) {
-      if (std::find(caveats_.begin(), caveats_.end(), c) != caveats_.end()) continue;
-      log_.write(c.serious ? Priority::kWarning : Priority::kNotice, "firewall-caveat", c.message,
-                 {{"BACKEND", std::string(backend_->name())}});
-    }
-    caveats_ = std::move(*caveats);
-  }
-  auto found = backend_->blocking_chains();
-  if (!found) return;  // a read failure is the reconcile's to report
-  if (*found == blocking_) return;
-  for (const auto& chain : *found) {
-    if (std::find(blocking_.begin(), blocking_.end(), chain) != blocking_.end()) continue;
-    log_.warning("firewall-blocked-elsewhere", firewall::explain(chain, config_.ports),
-                 {{"TABLE", chain.family + " " + chain.table}, {"CHAIN", chain.chain}});
-  }
-  if (found->empty())
-    log_.notice("firewall-unblocked", "no other firewall drops the managed ports any more");
-  blocking_ = std::move(*found);
+  using Found = std::pair<Result<std::vector<firewall::Caveat>>,
+                          Result<std::vector<firewall::BlockingChain>>>;
+  run([this] { return Found(backend_->caveats(), backend_->blocking_chains()); },
+      [this](Found found) {
+        auto& [caveats, blocking] = found;
+        if (caveats && *caveats != caveats_) {
+          for (const auto& c : *caveats) {
+            if (std::find(caveats_.begin(), caveats_.end(), c) != caveats_.end()) continue;
+            log_.write(c.serious ? Priority::kWarning : Priority::kNotice, "firewall-caveat",
+                       c.message, {{"BACKEND", std::string(backend_->name())}});
+          }
+          caveats_ = std::move(*caveats);
+        }
+        if (!blocking) return;  // a read failure is the reconcile's to report
+        if (*blocking == blocking_) return;
+        for (const auto& chain : *blocking) {
+          if (std::find(blocking_.begin(), blocking_.end(), chain) != blocking_.end()) continue;
+          log_.warning("firewall-blocked-elsewhere", firewall::explain(chain, config_.ports),
+                       {{"TABLE", chain.family + " " + chain.table}, {"CHAIN", chain.chain}});
+        }
+        if (blocking->empty())
+          log_.notice("firewall-unblocked", "no other firewall drops the managed ports any more");
+        blocking_ = std::move(*blocking);
+      });
 }
 
 Result<void> FirewallKeeper::check(const firewall::DesiredSources& desired) const {
@@ -227,24 +334,14 @@ Result<void> FirewallKeeper::check(const firewall::DesiredSources& desired) cons
   return {};
 }
 
-const firewall::DesiredSources& FirewallKeeper::in_force() const {
-  static const firewall::DesiredSources kNone;
-  return firewall_ ? firewall_->last_good() : kNone;
-}
-
 std::string_view FirewallKeeper::backend_name() const {
   return backend_ ? backend_->name() : std::string_view("none");
 }
 
-std::size_t FirewallKeeper::source_count() const {
-  return firewall_ ? firewall_->desired().sources.cidrs().size() : 0;
-}
-
 std::string FirewallKeeper::summary() const {
   if (!firewall_) return "not applied";
-  const auto& d = firewall_->desired();
-  return std::string(backend_->name()) + ", " + std::to_string(d.ports.size()) + " ports, " +
-         std::to_string(d.sources.cidrs().size()) + " source networks";
+  return std::string(backend_->name()) + ", " + std::to_string(allowed_ports_) + " ports, " +
+         std::to_string(allowed_sources_) + " source networks";
 }
 
 }  // namespace tetherd

@@ -5,9 +5,15 @@
 // accepted update, follows configuration reloads, and on stop keeps or
 // removes the rules as firewall.onStop says.
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "agent/adapters/state_dir.h"
 #include "agent/config/config.h"
@@ -19,7 +25,8 @@ namespace tetherd {
 firewall::Policy firewall_policy(const FirewallConfig& config);
 
 // The backend for firewall.backend. `progress` is called between the steps
-// of a slow apply (ufw runs a program per rule), for the watchdog.
+// of a slow apply (ufw runs a program per rule), on the thread running it:
+// for systemd's start and stop timeouts, which a long apply may outlast.
 std::unique_ptr<firewall::Backend> make_firewall_backend(const FirewallConfig& config,
                                                          std::function<void()> progress = {});
 
@@ -33,51 +40,101 @@ Result<std::optional<firewall::DesiredSources>> read_saved_desired(const StateDi
 class FirewallKeeper {
  public:
   using BackendFactory = std::function<std::unique_ptr<firewall::Backend>(const FirewallConfig&)>;
+  // Where the backend's work runs once the daemon is up. kThread: a thread
+  // of the keeper's own, so a slow backend (ufw runs a program per rule)
+  // never holds up the event loop, the Lease or the watchdog. kLoop: on the
+  // event loop itself, after the caller returns (tests with fake backends).
+  enum class Worker { kLoop, kThread };
 
   FirewallKeeper(Log& log, StateDir state, BackendFactory make_backend,
-                 std::vector<boost::asio::ip::address> node_addresses);
+                 std::vector<boost::asio::ip::address> node_addresses,
+                 boost::asio::any_io_executor loop, Worker worker = Worker::kLoop);
+  ~FirewallKeeper();
+  FirewallKeeper(const FirewallKeeper&) = delete;
+  FirewallKeeper& operator=(const FirewallKeeper&) = delete;
 
-  // Applies what should be in force at boot. An error here means the
-  // firewall could not be applied at all.
+  // Applies what should be in force at boot, on the calling thread, before
+  // anything else runs. An error here means the firewall could not be
+  // applied at all.
   Result<void> start(const FirewallConfig& config);
+
+  // The rest runs the backend on the worker and calls back on the loop;
+  // logging and the state below happen on the loop only.
+
   // A desired state from the control plane: validated whole, applied,
-  // persisted; or rejected with the reason, the last good one kept.
-  Result<void> update(const firewall::DesiredSources& desired);
+  // persisted; or rejected with the reason, the last good one kept. An
+  // update overtaken by a newer one before it started, or queued when
+  // tetherd stops, is dropped, and its `done` never called.
+  void update(firewall::DesiredSources desired, std::function<void(Result<void>)> done);
   // Whether `desired` fits the configuration (firewall.maxSources, CIDR
   // syntax, firewall.ports), without applying it.
   Result<void> check(const firewall::DesiredSources& desired) const;
   // The control plane's desired state in force (empty before any).
-  const firewall::DesiredSources& in_force() const;
+  const firewall::DesiredSources& in_force() const { return in_force_; }
+  // What is being applied, or else what is in force.
+  const firewall::DesiredSources& wanted() const { return wanted_ ? *wanted_ : in_force_; }
   // Backend name and the number of source networks allowed, for status.
   std::string_view backend_name() const;
-  std::size_t source_count() const;
+  std::size_t source_count() const { return allowed_sources_; }
   // The node's own addresses as they are now (after an AddressMonitor
   // notification): always allowed, so new ones join the allowed set and
-  // old ones leave it. Returns whether they changed.
-  Result<bool> set_node_addresses(std::vector<boost::asio::ip::address> addresses);
-  // A reloaded configuration. A backend change takes effect on restart.
+  // old ones leave it. `changed` is called once they are in force.
+  void set_node_addresses(std::vector<boost::asio::ip::address> addresses,
+                          std::function<void()> changed = {});
+  // A reloaded configuration: judged now (the desired state in force must
+  // fit it), applied on the worker. A backend change takes effect on
+  // restart.
   Result<void> reconfigure(const FirewallConfig& config);
   // Reads the kernel back and repairs drift; logs a repair, and a failure
   // once per streak.
-  Result<firewall::Firewall::Drift> reconcile();
+  void reconcile(std::function<void(Result<firewall::Firewall::Drift>)> done = {});
+  // Stops the work in flight at its next step, waits for it, then keeps or
+  // removes the rules as firewall.onStop says (on the calling thread).
   void stop();
   // Looks for other firewalls that drop what tetherd allows (coexistence.h)
   // and for the backend's caveats; logs when a finding is new, not on
   // every check.
   void check_surroundings();
   const std::vector<firewall::BlockingChain>& blocking_chains() const { return blocking_; }
+  // Work queued or running on the worker.
+  bool busy() const { return in_flight_ > 0; }
 
-  // "nftables, 7 sources" for STATUS=.
+  // "nftables, 3 ports, 7 source networks" for STATUS=.
   std::string summary() const;
 
  private:
+  // What the loop may read of the firewall, copied after each job.
+  struct Snapshot {
+    firewall::DesiredSources in_force;
+    std::size_t ports = 0;
+    std::size_t sources = 0;
+  };
+  Snapshot snapshot() const;
+  void take(Snapshot s);
+  // Runs `job` on the worker (skipped once stopped), then `done` with its
+  // result on the loop (also after stop, for work that was done).
+  template <class Job, class Done>
+  void run(Job job, Done done);
+
   Log& log_;
   StateDir state_;
   BackendFactory make_backend_;
   std::vector<boost::asio::ip::address> node_addresses_;
   FirewallConfig config_;
+  boost::asio::any_io_executor loop_;
+  std::optional<boost::asio::thread_pool> thread_;
+  boost::asio::any_io_executor work_;
   std::unique_ptr<firewall::Backend> backend_;
-  std::unique_ptr<firewall::Firewall> firewall_;
+  std::unique_ptr<firewall::Firewall> firewall_;  // on the worker once started
+  std::atomic<bool> stopped_ = false;
+  std::atomic<std::uint64_t> latest_update_ = 0;
+  int in_flight_ = 0;
+
+  // The loop's side.
+  firewall::DesiredSources in_force_;
+  std::optional<firewall::DesiredSources> wanted_;
+  std::size_t allowed_ports_ = 0;
+  std::size_t allowed_sources_ = 0;
   bool reconcile_failing_ = false;
   std::vector<firewall::BlockingChain> blocking_;
   std::vector<firewall::Caveat> caveats_;

@@ -191,25 +191,29 @@ void NodeHealth::local_round() {
 
   // The live rules against the desired ones, repaired if someone changed
   // them; and whether another firewall now blocks what we allow.
-  auto drift = firewall_.reconcile();
+  // Off the event loop (the backend may be slow): judged when it is done.
+  firewall_.reconcile(
+      [this, alive = std::weak_ptr<int>(alive_)](const Result<firewall::Firewall::Drift>& drift) {
+        if (alive.expired() || stopped_) return;
+        const Result<void> live =
+            drift ? Result<void>() : Result<void>(make_error(drift.error().message));
+        if (tether_) {
+          tether_->firewall_checked(live);
+        } else if (live) {
+          take(condition_type::kFirewallInSync,
+               {ConditionStatus::kTrue,
+                "StaticAllowlist",
+                "the static allowlist is in force (" + firewall_.summary() + ")",
+                {}});
+        } else {
+          take(condition_type::kFirewallInSync,
+               {ConditionStatus::kFalse,
+                "ReconcileFailed",
+                "the firewall cannot be checked or repaired: " + live.error().message,
+                {}});
+        }
+      });
   firewall_.check_surroundings();
-  const Result<void> live =
-      drift ? Result<void>() : Result<void>(make_error(drift.error().message));
-  if (tether_) {
-    tether_->firewall_checked(live);
-  } else if (live) {
-    take(condition_type::kFirewallInSync,
-         {ConditionStatus::kTrue,
-          "StaticAllowlist",
-          "the static allowlist is in force (" + firewall_.summary() + ")",
-          {}});
-  } else {
-    take(condition_type::kFirewallInSync,
-         {ConditionStatus::kFalse,
-          "ReconcileFailed",
-          "the firewall cannot be checked or repaired: " + live.error().message,
-          {}});
-  }
   stats_.local_took = clock_.monotonic() - started;
 }
 

@@ -143,6 +143,9 @@ class NodeHealth {
   boost::asio::steady_timer timer_;
   bool poked_ = false;
   bool stopped_ = false;
+  // Expires with this object: a callback from the firewall's worker that
+  // comes after it checks.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   bool running_ = false;
   HealthStats stats_;
   std::function<void()> on_transition_;

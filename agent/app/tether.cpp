@@ -337,9 +337,11 @@ void Tether::take(const json::object& object) {
   const std::string applied = std::to_string(spec->firewall.sources.size()) +
                               " sources from the control plane (" + generation + ")";
   // The saved state applied at boot, or an update that only touched
-  // another part of the spec: nothing for the kernel to do.
-  if (spec->firewall == firewall_.in_force()) {
-    set_firewall(ConditionStatus::kTrue, "Applied", applied);
+  // another part of the spec: nothing for the kernel to do (or it is being
+  // done, and its end says how it went).
+  if (spec->firewall == firewall_.wanted()) {
+    if (!firewall_.busy() || spec->firewall == firewall_.in_force())
+      set_firewall(ConditionStatus::kTrue, "Applied", applied);
     return;
   }
   if (auto fits = firewall_.check(spec->firewall); !fits) {
@@ -352,15 +354,30 @@ void Tether::take(const json::object& object) {
     set_firewall(ConditionStatus::kFalse, "InvalidSpec", fits.error().message);
     return;
   }
-  if (auto r = firewall_.update(spec->firewall); !r) {
-    ++stats_.specs_rejected;
-    apply_failed_ = true;
-    set_firewall(ConditionStatus::kFalse, "ApplyFailed", r.error().message);
-    return;
-  }
-  ++stats_.specs_applied;
-  set_firewall(ConditionStatus::kTrue, "Applied", applied);
-  changed();
+  // Applied off the event loop (ufw takes a program run per rule): the
+  // condition says so meanwhile, sent with the next status write.
+  firewall_spec_ = {std::string(condition_type::kFirewallInSync),
+                    ConditionStatus::kUnknown,
+                    "Applying",
+                    "applying " + applied,
+                    {}};
+  if (reconcile_error_.empty() &&
+      status_.conditions.set(condition_type::kFirewallInSync, ConditionStatus::kUnknown, "Applying",
+                             "applying " + applied, clock_.wall()))
+    condition_changed(condition_type::kFirewallInSync);
+  firewall_.update(spec->firewall,
+                   [this, applied, alive = std::weak_ptr<int>(alive_)](Result<void> r) {
+                     if (alive.expired() || stopped_) return;
+                     if (!r) {
+                       ++stats_.specs_rejected;
+                       apply_failed_ = true;
+                       set_firewall(ConditionStatus::kFalse, "ApplyFailed", r.error().message);
+                       return;
+                     }
+                     ++stats_.specs_applied;
+                     set_firewall(ConditionStatus::kTrue, "Applied", applied);
+                     changed();
+                   });
 }
 
 void Tether::firewall_policy_changed() {
@@ -430,8 +447,25 @@ void Tether::refresh_firewall_status() {
 }
 
 awaitable<void> Tether::write_status_loop() {
+  // How long a write waits for a firewall apply in flight, so that it
+  // carries the apply's outcome: nftables takes milliseconds (one write, as
+  // before), ufw minutes (written meanwhile as Applying).
+  constexpr Duration kApplyWait = std::chrono::seconds(2);
+  std::optional<Duration> apply_began;
   while (!stopped_) {
     status_poked_ = false;
+    if (connected() && firewall_.busy()) {
+      const Duration now = clock_.monotonic();
+      if (!apply_began) apply_began = now;
+      if (now - *apply_began < kApplyWait) {
+        // The apply's end pokes this loop.
+        status_timer_.expires_after(kApplyWait - (now - *apply_began));
+        co_await status_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+    } else {
+      apply_began.reset();
+    }
     if (connected()) co_await write_status();
     if (stopped_) break;
     if (status_poked_) continue;  // something changed while writing

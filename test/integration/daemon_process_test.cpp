@@ -380,7 +380,7 @@ TEST_F(DaemonProcess, UfwBackendAppliesTheSavedStateInUfwAndRemovesItOnStop) {
                        "comment 'tetherd'"),
             std::string::npos)
       << added;
-  EXPECT_NE(p.err().find("ufw filters host sockets only"), std::string::npos) << p.err();
+  EXPECT_TRUE(p.err_shows("ufw filters host sockets only", 30s)) << p.err();
 
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait(60s), 0) << p.err();

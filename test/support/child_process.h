@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -81,6 +82,16 @@ class ChildProcess {
 
   std::string out() const { return slurp(stdout_path_); }
   std::string err() const { return slurp(stderr_path_); }
+  // Whether stderr shows `text` before the deadline: for what the child
+  // logs after it is ready, from work it does off its event loop.
+  bool err_shows(std::string_view text, std::chrono::milliseconds timeout) const {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (err().find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() >= until) return false;
+      usleep(20'000);
+    }
+    return true;
+  }
 
  private:
   static std::string slurp(const std::string& path) {

@@ -3,6 +3,8 @@
 // asked to do, and fails when told to. The real backends are tested on the
 // real kernel (test/integration/firewall/).
 
+#include <atomic>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -14,6 +16,8 @@ class FakeBackend final : public firewall::Backend {
  public:
   std::string_view name() const override { return "fake"; }
   Result<void> apply(const firewall::Allowlist& a) override {
+    if (during_apply) during_apply();
+    if (interrupted) return make_error("interrupted");  // as ufw between two runs
     ++applies;
     if (fail_apply) return make_error("fake apply failure");
     live = firewall::LiveTable{a, true, 0};
@@ -25,6 +29,10 @@ class FakeBackend final : public firewall::Backend {
   }
   Result<std::vector<firewall::BlockingChain>> blocking_chains() override { return blocking; }
   Result<std::vector<firewall::Caveat>> caveats() override { return caveat_list; }
+  void interrupt(bool on) override {
+    interrupted = on;
+    if (on && on_interrupt) on_interrupt();
+  }
   Result<void> remove() override {
     ++removes;
     live.reset();
@@ -38,6 +46,11 @@ class FakeBackend final : public firewall::Backend {
   int removes = 0;
   bool fail_apply = false;
   bool fail_read = false;
+  // Runs inside apply(), on whichever thread applies: a test holds the
+  // backend there to see what the rest of the daemon does meanwhile.
+  std::function<void()> during_apply;
+  std::function<void()> on_interrupt;
+  std::atomic<bool> interrupted = false;
 };
 
 }  // namespace tetherd::test

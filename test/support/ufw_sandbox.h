@@ -27,6 +27,17 @@ class UfwSandbox {
 
   bool available() const { return std::filesystem::exists("/usr/sbin/ufw"); }
 
+  // The sandbox's /etc/default/ufw, as the backend reads it.
+  const std::string& defaults_path() const { return defaults_; }
+  // Sets KEY=value in it (IPV6=no), as an admin's edit would.
+  void set_default(const std::string& key, const std::string& value) const {
+    std::ifstream in(defaults_);
+    std::string text, line;
+    while (std::getline(in, line))
+      if (!line.starts_with(key + "=")) text += line + "\n";
+    std::ofstream(defaults_, std::ios::trunc) << text << key << "=" << value << "\n";
+  }
+
   // The argv that runs `program args...` inside the sandbox.
   std::vector<std::string> argv(const std::vector<std::string>& command) const {
     std::vector<std::string> out = {

@@ -37,7 +37,7 @@ class UfwKernel : public ::testing::Test {
     }
     backend_ = std::make_unique<UfwBackend>(
         kManaged, [this](const std::vector<std::string>& a) { return ufw_->ufw(a); },
-        [this] { ++progress_; });
+        [this] { ++progress_; }, ufw_->defaults_path());
     Policy p;
     p.ports = kManaged;
     p.always_allow = {*parse_cidr("10.42.0.0/16")};
@@ -187,6 +187,46 @@ TEST_F(UfwKernel, CaveatsSayWhatUndoesTheRules) {
   ASSERT_TRUE(ufw_->ufw({"disable"}));
   c = backend_->caveats();
   EXPECT_NE((*c)[0].message.find("ufw is inactive"), std::string::npos) << (*c)[0].message;
+}
+
+// IPV6=no in /etc/default/ufw: ufw refuses every IPv6 rule ("IPv6 support
+// not enabled") and drops all IPv6 but loopback. The IPv6 sources are
+// skipped with one caveat; the IPv4 ones work; nothing fails or repeats.
+TEST_F(UfwKernel, WithIPv6OffTheIPv6SourcesAreSkippedAndSaidSo) {
+  ufw_->set_default("IPV6", "no");
+  ASSERT_TRUE(ufw_->ufw({"reload"}));
+  auto r = firewall_->update({{"192.0.2.2/32", "2001:db8:a::/64"}, {}});
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  expect_access(topo_->a, "192.0.2.1", Outcome::kConnected);
+  expect_access(topo_->b, "198.51.100.1", Outcome::kRefused);
+  EXPECT_NE(topo_->connect_from(topo_->a, "2001:db8:a::1", 6443), Outcome::kConnected)
+      << "ufw drops all IPv6 with IPV6=no";
+  EXPECT_EQ(added().find("2001:db8"), std::string::npos) << added();
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone)
+      << "what ufw cannot take is not drift, repaired on every check";
+
+  auto c = backend_->caveats();
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  ASSERT_FALSE(c->empty());
+  EXPECT_TRUE((*c)[0].serious);
+  EXPECT_NE((*c)[0].message.find("IPV6=no"), std::string::npos) << (*c)[0].message;
+  EXPECT_NE((*c)[0].message.find("1 IPv6 source networks"), std::string::npos) << (*c)[0].message;
+
+  // A later update, and the removal, work around the IPv6 sources too.
+  ASSERT_TRUE(firewall_->update({{"198.51.100.2/32", "2001:db8:b::/64"}, {}}).has_value());
+  expect_access(topo_->b, "198.51.100.1", Outcome::kConnected);
+  ASSERT_TRUE(backend_->remove().has_value());
+  EXPECT_EQ(added().find("tetherd"), std::string::npos) << added();
+
+  // IPv6 on again: the IPv6 sources are applied, and the caveat is gone.
+  ufw_->set_default("IPV6", "yes");
+  ASSERT_TRUE(ufw_->ufw({"reload"}));
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kMissing);
+  EXPECT_EQ(topo_->connect_from(topo_->b, "2001:db8:b::1", 6443), Outcome::kConnected) << added();
+  c = backend_->caveats();
+  ASSERT_TRUE(c.has_value());
+  for (const auto& caveat : *c)
+    EXPECT_EQ(caveat.message.find("IPV6=no"), std::string::npos) << caveat.message;
 }
 
 }  // namespace

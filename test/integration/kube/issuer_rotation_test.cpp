@@ -274,8 +274,10 @@ TEST_F(IssuerRotationTest, TheDaemonRotatesOnTheResumeAfterAThreeDaySuspend) {
   install(issuer(-1h, 2h));
   TempDir state;
   RecordingNotifier notifier;
-  FirewallKeeper keeper(log_, StateDir(state.path()),
-                        [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); }, {});
+  FirewallKeeper keeper(
+      log_, StateDir(state.path()),
+      [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); }, {},
+      io_.get_executor());
   IssuerRotation& issuers = rotation({.confirm_timeout = 0s});
   std::vector<RotationResult> results;
   std::unique_ptr<ResumeDetector> resume;

@@ -85,7 +85,8 @@ class NodeHealthTest : public KubeTest {
   FirewallKeeper keeper_{log_,
                          StateDir(tmp_.path()),
                          [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); },
-                         {}};
+                         {},
+                         io_.get_executor()};
 };
 
 // tetherd starts before k3s, which writes its kubeconfig as it starts: the

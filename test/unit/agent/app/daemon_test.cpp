@@ -8,6 +8,7 @@
 
 #include "test/support/fake_backend.h"
 #include "test/support/fake_clock.h"
+#include "test/support/keeper_calls.h"
 #include "test/support/recording_log.h"
 #include "test/support/recording_notifier.h"
 #include "test/support/temp_dir.h"
@@ -50,7 +51,8 @@ class DaemonTest : public ::testing::Test {
                            backend_ = b.get();
                            return b;
                          },
-                         {}};
+                         {},
+                         io_.get_executor()};
 };
 
 TEST_F(DaemonTest, StartTellsSystemdReadyWithAStatusLine) {
@@ -184,7 +186,7 @@ TEST_F(DaemonTest, AFirewallThatCannotBeAppliedFailsTheStart) {
 TEST_F(DaemonTest, ReloadThatTheFirewallCannotTakeIsRejected) {
   Daemon d = make(config_named("alpha"));
   ASSERT_TRUE(d.start().has_value());
-  ASSERT_TRUE(keeper_.update({{"192.0.2.0/24"}, {4143}}).has_value());
+  ASSERT_TRUE(test::update(io_, keeper_, {{"192.0.2.0/24"}, {4143}}).has_value());
   Config next = config_named("beta");
   next.firewall.ports = {6443};  // the saved desired state asks for 4143
   next_ = next;
@@ -257,10 +259,10 @@ TEST_F(DaemonTest, AFailingCheckIsLoggedOncePerStreak) {
   ASSERT_TRUE(d.start().has_value());
   backend_->fail_read = true;
   for (int i = 0; i < 3; ++i)
-    EXPECT_FALSE(keeper_.reconcile().has_value());
+    EXPECT_FALSE(test::reconcile(io_, keeper_).has_value());
   EXPECT_EQ(log_.with_event("firewall-reconcile-failed").size(), 1u);
   backend_->fail_read = false;
-  EXPECT_TRUE(keeper_.reconcile().has_value());
+  EXPECT_TRUE(test::reconcile(io_, keeper_).has_value());
   EXPECT_EQ(log_.with_event("firewall-reconciled").size(), 1u);
   d.stop("test");
   io_.run();

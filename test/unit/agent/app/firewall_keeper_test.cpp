@@ -1,11 +1,16 @@
 #include "agent/app/firewall_keeper.h"
 
 #include <fstream>
+#include <future>
+#include <thread>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <gtest/gtest.h>
 
 #include "firewall/desired_state.h"
 #include "test/support/fake_backend.h"
+#include "test/support/keeper_calls.h"
 #include "test/support/recording_log.h"
 #include "test/support/temp_dir.h"
 
@@ -16,15 +21,20 @@ namespace fw = firewall;
 
 class FirewallKeeperTest : public ::testing::Test {
  protected:
-  FirewallKeeper make() {
-    return FirewallKeeper(log_, StateDir(tmp_.path()),
-                          [this](const FirewallConfig& c) -> std::unique_ptr<fw::Backend> {
-                            if (c.backend == FirewallBackend::kUfw) return nullptr;
-                            auto b = std::make_unique<test::FakeBackend>();
-                            backend_ = b.get();
-                            return b;
-                          },
-                          {boost::asio::ip::make_address("192.0.2.1")});
+  FirewallKeeper make(FirewallKeeper::Worker worker = FirewallKeeper::Worker::kLoop) {
+    return FirewallKeeper(
+        log_, StateDir(tmp_.path()),
+        [this](const FirewallConfig& c) -> std::unique_ptr<fw::Backend> {
+          if (c.backend == FirewallBackend::kUfw) return nullptr;
+          auto b = std::make_unique<test::FakeBackend>();
+          backend_ = b.get();
+          return b;
+        },
+        {boost::asio::ip::make_address("192.0.2.1")}, io_.get_executor(), worker);
+  }
+  void surroundings(FirewallKeeper& keeper) {
+    keeper.check_surroundings();
+    test::drain(io_);
   }
   void save(const std::string& text) {
     std::ofstream(tmp_.file(std::string(fw::kDesiredStateFile))) << text;
@@ -34,6 +44,7 @@ class FirewallKeeperTest : public ::testing::Test {
            backend_->live->allowlist.sources.contains(boost::asio::ip::make_address(address));
   }
 
+  boost::asio::io_context io_{1};
   test::TempDir tmp_;
   test::RecordingLog log_;
   test::FakeBackend* backend_ = nullptr;
@@ -82,9 +93,9 @@ TEST_F(FirewallKeeperTest, SavedStateThatNoLongerFitsFallsBackToStatic) {
 TEST_F(FirewallKeeperTest, AcceptedUpdatesArePersistedRejectedOnesAreNot) {
   auto keeper = make();
   ASSERT_TRUE(keeper.start(config_).has_value());
-  ASSERT_TRUE(keeper.update({{"198.51.100.0/24"}, {}}).has_value());
+  ASSERT_TRUE(test::update(io_, keeper, {{"198.51.100.0/24"}, {}}).has_value());
   EXPECT_TRUE(allows("198.51.100.7"));
-  auto bad = keeper.update({{"198.51.100.0/24", "bogus"}, {}});
+  auto bad = test::update(io_, keeper, {{"198.51.100.0/24", "bogus"}, {}});
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(log_.with_event("firewall-rejected").size(), 1u);
   EXPECT_TRUE(allows("198.51.100.7")) << "the last good set stays in force";
@@ -121,6 +132,7 @@ TEST_F(FirewallKeeperTest, ReconfigureAppliesTheNewPolicyAndFollowsOnStop) {
   next.verdict = fw::Verdict::kReject;
   EXPECT_EQ(backend_->live->allowlist.verdict, fw::Verdict::kDrop);
   ASSERT_TRUE(keeper.reconfigure(next).has_value());
+  test::drain(io_);
   EXPECT_TRUE(allows("203.0.113.9"));
   EXPECT_EQ(backend_->live->allowlist.verdict, fw::Verdict::kReject);
   keeper.stop();
@@ -130,12 +142,12 @@ TEST_F(FirewallKeeperTest, ReconfigureAppliesTheNewPolicyAndFollowsOnStop) {
 TEST_F(FirewallKeeperTest, AnotherFirewallThatBlocksIsReportedOnceAndWhenItGoes) {
   auto keeper = make();
   ASSERT_TRUE(keeper.start(config_).has_value());
-  keeper.check_surroundings();
+  surroundings(keeper);
   EXPECT_TRUE(log_.with_event("firewall-blocked-elsewhere").empty());
 
   backend_->blocking = {{"ip", "filter", "INPUT", "input", true}};
-  keeper.check_surroundings();
-  keeper.check_surroundings();  // the same finding: not logged again
+  surroundings(keeper);
+  surroundings(keeper);  // the same finding: not logged again
   auto warned = log_.with_event("firewall-blocked-elsewhere");
   ASSERT_EQ(warned.size(), 1u);
   EXPECT_EQ(warned[0].priority, Priority::kWarning);
@@ -144,11 +156,11 @@ TEST_F(FirewallKeeperTest, AnotherFirewallThatBlocksIsReportedOnceAndWhenItGoes)
   EXPECT_EQ(keeper.blocking_chains(), backend_->blocking);
 
   backend_->blocking.push_back({"inet", "fw", "fwd", "forward", false});
-  keeper.check_surroundings();
+  surroundings(keeper);
   EXPECT_EQ(log_.with_event("firewall-blocked-elsewhere").size(), 2u) << "only the new one";
 
   backend_->blocking.clear();
-  keeper.check_surroundings();
+  surroundings(keeper);
   EXPECT_EQ(log_.with_event("firewall-unblocked").size(), 1u);
   EXPECT_TRUE(keeper.blocking_chains().empty());
 }
@@ -157,10 +169,10 @@ TEST_F(FirewallKeeperTest, CaveatsAreLoggedWhenNew) {
   auto keeper = make();
   ASSERT_TRUE(keeper.start(config_).has_value());
   backend_->caveat_list = {{false, "ufw filters host sockets only"}};
-  keeper.check_surroundings();
-  keeper.check_surroundings();
+  surroundings(keeper);
+  surroundings(keeper);
   backend_->caveat_list.push_back({true, "ufw is inactive"});
-  keeper.check_surroundings();
+  surroundings(keeper);
   auto logged = log_.with_event("firewall-caveat");
   ASSERT_EQ(logged.size(), 2u);
   EXPECT_EQ(logged[0].priority, Priority::kNotice);
@@ -174,6 +186,102 @@ TEST_F(FirewallKeeperTest, AnUnavailableBackendIsAClearError) {
   auto r = keeper.start(config_);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().message, "firewall.backend ufw is not available in this version of tetherd");
+}
+
+TEST_F(FirewallKeeperTest, AnUpdateOvertakenBeforeItStartsIsDropped) {
+  auto keeper = make();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  const int applies = backend_->applies;
+  std::vector<std::string> answered;
+  keeper.update({{"198.51.100.0/24"}, {}}, [&](Result<void>) { answered.push_back("first"); });
+  keeper.update({{"203.0.113.0/24"}, {}}, [&](Result<void>) { answered.push_back("second"); });
+  EXPECT_TRUE(keeper.busy());
+  EXPECT_EQ(keeper.wanted().sources, std::vector<std::string>{"203.0.113.0/24"});
+  EXPECT_TRUE(keeper.in_force().sources.empty()) << "nothing applied yet";
+  test::drain(io_);
+  EXPECT_FALSE(keeper.busy());
+  EXPECT_EQ(answered, std::vector<std::string>{"second"});
+  EXPECT_EQ(backend_->applies, applies + 1) << "the first never reached the backend";
+  EXPECT_TRUE(allows("203.0.113.9"));
+  EXPECT_FALSE(allows("198.51.100.7"));
+  EXPECT_EQ(keeper.in_force().sources, std::vector<std::string>{"203.0.113.0/24"});
+  EXPECT_EQ(keeper.wanted(), keeper.in_force());
+}
+
+// With its own thread, a backend that takes its time (ufw: a program per
+// rule) holds up nothing on the event loop: the loop's own work goes on
+// until the apply ends, and the answer comes back on the loop.
+TEST_F(FirewallKeeperTest, AWorkerThreadLeavesTheLoopFreeWhileTheBackendWorks) {
+  auto keeper = make(FirewallKeeper::Worker::kThread);
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<std::thread::id> applying;
+  backend_->during_apply = [&] {
+    applying.set_value(std::this_thread::get_id());
+    released.wait();
+  };
+  std::optional<Result<void>> answer;
+  std::thread::id answered_on;
+  keeper.update({{"198.51.100.0/24"}, {}}, [&](Result<void> r) {
+    answer = std::move(r);
+    answered_on = std::this_thread::get_id();
+  });
+  const std::thread::id worker = applying.get_future().get();  // the backend is busy now
+  EXPECT_NE(worker, std::this_thread::get_id());
+  // The loop runs its own work while the backend is held.
+  int ticks = 0;
+  boost::asio::steady_timer tick(io_);
+  std::function<void()> arm = [&] {
+    tick.expires_after(std::chrono::milliseconds(1));
+    tick.async_wait([&](boost::system::error_code) {
+      if (++ticks == 5) {
+        release.set_value();
+      } else {
+        arm();
+      }
+    });
+  };
+  arm();
+  auto busy = boost::asio::make_work_guard(io_);  // the answer is still to come
+  while (!answer)
+    io_.run_one();
+  EXPECT_EQ(ticks, 5) << "the loop ran while the backend was busy";
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_TRUE(answer->has_value());
+  EXPECT_EQ(answered_on, std::this_thread::get_id()) << "answers come back on the loop";
+  EXPECT_EQ(keeper.in_force().sources, std::vector<std::string>{"198.51.100.0/24"});
+  EXPECT_EQ(log_.with_event("firewall-applied").size(), 2u) << "the start's and the update's";
+  keeper.stop();
+}
+
+// Stopping interrupts the work in flight (a long ufw apply stops at its next
+// command) and waits for it; then onStop decides. The interrupted apply's
+// answer still comes, as a failure.
+TEST_F(FirewallKeeperTest, StopInterruptsTheWorkInFlightAndWaitsForIt) {
+  config_.on_stop = OnStop::kRemove;
+  auto keeper = make(FirewallKeeper::Worker::kThread);
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  std::promise<void> interrupted;
+  std::shared_future<void> on = interrupted.get_future().share();
+  std::promise<void> applying;
+  backend_->on_interrupt = [&] { interrupted.set_value(); };
+  backend_->during_apply = [&] {
+    applying.set_value();
+    on.wait();  // as ufw between two commands
+  };
+  std::optional<Result<void>> answer;
+  keeper.update({{"198.51.100.0/24"}, {}}, [&](Result<void> r) { answer = std::move(r); });
+  bool queued_answered = false;
+  keeper.reconcile([&](auto) { queued_answered = true; });
+  applying.get_future().wait();
+  keeper.stop();
+  EXPECT_EQ(backend_->removes, 1) << "onStop: remove, after the work in flight ended";
+  EXPECT_FALSE(backend_->interrupted) << "cleared again for the removal";
+  test::drain(io_);
+  ASSERT_TRUE(answer.has_value()) << "what ran is reported";
+  EXPECT_FALSE(answer->has_value()) << "interrupted";
+  EXPECT_FALSE(queued_answered) << "what was queued never ran";
 }
 
 }  // namespace
