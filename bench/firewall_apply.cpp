@@ -5,7 +5,7 @@
 // until one passes 60 s. Runs in private network and mount namespaces
 // (needs root); prints one table.
 //
-//   build/release/bench/firewall_apply [N ...]     (default 10 .. 100000)
+//   build/release/bench/firewall_apply [--no-ufw] [N ...]   (default 10 .. 100000)
 
 #include <algorithm>
 #include <chrono>
@@ -90,14 +90,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<std::size_t> sizes;
-  for (int i = 1; i < argc; ++i)
+  bool with_ufw = true;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--no-ufw") {
+      with_ufw = false;  // the nftables columns alone, in seconds
+      continue;
+    }
     sizes.push_back(std::strtoul(argv[i], nullptr, 10));
+  }
   if (sizes.empty()) sizes = {10, 100, 1000, 10000, 100000};
 
   NftablesBackend backend;
   const std::string script_path = "/tmp/tetherd-bench-ruleset.nft";
   const std::string ufw_dir = "/tmp/tetherd-bench-ufw";
-  bool ufw = sandbox_ufw(ufw_dir);
+  bool ufw = with_ufw && sandbox_ufw(ufw_dir);
   if (ufw) {
     std::filesystem::copy("/etc/ufw", ufw_dir + "/pristine",
                           std::filesystem::copy_options::recursive);
@@ -142,6 +148,8 @@ int main(int argc, char** argv) {
       std::snprintf(cells, sizeof cells, "| %.0f ms | %.0fx |", t, t / w);
       ufw_cells = cells;
       ufw = t < 60000 && reset_ufw(ufw_dir);
+    } else if (!with_ufw) {
+      ufw_cells = "| (not measured: --no-ufw) | |";
     } else if (!std::filesystem::exists("/usr/sbin/ufw")) {
       ufw_cells = "| (ufw not installed) | |";
     }

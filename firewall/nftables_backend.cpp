@@ -4,6 +4,8 @@
 
 #include <nftables/libnftables.h>
 
+#include "firewall/nft_netlink.h"
+
 namespace tetherd::firewall {
 
 void NftablesBackend::CtxFree::operator()(nft_ctx* ctx) const {
@@ -52,7 +54,9 @@ Result<void> NftablesBackend::apply(const Allowlist& allowlist) {
     // The kernel was not what we thought (someone changed it): replace.
   }
   reached_.reset();
-  auto r = run(render_replace(allowlist));
+  // The whole table, as one netlink batch (nft_netlink.h): what nft would
+  // make of render_replace(allowlist), without parsing it.
+  auto r = replace_table(allowlist);
   if (!r) return make_error("applying table inet tetherd: " + r.error().message);
   reached_ = allowlist;
   known_absent_ = false;

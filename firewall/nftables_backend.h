@@ -1,9 +1,9 @@
 #pragma once
-// The nftables backend, in-process through libnftables (no `nft` child
-// process). Each apply is one transaction: a diff of set elements against
-// the state last reached (read() refreshes it from the kernel), or, when the
+// The nftables backend, in-process (no `nft` child process). Each apply is
+// one transaction: a diff of set elements against the state last reached
+// (read() refreshes it from the kernel), through libnftables; or, when the
 // table is missing, tampered with or its verdict changes, a replacement of
-// the whole table.
+// the whole table, as one netlink batch (nft_netlink.h).
 //
 // Why not always replace the whole table, which is also one transaction:
 // measured on Linux 6.18, a connection from a source present in both the old

@@ -12,6 +12,7 @@
 
 #include "agent/adapters/nft_monitor.h"
 #include "firewall/firewall.h"
+#include "firewall/nft_netlink.h"
 #include "firewall/nftables_backend.h"
 #include "test/support/netns.h"
 #include "test/support/recording_log.h"
@@ -157,6 +158,53 @@ TEST_F(NftablesKernel, AStayingPeerIsNeverRefusedDuringUpdates) {
   EXPECT_EQ(failures.load(), 0) << "of " << attempts.load()
                                 << " connects during 100 updates: " << by_outcome[1] << " refused, "
                                 << by_outcome[2] << " timed out, " << by_outcome[3] << " errors";
+}
+
+// The first apply goes as one netlink batch built with libnftnl
+// (nft_netlink.h): it must make exactly the table nft makes of
+// render_replace's text, listed set by set and rule by rule, for both
+// verdicts, with intervals at both ends of each family, adjacent ones, and
+// empty sets; and the tamper check must find it intact.
+TEST_F(NftablesKernel, TheNetlinkBatchMakesTheSameTableAsTheText) {
+  test::InNetns in(topo_->node);
+  auto set_of = [](std::vector<const char*> cidrs) {
+    AddressSet s;
+    for (const char* c : cidrs)
+      s.add(*parse_cidr(c));
+    return s;
+  };
+  Allowlist full;
+  full.ports = {4143, 4191, 6443};
+  full.sources =
+      set_of({"0.0.0.0/8", "10.42.0.0/16", "10.43.0.0/31", "10.43.0.3/32", "192.0.2.1/32",
+              "255.255.255.255/32", "::1/128", "2001:db8::/32", "ffff::/16"});
+  full.cluster = set_of({"10.42.0.0/16", "2001:db8:42::/56"});
+  Allowlist bare;
+  bare.ports = {6443};
+  bare.sources = set_of({"192.0.2.2/32"});
+  for (const Allowlist& base : {full, bare}) {
+    for (const Verdict v : {Verdict::kDrop, Verdict::kReject}) {
+      Allowlist a = base;
+      a.verdict = v;
+      ASSERT_TRUE(backend_->run(render_replace(a)).has_value());
+      const std::string text = backend_->run("list table inet tetherd").value();
+      auto r = replace_table(a);
+      ASSERT_TRUE(r.has_value()) << r.error().message;
+      EXPECT_EQ(backend_->run("list table inet tetherd").value(), text);
+      auto live = backend_->read();
+      ASSERT_TRUE(live.has_value() && live->has_value());
+      EXPECT_TRUE((*live)->rules_intact);
+      EXPECT_EQ((*live)->allowlist, a);
+    }
+  }
+  // And it filters: the cloud in, the stranger refused.
+  Allowlist cloud = bare;
+  cloud.ports = kManaged;
+  std::sort(cloud.ports.begin(), cloud.ports.end());
+  cloud.verdict = Verdict::kReject;
+  ASSERT_TRUE(replace_table(cloud).has_value());
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 6443), Outcome::kConnected);
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kRefused);
 }
 
 TEST_F(NftablesKernel, ReadBackEqualsWhatWasApplied) {
