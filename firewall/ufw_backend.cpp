@@ -1,6 +1,7 @@
 #include "firewall/ufw_backend.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -8,21 +9,28 @@
 namespace tetherd::firewall {
 
 UfwBackend::UfwBackend(std::vector<std::uint16_t> managed_ports, Runner run,
-                       std::function<void()> progress, std::string defaults)
+                       std::function<void()> progress, std::string defaults, std::string conf)
     : managed_ports_(std::move(managed_ports)),
       run_(std::move(run)),
       progress_(std::move(progress)),
-      defaults_(std::move(defaults)) {
+      defaults_(std::move(defaults)),
+      conf_(std::move(conf)) {
   std::sort(managed_ports_.begin(), managed_ports_.end());
 }
 
 bool UfwBackend::ipv6_enabled() const {
-  // A few hundred bytes; what cannot be read is ufw's to complain about.
-  std::ifstream in(defaults_);
-  std::string text(64 << 10, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  return ufw_ipv6_enabled(text);
+  // As ufw's use_ipv6(): the settings say yes (ufw.conf read after the
+  // defaults, so it wins) and the kernel has IPv6 (not ipv6.disable=1).
+  // A few hundred bytes each; what cannot be read is ufw's to complain of.
+  std::string text;
+  for (const std::string* path : {&defaults_, &conf_}) {
+    std::ifstream in(*path);
+    std::string part(64 << 10, '\0');
+    in.read(part.data(), static_cast<std::streamsize>(part.size()));
+    part.resize(static_cast<std::size_t>(in.gcount()));
+    text += part + "\n";
+  }
+  return ufw_ipv6_enabled(text) && std::filesystem::exists("/proc/sys/net/ipv6");
 }
 
 namespace {
@@ -119,6 +127,8 @@ Result<void> UfwBackend::remove() {
   auto added = show_added();
   if (!added) return added.error();
   std::vector<std::vector<std::string>> commands;
+  // With IPv6 off ufw neither lists nor deletes IPv6 rules (README, Known
+  // limits: those added while it was on stay in user6.rules).
   const bool v6 = ipv6_enabled();
   for (const UfwRule& r : added->ours)
     if (v6 || r.source.is_v4()) commands.push_back(ufw_delete_args(r));
@@ -128,8 +138,9 @@ Result<void> UfwBackend::remove() {
 Result<std::vector<Caveat>> UfwBackend::caveats() {
   std::vector<Caveat> out;
   if (skipped_v6_ > 0 && !ipv6_enabled()) {
-    out.push_back({true, "ufw's IPv6 is off (IPV6=no in " + defaults_ +
-                             "): ufw drops all IPv6 but loopback and takes no IPv6 rule, so " +
+    out.push_back({true, "ufw's IPv6 is off (IPV6=no in " + defaults_ + " or " + conf_ +
+                             ", or a kernel without IPv6): ufw drops all IPv6 but loopback and "
+                             "takes no IPv6 rule, so " +
                              std::to_string(skipped_v6_) +
                              " IPv6 source networks of the allowlist are not applied and the cloud "
                              "must reach the node over IPv4; set IPV6=yes and run `ufw reload` to "

@@ -15,9 +15,10 @@
 // says so, with what else undoes the rules (ufw inactive, a default allow
 // policy, a user rule opening a managed port to anyone).
 //
-// With IPV6=no in /etc/default/ufw, ufw refuses every IPv6 rule and drops
-// all IPv6 but loopback: the IPv6 sources are skipped (a caveat says so
-// once), not retried for ever, and the check for drift does not count them.
+// With IPV6=no in /etc/default/ufw (or /etc/ufw/ufw.conf), or a kernel
+// without IPv6, ufw refuses every IPv6 rule and drops all IPv6 but loopback: the IPv6 sources are
+// skipped (a caveat says so once), not retried for ever, and the check for drift does not count
+// them.
 
 #include <atomic>
 #include <functional>
@@ -35,9 +36,11 @@ class UfwBackend final : public Backend {
   // what ufw printed on stderr).
   using Runner = std::function<Result<std::string>(const std::vector<std::string>& args)>;
 
-  // `defaults` is ufw's own settings file (IPV6=).
+  // `defaults` and `conf` are ufw's own settings files, read in that order
+  // as ufw reads them (IPV6=).
   UfwBackend(std::vector<std::uint16_t> managed_ports, Runner run,
-             std::function<void()> progress = {}, std::string defaults = "/etc/default/ufw");
+             std::function<void()> progress = {}, std::string defaults = "/etc/default/ufw",
+             std::string conf = "/etc/ufw/ufw.conf");
 
   std::string_view name() const override { return "ufw"; }
   Result<void> apply(const Allowlist& allowlist) override;
@@ -56,6 +59,7 @@ class UfwBackend final : public Backend {
   Runner run_;
   std::function<void()> progress_;
   std::string defaults_;
+  std::string conf_;
   std::atomic<bool> interrupted_ = false;
   // IPv6 sources beyond loopback and link-local left out of the last apply
   // (IPV6=no).

@@ -228,10 +228,13 @@ void FirewallKeeper::set_node_addresses(std::vector<boost::asio::ip::address> ad
 
 Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config) {
   firewall::Policy policy = firewall_policy(config);
-  // The desired state in force must still fit (ports, size, prefixes).
-  if (auto fits = firewall::validate(in_force_, policy); !fits) {
-    return make_error("new firewall settings reject the current desired state: " +
-                      fits.error().message);
+  // The desired state in force must still fit (ports, size, prefixes), and
+  // so must the one being applied, which the worker has before this.
+  for (const firewall::DesiredSources* d : {&std::as_const(in_force_), &wanted()}) {
+    if (auto fits = firewall::validate(*d, policy); !fits) {
+      return make_error("new firewall settings reject the current desired state: " +
+                        fits.error().message);
+    }
   }
   if (config.backend != config_.backend) {
     log_.warning("firewall-backend-unchanged", std::string("firewall.backend changed to ") +

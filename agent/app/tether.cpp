@@ -313,6 +313,7 @@ void Tether::take(const json::object& object) {
     return;
   }
   last_spec_ = std::move(spec_now);
+  ++judged_;
   apply_failed_ = false;
   rejected_.reset();
   auto spec = decode_edge_node(object);
@@ -365,9 +366,16 @@ void Tether::take(const json::object& object) {
       status_.conditions.set(condition_type::kFirewallInSync, ConditionStatus::kUnknown, "Applying",
                              "applying " + applied, clock_.wall()))
     condition_changed(condition_type::kFirewallInSync);
+  const std::uint64_t judged = judged_;
   firewall_.update(spec->firewall,
-                   [this, applied, alive = std::weak_ptr<int>(alive_)](Result<void> r) {
+                   [this, applied, judged, alive = std::weak_ptr<int>(alive_)](Result<void> r) {
                      if (alive.expired() || stopped_) return;
+                     // A newer spec judged meanwhile (rejected, say) speaks
+                     // for the condition now; this answer only counts.
+                     if (judged != judged_) {
+                       ++(r ? stats_.specs_applied : stats_.specs_rejected);
+                       return;
+                     }
                      if (!r) {
                        ++stats_.specs_rejected;
                        apply_failed_ = true;

@@ -162,6 +162,7 @@ class Tether final : private kube::ReflectorHandler {
   std::function<void(const Condition&)> on_condition_;
   Condition firewall_spec_;      // FirewallInSync as the spec and its apply left it
   std::string reconcile_error_;  // the live check's failure, empty when it works
+  std::uint64_t judged_ = 0;     // new specs taken: an apply answers for the latest only
   // Expires with this object: a callback from the firewall's worker that
   // comes after it checks.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

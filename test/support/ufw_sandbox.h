@@ -27,15 +27,20 @@ class UfwSandbox {
 
   bool available() const { return std::filesystem::exists("/usr/sbin/ufw"); }
 
-  // The sandbox's /etc/default/ufw, as the backend reads it.
+  // The sandbox's /etc/default/ufw and /etc/ufw/ufw.conf, as the backend
+  // reads them.
   const std::string& defaults_path() const { return defaults_; }
-  // Sets KEY=value in it (IPV6=no), as an admin's edit would.
-  void set_default(const std::string& key, const std::string& value) const {
-    std::ifstream in(defaults_);
+  std::string conf_path() const { return etc_ + "/ufw.conf"; }
+  // Sets KEY=value in one of them (IPV6=no), as an admin's edit would.
+  static void set_in(const std::string& path, const std::string& key, const std::string& value) {
+    std::ifstream in(path);
     std::string text, line;
     while (std::getline(in, line))
       if (!line.starts_with(key + "=")) text += line + "\n";
-    std::ofstream(defaults_, std::ios::trunc) << text << key << "=" << value << "\n";
+    std::ofstream(path, std::ios::trunc) << text << key << "=" << value << "\n";
+  }
+  void set_default(const std::string& key, const std::string& value) const {
+    set_in(defaults_, key, value);
   }
 
   // The argv that runs `program args...` inside the sandbox.

@@ -207,6 +207,35 @@ TEST_F(NftablesKernel, TheNetlinkBatchMakesTheSameTableAsTheText) {
   EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kRefused);
 }
 
+// The batch at the configuration's limits (maxSources 65 536 and as many
+// static ones, both families): one transaction, one answer (an answer per
+// command overflowed the socket's receive buffer above 120 000 sources and
+// reported a committed table as failed).
+TEST_F(NftablesKernel, TheLargestTableIsAppliedAndAnsweredOnce) {
+  test::InNetns in(topo_->node);
+  Allowlist a;
+  a.ports = {6443};
+  std::vector<Cidr> v4, v6;
+  for (std::uint32_t i = 0; i < 70000; ++i) {
+    v4.push_back({boost::asio::ip::make_address_v4(0x0a000000u + 2 * i), 32});
+    boost::asio::ip::address_v6::bytes_type b{0x20, 0x01, 0x0d, 0xb8};
+    b[12] = static_cast<unsigned char>(i >> 16);
+    b[13] = static_cast<unsigned char>(i >> 8);
+    b[14] = static_cast<unsigned char>(i);
+    b[15] = 0;
+    v6.push_back({boost::asio::ip::address_v6(b), 128});
+  }
+  v4.insert(v4.end(), v6.begin(), v6.end());
+  a.sources = AddressSet(v4);
+  ASSERT_EQ(a.sources.cidrs().size(), 140000u);
+  auto r = replace_table(a);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  auto live = backend_->read();
+  ASSERT_TRUE(live.has_value() && live->has_value());
+  EXPECT_EQ((*live)->allowlist.sources.cidrs().size(), 140000u);
+  EXPECT_TRUE((*live)->rules_intact);
+}
+
 TEST_F(NftablesKernel, ReadBackEqualsWhatWasApplied) {
   ASSERT_TRUE(update({"198.51.100.0/25", "198.51.100.128/25", "2001:db8:b::/48"}).has_value());
   auto table = live();

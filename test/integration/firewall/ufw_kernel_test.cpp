@@ -37,7 +37,7 @@ class UfwKernel : public ::testing::Test {
     }
     backend_ = std::make_unique<UfwBackend>(
         kManaged, [this](const std::vector<std::string>& a) { return ufw_->ufw(a); },
-        [this] { ++progress_; }, ufw_->defaults_path());
+        [this] { ++progress_; }, ufw_->defaults_path(), ufw_->conf_path());
     Policy p;
     p.ports = kManaged;
     p.always_allow = {*parse_cidr("10.42.0.0/16")};
@@ -227,6 +227,16 @@ TEST_F(UfwKernel, WithIPv6OffTheIPv6SourcesAreSkippedAndSaidSo) {
   ASSERT_TRUE(c.has_value());
   for (const auto& caveat : *c)
     EXPECT_EQ(caveat.message.find("IPV6=no"), std::string::npos) << caveat.message;
+
+  // ufw.conf, read after the defaults, wins: IPv6 off there is off.
+  test::UfwSandbox::set_in(ufw_->conf_path(), "IPV6", "no");
+  ASSERT_TRUE(ufw_->ufw({"reload"}));
+  auto r2 = firewall_->update({{"192.0.2.2/32", "2001:db8:a::/64"}, {}});
+  ASSERT_TRUE(r2.has_value()) << r2.error().message;
+  EXPECT_EQ(added().find("2001:db8:a::"), std::string::npos) << added();
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone);
+  ASSERT_TRUE(backend_->remove().has_value());
+  EXPECT_EQ(added().find("tetherd"), std::string::npos) << added();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 // peer a (192.0.2.2) and peer b (198.51.100.2) to the node's ports.
 
 #include "test/integration/tether/tether_fixture.h"
+#include "test/support/fake_backend.h"
 
 namespace tetherd::test {
 namespace {
@@ -426,6 +427,41 @@ TEST_F(TetherKernel, OfflineAtBootTheSavedStateIsInForceUntilTheCloudAnswers) {
   ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
   EXPECT_TRUE(cloud_allowed());
   EXPECT_FALSE(stranger_allowed());
+}
+
+// A slow apply (ufw) overtaken by a spec that is rejected: the rejection
+// is what FirewallInSync says, not the older apply's success when it ends
+// (found by review: observedGeneration then named the rejected spec while
+// the condition said Applied).
+TEST_F(TetherKernel, AnApplyThatEndsAfterANewerSpecWasRejectedDoesNotSpeakForIt) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> held = false;
+  make_backend_ = [&](const FirewallConfig&) -> std::unique_ptr<firewall::Backend> {
+    auto b = std::make_unique<FakeBackend>();
+    b->during_apply = [&held, released] {
+      if (held.exchange(false)) released.wait();
+    };
+    return b;
+  };
+  server_->create(kEdgeNodes, edge_node("node-a", {kStranger}));
+  start();
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
+  held = true;  // the next apply waits, as ufw's would
+  set_sources({kCloud});
+  ASSERT_TRUE(eventually([&] { return keeper_->busy() && !held; }));
+  set_sources({"not-a-cidr"});
+  ASSERT_TRUE(eventually([&] {
+    return local_condition_is(condition_type::kFirewallInSync, ConditionStatus::kFalse,
+                              "InvalidSpec");
+  }));
+  release.set_value();
+  ASSERT_TRUE(eventually([&] { return !keeper_->busy(); }));
+  EXPECT_TRUE(on_io([&] {
+    return local_condition_is(condition_type::kFirewallInSync, ConditionStatus::kFalse,
+                              "InvalidSpec");
+  }));
+  EXPECT_EQ(on_io([&] { return tether_->stats().specs_applied; }), 2u) << "still counted";
 }
 
 }  // namespace

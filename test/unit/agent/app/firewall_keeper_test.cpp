@@ -139,6 +139,25 @@ TEST_F(FirewallKeeperTest, ReconfigureAppliesTheNewPolicyAndFollowsOnStop) {
   EXPECT_EQ(backend_->removes, 1);
 }
 
+// A reload judged while an update is still on its way to the kernel: the
+// new settings must fit that update too, or the reload is refused whole
+// (found by review: it was judged against the older state in force, then
+// failed on the worker, leaving a revoked network allowed).
+TEST_F(FirewallKeeperTest, AReloadMustFitTheUpdateBeingApplied) {
+  config_.max_sources = 4;
+  auto keeper = make();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  keeper.update({{"198.51.100.0/24", "203.0.113.0/24"}, {}}, [](Result<void>) {});
+  FirewallConfig next = config_;
+  next.max_sources = 1;
+  auto r = keeper.reconfigure(next);
+  ASSERT_FALSE(r.has_value()) << "two sources on their way, one allowed";
+  EXPECT_NE(r.error().message.find("reject the current desired state"), std::string::npos);
+  test::drain(io_);
+  EXPECT_TRUE(allows("203.0.113.9"));
+  EXPECT_TRUE(log_.with_event("firewall-failed").empty());
+}
+
 TEST_F(FirewallKeeperTest, AnotherFirewallThatBlocksIsReportedOnceAndWhenItGoes) {
   auto keeper = make();
   ASSERT_TRUE(keeper.start(config_).has_value());
