@@ -11,6 +11,8 @@
 
 #include <systemd/sd-bus.h>
 
+#include "agent/core/backoff.h"
+
 namespace tetherd {
 namespace {
 
@@ -40,14 +42,37 @@ struct Forward {
 }  // namespace
 
 LogindSleep::LogindSleep(boost::asio::io_context& io, Log& log, std::string bus_address)
-    : log_(log), address_(std::move(bus_address)), descriptor_(io), timeout_(io) {}
+    : log_(log), address_(std::move(bus_address)), descriptor_(io), timeout_(io), redial_(io) {}
 
 LogindSleep::~LogindSleep() {
+  *life_ = false;
+  redial_.cancel();
   close_bus();
 }
 
 bool LogindSleep::start(std::function<void(bool)> on_prepare) {
   on_prepare_ = std::move(on_prepare);
+  return connect();
+}
+
+void LogindSleep::lost(const std::string& reason) {
+  unavailable(reason);
+  close_bus();
+  if (stopped_) return;
+  // The bus (or its daemon) restarts: connect again, subscribe again and
+  // take a new lock. 1 s, doubling to 30 s: a node without a bus at all
+  // wakes for it twice a minute.
+  redial_.expires_after(backoff_ceiling(
+      {.base = std::chrono::seconds(1), .cap = std::chrono::seconds(30)}, redials_++));
+  redial_.async_wait([this, life = life_](const boost::system::error_code& ec) {
+    if (!ec && *life && !stopped_ && bus_ == nullptr) connect();
+  });
+}
+
+bool LogindSleep::connect() {
+  alive_ = std::make_shared<bool>(true);
+  // A sleep under way on the old connection cannot be finished on this one.
+  sleeping_ = false;
   int r = 0;
   if (address_.empty()) {
     r = sd_bus_open_system(&bus_);
@@ -59,7 +84,7 @@ bool LogindSleep::start(std::function<void(bool)> on_prepare) {
   }
   if (r < 0) {
     bus_ = sd_bus_flush_close_unref(bus_);
-    unavailable("cannot connect to the bus: " + errno_text(r));
+    lost("cannot connect to the bus: " + errno_text(r));
     return false;
   }
   // The owner match goes first: the daemon answers in order, so no change
@@ -78,8 +103,7 @@ bool LogindSleep::start(std::function<void(bool)> on_prepare) {
                                   nullptr, this);
   }
   if (r < 0) {
-    close_bus();
-    unavailable("cannot subscribe to PrepareForSleep: " + errno_text(r));
+    lost("cannot subscribe to PrepareForSleep: " + errno_text(r));
     return false;
   }
   boost::system::error_code ec;
@@ -89,8 +113,7 @@ bool LogindSleep::start(std::function<void(bool)> on_prepare) {
     descriptor_.assign(fd, ec);
   }
   if (ec) {
-    close_bus();
-    unavailable("cannot wait on the bus connection: " + ec.message());
+    lost("cannot wait on the bus connection: " + ec.message());
     return false;
   }
   take_inhibitor();
@@ -99,6 +122,8 @@ bool LogindSleep::start(std::function<void(bool)> on_prepare) {
 }
 
 void LogindSleep::stop() {
+  stopped_ = true;
+  redial_.cancel();
   if (processing_) {
     // Closing the bus under sd_bus_process() would pull it from under its feet.
     stop_requested_ = true;
@@ -141,6 +166,7 @@ int LogindSleep::inhibit_reply(sd_bus_message* m) {
     return 0;
   }
   logind_answered_ = true;
+  redials_ = 0;
   if (unavailable_reported_) {
     unavailable_reported_ = false;
     log_.info("logind-available", "logind answered: sleep now waits for a last status",
@@ -221,9 +247,8 @@ void LogindSleep::pump() {
     close_bus();
   } else if (r < 0) {
     // Pending calls were answered with errors first, so this may already be
-    // reported; then the connection is gone for good.
-    unavailable("the bus connection failed: " + errno_text(r));
-    close_bus();
+    // reported; this connection is gone, and a new one is tried.
+    lost("the bus connection failed: " + errno_text(r));
   } else {
     arm();
   }
@@ -232,8 +257,7 @@ void LogindSleep::pump() {
 void LogindSleep::arm() {
   const int events = sd_bus_get_events(bus_);
   if (events < 0) {
-    unavailable("the bus connection failed: " + errno_text(events));
-    close_bus();
+    lost("the bus connection failed: " + errno_text(events));
     return;
   }
   auto wake = [this, alive = alive_](bool* waiting) {

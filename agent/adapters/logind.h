@@ -6,8 +6,11 @@
 // chance to tell the control plane it is going away.
 //
 // Without a bus or without logind (a container, a minimal image) this says
-// so once in the log and does nothing more: resume is then seen in the
-// clocks alone (ClockJumpCheck).
+// so once in the log: resume is then seen in the clocks alone
+// (ClockJumpCheck). A bus connection that fails or cannot be made (dbus
+// restarted) is made again, with backoff from 1 s to 30 s; logind
+// restarting is seen in NameOwnerChanged. Either way the match is made
+// again and a new delay lock taken.
 
 #include <functional>
 #include <memory>
@@ -37,7 +40,8 @@ class LogindSleep {
   // none of it waiting for an answer. on_prepare(true): the machine is about
   // to sleep, and waits for release_inhibitor(); on_prepare(false): it woke
   // (a new inhibitor is then taken for the next sleep). Returns false, after
-  // logging "logind-unavailable", when the bus cannot be reached. Call once.
+  // logging "logind-unavailable", when the bus cannot be reached (it is
+  // tried again later). Call once.
   bool start(std::function<void(bool start)> on_prepare);
 
   // Disconnects and lets go of the inhibitor; no callback after this. Safe
@@ -56,6 +60,9 @@ class LogindSleep {
   int inhibit_reply(sd_bus_message* m);
   int name_owner_changed(sd_bus_message* m);
   int name_owner_reply(sd_bus_message* m);
+  bool connect();
+  // The connection failed: close it and try again later.
+  void lost(const std::string& reason);
   void take_inhibitor();
   void unavailable(const std::string& reason);
   // sd_bus_process until idle, then wait for what sd-bus asks for.
@@ -70,6 +77,10 @@ class LogindSleep {
   boost::asio::posix::stream_descriptor descriptor_;
   // sd-bus's next timeout (a method call's reply deadline).
   boost::asio::steady_timer timeout_;
+  // The next connection attempt after one failed.
+  boost::asio::steady_timer redial_;
+  unsigned redials_ = 0;
+  bool stopped_ = false;
   std::function<void(bool)> on_prepare_;
   // The unique name that owns org.freedesktop.login1: the only sender whose
   // PrepareForSleep counts (see prepare_for_sleep()).
@@ -83,8 +94,10 @@ class LogindSleep {
   bool write_waiting_ = false;
   bool processing_ = false;
   bool stop_requested_ = false;
-  // Handlers already queued when the object goes away check this, not `this`.
+  // Handlers already queued when the connection goes away check this, not
+  // `this`; life_ likewise for the object itself.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::shared_ptr<bool> life_ = std::make_shared<bool>(true);
 };
 
 }  // namespace tetherd

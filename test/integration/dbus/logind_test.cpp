@@ -473,5 +473,39 @@ TEST_F(LogindTest, LogindStartingLaterIsAskedForTheLockThen) {
   EXPECT_EQ(log_.with_event("logind-available").size(), 1u);
 }
 
+// dbus restarted under a running tetherd (an upgrade of dbus, a crash):
+// the connection is made again, the match with it, and logind is asked for
+// a new delay lock, which then holds the next sleep as before.
+TEST_F(LogindTest, ABusThatRestartsIsJoinedAgainWithANewLock) {
+  start_logind();
+  // The address as the system bus's is known: without the daemon's guid,
+  // which a new daemon changes.
+  const std::string address = bus_->address().substr(0, bus_->address().find(",guid="));
+  ResumeDetector& d = detector(3s, address);
+  start_with_lock(d);
+  logind_.reset();
+  bus_->kill();
+  ASSERT_TRUE(run_until([&] { return !log_.with_event("logind-unavailable").empty(); }));
+  EXPECT_FALSE(d.stats().logind);
+
+  // The same address, a new daemon and a new logind on it.
+  bus_ = std::make_unique<PrivateBus>(find_program("dbus-daemon"), tmp_);
+  ASSERT_FALSE(bus_->address().empty()) << bus_->log();
+  start_logind();
+  ASSERT_TRUE(run_until([&] { return d.stats().logind; })) << "never joined the new bus";
+  EXPECT_EQ(logind_->call_count(), 1u) << "a new delay lock from the new logind";
+  EXPECT_EQ(log_.with_event("logind-unavailable").size(), 1u);
+  EXPECT_EQ(log_.with_event("logind-available").size(), 1u);
+
+  // And it works: the next sleep waits for the handler, then lets go.
+  std::function<void()> done;
+  d.on_sleep([&](std::function<void()> f) { done = std::move(f); });
+  ASSERT_TRUE(logind_->emit_prepare_for_sleep(true));
+  ASSERT_TRUE(run_until([&] { return done != nullptr; }));
+  EXPECT_FALSE(logind_->released(0)) << "the new lock holds the sleep";
+  done();
+  EXPECT_TRUE(run_until([&] { return logind_->released(0); }));
+}
+
 }  // namespace
 }  // namespace tetherd
