@@ -30,7 +30,8 @@ bool UfwBackend::ipv6_enabled() const {
     part.resize(static_cast<std::size_t>(in.gcount()));
     text += part + "\n";
   }
-  return ufw_ipv6_enabled(text) && std::filesystem::exists("/proc/sys/net/ipv6");
+  std::error_code ec;
+  return ufw_ipv6_enabled(text) && std::filesystem::exists("/proc/sys/net/ipv6", ec);
 }
 
 namespace {

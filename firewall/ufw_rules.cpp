@@ -151,7 +151,7 @@ std::vector<std::string> ufw_delete_args(const UfwRule& r) {
 }
 
 bool ufw_ipv6_enabled(std::string_view defaults) {
-  bool on = true;
+  bool on = false;  // ufw: 'ipv6' in self.defaults and self.defaults['ipv6'] == 'yes'
   while (!defaults.empty()) {
     const std::size_t end = std::min(defaults.find('\n'), defaults.size());
     std::string_view line = defaults.substr(0, end);

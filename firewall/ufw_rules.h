@@ -43,8 +43,7 @@ std::vector<UfwRule> ufw_rules_for(const Allowlist& allowlist);
 
 // Whether ufw's settings file (/etc/default/ufw) turns IPv6 on, read as ufw
 // reads it: KEY=value lines, case and double quotes ignored, on only for
-// "yes".
-// Absent, on (ufw's shipped default).
+// "yes"; absent, off, as ufw has it (its shipped file says yes).
 bool ufw_ipv6_enabled(std::string_view defaults);
 std::vector<std::string> ufw_add_args(const UfwRule& rule);
 std::vector<std::string> ufw_delete_args(const UfwRule& rule);

@@ -71,8 +71,10 @@ void LogindSleep::lost(const std::string& reason) {
 
 bool LogindSleep::connect() {
   alive_ = std::make_shared<bool>(true);
-  // A sleep under way on the old connection cannot be finished on this one.
-  sleeping_ = false;
+  // Unique names start again on a new bus: the old owner means nothing.
+  // (A sleep under way stays so: a lock is not taken in the middle of one,
+  // and the clocks see the resume if logind's signal was lost.)
+  logind_owner_.clear();
   int r = 0;
   if (address_.empty()) {
     r = sd_bus_open_system(&bus_);
@@ -219,8 +221,10 @@ int LogindSleep::name_owner_changed(sd_bus_message* m) {
 int LogindSleep::name_owner_reply(sd_bus_message* m) {
   const char* owner = nullptr;
   // An error is NameHasNoOwner: logind is not running (Inhibit says so).
-  if (sd_bus_message_is_method_error(m, nullptr) || sd_bus_message_read(m, "s", &owner) < 0)
+  if (sd_bus_message_is_method_error(m, nullptr) || sd_bus_message_read(m, "s", &owner) < 0) {
+    logind_owner_.clear();
     return 0;
+  }
   logind_owner_ = owner;
   return 0;
 }

@@ -341,8 +341,13 @@ void Tether::take(const json::object& object) {
   // another part of the spec: nothing for the kernel to do (or it is being
   // done, and its end says how it went).
   if (spec->firewall == firewall_.wanted()) {
-    if (!firewall_.busy() || spec->firewall == firewall_.in_force())
+    if (!firewall_.busy() || spec->firewall == firewall_.in_force()) {
       set_firewall(ConditionStatus::kTrue, "Applied", applied);
+    } else {
+      // The apply in flight is this spec's too: its answer speaks for it.
+      speaks_for_ = judged_;
+      applied_text_ = applied;
+    }
     return;
   }
   if (auto fits = firewall_.check(spec->firewall); !fits) {
@@ -366,16 +371,21 @@ void Tether::take(const json::object& object) {
       status_.conditions.set(condition_type::kFirewallInSync, ConditionStatus::kUnknown, "Applying",
                              "applying " + applied, clock_.wall()))
     condition_changed(condition_type::kFirewallInSync);
-  const std::uint64_t judged = judged_;
+  const std::uint64_t launched = ++applies_launched_;
+  authority_ = launched;
+  speaks_for_ = judged_;
+  applied_text_ = applied;
   firewall_.update(spec->firewall,
-                   [this, applied, judged, alive = std::weak_ptr<int>(alive_)](Result<void> r) {
+                   [this, launched, alive = std::weak_ptr<int>(alive_)](Result<void> r) {
                      if (alive.expired() || stopped_) return;
-                     // A newer spec judged meanwhile (rejected, say) speaks
-                     // for the condition now; this answer only counts.
-                     if (judged != judged_) {
+                     // Only the latest apply answers, and only for the spec
+                     // judged last: a newer one (rejected, say) speaks for
+                     // the condition now, and this answer only counts.
+                     if (launched != authority_ || speaks_for_ != judged_) {
                        ++(r ? stats_.specs_applied : stats_.specs_rejected);
                        return;
                      }
+                     const std::string applied = applied_text_;
                      if (!r) {
                        ++stats_.specs_rejected;
                        apply_failed_ = true;

@@ -162,7 +162,14 @@ class Tether final : private kube::ReflectorHandler {
   std::function<void(const Condition&)> on_condition_;
   Condition firewall_spec_;      // FirewallInSync as the spec and its apply left it
   std::string reconcile_error_;  // the live check's failure, empty when it works
-  std::uint64_t judged_ = 0;     // new specs taken: an apply answers for the latest only
+  // Which apply's answer sets FirewallInSync: the latest launched
+  // (authority_), and only while the spec it speaks for is the latest
+  // judged (a new spec with the same firewall hands it over).
+  std::uint64_t judged_ = 0;  // new specs taken
+  std::uint64_t applies_launched_ = 0;
+  std::uint64_t authority_ = 0;
+  std::uint64_t speaks_for_ = 0;
+  std::string applied_text_;
   // Expires with this object: a callback from the firewall's worker that
   // comes after it checks.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -464,5 +464,35 @@ TEST_F(TetherKernel, AnApplyThatEndsAfterANewerSpecWasRejectedDoesNotSpeakForIt)
   EXPECT_EQ(on_io([&] { return tether_->stats().specs_applied; }), 2u) << "still counted";
 }
 
+// While a slow apply runs, a spec that changes only another part (the
+// rotate token) hands the apply's answer over: it still sets
+// FirewallInSync when it ends, and is not dropped as stale.
+TEST_F(TetherKernel, ASpecWithTheSameFirewallWaitsForTheApplyInFlight) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> held = false;
+  make_backend_ = [&](const FirewallConfig&) -> std::unique_ptr<firewall::Backend> {
+    auto b = std::make_unique<FakeBackend>();
+    b->during_apply = [&held, released] {
+      if (held.exchange(false)) released.wait();
+    };
+    return b;
+  };
+  server_->create(kEdgeNodes, edge_node("node-a", {kStranger}));
+  start();
+  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
+  held = true;
+  set_sources({kCloud});
+  ASSERT_TRUE(eventually([&] { return keeper_->busy() && !held; }));
+  auto node = *server_->get(kNodeA);
+  node["spec"].as_object()["linkerd"] = json::object{{"rotate", "2026-12-02"}};
+  server_->update(kNodeA, node);
+  ASSERT_TRUE(eventually([&] { return tether_->rotate_token() == "2026-12-02"; }));
+  release.set_value();
+  EXPECT_TRUE(eventually([&] {
+    return local_condition_is(condition_type::kFirewallInSync, ConditionStatus::kTrue, "Applied");
+  }));
+}
+
 }  // namespace
 }  // namespace tetherd::test

@@ -86,13 +86,13 @@ TEST(UfwRules, OneRulePerSourceNetworkForAllPorts) {
 // Read as ufw reads /etc/default/ufw (backend.py _get_defaults): lines
 // matching ^\w+="?\w+"?, the key and value lowercased, quotes stripped.
 TEST(UfwRules, IPv6IsOnUnlessTheSettingsFileSaysOtherwise) {
-  EXPECT_TRUE(ufw_ipv6_enabled(""));
+  EXPECT_FALSE(ufw_ipv6_enabled("")) << "absent is off, as ufw has it";
   EXPECT_TRUE(ufw_ipv6_enabled("# IPV6=no\nIPV6=yes\n"));
   EXPECT_TRUE(ufw_ipv6_enabled("IPV6=\"YES\"\n"));
   EXPECT_FALSE(ufw_ipv6_enabled("IPV6=no\n"));
   EXPECT_FALSE(ufw_ipv6_enabled("IPT_SYSCTL=/etc/ufw/sysctl.conf\nipv6=\"No\"\n"));
   EXPECT_FALSE(ufw_ipv6_enabled("IPV6=yes\nIPV6=no")) << "the last one counts";
-  EXPECT_TRUE(ufw_ipv6_enabled("  IPV6=no\n#IPV6=no\nIPV6=\nIPV6= no\nIPV6='no'\n"))
+  EXPECT_TRUE(ufw_ipv6_enabled("IPV6=yes\n  IPV6=no\n#IPV6=no\nIPV6=\nIPV6= no\nIPV6='no'\n"))
       << "lines ufw does not read";
   EXPECT_FALSE(ufw_ipv6_enabled("IPV6=yesplease\n"));
 }
