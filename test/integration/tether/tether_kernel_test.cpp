@@ -429,69 +429,62 @@ TEST_F(TetherKernel, OfflineAtBootTheSavedStateIsInForceUntilTheCloudAnswers) {
   EXPECT_FALSE(stranger_allowed());
 }
 
-// A slow apply (ufw) overtaken by a spec that is rejected: the rejection
-// is what FirewallInSync says, not the older apply's success when it ends
-// (found by review: observedGeneration then named the rejected spec while
-// the condition said Applied).
-TEST_F(TetherKernel, AnApplyThatEndsAfterANewerSpecWasRejectedDoesNotSpeakForIt) {
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::atomic<bool> held = false;
-  make_backend_ = [&](const FirewallConfig&) -> std::unique_ptr<firewall::Backend> {
-    auto b = std::make_unique<FakeBackend>();
-    b->during_apply = [&held, released] {
-      if (held.exchange(false)) released.wait();
+// A backend whose next apply, once held, waits for the release: a slow
+// ufw apply in miniature. start_held_apply() brings the tether to the
+// point where the cloud's source is being applied and held.
+class TetherSlowApply : public TetherKernel {
+ protected:
+  void start_held_apply() {
+    make_backend_ = [this](const FirewallConfig&) -> std::unique_ptr<firewall::Backend> {
+      auto b = std::make_unique<FakeBackend>();
+      b->during_apply = [this, released = released_] {
+        if (held_.exchange(false)) released.wait();
+      };
+      return b;
     };
-    return b;
-  };
-  server_->create(kEdgeNodes, edge_node("node-a", {kStranger}));
-  start();
-  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
-  held = true;  // the next apply waits, as ufw's would
-  set_sources({kCloud});
-  ASSERT_TRUE(eventually([&] { return keeper_->busy() && !held; }));
+    server_->create(kEdgeNodes, edge_node("node-a", {kStranger}));
+    start();
+    ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
+    held_ = true;
+    set_sources({kCloud});
+    ASSERT_TRUE(eventually([&] { return keeper_->busy() && !held_; }));
+  }
+  void release() { release_.set_value(); }
+  // On the event loop (inside eventually(), or through on_io()).
+  bool firewall_condition_is(ConditionStatus status, std::string_view reason) {
+    return local_condition_is(condition_type::kFirewallInSync, status, reason);
+  }
+
+  std::promise<void> release_;
+  std::shared_future<void> released_ = release_.get_future().share();
+  std::atomic<bool> held_ = false;
+};
+
+// A slow apply overtaken by a spec that is rejected: the rejection is what
+// FirewallInSync says, not the older apply's success when it ends (found
+// by review: observedGeneration then named the rejected spec while the
+// condition said Applied).
+TEST_F(TetherSlowApply, AnApplyThatEndsAfterANewerSpecWasRejectedDoesNotSpeakForIt) {
+  start_held_apply();
   set_sources({"not-a-cidr"});
-  ASSERT_TRUE(eventually([&] {
-    return local_condition_is(condition_type::kFirewallInSync, ConditionStatus::kFalse,
-                              "InvalidSpec");
-  }));
-  release.set_value();
+  ASSERT_TRUE(
+      eventually([&] { return firewall_condition_is(ConditionStatus::kFalse, "InvalidSpec"); }));
+  release();
   ASSERT_TRUE(eventually([&] { return !keeper_->busy(); }));
-  EXPECT_TRUE(on_io([&] {
-    return local_condition_is(condition_type::kFirewallInSync, ConditionStatus::kFalse,
-                              "InvalidSpec");
-  }));
+  EXPECT_TRUE(on_io([&] { return firewall_condition_is(ConditionStatus::kFalse, "InvalidSpec"); }));
   EXPECT_EQ(on_io([&] { return tether_->stats().specs_applied; }), 2u) << "still counted";
 }
 
-// While a slow apply runs, a spec that changes only another part (the
-// rotate token) hands the apply's answer over: it still sets
-// FirewallInSync when it ends, and is not dropped as stale.
-TEST_F(TetherKernel, ASpecWithTheSameFirewallWaitsForTheApplyInFlight) {
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::atomic<bool> held = false;
-  make_backend_ = [&](const FirewallConfig&) -> std::unique_ptr<firewall::Backend> {
-    auto b = std::make_unique<FakeBackend>();
-    b->during_apply = [&held, released] {
-      if (held.exchange(false)) released.wait();
-    };
-    return b;
-  };
-  server_->create(kEdgeNodes, edge_node("node-a", {kStranger}));
-  start();
-  ASSERT_TRUE(eventually([&] { return tether_->stats().specs_applied == 1; }));
-  held = true;
-  set_sources({kCloud});
-  ASSERT_TRUE(eventually([&] { return keeper_->busy() && !held; }));
+// A spec that changes only another part (the rotate token) while the apply
+// runs takes its answer over: it still sets FirewallInSync when it ends.
+TEST_F(TetherSlowApply, ASpecWithTheSameFirewallWaitsForTheApplyInFlight) {
+  start_held_apply();
   auto node = *server_->get(kNodeA);
   node["spec"].as_object()["linkerd"] = json::object{{"rotate", "2026-12-02"}};
   server_->update(kNodeA, node);
   ASSERT_TRUE(eventually([&] { return tether_->rotate_token() == "2026-12-02"; }));
-  release.set_value();
-  EXPECT_TRUE(eventually([&] {
-    return local_condition_is(condition_type::kFirewallInSync, ConditionStatus::kTrue, "Applied");
-  }));
+  release();
+  EXPECT_TRUE(eventually([&] { return firewall_condition_is(ConditionStatus::kTrue, "Applied"); }));
 }
 
 }  // namespace
