@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,14 +84,25 @@ class ChildProcess {
   std::string out() const { return slurp(stdout_path_); }
   std::string err() const { return slurp(stderr_path_); }
   // Whether stderr shows `text` before the deadline: for what the child
-  // logs after it is ready, from work it does off its event loop.
+  // logs after it is ready, from work it does off its event loop. Woken by
+  // the file's changes (inotify), not by polling.
   bool err_shows(std::string_view text, std::chrono::milliseconds timeout) const {
+    const int watch = inotify_init1(IN_CLOEXEC);
+    if (watch >= 0) inotify_add_watch(watch, stderr_path_.c_str(), IN_MODIFY);
     const auto until = std::chrono::steady_clock::now() + timeout;
-    while (err().find(text) == std::string::npos) {
-      if (std::chrono::steady_clock::now() >= until) return false;
-      usleep(20'000);
+    bool found = false;
+    while (!(found = err().find(text) != std::string::npos) && watch >= 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{watch, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) > 0) {
+        char events[4096];
+        (void)read(watch, events, sizeof events);
+      }
     }
-    return true;
+    if (watch >= 0) close(watch);
+    return found;
   }
 
  private:
