@@ -76,31 +76,17 @@ bool parse_args(int argc, char** argv, Options& o) {
   return true;
 }
 
-// The session with the control plane. A kubeconfig that cannot be used is
-// logged, and tetherd goes on without the control plane: the firewall must
-// be in force whatever else is wrong (offline first).
-std::unique_ptr<tetherd::Tether> make_tether(boost::asio::io_context& io,
-                                             const tetherd::Clock& clock, tetherd::Log& log,
-                                             tetherd::FirewallKeeper& firewall,
-                                             const tetherd::Config& config) {
+// The session with the control plane, or why its kubeconfig cannot be used.
+tetherd::Result<std::unique_ptr<tetherd::Tether>> make_tether(boost::asio::io_context& io,
+                                                              const tetherd::Clock& clock,
+                                                              tetherd::Log& log,
+                                                              tetherd::FirewallKeeper& firewall,
+                                                              const tetherd::Config& config) {
   using namespace tetherd;
-  const std::string& path = config.control_plane->kubeconfig;
-  auto kubeconfig = load_kubeconfig(path);
-  if (!kubeconfig) {
-    log.error("controlplane-config-invalid",
-              "cannot use the control plane's kubeconfig: " + kubeconfig.error().message +
-                  "; running without the control plane (fix it, then restart tetherd)",
-              {{"KUBECONFIG", path}});
-    return nullptr;
-  }
+  auto kubeconfig = load_kubeconfig(config.control_plane->kubeconfig);
+  if (!kubeconfig) return kubeconfig.error();
   auto http = kube::HttpsClient::create(io.get_executor(), *kubeconfig);
-  if (!http) {
-    log.error("controlplane-config-invalid",
-              "cannot use the control plane's kubeconfig: " + kube::describe(http.error()) +
-                  "; running without the control plane (fix it, then restart tetherd)",
-              {{"KUBECONFIG", path}});
-    return nullptr;
-  }
+  if (!http) return make_error(kube::describe(http.error()));
   return std::make_unique<Tether>(io, clock, log, firewall, std::move(*http), config);
 }
 
@@ -148,29 +134,26 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
   };
   FirewallKeeper firewall(log, state, make_backend, node_addresses(), io.get_executor(),
                           FirewallKeeper::Worker::kThread);
-  // Only the nftables backend can be watched; a backend change needs a
-  // restart anyway.
-  std::unique_ptr<NftMonitor> monitor;
-  if (config.firewall.backend == FirewallBackend::kNftables)
-    monitor = std::make_unique<NftMonitor>(io, log);
-  std::unique_ptr<Tether> tether;
-  if (config.control_plane) tether = make_tether(io, clock, log, firewall, config);
+  // What a configuration describes is made by the daemon, at start and
+  // again when a reload changes it.
+  DaemonFactories factories{
+      .tether = [&](const Config& c) { return make_tether(io, clock, log, firewall, c); },
+      // k3s and linkerd's issuer, from cluster.kubeconfig: made when usable,
+      // so tetherd can start before k3s writes it.
+      .local = [&](const Config& c) { return std::make_unique<LocalCluster>(io, clock, log, c); },
+      // Only the nftables backend can be watched.
+      .monitor = [&](const FirewallConfig& c) -> std::unique_ptr<FirewallMonitor> {
+        if (c.backend != FirewallBackend::kNftables) return nullptr;
+        return std::make_unique<NftMonitor>(io, log);
+      }};
   // logind on the system bus when there is one; the clocks in any case.
   ResumeDetector resume(io, clock, log);
-  // k3s and linkerd's issuer, from cluster.kubeconfig: made when usable, so
-  // tetherd can start before k3s writes it.
-  LocalCluster local(io, clock, log, config);
-  NodeHealth health(io, clock, log, config, firewall, tether.get(), nullptr);
+  NodeHealth health(io, clock, log, config, firewall, nullptr, nullptr);
   health.serve(config.metrics.listen, status_socket_path());
   AddressMonitor addresses(io, log);
-  DaemonParts parts{.monitor = monitor.get(),
-                    .addresses = &addresses,
-                    .tether = tether.get(),
-                    .resume = &resume,
-                    .local = &local,
-                    .state = &state,
-                    .health = &health};
-  Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, parts);
+  DaemonParts parts{.addresses = &addresses, .resume = &resume, .state = &state, .health = &health};
+  Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, parts,
+                std::move(factories));
   if (!daemon.start()) return kExitFailure;
   io.run();
   return kExitOk;

@@ -57,7 +57,7 @@ struct Rig {
     config.state.dir = dir.path();
     config.firewall.backend = FirewallBackend::kNone;
     (void)keeper.start(config.firewall);
-    health = std::make_unique<NodeHealth>(io, clock, log, config, keeper, nullptr, k3s.get(),
+    health = std::make_unique<NodeHealth>(io, clock, log, config, keeper, nullptr, k3s,
                                           ProbeDeadlines{}, gateway.gateway_port());
   }
 
@@ -79,7 +79,7 @@ struct Rig {
   test::FakeClock clock;
   test::RecordingLog log;
   Config config;
-  std::unique_ptr<kube::HttpsClient> k3s;
+  std::shared_ptr<kube::HttpsClient> k3s;
   FirewallKeeper keeper{log,
                         StateDir(dir.path()),
                         [](const FirewallConfig&) { return std::make_unique<test::FakeBackend>(); },

@@ -8,6 +8,7 @@
 #include "agent/app/certs_report.h"
 #include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
+#include "firewall/desired_state.h"
 
 namespace tetherd {
 
@@ -23,7 +24,7 @@ std::string status_line(const Config& c, const std::string& firewall_summary,
 
 Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
                FirewallKeeper& firewall, std::string config_path, ConfigSource load_config,
-               Config initial, DaemonParts parts)
+               Config initial, DaemonParts parts, DaemonFactories factories)
     : clock_(clock),
       log_(log),
       notifier_(notifier),
@@ -39,24 +40,24 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       resume_(parts.resume),
       issuer_(parts.issuer),
       local_(parts.local),
-      state_(parts.state),
+      state_(parts.state ? std::optional<StateDir>(*parts.state) : std::nullopt),
       health_(parts.health),
+      factories_(std::move(factories)),
       tick_(io),
       issuer_timer_(io),
       reconcile_timer_(io) {}
+
+Daemon::~Daemon() {
+  // The health side outlives what the daemon made: it lets go first.
+  if (health_) health_->set_tether(nullptr);
+}
 
 Result<void> Daemon::start() {
   if (auto r = firewall_.start(config_.firewall); !r) {
     log_.error("firewall-failed", "cannot apply the firewall: " + r.error().message);
     return r;
   }
-  if (monitor_) {
-    if (auto r = monitor_->start([this] { firewall_changed(); }); !r) {
-      log_.warning("firewall-monitor-failed",
-                   "cannot watch for changes to the firewall: " + r.error().message +
-                       "; drift is repaired by the periodic check only");
-    }
-  }
+  follow_backend();
   if (addresses_) {
     // Read again now: an address may have come between the start's read
     // and the subscription.
@@ -75,14 +76,19 @@ Result<void> Daemon::start() {
   wait_for_signal();
   // After the firewall, never before: the node is protected by its last
   // good rules whether or not the control plane answers (offline first).
-  if (tether_) {
-    tether_->on_change([this] {
-      if (stopping_) return;
-      notifier_.notify("STATUS=" + status());
-      rotate_token_seen();
-    });
-    tether_->start();
+  if (!tether_ && factories_.tether && config_.control_plane) {
+    auto made = factories_.tether(config_);
+    if (!made) {
+      log_.error("controlplane-config-invalid",
+                 "cannot use the control plane's kubeconfig: " + made.error().message +
+                     "; running without the control plane (fix it, then reload tetherd)",
+                 {{"KUBECONFIG", config_.control_plane->kubeconfig}});
+    } else {
+      own_tether_ = std::move(*made);
+      tether_ = own_tether_.get();
+    }
   }
+  if (tether_) attach_tether(nullptr);
   if (resume_) {
     resume_->on_sleep([this](std::function<void()> done) {
       // The cloud hears that the node sleeps, rather than finding it gone.
@@ -96,10 +102,11 @@ Result<void> Daemon::start() {
     resume_->start();
   }
   if (issuer_) start_issuer();
-  if (local_) {
-    local_->attach();
-    take_local();
+  if (!local_ && factories_.local && (config_.cluster || config_.linkerd)) {
+    own_local_ = factories_.local(config_);
+    local_ = own_local_.get();
   }
+  if (local_) attach_local(nullptr);
   if (health_) {
     health_->on_transition([this] {
       if (!stopping_) notifier_.notify("STATUS=" + status());
@@ -150,6 +157,7 @@ void Daemon::arm_tick() {
   tick_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     check_resume();
+    reap();
     if (local_ && !local_->complete() && !stopping_) {
       const std::string before = local_->k3s_problem();
       if (local_->attach() || local_->k3s_problem() != before) take_local();
@@ -187,6 +195,7 @@ void Daemon::take_local() {
   }
   if (!issuer_ && local_->issuer()) {
     issuer_ = local_->issuer();
+    issuer_from_local_ = true;
     start_issuer();
   }
 }
@@ -299,6 +308,196 @@ void Daemon::firewall_changed() {
   });
 }
 
+// --- the parts a reload remakes ---------------------------------------------
+
+void Daemon::attach_tether(std::unique_ptr<Tether> tether) {
+  if (tether) {
+    own_tether_ = std::move(tether);
+    tether_ = own_tether_.get();
+  }
+  tether_->on_change([this] {
+    if (stopping_) return;
+    notifier_.notify("STATUS=" + status());
+    rotate_token_seen();
+  });
+  if (health_) health_->set_tether(tether_);
+  tether_->start();
+}
+
+void Daemon::retire_tether() {
+  if (!tether_) return;
+  tether_->on_change({});
+  if (health_) health_->set_tether(nullptr);
+  tether_->stop();
+  if (own_tether_.get() == tether_) retired_tethers_.push_back(std::move(own_tether_));
+  tether_ = nullptr;
+  rotate_token_.clear();
+}
+
+void Daemon::attach_local(std::unique_ptr<LocalCluster> local) {
+  if (local) {
+    own_local_ = std::move(local);
+    local_ = own_local_.get();
+  }
+  local_->attach();
+  take_local();
+}
+
+void Daemon::retire_local() {
+  if (!local_) return;
+  if (issuer_from_local_) {
+    issuer_->on_result({});
+    issuer_ = nullptr;
+    issuer_from_local_ = false;
+    issuer_timer_.cancel();
+    rotate_token_pending_.clear();
+  }
+  if (health_) health_->set_k3s(nullptr);
+  local_->stop();
+  if (own_local_.get() == local_) retired_locals_.push_back(std::move(own_local_));
+  local_ = nullptr;
+}
+
+void Daemon::follow_backend() {
+  if (factories_.monitor) {
+    // The monitor watches one backend's rules: a new backend, a new one.
+    if (monitor_) {
+      monitor_->stop();
+      // Its cancelled read still has to run: gone after that.
+      boost::asio::post(io_, [gone = std::move(own_monitor_)] {});
+      monitor_ = nullptr;
+    }
+    own_monitor_ = factories_.monitor(firewall_.config());
+    monitor_ = own_monitor_.get();
+  }
+  if (!monitor_) return;
+  if (auto r = monitor_->start([this] { firewall_changed(); }); !r) {
+    log_.warning("firewall-monitor-failed",
+                 "cannot watch for changes to the firewall: " + r.error().message +
+                     "; drift is repaired by the periodic check only");
+  }
+}
+
+void Daemon::reap() {
+  std::erase_if(retired_tethers_, [](const auto& t) { return t->finished(); });
+  std::erase_if(retired_locals_, [](const auto& l) { return l->finished(); });
+}
+
+// --- reload -----------------------------------------------------------------
+
+namespace {
+
+std::string or_none(const std::string& s) {
+  return s.empty() ? "(none)" : s;
+}
+
+// The identity of a session: what a new one is needed for.
+bool same_session(const Config& a, const Config& b) {
+  if (a.node_name != b.node_name || !a.control_plane != !b.control_plane) return false;
+  return !a.control_plane || (a.control_plane->kubeconfig == b.control_plane->kubeconfig &&
+                              a.control_plane->namespace_ == b.control_plane->namespace_);
+}
+
+}  // namespace
+
+void Daemon::reload_session(Config& next, std::vector<std::string>& did) {
+  const bool wanted_but_missing = next.control_plane && !tether_;
+  if (same_session(next, config_) && !wanted_but_missing) {
+    if (next.control_plane &&
+        (next.control_plane != config_.control_plane ||
+         next.health.interval != config_.health.interval) &&
+        tether_) {
+      tether_->retime(next);
+      did.push_back("controlPlane: the running session takes the new intervals");
+    }
+    return;
+  }
+  if (!factories_.tether) {
+    did.push_back("controlPlane: cannot be changed here (restart tetherd)");
+    next.control_plane = config_.control_plane;
+    return;
+  }
+  if (!next.control_plane) {
+    retire_tether();
+    did.push_back("controlPlane: removed; the session ended, tetherd runs standalone");
+    return;
+  }
+  auto made = factories_.tether(next);
+  if (!made) {
+    did.push_back("controlPlane: cannot use " + next.control_plane->kubeconfig + " (" +
+                  made.error().message + ")" +
+                  (tether_ ? "; the running session stays" : "; still without the control plane"));
+    next.control_plane = config_.control_plane;
+    next.node_name = config_.node_name;
+    return;
+  }
+  const bool had = tether_ != nullptr;
+  retire_tether();
+  attach_tether(std::move(*made));
+  did.push_back(std::string("controlPlane: ") + (had ? "a new session" : "a session") + " with " +
+                tether_->server() + " as node " + next.node_name);
+}
+
+void Daemon::reload_local(Config& next, std::vector<std::string>& did) {
+  if (next.cluster == config_.cluster && next.linkerd == config_.linkerd) return;
+  if (!factories_.local) {
+    did.push_back("cluster, linkerd: cannot be changed here (restart tetherd)");
+    next.cluster = config_.cluster;
+    next.linkerd = config_.linkerd;
+    return;
+  }
+  retire_local();
+  if (health_ && !next.cluster) health_->forget(condition_type::kK3sReady);
+  if (!next.cluster && !next.linkerd) {
+    if (health_) health_->forget(condition_type::kCertificatesValid);
+    did.push_back("cluster, linkerd: removed; k3s and linkerd's issuer are not watched");
+    return;
+  }
+  if (!next.linkerd && health_) health_->forget(condition_type::kCertificatesValid);
+  attach_local(factories_.local(next));
+  std::string what = "cluster, linkerd: k3s's kubeconfig " +
+                     (next.cluster ? next.cluster->kubeconfig : std::string("(none)"));
+  if (!local_->k3s_problem().empty()) what += " not usable yet, tried again every 10 s";
+  if (next.linkerd) what += "; linkerd's issuer in " + next.linkerd->namespace_ + " checked now";
+  did.push_back(what);
+}
+
+void Daemon::reload_state(Config& next, std::vector<std::string>& did) {
+  if (next.state == config_.state) return;
+  StateDir to(next.state.dir);
+  auto refuse = [&](const std::string& why) {
+    did.push_back("state.dir: kept " + config_.state.dir + ": " + why);
+    next.state = config_.state;
+  };
+  if (auto ec = to.ensure()) return refuse("cannot use " + to.path() + ": " + ec.message());
+  // What is kept there comes along, so a restart finds it in the new place.
+  const StateDir from = state_ ? *state_ : StateDir(config_.state.dir);
+  for (std::string_view name : {firewall::kDesiredStateFile, kRotateTokenFile}) {
+    boost::system::error_code ec;
+    auto text = from.read(name, ec);
+    if (!text) {
+      if (ec == boost::system::errc::no_such_file_or_directory) continue;
+      return refuse("cannot read " + from.path() + "/" + std::string(name) + ": " + ec.message());
+    }
+    if (auto werr = to.replace(name, *text))
+      return refuse("cannot write " + to.path() + "/" + std::string(name) + ": " + werr.message());
+  }
+  state_ = to;
+  firewall_.set_state_dir(to);
+  did.push_back("state.dir: now " + to.path() + ", the saved state carried over");
+}
+
+void Daemon::reload_metrics(Config& next, std::vector<std::string>& did) {
+  if (next.metrics == config_.metrics || !health_) return;
+  if (auto r = health_->listen_metrics(next.metrics.listen); !r) {
+    did.push_back("metrics.listen: still " + or_none(config_.metrics.listen) +
+                  ": cannot listen on " + next.metrics.listen + ": " + r.error().message);
+    next.metrics = config_.metrics;
+    return;
+  }
+  did.push_back("metrics.listen: now " + or_none(next.metrics.listen));
+}
+
 bool Daemon::reload() {
   // MONOTONIC_USEC lets systemd (Type=notify-reload, v253+) match the reload
   // to this notification; older versions ignore it.
@@ -314,22 +513,52 @@ bool Daemon::reload() {
     }
   } else {
     Config next = std::get<Config>(std::move(loaded));
-    Result<void> fits =
-        next.firewall == config_.firewall ? Result<void>() : firewall_.reconfigure(next.firewall);
+    // The firewall first: the desired state in force must fit its new
+    // settings, or the whole file is refused. Against the keeper's own
+    // settings: a handover that failed is tried again.
+    const FirewallConfig was = firewall_.config();
+    const bool firewall_changed = next.firewall != was;
+    Result<void> fits;
+    if (firewall_changed) {
+      fits = firewall_.reconfigure(next.firewall, [this, from = was.backend](Result<void> r) {
+        if (stopping_) return;
+        if (r && firewall_.config().backend != from) follow_backend();
+        notifier_.notify("STATUS=" + status());
+      });
+    }
     if (!fits) {
       log_.error("config-rejected",
                  "new configuration rejected, keeping the old one: " + fits.error().message,
                  {{"CONFIG", config_path_}});
-    } else if (next == config_) {
+    } else if (!firewall_changed && next == config_ && (!next.control_plane || tether_)) {
       log_.info("config-unchanged", "configuration reloaded, nothing changed",
                 {{"CONFIG", config_path_}});
     } else {
-      const bool firewall_settings_changed = next.firewall != config_.firewall;
+      std::vector<std::string> did;
+      if (next.node_name != config_.node_name)
+        did.push_back("node: " + config_.node_name + " is now " + next.node_name);
+      reload_session(next, did);
+      reload_local(next, did);
+      if (health_ && next.health != config_.health)
+        did.push_back("health: new settings from the next round");
+      reload_metrics(next, did);
+      reload_state(next, did);
+      if (next.firewall.backend != was.backend) {
+        did.push_back(std::string("firewall.backend: handing over from ") + to_string(was.backend) +
+                      " to " + to_string(next.firewall.backend) +
+                      " (the new rules first, then the old ones removed)");
+      } else if (firewall_changed) {
+        did.push_back("firewall: the new settings are being applied");
+      }
       config_ = std::move(next);
-      log_.notice("config-reloaded", "configuration reloaded: " + status(),
-                  {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
+      if (health_) health_->reconfigure(config_);
       // A spec the old limits rejected may fit the new ones.
-      if (firewall_settings_changed && tether_) tether_->firewall_policy_changed();
+      if (firewall_changed && tether_) tether_->firewall_policy_changed();
+      std::string changed;
+      for (const auto& d : did)
+        changed += (changed.empty() ? "" : "; ") + d;
+      log_.notice("config-reloaded", "configuration reloaded: " + changed,
+                  {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
     }
     applied = fits.has_value();
   }

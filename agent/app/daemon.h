@@ -3,8 +3,10 @@
 // SIGHUP, stop on SIGTERM/SIGINT, and keep systemd informed throughout.
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -43,20 +45,37 @@ struct DaemonParts {
   NodeHealth* health = nullptr;         // probes; none: the firewall is checked on a timer alone
 };
 
+// How the daemon makes, at start and again after a reload that changes
+// their settings, the parts a configuration describes. A part given in
+// DaemonParts is used first; an empty factory: never remade.
+struct DaemonFactories {
+  // The control plane's session (config.control_plane is set); an error
+  // says why its kubeconfig cannot be used.
+  std::function<Result<std::unique_ptr<Tether>>(const Config&)> tether;
+  // k3s and linkerd's issuer (config.cluster or config.linkerd is set).
+  std::function<std::unique_ptr<LocalCluster>(const Config&)> local;
+  // Someone else's changes to firewall.backend's rules; null when the
+  // backend cannot be watched.
+  std::function<std::unique_ptr<FirewallMonitor>(const FirewallConfig&)> monitor;
+};
+
 class Daemon {
  public:
   using ConfigSource = std::function<std::variant<Config, ConfigErrors>()>;
 
   Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, ServiceNotifier& notifier,
          FirewallKeeper& firewall, std::string config_path, ConfigSource load_config,
-         Config initial, DaemonParts parts = {});
+         Config initial, DaemonParts parts = {}, DaemonFactories factories = {});
+  ~Daemon();
 
   // Applies the firewall (fail closed: before anything else), arms signals
   // and the watchdog, then tells systemd READY=1. An error means tetherd
   // cannot do its job and should exit non-zero.
   Result<void> start();
   // Re-reads the configuration; a bad one, or one the firewall cannot take,
-  // is logged and the old one kept. Returns whether the new one took effect.
+  // is logged and the old one kept. Every section takes effect (see the
+  // README's "Reloading the configuration"), and one line says what
+  // changed and what was done. Returns whether the new one took effect.
   bool reload();
   // Graceful stop: STOPPING=1, cancel everything so that io.run() returns.
   void stop(std::string_view reason);
@@ -87,6 +106,20 @@ class Daemon {
   void arm_reconcile();
   void addresses_changed();
   std::string status() const;
+  // The parts a reload remakes: each new one in, the old one stopped and
+  // kept until its work has ended (reap()).
+  void attach_tether(std::unique_ptr<Tether> tether);
+  void retire_tether();
+  void attach_local(std::unique_ptr<LocalCluster> local);
+  void retire_local();
+  void follow_backend();
+  void reap();
+  // The sections of a reload, each applied; `next` is set back to what
+  // stays in force when one cannot be taken. Each adds to `did`.
+  void reload_session(Config& next, std::vector<std::string>& did);
+  void reload_local(Config& next, std::vector<std::string>& did);
+  void reload_state(Config& next, std::vector<std::string>& did);
+  void reload_metrics(Config& next, std::vector<std::string>& did);
 
   const Clock& clock_;
   Log& log_;
@@ -103,8 +136,17 @@ class Daemon {
   ResumeDetector* resume_;
   IssuerRotation* issuer_;
   LocalCluster* local_;
-  const StateDir* state_;
+  std::optional<StateDir> state_;
   NodeHealth* health_;
+  DaemonFactories factories_;
+  // What the daemon made itself (the factories'), and what it replaced and
+  // waits for to end.
+  std::unique_ptr<Tether> own_tether_;
+  std::unique_ptr<LocalCluster> own_local_;
+  std::unique_ptr<FirewallMonitor> own_monitor_;
+  std::vector<std::unique_ptr<Tether>> retired_tethers_;
+  std::vector<std::unique_ptr<LocalCluster>> retired_locals_;
+  bool issuer_from_local_ = false;
   // Pings the watchdog (when systemd asks for it) and runs the clock-jump
   // check: one wake-up for both.
   boost::asio::steady_timer tick_;

@@ -87,8 +87,14 @@ FirewallKeeper::FirewallKeeper(Log& log, StateDir state, BackendFactory make_bac
 
 FirewallKeeper::~FirewallKeeper() {
   // Never stopped (a failed start): the rules stay, the thread ends.
-  if (!stopped_.exchange(true) && backend_) backend_->interrupt(true);
+  if (!stopped_.exchange(true)) interrupt(true);
   if (thread_) thread_->join();
+}
+
+void FirewallKeeper::interrupt(bool on) {
+  std::lock_guard lock(backend_mutex_);
+  if (backend_) backend_->interrupt(on);
+  if (incoming_) incoming_->interrupt(on);
 }
 
 template <class Job, class Done>
@@ -118,10 +124,12 @@ void FirewallKeeper::run(Job job, Done done) {
 FirewallKeeper::Snapshot FirewallKeeper::snapshot() const {
   if (!firewall_) return {};
   const auto& d = firewall_->desired();
-  return {firewall_->last_good(), d.ports.size(), d.sources.cidrs().size()};
+  return {firewall_->last_good(), d.ports.size(), d.sources.cidrs().size(),
+          std::string(backend_->name())};
 }
 
 void FirewallKeeper::take(Snapshot s) {
+  if (!s.backend.empty()) backend_name_ = std::move(s.backend);
   in_force_ = std::move(s.in_force);
   allowed_ports_ = s.ports;
   allowed_sources_ = s.sources;
@@ -189,7 +197,7 @@ void FirewallKeeper::update(firewall::DesiredSources desired,
             log_.error("firewall-state-unsaved", "cannot save the desired state: " + ec.message());
           }
           log_.notice("firewall-applied", "firewall updated: " + summary(),
-                      {{"BACKEND", std::string(backend_->name())}});
+                      {{"BACKEND", backend_name_}});
         }
         if (done) done(std::move(*r));
       });
@@ -226,7 +234,8 @@ void FirewallKeeper::set_node_addresses(std::vector<boost::asio::ip::address> ad
       });
 }
 
-Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config) {
+Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config,
+                                         std::function<void(Result<void>)> done) {
   firewall::Policy policy = firewall_policy(config);
   // The desired state in force must still fit (ports, size, prefixes), and
   // so must the one being applied, which the worker has before this.
@@ -236,24 +245,89 @@ Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config) {
                         fits.error().message);
     }
   }
-  if (config.backend != config_.backend) {
-    log_.warning("firewall-backend-unchanged", std::string("firewall.backend changed to ") +
-                                                   to_string(config.backend) +
-                                                   "; it takes effect when tetherd restarts");
-  }
-  const FirewallBackend running = config_.backend;
+  if (config.backend != config_.backend) return hand_over(config, std::move(done));
   config_ = config;
-  config_.backend = running;
+  ++reconfigures_;
   run([this,
        policy = std::move(policy)]() mutable { return firewall_->set_policy(std::move(policy)); },
-      [this](Result<void> r) {
+      [this, done = std::move(done)](Result<void> r) {
         if (!r) {
           log_.error("firewall-failed", "cannot apply the new firewall settings: " +
                                             r.error().message + "; the periodic check tries again");
+        } else {
+          log_.notice("firewall-applied",
+                      "firewall updated for the new configuration: " + summary(),
+                      {{"BACKEND", backend_name_}});
+        }
+        if (done) done(std::move(r));
+      });
+  return {};
+}
+
+Result<void> FirewallKeeper::hand_over(const FirewallConfig& config,
+                                       std::function<void(Result<void>)> done) {
+  std::unique_ptr<firewall::Backend> next = make_backend_(config);
+  if (!next) {
+    return make_error(std::string("firewall.backend ") + to_string(config.backend) +
+                      " is not available in this version of tetherd");
+  }
+  const FirewallConfig previous = std::exchange(config_, config);
+  const std::uint64_t seq = ++reconfigures_;
+  const std::string from = backend_name_;
+  const std::string to = to_string(config.backend);
+  // The outcome: the old backend's removal may fail after the new one took
+  // over (its rules then linger, allowing what the new one allows).
+  using Outcome = Result<std::string>;
+  run(
+      [this, next = std::move(next), policy = firewall_policy(config),
+       addresses = node_addresses_]() mutable -> Outcome {
+        {
+          std::lock_guard lock(backend_mutex_);
+          incoming_ = next.get();
+        }
+        auto fw = std::make_unique<firewall::Firewall>(*next, policy, addresses);
+        auto applied = fw->update(firewall_->last_good());
+        std::unique_ptr<firewall::Backend> old;
+        {
+          std::lock_guard lock(backend_mutex_);
+          incoming_ = nullptr;
+          if (applied) {
+            // The new backend is in force: from here it is the one in use.
+            old = std::exchange(backend_, std::move(next));
+            firewall_ = std::move(fw);
+          }
+        }
+        if (!applied) {
+          (void)next->remove();  // whatever part of the rules it added
+          return applied.error();
+        }
+        std::string lingering;
+        if (auto removed = old->remove(); !removed) lingering = removed.error().message;
+        return Outcome(boost::system::in_place_value, std::move(lingering));
+      },
+      [this, seq, previous, from, to, done = std::move(done)](Outcome r) {
+        if (!r) {
+          // Settings changed since then are kept: only the backend reverts.
+          if (seq == reconfigures_) config_ = previous;
+          log_.error("firewall-handover-failed",
+                     "cannot hand the firewall over from " + from + " to " + to + ": " +
+                         r.error().message + "; " + from + " stays in force",
+                     {{"BACKEND", from}});
+          if (done) done(r.error());
           return;
         }
-        log_.notice("firewall-applied", "firewall updated for the new configuration: " + summary(),
-                    {{"BACKEND", std::string(backend_->name())}});
+        log_.notice(
+            "firewall-handed-over",
+            "firewall handed over from " + from + " to " + backend_name_ +
+                " (the new rules were in force before the old ones were removed): " + summary(),
+            {{"BACKEND", backend_name_}, {"PREVIOUS_BACKEND", from}});
+        if (!r->empty()) {
+          log_.warning("firewall-remove-failed",
+                       "cannot remove the rules " + from + " kept: " + *r +
+                           "; they allow no more than " + backend_name_ + " does",
+                       {{"BACKEND", from}});
+        }
+        if (done) done(Result<void>());
       });
   return {};
 }
@@ -276,11 +350,11 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
             log_.warning(
                 "firewall-repaired",
                 "tetherd's rules had been removed by someone else; applied again: " + summary(),
-                {{"BACKEND", std::string(backend_->name())}, {"DRIFT", "missing"}});
+                {{"BACKEND", backend_name_}, {"DRIFT", "missing"}});
           } else if (*r == Drift::kRepaired) {
             log_.warning("firewall-repaired",
                          "tetherd's rules had been changed by someone else; restored: " + summary(),
-                         {{"BACKEND", std::string(backend_->name())}, {"DRIFT", "changed"}});
+                         {{"BACKEND", backend_name_}, {"DRIFT", "changed"}});
           }
         }
         if (done) done(std::move(r));
@@ -290,9 +364,9 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
 void FirewallKeeper::stop() {
   if (stopped_.exchange(true) || !backend_) return;
   // What is queued is skipped; what runs stops at its next step.
-  backend_->interrupt(true);
+  interrupt(true);
   if (thread_) thread_->join();
-  backend_->interrupt(false);
+  interrupt(false);
   if (config_.on_stop == OnStop::kKeep) {
     log_.info("firewall-kept", "firewall rules stay in force after stop (onStop: keep)");
     return;
@@ -314,7 +388,7 @@ void FirewallKeeper::check_surroundings() {
           for (const auto& c : *caveats) {
             if (std::find(caveats_.begin(), caveats_.end(), c) != caveats_.end()) continue;
             log_.write(c.serious ? Priority::kWarning : Priority::kNotice, "firewall-caveat",
-                       c.message, {{"BACKEND", std::string(backend_->name())}});
+                       c.message, {{"BACKEND", backend_name_}});
           }
           caveats_ = std::move(*caveats);
         }
@@ -338,12 +412,12 @@ Result<void> FirewallKeeper::check(const firewall::DesiredSources& desired) cons
 }
 
 std::string_view FirewallKeeper::backend_name() const {
-  return backend_ ? backend_->name() : std::string_view("none");
+  return backend_name_.empty() ? std::string_view("none") : std::string_view(backend_name_);
 }
 
 std::string FirewallKeeper::summary() const {
-  if (!firewall_) return "not applied";
-  return std::string(backend_->name()) + ", " + std::to_string(allowed_ports_) + " ports, " +
+  if (backend_name_.empty()) return "not applied";
+  return backend_name_ + ", " + std::to_string(allowed_ports_) + " ports, " +
          std::to_string(allowed_sources_) + " source networks";
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -82,9 +83,18 @@ class FirewallKeeper {
   void set_node_addresses(std::vector<boost::asio::ip::address> addresses,
                           std::function<void()> changed = {});
   // A reloaded configuration: judged now (the desired state in force must
-  // fit it), applied on the worker. A backend change takes effect on
-  // restart.
-  Result<void> reconfigure(const FirewallConfig& config);
+  // fit it), applied on the worker; `done` hears how the apply went. A new
+  // firewall.backend is handed over with no unfiltered moment: the new one
+  // applies the rules in force, and only then does the old one remove its
+  // own. A new backend that cannot apply is cleaned up and the old one,
+  // with its settings, stays in force (and config() says so again).
+  Result<void> reconfigure(const FirewallConfig& config,
+                           std::function<void(Result<void>)> done = {});
+  // The settings in force, or being applied.
+  const FirewallConfig& config() const { return config_; }
+  // A new state.dir (the caller has carried the files over): the next
+  // accepted update is saved there.
+  void set_state_dir(StateDir state) { state_ = std::move(state); }
   // Reads the kernel back and repairs drift; logs a repair, and a failure
   // once per streak.
   void reconcile(std::function<void(Result<firewall::Firewall::Drift>)> done = {});
@@ -108,6 +118,7 @@ class FirewallKeeper {
     firewall::DesiredSources in_force;
     std::size_t ports = 0;
     std::size_t sources = 0;
+    std::string backend;
   };
   Snapshot snapshot() const;
   void take(Snapshot s);
@@ -115,6 +126,8 @@ class FirewallKeeper {
   // result on the loop (also after stop, for work that was done).
   template <class Job, class Done>
   void run(Job job, Done done);
+  Result<void> hand_over(const FirewallConfig& config, std::function<void(Result<void>)> done);
+  void interrupt(bool on);
 
   Log& log_;
   StateDir state_;
@@ -124,13 +137,19 @@ class FirewallKeeper {
   boost::asio::any_io_executor loop_;
   std::optional<boost::asio::thread_pool> thread_;
   boost::asio::any_io_executor work_;
+  // On the worker once started. The mutex guards the two pointers against
+  // stop()'s interrupt from the loop while a handover swaps them.
+  std::mutex backend_mutex_;
   std::unique_ptr<firewall::Backend> backend_;
-  std::unique_ptr<firewall::Firewall> firewall_;  // on the worker once started
+  firewall::Backend* incoming_ = nullptr;  // a handover's new backend, while it applies
+  std::unique_ptr<firewall::Firewall> firewall_;
   std::atomic<bool> stopped_ = false;
   std::atomic<std::uint64_t> latest_update_ = 0;
   int in_flight_ = 0;
 
   // The loop's side.
+  std::string backend_name_;  // empty until applied
+  std::uint64_t reconfigures_ = 0;
   firewall::DesiredSources in_force_;
   std::optional<firewall::DesiredSources> wanted_;
   std::size_t allowed_ports_ = 0;

@@ -12,6 +12,14 @@ bool LocalCluster::complete() const {
   return (!config_.cluster || k3s_) && (!config_.linkerd || linkerd_);
 }
 
+void LocalCluster::stop() {
+  if (linkerd_) linkerd_->rotation().stop();
+}
+
+bool LocalCluster::finished() const {
+  return (!linkerd_ || !linkerd_->rotation().busy()) && k3s_.use_count() <= 1;
+}
+
 bool LocalCluster::attach() {
   const bool k3s = attach_k3s();
   const bool linkerd = attach_linkerd();

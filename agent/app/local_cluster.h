@@ -31,10 +31,14 @@ class LocalCluster {
   // whether something new was made.
   bool attach();
   bool complete() const;
+  // Stops the issuer's rotation (a reload replaces this object).
+  void stop();
+  // Nothing of this object is in use any more: it may be destroyed.
+  bool finished() const;
 
   // Null until made (or when the configuration has no `cluster`, resp.
   // `linkerd`, section).
-  kube::HttpsClient* k3s() const { return k3s_.get(); }
+  const std::shared_ptr<kube::HttpsClient>& k3s() const { return k3s_; }
   IssuerRotation* issuer() const { return linkerd_ ? &linkerd_->rotation() : nullptr; }
   // Why k3s() is null, for the K3sReady condition; "" once it is not.
   const std::string& k3s_problem() const { return k3s_problem_; }
@@ -46,9 +50,9 @@ class LocalCluster {
   boost::asio::io_context& io_;
   const Clock& clock_;
   Log& log_;
-  const Config& config_;
+  const Config config_;
   IssuerRotationTiming timing_;
-  std::unique_ptr<kube::HttpsClient> k3s_;
+  std::shared_ptr<kube::HttpsClient> k3s_;
   std::unique_ptr<LocalLinkerd> linkerd_;
   std::string k3s_problem_;
   std::string linkerd_problem_;

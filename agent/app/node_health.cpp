@@ -42,8 +42,9 @@ void rethrow(std::exception_ptr e) {
 }  // namespace
 
 NodeHealth::NodeHealth(asio::io_context& io, const Clock& clock, Log& log, const Config& config,
-                       FirewallKeeper& firewall, Tether* tether, kube::HttpsClient* k3s,
-                       ProbeDeadlines deadlines, std::uint16_t gateway_port)
+                       FirewallKeeper& firewall, Tether* tether,
+                       std::shared_ptr<kube::HttpsClient> k3s, ProbeDeadlines deadlines,
+                       std::uint16_t gateway_port)
     : io_(io),
       clock_(clock),
       log_(log),
@@ -52,7 +53,7 @@ NodeHealth::NodeHealth(asio::io_context& io, const Clock& clock, Log& log, const
       gateway_url_(config.linkerd ? config.health.linkerd_gateway : std::string()),
       firewall_(firewall),
       tether_(tether),
-      k3s_(k3s),
+      k3s_(std::move(k3s)),
       deadlines_(deadlines),
       gateway_port_(gateway_port),
       health_(config.health.threshold),
@@ -89,21 +90,10 @@ void NodeHealth::stop() {
 void NodeHealth::serve(const std::string& metrics_listen, const std::string& socket_path) {
   using Request = HttpServer::Request;
   using Response = HttpServer::Response;
-  if (!metrics_listen.empty()) {
-    auto server = listen_tcp(io_, metrics_listen, [this](const Request& r) {
-      if (r.target != "/metrics")
-        return Response{404, "text/plain; charset=utf-8", "see /metrics\n"};
-      return Response{200, std::string(kPrometheusContentType), metrics()};
-    });
-    if (server) {
-      metrics_server_ = std::move(*server);
-      log_.info("metrics-listening", "Prometheus metrics on http://" + metrics_listen + "/metrics",
-                {{"LISTEN", metrics_listen}});
-    } else {
-      log_.warning("metrics-unavailable",
-                   "cannot serve metrics: " + server.error().message + "; the rest runs on",
-                   {{"LISTEN", metrics_listen}});
-    }
+  if (auto r = listen_metrics(metrics_listen); !r) {
+    log_.warning("metrics-unavailable",
+                 "cannot serve metrics: " + r.error().message + "; the rest runs on",
+                 {{"LISTEN", metrics_listen}});
   }
   if (!socket_path.empty()) {
     auto server = listen_unix(io_, socket_path, 0600, [this](const Request& r) {
@@ -122,6 +112,71 @@ void NodeHealth::serve(const std::string& metrics_listen, const std::string& soc
   }
 }
 
+Result<void> NodeHealth::listen_metrics(const std::string& listen) {
+  using Request = HttpServer::Request;
+  using Response = HttpServer::Response;
+  if (listen == metrics_listen_ && (metrics_server_ || listen.empty())) return {};
+  std::unique_ptr<HttpServer> next;
+  if (!listen.empty()) {
+    auto server = listen_tcp(io_, listen, [this](const Request& r) {
+      if (r.target != "/metrics")
+        return Response{404, "text/plain; charset=utf-8", "see /metrics\n"};
+      return Response{200, std::string(kPrometheusContentType), metrics()};
+    });
+    if (!server) return server.error();
+    next = std::move(*server);
+  }
+  if (metrics_server_) metrics_server_->stop();
+  metrics_server_ = std::move(next);
+  metrics_listen_ = listen;
+  if (metrics_server_) {
+    log_.info("metrics-listening", "Prometheus metrics on http://" + listen + "/metrics",
+              {{"LISTEN", listen}});
+  }
+  return {};
+}
+
+void NodeHealth::reconfigure(const Config& config) {
+  node_ = config.node_name;
+  gateway_url_ = config.linkerd ? config.health.linkerd_gateway : std::string();
+  health_.set_threshold(config.health.threshold);
+  disk_paths_ = {kRancherDir, config.state.dir};
+  if (config.health.interval != interval_) {
+    interval_ = config.health.interval;
+    // The wait under way was armed with the old interval: armed again,
+    // counted from the last round's start.
+    rearm_ = true;
+    timer_.cancel();
+  }
+  if (!gateway_url_.empty()) return;
+  // Not probed any more: the condition goes with its probe.
+  note(health_.forget(condition_type::kLinkerdGatewayReady, clock_.wall()));
+}
+
+void NodeHealth::set_tether(Tether* tether) {
+  if (tether == tether_) return;
+  if (tether_) tether_->on_condition({});
+  tether_ = tether;
+  if (tether_ == nullptr) {
+    if (!stopped_) note(health_.forget(condition_type::kConnected, clock_.wall()));
+    return;
+  }
+  // What is known here goes to the new session; the session's own
+  // conditions come back from it, as at start.
+  for (const Condition& c : health_.conditions().all()) {
+    if (c.type == condition_type::kReady || c.type == condition_type::kConnected ||
+        c.type == condition_type::kFirewallInSync)
+      continue;
+    tether_->report(c.type, c.status, c.reason, c.message);
+  }
+  if (!certificates_.empty()) tether_->set_certificates(certificates_);
+  if (facts_) tether_->set_node_vitals(*facts_);
+  for (const Condition& c : tether_->status().conditions.all()) {
+    if (c.type != condition_type::kReady) mirror(c);
+  }
+  tether_->on_condition([this](const Condition& c) { mirror(c); });
+}
+
 void NodeHealth::resumed(WallTime at) {
   last_resume_ = at;
   ++stats_.resumes;
@@ -132,10 +187,15 @@ void NodeHealth::resumed(WallTime at) {
 awaitable<void> NodeHealth::loop() {
   while (!stopped_) {
     poked_ = false;
+    round_started_ = clock_.monotonic();
     co_await round();
-    if (stopped_ || poked_) continue;
-    timer_.expires_after(interval_);
-    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    Duration wait = interval_;
+    while (!stopped_ && !poked_ && wait > Duration::zero()) {
+      timer_.expires_after(wait);
+      co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!std::exchange(rearm_, false)) break;
+      wait = round_started_ + interval_ - clock_.monotonic();
+    }
   }
 }
 
@@ -158,8 +218,10 @@ awaitable<void> NodeHealth::round() {
 }
 
 awaitable<std::optional<ProbeResult>> NodeHealth::k3s_probe() {
-  if (k3s_ == nullptr) co_return std::nullopt;
-  co_return co_await probe_k3s(*k3s_, node_, deadlines_.k3s);
+  // Held for the probe: a reload may replace the client meanwhile.
+  const std::shared_ptr<kube::HttpsClient> k3s = k3s_;
+  if (k3s == nullptr) co_return std::nullopt;
+  co_return co_await probe_k3s(*k3s, node_, deadlines_.k3s);
 }
 
 awaitable<std::optional<ProbeResult>> NodeHealth::gateway_probe() {
@@ -238,6 +300,11 @@ void NodeHealth::report(std::string_view type, ConditionStatus status, std::stri
                         std::string_view message) {
   note(health_.reported(type, status, reason, message, clock_.wall()));
   push(type);
+}
+
+void NodeHealth::forget(std::string_view type) {
+  note(health_.forget(type, clock_.wall()));
+  if (tether_) tether_->forget(type);
 }
 
 void NodeHealth::mirror(const Condition& c) {

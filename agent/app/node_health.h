@@ -67,7 +67,7 @@ class NodeHealth {
   // `k3s`: a client for the local cluster's API (cluster.kubeconfig), or
   // null when there is none; `tether`: null when standalone.
   NodeHealth(boost::asio::io_context& io, const Clock& clock, Log& log, const Config& config,
-             FirewallKeeper& firewall, Tether* tether, kube::HttpsClient* k3s,
+             FirewallKeeper& firewall, Tether* tether, std::shared_ptr<kube::HttpsClient> k3s,
              ProbeDeadlines deadlines = {}, std::uint16_t gateway_port = kGatewayPort);
   // The linkerd gateway's data port, on the readiness URL's host.
   static constexpr std::uint16_t kGatewayPort = 4143;
@@ -80,16 +80,32 @@ class NodeHealth {
   // served). What cannot be served is logged; the rest runs on. stop()
   // closes both.
   void serve(const std::string& metrics_listen, const std::string& socket_path);
+  // Serves the metrics on a new address (a reload's metrics.listen; empty:
+  // off). The new listener is bound before the old one closes: one that
+  // cannot be had leaves the old one serving, and the error says why.
+  Result<void> listen_metrics(const std::string& metrics_listen);
+  const std::string& metrics_listen() const { return metrics_listen_; }
+  // A reload: the node's name, health.interval (the wait under way is cut
+  // short when the new interval has already passed), health.threshold,
+  // health.linkerdGateway and the state directory's disk.
+  void reconfigure(const Config& config);
+  // The control plane's session, new or gone after a reload: the new one
+  // hears the conditions kept here, and its own come back here; without
+  // one, Connected is dropped.
+  void set_tether(Tether* tether);
   void stop();
   // The machine woke: a round now (the timer, on CLOCK_MONOTONIC, stood
   // still), and `at` becomes status.node.lastResumeTime.
   void resumed(WallTime at);
   // The local cluster's client, once its kubeconfig could be used: the next
   // round probes it.
-  void set_k3s(kube::HttpsClient* k3s) { k3s_ = k3s; }
+  // A probe in flight keeps the client it started with alive.
+  void set_k3s(std::shared_ptr<kube::HttpsClient> k3s) { k3s_ = std::move(k3s); }
   // A fact from another part (CertificatesValid from the issuer rotation).
   void report(std::string_view type, ConditionStatus status, std::string_view reason,
               std::string_view message);
+  // A condition whose producer is gone (a reload removed its section).
+  void forget(std::string_view type);
   // The certificates behind CertificatesValid, for status.certificates and
   // the expiry metrics; `rotated` counts a new issuer.
   void certificates(std::vector<CertificateExpiry> certificates, bool rotated);
@@ -130,7 +146,7 @@ class NodeHealth {
   std::string gateway_url_;  // empty: not probed
   FirewallKeeper& firewall_;
   Tether* tether_;
-  kube::HttpsClient* k3s_;
+  std::shared_ptr<kube::HttpsClient> k3s_;
   ProbeDeadlines deadlines_;
   std::uint16_t gateway_port_;
   HealthConditions health_;
@@ -138,10 +154,13 @@ class NodeHealth {
   std::optional<NodeVitals> facts_;
   std::optional<WallTime> last_resume_;
   std::vector<std::string> disk_paths_;
+  std::string metrics_listen_;
   std::unique_ptr<HttpServer> metrics_server_;
   std::unique_ptr<HttpServer> status_server_;
   boost::asio::steady_timer timer_;
+  MonoTime round_started_{};
   bool poked_ = false;
+  bool rearm_ = false;  // a new interval: the wait under way is armed again
   bool stopped_ = false;
   // Expires with this object: a callback from the firewall's worker that
   // comes after it checks.

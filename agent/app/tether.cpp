@@ -185,6 +185,12 @@ void Tether::report(std::string_view type, ConditionStatus status, std::string_v
   changed();
 }
 
+void Tether::forget(std::string_view type) {
+  if (!status_.conditions.erase(type, clock_.wall())) return;
+  poke_status();
+  changed();
+}
+
 std::string Tether::summary() const {
   const SessionState s = state();
   if (s == SessionState::kWatching || s == SessionState::kListing) return "watching " + server_;
@@ -250,6 +256,16 @@ void Tether::set_node_vitals(NodeVitals facts) {
   // Written with the next status, not on its own: the facts change every
   // round, and a write per round would be a write per interval anyway.
   status_.node = std::move(facts);
+}
+
+void Tether::retime(const Config& config) {
+  if (stopped_) return;
+  lease_.retime(
+      config.control_plane->heartbeat_interval,
+      std::chrono::duration_cast<std::chrono::seconds>(config.control_plane->lease_duration));
+  publisher_.set_interval(config.health.interval);
+  health_interval_ = config.health.interval;
+  poke_status();
 }
 
 void Tether::poke_status() {

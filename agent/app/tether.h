@@ -86,6 +86,8 @@ class Tether final : private kube::ReflectorHandler {
   // issuer rotation, the health probes' ones): written with the status.
   void report(std::string_view type, ConditionStatus status, std::string_view reason,
               std::string_view message);
+  // A condition whose producer is gone (a reload removed its section).
+  void forget(std::string_view type);
   // Hears every change of a condition, whoever made it (the session, a
   // report()), so the health side keeps the same view.
   void on_condition(std::function<void(const Condition&)> listener) {
@@ -95,6 +97,9 @@ class Tether final : private kube::ReflectorHandler {
   // a failure makes FirewallInSync False (ReconcileFailed) over what the
   // spec said; success brings the spec's verdict back.
   void firewall_checked(const Result<void>& live);
+  // A reload changed controlPlane's heartbeatInterval or leaseDuration, or
+  // health.interval (the status cadence): taken by the running session.
+  void retime(const Config& config);
   // The firewall's settings changed (a reload): a spec they rejected is
   // judged again under the new ones.
   void firewall_policy_changed();

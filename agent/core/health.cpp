@@ -49,6 +49,16 @@ std::vector<ConditionTransition> HealthConditions::reported(std::string_view typ
   return apply(type, status, reason, message, now);
 }
 
+std::vector<ConditionTransition> HealthConditions::forget(std::string_view type, WallTime now) {
+  pending_.erase(std::string(type));
+  const Before ready_was = before(conditions_, condition_type::kReady);
+  if (!conditions_.erase(type, now)) return {};
+  const Condition* ready = conditions_.find(condition_type::kReady);
+  if (ready == nullptr || (ready_was.existed && ready_was.status == ready->status)) return {};
+  return {{ready->type, !ready_was.existed, ready_was.status, ready->status, ready->reason,
+           ready->message}};
+}
+
 std::vector<ConditionTransition> HealthConditions::apply(std::string_view type,
                                                          ConditionStatus status,
                                                          std::string_view reason,

@@ -15,6 +15,7 @@
 // rotation, FirewallInSync from an update accepted or refused) are events,
 // not samples: they are never damped.
 
+#include <algorithm>
 #include <cstddef>
 #include <map>
 #include <string>
@@ -49,6 +50,12 @@ class HealthConditions {
   std::vector<ConditionTransition> reported(std::string_view type, ConditionStatus status,
                                             std::string_view reason, std::string_view message,
                                             WallTime now);
+
+  // A condition whose producer is gone (the control plane's session after a
+  // reload removed it). Returns Ready's transition, if any.
+  std::vector<ConditionTransition> forget(std::string_view type, WallTime now);
+  // A reload's health.threshold: pending changes keep the rounds they have.
+  void set_threshold(int threshold) { threshold_ = std::max(threshold, 1); }
 
   const Conditions& conditions() const { return conditions_; }
   // Rounds the pending change of `type` has held so far (0: none pending).

@@ -168,6 +168,18 @@ const Condition* Conditions::find(std::string_view type) const {
   return it == conditions_.end() ? nullptr : &*it;
 }
 
+bool Conditions::erase(std::string_view type, WallTime now) {
+  if (type == condition_type::kReady) return false;
+  const auto gone = std::erase_if(conditions_, [&](const Condition& c) { return c.type == type; });
+  if (gone == 0) return false;
+  if (conditions_.size() == 1) {
+    conditions_.clear();  // Ready alone: derived from nothing
+  } else {
+    derive_ready(now);
+  }
+  return true;
+}
+
 // Inserts in rank order, or updates in place keeping lastTransitionTime
 // unless the status changed.
 bool Conditions::put(Condition next, WallTime now) {

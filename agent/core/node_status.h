@@ -88,6 +88,9 @@ class Conditions {
            std::string_view message, WallTime now);
 
   const Condition* find(std::string_view type) const;
+  // Drops one condition (its producer is gone) and re-derives Ready.
+  // Returns whether it was there.
+  bool erase(std::string_view type, WallTime now);
 
   // Ready first, then the others in condition_type::kAll's order. Empty
   // until the first set().
@@ -175,6 +178,7 @@ class StatusPublisher {
   // a tick that comes exactly `interval` later is then due again. A failed
   // write records nothing, so the patch stays due.
   void written(const boost::json::object& patch, WallTime now);
+  void set_interval(Duration interval) { interval_ = interval; }
 
  private:
   Duration interval_;

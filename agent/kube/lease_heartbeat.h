@@ -68,6 +68,13 @@ class LeaseHeartbeat {
   // resume from suspend the monotonic timer is no guide, and the Lease may
   // be about to expire. During a renewal, the next one follows at once.
   void renew_now();
+  // A reload's heartbeatInterval and leaseDuration: the next renewal, made
+  // now, writes the new duration, and the new interval follows it.
+  void retime(Duration interval, std::chrono::seconds duration) {
+    interval_ = interval;
+    spec_.duration = duration;
+    renew_now();
+  }
 
   // Hears each of run()'s renewals (the session's view of the connection).
   void on_result(Listener listener) { listener_ = std::move(listener); }

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "firewall/backend.h"
 
@@ -14,12 +15,19 @@ namespace tetherd::test {
 
 class FakeBackend final : public firewall::Backend {
  public:
-  std::string_view name() const override { return "fake"; }
+  FakeBackend() = default;
+  // `journal`: where this backend writes "LABEL apply" and "LABEL remove",
+  // shared by several so a test sees their order.
+  FakeBackend(std::string label, std::vector<std::string>* journal)
+      : label(std::move(label)), journal(journal) {}
+
+  std::string_view name() const override { return label; }
   Result<void> apply(const firewall::Allowlist& a) override {
     if (during_apply) during_apply();
     if (interrupted) return make_error("interrupted");  // as ufw between two runs
     ++applies;
     if (fail_apply) return make_error("fake apply failure");
+    if (journal) journal->push_back(label + " apply");
     live = firewall::LiveTable{a, true, 0};
     return {};
   }
@@ -35,10 +43,13 @@ class FakeBackend final : public firewall::Backend {
   }
   Result<void> remove() override {
     ++removes;
+    if (journal) journal->push_back(label + " remove");
     live.reset();
     return {};
   }
 
+  std::string label = "fake";
+  std::vector<std::string>* journal = nullptr;
   std::optional<firewall::LiveTable> live;
   std::vector<firewall::BlockingChain> blocking;
   std::vector<firewall::Caveat> caveat_list;

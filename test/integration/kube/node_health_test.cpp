@@ -58,7 +58,7 @@ class NodeHealthTest : public KubeTest {
       config_.linkerd.emplace();
       config_.health.linkerd_gateway = gateway_.url();
     }
-    return std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, nullptr, k3s_.get(),
+    return std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, nullptr, k3s_,
                                         ProbeDeadlines{5s, 2s}, gateway_.gateway_port());
   }
 
@@ -81,7 +81,7 @@ class NodeHealthTest : public KubeTest {
   RecordingLog log_;
   Config config_;
   FakeGateway gateway_;
-  std::unique_ptr<kube::HttpsClient> k3s_;
+  std::shared_ptr<kube::HttpsClient> k3s_;
   FirewallKeeper keeper_{log_,
                          StateDir(tmp_.path()),
                          [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); },
@@ -227,8 +227,8 @@ TEST_F(NodeHealthTest, AFailureMustHoldForTheThresholdBeforeTheConditionFlips) {
 TEST_F(NodeHealthTest, AStalledK3sIsATimeoutWithinTheProbesDeadline) {
   server_->create(kNodes, node_ready("True", "KubeletReady"));
   config_.health.threshold = 1;
-  auto health = std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, nullptr,
-                                             k3s_.get(), ProbeDeadlines{300ms, 2s});
+  auto health = std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, nullptr, k3s_,
+                                             ProbeDeadlines{300ms, 2s});
   server_->misbehave({.what = Misbehaviour::kStall, .path_contains = "/readyz"});
   round(*health);
   server_->release_stalls();

@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <future>
+#include <map>
 #include <thread>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -156,6 +157,84 @@ TEST_F(FirewallKeeperTest, AReloadMustFitTheUpdateBeingApplied) {
   test::drain(io_);
   EXPECT_TRUE(allows("203.0.113.9"));
   EXPECT_TRUE(log_.with_event("firewall-failed").empty());
+}
+
+// firewall.backend changed by a reload: one fake backend per name, writing
+// to one journal, so the order of their work shows.
+class FirewallHandover : public FirewallKeeperTest {
+ protected:
+  FirewallKeeper make_named() {
+    return FirewallKeeper(
+        log_, StateDir(tmp_.path()),
+        [this](const FirewallConfig& c) -> std::unique_ptr<fw::Backend> {
+          auto b = std::make_unique<test::FakeBackend>(to_string(c.backend), &journal_);
+          b->fail_apply = c.backend == fail_;
+          made_[to_string(c.backend)] = b.get();
+          return b;
+        },
+        {boost::asio::ip::make_address("192.0.2.1")}, io_.get_executor());
+  }
+  bool allows_in(const std::string& backend, const char* address) {
+    auto* b = made_.at(backend);
+    return b->live && b->live->allowlist.sources.contains(boost::asio::ip::make_address(address));
+  }
+  std::vector<std::string> journal_;
+  std::map<std::string, test::FakeBackend*> made_;
+  std::optional<FirewallBackend> fail_;
+};
+
+TEST_F(FirewallHandover, TheNewBackendIsInForceBeforeTheOldOneIsRemoved) {
+  auto keeper = make_named();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  test::update(io_, keeper, {{"198.51.100.0/24"}, {}});
+  journal_.clear();
+
+  FirewallConfig next = config_;
+  next.backend = FirewallBackend::kUfw;
+  next.verdict = fw::Verdict::kReject;
+  std::optional<Result<void>> outcome;
+  ASSERT_TRUE(keeper.reconfigure(next, [&](Result<void> r) { outcome = r; }).has_value());
+  EXPECT_EQ(keeper.config().backend, FirewallBackend::kUfw) << "being applied";
+  test::drain(io_);
+
+  ASSERT_TRUE(outcome && outcome->has_value());
+  EXPECT_EQ(journal_, (std::vector<std::string>{"ufw apply", "nftables remove"}));
+  EXPECT_TRUE(allows_in("ufw", "198.51.100.7")) << "the control plane's sources came along";
+  EXPECT_EQ(made_.at("ufw")->live->allowlist.verdict, fw::Verdict::kReject);
+  EXPECT_EQ(keeper.backend_name(), "ufw");
+  EXPECT_EQ(keeper.summary().substr(0, 5), "ufw, ");
+  EXPECT_EQ(log_.with_event("firewall-handed-over").size(), 1u);
+
+  // And what follows goes to the new one alone.
+  journal_.clear();
+  test::update(io_, keeper, {{"203.0.113.0/24"}, {}});
+  EXPECT_EQ(journal_, (std::vector<std::string>{"ufw apply"}));
+  EXPECT_TRUE(allows_in("ufw", "203.0.113.9"));
+}
+
+TEST_F(FirewallHandover, ANewBackendThatCannotApplyLeavesTheOldOneInForce) {
+  fail_ = FirewallBackend::kUfw;
+  auto keeper = make_named();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  test::update(io_, keeper, {{"198.51.100.0/24"}, {}});
+  journal_.clear();
+
+  FirewallConfig next = config_;
+  next.backend = FirewallBackend::kUfw;
+  std::optional<Result<void>> outcome;
+  ASSERT_TRUE(keeper.reconfigure(next, [&](Result<void> r) { outcome = r; }).has_value());
+  test::drain(io_);
+
+  ASSERT_TRUE(outcome && !outcome->has_value());
+  EXPECT_EQ(journal_, (std::vector<std::string>{"ufw remove"})) << "its partial work undone";
+  EXPECT_TRUE(allows_in("nftables", "198.51.100.7"));
+  EXPECT_EQ(keeper.backend_name(), "nftables");
+  EXPECT_EQ(keeper.config().backend, FirewallBackend::kNftables) << "a reload may try again";
+  auto failed = log_.with_event("firewall-handover-failed");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].message,
+            "cannot hand the firewall over from nftables to ufw: fake apply failure; nftables "
+            "stays in force");
 }
 
 TEST_F(FirewallKeeperTest, AnotherFirewallThatBlocksIsReportedOnceAndWhenItGoes) {

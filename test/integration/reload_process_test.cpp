@@ -1,0 +1,456 @@
+// `systemctl reload` on the real binary: every section of tetherd.yaml
+// changed alone, then together, then a bad file, against the test API
+// server (which says which client certificate each request used), real
+// sockets, a real state directory; and firewall.backend handed over on the
+// real kernel.
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+#include <thread>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <gtest/gtest.h>
+
+#include "test/support/api_server/api_server.h"
+#include "test/support/child_process.h"
+#include "test/support/netns.h"
+#include "test/support/notify_socket.h"
+#include "test/support/rbac_manifest.h"
+#include "test/support/temp_dir.h"
+#include "test/support/test_pki.h"
+#include "test/support/ufw_sandbox.h"
+
+namespace tetherd {
+namespace {
+
+using namespace std::chrono_literals;
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+
+constexpr auto kDeadline = 20s;
+constexpr const char* kEdgeNodes = "/apis/tetherd.io/v1alpha1/namespaces/tetherd-system/edgenodes";
+
+void write_file(const std::string& path, const std::string& text, mode_t mode = 0644) {
+  std::ofstream(path, std::ios::trunc) << text;
+  chmod(path.c_str(), mode);
+}
+
+std::uint16_t free_port() {
+  boost::asio::io_context io;
+  tcp::acceptor a(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
+}
+
+// GET on loopback; an empty optional when nothing listens there.
+std::optional<std::string> get(std::uint16_t port, const std::string& target) {
+  boost::asio::io_context io;
+  tcp::socket socket(io);
+  boost::system::error_code ec;
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return std::nullopt;
+  http::request<http::empty_body> req(http::verb::get, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  http::write(socket, req);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  return res.body();
+}
+
+// Polls `done` until it holds or the deadline passes: for facts that only
+// show in a file or a page (what the server records is waited on with its
+// own condition variables).
+template <class F>
+bool eventually(F done, std::chrono::milliseconds deadline = kDeadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// What a shell command prints on stdout ("" when it fails).
+std::string out_of(const std::string& command) {
+  std::string out;
+  if (FILE* f = popen(command.c_str(), "r")) {
+    char buffer[4096];
+    for (std::size_t n; (n = fread(buffer, 1, sizeof buffer, f)) > 0;)
+      out.append(buffer, n);
+    pclose(f);
+  }
+  return out;
+}
+
+double metric(std::uint16_t port, const std::string& name) {
+  auto page = get(port, "/metrics");
+  if (!page) return -1;
+  const auto at = page->find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(page->substr(at + name.size() + 2));
+}
+
+class ReloadProcess : public ::testing::Test {
+ protected:
+  ReloadProcess() {
+    std::filesystem::create_directories(tmp_.file("run"));
+    std::filesystem::create_directories(tmp_.file("s1"));
+    test::ApiServerOptions options;
+    options.identity = ca_.issue({.common_name = "kube-apiserver",
+                                  .dns_names = {"localhost"},
+                                  .ip_addresses = {"127.0.0.1"},
+                                  .client_auth = false});
+    options.client_ca_pem = ca_.cert_pem();
+    server_ = std::make_unique<test::ApiServer>(std::move(options));
+    for (const char* node : {"node-a", "node-b"})
+      for (auto& rule : test::shipped_node_rules(node))
+        server_->allow(std::move(rule));
+    write_file(tmp_.file("ca.crt"), ca_.cert_pem());
+    kubeconfig("a", "tetherd:node-a");
+    kubeconfig("b", "tetherd:node-b");
+    // A saved state, which a new state.dir must carry.
+    write_file(tmp_.file("s1/desired-firewall.json"),
+               "{\"version\":1,\"sources\":[\"198.51.100.0/24\"],\"ports\":[]}\n", 0600);
+  }
+
+  // NAME.kubeconfig, naming NAME.crt and NAME.key for `user`.
+  void kubeconfig(const std::string& name, const std::string& user) {
+    const auto cert =
+        ca_.issue({.common_name = user, .organizations = {"tetherd:nodes"}, .server_auth = false});
+    write_file(tmp_.file(name + ".crt"), cert.cert_pem);
+    write_file(tmp_.file(name + ".key"), cert.key_pem, 0600);
+    write_file(tmp_.file(name + ".kubeconfig"),
+               "apiVersion: v1\nkind: Config\ncurrent-context: default\n"
+               "clusters:\n- name: c\n  cluster:\n    server: " +
+                   server_->url() + "\n    certificate-authority: " + tmp_.file("ca.crt") +
+                   "\ncontexts:\n- name: default\n  context: {cluster: c, user: u}\n"
+                   "users:\n- name: u\n  user:\n    client-certificate: " +
+                   tmp_.file(name + ".crt") + "\n    client-key: " + tmp_.file(name + ".key") +
+                   "\n");
+  }
+
+  struct Settings {
+    std::string node = "node-a";
+    std::string kubeconfig = "a";
+    std::string heartbeat = "10s";
+    std::string lease = "40s";
+    std::string interval = "60s";
+    std::uint16_t metrics = 0;
+    std::string state = "s1";
+    std::string cluster;  // empty: no cluster section
+    std::string extra;
+  };
+  std::string yaml(const Settings& s) {
+    return "node: {name: " + s.node +
+           "}\ncontrolPlane: {kubeconfig: " + tmp_.file(s.kubeconfig + ".kubeconfig") +
+           ", heartbeatInterval: " + s.heartbeat + ", leaseDuration: " + s.lease + "}\n" +
+           (s.cluster.empty() ? "" : "cluster: {kubeconfig: " + s.cluster + "}\n") +
+           "firewall: {backend: none}\nhealth: {interval: " + s.interval +
+           ", linkerdGateway: \"\"}\nmetrics: {listen: \"" +
+           (s.metrics ? "127.0.0.1:" + std::to_string(s.metrics) : "") +
+           "\"}\nstate: {dir: " + tmp_.file(s.state) + "}\n" + s.extra;
+  }
+
+  std::unique_ptr<test::ChildProcess> start(const Settings& s) {
+    write_file(config_, yaml(s));
+    auto p = std::make_unique<test::ChildProcess>(
+        std::vector<std::string>{TETHERD_BINARY, "--config", config_}, tmp_.path(),
+        test::ChildOptions{
+            .env = {{"NOTIFY_SOCKET", notify_.path()}, {"RUNTIME_DIRECTORY", tmp_.file("run")}}});
+    EXPECT_TRUE(notify_.wait_for("READY=1", kDeadline)) << p->err();
+    return p;
+  }
+
+  // Writes the new file, sends SIGHUP, and waits for the reload's end
+  // (its line is written before READY=1). Returns that line: one per
+  // reload, saying what changed and what was done. status_: STATUS= then.
+  std::string reload(test::ChildProcess& p, const std::string& text) {
+    const std::size_t before = reload_lines(p.err()).size();
+    write_file(config_, text);
+    p.signal(SIGHUP);
+    EXPECT_TRUE(notify_.wait_for("RELOADING=1", kDeadline)) << p.err();
+    auto ready = notify_.wait_for("READY=1", kDeadline);
+    EXPECT_TRUE(ready) << p.err();
+    status_ = ready.value_or("");
+    const auto lines = reload_lines(p.err());
+    EXPECT_EQ(lines.size(), before + 1) << p.err();
+    return lines.empty() ? std::string() : lines.back();
+  }
+  static std::vector<std::string> reload_lines(const std::string& err) {
+    std::vector<std::string> out;
+    std::istringstream in(err);
+    for (std::string line; std::getline(in, line);)
+      if (line.find("TETHERD_EVENT=config-") != std::string::npos) out.push_back(line);
+    return out;
+  }
+  static bool says(const std::string& line, const std::string& part) {
+    return line.find(part) != std::string::npos;
+  }
+
+  std::size_t requests_by(const std::string& user, const std::string& path_part = "") const {
+    std::size_t n = 0;
+    for (const auto& r : server_->requests())
+      if (r.user == user && r.target.find(path_part) != std::string::npos) ++n;
+    return n;
+  }
+  // Waits until `user` has made `more` requests on `path_part` beyond `from`.
+  bool more_requests(const std::string& user, const std::string& path_part, std::size_t from,
+                     std::size_t more) const {
+    return eventually([&] { return requests_by(user, path_part) >= from + more; });
+  }
+  std::optional<boost::json::object> edge_node(const std::string& name) const {
+    return server_->get(std::string(kEdgeNodes) + "/" + name);
+  }
+  bool has_condition(const std::string& node, const std::string& type) const {
+    auto o = edge_node(node);
+    if (!o || !o->contains("status")) return false;
+    const auto* conditions = o->at("status").as_object().if_contains("conditions");
+    if (!conditions) return false;
+    for (const auto& c : conditions->as_array())
+      if (c.at("type") == type.c_str()) return true;
+    return false;
+  }
+
+  test::TempDir tmp_;
+  test::TestCa ca_{"cloud CA"};
+  std::unique_ptr<test::ApiServer> server_;
+  std::string config_ = tmp_.file("tetherd.yaml");
+  test::NotifySocket notify_{tmp_.file("notify")};
+  std::string status_;
+};
+
+TEST_F(ReloadProcess, EachSectionAloneThenTogetherThenABadFile) {
+  Settings s;
+  s.metrics = free_port();
+  auto p = start(s);
+  ASSERT_TRUE(server_->wait_for_watch_starts(1, kDeadline)) << p->err();
+  ASSERT_TRUE(more_requests("tetherd:node-a", "/leases/", 0, 1)) << p->err();
+
+  {
+    SCOPED_TRACE("controlPlane's intervals: the running session takes them");
+    s.heartbeat = "1s";
+    s.lease = "4s";
+    const std::size_t watches = server_->watches_started();
+    const std::size_t leases = requests_by("tetherd:node-a", "/leases/");
+    const std::string line = reload(*p, yaml(s));
+    EXPECT_TRUE(says(line,
+                     "<5>configuration reloaded: controlPlane: the running session takes "
+                     "the new intervals [TETHERD_EVENT=config-reloaded"))
+        << line;
+    // A 10 s heartbeat would not renew three times within the deadline's
+    // first seconds; 1 s does, and the Lease says 4 s.
+    ASSERT_TRUE(more_requests("tetherd:node-a", "/leases/", leases, 3)) << p->err();
+    auto lease = server_->get(
+        "/apis/coordination.k8s.io/v1/namespaces/tetherd-system/leases/tetherd-node-a");
+    ASSERT_TRUE(lease);
+    EXPECT_EQ(lease->at("spec").at("leaseDurationSeconds"), 4);
+    EXPECT_EQ(server_->watches_started(), watches) << "the same session";
+  }
+  {
+    SCOPED_TRACE("health.interval: the next round comes on the new one");
+    const double rounds = metric(s.metrics, "tetherd_health_rounds_total");
+    ASSERT_GE(rounds, 1);
+    s.interval = "1s";
+    const std::string line = reload(*p, yaml(s));
+    EXPECT_TRUE(says(line,
+                     "configuration reloaded: controlPlane: the running session takes the "
+                     "new intervals; health: new settings from the next round ["))
+        << line << "\n(health.interval is the status cadence too)";
+    EXPECT_TRUE(
+        eventually([&] { return metric(s.metrics, "tetherd_health_rounds_total") >= rounds + 3; }));
+  }
+  {
+    SCOPED_TRACE("metrics.listen: rebound; a port already taken keeps the old one");
+    const std::uint16_t old_port = s.metrics;
+    s.metrics = free_port();
+    std::string line = reload(*p, yaml(s));
+    EXPECT_TRUE(says(line, "configuration reloaded: metrics.listen: now 127.0.0.1:" +
+                               std::to_string(s.metrics) + " ["))
+        << line;
+    EXPECT_TRUE(get(s.metrics, "/metrics"));
+    EXPECT_FALSE(get(old_port, "/metrics")) << "the old listener is closed";
+
+    boost::asio::io_context io;
+    tcp::acceptor taken(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+    Settings busy = s;
+    busy.metrics = taken.local_endpoint().port();
+    line = reload(*p, yaml(busy));
+    EXPECT_TRUE(says(line, "configuration reloaded: metrics.listen: still 127.0.0.1:" +
+                               std::to_string(s.metrics) + ": cannot listen on 127.0.0.1:" +
+                               std::to_string(busy.metrics) + ": "))
+        << line;
+    EXPECT_TRUE(get(s.metrics, "/metrics")) << "the old listener still serves";
+  }
+  {
+    SCOPED_TRACE("state.dir: the saved state comes along");
+    s.state = "s2";
+    const std::string line = reload(*p, yaml(s));
+    EXPECT_TRUE(says(line, "configuration reloaded: state.dir: now " + tmp_.file("s2") +
+                               ", the saved state carried over ["))
+        << line;
+    std::ifstream saved(tmp_.file("s2/desired-firewall.json"));
+    std::string text((std::istreambuf_iterator<char>(saved)), {});
+    EXPECT_NE(text.find("198.51.100.0/24"), std::string::npos) << text;
+    struct stat st {};
+    ASSERT_EQ(stat(tmp_.file("s2").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+  }
+  {
+    SCOPED_TRACE("node and controlPlane.kubeconfig: a new session, with node-b's certificate");
+    s.node = "node-b";
+    s.kubeconfig = "b";
+    const std::string line = reload(*p, yaml(s));
+    EXPECT_TRUE(says(line,
+                     "configuration reloaded: node: node-a is now node-b; controlPlane: a "
+                     "new session with " +
+                         server_->url() + " as node node-b ["))
+        << line;
+    ASSERT_TRUE(more_requests("tetherd:node-b", "/leases/tetherd-node-b", 0, 1)) << p->err();
+    ASSERT_TRUE(eventually([&] { return edge_node("node-b").has_value(); }));
+    // The old session is over: node-b renews three more times, node-a none.
+    const std::size_t a = requests_by("tetherd:node-a");
+    const std::size_t b = requests_by("tetherd:node-b", "/leases/");
+    ASSERT_TRUE(more_requests("tetherd:node-b", "/leases/", b, 3));
+    EXPECT_EQ(requests_by("tetherd:node-a"), a);
+  }
+  {
+    SCOPED_TRACE("cluster: added before k3s is there, then removed");
+    s.cluster = tmp_.file("k3s.yaml");
+    std::string line = reload(*p, yaml(s));
+    EXPECT_TRUE(says(line, "configuration reloaded: cluster, linkerd: k3s's kubeconfig " +
+                               s.cluster + " not usable yet, tried again every 10 s ["))
+        << line;
+    EXPECT_TRUE(eventually([&] { return has_condition("node-b", "K3sReady"); }));
+    s.cluster.clear();
+    line = reload(*p, yaml(s));
+    EXPECT_TRUE(says(line, "configuration reloaded: cluster, linkerd: removed")) << line;
+    EXPECT_TRUE(eventually([&] { return !has_condition("node-b", "K3sReady"); }))
+        << "the condition goes with its section";
+  }
+  {
+    SCOPED_TRACE("everything at once");
+    Settings all;  // node-a, its kubeconfig, 10 s, 60 s, s1
+    all.metrics = free_port();
+    const std::size_t a = requests_by("tetherd:node-a", "/leases/");
+    const std::string line = reload(*p, yaml(all));
+    EXPECT_TRUE(says(line,
+                     "configuration reloaded: node: node-b is now node-a; controlPlane: a "
+                     "new session with " +
+                         server_->url() +
+                         " as node node-a; health: new settings from the next round; "
+                         "metrics.listen: now 127.0.0.1:" +
+                         std::to_string(all.metrics) + "; state.dir: now " + tmp_.file("s1") +
+                         ", the saved state carried over ["))
+        << line;
+    EXPECT_TRUE(more_requests("tetherd:node-a", "/leases/", a, 1));
+    EXPECT_TRUE(get(all.metrics, "/metrics"));
+    s = all;
+  }
+  {
+    SCOPED_TRACE("a bad file changes nothing");
+    Settings bad = s;
+    bad.node = "node-b";
+    bad.extra = "firewall: {backend: pf}\n";
+    const std::string line = reload(*p, yaml(bad));
+    EXPECT_TRUE(says(line, "<3>new configuration rejected, keeping the old one: ")) << line;
+    EXPECT_NE(status_.find("node node-a"), std::string::npos) << status_;
+    EXPECT_TRUE(says(reload(*p, yaml(s)), "configuration reloaded, nothing changed"))
+        << "the bad file changed nothing";
+    EXPECT_TRUE(get(s.metrics, "/metrics"));
+  }
+  p->signal(SIGTERM);
+  EXPECT_EQ(p->wait(kDeadline), 0) << p->err();
+}
+
+// A kubeconfig that cannot be used at start: tetherd runs without the
+// control plane, and a reload once it is fixed starts the session.
+TEST_F(ReloadProcess, AControlPlaneThatCouldNotStartStartsOnReload) {
+  Settings s;
+  s.kubeconfig = "missing";
+  auto p = start(s);
+  EXPECT_TRUE(
+      p->err_shows("running without the control plane (fix it, then reload tetherd)", kDeadline))
+      << p->err();
+  s.kubeconfig = "a";
+  const std::string line = reload(*p, yaml(s));
+  EXPECT_TRUE(says(line, "configuration reloaded: controlPlane: a session with " + server_->url() +
+                             " as node node-a"))
+      << line;
+  EXPECT_TRUE(server_->wait_for_watch_starts(1, kDeadline)) << p->err();
+  p->signal(SIGTERM);
+  EXPECT_EQ(p->wait(kDeadline), 0) << p->err();
+}
+
+// firewall.backend handed over on the real kernel: nftables, ufw, none and
+// back, each new backend in force before the old one's rules go.
+TEST(ReloadFirewall, TheBackendIsHandedOverWithoutARestart) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
+  if (!std::filesystem::exists("/usr/sbin/ufw")) GTEST_SKIP() << "ufw is not installed";
+  test::TempDir tmp;
+  const std::string netns = "tdho" + std::to_string(getpid());
+  test::sh("ip netns add " + netns);
+  struct Cleanup {
+    std::string ns;
+    ~Cleanup() { std::system(("ip netns del " + ns).c_str()); }
+  } cleanup{netns};
+  test::UfwSandbox ufw(netns, tmp);
+  ASSERT_TRUE(ufw.ufw({"--force", "enable"}));
+  std::filesystem::create_directories(tmp.file("state"));
+  std::filesystem::create_directories(tmp.file("run"));
+  write_file(tmp.file("state/desired-firewall.json"),
+             "{\"version\":1,\"sources\":[\"198.51.100.0/24\"],\"ports\":[]}\n", 0600);
+  const std::string config = tmp.file("tetherd.yaml");
+  auto settings = [&](const std::string& backend) {
+    return "node: {name: alpha}\nfirewall: {backend: " + backend +
+           "}\nmetrics: {listen: \"\"}\nstate: {dir: " + tmp.file("state") + "}\n";
+  };
+  auto nft_table = [&] {
+    return out_of("ip netns exec " + netns + " nft list table inet tetherd 2>/dev/null");
+  };
+  auto in_ufw = [&] {
+    auto added = ufw.ufw({"show", "added"});
+    return added && added->find("198.51.100.0/24") != std::string::npos;
+  };
+  write_file(config, settings("nftables"));
+  test::NotifySocket notify(tmp.file("notify"));
+  test::ChildProcess p(
+      ufw.argv({TETHERD_BINARY, "--config", config}), tmp.path(),
+      {.env = {{"NOTIFY_SOCKET", notify.path()}, {"RUNTIME_DIRECTORY", tmp.file("run")}}});
+  ASSERT_TRUE(notify.wait_for("READY=1", kDeadline)) << p.err();
+  ASSERT_NE(nft_table().find("198.51.100.0/24"), std::string::npos);
+
+  auto reload_to = [&](const std::string& backend) {
+    write_file(config, settings(backend));
+    p.signal(SIGHUP);
+    EXPECT_TRUE(notify.wait_for("RELOADING=1", kDeadline));
+  };
+  reload_to("ufw");
+  ASSERT_TRUE(p.err_shows("firewall handed over from nftables to ufw", 60s)) << p.err();
+  EXPECT_TRUE(in_ufw());
+  EXPECT_EQ(nft_table(), "") << "the old backend's table is gone";
+  EXPECT_TRUE(notify.wait_for("STATUS=standalone; node alpha; firewall ufw, 3 ports", kDeadline));
+
+  reload_to("nftables");
+  ASSERT_TRUE(p.err_shows("firewall handed over from ufw to nftables", 60s)) << p.err();
+  EXPECT_NE(nft_table().find("198.51.100.0/24"), std::string::npos);
+  EXPECT_FALSE(in_ufw());
+  // The monitor follows: someone's flush is repaired at once again.
+  test::sh("ip netns exec " + netns + " nft delete table inet tetherd");
+  EXPECT_TRUE(p.err_shows("tetherd's rules had been removed by someone else", kDeadline))
+      << p.err();
+
+  reload_to("none");
+  ASSERT_TRUE(p.err_shows("firewall handed over from nftables to none", kDeadline)) << p.err();
+  EXPECT_EQ(nft_table(), "");
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(60s), 0) << p.err();
+}
+
+}  // namespace
+}  // namespace tetherd
