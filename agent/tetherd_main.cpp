@@ -77,15 +77,12 @@ bool parse_args(int argc, char** argv, Options& o) {
 }
 
 // The session with the control plane, or why its kubeconfig cannot be used.
-tetherd::Result<std::unique_ptr<tetherd::Tether>> make_tether(boost::asio::io_context& io,
-                                                              const tetherd::Clock& clock,
-                                                              tetherd::Log& log,
-                                                              tetherd::FirewallKeeper& firewall,
-                                                              const tetherd::Config& config) {
+tetherd::Result<std::unique_ptr<tetherd::Tether>> make_tether(
+    boost::asio::io_context& io, const tetherd::Clock& clock, tetherd::Log& log,
+    tetherd::FirewallKeeper& firewall, const tetherd::Config& config,
+    const tetherd::Kubeconfig& kubeconfig) {
   using namespace tetherd;
-  auto kubeconfig = load_kubeconfig(config.control_plane->kubeconfig);
-  if (!kubeconfig) return kubeconfig.error();
-  auto http = kube::HttpsClient::create(io.get_executor(), *kubeconfig);
+  auto http = kube::HttpsClient::create(io.get_executor(), kubeconfig);
   if (!http) return make_error(kube::describe(http.error()));
   return std::make_unique<Tether>(io, clock, log, firewall, std::move(*http), config);
 }
@@ -137,7 +134,8 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
   // What a configuration describes is made by the daemon, at start and
   // again when a reload changes it.
   DaemonFactories factories{
-      .tether = [&](const Config& c) { return make_tether(io, clock, log, firewall, c); },
+      .tether = [&](const Config& c,
+                    const Kubeconfig& k) { return make_tether(io, clock, log, firewall, c, k); },
       // k3s and linkerd's issuer, from cluster.kubeconfig: made when usable,
       // so tetherd can start before k3s writes it.
       .local = [&](const Config& c) { return std::make_unique<LocalCluster>(io, clock, log, c); },
@@ -151,7 +149,12 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
   NodeHealth health(io, clock, log, config, firewall, nullptr, nullptr);
   health.serve(config.metrics.listen, status_socket_path());
   AddressMonitor addresses(io, log);
-  DaemonParts parts{.addresses = &addresses, .resume = &resume, .state = &state, .health = &health};
+  FileWatch files(io, clock);
+  DaemonParts parts{.addresses = &addresses,
+                    .resume = &resume,
+                    .state = &state,
+                    .health = &health,
+                    .files = &files};
   Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, parts,
                 std::move(factories));
   if (!daemon.start()) return kExitFailure;

@@ -5,7 +5,9 @@
 #include <boost/asio/post.hpp>
 
 #include "agent/adapters/node_addresses.h"
+#include "agent/adapters/x509.h"
 #include "agent/app/certs_report.h"
+#include "agent/config/kubeconfig.h"
 #include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
 #include "firewall/desired_state.h"
@@ -43,6 +45,7 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       state_(parts.state ? std::optional<StateDir>(*parts.state) : std::nullopt),
       health_(parts.health),
       factories_(std::move(factories)),
+      files_(parts.files),
       tick_(io),
       issuer_timer_(io),
       reconcile_timer_(io) {}
@@ -77,7 +80,8 @@ Result<void> Daemon::start() {
   // After the firewall, never before: the node is protected by its last
   // good rules whether or not the control plane answers (offline first).
   if (!tether_ && factories_.tether && config_.control_plane) {
-    auto made = factories_.tether(config_);
+    Kubeconfig used;
+    auto made = make_session(config_, used);
     if (!made) {
       log_.error("controlplane-config-invalid",
                  "cannot use the control plane's kubeconfig: " + made.error().message +
@@ -86,6 +90,7 @@ Result<void> Daemon::start() {
     } else {
       own_tether_ = std::move(*made);
       tether_ = own_tether_.get();
+      session_kubeconfig_ = std::move(used);
     }
   }
   if (tether_) attach_tether(nullptr);
@@ -107,6 +112,7 @@ Result<void> Daemon::start() {
     local_ = own_local_.get();
   }
   if (local_) attach_local(nullptr);
+  follow_credentials();
   if (health_) {
     health_->on_transition([this] {
       if (!stopping_) notifier_.notify("STATUS=" + status());
@@ -383,6 +389,134 @@ void Daemon::reap() {
   std::erase_if(retired_locals_, [](const auto& l) { return l->finished(); });
 }
 
+// --- credential files -------------------------------------------------------
+
+Result<std::unique_ptr<Tether>> Daemon::make_session(const Config& config, Kubeconfig& used) {
+  auto kubeconfig = load_kubeconfig(config.control_plane->kubeconfig);
+  if (!kubeconfig) return kubeconfig.error();
+  auto made = factories_.tether(config, *kubeconfig);
+  if (made) used = std::move(*kubeconfig);
+  return made;
+}
+
+void Daemon::follow_credentials() {
+  if (!files_ || stopping_) return;
+  std::vector<std::string> paths;
+  if (config_.control_plane) {
+    paths.push_back(config_.control_plane->kubeconfig);
+    if (session_kubeconfig_)
+      paths.insert(paths.end(), session_kubeconfig_->files.begin(),
+                   session_kubeconfig_->files.end());
+  }
+  if (config_.cluster || config_.linkerd) {
+    paths.push_back(config_.cluster ? config_.cluster->kubeconfig : ClusterConfig().kubeconfig);
+    if (local_ && local_->kubeconfig())
+      paths.insert(paths.end(), local_->kubeconfig()->files.begin(),
+                   local_->kubeconfig()->files.end());
+  }
+  if (config_.linkerd && !config_.linkerd->trust_anchor_key.empty())
+    paths.push_back(config_.linkerd->trust_anchor_key);
+  if (auto r = files_->follow(std::move(paths), [this] { credentials_changed(); }); !r) {
+    log_.warning("credentials-unwatched",
+                 "cannot follow the credential files: " + r.error().message +
+                     "; a changed one is taken at the next reload");
+  }
+}
+
+void Daemon::credentials_changed() {
+  if (stopping_) return;
+  session_credentials();
+  cluster_credentials();
+  anchor_key();
+  // The files a kubeconfig names may have changed with it.
+  follow_credentials();
+}
+
+void Daemon::session_credentials() {
+  if (!config_.control_plane || !factories_.tether) return;
+  const std::string& path = config_.control_plane->kubeconfig;
+  auto now = load_kubeconfig(path);
+  if (!now) return credential_problem("controlPlane.kubeconfig", now.error().message);
+  if (tether_ && session_kubeconfig_ == *now)
+    return credential_problem("controlPlane.kubeconfig", "");
+  auto made = factories_.tether(config_, *now);
+  if (!made) return credential_problem("controlPlane.kubeconfig", made.error().message);
+  const bool had = tether_ != nullptr;
+  retire_tether();
+  attach_tether(std::move(*made));
+  session_kubeconfig_ = std::move(*now);
+  log_.notice(
+      "controlplane-credentials-changed",
+      had ? "the control plane's credentials changed (" + path + "): redialled with the new ones"
+          : "the control plane's kubeconfig " + path + " is usable now: connecting to " +
+                tether_->server(),
+      {{"KUBECONFIG", path}, {"CONTROL_PLANE", tether_->server()}});
+  credential_problem("controlPlane.kubeconfig", "");
+}
+
+void Daemon::cluster_credentials() {
+  if (!local_ || !factories_.local) return;
+  // Not usable yet (k3s not started): made now rather than at the next tick.
+  if (!local_->complete()) {
+    const std::string before = local_->k3s_problem();
+    if (local_->attach() || local_->k3s_problem() != before) take_local();
+    return;
+  }
+  if (!config_.cluster || !local_->kubeconfig()) return;
+  const std::string& path = config_.cluster->kubeconfig;
+  auto now = load_kubeconfig(path);
+  if (!now) return credential_problem("cluster.kubeconfig", now.error().message);
+  if (*now == *local_->kubeconfig()) return credential_problem("cluster.kubeconfig", "");
+  if (auto check = kube::HttpsClient::create(io_.get_executor(), *now); !check)
+    return credential_problem("cluster.kubeconfig", kube::describe(check.error()));
+  retire_local();
+  attach_local(factories_.local(config_));
+  log_.notice("cluster-credentials-changed",
+              "k3s's kubeconfig changed (" + path +
+                  "): its client and linkerd's issuer "
+                  "rotation use the new one",
+              {{"KUBECONFIG", path}});
+  credential_problem("cluster.kubeconfig", "");
+}
+
+void Daemon::anchor_key() {
+  if (!config_.linkerd || config_.linkerd->trust_anchor_key.empty()) return;
+  const std::string& path = config_.linkerd->trust_anchor_key;
+  // Read at each rotation: what is checked here is whether the next one
+  // can sign, and a rotation that waited for a good key runs now.
+  auto key = x509::load_private_key_file(path, "the linkerd trust anchor key");
+  if (!key) return credential_problem("linkerd.trustAnchorKey", key.error().message);
+  const bool was_bad = credential_problems_.count("linkerd.trustAnchorKey") > 0;
+  credential_problem("linkerd.trustAnchorKey", "");
+  if (was_bad && issuer_) issuer_->request(RotationTrigger::kPeriodic);
+}
+
+void Daemon::credential_problem(const std::string& source, const std::string& problem) {
+  auto it = credential_problems_.find(source);
+  if (problem.empty()) {
+    if (it == credential_problems_.end()) return;
+    credential_problems_.erase(it);
+    log_.notice("credentials-usable", source + " is usable again", {{"CREDENTIALS", source}});
+  } else {
+    if (it != credential_problems_.end() && it->second == problem) return;
+    credential_problems_[source] = problem;
+    log_.warning("credentials-unusable",
+                 source + " changed and cannot be used: " + problem +
+                     "; the credentials in use stay in force",
+                 {{"CREDENTIALS", source}});
+  }
+  if (credential_problems_.empty()) {
+    report(condition_type::kCredentialsValid, ConditionStatus::kTrue, "CredentialFilesUsable",
+           "the credential files tetherd follows are usable");
+    return;
+  }
+  std::string message;
+  for (const auto& [which, why] : credential_problems_)
+    message += (message.empty() ? "" : "; ") + which + ": " + why;
+  report(condition_type::kCredentialsValid, ConditionStatus::kFalse, "CredentialFileUnusable",
+         message + " (the credentials in use stay in force)");
+}
+
 // --- reload -----------------------------------------------------------------
 
 namespace {
@@ -422,7 +556,8 @@ void Daemon::reload_session(Config& next, std::vector<std::string>& did) {
     did.push_back("controlPlane: removed; the session ended, tetherd runs standalone");
     return;
   }
-  auto made = factories_.tether(next);
+  Kubeconfig used;
+  auto made = make_session(next, used);
   if (!made) {
     did.push_back("controlPlane: cannot use " + next.control_plane->kubeconfig + " (" +
                   made.error().message + ")" +
@@ -434,6 +569,7 @@ void Daemon::reload_session(Config& next, std::vector<std::string>& did) {
   const bool had = tether_ != nullptr;
   retire_tether();
   attach_tether(std::move(*made));
+  session_kubeconfig_ = std::move(used);
   did.push_back(std::string("controlPlane: ") + (had ? "a new session" : "a session") + " with " +
                 tether_->server() + " as node " + next.node_name);
 }
@@ -552,6 +688,7 @@ bool Daemon::reload() {
       }
       config_ = std::move(next);
       if (health_) health_->reconfigure(config_);
+      follow_credentials();
       // A spec the old limits rejected may fit the new ones.
       if (firewall_changed && tether_) tether_->firewall_policy_changed();
       std::string changed;
@@ -576,6 +713,7 @@ void Daemon::stop(std::string_view reason) {
   tick_.cancel();
   issuer_timer_.cancel();
   reconcile_timer_.cancel();
+  if (files_) files_->stop();
   if (resume_) resume_->stop();
   if (health_) health_->stop();
   if (issuer_) issuer_->stop();

@@ -3,6 +3,7 @@
 // SIGHUP, stop on SIGTERM/SIGINT, and keep systemd informed throughout.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <variant>
@@ -13,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/adapters/address_monitor.h"
+#include "agent/adapters/file_watch.h"
 #include "agent/adapters/state_dir.h"
 #include "agent/app/firewall_keeper.h"
 #include "agent/app/firewall_monitor.h"
@@ -43,15 +45,16 @@ struct DaemonParts {
   LocalCluster* local = nullptr;        // k3s and linkerd's issuer, made when k3s is there
   const StateDir* state = nullptr;      // where the last spec.linkerd.rotate acted on is kept
   NodeHealth* health = nullptr;         // probes; none: the firewall is checked on a timer alone
+  FileWatch* files = nullptr;           // the credential files followed; none: read on reload only
 };
 
 // How the daemon makes, at start and again after a reload that changes
 // their settings, the parts a configuration describes. A part given in
 // DaemonParts is used first; an empty factory: never remade.
 struct DaemonFactories {
-  // The control plane's session (config.control_plane is set); an error
-  // says why its kubeconfig cannot be used.
-  std::function<Result<std::unique_ptr<Tether>>(const Config&)> tether;
+  // The control plane's session (config.control_plane is set), from its
+  // kubeconfig as read; an error says why it cannot be used.
+  std::function<Result<std::unique_ptr<Tether>>(const Config&, const Kubeconfig&)> tether;
   // k3s and linkerd's issuer (config.cluster or config.linkerd is set).
   std::function<std::unique_ptr<LocalCluster>(const Config&)> local;
   // Someone else's changes to firewall.backend's rules; null when the
@@ -120,6 +123,18 @@ class Daemon {
   void reload_local(Config& next, std::vector<std::string>& did);
   void reload_state(Config& next, std::vector<std::string>& did);
   void reload_metrics(Config& next, std::vector<std::string>& did);
+  // The control plane's session from `config`'s kubeconfig as it is now.
+  Result<std::unique_ptr<Tether>> make_session(const Config& config, Kubeconfig& used);
+  // The credential files: followed (again after each change of the set),
+  // and when one changes, each user re-reads its own and takes it if whole.
+  void follow_credentials();
+  void credentials_changed();
+  void session_credentials();
+  void cluster_credentials();
+  void anchor_key();
+  // A credential file that cannot be used (`source`: which), or no longer
+  // so: CredentialsValid and one log line per change.
+  void credential_problem(const std::string& source, const std::string& problem);
 
   const Clock& clock_;
   Log& log_;
@@ -147,6 +162,9 @@ class Daemon {
   std::vector<std::unique_ptr<Tether>> retired_tethers_;
   std::vector<std::unique_ptr<LocalCluster>> retired_locals_;
   bool issuer_from_local_ = false;
+  FileWatch* files_;
+  std::optional<Kubeconfig> session_kubeconfig_;  // what the session was made from
+  std::map<std::string, std::string> credential_problems_;
   // Pings the watchdog (when systemd asks for it) and runs the clock-jump
   // check: one wake-up for both.
   boost::asio::steady_timer tick_;

@@ -36,6 +36,7 @@ bool LocalCluster::attach_k3s() {
     problem = "cannot use k3s's kubeconfig " + path + ": " + kube::describe(http.error());
   } else {
     k3s_ = std::move(*http);
+    kubeconfig_ = std::move(*kubeconfig);
   }
   if (k3s_) {
     if (!k3s_problem_.empty())

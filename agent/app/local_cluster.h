@@ -14,6 +14,7 @@
 
 #include "agent/app/local_linkerd.h"
 #include "agent/config/config.h"
+#include "agent/config/kubeconfig.h"
 #include "agent/core/clock.h"
 #include "agent/core/log.h"
 #include "agent/kube/https_client.h"
@@ -40,6 +41,8 @@ class LocalCluster {
   // `linkerd`, section).
   const std::shared_ptr<kube::HttpsClient>& k3s() const { return k3s_; }
   IssuerRotation* issuer() const { return linkerd_ ? &linkerd_->rotation() : nullptr; }
+  // What k3s() was made from (nullopt until it was).
+  const std::optional<Kubeconfig>& kubeconfig() const { return kubeconfig_; }
   // Why k3s() is null, for the K3sReady condition; "" once it is not.
   const std::string& k3s_problem() const { return k3s_problem_; }
 
@@ -53,6 +56,7 @@ class LocalCluster {
   const Config config_;
   IssuerRotationTiming timing_;
   std::shared_ptr<kube::HttpsClient> k3s_;
+  std::optional<Kubeconfig> kubeconfig_;
   std::unique_ptr<LocalLinkerd> linkerd_;
   std::string k3s_problem_;
   std::string linkerd_problem_;

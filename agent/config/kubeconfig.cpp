@@ -38,13 +38,14 @@ Result<YAML::Node> named(const YAML::Node& root, const char* list, const char* k
 // A PEM from `<field>-data` (base64) or `<field>` (a file, relative to dir).
 Result<std::string> pem_field(const YAML::Node& map, const std::string& where,
                               const std::string& field, const std::string& dir, bool is_key,
-                              bool& from_file) {
+                              bool& from_file, std::vector<std::string>& files) {
   const std::string data = scalar(map, (field + "-data").c_str());
   const std::string file = scalar(map, field.c_str());
   from_file = false;
   if (!data.empty()) return decode_base64(where + "." + field + "-data", data);
   if (file.empty()) return Result<std::string>(boost::system::in_place_value);
   const std::string path = file.starts_with("/") ? file : dir + "/" + file;
+  files.push_back(path);
   if (is_key) {
     if (auto r = refuse_shared_key(path, "a private key"); !r) return r.error();
   }
@@ -94,7 +95,7 @@ Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string& pa
     return fail(cw + ".server: expected an https:// URL, got \"" + k.server + "\"");
   k.tls_server_name = scalar(*cluster, "tls-server-name");
   bool from_file = false;
-  auto ca = pem_field(*cluster, cw, "certificate-authority", dir, false, from_file);
+  auto ca = pem_field(*cluster, cw, "certificate-authority", dir, false, from_file, k.files);
   if (!ca) return fail(ca.error().message);
   k.ca_pem = std::move(*ca);
 
@@ -112,10 +113,10 @@ Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string& pa
   if ((*user)["username"] || (*user)["password"])
     return fail(uw + ": basic auth is not supported; use a client certificate or a token");
 
-  auto cert = pem_field(*user, uw, "client-certificate", dir, false, from_file);
+  auto cert = pem_field(*user, uw, "client-certificate", dir, false, from_file, k.files);
   if (!cert) return fail(cert.error().message);
   k.client_cert_pem = std::move(*cert);
-  auto key = pem_field(*user, uw, "client-key", dir, true, from_file);
+  auto key = pem_field(*user, uw, "client-key", dir, true, from_file, k.files);
   if (!key) return fail(key.error().message);
   k.client_key_pem = std::move(*key);
   if (!k.client_key_pem.empty() && !from_file) {
@@ -130,6 +131,7 @@ Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string& pa
   if (const std::string token_file = scalar(*user, "tokenFile");
       k.token.empty() && !token_file.empty()) {
     const std::string p = token_file.starts_with("/") ? token_file : dir + "/" + token_file;
+    k.files.push_back(p);
     if (auto r = refuse_shared_key(p, "a bearer token"); !r) return r.error();
     auto t = read_small_file(p, 64 << 10, p);
     if (!t) return fail(t.error().message);

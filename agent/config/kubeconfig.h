@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/core/result.h"
 
@@ -25,6 +26,11 @@ struct Kubeconfig {
   std::string client_cert_pem;
   std::string client_key_pem;
   std::string token;  // bearer token (token or tokenFile)
+  // The files it names, read with it (certificate-authority,
+  // client-certificate, client-key, tokenFile): what a change of the
+  // credentials is watched in.
+  std::vector<std::string> files;
+  bool operator==(const Kubeconfig&) const = default;
 };
 
 inline constexpr std::size_t kMaxKubeconfigBytes = 1 << 20;

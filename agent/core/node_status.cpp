@@ -69,6 +69,7 @@ std::string_view not_reason(std::string_view type) {
   if (type == ct::kConnected) return "NotConnected";
   if (type == ct::kFirewallInSync) return "FirewallNotInSync";
   if (type == ct::kCertificatesValid) return "CertificatesNotValid";
+  if (type == ct::kCredentialsValid) return "CredentialsNotValid";
   if (type == ct::kK3sReady) return "K3sNotReady";
   if (type == ct::kLinkerdGatewayReady) return "LinkerdGatewayNotReady";
   if (type == ct::kClockSynchronized) return "ClockNotSynchronized";

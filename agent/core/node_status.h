@@ -44,11 +44,15 @@ inline constexpr std::string_view kReady = "Ready";
 inline constexpr std::string_view kConnected = "Connected";
 inline constexpr std::string_view kFirewallInSync = "FirewallInSync";
 inline constexpr std::string_view kCertificatesValid = "CertificatesValid";
+// The credential files tetherd follows (kubeconfigs, the files they name,
+// the trust anchor's key) are usable as they are on disk; False while one
+// that changed cannot be used and the old credentials stay in force.
+inline constexpr std::string_view kCredentialsValid = "CredentialsValid";
 inline constexpr std::string_view kK3sReady = "K3sReady";
 inline constexpr std::string_view kLinkerdGatewayReady = "LinkerdGatewayReady";
 inline constexpr std::string_view kClockSynchronized = "ClockSynchronized";
-inline constexpr std::array<std::string_view, 7> kAll = {
-    kReady,    kConnected,           kFirewallInSync,   kCertificatesValid,
+inline constexpr std::array<std::string_view, 8> kAll = {
+    kReady,    kConnected,           kFirewallInSync,   kCertificatesValid, kCredentialsValid,
     kK3sReady, kLinkerdGatewayReady, kClockSynchronized};
 }  // namespace condition_type
 

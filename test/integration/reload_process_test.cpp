@@ -16,6 +16,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "test/support/api_server/api_server.h"
 #include "test/support/child_process.h"
@@ -88,6 +91,23 @@ std::string out_of(const std::string& command) {
   return out;
 }
 
+// A certificate's serial number in hex, as the test API server records it.
+std::string serial_of(const std::string& pem) {
+  std::string out;
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
+      char* hex = BN_bn2hex(bn);
+      out = hex;
+      OPENSSL_free(hex);
+      BN_free(bn);
+    }
+    X509_free(cert);
+  }
+  BIO_free(bio);
+  return out;
+}
+
 double metric(std::uint16_t port, const std::string& name) {
   auto page = get(port, "/metrics");
   if (!page) return -1;
@@ -119,10 +139,12 @@ class ReloadProcess : public ::testing::Test {
                "{\"version\":1,\"sources\":[\"198.51.100.0/24\"],\"ports\":[]}\n", 0600);
   }
 
-  // NAME.kubeconfig, naming NAME.crt and NAME.key for `user`.
-  void kubeconfig(const std::string& name, const std::string& user) {
+  // NAME.kubeconfig, naming NAME.crt and NAME.key for `user`. Returns the
+  // certificate's serial.
+  std::string kubeconfig(const std::string& name, const std::string& user,
+                         const std::string& group = "tetherd:nodes") {
     const auto cert =
-        ca_.issue({.common_name = user, .organizations = {"tetherd:nodes"}, .server_auth = false});
+        ca_.issue({.common_name = user, .organizations = {group}, .server_auth = false});
     write_file(tmp_.file(name + ".crt"), cert.cert_pem);
     write_file(tmp_.file(name + ".key"), cert.key_pem, 0600);
     write_file(tmp_.file(name + ".kubeconfig"),
@@ -133,6 +155,24 @@ class ReloadProcess : public ::testing::Test {
                    "users:\n- name: u\n  user:\n    client-certificate: " +
                    tmp_.file(name + ".crt") + "\n    client-key: " + tmp_.file(name + ".key") +
                    "\n");
+    return serial_of(cert.cert_pem);
+  }
+  // A new certificate and key for `user` in NAME.crt and NAME.key: renamed
+  // into place (as k3s and atomic writers do), or written in place.
+  std::string renew(const std::string& name, const std::string& user, bool rename) {
+    const auto cert =
+        ca_.issue({.common_name = user, .organizations = {"tetherd:nodes"}, .server_auth = false});
+    const std::string crt = tmp_.file(name + ".crt"), key = tmp_.file(name + ".key");
+    if (rename) {
+      write_file(key + ".new", cert.key_pem, 0600);
+      write_file(crt + ".new", cert.cert_pem);
+      std::filesystem::rename(key + ".new", key);
+      std::filesystem::rename(crt + ".new", crt);
+    } else {
+      write_file(key, cert.key_pem, 0600);
+      write_file(crt, cert.cert_pem);
+    }
+    return serial_of(cert.cert_pem);
   }
 
   struct Settings {
@@ -193,6 +233,23 @@ class ReloadProcess : public ::testing::Test {
     return line.find(part) != std::string::npos;
   }
 
+  // As the free one, draining the notify socket meanwhile: systemd reads
+  // every notification, and a sender whose datagrams are not read blocks.
+  template <class F>
+  bool eventually(F done) {
+    return tetherd::eventually([&] {
+      while (notify_.receive(std::chrono::milliseconds(0))) {
+      }
+      return done();
+    });
+  }
+
+  std::size_t requests_with(const std::string& serial) const {
+    std::size_t n = 0;
+    for (const auto& r : server_->requests())
+      if (r.serial == serial) ++n;
+    return n;
+  }
   std::size_t requests_by(const std::string& user, const std::string& path_part = "") const {
     std::size_t n = 0;
     for (const auto& r : server_->requests())
@@ -201,20 +258,24 @@ class ReloadProcess : public ::testing::Test {
   }
   // Waits until `user` has made `more` requests on `path_part` beyond `from`.
   bool more_requests(const std::string& user, const std::string& path_part, std::size_t from,
-                     std::size_t more) const {
+                     std::size_t more) {
     return eventually([&] { return requests_by(user, path_part) >= from + more; });
   }
   std::optional<boost::json::object> edge_node(const std::string& name) const {
     return server_->get(std::string(kEdgeNodes) + "/" + name);
   }
-  bool has_condition(const std::string& node, const std::string& type) const {
+  // The condition's status ("" when absent) in the EdgeNode as written.
+  std::string condition(const std::string& node, const std::string& type) const {
     auto o = edge_node(node);
-    if (!o || !o->contains("status")) return false;
+    if (!o || !o->contains("status")) return "";
     const auto* conditions = o->at("status").as_object().if_contains("conditions");
-    if (!conditions) return false;
+    if (!conditions) return "";
     for (const auto& c : conditions->as_array())
-      if (c.at("type") == type.c_str()) return true;
-    return false;
+      if (c.at("type") == type.c_str()) return std::string(c.at("status").as_string());
+    return "";
+  }
+  bool has_condition(const std::string& node, const std::string& type) const {
+    return !condition(node, type).empty();
   }
 
   test::TempDir tmp_;
@@ -383,6 +444,76 @@ TEST_F(ReloadProcess, AControlPlaneThatCouldNotStartStartsOnReload) {
                              " as node node-a"))
       << line;
   EXPECT_TRUE(server_->wait_for_watch_starts(1, kDeadline)) << p->err();
+  p->signal(SIGTERM);
+  EXPECT_EQ(p->wait(kDeadline), 0) << p->err();
+}
+
+// The node's client certificate renewed under a running tetherd, every way
+// a file changes: each new one is used (the server says which certificate
+// each request came with), a broken one is refused and the old one kept.
+TEST_F(ReloadProcess, TheSessionsCredentialFilesAreFollowed) {
+  const std::string first = kubeconfig("a", "tetherd:node-a");
+  Settings s;
+  s.heartbeat = "1s";
+  s.interval = "1s";
+  auto p = start(s);
+  ASSERT_TRUE(eventually([&] { return requests_with(first) >= 2; })) << p->err();
+
+  // Each new certificate: used within the deadline, and then the old one
+  // is not (three renewals with the new one, none with the old).
+  auto taken = [&](const std::string& old, const std::string& now) {
+    // The old session's last requests may still be on their way at the
+    // switch: counted once the new one has made three.
+    if (!eventually([&] { return requests_with(now) >= 3; })) return false;
+    const std::size_t before = requests_with(old);
+    const std::size_t mark = requests_with(now);
+    return eventually([&] { return requests_with(now) >= mark + 3; }) &&
+           requests_with(old) == before;
+  };
+  const std::string second = renew("a", "tetherd:node-a", /*rename=*/true);
+  EXPECT_TRUE(taken(first, second)) << "renamed into place\n" << p->err();
+  EXPECT_TRUE(p->err_shows("the control plane's credentials changed (" + tmp_.file("a.kubeconfig") +
+                               "): redialled with the new ones",
+                           kDeadline));
+
+  const std::string third = renew("a", "tetherd:node-a", /*rename=*/false);
+  EXPECT_TRUE(taken(second, third)) << "written in place\n" << p->err();
+
+  // Broken: the old credentials stay, and the node says why.
+  write_file(tmp_.file("a.crt"), "-----BEGIN CERTIFICATE-----\nnot base64\n");
+  EXPECT_TRUE(p->err_shows("controlPlane.kubeconfig changed and cannot be used: ", kDeadline))
+      << p->err();
+  EXPECT_TRUE(eventually([&] { return condition("node-a", "CredentialsValid") == "False"; }));
+  const std::size_t mark = requests_with(third);
+  EXPECT_TRUE(eventually([&] { return requests_with(third) >= mark + 2; }))
+      << "the session goes on with the certificate in use";
+
+  // Deleted, then restored: the restored one is used, the condition clears.
+  std::filesystem::remove(tmp_.file("a.crt"));
+  const std::string fourth = renew("a", "tetherd:node-a", /*rename=*/true);
+  EXPECT_TRUE(taken(third, fourth)) << "restored\n" << p->err();
+  EXPECT_TRUE(eventually([&] { return condition("node-a", "CredentialsValid") == "True"; }));
+  EXPECT_TRUE(p->err_shows("controlPlane.kubeconfig is usable again", kDeadline));
+  p->signal(SIGTERM);
+  EXPECT_EQ(p->wait(kDeadline), 0) << p->err();
+}
+
+// k3s writes its kubeconfig after tetherd started, in a directory that did
+// not exist then: it is taken when it appears, without waiting for a
+// reload.
+TEST_F(ReloadProcess, AK3sKubeconfigThatAppearsLateIsTaken) {
+  Settings s;
+  s.interval = "1s";
+  s.cluster = tmp_.file("rancher/k3s/k3s.yaml");
+  auto p = start(s);
+  EXPECT_TRUE(p->err_shows("cannot use k3s's kubeconfig " + s.cluster, kDeadline)) << p->err();
+  const std::string k3s = kubeconfig("k3s", "k3s-admin", "system:masters");
+  std::filesystem::create_directories(tmp_.file("rancher/k3s"));
+  std::filesystem::copy_file(tmp_.file("k3s.kubeconfig"), s.cluster);
+  EXPECT_TRUE(p->err_shows("k3s's kubeconfig " + s.cluster + " is usable now", kDeadline))
+      << p->err();
+  EXPECT_TRUE(eventually([&] { return requests_with(k3s) >= 1; }))
+      << "the K3sReady probe reaches k3s with its credentials";
   p->signal(SIGTERM);
   EXPECT_EQ(p->wait(kDeadline), 0) << p->err();
 }

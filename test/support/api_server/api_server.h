@@ -133,6 +133,7 @@ struct RequestRecord {
   std::string user;    // empty when not authenticated
   unsigned status;     // 0 when nothing was answered (stall)
   bool watch;
+  std::string serial;  // the client certificate's serial (hex), "" without one
 };
 
 // RBAC, simplified: `user` may do `verbs` (get, list, watch, create, update,

@@ -17,6 +17,7 @@ namespace tetherd::test::apiserver {
 struct Identity {
   std::string user;
   std::vector<std::string> groups;
+  std::string serial;  // the client certificate's serial number in hex; "" for a token
 };
 
 // What RBAC sees of a resource request (the authorizer's attributes).

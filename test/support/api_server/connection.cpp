@@ -37,6 +37,13 @@ std::optional<Identity> certificate_identity(SSL* ssl) {
     if (nid == NID_organizationName) who.groups.push_back(std::move(value));
   }
   who.groups.push_back("system:authenticated");
+  if (BIGNUM* serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), nullptr)) {
+    if (char* hex = BN_bn2hex(serial)) {
+      who.serial = hex;
+      OPENSSL_free(hex);
+    }
+    BN_free(serial);
+  }
   return who;
 }
 
@@ -121,7 +128,8 @@ void Connection::on_read_error(boost::system::error_code ec) {
 }
 
 void Connection::record(unsigned status) {
-  core_.observations.request(RequestRecord{method_, target_, user_, status, watch_request_});
+  core_.observations.request(
+      RequestRecord{method_, target_, user_, status, watch_request_, serial_});
 }
 
 void Connection::dispatch(http::request<http::string_body> message) {
@@ -137,9 +145,10 @@ void Connection::dispatch(http::request<http::string_body> message) {
   if (!who && authorization.starts_with("Bearer ")) {
     auto found = core_.options.tokens.find(std::string(authorization.substr(7)));
     if (found != core_.options.tokens.end())
-      who = Identity{found->second, {"system:authenticated"}};
+      who = Identity{found->second, {"system:authenticated"}, {}};
   }
   user_ = who ? who->user : std::string{};
+  serial_ = who ? who->serial : std::string{};
   if (!who) return respond(error_response(unauthorized_error()), std::nullopt);
 
   std::optional<MisbehaviourSpec> misbehaviour =

@@ -108,6 +108,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string method_;
   std::string target_;
   std::string user_;
+  std::string serial_;
   bool watch_request_ = false;
   bool keep_alive_ = true;
   bool stalled_ = false;

@@ -147,9 +147,25 @@ TEST(ConditionsTest, KeepsTheDocumentedOrderAndRefusesReadyAndUnknownTypes) {
   EXPECT_TRUE(conditions.all().empty());
 
   for (auto type : {ct::kClockSynchronized, ct::kK3sReady, ct::kConnected, ct::kCertificatesValid,
-                    ct::kLinkerdGatewayReady, ct::kFirewallInSync})
+                    ct::kLinkerdGatewayReady, ct::kFirewallInSync, ct::kCredentialsValid})
     EXPECT_TRUE(conditions.set(type, S::kTrue, "Fine", "", kT0));
   EXPECT_EQ(types(conditions), std::vector<std::string>(ct::kAll.begin(), ct::kAll.end()));
+}
+
+// A section removed by a reload takes its condition with it, and Ready
+// follows what is left.
+TEST(ConditionsTest, EraseDropsOneAndReadyFollows) {
+  Conditions conditions;
+  conditions.set(ct::kConnected, S::kTrue, "Watching", "", kT0);
+  conditions.set(ct::kK3sReady, S::kFalse, "KubeconfigUnusable", "no file", kT0);
+  EXPECT_EQ(conditions.find(ct::kReady)->status, S::kFalse);
+  EXPECT_TRUE(conditions.erase(ct::kK3sReady, kT0));
+  EXPECT_EQ(conditions.find(ct::kK3sReady), nullptr);
+  EXPECT_EQ(conditions.find(ct::kReady)->status, S::kTrue);
+  EXPECT_FALSE(conditions.erase(ct::kK3sReady, kT0)) << "not there any more";
+  EXPECT_FALSE(conditions.erase(ct::kReady, kT0)) << "derived, never erased";
+  EXPECT_TRUE(conditions.erase(ct::kConnected, kT0));
+  EXPECT_TRUE(conditions.all().empty()) << "Ready alone is derived from nothing";
 }
 
 TEST(ConditionsTest, ReasonsAreCleanedToTheCrdPattern) {

@@ -1,0 +1,110 @@
+// FileWatch on the real inotify, in a directory of the test's own: what
+// atomic writers, editors, k3s and a late start do to a file.
+
+#include "agent/adapters/file_watch.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <gtest/gtest.h>
+
+#include "agent/adapters/system_clock.h"
+#include "test/support/temp_dir.h"
+
+namespace tetherd {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FileWatchTest : public ::testing::Test {
+ protected:
+  FileWatchTest() {
+    EXPECT_TRUE(watch_.follow({tmp_.file("etc/k3s.yaml"), tmp_.file("certs/node.crt")},
+                              [this] { ++changes_; }));
+  }
+  // The kernel queues an inotify event before the write returns: the
+  // loop reads what is queued, then runs until the answer due (the
+  // coalescing timer, 200 ms of real time) is given. Returns the count.
+  int settled() {
+    io_.restart();
+    io_.poll();
+    while (watch_.pending())
+      io_.run_one();
+    return changes_;
+  }
+  void write(const std::string& name, const std::string& text) {
+    std::ofstream(tmp_.file(name), std::ios::trunc) << text;
+  }
+
+  test::TempDir tmp_;
+  boost::asio::io_context io_;
+  SystemClock clock_;
+  FileWatch watch_{io_, clock_};
+  int changes_ = 0;
+};
+
+TEST_F(FileWatchTest, AFileThatAppearsInADirectoryMadeLaterIsSeen) {
+  // Neither etc/ nor certs/ exists: the test's directory is watched.
+  EXPECT_EQ(watch_.watched(), std::vector<std::string>{tmp_.path()});
+  std::filesystem::create_directories(tmp_.file("etc"));
+  write("etc/k3s.yaml", "a");
+  ASSERT_EQ(settled(), 1);
+  EXPECT_EQ(watch_.watched(), std::vector<std::string>({tmp_.path(), tmp_.file("etc")}));
+  // And the next write in the new directory is seen too.
+  write("etc/k3s.yaml", "b");
+  EXPECT_EQ(settled(), 2);
+}
+
+TEST_F(FileWatchTest, ARenameIntoPlaceAnInPlaceWriteADeleteAndARestoreAreEachSeen) {
+  std::filesystem::create_directories(tmp_.file("certs"));
+  write("certs/node.crt", "one");
+  int n = settled();
+  ASSERT_GE(n, 1);
+
+  write("certs/.node.crt.tmp", "two");  // as `install` and k3s do
+  std::filesystem::rename(tmp_.file("certs/.node.crt.tmp"), tmp_.file("certs/node.crt"));
+  EXPECT_EQ(settled(), ++n) << "rename into place";
+
+  write("certs/node.crt", "three");
+  EXPECT_EQ(settled(), ++n) << "in-place write";
+
+  chmod(tmp_.file("certs/node.crt").c_str(), 0600);
+  EXPECT_EQ(settled(), ++n) << "mode";
+
+  std::filesystem::remove(tmp_.file("certs/node.crt"));
+  EXPECT_EQ(settled(), ++n) << "delete";
+
+  write("certs/node.crt", "four");
+  EXPECT_EQ(settled(), ++n) << "restore";
+}
+
+TEST_F(FileWatchTest, OtherFilesInTheDirectoryWakeNothing) {
+  std::filesystem::create_directories(tmp_.file("certs"));
+  const int n = settled();  // certs/ appeared, on the way to node.crt
+  ASSERT_EQ(n, 1);
+  for (int i = 0; i < 20; ++i)
+    write("certs/other-" + std::to_string(i), "x");
+  io_.restart();
+  io_.poll();
+  EXPECT_FALSE(watch_.pending());
+  EXPECT_EQ(settled(), n);
+}
+
+// The daemon follows the set again after every change (the files a
+// kubeconfig names may have changed with it): the watch goes on.
+TEST_F(FileWatchTest, FollowingTheSameFilesAgainGoesOnWatching) {
+  std::filesystem::create_directories(tmp_.file("certs"));
+  write("certs/node.crt", "one");
+  int n = settled();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(watch_.follow({tmp_.file("etc/k3s.yaml"), tmp_.file("certs/node.crt")},
+                              [this] { ++changes_; }));
+    write("certs/node.crt", "again " + std::to_string(i));
+    EXPECT_EQ(settled(), ++n) << i;
+  }
+}
+
+}  // namespace
+}  // namespace tetherd
