@@ -9,6 +9,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "agent/core/desired_sources.h"
 #include "agent/core/result.h"
 #include "firewall/address_set.h"
 #include "firewall/cidr.h"
@@ -31,13 +32,6 @@ struct Policy {
   std::uint8_t min_prefix_v4 = 8;
   std::uint8_t min_prefix_v6 = 32;
   Verdict verdict = Verdict::kDrop;
-};
-
-// The control plane's wish (EdgeNode spec.firewall), as received.
-struct DesiredSources {
-  std::vector<std::string> sources;  // CIDRs, IPv4 or IPv6
-  std::vector<std::uint16_t> ports;  // optional; each must be in Policy::ports
-  friend bool operator==(const DesiredSources&, const DesiredSources&) = default;
 };
 
 // Validates a desired set whole: the first problem rejects all of it, so a

@@ -15,7 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
-#include "agent/app/firewall_monitor.h"
+#include "agent/core/firewall_monitor.h"
 #include "agent/core/log.h"
 #include "firewall/nft_events.h"
 

@@ -17,7 +17,6 @@
 #include "agent/adapters/file_watch.h"
 #include "agent/adapters/state_dir.h"
 #include "agent/app/firewall_keeper.h"
-#include "agent/app/firewall_monitor.h"
 #include "agent/app/issuer_rotation.h"
 #include "agent/app/local_cluster.h"
 #include "agent/app/node_health.h"
@@ -25,6 +24,7 @@
 #include "agent/app/tether.h"
 #include "agent/config/config_loader.h"
 #include "agent/core/clock.h"
+#include "agent/core/firewall_monitor.h"
 #include "agent/core/log.h"
 #include "agent/core/service_notifier.h"
 

@@ -22,8 +22,8 @@
 
 #include <boost/json/object.hpp>
 
+#include "agent/core/desired_sources.h"
 #include "agent/core/result.h"
-#include "firewall/allowlist.h"
 
 namespace tetherd {
 
