@@ -20,6 +20,9 @@ namespace tetherd::firewall {
 struct Caveat {
   bool serious = false;
   std::string message;
+  // Nothing filters the managed ports at all (ufw inactive, or its default
+  // allow): a handover to this backend would leave them open.
+  bool open = false;
   friend bool operator==(const Caveat&, const Caveat&) = default;
 };
 

@@ -152,12 +152,14 @@ Result<std::vector<Caveat>> UfwBackend::caveats() {
   if (status->find("Status: active") == std::string::npos) {
     out.push_back({true,
                    "ufw is inactive: nothing filters the managed ports and anyone can reach "
-                   "them; run `ufw enable` (with your own rules for SSH first)"});
+                   "them; run `ufw enable` (with your own rules for SSH first)",
+                   true});
   } else if (status->find("allow (incoming)") != std::string::npos) {
     out.push_back({true,
                    "ufw's default incoming policy is allow: tetherd's allow rules change "
                    "nothing and anyone can reach the managed ports; run `ufw default deny "
-                   "incoming`"});
+                   "incoming`",
+                   true});
   }
   auto added = show_added();
   if (!added) return added.error();

@@ -67,10 +67,7 @@ std::vector<std::string> FileWatch::watched() const {
 void FileWatch::arm() {
   if (!fd_) return;
   const int fd = fd_->native_handle();
-  for (const auto& [wd, dir] : dirs_)
-    inotify_rm_watch(fd, wd);
-  dirs_.clear();
-  names_.clear();
+  std::map<std::string, std::set<std::string>> want;
   for (const std::string& path : paths_) {
     std::filesystem::path dir = std::filesystem::path(path).parent_path();
     std::string name = std::filesystem::path(path).filename();
@@ -80,18 +77,24 @@ void FileWatch::arm() {
       if (dir == dir.parent_path()) break;
       dir = dir.parent_path();
     }
-    if (dir.empty() || name.empty()) continue;
-    auto at = names_.find(dir.string());
-    if (at == names_.end()) {
-      // A directory that cannot be watched (no permission): its files are
-      // read when something else changes, or at the next reload.
-      const int wd = inotify_add_watch(fd, dir.c_str(), kMask);
-      if (wd < 0) continue;
-      dirs_[wd] = dir.string();
-      at = names_.emplace(dir.string(), std::set<std::string>{}).first;
-    }
-    at->second.insert(name);
+    if (!dir.empty() && !name.empty()) want[dir.string()].insert(name);
   }
+  // A directory already watched keeps its watch descriptor (the kernel
+  // hands the same one back), so events queued for it are not lost.
+  std::map<int, std::string> dirs;
+  names_.clear();
+  for (auto& [dir, names] : want) {
+    // One that cannot be watched (no permission, no inotify on its
+    // filesystem): its files are read when something else changes, or at
+    // the next reload.
+    const int wd = inotify_add_watch(fd, dir.c_str(), kMask);
+    if (wd < 0) continue;
+    dirs[wd] = dir;
+    names_[dir] = std::move(names);
+  }
+  for (const auto& [wd, dir] : dirs_)
+    if (dirs.count(wd) == 0) inotify_rm_watch(fd, wd);
+  dirs_ = std::move(dirs);
 }
 
 void FileWatch::read_next() {

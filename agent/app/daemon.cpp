@@ -203,6 +203,8 @@ void Daemon::take_local() {
     issuer_ = local_->issuer();
     issuer_from_local_ = true;
     start_issuer();
+    if (!rotate_token_pending_.empty())
+      issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_pending_);
   }
 }
 
@@ -356,7 +358,7 @@ void Daemon::retire_local() {
     issuer_ = nullptr;
     issuer_from_local_ = false;
     issuer_timer_.cancel();
-    rotate_token_pending_.clear();
+    // A spec.linkerd.rotate not yet answered is asked of the next issuer.
   }
   if (health_) health_->set_k3s(nullptr);
   local_->stop();
@@ -488,7 +490,12 @@ void Daemon::anchor_key() {
   if (!key) return credential_problem("linkerd.trustAnchorKey", key.error().message);
   const bool was_bad = credential_problems_.count("linkerd.trustAnchorKey") > 0;
   credential_problem("linkerd.trustAnchorKey", "");
-  if (was_bad && issuer_) issuer_->request(RotationTrigger::kPeriodic);
+  if (!was_bad || !issuer_) return;
+  if (rotate_token_pending_.empty()) {
+    issuer_->request(RotationTrigger::kPeriodic);
+  } else {
+    issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_pending_);
+  }
 }
 
 void Daemon::credential_problem(const std::string& source, const std::string& problem) {
@@ -535,6 +542,7 @@ bool same_session(const Config& a, const Config& b) {
 }  // namespace
 
 void Daemon::reload_session(Config& next, std::vector<std::string>& did) {
+  if (!next.control_plane && !config_.control_plane) return;  // standalone, and stays so
   const bool wanted_but_missing = next.control_plane && !tether_;
   if (same_session(next, config_) && !wanted_but_missing) {
     if (next.control_plane &&
@@ -599,7 +607,9 @@ void Daemon::reload_local(Config& next, std::vector<std::string>& did) {
 }
 
 void Daemon::reload_state(Config& next, std::vector<std::string>& did) {
-  if (next.state == config_.state) return;
+  // Against the directory in use: one that could not be had at start is
+  // tried again.
+  if (next.state.dir == (state_ ? state_->path() : config_.state.dir)) return;
   StateDir to(next.state.dir);
   auto refuse = [&](const std::string& why) {
     did.push_back("state.dir: kept " + config_.state.dir + ": " + why);
@@ -624,7 +634,7 @@ void Daemon::reload_state(Config& next, std::vector<std::string>& did) {
 }
 
 void Daemon::reload_metrics(Config& next, std::vector<std::string>& did) {
-  if (next.metrics == config_.metrics || !health_) return;
+  if (!health_ || next.metrics.listen == health_->metrics_listen()) return;
   if (auto r = health_->listen_metrics(next.metrics.listen); !r) {
     did.push_back("metrics.listen: still " + or_none(config_.metrics.listen) +
                   ": cannot listen on " + next.metrics.listen + ": " + r.error().message);
@@ -666,14 +676,13 @@ bool Daemon::reload() {
       log_.error("config-rejected",
                  "new configuration rejected, keeping the old one: " + fits.error().message,
                  {{"CONFIG", config_path_}});
-    } else if (!firewall_changed && next == config_ && (!next.control_plane || tether_)) {
-      log_.info("config-unchanged", "configuration reloaded, nothing changed",
-                {{"CONFIG", config_path_}});
     } else {
       std::vector<std::string> did;
-      if (next.node_name != config_.node_name)
-        did.push_back("node: " + config_.node_name + " is now " + next.node_name);
+      const std::string old_name = config_.node_name;
       reload_session(next, did);
+      // After the session: a new name it could not take is set back there.
+      if (next.node_name != old_name)
+        did.insert(did.begin(), "node: " + old_name + " is now " + next.node_name);
       reload_local(next, did);
       if (health_ && next.health != config_.health)
         did.push_back("health: new settings from the next round");
@@ -691,11 +700,24 @@ bool Daemon::reload() {
       follow_credentials();
       // A spec the old limits rejected may fit the new ones.
       if (firewall_changed && tether_) tether_->firewall_policy_changed();
+      // The credential files as they are now (a reload is also how an
+      // admin says "read them"), their problems judged afresh.
+      const bool had_problems = !credential_problems_.empty();
+      credential_problems_.clear();
+      credentials_changed();
+      if (had_problems && credential_problems_.empty())
+        report(condition_type::kCredentialsValid, ConditionStatus::kTrue, "CredentialFilesUsable",
+               "the credential files tetherd follows are usable");
       std::string changed;
       for (const auto& d : did)
         changed += (changed.empty() ? "" : "; ") + d;
-      log_.notice("config-reloaded", "configuration reloaded: " + changed,
-                  {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
+      if (changed.empty()) {
+        log_.info("config-unchanged", "configuration reloaded, nothing changed",
+                  {{"CONFIG", config_path_}});
+      } else {
+        log_.notice("config-reloaded", "configuration reloaded: " + changed,
+                    {{"CONFIG", config_path_}, {"NODE", config_.node_name}});
+      }
     }
     applied = fits.has_value();
   }

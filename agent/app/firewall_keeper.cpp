@@ -137,6 +137,7 @@ void FirewallKeeper::take(Snapshot s) {
 
 Result<void> FirewallKeeper::start(const FirewallConfig& config) {
   config_ = config;
+  in_force_backend_ = config.backend;
   backend_ = make_backend_(config);
   if (!backend_) {
     return make_error(std::string("firewall.backend ") + to_string(config.backend) +
@@ -216,7 +217,7 @@ void FirewallKeeper::set_node_addresses(std::vector<boost::asio::ip::address> ad
     if (std::find(addresses.begin(), addresses.end(), a) == addresses.end())
       removed += (removed.empty() ? "" : " ") + a.to_string();
   node_addresses_ = std::move(addresses);
-  if (!firewall_) return;
+  if (backend_name_.empty()) return;  // not started
   run([this, addresses = node_addresses_] { return firewall_->set_node_addresses(addresses); },
       [this, added, removed, changed = std::move(changed)](Result<void> r) {
         if (!r) {
@@ -264,6 +265,14 @@ Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config,
   return {};
 }
 
+namespace {
+FirewallBackend to_backend(std::string_view name) {
+  for (auto b : {FirewallBackend::kNftables, FirewallBackend::kUfw, FirewallBackend::kNone})
+    if (name == to_string(b)) return b;
+  return FirewallBackend::kNone;
+}
+}  // namespace
+
 Result<void> FirewallKeeper::hand_over(const FirewallConfig& config,
                                        std::function<void(Result<void>)> done) {
   std::unique_ptr<firewall::Backend> next = make_backend_(config);
@@ -271,22 +280,42 @@ Result<void> FirewallKeeper::hand_over(const FirewallConfig& config,
     return make_error(std::string("firewall.backend ") + to_string(config.backend) +
                       " is not available in this version of tetherd");
   }
-  const FirewallConfig previous = std::exchange(config_, config);
-  const std::uint64_t seq = ++reconfigures_;
+  config_ = config;
+  ++reconfigures_;
   const std::string from = backend_name_;
   const std::string to = to_string(config.backend);
   // The outcome: the old backend's removal may fail after the new one took
   // over (its rules then linger, allowing what the new one allows).
-  using Outcome = Result<std::string>;
+  // (The backend the worker found in force, and any trouble removing it.)
+  struct Handed {
+    std::string from;
+    std::string lingering;
+  };
+  using Outcome = Result<Handed>;
   run(
       [this, next = std::move(next), policy = firewall_policy(config),
        addresses = node_addresses_]() mutable -> Outcome {
+        // An earlier handover to this kind failed, or a later reload came
+        // back to it: the backend in force stays, with the new settings.
+        // (Its twin's remove() would delete the very rules just applied.)
+        if (next->name() == backend_->name()) {
+          if (auto r = firewall_->set_policy(std::move(policy)); !r) return r.error();
+          return Handed{std::string(backend_->name()), ""};
+        }
         {
           std::lock_guard lock(backend_mutex_);
           incoming_ = next.get();
         }
         auto fw = std::make_unique<firewall::Firewall>(*next, policy, addresses);
         auto applied = fw->update(firewall_->last_good());
+        // A backend that filters nothing (ufw inactive, or its default
+        // allow) would leave the ports open once the old rules go.
+        if (applied) {
+          if (auto caveats = next->caveats()) {
+            for (const auto& c : *caveats)
+              if (c.open) applied = make_error(c.message);
+          }
+        }
         std::unique_ptr<firewall::Backend> old;
         {
           std::lock_guard lock(backend_mutex_);
@@ -297,18 +326,23 @@ Result<void> FirewallKeeper::hand_over(const FirewallConfig& config,
             firewall_ = std::move(fw);
           }
         }
+        // The clean-up runs to its end even when tetherd is stopping (an
+        // interrupted one would leave stray rules nothing removes later).
         if (!applied) {
+          next->interrupt(false);
           (void)next->remove();  // whatever part of the rules it added
           return applied.error();
         }
-        std::string lingering;
-        if (auto removed = old->remove(); !removed) lingering = removed.error().message;
-        return Outcome(boost::system::in_place_value, std::move(lingering));
+        old->interrupt(false);
+        Handed handed{std::string(old->name()), ""};
+        if (auto removed = old->remove(); !removed) handed.lingering = removed.error().message;
+        return handed;
       },
-      [this, seq, previous, from, to, done = std::move(done)](Outcome r) {
+      [this, from, to, done = std::move(done)](Outcome r) {
         if (!r) {
-          // Settings changed since then are kept: only the backend reverts.
-          if (seq == reconfigures_) config_ = previous;
+          // The backend in force stays, and config() says so, whatever came
+          // since: a reload with the same file tries again.
+          config_.backend = in_force_backend_;
           log_.error("firewall-handover-failed",
                      "cannot hand the firewall over from " + from + " to " + to + ": " +
                          r.error().message + "; " + from + " stays in force",
@@ -316,16 +350,24 @@ Result<void> FirewallKeeper::hand_over(const FirewallConfig& config,
           if (done) done(r.error());
           return;
         }
+        in_force_backend_ = to_backend(backend_name_);
+        if (r->from == backend_name_) {
+          log_.notice("firewall-applied",
+                      "firewall updated for the new configuration: " + summary(),
+                      {{"BACKEND", backend_name_}});
+          if (done) done(Result<void>());
+          return;
+        }
         log_.notice(
             "firewall-handed-over",
-            "firewall handed over from " + from + " to " + backend_name_ +
+            "firewall handed over from " + r->from + " to " + backend_name_ +
                 " (the new rules were in force before the old ones were removed): " + summary(),
-            {{"BACKEND", backend_name_}, {"PREVIOUS_BACKEND", from}});
-        if (!r->empty()) {
+            {{"BACKEND", backend_name_}, {"PREVIOUS_BACKEND", r->from}});
+        if (!r->lingering.empty()) {
           log_.warning("firewall-remove-failed",
-                       "cannot remove the rules " + from + " kept: " + *r +
+                       "cannot remove the rules " + r->from + " kept: " + r->lingering +
                            "; they allow no more than " + backend_name_ + " does",
-                       {{"BACKEND", from}});
+                       {{"BACKEND", r->from}});
         }
         if (done) done(Result<void>());
       });
@@ -362,7 +404,7 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
 }
 
 void FirewallKeeper::stop() {
-  if (stopped_.exchange(true) || !backend_) return;
+  if (stopped_.exchange(true) || backend_name_.empty()) return;
   // What is queued is skipped; what runs stops at its next step.
   interrupt(true);
   if (thread_) thread_->join();

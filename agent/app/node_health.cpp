@@ -150,7 +150,7 @@ void NodeHealth::reconfigure(const Config& config) {
   }
   if (!gateway_url_.empty()) return;
   // Not probed any more: the condition goes with its probe.
-  note(health_.forget(condition_type::kLinkerdGatewayReady, clock_.wall()));
+  forget(condition_type::kLinkerdGatewayReady);
 }
 
 void NodeHealth::set_tether(Tether* tether) {
@@ -207,11 +207,13 @@ awaitable<void> NodeHealth::round() {
   local_round();
   auto [k3s, gateway] = co_await std::move(network);
   if (stopped_) co_return;
-  if (k3s) {
+  // A reload may have removed a probe while it ran: its answer is dropped,
+  // or it would bring back a condition nothing probes any more.
+  if (k3s && k3s_) {
     stats_.k3s_took = k3s->took;
     take(condition_type::kK3sReady, *k3s);
   }
-  if (gateway) {
+  if (gateway && !gateway_url_.empty()) {
     stats_.gateway_took = gateway->took;
     take(condition_type::kLinkerdGatewayReady, *gateway);
   }

@@ -106,5 +106,16 @@ TEST_F(FileWatchTest, FollowingTheSameFilesAgainGoesOnWatching) {
   }
 }
 
+// Found by review: an event already queued when the set is followed again
+// (a reload, a change elsewhere) must not be dropped with the old watch.
+TEST_F(FileWatchTest, AnEventQueuedBeforeFollowingAgainIsKept) {
+  std::filesystem::create_directories(tmp_.file("certs"));
+  int n = settled();
+  write("certs/node.crt", "queued");  // in the kernel's queue, not read yet
+  ASSERT_TRUE(watch_.follow({tmp_.file("etc/k3s.yaml"), tmp_.file("certs/node.crt")},
+                            [this] { ++changes_; }));
+  EXPECT_EQ(settled(), ++n);
+}
+
 }  // namespace
 }  // namespace tetherd

@@ -129,6 +129,20 @@ TEST_F(DaemonTest, ReloadWithoutChangesSaysSo) {
   io_.run();
 }
 
+// Found by review: a standalone node renamed was said to have lost its
+// control plane.
+TEST_F(DaemonTest, AStandaloneRenameSaysSoAndNothingElse) {
+  Daemon d = make(config_named("alpha"));
+  ASSERT_TRUE(d.start().has_value());
+  next_ = config_named("beta");
+  EXPECT_TRUE(d.reload());
+  auto lines = log_.with_event("config-reloaded");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].message, "configuration reloaded: node: alpha is now beta");
+  d.stop("test");
+  io_.run();
+}
+
 TEST_F(DaemonTest, BadReloadIsRejectedAndTheOldConfigStays) {
   Daemon d = make(config_named("alpha"));
   ASSERT_TRUE(d.start().has_value());

@@ -169,7 +169,8 @@ class FirewallHandover : public FirewallKeeperTest {
         [this](const FirewallConfig& c) -> std::unique_ptr<fw::Backend> {
           auto b = std::make_unique<test::FakeBackend>(to_string(c.backend), &journal_);
           b->fail_apply = c.backend == fail_;
-          made_[to_string(c.backend)] = b.get();
+          if (c.backend == open_) b->caveat_list = {{true, "ufw is inactive", true}};
+          made_.emplace(to_string(c.backend), b.get());  // the first of each kind
           return b;
         },
         {boost::asio::ip::make_address("192.0.2.1")}, io_.get_executor());
@@ -181,6 +182,7 @@ class FirewallHandover : public FirewallKeeperTest {
   std::vector<std::string> journal_;
   std::map<std::string, test::FakeBackend*> made_;
   std::optional<FirewallBackend> fail_;
+  std::optional<FirewallBackend> open_;  // its backend filters nothing
 };
 
 TEST_F(FirewallHandover, TheNewBackendIsInForceBeforeTheOldOneIsRemoved) {
@@ -235,6 +237,62 @@ TEST_F(FirewallHandover, ANewBackendThatCannotApplyLeavesTheOldOneInForce) {
   EXPECT_EQ(failed[0].message,
             "cannot hand the firewall over from nftables to ufw: fake apply failure; nftables "
             "stays in force");
+}
+
+// Found by review: a second reload while a handover that will fail is
+// queued. Back to the backend in force: its twin must not remove() the
+// rules just applied; and whatever came since, config() names the backend
+// in force once the handover failed, so the same file tries again.
+TEST_F(FirewallHandover, AReloadBackDuringAFailingHandoverKeepsTheRulesInForce) {
+  fail_ = FirewallBackend::kUfw;
+  auto keeper = make_named();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  test::update(io_, keeper, {{"198.51.100.0/24"}, {}});
+  journal_.clear();
+  FirewallConfig to_ufw = config_;
+  to_ufw.backend = FirewallBackend::kUfw;
+  ASSERT_TRUE(keeper.reconfigure(to_ufw).has_value());
+  FirewallConfig back = config_;
+  back.verdict = fw::Verdict::kReject;
+  ASSERT_TRUE(keeper.reconfigure(back).has_value());  // queued behind the first
+  test::drain(io_);
+  EXPECT_EQ(journal_, (std::vector<std::string>{"ufw remove", "nftables apply"}))
+      << "the failed one cleaned up, then the new settings on the backend in force";
+  EXPECT_TRUE(allows_in("nftables", "198.51.100.7"));
+  EXPECT_EQ(made_.at("nftables")->live->allowlist.verdict, fw::Verdict::kReject);
+  EXPECT_EQ(keeper.config().backend, FirewallBackend::kNftables);
+}
+
+TEST_F(FirewallHandover, AFailedHandoverIsTriedAgainAfterALaterReload) {
+  fail_ = FirewallBackend::kUfw;
+  auto keeper = make_named();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  FirewallConfig to_ufw = config_;
+  to_ufw.backend = FirewallBackend::kUfw;
+  ASSERT_TRUE(keeper.reconfigure(to_ufw).has_value());
+  FirewallConfig still_ufw = to_ufw;
+  still_ufw.verdict = fw::Verdict::kReject;
+  ASSERT_TRUE(keeper.reconfigure(still_ufw).has_value());  // same backend as wanted
+  test::drain(io_);
+  EXPECT_EQ(keeper.backend_name(), "nftables");
+  EXPECT_EQ(keeper.config().backend, FirewallBackend::kNftables)
+      << "so the daemon sees the file differ and hands over again";
+}
+
+TEST_F(FirewallHandover, ABackendThatFiltersNothingIsNotHandedOver) {
+  open_ = FirewallBackend::kUfw;
+  auto keeper = make_named();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  journal_.clear();
+  FirewallConfig to_ufw = config_;
+  to_ufw.backend = FirewallBackend::kUfw;
+  std::optional<Result<void>> outcome;
+  ASSERT_TRUE(keeper.reconfigure(to_ufw, [&](Result<void> r) { outcome = r; }).has_value());
+  test::drain(io_);
+  ASSERT_TRUE(outcome && !outcome->has_value());
+  EXPECT_EQ(outcome->error().message, "ufw is inactive");
+  EXPECT_EQ(journal_, (std::vector<std::string>{"ufw apply", "ufw remove"}));
+  EXPECT_TRUE(made_.at("nftables")->live.has_value()) << "nftables stays in force";
 }
 
 TEST_F(FirewallKeeperTest, AnotherFirewallThatBlocksIsReportedOnceAndWhenItGoes) {
