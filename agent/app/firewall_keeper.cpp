@@ -137,7 +137,6 @@ void FirewallKeeper::take(Snapshot s) {
 
 Result<void> FirewallKeeper::start(const FirewallConfig& config) {
   config_ = config;
-  in_force_backend_ = config.backend;
   backend_ = make_backend_(config);
   if (!backend_) {
     return make_error(std::string("firewall.backend ") + to_string(config.backend) +
@@ -342,7 +341,7 @@ Result<void> FirewallKeeper::hand_over(const FirewallConfig& config,
         if (!r) {
           // The backend in force stays, and config() says so, whatever came
           // since: a reload with the same file tries again.
-          config_.backend = in_force_backend_;
+          config_.backend = to_backend(backend_name_);
           log_.error("firewall-handover-failed",
                      "cannot hand the firewall over from " + from + " to " + to + ": " +
                          r.error().message + "; " + from + " stays in force",
@@ -350,7 +349,6 @@ Result<void> FirewallKeeper::hand_over(const FirewallConfig& config,
           if (done) done(r.error());
           return;
         }
-        in_force_backend_ = to_backend(backend_name_);
         if (r->from == backend_name_) {
           log_.notice("firewall-applied",
                       "firewall updated for the new configuration: " + summary(),

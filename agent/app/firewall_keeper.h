@@ -149,7 +149,6 @@ class FirewallKeeper {
 
   // The loop's side.
   std::string backend_name_;  // empty until applied
-  FirewallBackend in_force_backend_ = FirewallBackend::kNone;
   std::uint64_t reconfigures_ = 0;
   firewall::DesiredSources in_force_;
   std::optional<firewall::DesiredSources> wanted_;

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "test/support/child_process.h"
+#include "test/support/loopback_http.h"
 #include "test/support/notify_socket.h"
 #include "test/support/temp_dir.h"
 
@@ -27,24 +28,12 @@ using tcp = boost::asio::ip::tcp;
 
 constexpr auto kDeadline = 10s;
 
-// A free port on loopback: bound, read, released. The daemon binds it next.
-std::uint16_t free_port() {
-  boost::asio::io_context io;
-  tcp::acceptor a(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  return a.local_endpoint().port();
-}
+using test::free_port;
 
 http::response<http::string_body> get(std::uint16_t port, const std::string& target) {
-  boost::asio::io_context io;
-  tcp::socket socket(io);
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::empty_body> req(http::verb::get, target, 11);
-  req.set(http::field::host, "127.0.0.1");
-  http::write(socket, req);
-  boost::beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(socket, buffer, res);
-  return res;
+  auto res = test::http_get(port, target);
+  if (!res) throw std::runtime_error("nothing listens on 127.0.0.1:" + std::to_string(port));
+  return std::move(*res);
 }
 
 class HealthProcess : public ::testing::Test {

@@ -8,13 +8,9 @@
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
-#include <thread>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
 #include <openssl/bn.h>
 #include <openssl/pem.h>
@@ -22,6 +18,7 @@
 
 #include "test/support/api_server/api_server.h"
 #include "test/support/child_process.h"
+#include "test/support/loopback_http.h"
 #include "test/support/netns.h"
 #include "test/support/notify_socket.h"
 #include "test/support/rbac_manifest.h"
@@ -33,7 +30,6 @@ namespace tetherd {
 namespace {
 
 using namespace std::chrono_literals;
-namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 
 constexpr auto kDeadline = 20s;
@@ -44,39 +40,13 @@ void write_file(const std::string& path, const std::string& text, mode_t mode = 
   chmod(path.c_str(), mode);
 }
 
-std::uint16_t free_port() {
-  boost::asio::io_context io;
-  tcp::acceptor a(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  return a.local_endpoint().port();
-}
+using test::free_port;
 
-// GET on loopback; an empty optional when nothing listens there.
+// The body served there; nullopt when nothing listens.
 std::optional<std::string> get(std::uint16_t port, const std::string& target) {
-  boost::asio::io_context io;
-  tcp::socket socket(io);
-  boost::system::error_code ec;
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
-  if (ec) return std::nullopt;
-  http::request<http::empty_body> req(http::verb::get, target, 11);
-  req.set(http::field::host, "127.0.0.1");
-  http::write(socket, req);
-  boost::beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(socket, buffer, res);
-  return res.body();
-}
-
-// Polls `done` until it holds or the deadline passes: for facts that only
-// show in a file or a page (what the server records is waited on with its
-// own condition variables).
-template <class F>
-bool eventually(F done, std::chrono::milliseconds deadline = kDeadline) {
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
+  auto res = test::http_get(port, target);
+  if (!res) return std::nullopt;
+  return res->body();
 }
 
 // What a shell command prints on stdout ("" when it fails).
@@ -233,15 +203,24 @@ class ReloadProcess : public ::testing::Test {
     return line.find(part) != std::string::npos;
   }
 
-  // As the free one, draining the notify socket meanwhile: systemd reads
-  // every notification, and a sender whose datagrams are not read blocks.
+  // Waits until `done` holds, at most `deadline`. What it looks at moves
+  // with the daemon's requests (the server's store, its records), so it is
+  // judged again at each request the server records (its condition
+  // variable), and at least every 100 ms, when the notify socket is drained
+  // as systemd would: a sender whose datagrams are not read blocks.
   template <class F>
-  bool eventually(F done) {
-    return tetherd::eventually([&] {
+  bool eventually(F done, std::chrono::milliseconds deadline = kDeadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    for (;;) {
       while (notify_.receive(std::chrono::milliseconds(0))) {
       }
-      return done();
-    });
+      const std::size_t seen = server_->requests().size();
+      if (done()) return true;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      server_->wait_for_requests(seen + 1, std::min(left, std::chrono::milliseconds(100)));
+    }
   }
 
   std::size_t requests_with(const std::string& serial) const {
@@ -307,8 +286,8 @@ TEST_F(ReloadProcess, EachSectionAloneThenTogetherThenABadFile) {
     // A 10 s heartbeat could renew twice in 8 s at most (the one a
     // reload makes at once, and one more); 1 s renews three times and
     // more, and the Lease says 4 s.
-    ASSERT_TRUE(tetherd::eventually(
-        [&] { return requests_by("tetherd:node-a", "/leases/") >= leases + 3; }, 8s))
+    ASSERT_TRUE(
+        eventually([&] { return requests_by("tetherd:node-a", "/leases/") >= leases + 3; }, 8s))
         << p->err();
     auto lease = server_->get(
         "/apis/coordination.k8s.io/v1/namespaces/tetherd-system/leases/tetherd-node-a");

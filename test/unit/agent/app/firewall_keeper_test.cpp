@@ -175,6 +175,18 @@ class FirewallHandover : public FirewallKeeperTest {
         },
         {boost::asio::ip::make_address("192.0.2.1")}, io_.get_executor());
   }
+  // Started, 198.51.100.0/24 from the control plane in force, and the
+  // journal cleared: what a handover starts from.
+  void start_with_sources(FirewallKeeper& keeper) {
+    ASSERT_TRUE(keeper.start(config_).has_value());
+    ASSERT_TRUE(test::update(io_, keeper, {{"198.51.100.0/24"}, {}}).has_value());
+    journal_.clear();
+  }
+  FirewallConfig with_backend(FirewallBackend backend) const {
+    FirewallConfig c = config_;
+    c.backend = backend;
+    return c;
+  }
   bool allows_in(const std::string& backend, const char* address) {
     auto* b = made_.at(backend);
     return b->live && b->live->allowlist.sources.contains(boost::asio::ip::make_address(address));
@@ -187,12 +199,9 @@ class FirewallHandover : public FirewallKeeperTest {
 
 TEST_F(FirewallHandover, TheNewBackendIsInForceBeforeTheOldOneIsRemoved) {
   auto keeper = make_named();
-  ASSERT_TRUE(keeper.start(config_).has_value());
-  test::update(io_, keeper, {{"198.51.100.0/24"}, {}});
-  journal_.clear();
+  start_with_sources(keeper);
 
-  FirewallConfig next = config_;
-  next.backend = FirewallBackend::kUfw;
+  FirewallConfig next = with_backend(FirewallBackend::kUfw);
   next.verdict = fw::Verdict::kReject;
   std::optional<Result<void>> outcome;
   ASSERT_TRUE(keeper.reconfigure(next, [&](Result<void> r) { outcome = r; }).has_value());
@@ -217,12 +226,9 @@ TEST_F(FirewallHandover, TheNewBackendIsInForceBeforeTheOldOneIsRemoved) {
 TEST_F(FirewallHandover, ANewBackendThatCannotApplyLeavesTheOldOneInForce) {
   fail_ = FirewallBackend::kUfw;
   auto keeper = make_named();
-  ASSERT_TRUE(keeper.start(config_).has_value());
-  test::update(io_, keeper, {{"198.51.100.0/24"}, {}});
-  journal_.clear();
+  start_with_sources(keeper);
 
-  FirewallConfig next = config_;
-  next.backend = FirewallBackend::kUfw;
+  const FirewallConfig next = with_backend(FirewallBackend::kUfw);
   std::optional<Result<void>> outcome;
   ASSERT_TRUE(keeper.reconfigure(next, [&](Result<void> r) { outcome = r; }).has_value());
   test::drain(io_);
@@ -246,11 +252,8 @@ TEST_F(FirewallHandover, ANewBackendThatCannotApplyLeavesTheOldOneInForce) {
 TEST_F(FirewallHandover, AReloadBackDuringAFailingHandoverKeepsTheRulesInForce) {
   fail_ = FirewallBackend::kUfw;
   auto keeper = make_named();
-  ASSERT_TRUE(keeper.start(config_).has_value());
-  test::update(io_, keeper, {{"198.51.100.0/24"}, {}});
-  journal_.clear();
-  FirewallConfig to_ufw = config_;
-  to_ufw.backend = FirewallBackend::kUfw;
+  start_with_sources(keeper);
+  const FirewallConfig to_ufw = with_backend(FirewallBackend::kUfw);
   ASSERT_TRUE(keeper.reconfigure(to_ufw).has_value());
   FirewallConfig back = config_;
   back.verdict = fw::Verdict::kReject;
@@ -267,8 +270,7 @@ TEST_F(FirewallHandover, AFailedHandoverIsTriedAgainAfterALaterReload) {
   fail_ = FirewallBackend::kUfw;
   auto keeper = make_named();
   ASSERT_TRUE(keeper.start(config_).has_value());
-  FirewallConfig to_ufw = config_;
-  to_ufw.backend = FirewallBackend::kUfw;
+  const FirewallConfig to_ufw = with_backend(FirewallBackend::kUfw);
   ASSERT_TRUE(keeper.reconfigure(to_ufw).has_value());
   FirewallConfig still_ufw = to_ufw;
   still_ufw.verdict = fw::Verdict::kReject;
@@ -284,8 +286,7 @@ TEST_F(FirewallHandover, ABackendThatFiltersNothingIsNotHandedOver) {
   auto keeper = make_named();
   ASSERT_TRUE(keeper.start(config_).has_value());
   journal_.clear();
-  FirewallConfig to_ufw = config_;
-  to_ufw.backend = FirewallBackend::kUfw;
+  const FirewallConfig to_ufw = with_backend(FirewallBackend::kUfw);
   std::optional<Result<void>> outcome;
   ASSERT_TRUE(keeper.reconfigure(to_ufw, [&](Result<void> r) { outcome = r; }).has_value());
   test::drain(io_);
