@@ -20,7 +20,7 @@ constexpr std::uint32_t kMask = IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_MO
 }  // namespace
 
 FileWatch::FileWatch(boost::asio::io_context& io, const Clock& clock)
-    : io_(io), clock_(clock), buffer_(64 << 10), timer_(io) {}
+    : io_(io), clock_(clock), buffer_(64 << 10), timer_(io, clock) {}
 
 FileWatch::~FileWatch() {
   stop();

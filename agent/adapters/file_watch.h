@@ -21,11 +21,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "agent/core/clock.h"
 #include "agent/core/coalescer.h"
 #include "agent/core/result.h"
+#include "agent/core/timer.h"
 
 namespace tetherd {
 
@@ -66,7 +66,7 @@ class FileWatch {
   std::map<int, std::string> dirs_;
   std::map<std::string, std::set<std::string>> names_;
   std::vector<char> buffer_;
-  boost::asio::steady_timer timer_;
+  Timer timer_;
   Coalescer coalescer_{kQuiet, kAtMost};
   bool stopped_ = false;
 };

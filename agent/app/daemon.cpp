@@ -46,9 +46,9 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       health_(parts.health),
       factories_(std::move(factories)),
       files_(parts.files),
-      tick_(io),
-      issuer_timer_(io),
-      reconcile_timer_(io) {}
+      tick_(io, clock),
+      issuer_timer_(io, clock),
+      reconcile_timer_(io, clock) {}
 
 Daemon::~Daemon() {
   // The health side outlives what the daemon made: it lets go first.

@@ -11,7 +11,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "agent/adapters/address_monitor.h"
 #include "agent/adapters/file_watch.h"
@@ -27,6 +26,7 @@
 #include "agent/core/firewall_monitor.h"
 #include "agent/core/log.h"
 #include "agent/core/service_notifier.h"
+#include "agent/core/timer.h"
 
 namespace tetherd {
 
@@ -167,12 +167,12 @@ class Daemon {
   std::map<std::string, std::string> credential_problems_;
   // Pings the watchdog (when systemd asks for it) and runs the clock-jump
   // check: one wake-up for both.
-  boost::asio::steady_timer tick_;
-  boost::asio::steady_timer issuer_timer_;
+  Timer tick_;
+  Timer issuer_timer_;
   std::string rotate_token_;          // spec.linkerd.rotate as last seen
   std::string rotate_token_pending_;  // asked for, not yet rotated
   // The backstop for drift the monitor cannot see (or when it cannot run).
-  boost::asio::steady_timer reconcile_timer_;
+  Timer reconcile_timer_;
   bool reconcile_pending_ = false;
   Duration watchdog_period_{};  // zero: no watchdog
   bool stopping_ = false;

@@ -66,7 +66,7 @@ IssuerRotation::IssuerRotation(asio::io_context& io, kube::KubeClient& cluster, 
       log_(log),
       config_(std::move(config)),
       timing_(timing),
-      timer_(io) {}
+      timer_(io, clock) {}
 
 awaitable<IssuerRotation::Read> IssuerRotation::read() {
   Read r;

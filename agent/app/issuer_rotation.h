@@ -30,7 +30,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "agent/config/config.h"
 #include "agent/core/certificate.h"
@@ -38,6 +37,7 @@
 #include "agent/core/issuer_policy.h"
 #include "agent/core/linkerd_objects.h"
 #include "agent/core/log.h"
+#include "agent/core/timer.h"
 #include "agent/kube/kube_client.h"
 
 namespace tetherd {
@@ -117,7 +117,7 @@ class IssuerRotation {
   Log& log_;
   LinkerdConfig config_;
   IssuerRotationTiming timing_;
-  boost::asio::steady_timer timer_;
+  Timer timer_;
   bool busy_ = false;
   bool stopped_ = false;
   struct Request {

@@ -58,7 +58,7 @@ NodeHealth::NodeHealth(asio::io_context& io, const Clock& clock, Log& log, const
       gateway_port_(gateway_port),
       health_(config.health.threshold),
       disk_paths_{kRancherDir, config.state.dir},
-      timer_(io) {
+      timer_(io, clock) {
   if (tether_ == nullptr) return;
   // What the session holds already, then every change it makes.
   for (const Condition& c : tether_->status().conditions.all()) {

@@ -32,7 +32,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 
 #include "agent/adapters/http_server.h"
@@ -42,6 +41,7 @@
 #include "agent/core/clock.h"
 #include "agent/core/health.h"
 #include "agent/core/log.h"
+#include "agent/core/timer.h"
 #include "agent/kube/https_client.h"
 
 namespace tetherd {
@@ -157,7 +157,7 @@ class NodeHealth {
   std::string metrics_listen_;
   std::unique_ptr<HttpServer> metrics_server_;
   std::unique_ptr<HttpServer> status_server_;
-  boost::asio::steady_timer timer_;
+  Timer timer_;
   MonoTime round_started_{};
   bool poked_ = false;
   bool rearm_ = false;  // a new interval: the wait under way is armed again

@@ -22,7 +22,7 @@ ResumeDetector::ResumeDetector(boost::asio::io_context& io, const Clock& clock, 
       logind_(options_.bus_address == "none"
                   ? nullptr
                   : std::make_unique<LogindSleep>(io, log, options_.bus_address)),
-      grace_(io) {}
+      grace_(io, clock) {}
 
 ResumeDetector::~ResumeDetector() {
   *alive_ = false;

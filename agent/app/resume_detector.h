@@ -14,13 +14,13 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "agent/adapters/logind.h"
 #include "agent/core/clock.h"
 #include "agent/core/clock_jump.h"
 #include "agent/core/log.h"
 #include "agent/core/resume_filter.h"
+#include "agent/core/timer.h"
 
 namespace tetherd {
 
@@ -83,7 +83,7 @@ class ResumeDetector {
   ClockJumpCheck clock_jump_;
   ResumeFilter filter_;
   std::unique_ptr<LogindSleep> logind_;
-  boost::asio::steady_timer grace_;
+  Timer grace_;
   SleepHandler on_sleep_;
   ResumeHandler on_resumed_;
   Stats stats_;

@@ -73,7 +73,9 @@ Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeepe
       namespace_(config.control_plane->namespace_),
       server_(http_->server()),
       reflector_(client_, kube::collection_path(kube::kEdgeNodes, namespace_),
-                 "metadata.name=" + node_, timing.watch, timing.retry, *this),
+                 "metadata.name=" + node_, timing.watch,
+                 timing.retry ? std::move(*timing.retry) : kube::default_retry_context(clock),
+                 *this),
       lease_(client_, clock, log,
              LeaseSpec{lease_name(node_), namespace_, node_,
                        std::chrono::duration_cast<std::chrono::seconds>(
@@ -81,7 +83,7 @@ Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeepe
              config.control_plane->heartbeat_interval, std::move(timing.lease_wait)),
       publisher_(config.health.interval),
       health_interval_(config.health.interval),
-      status_timer_(io) {
+      status_timer_(io, clock) {
   status_.agent_version = TETHERD_VERSION;
   lease_.on_result([this](const kube::ApiResult<kube::LeaseRenewal>& result) {
     if (result)

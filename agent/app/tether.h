@@ -23,7 +23,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/json/value.hpp>
 
 #include "agent/app/firewall_keeper.h"
@@ -31,6 +30,7 @@
 #include "agent/core/clock.h"
 #include "agent/core/log.h"
 #include "agent/core/node_status.h"
+#include "agent/core/timer.h"
 #include "agent/kube/https_client.h"
 #include "agent/kube/kube_client.h"
 #include "agent/kube/lease_heartbeat.h"
@@ -47,11 +47,11 @@ struct TetherStats {
   std::size_t connects = 0;  // times the session became connected (the first included)
 };
 
-// Hooks for tests: the Lease's and the status loop's waits, and the
-// Reflector's retry context (sleep, jitter, monotonic now).
+// Hooks for tests: the Lease's wait, and the Reflector's retry context
+// (sleep, jitter, monotonic now). Empty: the clock's timers.
 struct TetherTiming {
-  kube::RetryContext retry = kube::default_retry_context();
-  kube::LeaseHeartbeat::Wait lease_wait;  // empty: a steady_timer
+  std::optional<kube::RetryContext> retry;  // empty: kube::default_retry_context(clock)
+  kube::LeaseHeartbeat::Wait lease_wait;    // empty: a timer of the clock
   kube::WatchOptions watch;
 };
 
@@ -152,7 +152,7 @@ class Tether final : private kube::ReflectorHandler {
   NodeStatus status_;
   StatusPublisher publisher_;
   Duration health_interval_;
-  boost::asio::steady_timer status_timer_;
+  Timer status_timer_;
   bool status_poked_ = false;
   bool missing_ = false;  // our EdgeNode does not exist (yet, or any more)
   bool stopped_ = false;

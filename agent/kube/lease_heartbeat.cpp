@@ -10,6 +10,7 @@
 
 #include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
+#include "agent/core/timer.h"
 
 namespace tetherd::kube {
 
@@ -52,8 +53,9 @@ LeaseHeartbeat::LeaseHeartbeat(KubeClient& client, const Clock& clock, Log& log,
       path_(object_path(kLeases, spec_.namespace_, spec_.name)),
       lease_field_(spec_.namespace_ + "/" + spec_.name) {
   if (!wait_) {
-    wait_ = [](Duration delay) -> awaitable<void> {
-      asio::steady_timer timer(co_await asio::this_coro::executor, delay);
+    wait_ = [&clock](Duration delay) -> awaitable<void> {
+      Timer timer(co_await asio::this_coro::executor, clock);
+      timer.expires_after(delay);
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     };
   }

@@ -43,8 +43,8 @@ struct LeaseStats {
 
 class LeaseHeartbeat {
  public:
-  // Waits `delay` on the event loop; a steady_timer unless a test hands in
-  // its own. It must end early when cancelled (run() cancels it).
+  // Waits `delay` on the event loop; a timer of the clock (core/timer.h)
+  // unless a test hands in its own. It must end early when cancelled (run() cancels it).
   using Wait = std::function<boost::asio::awaitable<void>(Duration)>;
   using Listener = std::function<void(const ApiResult<LeaseRenewal>&)>;
 

@@ -8,23 +8,26 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "agent/core/timer.h"
+
 namespace tetherd::kube {
 
 namespace asio = boost::asio;
 using asio::awaitable;
 using namespace asio::experimental::awaitable_operators;
 
-RetryContext default_retry_context(BackoffPolicy policy) {
+RetryContext default_retry_context(const Clock& clock, BackoffPolicy policy) {
   RetryContext r;
   r.policy = policy;
-  r.sleep = [](Duration delay) -> awaitable<void> {
-    asio::steady_timer timer(co_await asio::this_coro::executor, delay);
+  r.sleep = [&clock](Duration delay) -> awaitable<void> {
+    Timer timer(co_await asio::this_coro::executor, clock);
+    timer.expires_after(delay);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   };
   auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
   r.random = [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
-  // steady_clock is CLOCK_MONOTONIC, the clock the waits run on.
-  r.now = [] { return std::chrono::steady_clock::now().time_since_epoch(); };
+  // The clock the waits run on.
+  r.now = [&clock] { return clock.monotonic(); };
   return r;
 }
 

@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "agent/core/backoff.h"
+#include "agent/core/clock.h"
 #include "agent/kube/api_error.h"
 
 namespace tetherd::kube {
@@ -23,8 +24,9 @@ struct RetryContext {
   std::function<MonoTime()> now;
 };
 
-// The daemon's: a steady_timer on the current executor, and a seeded PRNG.
-RetryContext default_retry_context(BackoffPolicy policy = {});
+// The daemon's: a timer of `clock` (core/timer.h) on the current executor,
+// and a seeded PRNG. `clock` must outlive the context.
+RetryContext default_retry_context(const Clock& clock, BackoffPolicy policy = {});
 
 // Runs `op` (returning awaitable<ApiResult<T>>) until it succeeds, fails
 // with an error that is not retryable (a 403 does not get better by asking

@@ -7,7 +7,7 @@
 
 namespace tetherd::test {
 
-class FakeClock final : public Clock {
+class FakeClock : public Clock {
  public:
   explicit FakeClock(WallTime wall = WallTime(std::chrono::hours(24 * 365 * 56))) : wall_(wall) {}
 

@@ -1,6 +1,7 @@
 // Watch and list+watch (the Reflector) against the test API server: the
 // wire format, resourceVersions, bookmarks, 410 and relists, and every way
 // a watch can go wrong ending in a clear error and a retry.
+#include "agent/adapters/system_clock.h"
 #include "agent/kube/reflector.h"
 #include "test/integration/kube/kube_fixture.h"
 
@@ -149,6 +150,7 @@ class Gate {
 
 class ReflectorTest : public KubeWatchTest {
  protected:
+  SystemClock clock_;
   void stop(kube::Reflector& reflector, kube::HttpsClient& http, std::future<bool>& running) {
     on_client_thread([&] {
       reflector.stop();
@@ -217,7 +219,8 @@ TEST_F(ReflectorTest, ResumeAndStopCutALongBackoffShort) {
   KubeClient kube(*http);
   Mailbox mail;
   RecordingHandler handler(mail);
-  kube::Reflector reflector(kube, kEdgeNodes, kMine, {}, kube::default_retry_context(), handler);
+  kube::Reflector reflector(kube, kEdgeNodes, kMine, {}, kube::default_retry_context(clock_),
+                            handler);
   auto running = start(run_reflector(reflector));
   EXPECT_NE(mail.wait_for_prefix("ERROR http HTTP 429"), "");
   on_client_thread([&] { reflector.resumed(); });  // a resume: try now

@@ -115,8 +115,8 @@ class TetherKernel : public testing::Test {
       ASSERT_TRUE(http) << http.error().message;
       TetherTiming timing;
       // Short waits: these tests are about what happens, not how long.
-      timing.retry = kube::default_retry_context({.base = 100ms, .cap = 1s});
-      timing.retry.random = [] { return 0.5; };
+      timing.retry = kube::default_retry_context(clock_, {.base = 100ms, .cap = 1s});
+      timing.retry->random = [] { return 0.5; };
       tether_ = std::make_unique<Tether>(io_, clock_, log_, *keeper_, std::move(*http), config_,
                                          std::move(timing));
       tether_->on_change([this] { poke(); });
