@@ -79,12 +79,12 @@ bool parse_args(int argc, char** argv, Options& o) {
 // The session with the control plane, or why its kubeconfig cannot be used.
 tetherd::Result<std::unique_ptr<tetherd::Tether>> make_tether(
     boost::asio::io_context& io, const tetherd::Clock& clock, tetherd::Log& log,
-    tetherd::FirewallKeeper& firewall, const tetherd::Config& config,
-    const tetherd::Kubeconfig& kubeconfig) {
+    tetherd::FirewallKeeper& firewall, tetherd::NodeConditions& conditions,
+    const tetherd::Config& config, const tetherd::Kubeconfig& kubeconfig) {
   using namespace tetherd;
   auto http = kube::HttpsClient::create(io.get_executor(), kubeconfig);
   if (!http) return make_error(kube::describe(http.error()));
-  return std::make_unique<Tether>(io, clock, log, firewall, std::move(*http), config);
+  return std::make_unique<Tether>(io, clock, log, firewall, conditions, std::move(*http), config);
 }
 
 // systemd's RuntimeDirectory=tetherd gives /run/tetherd (and says so in
@@ -131,11 +131,15 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
   };
   FirewallKeeper firewall(log, state, make_backend, node_addresses(), io.get_executor(),
                           FirewallKeeper::Worker::kThread);
+  // The node's conditions: reported to and read from here alone.
+  NodeConditions conditions(clock, config.health.threshold);
   // What a configuration describes is made by the daemon, at start and
   // again when a reload changes it.
   DaemonFactories factories{
-      .tether = [&](const Config& c,
-                    const Kubeconfig& k) { return make_tether(io, clock, log, firewall, c, k); },
+      .tether =
+          [&](const Config& c, const Kubeconfig& k) {
+            return make_tether(io, clock, log, firewall, conditions, c, k);
+          },
       // k3s and linkerd's issuer, from cluster.kubeconfig: made when usable,
       // so tetherd can start before k3s writes it.
       .local = [&](const Config& c) { return std::make_unique<LocalCluster>(io, clock, log, c); },
@@ -146,7 +150,7 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
       }};
   // logind on the system bus when there is one; the clocks in any case.
   ResumeDetector resume(io, clock, log);
-  NodeHealth health(io, clock, log, config, firewall, nullptr, nullptr);
+  NodeHealth health(io, clock, log, config, firewall, conditions, nullptr, nullptr);
   health.serve(config.metrics.listen, status_socket_path());
   AddressMonitor addresses(io, log);
   FileWatch files(io, clock);
@@ -154,7 +158,8 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
                     .resume = &resume,
                     .state = &state,
                     .health = &health,
-                    .files = &files};
+                    .files = &files,
+                    .conditions = &conditions};
   Daemon daemon(io, clock, log, notifier, firewall, options.config, load, config, parts,
                 std::move(factories));
   if (!daemon.start()) return kExitFailure;

@@ -57,7 +57,7 @@ struct Rig {
     config.state.dir = dir.path();
     config.firewall.backend = FirewallBackend::kNone;
     (void)keeper.start(config.firewall);
-    health = std::make_unique<NodeHealth>(io, clock, log, config, keeper, nullptr, k3s,
+    health = std::make_unique<NodeHealth>(io, clock, log, config, keeper, conditions, nullptr, k3s,
                                           ProbeDeadlines{}, gateway.gateway_port());
   }
 
@@ -78,6 +78,7 @@ struct Rig {
   boost::asio::io_context io{1};
   test::FakeClock clock;
   test::RecordingLog log;
+  NodeConditions conditions{clock, 2};
   Config config;
   std::shared_ptr<kube::HttpsClient> k3s;
   FirewallKeeper keeper{log,

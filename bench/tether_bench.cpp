@@ -112,7 +112,8 @@ class Bench {
       if (!keeper_->start(config_.firewall)) std::abort();
       auto http = kube::HttpsClient::create(io_.get_executor(), k);
       if (!http) std::abort();
-      tether_ = std::make_unique<Tether>(io_, clock_, log_, *keeper_, std::move(*http), config_);
+      tether_ = std::make_unique<Tether>(io_, clock_, log_, *keeper_, conditions_, std::move(*http),
+                                         config_);
       tether_->on_change([this] {
         const std::lock_guard lock(mutex_);
         ++changes_;
@@ -156,6 +157,7 @@ class Bench {
   Config config_;
   SystemClock clock_;
   test::RecordingLog log_;
+  NodeConditions conditions_{clock_, 2};
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
       io_.get_executor()};

@@ -44,6 +44,10 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       local_(parts.local),
       state_(parts.state ? std::optional<StateDir>(*parts.state) : std::nullopt),
       health_(parts.health),
+      own_conditions_(parts.conditions
+                          ? nullptr
+                          : std::make_unique<NodeConditions>(clock, config_.health.threshold)),
+      conditions_(parts.conditions ? parts.conditions : own_conditions_.get()),
       factories_(std::move(factories)),
       files_(parts.files),
       tick_(io, clock),
@@ -195,8 +199,8 @@ void Daemon::take_local() {
     if (local_->k3s()) {
       health_->set_k3s(local_->k3s());
     } else if (!local_->k3s_problem().empty()) {
-      health_->report(condition_type::kK3sReady, ConditionStatus::kFalse, "KubeconfigUnusable",
-                      local_->k3s_problem());
+      conditions_->report(condition_type::kK3sReady, ConditionStatus::kFalse, "KubeconfigUnusable",
+                          local_->k3s_problem());
     }
   }
   if (!issuer_ && local_->issuer()) {
@@ -290,11 +294,7 @@ void Daemon::issuer_checked(const RotationResult& result) {
 
 void Daemon::report(std::string_view type, ConditionStatus status, std::string_view reason,
                     std::string_view message) {
-  if (health_) {
-    health_->report(type, status, reason, message);  // and on to the Tether
-  } else if (tether_) {
-    tether_->report(type, status, reason, message);
-  }
+  conditions_->report(type, status, reason, message);
 }
 
 void Daemon::arm_reconcile() {
@@ -591,13 +591,13 @@ void Daemon::reload_local(Config& next, std::vector<std::string>& did) {
     return;
   }
   retire_local();
-  if (health_ && !next.cluster) health_->forget(condition_type::kK3sReady);
+  if (!next.cluster) conditions_->forget(condition_type::kK3sReady);
   if (!next.cluster && !next.linkerd) {
-    if (health_) health_->forget(condition_type::kCertificatesValid);
+    conditions_->forget(condition_type::kCertificatesValid);
     did.push_back("cluster, linkerd: removed; k3s and linkerd's issuer are not watched");
     return;
   }
-  if (!next.linkerd && health_) health_->forget(condition_type::kCertificatesValid);
+  if (!next.linkerd) conditions_->forget(condition_type::kCertificatesValid);
   attach_local(factories_.local(next));
   std::string what = "cluster, linkerd: k3s's kubeconfig " +
                      (next.cluster ? next.cluster->kubeconfig : std::string("(none)"));
@@ -696,6 +696,7 @@ bool Daemon::reload() {
         did.push_back("firewall: the new settings are being applied");
       }
       config_ = std::move(next);
+      conditions_->set_threshold(config_.health.threshold);
       if (health_) health_->reconfigure(config_);
       follow_credentials();
       // A spec the old limits rejected may fit the new ones.

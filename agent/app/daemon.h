@@ -37,15 +37,16 @@ std::string status_line(const Config& config, const std::string& firewall_summar
 
 // What the daemon runs besides the firewall, each optional.
 struct DaemonParts {
-  FirewallMonitor* monitor = nullptr;   // someone else's changes to the firewall
-  AddressMonitor* addresses = nullptr;  // the node's own addresses coming and going
-  Tether* tether = nullptr;             // the control-plane session
-  ResumeDetector* resume = nullptr;     // sleep and resume; none: not watched
-  IssuerRotation* issuer = nullptr;     // linkerd's issuer, there from the start
-  LocalCluster* local = nullptr;        // k3s and linkerd's issuer, made when k3s is there
-  const StateDir* state = nullptr;      // where the last spec.linkerd.rotate acted on is kept
-  NodeHealth* health = nullptr;         // probes; none: the firewall is checked on a timer alone
-  FileWatch* files = nullptr;           // the credential files followed; none: read on reload only
+  FirewallMonitor* monitor = nullptr;    // someone else's changes to the firewall
+  AddressMonitor* addresses = nullptr;   // the node's own addresses coming and going
+  Tether* tether = nullptr;              // the control-plane session
+  ResumeDetector* resume = nullptr;      // sleep and resume; none: not watched
+  IssuerRotation* issuer = nullptr;      // linkerd's issuer, there from the start
+  LocalCluster* local = nullptr;         // k3s and linkerd's issuer, made when k3s is there
+  const StateDir* state = nullptr;       // where the last spec.linkerd.rotate acted on is kept
+  NodeHealth* health = nullptr;          // probes; none: the firewall is checked on a timer alone
+  FileWatch* files = nullptr;            // the credential files followed; none: read on reload only
+  NodeConditions* conditions = nullptr;  // the node's conditions; none: the daemon keeps its own
 };
 
 // How the daemon makes, at start and again after a reload that changes
@@ -153,6 +154,8 @@ class Daemon {
   LocalCluster* local_;
   std::optional<StateDir> state_;
   NodeHealth* health_;
+  std::unique_ptr<NodeConditions> own_conditions_;
+  NodeConditions* conditions_;
   DaemonFactories factories_;
   // What the daemon made itself (the factories'), and what it replaced and
   // waits for to end.

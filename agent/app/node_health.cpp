@@ -42,7 +42,7 @@ void rethrow(std::exception_ptr e) {
 }  // namespace
 
 NodeHealth::NodeHealth(asio::io_context& io, const Clock& clock, Log& log, const Config& config,
-                       FirewallKeeper& firewall, Tether* tether,
+                       FirewallKeeper& firewall, NodeConditions& conditions, Tether* tether,
                        std::shared_ptr<kube::HttpsClient> k3s, ProbeDeadlines deadlines,
                        std::uint16_t gateway_port)
     : io_(io),
@@ -56,21 +56,16 @@ NodeHealth::NodeHealth(asio::io_context& io, const Clock& clock, Log& log, const
       k3s_(std::move(k3s)),
       deadlines_(deadlines),
       gateway_port_(gateway_port),
-      health_(config.health.threshold),
+      conditions_(conditions),
       disk_paths_{kRancherDir, config.state.dir},
       timer_(io, clock) {
-  if (tether_ == nullptr) return;
-  // What the session holds already, then every change it makes.
-  for (const Condition& c : tether_->status().conditions.all()) {
-    if (c.type != condition_type::kReady)
-      health_.reported(c.type, c.status, c.reason, c.message, c.last_transition);
-  }
-  tether_->on_condition([this](const Condition& c) { mirror(c); });
+  conditions_.set_threshold(config.health.threshold);
+  // Every transition, whoever made it, is a journal line.
+  listening_ = conditions_.listen(
+      [this](const NodeConditions::Change& change) { note(change.transitions); });
 }
 
-NodeHealth::~NodeHealth() {
-  if (tether_) tether_->on_condition({});
-}
+NodeHealth::~NodeHealth() = default;
 
 void NodeHealth::start() {
   running_ = true;
@@ -139,7 +134,7 @@ Result<void> NodeHealth::listen_metrics(const std::string& listen) {
 void NodeHealth::reconfigure(const Config& config) {
   node_ = config.node_name;
   gateway_url_ = config.linkerd ? config.health.linkerd_gateway : std::string();
-  health_.set_threshold(config.health.threshold);
+  conditions_.set_threshold(config.health.threshold);
   disk_paths_ = {kRancherDir, config.state.dir};
   if (config.health.interval != interval_) {
     interval_ = config.health.interval;
@@ -155,26 +150,15 @@ void NodeHealth::reconfigure(const Config& config) {
 
 void NodeHealth::set_tether(Tether* tether) {
   if (tether == tether_) return;
-  if (tether_) tether_->on_condition({});
   tether_ = tether;
   if (tether_ == nullptr) {
-    if (!stopped_) note(health_.forget(condition_type::kConnected, clock_.wall()));
+    if (!stopped_) conditions_.forget(condition_type::kConnected);
     return;
   }
-  // What is known here goes to the new session; the session's own
-  // conditions come back from it, as at start.
-  for (const Condition& c : health_.conditions().all()) {
-    if (c.type == condition_type::kReady || c.type == condition_type::kConnected ||
-        c.type == condition_type::kFirewallInSync)
-      continue;
-    tether_->report(c.type, c.status, c.reason, c.message);
-  }
+  // The conditions are the node's, not the session's: the new one finds
+  // them on the board. What it writes besides them comes from here.
   if (!certificates_.empty()) tether_->set_certificates(certificates_);
   if (facts_) tether_->set_node_vitals(*facts_);
-  for (const Condition& c : tether_->status().conditions.all()) {
-    if (c.type != condition_type::kReady) mirror(c);
-  }
-  tether_->on_condition([this](const Condition& c) { mirror(c); });
 }
 
 void NodeHealth::resumed(WallTime at) {
@@ -261,57 +245,25 @@ void NodeHealth::local_round() {
         if (alive.expired() || stopped_) return;
         const Result<void> live =
             drift ? Result<void>() : Result<void>(make_error(drift.error().message));
-        if (tether_) {
-          tether_->firewall_checked(live);
-        } else if (live) {
-          take(condition_type::kFirewallInSync,
-               {ConditionStatus::kTrue,
-                "StaticAllowlist",
-                "the static allowlist is in force (" + firewall_.summary() + ")",
-                {}});
-        } else {
-          take(condition_type::kFirewallInSync,
-               {ConditionStatus::kFalse,
-                "ReconcileFailed",
-                "the firewall cannot be checked or repaired: " + live.error().message,
-                {}});
+        // Without a control plane the static allowlist is what the node
+        // was asked to hold; with one, the session's verdict on the spec.
+        if (tether_ == nullptr) {
+          conditions_.firewall_verdict(
+              ConditionStatus::kTrue, "StaticAllowlist",
+              "the static allowlist is in force (" + firewall_.summary() + ")");
         }
+        conditions_.firewall_checked(live);
       });
   firewall_.check_surroundings();
   stats_.local_took = clock_.monotonic() - started;
 }
 
 void NodeHealth::take(std::string_view type, const ProbeResult& result) {
-  note(health_.probed(type, result, clock_.wall()));
-  push(type);
-}
-
-// The damped condition goes to the EdgeNode as it stands here.
-void NodeHealth::push(std::string_view type) {
-  if (tether_ == nullptr) return;
-  const Condition* c = health_.conditions().find(type);
-  const Condition* there = tether_->status().conditions.find(type);
-  if (c == nullptr) return;
-  if (there && there->status == c->status && there->reason == c->reason &&
-      there->message == c->message)
-    return;
-  tether_->report(c->type, c->status, c->reason, c->message);
-}
-
-void NodeHealth::report(std::string_view type, ConditionStatus status, std::string_view reason,
-                        std::string_view message) {
-  note(health_.reported(type, status, reason, message, clock_.wall()));
-  push(type);
+  conditions_.probed(type, result);
 }
 
 void NodeHealth::forget(std::string_view type) {
-  note(health_.forget(type, clock_.wall()));
-  if (tether_) tether_->forget(type);
-}
-
-void NodeHealth::mirror(const Condition& c) {
-  if (c.type == condition_type::kReady) return;  // derived here as there
-  note(health_.reported(c.type, c.status, c.reason, c.message, clock_.wall()));
+  conditions_.forget(type);
 }
 
 void NodeHealth::certificates(std::vector<CertificateExpiry> certificates, bool rotated) {
@@ -321,7 +273,7 @@ void NodeHealth::certificates(std::vector<CertificateExpiry> certificates, bool 
 }
 
 std::string NodeHealth::summary() const {
-  const Condition* ready = health_.conditions().find(condition_type::kReady);
+  const Condition* ready = conditions_.find(condition_type::kReady);
   if (ready == nullptr) return {};
   std::string out = "Ready=" + std::string(to_string(ready->status));
   if (ready->status != ConditionStatus::kTrue) out += " (" + ready->reason + ")";
@@ -346,13 +298,13 @@ void NodeHealth::note(const std::vector<ConditionTransition>& transitions) {
 }
 
 const Conditions& NodeHealth::conditions() const {
-  return health_.conditions();
+  return conditions_.all();
 }
 
 NodeStatus NodeHealth::status() const {
   if (tether_) return tether_->status();
   NodeStatus s;
-  s.conditions = health_.conditions();
+  s.conditions = conditions_.all();
   s.firewall_sources = firewall_.source_count();
   s.firewall_backend = std::string(firewall_.backend_name());
   s.agent_version = TETHERD_VERSION;

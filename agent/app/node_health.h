@@ -15,13 +15,11 @@
 //                        (and repaired: FirewallKeeper::reconcile);
 //   ClockSynchronized    the kernel's clock discipline (adjtimex);
 //   status.node          load, memory, disk, uptime, last resume.
-// Connected and, with a control plane, FirewallInSync's verdict on the spec
-// come from the Tether; CertificatesValid from the issuer rotation (report()).
-//
-// With a Tether the conditions are the Tether's (what the EdgeNode shows),
-// mirrored here through Tether::on_condition; standalone they are kept here
-// alone. Either way this object holds the same view for the journal, the
-// metrics and the socket.
+// The conditions are the node's (core/node_conditions.h): the rounds report
+// their results there, as the Tether (Connected, the spec's verdict) and
+// the daemon (CertificatesValid, CredentialsValid) do; this object writes
+// the journal line of every transition, whoever made it, and serves the
+// board's view on the metrics and the socket.
 
 #include <cstdint>
 #include <functional>
@@ -41,6 +39,7 @@
 #include "agent/core/clock.h"
 #include "agent/core/health.h"
 #include "agent/core/log.h"
+#include "agent/core/node_conditions.h"
 #include "agent/core/timer.h"
 #include "agent/kube/https_client.h"
 
@@ -67,8 +66,9 @@ class NodeHealth {
   // `k3s`: a client for the local cluster's API (cluster.kubeconfig), or
   // null when there is none; `tether`: null when standalone.
   NodeHealth(boost::asio::io_context& io, const Clock& clock, Log& log, const Config& config,
-             FirewallKeeper& firewall, Tether* tether, std::shared_ptr<kube::HttpsClient> k3s,
-             ProbeDeadlines deadlines = {}, std::uint16_t gateway_port = kGatewayPort);
+             FirewallKeeper& firewall, NodeConditions& conditions, Tether* tether,
+             std::shared_ptr<kube::HttpsClient> k3s, ProbeDeadlines deadlines = {},
+             std::uint16_t gateway_port = kGatewayPort);
   // The linkerd gateway's data port, on the readiness URL's host.
   static constexpr std::uint16_t kGatewayPort = 4143;
   ~NodeHealth();
@@ -90,8 +90,8 @@ class NodeHealth {
   // health.linkerdGateway and the state directory's disk.
   void reconfigure(const Config& config);
   // The control plane's session, new or gone after a reload: the new one
-  // hears the conditions kept here, and its own come back here; without
-  // one, Connected is dropped.
+  // gets the certificates and vitals known here; without one, Connected is
+  // dropped.
   void set_tether(Tether* tether);
   void stop();
   // The machine woke: a round now (the timer, on CLOCK_MONOTONIC, stood
@@ -101,9 +101,6 @@ class NodeHealth {
   // round probes it.
   // A probe in flight keeps the client it started with alive.
   void set_k3s(std::shared_ptr<kube::HttpsClient> k3s) { k3s_ = std::move(k3s); }
-  // A fact from another part (CertificatesValid from the issuer rotation).
-  void report(std::string_view type, ConditionStatus status, std::string_view reason,
-              std::string_view message);
   // A condition whose producer is gone (a reload removed its section).
   void forget(std::string_view type);
   // The certificates behind CertificatesValid, for status.certificates and
@@ -129,10 +126,8 @@ class NodeHealth {
   bool finished() const { return !running_; }
 
  private:
-  void mirror(const Condition& condition);
   void take(std::string_view type, const ProbeResult& result);
   void note(const std::vector<ConditionTransition>& transitions);
-  void push(std::string_view type);
   boost::asio::awaitable<void> loop();
   boost::asio::awaitable<std::optional<ProbeResult>> k3s_probe();
   boost::asio::awaitable<std::optional<ProbeResult>> gateway_probe();
@@ -149,7 +144,8 @@ class NodeHealth {
   std::shared_ptr<kube::HttpsClient> k3s_;
   ProbeDeadlines deadlines_;
   std::uint16_t gateway_port_;
-  HealthConditions health_;
+  NodeConditions& conditions_;
+  NodeConditions::Subscription listening_;
   std::vector<CertificateExpiry> certificates_;
   std::optional<NodeVitals> facts_;
   std::optional<WallTime> last_resume_;

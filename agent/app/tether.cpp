@@ -62,11 +62,13 @@ void rethrow(std::exception_ptr e) {
 }  // namespace
 
 Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeeper& firewall,
-               std::unique_ptr<kube::HttpsClient> http, const Config& config, TetherTiming timing)
+               NodeConditions& conditions, std::unique_ptr<kube::HttpsClient> http,
+               const Config& config, TetherTiming timing)
     : io_(io),
       clock_(clock),
       log_(log),
       firewall_(firewall),
+      conditions_(conditions),
       http_(std::move(http)),
       client_(*http_),
       node_(config.node_name),
@@ -85,6 +87,12 @@ Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeepe
       health_interval_(config.health.interval),
       status_timer_(io, clock) {
   status_.agent_version = TETHERD_VERSION;
+  // Any condition's change, whoever made it, is news for the EdgeNode.
+  listening_ = conditions_.listen([this](const NodeConditions::Change&) {
+    if (quiet_ || stopped_) return;
+    poke_status();
+    changed();
+  });
   lease_.on_result([this](const kube::ApiResult<kube::LeaseRenewal>& result) {
     if (result)
       reflector_.lease_renewed();
@@ -145,10 +153,10 @@ void Tether::suspending(std::function<void()> done) {
   }
   going_to_sleep_ = true;
   // Set without poking the status loop: the write below is the one.
-  if (status_.conditions.set(condition_type::kConnected, ConditionStatus::kFalse, "Suspending",
-                             "the node is going to sleep; it redials " + server_ + " when it wakes",
-                             clock_.wall()))
-    condition_changed(condition_type::kConnected);
+  quiet_ = true;
+  conditions_.report(condition_type::kConnected, ConditionStatus::kFalse, "Suspending",
+                     "the node is going to sleep; it redials " + server_ + " when it wakes");
+  quiet_ = false;
   ++running_;
   asio::co_spawn(io_, last_status_before_sleep(std::move(done)), [this](std::exception_ptr e) {
     --running_;
@@ -181,16 +189,10 @@ awaitable<void> Tether::last_status_before_sleep(std::function<void()> done) {
   done();
 }
 
-void Tether::report(std::string_view type, ConditionStatus status, std::string_view reason,
-                    std::string_view message) {
-  set_condition(type, status, reason, message);
-  changed();
-}
-
-void Tether::forget(std::string_view type) {
-  if (!status_.conditions.erase(type, clock_.wall())) return;
-  poke_status();
-  changed();
+NodeStatus Tether::status() const {
+  NodeStatus s = status_;
+  s.conditions = conditions_.all();
+  return s;
 }
 
 std::string Tether::summary() const {
@@ -209,43 +211,12 @@ void Tether::changed() {
 
 void Tether::set_condition(std::string_view type, ConditionStatus status, std::string_view reason,
                            std::string_view message) {
-  if (!status_.conditions.set(type, status, reason, message, clock_.wall())) return;
-  condition_changed(type);
-  poke_status();
-}
-
-void Tether::condition_changed(std::string_view type) {
-  if (!on_condition_) return;
-  if (const Condition* c = status_.conditions.find(type)) on_condition_(*c);
+  conditions_.report(type, status, reason, message);
 }
 
 void Tether::set_firewall(ConditionStatus status, std::string_view reason,
                           std::string_view message) {
-  firewall_spec_ = {std::string(condition_type::kFirewallInSync),
-                    status,
-                    std::string(reason),
-                    std::string(message),
-                    {}};
-  show_firewall();
-}
-
-void Tether::firewall_checked(const Result<void>& live) {
-  reconcile_error_ = live ? std::string() : live.error().message;
-  show_firewall();
-  changed();
-}
-
-// What the spec made of the firewall, unless the kernel cannot be read back
-// or repaired: a rule set that cannot be checked is not known to be in sync,
-// whatever the last update said.
-void Tether::show_firewall() {
-  if (!reconcile_error_.empty()) {
-    set_condition(condition_type::kFirewallInSync, ConditionStatus::kFalse, "ReconcileFailed",
-                  "the firewall cannot be checked or repaired: " + reconcile_error_);
-    return;
-  }
-  set_condition(condition_type::kFirewallInSync, firewall_spec_.status, firewall_spec_.reason,
-                firewall_spec_.message);
+  conditions_.firewall_verdict(status, reason, message);
 }
 
 void Tether::set_certificates(std::vector<CertificateExpiry> certificates) {
@@ -379,16 +350,9 @@ void Tether::take(const json::object& object) {
     return;
   }
   // Applied off the event loop (ufw takes a program run per rule): the
-  // condition says so meanwhile, sent with the next status write.
-  firewall_spec_ = {std::string(condition_type::kFirewallInSync),
-                    ConditionStatus::kUnknown,
-                    "Applying",
-                    "applying " + applied,
-                    {}};
-  if (reconcile_error_.empty() &&
-      status_.conditions.set(condition_type::kFirewallInSync, ConditionStatus::kUnknown, "Applying",
-                             "applying " + applied, clock_.wall()))
-    condition_changed(condition_type::kFirewallInSync);
+  // condition says so meanwhile (the status writer waits a moment for the
+  // apply's end, see write_status_loop).
+  set_firewall(ConditionStatus::kUnknown, "Applying", "applying " + applied);
   const std::uint64_t launched = ++applies_launched_;
   authority_ = launched;
   speaks_for_ = judged_;
@@ -458,8 +422,8 @@ void Tether::on_error(const kube::ApiError& error, Duration retry_in) {
 
 void Tether::on_state(SessionState state) {
   if (reflector_.session().connected()) {
-    if (last_error_ || !status_.conditions.find(condition_type::kConnected) ||
-        status_.conditions.find(condition_type::kConnected)->status != ConditionStatus::kTrue) {
+    const Condition* connected = conditions_.find(condition_type::kConnected);
+    if (last_error_ || !connected || connected->status != ConditionStatus::kTrue) {
       ++stats_.connects;
       log_.notice("controlplane-connected",
                   "watching EdgeNode " + namespace_ + "/" + node_ + " at " + server_,
@@ -556,7 +520,7 @@ awaitable<void> Tether::write_status() {
     if (missing_ || stopped_) co_return;
   }
   refresh_firewall_status();
-  const json::object patch = status_patch(status_);
+  const json::object patch = status_patch(status());
   const WallTime now = clock_.wall();
   if (!publisher_.due(patch, now)) co_return;
   auto path = kube::object_path(kube::kEdgeNodes, namespace_, node_, "status");

@@ -29,6 +29,7 @@
 #include "agent/config/config.h"
 #include "agent/core/clock.h"
 #include "agent/core/log.h"
+#include "agent/core/node_conditions.h"
 #include "agent/core/node_status.h"
 #include "agent/core/timer.h"
 #include "agent/kube/https_client.h"
@@ -57,8 +58,11 @@ struct TetherTiming {
 
 class Tether final : private kube::ReflectorHandler {
  public:
+  // `conditions`: the node's, where the session reports Connected and its
+  // verdict on the spec's firewall, and whose changes it writes.
   Tether(boost::asio::io_context& io, const Clock& clock, Log& log, FirewallKeeper& firewall,
-         std::unique_ptr<kube::HttpsClient> http, const Config& config, TetherTiming timing = {});
+         NodeConditions& conditions, std::unique_ptr<kube::HttpsClient> http, const Config& config,
+         TetherTiming timing = {});
   ~Tether() override;
 
   // Starts the session, the heartbeat and the status writer on the loop.
@@ -78,25 +82,12 @@ class Tether final : private kube::ReflectorHandler {
   bool finished() const { return running_ == 0; }
   SessionState state() const { return reflector_.session().state(); }
   bool connected() const { return reflector_.session().connected(); }
-  const NodeStatus& status() const { return status_; }
+  // The EdgeNode's status as it would be written now (the conditions the
+  // node's, at this moment).
+  NodeStatus status() const;
   const TetherStats& stats() const { return stats_; }
   const kube::ReflectorStats& session_stats() const { return reflector_.stats(); }
   const kube::LeaseStats& lease_stats() const { return lease_.stats(); }
-  // A condition from another part of tetherd (CertificatesValid from the
-  // issuer rotation, the health probes' ones): written with the status.
-  void report(std::string_view type, ConditionStatus status, std::string_view reason,
-              std::string_view message);
-  // A condition whose producer is gone (a reload removed its section).
-  void forget(std::string_view type);
-  // Hears every change of a condition, whoever made it (the session, a
-  // report()), so the health side keeps the same view.
-  void on_condition(std::function<void(const Condition&)> listener) {
-    on_condition_ = std::move(listener);
-  }
-  // The daemon's periodic check of the live rules against the desired ones:
-  // a failure makes FirewallInSync False (ReconcileFailed) over what the
-  // spec said; success brings the spec's verdict back.
-  void firewall_checked(const Result<void>& live);
   // A reload changed controlPlane's heartbeatInterval or leaseDuration, or
   // health.interval (the status cadence): taken by the running session.
   void retime(const Config& config);
@@ -127,9 +118,7 @@ class Tether final : private kube::ReflectorHandler {
   void edge_node_missing(std::string_view why);
   void set_condition(std::string_view type, ConditionStatus status, std::string_view reason,
                      std::string_view message);
-  void condition_changed(std::string_view type);
   void set_firewall(ConditionStatus status, std::string_view reason, std::string_view message);
-  void show_firewall();
   void refresh_firewall_status();
   void poke_status();
   void changed();
@@ -142,6 +131,7 @@ class Tether final : private kube::ReflectorHandler {
   const Clock& clock_;
   Log& log_;
   FirewallKeeper& firewall_;
+  NodeConditions& conditions_;
   std::unique_ptr<kube::HttpsClient> http_;
   kube::KubeClient client_;
   std::string node_;
@@ -164,9 +154,8 @@ class Tether final : private kube::ReflectorHandler {
   std::optional<boost::json::object> rejected_;  // the EdgeNode, when its spec was rejected
   bool apply_failed_ = false;
   std::function<void()> on_change_;
-  std::function<void(const Condition&)> on_condition_;
-  Condition firewall_spec_;      // FirewallInSync as the spec and its apply left it
-  std::string reconcile_error_;  // the live check's failure, empty when it works
+  NodeConditions::Subscription listening_;
+  bool quiet_ = false;  // a change the caller writes itself (suspending)
   // Which apply's answer sets FirewallInSync: the latest launched
   // (authority_), and only while the spec it speaks for is the latest
   // judged (a new spec with the same firewall hands it over).

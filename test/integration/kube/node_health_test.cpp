@@ -58,8 +58,8 @@ class NodeHealthTest : public KubeTest {
       config_.linkerd.emplace();
       config_.health.linkerd_gateway = gateway_.url();
     }
-    return std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, nullptr, k3s_,
-                                        ProbeDeadlines{5s, 2s}, gateway_.gateway_port());
+    return std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, conditions_, nullptr,
+                                        k3s_, ProbeDeadlines{5s, 2s}, gateway_.gateway_port());
   }
 
   void round(NodeHealth& h) {
@@ -79,6 +79,7 @@ class NodeHealthTest : public KubeTest {
   TempDir tmp_;
   FakeClock clock_;
   RecordingLog log_;
+  NodeConditions conditions_{clock_, 1};  // NodeHealth sets health.threshold
   Config config_;
   FakeGateway gateway_;
   std::shared_ptr<kube::HttpsClient> k3s_;
@@ -107,8 +108,9 @@ TEST_F(NodeHealthTest, AK3sKubeconfigWrittenAfterStartIsTakenUp) {
   EXPECT_EQ(log_.with_event("cluster-config-invalid").size(), 1u) << "once, not per try";
   EXPECT_EQ(log_.with_event("linkerd-config-invalid").size(), 1u);
 
-  auto health = std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, nullptr, nullptr,
-                                             ProbeDeadlines{5s, 2s}, gateway_.gateway_port());
+  auto health =
+      std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, conditions_, nullptr,
+                                   nullptr, ProbeDeadlines{5s, 2s}, gateway_.gateway_port());
   round(*health);
   EXPECT_EQ(health->conditions().find(ct::kK3sReady), nullptr) << "nothing to probe yet";
 
@@ -227,8 +229,8 @@ TEST_F(NodeHealthTest, AFailureMustHoldForTheThresholdBeforeTheConditionFlips) {
 TEST_F(NodeHealthTest, AStalledK3sIsATimeoutWithinTheProbesDeadline) {
   server_->create(kNodes, node_ready("True", "KubeletReady"));
   config_.health.threshold = 1;
-  auto health = std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, nullptr, k3s_,
-                                             ProbeDeadlines{300ms, 2s});
+  auto health = std::make_unique<NodeHealth>(io_, clock_, log_, config_, keeper_, conditions_,
+                                             nullptr, k3s_, ProbeDeadlines{300ms, 2s});
   server_->misbehave({.what = Misbehaviour::kStall, .path_contains = "/readyz"});
   round(*health);
   server_->release_stalls();
@@ -247,7 +249,7 @@ TEST_F(NodeHealthTest, AResumeIsReportedAndReportsAreFacts) {
   EXPECT_EQ(health->conditions().find(ct::kLinkerdGatewayReady), nullptr);  // not configured
 
   // A fact (the issuer rotation's verdict) is taken at once, threshold or not.
-  health->report(ct::kCertificatesValid, S::kFalse, "IssuerExpired", "expired");
+  conditions_.report(ct::kCertificatesValid, S::kFalse, "IssuerExpired", "expired");
   EXPECT_EQ(condition(*health, ct::kCertificatesValid).status, S::kFalse);
   health->certificates({{"linkerd-identity-issuer", "issuer", "identity.linkerd.cluster.local",
                          clock_.wall() + 24h}},

@@ -117,8 +117,8 @@ class TetherKernel : public testing::Test {
       // Short waits: these tests are about what happens, not how long.
       timing.retry = kube::default_retry_context(clock_, {.base = 100ms, .cap = 1s});
       timing.retry->random = [] { return 0.5; };
-      tether_ = std::make_unique<Tether>(io_, clock_, log_, *keeper_, std::move(*http), config_,
-                                         std::move(timing));
+      tether_ = std::make_unique<Tether>(io_, clock_, log_, *keeper_, conditions_, std::move(*http),
+                                         config_, std::move(timing));
       tether_->on_change([this] { poke(); });
       tether_->start();
     });
@@ -184,7 +184,7 @@ class TetherKernel : public testing::Test {
   // The local view (what tetherctl and STATUS= show): also when the
   // control plane cannot be written to.
   bool local_condition_is(std::string_view type, ConditionStatus status, std::string_view reason) {
-    const Condition* c = tether_->status().conditions.find(type);
+    const Condition* c = conditions_.find(type);
     return c && c->status == status && c->reason == reason;
   }
 
@@ -198,7 +198,8 @@ class TetherKernel : public testing::Test {
   TempDir state_dir_;
   Config config_;
   SystemClock clock_;
-  RecordingLog log_;  // touched on the event loop only
+  RecordingLog log_;                                             // touched on the event loop only
+  NodeConditions conditions_{clock_, config_.health.threshold};  // likewise
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
       io_.get_executor()};

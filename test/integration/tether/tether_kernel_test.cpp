@@ -39,8 +39,8 @@ TEST_F(TetherKernel, HealthAndTheTetherShareOneViewOfTheConditions) {
   start();
   ASSERT_TRUE(eventually([&] { return condition_is("Connected", "True", "Watching"); }));
   on_io([this] {
-    health_ =
-        std::make_unique<NodeHealth>(io_, clock_, log_, config_, *keeper_, tether_.get(), nullptr);
+    health_ = std::make_unique<NodeHealth>(io_, clock_, log_, config_, *keeper_, conditions_,
+                                           tether_.get(), nullptr);
     health_->start();
   });
   ASSERT_TRUE(eventually([&] { return condition("ClockSynchronized").has_value(); })) << requests();
@@ -206,7 +206,7 @@ TEST_F(TetherKernel, AnExpiredClientCertificateIsAClearError) {
                               "TLSHandshakeFailed");
   }));
   on_io([&] {
-    const Condition* c = tether_->status().conditions.find(condition_type::kConnected);
+    const Condition* c = conditions_.find(condition_type::kConnected);
     EXPECT_NE(c->message.find("certificate"), std::string::npos) << c->message;
   });
 }

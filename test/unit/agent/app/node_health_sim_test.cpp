@@ -36,6 +36,7 @@ class NodeHealthSimTest : public ::testing::Test {
   test::TempDir tmp_;
   test::RecordingLog log_;
   Config config_;
+  NodeConditions conditions_{clock_, config_.health.threshold};
   test::FakeBackend* backend_ = nullptr;
   FirewallKeeper keeper_{log_,
                          StateDir(tmp_.path()),
@@ -50,7 +51,7 @@ class NodeHealthSimTest : public ::testing::Test {
 };
 
 TEST_F(NodeHealthSimTest, ADayOfRoundsASleepAndARepairRunOnSimulatedTime) {
-  NodeHealth health(io_, clock_, log_, config_, keeper_, nullptr, nullptr);
+  NodeHealth health(io_, clock_, log_, config_, keeper_, conditions_, nullptr, nullptr);
   health.start();
 
   clock_.run_for(io_, 6h);
