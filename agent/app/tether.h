@@ -15,6 +15,13 @@
 //
 // Offline first: the FirewallKeeper has applied the last good desired state
 // before the Tether starts; nothing here waits for the control plane.
+//
+// One file per job: tether.cpp (life cycle), tether_session.cpp (the
+// session's events), tether_spec.cpp (the spec taken in, decided by
+// core/spec_intake.h), tether_status.cpp (status written) and
+// tether_sleep.cpp (suspend and resume). The conditions are the node's
+// (core/node_conditions.h): the Tether reports Connected and FirewallInSync's
+// verdict there, and writes every change it hears of.
 
 #include <functional>
 #include <memory>
@@ -114,6 +121,8 @@ class Tether final : private kube::ReflectorHandler {
   void on_error(const kube::ApiError& error, Duration retry_in) override;
   void on_state(SessionState state) override;
 
+  // Runs `job` on the loop, counted in running_ until it ends.
+  void spawn(boost::asio::awaitable<void> job);
   void take(const boost::json::object& object);
   void edge_node_missing(std::string_view why);
   void set_condition(std::string_view type, ConditionStatus status, std::string_view reason,
