@@ -22,6 +22,7 @@ using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
+using ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ_free>>;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
 
 [[noreturn]] void fail(std::string_view what) {
@@ -170,6 +171,30 @@ IssuedCert TestCa::issue(const LeafOptions& options) const {
   add_extension(cert.get(), ca_cert.get(), NID_authority_key_identifier, "keyid:always");
   sign(cert.get(), ca_key.get());
   return IssuedCert{cert_to_pem(cert.get()), key_to_pem(key.get())};
+}
+
+std::string TestCa::sign_client_request(const std::string& csr_pem,
+                                        std::chrono::seconds lifetime) const {
+  BioPtr bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+  ReqPtr req(bio ? PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!req) fail("reading a certificate request");
+  EVP_PKEY* public_key = X509_REQ_get0_pubkey(req.get());
+  if (public_key == nullptr || X509_REQ_verify(req.get(), public_key) != 1)
+    fail("checking a certificate request's signature");
+  X509Ptr ca_cert = cert_from_pem(cert_pem_);
+  KeyPtr ca_key = key_from_pem(key_pem_);
+  X509Ptr cert = new_certificate(public_key);
+  constexpr std::chrono::seconds kBackdate{300};
+  set_validity(cert.get(), -kBackdate, lifetime + kBackdate);
+  if (X509_set_subject_name(cert.get(), X509_REQ_get_subject_name(req.get())) != 1 ||
+      X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get())) != 1)
+    fail("naming a certificate");
+  add_extension(cert.get(), ca_cert.get(), NID_basic_constraints, "critical,CA:FALSE");
+  add_extension(cert.get(), ca_cert.get(), NID_key_usage, "critical,digitalSignature");
+  add_extension(cert.get(), ca_cert.get(), NID_ext_key_usage, "clientAuth");
+  add_extension(cert.get(), ca_cert.get(), NID_authority_key_identifier, "keyid:always");
+  sign(cert.get(), ca_key.get());
+  return cert_to_pem(cert.get());
 }
 
 }  // namespace tetherd::test

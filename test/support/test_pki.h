@@ -40,6 +40,14 @@ class TestCa {
   // basicConstraints CA:FALSE, keyUsage digitalSignature.
   IssuedCert issue(const LeafOptions& options) const;
 
+  // Signs a PKCS#10 request (PEM) as Kubernetes' kube-apiserver-client
+  // signer does: the request's subject and public key (its signature
+  // checked first), CA:FALSE, keyUsage digitalSignature, extendedKeyUsage
+  // clientAuth, valid from 5 minutes ago (the signer's backdate) until
+  // `lifetime` from now. Throws on a request that does not parse or whose
+  // signature is wrong.
+  std::string sign_client_request(const std::string& csr_pem, std::chrono::seconds lifetime) const;
+
  private:
   std::string cert_pem_;
   std::string key_pem_;

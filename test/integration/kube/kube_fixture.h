@@ -93,7 +93,9 @@ class Mailbox {
 
 class KubeTest : public testing::Test {
  protected:
-  KubeTest() {
+  // `customize`: a test's own server options (a signer, tokens), after the
+  // defaults.
+  explicit KubeTest(const std::function<void(ApiServerOptions&, const TestCa&)>& customize = {}) {
     ApiServerOptions options;
     options.identity = ca_.issue({.common_name = "kube-apiserver",
                                   .dns_names = {"localhost"},
@@ -109,6 +111,7 @@ class KubeTest : public testing::Test {
                                  .not_before_offset = std::chrono::hours(-72),
                                  .lifetime = std::chrono::hours(24),
                                  .client_auth = false});
+    if (customize) customize(options, ca_);
     server_ = std::make_unique<ApiServer>(std::move(options));
     // Exactly what an admin applies for node-a (packaging/kubernetes).
     for (auto& rule : shipped_node_rules("node-a"))

@@ -7,7 +7,9 @@
 // - paths /api/v1/namespaces/NS/{secrets,configmaps,events}[/NAME],
 //   /apis/G/V/namespaces/NS/RESOURCE[/NAME[/status]] for tetherd.io/v1alpha1
 //   edgenodes, coordination.k8s.io/v1 leases and apps/v1 deployments, and
-//   the cluster-scoped core v1 nodes, /api/v1/nodes[/NAME[/status]] (no
+//   the cluster-scoped certificates.k8s.io/v1 certificatesigningrequests
+//   (with /approval and a signer: csr.h) and core v1 nodes,
+//   /api/v1/nodes[/NAME[/status]] (no
 //   namespace: one in a body is cleared; RBAC rules for them have namespace
 //   ""); /readyz, /livez, /version; 404 Status for anything else;
 // - get, list (fieldSelector metadata.name / metadata.namespace with =, ==,
@@ -117,6 +119,11 @@ struct ApiServerOptions {
   // optional (verify_peer without fail_if_no_peer_cert); a request with
   // neither a certificate nor a known token gets 401.
   std::map<std::string, std::string> tokens;
+  // The CA whose kubernetes.io/kube-apiserver-client signer issues approved
+  // CertificateSigningRequests (usually the client CA's); none: approved
+  // CSRs stay unsigned, as in a cluster whose signer is off. See csr.h.
+  std::optional<TestCa> csr_signer;
+  std::chrono::seconds csr_max_duration{std::chrono::hours(24 * 365)};
   std::size_t history_limit = 1000;                // events kept for watch resumption
   std::chrono::milliseconds bookmark_interval{0};  // 0: bookmarks only on bookmark_now()
   std::chrono::seconds default_watch_timeout{1800};

@@ -6,16 +6,18 @@
 namespace tetherd::test::apiserver {
 namespace {
 
-constexpr std::array<ResourceType, 7> kResourceTypes{{
+constexpr std::array<ResourceType, 8> kResourceTypes{{
     // group, version, resource, kind, status subresource, built-in, namespaced,
-    // create keeps status
-    {"", "v1", "secrets", "Secret", false, true, true, false},
-    {"", "v1", "configmaps", "ConfigMap", false, true, true, false},
-    {"", "v1", "events", "Event", false, true, true, false},
-    {"", "v1", "nodes", "Node", true, true, false, true},
-    {"tetherd.io", "v1alpha1", "edgenodes", "EdgeNode", true, false, true, false},
-    {"coordination.k8s.io", "v1", "leases", "Lease", false, true, true, false},
-    {"apps", "v1", "deployments", "Deployment", true, true, true, false},
+    // create keeps status, approval subresource
+    {"", "v1", "secrets", "Secret", false, true, true, false, false},
+    {"", "v1", "configmaps", "ConfigMap", false, true, true, false, false},
+    {"", "v1", "events", "Event", false, true, true, false, false},
+    {"", "v1", "nodes", "Node", true, true, false, true, false},
+    {"tetherd.io", "v1alpha1", "edgenodes", "EdgeNode", true, false, true, false, false},
+    {"coordination.k8s.io", "v1", "leases", "Lease", false, true, true, false, false},
+    {"apps", "v1", "deployments", "Deployment", true, true, true, false, false},
+    {"certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", true,
+     true, false, false, true},
 }};
 
 const ResourceType* find_type(std::string_view group, std::string_view version,
@@ -117,13 +119,16 @@ ResourcePath parse_path(std::string_view path) {
   if (type == nullptr || type->namespaced != namespaced) return result;
   std::size_t extra = segments.size() - (at + 1);
   if (extra > 2) return result;
-  if (extra == 2 && (segments.back() != "status" || !type->status_subresource)) return result;
+  const bool status = extra == 2 && segments.back() == "status" && type->status_subresource;
+  const bool approval = extra == 2 && segments.back() == "approval" && type->approval_subresource;
+  if (extra == 2 && !status && !approval) return result;
   result.type = type;
   if (namespaced) result.namespace_ = segments[first + 1];
   if (extra >= 1) result.name = segments[at + 1];
   result.kind = extra == 0   ? PathKind::kCollection
                 : extra == 1 ? PathKind::kObject
-                             : PathKind::kStatus;
+                : status     ? PathKind::kStatus
+                             : PathKind::kApproval;
   return result;
 }
 

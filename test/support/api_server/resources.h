@@ -24,13 +24,24 @@ struct ResourceType {
   // subresource drop it; nodes keep it, because the kubelet registers its
   // node with its status in one create.
   bool create_keeps_status;
+  // CertificateSigningRequests' /approval: the conditions alone.
+  bool approval_subresource;
 
   std::string api_version() const;     // "tetherd.io/v1alpha1", "v1"
   std::string group_resource() const;  // "edgenodes.tetherd.io", "secrets"
   std::string group_kind() const;      // "EdgeNode.tetherd.io", "Secret"
 };
 
-enum class PathKind { kUnknown, kReadyz, kLivez, kVersion, kCollection, kObject, kStatus };
+enum class PathKind {
+  kUnknown,
+  kReadyz,
+  kLivez,
+  kVersion,
+  kCollection,
+  kObject,
+  kStatus,
+  kApproval
+};
 
 struct ResourcePath {
   PathKind kind = PathKind::kUnknown;

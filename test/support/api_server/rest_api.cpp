@@ -160,8 +160,11 @@ std::optional<Response> failed_health_check(std::string_view target) {
 }
 
 RestApi::RestApi(Store& store, const Authorizer& authorizer,
-                 std::chrono::seconds default_watch_timeout)
-    : store_(store), authorizer_(authorizer), default_watch_timeout_(default_watch_timeout) {}
+                 std::chrono::seconds default_watch_timeout, CsrSigner signer)
+    : store_(store),
+      authorizer_(authorizer),
+      default_watch_timeout_(default_watch_timeout),
+      signer_(signer) {}
 
 Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore_field_selector) {
   auto [path_text, query_text] = split_target(request.target);
@@ -182,8 +185,14 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
   const std::string& method = request.method;
   bool watch = parse_bool(param(params, "watch"));
 
-  Attributes attributes{
-      {}, &type, path.kind == PathKind::kStatus ? "status" : "", path.namespace_, path.name};
+  const bool approval = path.kind == PathKind::kApproval;
+  Attributes attributes{{},
+                        &type,
+                        path.kind == PathKind::kStatus ? "status"
+                        : approval                     ? "approval"
+                                                       : "",
+                        path.namespace_,
+                        path.name};
   if (path.kind == PathKind::kCollection) {
     attributes.verb = method == "GET"    ? (watch ? "watch" : "list")
                       : method == "POST" ? "create"
@@ -197,6 +206,8 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
   } else if (method == "DELETE" && path.kind == PathKind::kObject) {
     attributes.verb = "delete";
   }
+  // /approval takes a GET and a PUT only.
+  if (approval && attributes.verb != "get" && attributes.verb != "update") attributes.verb.clear();
   if (attributes.verb.empty()) {
     std::string action = method;
     std::transform(action.begin(), action.end(), action.begin(),
@@ -268,6 +279,10 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
     Expected<json::object> object = decode_object(type, request, path.namespace_);
     if (!object.ok()) return error_response(object.error());
     if (verb == "create") {
+      if (type.approval_subresource) {
+        object = admit_csr(type, who, std::move(object.value()));
+        if (!object.ok()) return error_response(object.error());
+      }
       Expected<json::object> created =
           store_.create(type, path.namespace_, std::move(object.value()));
       return created.ok() ? json_response(201, created.value()) : error_response(created.error());
@@ -277,9 +292,25 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
       return error_response(bad_request_error("the name of the object (" + name +
                                               ") does not match the name on the URL (" + path.name +
                                               ")"));
+    if (approval) {
+      Expected<json::object> current = store_.get(type, path.namespace_, path.name);
+      if (!current.ok()) return error_response(current.error());
+      object = approve_csr(type, current.value(), object.value());
+      if (!object.ok()) return error_response(object.error());
+      scope = WriteScope::kStatus;
+    }
     Expected<json::object> updated =
         store_.update(type, path.namespace_, path.name, std::move(object.value()), scope);
-    return updated.ok() ? json_response(200, updated.value()) : error_response(updated.error());
+    if (!updated.ok()) return error_response(updated.error());
+    // The signer answers an approval at once (kube-controller-manager's
+    // does within a moment): a second write the watchers see.
+    if (std::optional<json::object> status =
+            approval ? sign_csr(updated.value(), signer_) : std::nullopt) {
+      json::object signed_csr = updated.value();
+      signed_csr["status"] = std::move(*status);
+      store_.update(type, path.namespace_, path.name, std::move(signed_csr), WriteScope::kStatus);
+    }
+    return json_response(200, updated.value());
   }
   if (verb == "patch") {
     if (media_type(request.content_type) != "application/merge-patch+json")

@@ -13,6 +13,7 @@
 #include <boost/json/object.hpp>
 
 #include "test/support/api_server/authorization.h"
+#include "test/support/api_server/csr.h"
 #include "test/support/api_server/status.h"
 #include "test/support/api_server/store.h"
 
@@ -52,7 +53,8 @@ std::optional<Response> failed_health_check(std::string_view target);
 
 class RestApi {
  public:
-  RestApi(Store& store, const Authorizer& authorizer, std::chrono::seconds default_watch_timeout);
+  RestApi(Store& store, const Authorizer& authorizer, std::chrono::seconds default_watch_timeout,
+          CsrSigner signer = {});
   // `ignore_field_selector`: RBAC judges the request with its fieldSelector,
   // then a collection is listed or watched whole (Misbehaviour).
   Outcome handle(const Identity& who, const Request& request, bool ignore_field_selector = false);
@@ -61,6 +63,7 @@ class RestApi {
   Store& store_;
   const Authorizer& authorizer_;
   std::chrono::seconds default_watch_timeout_;
+  CsrSigner signer_;
 };
 
 }  // namespace tetherd::test::apiserver

@@ -20,7 +20,9 @@ struct ServerCore {
   explicit ServerCore(ApiServerOptions server_options)
       : options(std::move(server_options)),
         store(options.history_limit),
-        rest(store, authorizer, options.default_watch_timeout) {}
+        rest(store, authorizer, options.default_watch_timeout,
+             CsrSigner{options.csr_signer ? &*options.csr_signer : nullptr,
+                       options.csr_max_duration}) {}
 
   ApiServerOptions options;
   Store store;

@@ -46,15 +46,6 @@ json::object spec_part(const json::object& object) {
   return part;
 }
 
-std::string rfc3339_now() {
-  std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
 std::string_view event_type_name(EventType type) {
   switch (type) {
     case EventType::kAdded:
@@ -83,6 +74,15 @@ ObjectKey key_for(const ResourceType& type, const std::string& namespace_,
 }
 
 }  // namespace
+
+std::string rfc3339_now() {
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
 
 json::value merge_patch(const json::value& target, const json::value& patch) {
   if (!patch.is_object()) return patch;

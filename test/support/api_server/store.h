@@ -87,6 +87,9 @@ struct WatchStart {
 // must only queue the event somewhere, never call back into the store.
 using EventSink = std::function<void(std::shared_ptr<const StoreEvent>)>;
 
+// The current time as metadata.creationTimestamp and conditions have it.
+std::string rfc3339_now();
+
 class Store {
  public:
   explicit Store(std::size_t history_limit);

@@ -79,6 +79,19 @@ TEST(Paths, RoutesWhatTheServerServes) {
   EXPECT_EQ(parse_path("/apis/tetherd.io/v1/namespaces/ns/edgenodes").kind, PathKind::kUnknown);
   EXPECT_EQ(parse_path("/api/v1/namespaces/ns/secrets/").kind, PathKind::kUnknown);
   EXPECT_EQ(parse_path("/readyz").kind, PathKind::kReadyz);
+  // CertificateSigningRequests: cluster-scoped, with /status and /approval.
+  ResourcePath approval =
+      parse_path("/apis/certificates.k8s.io/v1/certificatesigningrequests/c/approval");
+  EXPECT_EQ(approval.kind, PathKind::kApproval);
+  EXPECT_EQ(approval.name, "c");
+  EXPECT_EQ(approval.namespace_, "");
+  EXPECT_EQ(parse_path("/apis/certificates.k8s.io/v1/certificatesigningrequests/c/status").kind,
+            PathKind::kStatus);
+  EXPECT_EQ(
+      parse_path("/apis/certificates.k8s.io/v1/namespaces/ns/certificatesigningrequests").kind,
+      PathKind::kUnknown);
+  EXPECT_EQ(parse_path("/apis/tetherd.io/v1alpha1/namespaces/ns/edgenodes/n/approval").kind,
+            PathKind::kUnknown);
   QueryParams query = parse_query("fieldSelector=metadata.name%3Dnode-a&watch=1&x=a+b");
   EXPECT_EQ(query["fieldSelector"], "metadata.name=node-a");
   EXPECT_EQ(query["x"], "a b");
