@@ -1,6 +1,7 @@
 #include "agent/app/daemon.h"
 
 #include <csignal>
+#include <stdexcept>
 
 #include <boost/asio/post.hpp>
 
@@ -52,7 +53,12 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       files_(parts.files),
       tick_(io, clock),
       issuer_timer_(io, clock),
-      reconcile_timer_(io, clock) {}
+      reconcile_timer_(io, clock) {
+  // One board: whoever reads or writes conditions must share the daemon's.
+  if (parts.conditions == nullptr && (health_ || tether_ || factories_.tether))
+    throw std::invalid_argument(
+        "Daemon: parts.conditions is required with health or a control-plane session");
+}
 
 Daemon::~Daemon() {
   // The health side outlives what the daemon made: it lets go first.
@@ -339,6 +345,8 @@ void Daemon::retire_tether() {
   tether_->stop();
   if (own_tether_.get() == tether_) retired_tethers_.push_back(std::move(own_tether_));
   tether_ = nullptr;
+  // The session's own condition goes with it (a new one says Connecting).
+  conditions_->forget(condition_type::kConnected);
   rotate_token_.clear();
 }
 
@@ -561,6 +569,9 @@ void Daemon::reload_session(Config& next, std::vector<std::string>& did) {
   }
   if (!next.control_plane) {
     retire_tether();
+    // What the node holds now is the static allowlist: said at once, not
+    // at the next health round (and without health, ever).
+    conditions_->firewall_standalone(firewall_.summary());
     did.push_back("controlPlane: removed; the session ended, tetherd runs standalone");
     return;
   }

@@ -151,10 +151,7 @@ void NodeHealth::reconfigure(const Config& config) {
 void NodeHealth::set_tether(Tether* tether) {
   if (tether == tether_) return;
   tether_ = tether;
-  if (tether_ == nullptr) {
-    if (!stopped_) conditions_.forget(condition_type::kConnected);
-    return;
-  }
+  if (tether_ == nullptr) return;
   // The conditions are the node's, not the session's: the new one finds
   // them on the board. What it writes besides them comes from here.
   if (!certificates_.empty()) tether_->set_certificates(certificates_);
@@ -247,11 +244,7 @@ void NodeHealth::local_round() {
             drift ? Result<void>() : Result<void>(make_error(drift.error().message));
         // Without a control plane the static allowlist is what the node
         // was asked to hold; with one, the session's verdict on the spec.
-        if (tether_ == nullptr) {
-          conditions_.firewall_verdict(
-              ConditionStatus::kTrue, "StaticAllowlist",
-              "the static allowlist is in force (" + firewall_.summary() + ")");
-        }
+        if (tether_ == nullptr) conditions_.firewall_standalone(firewall_.summary());
         conditions_.firewall_checked(live);
       });
   firewall_.check_surroundings();

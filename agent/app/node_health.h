@@ -90,8 +90,7 @@ class NodeHealth {
   // health.linkerdGateway and the state directory's disk.
   void reconfigure(const Config& config);
   // The control plane's session, new or gone after a reload: the new one
-  // gets the certificates and vitals known here; without one, Connected is
-  // dropped.
+  // gets the certificates and vitals known here.
   void set_tether(Tether* tether);
   void stop();
   // The machine woke: a round now (the timer, on CLOCK_MONOTONIC, stood

@@ -46,7 +46,6 @@ Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeepe
   listening_ = conditions_.listen([this](const NodeConditions::Change&) {
     if (quiet_ || stopped_) return;
     poke_status();
-    changed();
   });
   lease_.on_result([this](const kube::ApiResult<kube::LeaseRenewal>& result) {
     if (result)

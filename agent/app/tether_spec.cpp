@@ -113,9 +113,11 @@ void Tether::take(const json::object& object) {
       break;  // kApply
   }
   // Applied off the event loop (ufw takes a program run per rule): the
-  // condition says so meanwhile (the status writer waits a moment for the
-  // apply's end, see write_status_loop).
+  // condition says so meanwhile, sent with the next status write (the
+  // apply's end pokes it).
+  quiet_ = true;
   set_firewall(ConditionStatus::kUnknown, "Applying", "applying " + applied);
+  quiet_ = false;
   const std::uint64_t launched = ++applies_launched_;
   authority_ = launched;
   speaks_for_ = judged_;

@@ -83,6 +83,11 @@ void NodeConditions::firewall_verdict(ConditionStatus status, std::string_view r
   show_firewall();
 }
 
+void NodeConditions::firewall_standalone(std::string_view summary) {
+  firewall_verdict(ConditionStatus::kTrue, "StaticAllowlist",
+                   "the static allowlist is in force (" + std::string(summary) + ")");
+}
+
 void NodeConditions::firewall_checked(const Result<void>& live) {
   live_error_ = live ? std::string() : live.error().message;
   show_firewall();

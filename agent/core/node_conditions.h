@@ -79,6 +79,10 @@ class NodeConditions {
   // the node was asked to hold (Applied, Applying, InvalidSpec,
   // ApplyFailed; StaticAllowlist without a control plane).
   void firewall_verdict(ConditionStatus status, std::string_view reason, std::string_view message);
+  // The verdict without a control plane: the static allowlist (`summary`:
+  // what the firewall holds, FirewallKeeper::summary()) is what the node
+  // was asked to hold.
+  void firewall_standalone(std::string_view summary);
   // The live check (health rounds, reconciling): a failure is
   // FirewallInSync=False (ReconcileFailed) whatever the verdict; success
   // brings the verdict back.

@@ -28,10 +28,18 @@ namespace tetherd::test {
 class SimClock final : public FakeClock {
  public:
   using FakeClock::FakeClock;
+  // Waits still armed are dropped (their handlers destroyed, not called);
+  // timers that outlive the clock find nothing left to cancel.
+  ~SimClock() override {
+    state_->clock = nullptr;
+    auto waits = std::move(state_->waits);
+    state_->waits.clear();
+  }
 
   std::unique_ptr<TimerBackend> make_timer(
       const boost::asio::any_io_executor& executor) const override {
-    return std::make_unique<SimTimer>(const_cast<SimClock&>(*this), executor);
+    state_->clock = this;
+    return std::make_unique<SimTimer>(state_, executor);
   }
 
   // Runs `io` for `d` of simulated time (see the top of this file). Returns
@@ -40,17 +48,17 @@ class SimClock final : public FakeClock {
     const MonoTime until = monotonic() + d;
     std::size_t ran = drain(io);
     for (;;) {
-      auto next = waits_.begin();
-      if (next == waits_.end() || next->first.first > until) break;
+      auto next = state_->waits.begin();
+      if (next == state_->waits.end() || next->first.first > until) break;
       if (next->first.first > monotonic()) advance(next->first.first - monotonic());
-      fire(next, {});
+      fire(*state_, next, {}, /*clear_slot=*/true);
       ran += drain(io);
     }
     if (until > monotonic()) advance(until - monotonic());
     return ran + drain(io);
   }
   // Waits under way (timers armed and waited on).
-  std::size_t pending() const { return waits_.size(); }
+  std::size_t pending() const { return state_->waits.size(); }
 
  private:
   using Key = std::pair<MonoTime, std::uint64_t>;  // expiry, then the order armed
@@ -58,6 +66,13 @@ class SimClock final : public FakeClock {
     TimerBackend::Handler handler;
     boost::asio::any_io_executor executor;
     const void* owner;  // the SimTimer waited on
+  };
+  // Shared with the timers, so a timer (or a cancellation slot) that
+  // outlives the clock touches live memory.
+  struct State {
+    std::map<Key, Wait> waits;
+    std::uint64_t serial = 0;
+    const SimClock* clock = nullptr;  // null once the clock is gone
   };
 
   static std::size_t drain(boost::asio::io_context& io) {
@@ -70,11 +85,16 @@ class SimClock final : public FakeClock {
     }
   }
 
-  void fire(std::map<Key, Wait>::iterator it, boost::system::error_code ec) {
+  // `clear_slot`: false when called from the slot's own handler, which must
+  // not destroy itself while it runs.
+  static void fire(State& state, std::map<Key, Wait>::iterator it, boost::system::error_code ec,
+                   bool clear_slot) {
     Wait w = std::move(it->second);
-    waits_.erase(it);
-    auto slot = boost::asio::get_associated_cancellation_slot(w.handler);
-    if (slot.is_connected()) slot.clear();
+    state.waits.erase(it);
+    if (clear_slot) {
+      auto slot = boost::asio::get_associated_cancellation_slot(w.handler);
+      if (slot.is_connected()) slot.clear();
+    }
     // On the handler's own executor (a coroutine's strand, say), as Asio's
     // timers complete: post() honours the associated executor.
     boost::asio::post(w.executor, boost::asio::append(std::move(w.handler), ec));
@@ -82,12 +102,19 @@ class SimClock final : public FakeClock {
 
   class SimTimer final : public TimerBackend {
    public:
-    SimTimer(SimClock& clock, boost::asio::any_io_executor executor)
-        : clock_(clock), executor_(std::move(executor)) {}
+    SimTimer(std::shared_ptr<State> state, boost::asio::any_io_executor executor)
+        : state_(std::move(state)), executor_(std::move(executor)) {}
     ~SimTimer() override { cancel(); }
     void expires_after(Duration d) override {
       cancel();
-      expiry_ = clock_.monotonic() + d;
+      // Saturated, as steady_timer's expiry is; never, once the clock is
+      // gone (there is no one to run it).
+      if (state_->clock == nullptr) {
+        expiry_ = MonoTime::max();
+        return;
+      }
+      const MonoTime now = state_->clock->monotonic();
+      expiry_ = d >= MonoTime::max() - now ? MonoTime::max() : now + d;
     }
     void expires_never() override {
       cancel();
@@ -95,10 +122,10 @@ class SimClock final : public FakeClock {
     }
     std::size_t cancel() override {
       std::size_t n = 0;
-      for (auto it = clock_.waits_.begin(); it != clock_.waits_.end();) {
+      for (auto it = state_->waits.begin(); it != state_->waits.end();) {
         auto next = std::next(it);
         if (it->second.owner == this) {
-          clock_.fire(it, boost::asio::error::operation_aborted);
+          fire(*state_, it, boost::asio::error::operation_aborted, /*clear_slot=*/true);
           ++n;
         }
         it = next;
@@ -106,25 +133,27 @@ class SimClock final : public FakeClock {
       return n;
     }
     void wait(Handler handler) override {
-      const Key key{expiry_, clock_.serial_++};
+      const Key key{expiry_, state_->serial++};
       auto slot = boost::asio::get_associated_cancellation_slot(handler);
       if (slot.is_connected()) {
-        slot.assign([clock = &clock_, key](boost::asio::cancellation_type) {
-          auto it = clock->waits_.find(key);
-          if (it != clock->waits_.end()) clock->fire(it, boost::asio::error::operation_aborted);
+        slot.assign([weak = std::weak_ptr<State>(state_), key](boost::asio::cancellation_type) {
+          auto state = weak.lock();
+          if (!state) return;
+          auto it = state->waits.find(key);
+          if (it != state->waits.end())
+            fire(*state, it, boost::asio::error::operation_aborted, /*clear_slot=*/false);
         });
       }
-      clock_.waits_.emplace(key, Wait{std::move(handler), executor_, this});
+      state_->waits.emplace(key, Wait{std::move(handler), executor_, this});
     }
 
    private:
-    SimClock& clock_;
+    std::shared_ptr<State> state_;
     boost::asio::any_io_executor executor_;
     MonoTime expiry_{};
   };
 
-  std::map<Key, Wait> waits_;
-  std::uint64_t serial_ = 0;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 }  // namespace tetherd::test

@@ -127,6 +127,52 @@ TEST(SimTimerTest, ATimerInARaceIsCancelledWhenTheOtherSideWins) {
   EXPECT_EQ(clock.pending(), 0u) << "a destroyed timer cancels its waits";
 }
 
+// A test that ends with waits armed: the clock may go first, and the
+// timers (and a race's cancellation slot) that outlive it stay safe.
+TEST(SimTimerTest, TimersAndRacesOutliveTheirClockSafely) {
+  using namespace asio::experimental::awaitable_operators;
+  asio::io_context io;
+  auto clock = std::make_unique<SimClock>();
+  Timer survivor(io, *clock);
+  survivor.expires_after(1h);
+  bool called = false;
+  survivor.async_wait([&](error_code) { called = true; });
+  {
+    Timer a(io, *clock), b(io, *clock);
+    a.expires_after(1h);
+    b.expires_after(2h);
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          co_await (a.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+                    b.async_wait(asio::as_tuple(asio::use_awaitable)));
+        },
+        asio::detached);
+    clock->run_for(io, 0s);
+    EXPECT_EQ(clock->pending(), 3u);
+    clock.reset();  // the waits are dropped, not called
+  }
+  EXPECT_FALSE(called);
+  EXPECT_EQ(survivor.cancel(), 0u) << "nothing left to cancel";
+  survivor.expires_after(1s);  // re-armed without a clock: never fires
+  survivor.async_wait([&](error_code) { called = true; });
+  io.run();
+  EXPECT_FALSE(called);
+}
+
+TEST(SimTimerTest, AnExpiryBeyondTheClocksRangeIsNever) {
+  asio::io_context io;
+  SimClock clock;
+  Timer t(io, clock);
+  bool fired = false;
+  t.expires_after(Duration::max());
+  t.async_wait([&](error_code ec) { fired = !ec; });
+  clock.run_for(io, 24h * 365 * 10);
+  EXPECT_FALSE(fired) << "a saturated expiry, not an overflow that fires at once";
+  t.cancel();
+  clock.run_for(io, 0s);
+}
+
 // A loop of 10 s waits for a simulated day: 8640 turns, no real time.
 TEST(SimTimerTest, ASimulatedDayOfTenSecondTicksTakesNoRealTime) {
   asio::io_context io;
