@@ -332,6 +332,12 @@ CertificateInfo describe(const Certificate& cert) {
   unsigned int size = 0;
   if (X509_digest(x, EVP_sha256(), digest, &size) == 1)
     info.sha256_fingerprint = lower_hex(digest, size);
+  unsigned char* spki = nullptr;
+  const int spki_size = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+  if (spki_size > 0 && EVP_Digest(spki, static_cast<std::size_t>(spki_size), digest, &size,
+                                  EVP_sha256(), nullptr) == 1)
+    info.spki_sha256 = lower_hex(digest, size);
+  OPENSSL_free(spki);
   return info;
 }
 

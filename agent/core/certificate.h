@@ -28,6 +28,9 @@ struct CertificateInfo {
   std::optional<int> path_len;
   std::string serial_hex;          // lower hex of its octets, colon-free
   std::string sha256_fingerprint;  // of the DER, lower hex, colon-free
+  // Of the DER SubjectPublicKeyInfo, lower hex: what kubeadm's
+  // --discovery-token-ca-cert-hash (and `tetherctl enroll --ca-pin`) pins.
+  std::string spki_sha256;
 
   bool operator==(const CertificateInfo&) const = default;
 };
