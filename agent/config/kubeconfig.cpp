@@ -128,16 +128,16 @@ Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string& pa
     return fail(uw + ": a client certificate needs its key, and a key its certificate");
 
   k.token = scalar(*user, "token");
+  if (!k.token.empty()) {
+    if (auto r = check_bearer_token(k.token, uw + ": token"); !r) return fail(r.error().message);
+  }
   if (const std::string token_file = scalar(*user, "tokenFile");
       k.token.empty() && !token_file.empty()) {
     const std::string p = token_file.starts_with("/") ? token_file : dir + "/" + token_file;
     k.files.push_back(p);
-    if (auto r = refuse_shared_key(p, "a bearer token"); !r) return r.error();
-    auto t = read_small_file(p, 64 << 10, p);
+    auto t = read_token_file(p);
     if (!t) return fail(t.error().message);
     k.token = std::move(*t);
-    while (!k.token.empty() && std::isspace(static_cast<unsigned char>(k.token.back())))
-      k.token.pop_back();
   }
   if (k.client_cert_pem.empty() && k.token.empty())
     return fail(uw + ": no credentials (client-certificate and client-key, or a token)");

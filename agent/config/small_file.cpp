@@ -1,5 +1,6 @@
 #include "agent/config/small_file.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -8,6 +9,8 @@
 
 namespace tetherd {
 namespace {
+
+constexpr std::size_t kMaxTokenBytes = 64 << 10;
 
 std::string mode_text(mode_t mode) {
   char buf[8];
@@ -44,6 +47,29 @@ Result<std::string> read_small_file(const std::string& path, std::size_t max_byt
     return make_error(who + " is larger than " + limit + "; is this the right file?");
   }
   return Result<std::string>(boost::system::in_place_value, std::move(text));
+}
+
+Result<void> check_bearer_token(std::string_view token, std::string_view subject) {
+  if (token.empty()) return make_error(std::string(subject) + " is empty");
+  if (token.size() > kMaxTokenBytes)
+    return make_error(std::string(subject) + " is longer than 64 KiB; is this a token?");
+  for (const char c : token) {
+    if (c < '!' || c > '~')
+      return make_error(std::string(subject) +
+                        " holds a space, a line break or a byte that is not printable ASCII: "
+                        "not a bearer token");
+  }
+  return {};
+}
+
+Result<std::string> read_token_file(const std::string& path) {
+  if (auto r = refuse_shared_key(path, "a bearer token"); !r) return r.error();
+  auto token = read_small_file(path, kMaxTokenBytes + 2, path);
+  if (!token) return token.error();
+  while (!token->empty() && std::isspace(static_cast<unsigned char>(token->back())))
+    token->pop_back();
+  if (auto r = check_bearer_token(*token, "the token in " + path); !r) return r.error();
+  return token;
 }
 
 }  // namespace tetherd

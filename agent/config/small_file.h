@@ -20,4 +20,14 @@ Result<std::string> read_small_file(const std::string& path, std::size_t max_byt
 // `what` says what the file holds, e.g. "a private key".
 Result<void> refuse_shared_key(const std::string& path, std::string_view what);
 
+// A bearer token as it goes into an Authorization header: visible ASCII
+// only (no spaces, no line breaks: a token with "\r\n" would write a header
+// of its own), at most 64 KiB. `subject` names where it came from.
+Result<void> check_bearer_token(std::string_view token, std::string_view subject);
+
+// A bearer token file (a kubeconfig's tokenFile, enroll's --token-file):
+// readable by its owner alone, trailing whitespace (a newline) dropped,
+// then checked as above.
+Result<std::string> read_token_file(const std::string& path);
+
 }  // namespace tetherd

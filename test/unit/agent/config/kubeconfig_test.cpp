@@ -122,6 +122,33 @@ TEST_F(KubeconfigTest, TokenAndTokenFile) {
                    .has_value());
 }
 
+// A token goes into a header line: one that could write a header of its
+// own (a line break), or is not a token at all, is refused, inline or in
+// its file.
+TEST_F(KubeconfigTest, ATokenThatCouldWriteAHeaderIsRefused) {
+  auto inline_token = load_kubeconfig(
+      put("a", minimal("    server: https://192.0.2.1\n", "    token: \"abc\\r\\nX-Evil: 1\"\n")));
+  ASSERT_FALSE(inline_token.has_value());
+  EXPECT_NE(inline_token.error().message.find("not a bearer token"), std::string::npos)
+      << inline_token.error().message;
+  EXPECT_EQ(inline_token.error().message.find("abc"), std::string::npos)
+      << "the token is never repeated in an error";
+
+  put("token", "abc\r\nX-Evil: 1\n");
+  chmod(tmp_.file("token").c_str(), 0600);
+  auto in_file = load_kubeconfig(
+      put("b", minimal("    server: https://192.0.2.1\n", "    tokenFile: token\n")));
+  ASSERT_FALSE(in_file.has_value());
+  EXPECT_NE(in_file.error().message.find("not a bearer token"), std::string::npos);
+
+  put("token", "\n");
+  chmod(tmp_.file("token").c_str(), 0600);
+  auto empty = load_kubeconfig(
+      put("c", minimal("    server: https://192.0.2.1\n", "    tokenFile: token\n")));
+  ASSERT_FALSE(empty.has_value());
+  EXPECT_NE(empty.error().message.find("is empty"), std::string::npos) << empty.error().message;
+}
+
 TEST_F(KubeconfigTest, WhatIsRefusedSaysWhy) {
   const std::string server = "    server: https://192.0.2.1:6443\n";
   const std::string token = "    token: abc\n";
