@@ -87,9 +87,6 @@ class NodeConditions {
   // FirewallInSync=False (ReconcileFailed) whatever the verdict; success
   // brings the verdict back.
   void firewall_checked(const Result<void>& live);
-  // The verdict's own status, whatever the live check says (for whoever
-  // judges a spec).
-  const Condition* firewall_verdict() const { return verdict_.type.empty() ? nullptr : &verdict_; }
 
   const Conditions& all() const { return health_.conditions(); }
   const Condition* find(std::string_view type) const { return all().find(type); }

@@ -38,7 +38,6 @@ class SimClock final : public FakeClock {
 
   std::unique_ptr<TimerBackend> make_timer(
       const boost::asio::any_io_executor& executor) const override {
-    state_->clock = this;
     return std::make_unique<SimTimer>(state_, executor);
   }
 
@@ -153,7 +152,7 @@ class SimClock final : public FakeClock {
     MonoTime expiry_{};
   };
 
-  std::shared_ptr<State> state_ = std::make_shared<State>();
+  std::shared_ptr<State> state_ = std::make_shared<State>(State{{}, 0, this});
 };
 
 }  // namespace tetherd::test

@@ -33,12 +33,7 @@ class CsrSigningTest : public KubeTest {
                     .resource = "certificatesigningrequests",
                     .namespace_ = ""});
     bootstrap_ = client(kubeconfig("system:serviceaccount:tetherd-system:tetherd-bootstrap"));
-    Kubeconfig admin = kubeconfig();
-    const auto cert = ca_.issue(
-        {.common_name = "admin", .organizations = {"system:masters"}, .server_auth = false});
-    admin.client_cert_pem = cert.cert_pem;
-    admin.client_key_pem = cert.key_pem;
-    admin_ = client(admin);
+    admin_ = client(admin_kubeconfig());
   }
 
   json::object csr(const std::string& name, const std::string& csr_pem,

@@ -35,12 +35,7 @@ class IssuerRotationTest : public KubeTest {
   using KubeTest::server_;
   IssuerRotationTest() {
     // The local k3s's admin: what /etc/rancher/k3s/k3s.yaml holds.
-    Kubeconfig k = kubeconfig();
-    const auto admin = ca_.issue(
-        {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
-    k.client_cert_pem = admin.cert_pem;
-    k.client_key_pem = admin.key_pem;
-    http_ = client(k);
+    http_ = client(admin_kubeconfig());
     kube_ = std::make_unique<kube::KubeClient>(*http_);
     config_.trust_anchor_key = dir_.file("anchor.key");
     config_.rotate_before = 30min;

@@ -32,14 +32,7 @@ json::object node(const std::string& name, std::optional<json::object> ready) {
 
 class K3sProbeTest : public KubeTest {
  protected:
-  K3sProbeTest() {
-    Kubeconfig k = kubeconfig();
-    const auto admin = ca_.issue(
-        {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
-    k.client_cert_pem = admin.cert_pem;
-    k.client_key_pem = admin.key_pem;
-    http_ = client(k);
-  }
+  K3sProbeTest() { http_ = client(admin_kubeconfig()); }
 
   ProbeResult probe(Duration deadline = kProbeDeadline, const std::string& name = "node-a") {
     return run(probe_k3s(*http_, name, deadline));

@@ -118,6 +118,16 @@ class KubeTest : public testing::Test {
       server_->allow(std::move(rule));
   }
 
+  // A cluster admin's (system:admin in system:masters): what k3s.yaml holds.
+  Kubeconfig admin_kubeconfig() const {
+    Kubeconfig k = kubeconfig();
+    const auto admin = ca_.issue(
+        {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
+    k.client_cert_pem = admin.cert_pem;
+    k.client_key_pem = admin.key_pem;
+    return k;
+  }
+
   Kubeconfig kubeconfig(const std::string& user = "tetherd:node-a",
                         const TestCa* issuer = nullptr) const {
     Kubeconfig k;

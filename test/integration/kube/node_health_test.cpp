@@ -40,12 +40,7 @@ json::object node_ready(const std::string& status, const std::string& reason) {
 class NodeHealthTest : public KubeTest {
  protected:
   NodeHealthTest() {
-    Kubeconfig k = kubeconfig();
-    const auto admin = ca_.issue(
-        {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
-    k.client_cert_pem = admin.cert_pem;
-    k.client_key_pem = admin.key_pem;
-    k3s_ = client(k);
+    k3s_ = client(admin_kubeconfig());
     config_.node_name = "node-a";
     config_.health.threshold = 2;
     config_.state.dir = tmp_.path();

@@ -6,38 +6,14 @@
 #include <vector>
 
 #include <boost/json/serialize.hpp>
-#include <openssl/evp.h>
 
+#include "agent/core/base64.h"
 #include "test/support/api_server/store.h"
 
 namespace tetherd::test::apiserver {
 namespace {
 
 namespace json = boost::json;
-
-std::string encode_base64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::optional<std::string> decode_base64(const std::string& text) {
-  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  std::string out(3 * text.size() / 4 + 1, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t size = static_cast<std::size_t>(n);
-  // EVP_DecodeBlock counts the padding's zero bytes.
-  for (auto it = text.rbegin(); it != text.rend() && *it == '='; ++it)
-    --size;
-  out.resize(size);
-  return out;
-}
 
 const json::object* object_at(const json::object& o, const char* key) {
   const json::value* v = o.if_contains(key);
@@ -77,9 +53,13 @@ Expected<json::object> admit_csr(const ResourceType& type, const Identity& who,
                            : nullptr;
   if (spec == nullptr)
     return invalid_error(type, name, "spec.request", "FieldValueRequired", "Required value");
-  const std::optional<std::string> request = decode_base64(string_at(spec, "request"));
-  if (!request)
+  const std::string encoded = string_at(spec, "request");
+  if (encoded.empty())
     return invalid_error(type, name, "spec.request", "FieldValueRequired", "Required value");
+  const auto request = decode_base64("spec.request", encoded);
+  if (!request)
+    return invalid_error(type, name, "spec.request", "FieldValueInvalid",
+                         "Invalid value: illegal base64 data");
   if (request->find("-----BEGIN CERTIFICATE REQUEST-----") == std::string::npos)
     return invalid_error(type, name, "spec.request", "FieldValueInvalid",
                          "Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST");
@@ -171,8 +151,8 @@ std::optional<json::object> sign_csr(const json::object& csr, const CsrSigner& s
   std::chrono::seconds duration = signer.max_duration;
   if (const json::value* s = spec->if_contains("expirationSeconds"); s && s->is_int64())
     duration = std::min(duration, std::chrono::seconds(s->get_int64()));
-  const std::optional<std::string> request = decode_base64(string_at(spec, "request"));
-  if (!request) return failed("invalid certificate request: spec.request is not base64");
+  const auto request = decode_base64("spec.request", string_at(spec, "request"));
+  if (!request) return failed("invalid certificate request: " + request.error().message);
   try {
     status["certificate"] = encode_base64(signer.ca->sign_client_request(*request, duration));
   } catch (const std::exception& e) {

@@ -75,12 +75,12 @@ ObjectKey key_for(const ResourceType& type, const std::string& namespace_,
 
 }  // namespace
 
-std::string rfc3339_now() {
+std::string utc_now(const char* format) {
   std::time_t now = std::time(nullptr);
   std::tm utc{};
   gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  char text[64];
+  std::strftime(text, sizeof text, format, &utc);
   return text;
 }
 

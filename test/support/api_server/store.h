@@ -87,8 +87,12 @@ struct WatchStart {
 // must only queue the event somewhere, never call back into the store.
 using EventSink = std::function<void(std::shared_ptr<const StoreEvent>)>;
 
-// The current time as metadata.creationTimestamp and conditions have it.
-std::string rfc3339_now();
+// The current time in UTC, in strftime's `format` (at most 63 bytes).
+std::string utc_now(const char* format);
+// ... as metadata.creationTimestamp and conditions have it.
+inline std::string rfc3339_now() {
+  return utc_now("%Y-%m-%dT%H:%M:%SZ");
+}
 
 class Store {
  public:

@@ -49,12 +49,7 @@ std::string_view reason_phrase(unsigned status) {
 }
 
 std::string http_date() {
-  std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[40];
-  std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &utc);
-  return text;
+  return utc_now("%a, %d %b %Y %H:%M:%S GMT");
 }
 
 std::string audit_id() {

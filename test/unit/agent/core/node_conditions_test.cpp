@@ -106,8 +106,6 @@ TEST_F(NodeConditionsTest, FirewallInSyncIsTheVerdictUnlessTheLiveCheckFails) {
   // A new spec meanwhile: remembered, not shown over the failure.
   board_.firewall_verdict(S::kFalse, "InvalidSpec", "not a CIDR");
   EXPECT_EQ(get(ct::kFirewallInSync).reason, "ReconcileFailed");
-  ASSERT_NE(board_.firewall_verdict(), nullptr);
-  EXPECT_EQ(board_.firewall_verdict()->reason, "InvalidSpec");
 
   board_.firewall_checked({});
   EXPECT_EQ(get(ct::kFirewallInSync).status, S::kFalse);
