@@ -97,7 +97,11 @@ void Tether::stop() {
 
 NodeStatus Tether::status() const {
   NodeStatus s = status_;
+  // Derived as of now, not as of the last write: the local view (tetherctl
+  // status) shows the firewall before the first status write too.
   s.conditions = conditions_.all();
+  s.firewall_sources = firewall_.source_count();
+  s.firewall_backend = std::string(firewall_.backend_name());
   return s;
 }
 

@@ -128,7 +128,6 @@ class Tether final : private kube::ReflectorHandler {
   void set_condition(std::string_view type, ConditionStatus status, std::string_view reason,
                      std::string_view message);
   void set_firewall(ConditionStatus status, std::string_view reason, std::string_view message);
-  void refresh_firewall_status();
   void poke_status();
   void changed();
   boost::asio::awaitable<void> write_status_loop();

@@ -13,11 +13,6 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using asio::awaitable;
 
-void Tether::refresh_firewall_status() {
-  status_.firewall_sources = firewall_.source_count();
-  status_.firewall_backend = std::string(firewall_.backend_name());
-}
-
 awaitable<void> Tether::write_status_loop() {
   // How long a write waits for a firewall apply in flight, so that it
   // carries the apply's outcome: nftables takes milliseconds (one write, as
@@ -91,7 +86,6 @@ awaitable<void> Tether::write_status() {
     co_await create_edge_node();
     if (missing_ || stopped_) co_return;
   }
-  refresh_firewall_status();
   const json::object patch = status_patch(status());
   const WallTime now = clock_.wall();
   if (!publisher_.due(patch, now)) co_return;
