@@ -75,7 +75,7 @@ class Bench {
       options.listen_address = "192.0.2.2";
       server_ = std::make_unique<test::ApiServer>(std::move(options));
     }
-    for (auto& rule : test::shipped_node_rules("node-a"))
+    for (auto& rule : test::shipped_rules())
       server_->allow(std::move(rule));
     server_->create(kEdgeNodes, edge_node("192.0.2.2/32"));
     config_.node_name = "node-a";
@@ -100,7 +100,9 @@ class Bench {
     k.path = "bench";
     k.server = server_->url();
     k.ca_pem = ca_.cert_pem();
-    const auto cert = ca_.issue({.common_name = "tetherd:node-a", .server_auth = false});
+    const auto cert = ca_.issue({.common_name = "tetherd:node-a",
+                                 .organizations = {"tetherd:nodes"},
+                                 .server_auth = false});
     k.client_cert_pem = cert.cert_pem;
     k.client_key_pem = cert.key_pem;
     on_io([&] {

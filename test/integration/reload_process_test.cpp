@@ -98,9 +98,8 @@ class ReloadProcess : public ::testing::Test {
                                   .client_auth = false});
     options.client_ca_pem = ca_.cert_pem();
     server_ = std::make_unique<test::ApiServer>(std::move(options));
-    for (const char* node : {"node-a", "node-b"})
-      for (auto& rule : test::shipped_node_rules(node))
-        server_->allow(std::move(rule));
+    for (auto& rule : test::shipped_rules())
+      server_->allow(std::move(rule));
     write_file(tmp_.file("ca.crt"), ca_.cert_pem());
     kubeconfig("a", "tetherd:node-a");
     kubeconfig("b", "tetherd:node-b");

@@ -104,7 +104,14 @@ TEST_F(KubeTest, ListWithFieldSelectorAndWhatRbacRefuses) {
                   edge_node("node-a", {"192.0.2.0/24"}));
   server_->create(kube::collection_path(kube::kEdgeNodes, kNamespace),
                   edge_node("node-b", {"203.0.113.0/24"}));
-  auto http = client(kubeconfig());
+  // A user outside the nodes' group, allowed its own EdgeNode by name only.
+  server_->allow({.user = "tetherd:node-x",
+                  .verbs = {"get", "list"},
+                  .group = "tetherd.io",
+                  .resource = "edgenodes",
+                  .namespace_ = kNamespace,
+                  .names = {"node-a"}});
+  auto http = client(kubeconfig("tetherd:node-x", nullptr, {}));
   KubeClient kube(*http);
   const auto edgenodes = kube::collection_path(kube::kEdgeNodes, kNamespace);
 
@@ -125,11 +132,13 @@ TEST_F(KubeTest, ListWithFieldSelectorAndWhatRbacRefuses) {
       "HTTP 403 Forbidden: GET " + server_->url() +
           "/apis/tetherd.io/v1alpha1/namespaces/tetherd-system/"
           "edgenodes/node-b: edgenodes.tetherd.io \"node-b\" is forbidden: User "
-          "\"tetherd:node-a\" cannot get resource \"edgenodes\" in API group \"tetherd.io\" in "
+          "\"tetherd:node-x\" cannot get resource \"edgenodes\" in API group \"tetherd.io\" in "
           "the namespace \"tetherd-system\"");
   EXPECT_FALSE(other.error().retryable());
 
-  auto missing = run(kube.get(kLeaseA));
+  auto node_http = client(kubeconfig());
+  KubeClient node_a(*node_http);
+  auto missing = run(node_a.get(kLeaseA));
   ASSERT_FALSE(missing);
   EXPECT_TRUE(missing.error().not_found()) << describe(missing.error());
 }

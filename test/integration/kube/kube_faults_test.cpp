@@ -118,7 +118,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(KubeTest, ANotRetryableErrorIsNotRetried) {
-  auto http = client(kubeconfig());
+  auto http = client(kubeconfig("tetherd:node-a", nullptr, {}));  // RBAC grants it nothing
   KubeClient kube(*http);
   RecordedDelays delays;
   auto r = run(kube::with_retries<boost::json::object>(

@@ -114,7 +114,7 @@ class KubeTest : public testing::Test {
     if (customize) customize(options, ca_);
     server_ = std::make_unique<ApiServer>(std::move(options));
     // Exactly what an admin applies for node-a (packaging/kubernetes).
-    for (auto& rule : shipped_node_rules("node-a"))
+    for (auto& rule : shipped_rules())
       server_->allow(std::move(rule));
   }
 
@@ -128,8 +128,10 @@ class KubeTest : public testing::Test {
     return k;
   }
 
-  Kubeconfig kubeconfig(const std::string& user = "tetherd:node-a",
-                        const TestCa* issuer = nullptr) const {
+  // A node's (in group tetherd:nodes, which the shipped RBAC binds) unless
+  // `groups` says otherwise.
+  Kubeconfig kubeconfig(const std::string& user = "tetherd:node-a", const TestCa* issuer = nullptr,
+                        std::vector<std::string> groups = {"tetherd:nodes"}) const {
     Kubeconfig k;
     k.path = "test-kubeconfig";
     k.context = "default";
@@ -137,7 +139,7 @@ class KubeTest : public testing::Test {
     k.ca_pem = ca_.cert_pem();
     const auto cert =
         (issuer ? *issuer : ca_)
-            .issue({.common_name = user, .organizations = {"tetherd:nodes"}, .server_auth = false});
+            .issue({.common_name = user, .organizations = std::move(groups), .server_auth = false});
     k.client_cert_pem = cert.cert_pem;
     k.client_key_pem = cert.key_pem;
     return k;

@@ -205,7 +205,8 @@ TEST(ServerAddress, NamesPortsPrefixesAndIpv6) {
 
 TEST_F(KubeTlsTest, FromAKubeconfigFileOnDiskToARequest) {
   TempDir dir;
-  const auto cert = ca_.issue({.common_name = "tetherd:node-a", .server_auth = false});
+  const auto cert = ca_.issue(
+      {.common_name = "tetherd:node-a", .organizations = {"tetherd:nodes"}, .server_auth = false});
   auto write = [&](const std::string& name, const std::string& text, mode_t mode) {
     const auto path = dir.file(name);
     std::ofstream(path) << text;

@@ -96,10 +96,10 @@ TEST_F(KubeWatchTest, ATooOldResourceVersionSaysExpiredBothWays) {
 }
 
 TEST_F(KubeWatchTest, AnErrorEventOtherThan410EndsTheWatchWithItsStatus) {
-  auto http = client(kubeconfig());
+  auto http = client(kubeconfig("tetherd:node-a", nullptr, {}));  // RBAC grants it nothing
   KubeClient kube(*http);
   kube::WatchOptions options;
-  options.field_selector = "metadata.name=node-b";  // not allowed: 403 before the stream
+  options.field_selector = "metadata.name=node-a";  // not allowed: 403 before the stream
   auto end = run(kube.watch(kEdgeNodes, options, [](const WatchEvent&) {}));
   ASSERT_FALSE(end);
   EXPECT_EQ(end.error().code, 403u);

@@ -281,8 +281,9 @@ TEST_F(LeaseHeartbeatTest, AFailingServerIsLoggedOnceAndItsRecoveryOnce) {
 }
 
 TEST_F(LeaseHeartbeatTest, AForbiddenRenewalSaysWhoMayNotDoWhat) {
-  // node-b's certificate, node-a's Lease.
-  auto http = client(kubeconfig("tetherd:node-b"));
+  // A user outside the nodes' group (what RBAC alone refuses; another
+  // node's Lease is the admission policy's, which the test server lacks).
+  auto http = client(kubeconfig("tetherd:node-b", nullptr, {}));
   KubeClient kube(*http);
   LeaseHeartbeat heartbeat(kube, clock_, log_, spec("node-a"), seconds(10));
   auto denied = run(heartbeat.renew());
@@ -303,7 +304,7 @@ TEST_F(LeaseHeartbeatTest, AForbiddenRenewalSaysWhoMayNotDoWhat) {
 TEST_F(LeaseHeartbeatTest, RbacWithoutUpdateFailsAtTheFirstPut) {
   server_->allow(
       {"tetherd:node-c", {"get", "create"}, "coordination.k8s.io", "leases", kNamespace, {}});
-  auto http = client(kubeconfig("tetherd:node-c"));
+  auto http = client(kubeconfig("tetherd:node-c", nullptr, {}));  // not in the nodes' group
   KubeClient kube(*http);
   LeaseHeartbeat heartbeat(kube, clock_, log_, spec("node-c"), seconds(10));
   ASSERT_TRUE(run(heartbeat.renew())) << "created";

@@ -53,7 +53,7 @@ class TetherKernel : public testing::Test {
       options.listen_address = "192.0.2.2";
       server_ = std::make_unique<ApiServer>(std::move(options));
     }
-    for (auto& rule : shipped_node_rules("node-a"))
+    for (auto& rule : shipped_rules())
       server_->allow(std::move(rule));
 
     config_.node_name = "node-a";

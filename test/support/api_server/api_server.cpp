@@ -34,7 +34,8 @@ std::unique_ptr<asio::ssl::context> make_tls(const IssuedCert& identity,
   SSL_CTX* native = tls->native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::single_dh_use);
-  tls->use_certificate_chain(asio::buffer(identity.cert_pem));
+  const std::string chain = identity.cert_pem + options.extra_chain_pem;
+  tls->use_certificate_chain(asio::buffer(chain));
   tls->use_private_key(asio::buffer(identity.key_pem), asio::ssl::context::pem);
   if (!options.client_ca_pem.empty()) {
     tls->add_certificate_authority(asio::buffer(options.client_ca_pem));
@@ -48,7 +49,7 @@ std::unique_ptr<asio::ssl::context> make_tls(const IssuedCert& identity,
   }
   // Certificates stay optional when bearer tokens may stand in for them.
   int mode = asio::ssl::verify_peer;
-  if (options.tokens.empty()) mode |= asio::ssl::verify_fail_if_no_peer_cert;
+  if (options.tokens.empty() && !options.anonymous) mode |= asio::ssl::verify_fail_if_no_peer_cert;
   tls->set_verify_mode(mode);
   // Session resumption with client verification needs an id context.
   SSL_CTX_set_session_id_context(native, kSessionIdContext, sizeof kSessionIdContext - 1);

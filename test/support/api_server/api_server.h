@@ -117,8 +117,19 @@ struct ApiServerOptions {
   std::optional<IssuedCert> wrong_host, expired;  // for the TLS misbehaviours
   // Bearer token -> user name. When not empty, client certificates become
   // optional (verify_peer without fail_if_no_peer_cert); a request with
-  // neither a certificate nor a known token gets 401.
+  // neither a certificate nor a known token gets 401. A user
+  // "system:serviceaccount:NS:NAME" is in the groups system:serviceaccounts
+  // and system:serviceaccounts:NS, as kube-apiserver puts it.
   std::map<std::string, std::string> tokens;
+  // kube-apiserver's --anonymous-auth (kubeadm and k3s leave it on): a
+  // request with neither a certificate nor a token is user
+  // system:anonymous in group system:unauthenticated, and RBAC decides
+  // (kubeadm lets it read kube-public/cluster-info). Certificates become
+  // optional. A token that is not known is still a 401.
+  bool anonymous = false;
+  // The chain the server presents after its certificate (e.g. the CA, as
+  // some servers send it); kube-apiserver sends what its cert file holds.
+  std::string extra_chain_pem;
   // The CA whose kubernetes.io/kube-apiserver-client signer issues approved
   // CertificateSigningRequests (usually the client CA's); none: approved
   // CSRs stay unsigned, as in a cluster whose signer is off. See csr.h.
@@ -143,19 +154,22 @@ struct RequestRecord {
   std::string serial;  // the client certificate's serial (hex), "" without one
 };
 
-// RBAC, simplified: `user` may do `verbs` (get, list, watch, create, update,
-// patch, delete) on `resource` ("edgenodes", "edgenodes/status", "leases",
+// RBAC, simplified: `user` (or anyone in `users_in_group`) may do `verbs` (get, list, watch,
+// create, update, patch, delete) on `resource` ("edgenodes", "edgenodes/status", "leases",
 // ...) in `group` ("" is core) and `namespace_`, limited to `names` when not
 // empty. "*" in verbs, group, resource or namespace_ matches anything. A
 // cluster-scoped resource (nodes) has namespace "": a rule grants it with
 // namespace_ "" or "*", as only a ClusterRoleBinding would.
 struct AccessRule {
-  std::string user;
+  std::string user;  // a User subject, or "system:serviceaccount:NS:NAME"
   std::set<std::string> verbs;
   std::string group;
   std::string resource;
   std::string namespace_;
   std::set<std::string> names;
+  // A Group subject instead (e.g. "tetherd:nodes", from a certificate's O):
+  // when set, `user` is not looked at.
+  std::string users_in_group;
 };
 
 class ApiServer {

@@ -51,7 +51,8 @@ TEST_F(MutualTlsTest, CommonNameIsTheUserAndOtherNodesAreForbidden) {
                             "tetherd.io",
                             "edgenodes",
                             "tetherd-system",
-                            {"node-a"}});
+                            {"node-a"},
+                            {}});
   auto node_a = client(user_cert("tetherd:node-a", {"tetherd:nodes"}));
 
   HttpResponse own = node_a->call("GET", object(kEdgeNodes, "node-a"));
@@ -100,7 +101,8 @@ TEST_F(MutualTlsTest, NamedRulesAllowListAndWatchOnlyPinnedToTheName) {
                             "tetherd.io",
                             "edgenodes",
                             "tetherd-system",
-                            {"node-a"}});
+                            {"node-a"},
+                            {}});
   auto node_a = client(user_cert("tetherd:node-a"));
   HttpResponse all = node_a->call("GET", kEdgeNodes);
   EXPECT_EQ(all.status, 403u);
@@ -120,7 +122,7 @@ TEST_F(MutualTlsTest, BearerTokensWhenConfigured) {
   ApiServerOptions options = default_options();
   options.tokens = {{"s3cret", "robot"}};
   start(options);
-  server().allow(AccessRule{"robot", {"*"}, "*", "*", "*", {}});
+  server().allow(AccessRule{"robot", {"*"}, "*", "*", "*", {}, {}});
   auto anonymous = client(std::nullopt);
   HttpResponse refused = anonymous->call("GET", kLeases);
   EXPECT_EQ(refused.status, 401u);
@@ -134,6 +136,55 @@ TEST_F(MutualTlsTest, BearerTokensWhenConfigured) {
   EXPECT_EQ(server().requests().back().user, "robot");
   // A certificate still works.
   EXPECT_EQ(admin()->call("GET", kLeases).status, 200u);
+}
+
+TEST_F(MutualTlsTest, ServiceAccountTokensAreInTheirGroups) {
+  ApiServerOptions options = default_options();
+  options.tokens = {{"sa-token", "system:serviceaccount:tetherd-system:tetherd-bootstrap"}};
+  start(options);
+  AccessRule rule{"", {"get", "list"}, "coordination.k8s.io", "leases", "*", {}, {}};
+  rule.users_in_group = "system:serviceaccounts:tetherd-system";
+  server().allow(rule);
+  auto sa = client(std::nullopt);
+  EXPECT_EQ(sa->call("GET", kLeases, {}, {}, {{"Authorization", "Bearer sa-token"}}).status, 200u);
+  HttpResponse refused =
+      sa->call("GET", kEdgeNodes, {}, {}, {{"Authorization", "Bearer sa-token"}});
+  EXPECT_EQ(refused.status, 403u);
+  EXPECT_NE(str(refused.json(), {"message"})
+                .find("User \"system:serviceaccount:tetherd-system:tetherd-bootstrap\" cannot "
+                      "list resource \"edgenodes\""),
+            std::string::npos)
+      << str(refused.json(), {"message"});
+}
+
+TEST_F(MutualTlsTest, AnonymousRequestsWhenOnAreJudgedByRbac) {
+  ApiServerOptions options = default_options();
+  options.anonymous = true;
+  options.tokens = {{"s3cret", "robot"}};
+  options.extra_chain_pem = test_ca().cert_pem();
+  start(options);
+  // kubeadm's rule: anyone may read kube-public/cluster-info.
+  AccessRule rule{"", {"get"}, "", "configmaps", "kube-public", {"cluster-info"}, {}};
+  rule.users_in_group = "system:unauthenticated";
+  server().allow(rule);
+  server().create("/api/v1/namespaces/kube-public/configmaps",
+                  {{"apiVersion", "v1"},
+                   {"kind", "ConfigMap"},
+                   {"metadata", {{"name", "cluster-info"}, {"namespace", "kube-public"}}},
+                   {"data", {{"kubeconfig", "x"}}}});
+  auto anonymous = client(std::nullopt);
+  EXPECT_EQ(anonymous->call("GET", "/api/v1/namespaces/kube-public/configmaps/cluster-info").status,
+            200u);
+  EXPECT_EQ(server().requests().back().user, "system:anonymous");
+  HttpResponse other = anonymous->call("GET", kLeases);
+  EXPECT_EQ(other.status, 403u);
+  EXPECT_NE(str(other.json(), {"message"}).find("User \"system:anonymous\""), std::string::npos);
+  // A token that is not known is still refused, not taken as anonymous.
+  EXPECT_EQ(anonymous
+                ->call("GET", "/api/v1/namespaces/kube-public/configmaps/cluster-info", {}, {},
+                       {{"Authorization", "Bearer nope"}})
+                .status,
+            401u);
 }
 
 class RestTest : public ApiServerTest {};

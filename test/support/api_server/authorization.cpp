@@ -16,7 +16,11 @@ bool rule_allows(const AccessRule& rule, const Identity& who, const Attributes& 
   // As RBAC's resourceNames: a rule with names never matches a request
   // without one (create, or a list/watch not pinned by metadata.name).
   bool name = rule.names.empty() || rule.names.contains(what.name);
-  return rule.user == who.user && verb && matches(rule.group, what.type->group) &&
+  const bool subject = rule.users_in_group.empty()
+                           ? rule.user == who.user
+                           : std::find(who.groups.begin(), who.groups.end(), rule.users_in_group) !=
+                                 who.groups.end();
+  return subject && verb && matches(rule.group, what.type->group) &&
          matches(rule.resource, resource) && matches(rule.namespace_, what.namespace_) && name;
 }
 

@@ -47,6 +47,19 @@ std::optional<Identity> certificate_identity(SSL* ssl) {
   return who;
 }
 
+// A token's user; a ServiceAccount's is in the groups kube-apiserver gives it.
+Identity token_identity(const std::string& user) {
+  Identity who{user, {}, {}};
+  constexpr std::string_view kPrefix = "system:serviceaccount:";
+  if (user.starts_with(kPrefix)) {
+    const std::string rest = user.substr(kPrefix.size());
+    who.groups = {"system:serviceaccounts",
+                  "system:serviceaccounts:" + rest.substr(0, rest.find(':'))};
+  }
+  who.groups.push_back("system:authenticated");
+  return who;
+}
+
 }  // namespace
 
 Connection::Connection(ServerCore& core, asio::ip::tcp::socket socket, asio::ssl::context& tls,
@@ -144,8 +157,9 @@ void Connection::dispatch(http::request<http::string_body> message) {
   std::string_view authorization = message[http::field::authorization];
   if (!who && authorization.starts_with("Bearer ")) {
     auto found = core_.options.tokens.find(std::string(authorization.substr(7)));
-    if (found != core_.options.tokens.end())
-      who = Identity{found->second, {"system:authenticated"}, {}};
+    if (found != core_.options.tokens.end()) who = token_identity(found->second);
+  } else if (!who && authorization.empty() && core_.options.anonymous) {
+    who = Identity{"system:anonymous", {"system:unauthenticated"}, {}};
   }
   user_ = who ? who->user : std::string{};
   serial_ = who ? who->serial : std::string{};
