@@ -19,6 +19,7 @@
 #include "agent/adapters/node_addresses.h"
 #include "agent/adapters/system_clock.h"
 #include "agent/app/certs_report.h"
+#include "agent/app/enrollment.h"
 #include "agent/app/firewall_keeper.h"
 #include "agent/app/firewall_report.h"
 #include "agent/app/local_linkerd.h"
@@ -52,6 +53,14 @@ constexpr const char* kUsage =
     "                  exit 0 valid, 1 not valid, 2 cannot read\n"
     "  certs rotate    write a new issuer now (signed by linkerd.trustAnchorKey), then wait\n"
     "                  for linkerd-identity to load it; exit 0 rotated, 1 refused, 2 error\n"
+    "  enroll --server URL --token-file PATH (--ca-file PATH | --ca-cert-hash sha256:HEX)\n"
+    "         [--expiration DUR] [--wait DUR]\n"
+    "                  get this node's client certificate from the cloud's API server (a CSR an\n"
+    "                  admin approves), write it with its kubeconfig and switch controlPlane on;\n"
+    "                  run again to resume a wait; does nothing when enrolled already. exit 0\n"
+    "                  enrolled, 2 error, 3 CA does not match or server not verified, 4 token\n"
+    "                  refused, 5 request denied or certificate refused, 6 not approved within\n"
+    "                  --wait (default 15m), 7 node name not a DNS-1123 subdomain\n"
     "\n"
     "  -c, --config PATH   configuration file (default /etc/tetherd/tetherd.yaml)\n"
     "  -o, --output FMT    table (default) or json\n"
@@ -276,6 +285,60 @@ int firewall_on_stop(const Options& o, const tetherd::Config& config) {
   return kExitOk;
 }
 
+int enroll(const Options& o) {
+  using namespace tetherd;
+  EnrollOptions e;
+  e.config_path = o.config;
+  for (std::size_t i = 1; i < o.command.size(); ++i) {
+    const std::string& flag = o.command[i];
+    if (i + 1 >= o.command.size()) return usage_error("enroll: " + flag + " needs a value");
+    const std::string& value = o.command[++i];
+    if (flag == "--server") {
+      e.server = value;
+    } else if (flag == "--token-file") {
+      e.token_file = value;
+    } else if (flag == "--ca-file") {
+      e.ca_file = value;
+    } else if (flag == "--ca-cert-hash") {
+      e.ca_cert_hash = value;
+    } else if (flag == "--expiration" || flag == "--wait") {
+      auto d = parse_duration(value);
+      if (!d || *d <= Duration::zero())
+        return usage_error("enroll: " + flag + ": not a duration: " + value);
+      (flag == "--wait" ? e.wait : e.expiration.emplace()) = *d;
+    } else {
+      return usage_error("enroll: unknown flag " + flag);
+    }
+  }
+  if (e.server.empty() || e.token_file.empty())
+    return usage_error("enroll: --server and --token-file are needed");
+  if (e.ca_file.empty() == e.ca_cert_hash.empty())
+    return usage_error("enroll: give the cloud's CA: --ca-file or --ca-cert-hash, one of them");
+  auto loaded = load_config_file(o.config, {default_host_name()});
+  if (auto* errors = std::get_if<ConfigErrors>(&loaded)) {
+    bool name = false;
+    for (const auto& err : *errors) {
+      std::fprintf(stderr, "%s\n", err.format(o.config).c_str());
+      name = name || err.message.starts_with("node.name");
+    }
+    if (name)
+      std::fprintf(stderr, "tetherctl: enroll: set node.name in %s to this node's name\n",
+                   o.config.c_str());
+    return name ? static_cast<int>(EnrollExit::kBadNodeName) : kExitConfig;
+  }
+  boost::asio::io_context io;
+  SystemClock clock;
+  const EnrollOutcome out =
+      run_on(io, tetherd::enroll(io.get_executor(), e, std::get<Config>(loaded), clock,
+                                 [](const std::string& line) {
+                                   std::printf("%s\n", line.c_str());
+                                   std::fflush(stdout);
+                                 }));
+  std::fprintf(out.exit == EnrollExit::kEnrolled ? stdout : stderr, "%s%s\n",
+               out.exit == EnrollExit::kEnrolled ? "" : "tetherctl: enroll: ", out.message.c_str());
+  return static_cast<int>(out.exit);
+}
+
 int main(int argc, char** argv) {
   Options o;
   enum { kVersion = 1000, kSocket, kTimeout };
@@ -333,6 +396,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (!o.command.empty() && o.command[0] == "enroll") return enroll(o);
   if (o.command == std::vector<std::string>{"status"}) return status(o);
   if (o.command == std::vector<std::string>{"check"}) return check(o);
   if (o.command == std::vector<std::string>{"certs", "check"}) return certs(o, false);

@@ -1,6 +1,7 @@
 #include "agent/app/daemon.h"
 
 #include <csignal>
+#include <filesystem>
 #include <stdexcept>
 
 #include <boost/asio/post.hpp>
@@ -9,6 +10,7 @@
 #include "agent/adapters/x509.h"
 #include "agent/app/certs_report.h"
 #include "agent/config/kubeconfig.h"
+#include "agent/config/small_file.h"
 #include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
 #include "firewall/desired_state.h"
@@ -122,6 +124,7 @@ Result<void> Daemon::start() {
     local_ = own_local_.get();
   }
   if (local_) attach_local(nullptr);
+  config_text_ = config_text();
   follow_credentials();
   if (health_) {
     health_->on_transition([this] {
@@ -426,11 +429,31 @@ void Daemon::follow_credentials() {
   }
   if (config_.linkerd && !config_.linkerd->trust_anchor_key.empty())
     paths.push_back(config_.linkerd->trust_anchor_key);
-  if (auto r = files_->follow(std::move(paths), [this] { credentials_changed(); }); !r) {
+  // The configuration itself: `tetherctl enroll` switches controlPlane on
+  // in it, and an admin's edit is taken as a reload is.
+  std::error_code ec;
+  paths.push_back(std::filesystem::absolute(config_path_, ec).string());
+  if (auto r = files_->follow(std::move(paths), [this] { files_changed(); }); !r) {
     log_.warning("credentials-unwatched",
                  "cannot follow the credential files: " + r.error().message +
                      "; a changed one is taken at the next reload");
   }
+}
+
+std::string Daemon::config_text() const {
+  auto text = read_small_file(config_path_, 1 << 20, config_path_);
+  return text ? std::move(*text) : std::string();
+}
+
+void Daemon::files_changed() {
+  if (stopping_) return;
+  if (config_text() != config_text_) {
+    log_.info("config-changed", "the configuration file " + config_path_ + " changed: reloading",
+              {{"CONFIG", config_path_}});
+    reload();  // which reads the credentials afresh too
+    return;
+  }
+  credentials_changed();
 }
 
 void Daemon::credentials_changed() {
@@ -660,6 +683,7 @@ bool Daemon::reload() {
   // to this notification; older versions ignore it.
   const auto mono_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.monotonic());
   notifier_.notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(mono_us.count()));
+  config_text_ = config_text();  // before loading: a write in between is seen again
   auto loaded = load_config_();
   bool applied = false;
   if (auto* errors = std::get_if<ConfigErrors>(&loaded)) {

@@ -129,7 +129,10 @@ class Daemon {
   // The credential files: followed (again after each change of the set),
   // and when one changes, each user re-reads its own and takes it if whole.
   void follow_credentials();
+  // A followed file changed: the configuration (a reload) or a credential.
+  void files_changed();
   void credentials_changed();
+  std::string config_text() const;  // "" when unreadable
   void session_credentials();
   void cluster_credentials();
   void anchor_key();
@@ -142,6 +145,7 @@ class Daemon {
   ServiceNotifier& notifier_;
   FirewallKeeper& firewall_;
   std::string config_path_;
+  std::string config_text_;  // as last loaded, to tell an edit from a touch
   ConfigSource load_config_;
   Config config_;
   boost::asio::signal_set signals_;

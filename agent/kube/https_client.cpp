@@ -21,6 +21,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -63,6 +64,24 @@ void tune_socket(tcp::socket& socket) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
 }
 
+// The certificates a server presented, its own first, in PEM.
+std::vector<std::string> chain_pem(SSL* ssl) {
+  std::vector<std::string> out;
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (bio == nullptr) break;
+    if (PEM_write_bio_X509(bio, sk_X509_value(chain, i)) == 1) {
+      char* data = nullptr;
+      const long size = BIO_get_mem_data(bio, &data);
+      out.emplace_back(data, static_cast<std::size_t>(size));
+    }
+    BIO_free(bio);
+  }
+  ERR_clear_error();
+  return out;
+}
+
 }  // namespace
 
 class Connection;
@@ -86,6 +105,8 @@ struct HttpsClient::State {
   asio::ssl::context tls;
   std::size_t connections_opened = 0;
   std::string tls_version;
+  bool unverified = false;  // create_unverified(): record the chain, trust nothing
+  std::vector<std::string> peer_chain;
   std::set<Connection*> live;  // before `idle`: idle connections leave it as they go
   std::vector<std::unique_ptr<Connection>> idle;
 };
@@ -188,6 +209,20 @@ ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create(asio::any_io_executo
   return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(state)));
 }
 
+ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create_unverified(
+    asio::any_io_executor executor, std::string_view server_url, ClientLimits limits) {
+  auto address = parse_server_address(server_url, {});
+  if (!address) return address.error();
+  auto state = std::make_shared<State>(std::move(executor), std::string(server_url),
+                                       std::move(*address), std::string(), limits);
+  SSL_CTX_set_min_proto_version(state->tls.native_handle(), TLS1_2_VERSION);
+  state->tls.set_options(asio::ssl::context::default_workarounds |
+                         asio::ssl::context::no_compression);
+  state->tls.set_verify_mode(asio::ssl::verify_none);
+  state->unverified = true;
+  return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(state)));
+}
+
 HttpsClient::~HttpsClient() {
   disconnect_all();
 }
@@ -200,6 +235,9 @@ std::size_t HttpsClient::connections_opened() const {
 }
 const std::string& HttpsClient::tls_version() const {
   return state_->tls_version;
+}
+const std::vector<std::string>& HttpsClient::peer_chain() const {
+  return state_->peer_chain;
 }
 
 void HttpsClient::disconnect_all() {
@@ -360,6 +398,7 @@ awaitable<ApiResult<std::unique_ptr<Connection>>> connect(std::shared_ptr<State>
   auto [hec] = co_await c->stream.async_handshake(asio::ssl::stream_base::client, nothrow);
   if (hec) co_return io_error(*s, hec, "TLS handshake with", limits.handshake_timeout, c.get());
   s->tls_version = SSL_get_version(ssl);
+  if (s->unverified) s->peer_chain = chain_pem(ssl);
   co_return c;
 }
 

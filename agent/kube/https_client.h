@@ -74,6 +74,13 @@ class HttpsClient {
   static ApiResult<std::unique_ptr<HttpsClient>> create(boost::asio::any_io_executor executor,
                                                         const Kubeconfig& kubeconfig,
                                                         ClientLimits limits = {});
+  // kubeadm's discovery, before anything is trusted: a client that verifies
+  // nothing about the server and sends no credentials (no certificate, no
+  // token), and records the chain each handshake presented (peer_chain()),
+  // for the caller to match against a pinned CA before it trusts anything.
+  // What it reads is public by construction (an anonymous GET).
+  static ApiResult<std::unique_ptr<HttpsClient>> create_unverified(
+      boost::asio::any_io_executor executor, std::string_view server_url, ClientLimits limits = {});
   // Closes every connection. Calls in flight may outlive the client: they
   // hold its state, and end with a "Disconnected" transport error.
   ~HttpsClient();
@@ -105,6 +112,9 @@ class HttpsClient {
   std::size_t connections_opened() const;
   // The protocol of the last handshake, e.g. "TLSv1.3" (for status output).
   const std::string& tls_version() const;
+  // The certificates (PEM, the server's first) of the last handshake of a
+  // create_unverified() client; empty for a verifying one.
+  const std::vector<std::string>& peer_chain() const;
 
   struct State;
 

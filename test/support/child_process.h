@@ -83,20 +83,34 @@ class ChildProcess {
 
   std::string out() const { return slurp(stdout_path_); }
   std::string err() const { return slurp(stderr_path_); }
-  // Whether stderr shows `text` before the deadline: for what the child
+  // Whether stderr (stdout) shows `text` before the deadline: for what the child
   // logs after it is ready, from work it does off its event loop. Woken by
   // the file's changes (inotify), not by polling.
   bool err_shows(std::string_view text, std::chrono::milliseconds timeout) const {
+    return shows(stderr_path_, text, timeout);
+  }
+  bool out_shows(std::string_view text, std::chrono::milliseconds timeout) const {
+    return shows(stdout_path_, text, timeout);
+  }
+
+ private:
+  static bool shows(const std::string& path, std::string_view text,
+                    std::chrono::milliseconds timeout) {
     const int watch = inotify_init1(IN_CLOEXEC);
-    if (watch >= 0) inotify_add_watch(watch, stderr_path_.c_str(), IN_MODIFY);
+    // The child may not have made the file yet: then look again every 50 ms
+    // until it has, and watch it from then on.
+    bool watching = watch >= 0 && inotify_add_watch(watch, path.c_str(), IN_MODIFY) >= 0;
     const auto until = std::chrono::steady_clock::now() + timeout;
     bool found = false;
-    while (!(found = err().find(text) != std::string::npos) && watch >= 0) {
+    while (!(found = slurp(path).find(text) != std::string::npos) && watch >= 0) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           until - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
+      if (!watching && (watching = inotify_add_watch(watch, path.c_str(), IN_MODIFY) >= 0))
+        continue;  // look once more: it may have been written before the watch
       pollfd p{watch, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left.count())) > 0) {
+      if (poll(&p, 1,
+               static_cast<int>(watching ? left.count() : std::min<long>(left.count(), 50))) > 0) {
         char events[4096];
         (void)read(watch, events, sizeof events);
       }
@@ -105,7 +119,6 @@ class ChildProcess {
     return found;
   }
 
- private:
   static std::string slurp(const std::string& path) {
     std::ifstream in(path);
     std::stringstream s;

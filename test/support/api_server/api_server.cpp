@@ -34,6 +34,9 @@ std::unique_ptr<asio::ssl::context> make_tls(const IssuedCert& identity,
   SSL_CTX* native = tls->native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::single_dh_use);
+  // Exactly the chain given, as Go's TLS sends it: OpenSSL would otherwise
+  // add the CA from the client CA store by itself.
+  SSL_CTX_set_mode(native, SSL_MODE_NO_AUTO_CHAIN);
   const std::string chain = identity.cert_pem + options.extra_chain_pem;
   tls->use_certificate_chain(asio::buffer(chain));
   tls->use_private_key(asio::buffer(identity.key_pem), asio::ssl::context::pem);
