@@ -141,6 +141,15 @@ TestCa::TestCa(std::string common_name) {
   key_pem_ = key_to_pem(key.get());
 }
 
+TestCa TestCa::from_pem(std::string cert_pem, std::string key_pem) {
+  TestCa ca("unused");
+  cert_from_pem(cert_pem);  // throws on what is not a certificate
+  key_from_pem(key_pem);
+  ca.cert_pem_ = std::move(cert_pem);
+  ca.key_pem_ = std::move(key_pem);
+  return ca;
+}
+
 IssuedCert TestCa::issue(const LeafOptions& options) const {
   X509Ptr ca_cert = cert_from_pem(cert_pem_);
   KeyPtr ca_key = key_from_pem(key_pem_);

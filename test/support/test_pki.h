@@ -32,6 +32,8 @@ struct LeafOptions {
 class TestCa {
  public:
   explicit TestCa(std::string common_name = "tetherd test CA");
+  // A CA made elsewhere (by openssl, for the demo): its certificate and key.
+  static TestCa from_pem(std::string cert_pem, std::string key_pem);
 
   const std::string& cert_pem() const { return cert_pem_; }
   const std::string& key_pem() const { return key_pem_; }

@@ -4,13 +4,21 @@
 // system:masters may do everything, others what the --rbac manifests grant.
 //
 //   test-apiserver --listen ADDRESS --port PORT --cert FILE --key FILE
-//                  --client-ca FILE [--rbac FILE]...
+//                  --client-ca FILE [--rbac FILE]... [--client-ca-key FILE]
+//                  [--token USER=FILE]... [--anonymous-auth true|false]
+//
+// --client-ca-key turns the kube-apiserver-client signer on (approved
+// CertificateSigningRequests are signed by the client CA, as
+// kube-controller-manager's --cluster-signing-*-file do); --token: the
+// token in FILE authenticates as USER (a ServiceAccount's:
+// system:serviceaccount:NS:NAME); --anonymous-auth as kube-apiserver's.
 //
 // Prints "serving https://ADDRESS:PORT" when it accepts connections, and
 // serves until SIGTERM or SIGINT. SIGUSR1: the server process goes down
 // (connections reset, new ones refused) while its store lives on, as etcd
 // does behind a real one; SIGUSR2: it comes back on the same port.
 
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -27,7 +35,8 @@ namespace {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "test-apiserver: %s\nusage: test-apiserver --listen ADDRESS --port PORT --cert FILE "
-               "--key FILE --client-ca FILE [--rbac FILE]...\n",
+               "--key FILE --client-ca FILE [--rbac FILE]... [--client-ca-key FILE] "
+               "[--token USER=FILE]... [--anonymous-auth true|false]\n",
                why);
   std::exit(2);
 }
@@ -39,6 +48,8 @@ int main(int argc, char** argv) {
   tetherd::test::ApiServerOptions options;
   std::string cert, key, client_ca;
   std::vector<std::string> rbac;
+  std::string client_ca_key;
+  std::vector<std::pair<std::string, std::string>> tokens;  // user, file
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) usage(("no value after " + flag).c_str());
@@ -59,6 +70,15 @@ int main(int argc, char** argv) {
       client_ca = value;
     } else if (flag == "--rbac") {
       rbac.push_back(value);
+    } else if (flag == "--client-ca-key") {
+      client_ca_key = value;
+    } else if (flag == "--token") {
+      const auto at = value.find('=');
+      if (at == std::string::npos) usage("--token wants USER=FILE");
+      tokens.emplace_back(value.substr(0, at), value.substr(at + 1));
+    } else if (flag == "--anonymous-auth") {
+      if (value != "true" && value != "false") usage("--anonymous-auth wants true or false");
+      options.anonymous = value == "true";
     } else {
       usage(("unknown flag " + flag).c_str());
     }
@@ -78,6 +98,15 @@ int main(int argc, char** argv) {
     using tetherd::test::file_flag;
     options.identity = {file_flag(cert), file_flag(key)};
     options.client_ca_pem = file_flag(client_ca);
+    if (!client_ca_key.empty())
+      options.csr_signer = tetherd::test::TestCa::from_pem(options.client_ca_pem,
+                                                           file_flag(client_ca_key));
+    for (const auto& [user, file] : tokens) {
+      std::string token = file_flag(file);
+      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+        token.pop_back();
+      options.tokens[token] = user;
+    }
     ApiServer server(options);
     for (const auto& path : rbac)
       for (auto& rule : tetherd::test::rules_from_rbac_manifest(file_flag(path)))
