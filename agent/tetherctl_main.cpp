@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <getopt.h>
 #include <string>
 #include <unistd.h>
@@ -54,13 +55,14 @@ constexpr const char* kUsage =
     "  certs rotate    write a new issuer now (signed by linkerd.trustAnchorKey), then wait\n"
     "                  for linkerd-identity to load it; exit 0 rotated, 1 refused, 2 error\n"
     "  enroll --server URL --token-file PATH (--ca-file PATH | --ca-cert-hash sha256:HEX)\n"
-    "         [--expiration DUR] [--wait DUR]\n"
+    "         [--expiration DUR] [--wait DUR] [--force]\n"
     "                  get this node's client certificate from the cloud's API server (a CSR an\n"
     "                  admin approves), write it with its kubeconfig and switch controlPlane on;\n"
     "                  run again to resume a wait; does nothing when enrolled already. exit 0\n"
     "                  enrolled, 2 error, 3 CA does not match or server not verified, 4 token\n"
     "                  refused, 5 request denied or certificate refused, 6 not approved within\n"
-    "                  --wait (default 15m), 7 node name not a DNS-1123 subdomain\n"
+    "                  --wait (default 15m), 7 node name not a DNS-1123 subdomain; --force\n"
+    "                  replaces a kubeconfig it did not write\n"
     "\n"
     "  -c, --config PATH   configuration file (default /etc/tetherd/tetherd.yaml)\n"
     "  -o, --output FMT    table (default) or json\n"
@@ -288,9 +290,16 @@ int firewall_on_stop(const Options& o, const tetherd::Config& config) {
 int enroll(const Options& o) {
   using namespace tetherd;
   EnrollOptions e;
-  e.config_path = o.config;
+  std::error_code ec;
+  // Absolute: the kubeconfig's path is made from it, and the loader wants
+  // absolute paths.
+  e.config_path = std::filesystem::absolute(o.config, ec).lexically_normal().string();
   for (std::size_t i = 1; i < o.command.size(); ++i) {
     const std::string& flag = o.command[i];
+    if (flag == "--force") {
+      e.force = true;
+      continue;
+    }
     if (i + 1 >= o.command.size()) return usage_error("enroll: " + flag + " needs a value");
     const std::string& value = o.command[++i];
     if (flag == "--server") {
@@ -306,6 +315,13 @@ int enroll(const Options& o) {
       if (!d || *d <= Duration::zero())
         return usage_error("enroll: " + flag + ": not a duration: " + value);
       (flag == "--wait" ? e.wait : e.expiration.emplace()) = *d;
+      // kube-controller-manager's cap (--cluster-signing-duration, a year
+      // by default): a longer life asked for would come back shorter, and
+      // be refused as not the certificate asked for.
+      if (flag == "--expiration" &&
+          (*d < std::chrono::minutes(10) || *d > std::chrono::hours(8760)))
+        return usage_error(
+            "enroll: --expiration: from 10m to 8760h (a year, the signer's usual cap)");
     } else {
       return usage_error("enroll: unknown flag " + flag);
     }
@@ -314,7 +330,7 @@ int enroll(const Options& o) {
     return usage_error("enroll: --server and --token-file are needed");
   if (e.ca_file.empty() == e.ca_cert_hash.empty())
     return usage_error("enroll: give the cloud's CA: --ca-file or --ca-cert-hash, one of them");
-  auto loaded = load_config_file(o.config, {default_host_name()});
+  auto loaded = load_config_file(e.config_path, {default_host_name()});
   if (auto* errors = std::get_if<ConfigErrors>(&loaded)) {
     bool name = false;
     for (const auto& err : *errors) {

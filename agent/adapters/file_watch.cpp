@@ -26,7 +26,8 @@ FileWatch::~FileWatch() {
   stop();
 }
 
-Result<void> FileWatch::follow(std::vector<std::string> paths, std::function<void()> changed) {
+Result<void> FileWatch::follow(std::vector<std::string> paths, std::function<void()> changed,
+                               std::vector<std::string> settled) {
   if (!fd_) {
     const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) return make_error(std::string("inotify: ") + std::strerror(errno));
@@ -37,6 +38,7 @@ Result<void> FileWatch::follow(std::vector<std::string> paths, std::function<voi
   std::sort(paths.begin(), paths.end());
   paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
   paths_ = std::move(paths);
+  settled_ = std::set<std::string>(settled.begin(), settled.end());
   changed_ = std::move(changed);
   arm();
   return {};
@@ -131,6 +133,11 @@ void FileWatch::handle(const char* data, std::size_t size) {
     }
     const auto& names = names_[dir->second];
     if (names.count(name) == 0) continue;
+    // A write under way (or a file just made, to be written) of a file
+    // that counts only when settled.
+    constexpr std::uint32_t kUnderWay = IN_MODIFY | IN_CREATE;
+    if ((event.mask & ~kUnderWay & ~IN_ISDIR) == 0 && settled_.contains(dir->second + "/" + name))
+      continue;
     relevant = true;
     // A directory on the way came or went: watch the next one down (or up).
     if (event.mask & IN_ISDIR) rearm = true;

@@ -43,7 +43,11 @@ class FileWatch {
   // `changed` on the loop after any of them is written, replaced, created,
   // removed or has its mode changed. An error: inotify cannot be had (the
   // limit on instances); nothing is followed then.
-  Result<void> follow(std::vector<std::string> paths, std::function<void()> changed);
+  // Paths in `settled` (among `paths`) count only once a writer is done
+  // with them, closed after writing or renamed into place, never at each
+  // write: a file written in place (an editor, `>`) is not read half-written.
+  Result<void> follow(std::vector<std::string> paths, std::function<void()> changed,
+                      std::vector<std::string> settled = {});
   void stop();
   // The directories watched now, for tests.
   std::vector<std::string> watched() const;
@@ -60,6 +64,7 @@ class FileWatch {
   const Clock& clock_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> fd_;
   std::vector<std::string> paths_;
+  std::set<std::string> settled_;
   std::function<void()> changed_;
   // Watch descriptor → directory, and, per directory, the names in it that
   // matter (a followed file's name, or the next directory on its way).

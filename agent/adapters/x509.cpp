@@ -348,6 +348,13 @@ bool key_matches(const Certificate& cert, const PrivateKey& key) {
          EVP_PKEY_eq(public_key, key.native()) == 1;
 }
 
+bool self_signed(const Certificate& cert) {
+  ErrorQueueScope queue;
+  X509* c = cert.native();
+  EVP_PKEY* own = X509_get0_pubkey(c);
+  return own != nullptr && X509_check_issued(c, c) == X509_V_OK && X509_verify(c, own) == 1;
+}
+
 std::string key_type(const PrivateKey& key) {
   ErrorQueueScope queue;
   return key_type_of(key.native());

@@ -79,6 +79,10 @@ CertificateInfo describe(const Certificate& cert);
 // Whether `key` is the private half of the certificate's public key.
 bool key_matches(const Certificate& cert, const PrivateKey& key);
 
+// Whether `cert` is a root: issued by itself, and signed by its own key
+// (a certificate that merely carries a pinned key is not).
+bool self_signed(const Certificate& cert);
+
 // The same words as CertificateInfo::key_type.
 std::string key_type(const PrivateKey& key);
 

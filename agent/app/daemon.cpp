@@ -432,8 +432,10 @@ void Daemon::follow_credentials() {
   // The configuration itself: `tetherctl enroll` switches controlPlane on
   // in it, and an admin's edit is taken as a reload is.
   std::error_code ec;
-  paths.push_back(std::filesystem::absolute(config_path_, ec).string());
-  if (auto r = files_->follow(std::move(paths), [this] { files_changed(); }); !r) {
+  const std::string config =
+      std::filesystem::absolute(config_path_, ec).lexically_normal().string();
+  paths.push_back(config);
+  if (auto r = files_->follow(std::move(paths), [this] { files_changed(); }, {config}); !r) {
     log_.warning("credentials-unwatched",
                  "cannot follow the credential files: " + r.error().message +
                      "; a changed one is taken at the next reload");
@@ -447,7 +449,17 @@ std::string Daemon::config_text() const {
 
 void Daemon::files_changed() {
   if (stopping_) return;
-  if (config_text() != config_text_) {
+  if (const std::string now = config_text(); now != config_text_) {
+    // Emptied (`: > file` before a write, a failed copy): not a
+    // configuration anyone means, though a valid one (all defaults).
+    if (now.find_first_not_of(" \t\r\n") == std::string::npos) {
+      log_.warning("config-ignored",
+                   "the configuration file " + config_path_ +
+                       " is empty or gone: not reloaded; the running configuration stays",
+                   {{"CONFIG", config_path_}});
+      config_text_ = now;
+      return credentials_changed();
+    }
     log_.info("config-changed", "the configuration file " + config_path_ + " changed: reloading",
               {{"CONFIG", config_path_}});
     reload();  // which reads the credentials afresh too

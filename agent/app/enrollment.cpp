@@ -1,9 +1,14 @@
 #include "agent/app/enrollment.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <set>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -70,7 +75,9 @@ std::optional<std::string> matching(const std::vector<std::string>& candidates,
     if (!certs) continue;
     for (const auto& cert : *certs) {
       const CertificateInfo info = x509::describe(cert);
-      if (!info.is_ca) continue;
+      // A root, signed by the pinned key itself: a certificate that only
+      // carries the key (made by anyone) must not bring its own terms.
+      if (!info.is_ca || !x509::self_signed(cert)) continue;
       if (info.spki_sha256 == pin) return x509::to_pem(cert);
       seen.push_back(pin_of(info));
     }
@@ -194,11 +201,19 @@ Result<bool> switch_on(const std::string& config_path, const Config& config,
     return make_error("cannot add controlPlane to " + config_path +
                       " safely: add `controlPlane: {kubeconfig: " + kubeconfig +
                       "}` yourself, then reload tetherd");
+  // The file itself when the name is a link; its mode and owner kept.
+  std::error_code fs;
+  const auto path = std::filesystem::canonical(config_path, fs);
+  if (fs) return make_error("cannot resolve " + config_path + ": " + fs.message());
   struct stat st {};
-  const mode_t mode = ::stat(config_path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
-  const auto path = std::filesystem::path(config_path);
-  if (auto ec = StateDir(path.parent_path().string()).replace(path.filename().string(), next, mode))
-    return make_error("cannot write " + config_path + ": " + ec.message());
+  if (::stat(path.c_str(), &st) != 0)
+    return make_error("cannot read " + config_path + ": " + std::strerror(errno));
+  if (auto ec = StateDir(path.parent_path().string())
+                    .replace(path.filename().string(), next, st.st_mode & 07777))
+    return make_error("cannot write " + path.string() + ": " + ec.message());
+  if (::chown(path.c_str(), st.st_uid, st.st_gid) != 0)
+    return make_error("wrote " + path.string() +
+                      " but cannot give it back to its owner: " + std::strerror(errno));
   return true;
 }
 
@@ -207,6 +222,7 @@ Result<bool> switch_on(const std::string& config_path, const Config& config,
 struct Pending {
   std::string name;
   std::string server;
+  std::string node;
   std::string key_pem;
 };
 
@@ -218,11 +234,12 @@ std::optional<Pending> read_pending(const CredentialPaths& paths) {
   if (!text || !key) return std::nullopt;
   auto v = json::parse(*text, ec);
   if (ec || !v.is_object()) return std::nullopt;
-  const auto* name = v.as_object().if_contains("name");
-  const auto* server = v.as_object().if_contains("server");
-  if (name == nullptr || server == nullptr || !name->is_string() || !server->is_string())
-    return std::nullopt;
-  return Pending{std::string(name->as_string()), std::string(server->as_string()), *key};
+  auto field = [&v](const char* k) {
+    const auto* f = v.as_object().if_contains(k);
+    return f != nullptr && f->is_string() ? std::string(f->as_string()) : std::string();
+  };
+  if (field("name").empty() || field("server").empty()) return std::nullopt;
+  return Pending{field("name"), field("server"), field("node"), *key};
 }
 
 void forget_pending(const CredentialPaths& paths) {
@@ -254,19 +271,34 @@ awaitable<void> sleep_for(boost::asio::any_io_executor executor, const Clock& cl
   co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
 }
 
-// The issued certificate, checked and written with its key and the kubeconfig.
-Result<std::string> install(const CredentialPaths& paths, const EnrollOptions& options,
-                            const TrustedCa& ca, const std::string& user, const Pending& pending,
-                            const std::string& certificate_pem, WallTime now) {
-  auto certs = x509::parse_certificates(certificate_pem, "the issued certificate");
-  if (!certs) return certs.error();
+// The issued certificate, checked and written with its key and the
+// kubeconfig. kEnrolled with what was written; kRefused when the
+// certificate is not the one asked for (the request is forgotten); kError
+// when it could not be written, or the node's clock is behind its start
+// (the request is kept: fix that, run again).
+EnrollOutcome install(const CredentialPaths& paths, const EnrollOptions& options,
+                      const TrustedCa& ca, const std::string& user, const Pending& pending,
+                      const std::string& certificate_pem, WallTime now) {
+  const std::string what = "the certificate issued for " + pending.name;
+  auto refused = [&](const std::string& why) {
+    forget_pending(paths);
+    return outcome(EnrollExit::kRefused,
+                   what + " is refused: " + why + ". Ask the admin; run enroll again to ask anew");
+  };
+  auto certs = x509::parse_certificates(certificate_pem, what);
+  if (!certs) return refused(certs.error().message);
   auto key = x509::parse_private_key(pending.key_pem, paths.next_key);
-  if (!key) return key.error();
+  if (!key) return outcome(EnrollExit::kError, key.error().message);
   const CertificateInfo info = x509::describe(certs->front());
+  if (now < info.not_before)
+    return outcome(EnrollExit::kError,
+                   what + " is valid only from " + format_kube_time(info.not_before) +
+                       ": this node's clock is behind (timedatectl). It is kept: fix the clock, "
+                       "then run the same command again");
   if (auto ok = check_issued(info, x509::key_matches(certs->front(), *key),
                              {user, options.expiration.value_or(Duration::zero())}, now);
       !ok)
-    return ok.error();
+    return refused(ok.error().message);
   StateDir dir(paths.dir);
   const std::string kubeconfig = render_kubeconfig({.server = options.server,
                                                     .ca_pem = ca.pem,
@@ -278,12 +310,37 @@ Result<std::string> install(const CredentialPaths& paths, const EnrollOptions& o
         std::tuple{paths.certificate, certificate_pem, mode_t{0644}},
         std::tuple{paths.kubeconfig, kubeconfig, mode_t{0600}}}) {
     if (auto ec = dir.replace(file_name(path), text, mode))
-      return make_error("cannot write " + path + ": " + ec.message());
+      return outcome(EnrollExit::kError, "cannot write " + path + ": " + ec.message() +
+                                             "; the request is kept: run the same command again");
   }
   forget_pending(paths);
-  return Result<std::string>(boost::system::in_place_value, "certificate " + info.serial_hex +
-                                                                " for " + user + ", valid until " +
-                                                                format_kube_time(info.not_after));
+  return outcome(EnrollExit::kEnrolled, "certificate " + info.serial_hex + " for " + user +
+                                            ", valid until " + format_kube_time(info.not_after));
+}
+
+// Held while enroll runs: two at once would overwrite each other's request.
+class DirLock {
+ public:
+  explicit DirLock(const std::string& dir)
+      : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    locked_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+  }
+  ~DirLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+  bool locked() const { return locked_; }
+
+ private:
+  int fd_;
+  bool locked_ = false;
+};
+
+// Whether `k` is what enroll writes: its certificate and key are the node's files.
+bool written_by_enroll(const Kubeconfig& k, const CredentialPaths& paths) {
+  return std::find(k.files.begin(), k.files.end(), paths.certificate) != k.files.end() &&
+         std::find(k.files.begin(), k.files.end(), paths.key) != k.files.end();
 }
 
 }  // namespace
@@ -316,11 +373,34 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
     return outcome(EnrollExit::kEnrolled, done);
   };
 
+  // X.509's bound on a CN, and on the label that names the node.
+  if (user.size() > 64)
+    co_return outcome(EnrollExit::kBadNodeName,
+                      "node.name \"" + config.node_name + "\" is too long to enroll: " + user +
+                          " must fit a certificate's common name (64 bytes; node names up to 56)");
+
   // 1. Nothing to do?
   const auto why = not_enrolled(paths, options, user, clock.wall());
   if (!why)
     co_return switched(config.node_name + " is enrolled already (" + paths.kubeconfig +
                        "): nothing written");
+  // Never over a kubeconfig someone else made (a token, another user).
+  if (std::filesystem::exists(paths.kubeconfig) && !options.force) {
+    auto k = load_kubeconfig(paths.kubeconfig);
+    if (!k || !written_by_enroll(*k, paths))
+      co_return outcome(
+          EnrollExit::kUsage,
+          paths.kubeconfig + " exists and is not one tetherctl enroll wrote (" +
+              (k ? "its credentials are not " + paths.certificate + " and " + paths.key
+                 : k.error().message) +
+              "): move it away, or run enroll with --force to replace it");
+  }
+  if (auto ec = StateDir(paths.dir).ensure())
+    co_return outcome(EnrollExit::kError, "cannot make " + paths.dir + ": " + ec.message());
+  const DirLock lock(paths.dir);
+  if (!lock.locked())
+    co_return outcome(EnrollExit::kError,
+                      "another tetherctl enroll is running for " + paths.dir + "; wait for it");
   say("enrolling " + config.node_name + " as " + user + " with " + options.server + " (" + *why +
       ")");
 
@@ -356,31 +436,46 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
             : describe(e));
   };
 
-  // 3. A request under way is resumed; else a new one.
+  // 3. A request under way is resumed; else a new one. It is given up
+  // only when it cannot be used (gone, or another node's).
   std::optional<Pending> pending = read_pending(paths);
-  if (pending && same_server(pending->server) == same_server(options.server)) {
+  if (pending && pending->node != config.node_name) {
+    say(pending->name + " was asked for another node (" + pending->node + "): asking anew");
+    pending.reset();
+  }
+  if (pending && same_server(pending->server) != same_server(options.server))
+    co_return outcome(EnrollExit::kUsage, "a request is under way with " + pending->server + " (" +
+                                              pending->name + "): run enroll with --server " +
+                                              pending->server + " to finish it, or remove " +
+                                              paths.next_csr + " and " + paths.next_key +
+                                              " to give it up");
+  bool approved = false;
+  if (pending) {
     auto found = co_await kube.get(std::string(kCsrs) + "/" + pending->name);
     if (!found && found.error().kind != kube::ErrorKind::kHttp) co_return untrusted(found.error());
     if (!found && auth_error(found.error()))
       co_return token_refused(found.error(), options.token_file);
+    if (!found && !found.error().not_found())
+      co_return outcome(EnrollExit::kError, "cannot read " + pending->name + ": " +
+                                                describe(found.error()) +
+                                                "; it is kept: run the same command again");
     if (found) {
+      auto status = decode_csr_status(*found);
+      approved = status && status->state != CsrStatus::State::kPending;
       say("resuming: waiting for " + pending->name + ", asked for earlier");
     } else {
-      say(pending->name + " is gone (" + describe(found.error()) + "): asking again");
+      say(pending->name +
+          " is gone (deleted, or collected after an hour unapproved): asking again");
       pending.reset();
     }
-  } else {
-    pending.reset();
   }
   if (!pending) {
     forget_pending(paths);
     auto request = make_client_request(user, {kNodesGroup});
     if (!request) co_return outcome(EnrollExit::kError, request.error().message);
-    Pending next{csr_name(config.node_name, clock.wall()), options.server,
+    Pending next{csr_name(config.node_name, clock.wall()), options.server, config.node_name,
                  x509::to_pem(request->key)};
     StateDir dir(paths.dir);
-    if (auto ec = dir.ensure())
-      co_return outcome(EnrollExit::kError, "cannot make " + paths.dir + ": " + ec.message());
     // The key first: a request whose key is lost cannot be used.
     if (auto ec = dir.replace(file_name(paths.next_key), next.key_pem, 0600))
       co_return outcome(EnrollExit::kError, "cannot write " + paths.next_key + ": " + ec.message());
@@ -391,17 +486,21 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
     if (!created && auth_error(created.error()))
       co_return token_refused(created.error(), options.token_file);
     if (!created) co_return outcome(EnrollExit::kError, describe(created.error()));
-    if (auto ec = dir.replace(
-            file_name(paths.next_csr),
-            json::serialize(json::object{{"name", next.name}, {"server", next.server}}) + "\n",
-            0600))
+    if (auto ec =
+            dir.replace(file_name(paths.next_csr),
+                        json::serialize(json::object{
+                            {"name", next.name}, {"server", next.server}, {"node", next.node}}) +
+                            "\n",
+                        0600))
       co_return outcome(EnrollExit::kError, "cannot write " + paths.next_csr + ": " + ec.message());
     pending = std::move(next);
     say("asked for a certificate: CertificateSigningRequest " + pending->name + " for user " +
         user + " (group " + kNodesGroup + ")");
   }
-  say("an admin approves it, after checking it (see the README, \"Enrolling a node\"), with:");
-  say("  " + approve_command(pending->name));
+  if (!approved) {
+    say("an admin approves it, after checking it (see the README, \"Enrolling a node\"), with:");
+    say("  " + approve_command(pending->name));
+  }
   say("waiting up to " + format_duration(options.wait) + " (interrupted or timed out, run the " +
       "same command again to resume)");
 
@@ -427,13 +526,12 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
       if (status->state == State::kIssued) {
         auto done =
             install(paths, options, *ca, user, *pending, status->certificate_pem, clock.wall());
-        if (!done) {
-          forget_pending(paths);
-          co_return outcome(EnrollExit::kRefused, "the certificate issued for " + pending->name +
-                                                      " is refused: " + done.error().message);
-        }
-        co_return switched("enrolled: " + *done + "; kubeconfig " + paths.kubeconfig);
+        if (done.exit != EnrollExit::kEnrolled) co_return done;
+        co_return switched("enrolled: " + done.message + "; kubeconfig " + paths.kubeconfig);
       }
+      approved = status->state == State::kApproved;
+    } else if (got.error().kind == kube::ErrorKind::kTls) {
+      co_return untrusted(got.error());
     } else if (auth_error(got.error())) {
       co_return token_refused(got.error(), options.token_file);
     } else if (got.error().not_found()) {
@@ -446,10 +544,13 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
       say("cannot read " + pending->name + " (" + describe(got.error()) + "); trying again");
     }
     if (clock.monotonic() >= deadline)
-      co_return outcome(EnrollExit::kTimedOut,
-                        pending->name + " was not approved within " +
-                            format_duration(options.wait) +
-                            ". It is kept: run the same command again to keep waiting");
+      co_return outcome(
+          EnrollExit::kTimedOut,
+          pending->name +
+              (approved ? " was approved but not issued within " + format_duration(options.wait) +
+                              " (is the cluster's signer on?)"
+                        : " was not approved within " + format_duration(options.wait)) +
+              ". It is kept: run the same command again to keep waiting");
     co_await sleep_for(executor, clock, options.poll);
   }
 }

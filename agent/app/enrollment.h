@@ -42,6 +42,7 @@ struct EnrollOptions {
   std::optional<Duration> expiration;        // the life asked for (spec.expirationSeconds)
   Duration wait = std::chrono::minutes(15);  // for an admin's approval
   Duration poll = std::chrono::seconds(1);
+  bool force = false;  // replace a kubeconfig enroll did not write
 };
 
 // The exit codes, as tetherctl returns them and the README lists them.
@@ -53,7 +54,7 @@ enum class EnrollExit : int {
   kRefused = 5,          // the CSR denied, failed or deleted, or a wrong certificate issued
   kTimedOut = 6,         // not approved in time; run again to keep waiting
   kBadNodeName = 7,      // node.name (or the host name) is not a DNS-1123 subdomain
-  kUsage = 64,
+  kUsage = 64,           // a bad flag, token file or CA file; a kubeconfig not enroll's (--force)
   kConfig = 78,
 };
 

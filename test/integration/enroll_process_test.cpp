@@ -314,6 +314,81 @@ TEST_F(Enroll, ATimedOutWaitResumesTheSameRequest) {
   EXPECT_EQ(requests_by(kBootstrapUser, "POST"), 1u) << "one request, not two";
 }
 
+TEST_F(Enroll, ARequestUnderWayIsNeverThrownAwayByAnotherSpelling) {
+  start_server();
+  auto first = enroll({"--wait", "1s"});
+  const std::string name = csr_name(*first);
+  ASSERT_EQ(first->wait(kDeadline), 6) << first->err();
+  // The same server by another name: refused, the request kept.
+  const std::string url = server_->url();
+  const std::string other = "https://localhost:" + url.substr(url.rfind(':') + 1);
+  std::vector<std::string> argv{TETHERCTL_BINARY, "-c",  config_,        "enroll",
+                                "--server",       other, "--token-file", token_,
+                                "--ca-cert-hash", pin()};
+  test::ChildProcess second(argv, tmp_.path());
+  EXPECT_EQ(second.wait(kDeadline), 64) << second.err();
+  EXPECT_NE(second.err().find("a request is under way with " + url), std::string::npos)
+      << second.err();
+  EXPECT_TRUE(std::filesystem::exists(etc_ + "/node.key.next"));
+  EXPECT_TRUE(std::filesystem::exists(etc_ + "/node.csr.next"));
+  EXPECT_EQ(requests_by(kBootstrapUser, "POST"), 1u);
+}
+
+TEST_F(Enroll, ACertificateThatCannotBeWrittenKeepsTheRequest) {
+  start_server();
+  std::filesystem::create_directories(etc_ + "/node.crt");  // in the way
+  auto p = enroll();
+  const std::string name = csr_name(*p);
+  ASSERT_EQ(decide(name, "Approved"), 200u);
+  EXPECT_EQ(p->wait(kDeadline), 2) << p->err();
+  EXPECT_NE(p->err().find("cannot write " + etc_ + "/node.crt"), std::string::npos) << p->err();
+  EXPECT_TRUE(std::filesystem::exists(etc_ + "/node.csr.next"));
+  // The disk fixed, the same command finishes the same request.
+  std::filesystem::remove(etc_ + "/node.crt");
+  auto again = enroll();
+  ASSERT_EQ(again->wait(kDeadline), 0) << again->err();
+  EXPECT_EQ(again->out().find("kubectl certificate approve"), std::string::npos)
+      << "approved already: no approve line";
+  EXPECT_EQ(requests_by(kBootstrapUser, "POST"), 1u);
+}
+
+TEST_F(Enroll, AKubeconfigItDidNotWriteIsNotReplacedWithoutForce) {
+  start_server();
+  write(kubeconfig_,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "
+        "https://192.0.2.10:6443}\nusers:\n- name: u\n  user: {token: abc}\ncontexts:\n- "
+        "name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
+        0600);
+  const std::string mine = read(kubeconfig_);
+  auto p = enroll();
+  EXPECT_EQ(p->wait(kDeadline), 64) << p->err();
+  EXPECT_NE(p->err().find("--force"), std::string::npos) << p->err();
+  EXPECT_EQ(read(kubeconfig_), mine);
+  EXPECT_EQ(server_->requests().size(), 0u);
+
+  auto forced = enroll({"--force"});
+  const std::string name = csr_name(*forced);
+  ASSERT_EQ(decide(name, "Approved"), 200u);
+  ASSERT_EQ(forced->wait(kDeadline), 0) << forced->err();
+  EXPECT_NE(read(kubeconfig_), mine);
+}
+
+TEST_F(Enroll, ARelativeConfigurationPathWorks) {
+  start_server();
+  const std::string relative = std::filesystem::relative(config_).string();
+  ASSERT_FALSE(relative.starts_with("/"));
+  std::vector<std::string> argv{TETHERCTL_BINARY, "-c",           relative,       "enroll",
+                                "--server",       server_->url(), "--token-file", token_,
+                                "--ca-cert-hash", pin()};
+  test::ChildProcess p(argv, tmp_.path());
+  const std::string name = csr_name(p);
+  ASSERT_EQ(decide(name, "Approved"), 200u);
+  ASSERT_EQ(p.wait(kDeadline), 0) << p.err();
+  auto loaded = load_config_file(config_, {"edge-1"});
+  ASSERT_TRUE(std::holds_alternative<Config>(loaded)) << read(config_);
+  EXPECT_EQ(std::get<Config>(loaded).control_plane->kubeconfig, kubeconfig_);
+}
+
 TEST_F(Enroll, ACertificateThatIsNotTheOneAskedForIsRefused) {
   start_server({.signer = false});
   auto p = enroll();
@@ -355,6 +430,39 @@ TEST_F(Enroll, ARunningTetherdTakesTheNewControlPlaneWithoutARestart) {
   EXPECT_TRUE(daemon.err_shows("TETHERD_EVENT=config-reloaded", kDeadline)) << daemon.err();
   EXPECT_TRUE(daemon.err_shows("TETHERD_EVENT=controlplane-connected", kDeadline)) << daemon.err();
   EXPECT_GT(requests_by("tetherd:edge-1"), 0u);
+}
+
+}  // namespace
+}  // namespace tetherd
+
+namespace tetherd {
+namespace {
+
+TEST_F(Enroll, TheConfigurationFileIsTakenWhenWrittenWholeNeverHalfWritten) {
+  start_server();
+  test::NotifySocket notify(tmp_.file("notify"));
+  test::ChildProcess daemon({TETHERD_BINARY, "--config", config_}, tmp_.path(),
+                            test::ChildOptions{.env = {{"NOTIFY_SOCKET", notify.path()},
+                                                       {"RUNTIME_DIRECTORY", tmp_.file("run")}}});
+  ASSERT_TRUE(notify.wait_for("READY=1", kDeadline)) << daemon.err();
+  std::string whole = read(config_);
+  const std::string health = "health: {linkerdGateway: \"\"}";
+  ASSERT_NE(whole.find(health), std::string::npos);
+  whole.replace(whole.find(health), health.size(), "health: {interval: 45s, linkerdGateway: \"\"}");
+  // Written in place, in two parts, the file open in between for longer
+  // than the watch's coalescing (1 s at most): half a file is never read.
+  {
+    std::ofstream out(config_, std::ios::trunc);
+    out << whole.substr(0, whole.size() / 2) << std::flush;
+    EXPECT_FALSE(daemon.err_shows("TETHERD_EVENT=config-", 1500ms)) << daemon.err();
+    out << whole.substr(whole.size() / 2);
+  }
+  EXPECT_TRUE(daemon.err_shows("TETHERD_EVENT=config-reloaded", kDeadline)) << daemon.err();
+  EXPECT_NE(daemon.err().find("health: new settings"), std::string::npos) << daemon.err();
+  // Emptied: kept as it was, and said.
+  { std::ofstream truncate(config_, std::ios::trunc); }
+  EXPECT_TRUE(daemon.err_shows("TETHERD_EVENT=config-ignored", kDeadline)) << daemon.err();
+  EXPECT_EQ(daemon.err().find("config-rejected"), std::string::npos) << daemon.err();
 }
 
 }  // namespace
