@@ -135,10 +135,12 @@ Result<TrustedCa> ca_from_file(const std::string& path) {
   if (!text) return text.error();
   auto certs = x509::parse_certificates(*text, path);
   if (!certs) return certs.error();
-  for (const auto& cert : *certs)
-    if (!x509::describe(cert).is_ca)
-      return make_error(path + ": " + x509::describe(cert).subject +
+  for (const auto& cert : *certs) {
+    const CertificateInfo info = x509::describe(cert);
+    if (!info.is_ca)
+      return make_error(path + ": " + info.subject +
                         " is not a CA certificate; give the cloud cluster's CA");
+  }
   return TrustedCa{*text, "--ca-file " + path};
 }
 

@@ -119,6 +119,19 @@ class Enroll : public ::testing::Test {
     return std::make_unique<test::ChildProcess>(argv, dir);
   }
 
+  // tetherd itself on the test's configuration; null when it did not get ready.
+  std::unique_ptr<test::ChildProcess> start_daemon(test::NotifySocket& notify) {
+    auto daemon = std::make_unique<test::ChildProcess>(
+        std::vector<std::string>{TETHERD_BINARY, "--config", config_}, tmp_.path(),
+        test::ChildOptions{
+            .env = {{"NOTIFY_SOCKET", notify.path()}, {"RUNTIME_DIRECTORY", tmp_.file("run")}}});
+    if (!notify.wait_for("READY=1", kDeadline)) {
+      ADD_FAILURE() << daemon->err();
+      return nullptr;
+    }
+    return daemon;
+  }
+
   // The CSR's name, from the approve line enroll prints.
   static std::string csr_name(const test::ChildProcess& p) {
     if (!p.out_shows("kubectl certificate approve ", kDeadline)) return {};
@@ -419,10 +432,9 @@ TEST_F(Enroll, ANodeNameThatCannotNameObjectsIsSaid) {
 TEST_F(Enroll, ARunningTetherdTakesTheNewControlPlaneWithoutARestart) {
   start_server();
   test::NotifySocket notify(tmp_.file("notify"));
-  test::ChildProcess daemon({TETHERD_BINARY, "--config", config_}, tmp_.path(),
-                            test::ChildOptions{.env = {{"NOTIFY_SOCKET", notify.path()},
-                                                       {"RUNTIME_DIRECTORY", tmp_.file("run")}}});
-  ASSERT_TRUE(notify.wait_for("READY=1", kDeadline)) << daemon.err();
+  auto running = start_daemon(notify);
+  ASSERT_TRUE(running) << "tetherd did not become ready";
+  test::ChildProcess& daemon = *running;
   auto p = enroll();
   const std::string name = csr_name(*p);
   ASSERT_EQ(decide(name, "Approved"), 200u);
@@ -432,19 +444,12 @@ TEST_F(Enroll, ARunningTetherdTakesTheNewControlPlaneWithoutARestart) {
   EXPECT_GT(requests_by("tetherd:edge-1"), 0u);
 }
 
-}  // namespace
-}  // namespace tetherd
-
-namespace tetherd {
-namespace {
-
 TEST_F(Enroll, TheConfigurationFileIsTakenWhenWrittenWholeNeverHalfWritten) {
   start_server();
   test::NotifySocket notify(tmp_.file("notify"));
-  test::ChildProcess daemon({TETHERD_BINARY, "--config", config_}, tmp_.path(),
-                            test::ChildOptions{.env = {{"NOTIFY_SOCKET", notify.path()},
-                                                       {"RUNTIME_DIRECTORY", tmp_.file("run")}}});
-  ASSERT_TRUE(notify.wait_for("READY=1", kDeadline)) << daemon.err();
+  auto running = start_daemon(notify);
+  ASSERT_TRUE(running) << "tetherd did not become ready";
+  test::ChildProcess& daemon = *running;
   std::string whole = read(config_);
   const std::string health = "health: {linkerdGateway: \"\"}";
   ASSERT_NE(whole.find(health), std::string::npos);

@@ -99,8 +99,8 @@ int main(int argc, char** argv) {
     options.identity = {file_flag(cert), file_flag(key)};
     options.client_ca_pem = file_flag(client_ca);
     if (!client_ca_key.empty())
-      options.csr_signer = tetherd::test::TestCa::from_pem(options.client_ca_pem,
-                                                           file_flag(client_ca_key));
+      options.csr_signer =
+          tetherd::test::TestCa::from_pem(options.client_ca_pem, file_flag(client_ca_key));
     for (const auto& [user, file] : tokens) {
       std::string token = file_flag(file);
       while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
