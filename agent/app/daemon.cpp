@@ -484,6 +484,21 @@ void Daemon::session_credentials() {
   if (!now) return credential_problem("controlPlane.kubeconfig", now.error().message);
   if (tether_ && session_kubeconfig_ == *now)
     return credential_problem("controlPlane.kubeconfig", "");
+  // The same server, new credentials (a renewed certificate): the session
+  // takes them for its new connections and holds its watch.
+  if (tether_ && session_kubeconfig_ && session_kubeconfig_->server == now->server &&
+      session_kubeconfig_->tls_server_name == now->tls_server_name) {
+    if (auto taken = tether_->use_credentials(*now); taken) {
+      session_kubeconfig_ = std::move(*now);
+      log_.notice("controlplane-credentials-changed",
+                  "the control plane's credentials changed (" + path +
+                      "): new connections use them; the watch and the Lease go on",
+                  {{"KUBECONFIG", path}, {"CONTROL_PLANE", tether_->server()}});
+      return credential_problem("controlPlane.kubeconfig", "");
+    } else {
+      return credential_problem("controlPlane.kubeconfig", kube::describe(taken.error()));
+    }
+  }
   auto made = factories_.tether(config_, *now);
   if (!made) return credential_problem("controlPlane.kubeconfig", made.error().message);
   const bool had = tether_ != nullptr;

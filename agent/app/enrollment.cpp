@@ -12,8 +12,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 
 #include "agent/adapters/csr.h"
 #include "agent/adapters/state_dir.h"
@@ -34,7 +32,6 @@
 namespace tetherd {
 namespace {
 
-namespace json = boost::json;
 using boost::asio::awaitable;
 
 constexpr char kCsrs[] = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
@@ -221,35 +218,6 @@ Result<bool> switch_on(const std::string& config_path, const Config& config,
 
 // --- the request ------------------------------------------------------------------
 
-struct Pending {
-  std::string name;
-  std::string server;
-  std::string node;
-  std::string key_pem;
-};
-
-std::optional<Pending> read_pending(const CredentialPaths& paths) {
-  StateDir dir(paths.dir);
-  boost::system::error_code ec;
-  auto text = dir.read(file_name(paths.next_csr), ec, 64 << 10);
-  auto key = dir.read(file_name(paths.next_key), ec, x509::kMaxKeyBytes);
-  if (!text || !key) return std::nullopt;
-  auto v = json::parse(*text, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  auto field = [&v](const char* k) {
-    const auto* f = v.as_object().if_contains(k);
-    return f != nullptr && f->is_string() ? std::string(f->as_string()) : std::string();
-  };
-  if (field("name").empty() || field("server").empty()) return std::nullopt;
-  return Pending{field("name"), field("server"), field("node"), *key};
-}
-
-void forget_pending(const CredentialPaths& paths) {
-  std::error_code ignored;
-  std::filesystem::remove(paths.next_csr, ignored);
-  std::filesystem::remove(paths.next_key, ignored);
-}
-
 // What a refused call means to the person running enroll.
 EnrollOutcome token_refused(const kube::ApiError& e, const std::string& token_file) {
   if (e.code == 401)
@@ -279,7 +247,7 @@ awaitable<void> sleep_for(boost::asio::any_io_executor executor, const Clock& cl
 // when it could not be written, or the node's clock is behind its start
 // (the request is kept: fix that, run again).
 EnrollOutcome install(const CredentialPaths& paths, const EnrollOptions& options,
-                      const TrustedCa& ca, const std::string& user, const Pending& pending,
+                      const TrustedCa& ca, const std::string& user, const PendingRequest& pending,
                       const std::string& certificate_pem, WallTime now) {
   const std::string what = "the certificate issued for " + pending.name;
   auto refused = [&](const std::string& why) {
@@ -301,21 +269,17 @@ EnrollOutcome install(const CredentialPaths& paths, const EnrollOptions& options
                              {user, options.expiration.value_or(Duration::zero())}, now);
       !ok)
     return refused(ok.error().message);
-  StateDir dir(paths.dir);
   const std::string kubeconfig = render_kubeconfig({.server = options.server,
                                                     .ca_pem = ca.pem,
                                                     .client_certificate = paths.certificate,
                                                     .client_key = paths.key,
                                                     .user = user});
-  for (const auto& [path, text, mode] :
-       {std::tuple{paths.key, pending.key_pem, mode_t{0600}},
-        std::tuple{paths.certificate, certificate_pem, mode_t{0644}},
-        std::tuple{paths.kubeconfig, kubeconfig, mode_t{0600}}}) {
-    if (auto ec = dir.replace(file_name(path), text, mode))
-      return outcome(EnrollExit::kError, "cannot write " + path + ": " + ec.message() +
-                                             "; the request is kept: run the same command again");
-  }
-  forget_pending(paths);
+  if (auto r = install_issued(paths, pending, certificate_pem); !r)
+    return outcome(EnrollExit::kError,
+                   r.error().message + "; the request is kept: run the same command again");
+  if (auto ec = StateDir(paths.dir).replace(file_name(paths.kubeconfig), kubeconfig, 0600))
+    return outcome(EnrollExit::kError, "cannot write " + paths.kubeconfig + ": " + ec.message() +
+                                           "; run the same command again");
   return outcome(EnrollExit::kEnrolled, "certificate " + info.serial_hex + " for " + user +
                                             ", valid until " + format_kube_time(info.not_after));
 }
@@ -347,20 +311,6 @@ bool written_by_enroll(const Kubeconfig& k, const CredentialPaths& paths) {
 
 }  // namespace
 
-CredentialPaths credential_paths(const Config& config, const std::string& config_path) {
-  CredentialPaths p;
-  p.kubeconfig =
-      config.control_plane
-          ? config.control_plane->kubeconfig
-          : (std::filesystem::path(config_path).parent_path() / "controlplane.kubeconfig").string();
-  p.dir = std::filesystem::path(p.kubeconfig).parent_path().string();
-  p.key = p.dir + "/node.key";
-  p.certificate = p.dir + "/node.crt";
-  p.next_key = p.dir + "/node.key.next";
-  p.next_csr = p.dir + "/node.csr.next";
-  return p;
-}
-
 awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const EnrollOptions& options,
                                 const Config& config, const Clock& clock,
                                 std::function<void(const std::string&)> say) {
@@ -381,7 +331,8 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
                       "node.name \"" + config.node_name + "\" is too long to enroll: " + user +
                           " must fit a certificate's common name (64 bytes; node names up to 56)");
 
-  // 1. Nothing to do?
+  // 1. Nothing to do? (An install a crash cut short is finished first.)
+  finish_install(paths);
   const auto why = not_enrolled(paths, options, user, clock.wall());
   if (!why)
     co_return switched(config.node_name + " is enrolled already (" + paths.kubeconfig +
@@ -440,7 +391,7 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
 
   // 3. A request under way is resumed; else a new one. It is given up
   // only when it cannot be used (gone, or another node's).
-  std::optional<Pending> pending = read_pending(paths);
+  std::optional<PendingRequest> pending = read_pending(paths);
   if (pending && pending->node != config.node_name) {
     say(pending->name + " was asked for another node (" + pending->node + "): asking anew");
     pending.reset();
@@ -475,12 +426,10 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
     forget_pending(paths);
     auto request = make_client_request(user, {kNodesGroup});
     if (!request) co_return outcome(EnrollExit::kError, request.error().message);
-    Pending next{csr_name(config.node_name, clock.wall()), options.server, config.node_name,
-                 x509::to_pem(request->key)};
-    StateDir dir(paths.dir);
-    // The key first: a request whose key is lost cannot be used.
-    if (auto ec = dir.replace(file_name(paths.next_key), next.key_pem, 0600))
-      co_return outcome(EnrollExit::kError, "cannot write " + paths.next_key + ": " + ec.message());
+    PendingRequest next{csr_name(config.node_name, clock.wall()), options.server, config.node_name,
+                        x509::to_pem(request->key)};
+    if (auto r = save_pending_key(paths, next.key_pem); !r)
+      co_return outcome(EnrollExit::kError, r.error().message);
     auto created = co_await kube.create(
         kCsrs, csr_object(config.node_name, next.name, request->csr_pem, options.expiration));
     if (!created && created.error().kind != kube::ErrorKind::kHttp)
@@ -488,13 +437,8 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
     if (!created && auth_error(created.error()))
       co_return token_refused(created.error(), options.token_file);
     if (!created) co_return outcome(EnrollExit::kError, describe(created.error()));
-    if (auto ec =
-            dir.replace(file_name(paths.next_csr),
-                        json::serialize(json::object{
-                            {"name", next.name}, {"server", next.server}, {"node", next.node}}) +
-                            "\n",
-                        0600))
-      co_return outcome(EnrollExit::kError, "cannot write " + paths.next_csr + ": " + ec.message());
+    if (auto r = save_pending_name(paths, next); !r)
+      co_return outcome(EnrollExit::kError, r.error().message);
     pending = std::move(next);
     say("asked for a certificate: CertificateSigningRequest " + pending->name + " for user " +
         user + " (group " + kNodesGroup + ")");

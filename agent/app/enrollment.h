@@ -28,6 +28,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include "agent/app/node_credentials.h"
 #include "agent/config/config.h"
 #include "agent/core/clock.h"
 
@@ -62,15 +63,6 @@ struct EnrollOutcome {
   EnrollExit exit = EnrollExit::kError;
   std::string message;  // the last line: what happened, or what is wrong and what to do
 };
-
-// Where a node's credentials live: next to its kubeconfig.
-struct CredentialPaths {
-  std::string kubeconfig;  // controlPlane.kubeconfig, else CONFIGDIR/controlplane.kubeconfig
-  std::string dir;
-  std::string key, certificate;    // node.key, node.crt
-  std::string next_key, next_csr;  // node.key.next, node.csr.next: a request under way
-};
-CredentialPaths credential_paths(const Config& config, const std::string& config_path);
 
 // `say` gets the progress lines (the CSR's name, the approve command).
 boost::asio::awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor,

@@ -108,6 +108,11 @@ class Tether final : private kube::ReflectorHandler {
   // spec.linkerd.rotate as last seen (the certificates' trigger).
   const std::string& rotate_token() const { return rotate_; }
   const std::string& server() const { return server_; }
+  // New credentials for the same server (a renewed certificate): used by
+  // every new connection; the watch and the Lease go on (no redial).
+  kube::ApiResult<void> use_credentials(const Kubeconfig& kubeconfig) {
+    return http_->use_credentials(kubeconfig);
+  }
   // "watching https://cloud.example:6443" or "backoff: <the last error>".
   std::string summary() const;
   // Called after each change summary() would show (for systemd's STATUS=).

@@ -95,14 +95,16 @@ struct HttpsClient::State {
         address(std::move(a)),
         token(std::move(t)),
         limits(l),
-        tls(asio::ssl::context::tls_client) {}
+        tls(std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client)) {}
 
   asio::any_io_executor executor;
   std::string server;
   ServerAddress address;
   std::string token;
   ClientLimits limits;
-  asio::ssl::context tls;
+  // New connections are made with it; each connection holds the one it
+  // was made with (use_credentials() swaps it under a running watch).
+  std::shared_ptr<asio::ssl::context> tls;
   std::size_t connections_opened = 0;
   std::string tls_version;
   bool unverified = false;  // create_unverified(): record the chain, trust nothing
@@ -117,7 +119,8 @@ class Connection {
  public:
   explicit Connection(State& state)
       : state_(state),
-        stream(state.executor, state.tls),
+        tls(state.tls),
+        stream(state.executor, *tls),
         // Bounds what an unparsed chunk header or trailer may grow to:
         // Beast bounds the header and the body, not those.
         buffer(state.limits.max_header_bytes + (64 << 10)) {
@@ -139,6 +142,7 @@ class Connection {
   }
 
   State& state_;
+  std::shared_ptr<asio::ssl::context> tls;
   beast::ssl_stream<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
   bool reused = false;
@@ -176,14 +180,13 @@ ApiResult<ServerAddress> parse_server_address(std::string_view server_url,
   return a;
 }
 
-ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create(asio::any_io_executor executor,
-                                                            const Kubeconfig& k,
-                                                            ClientLimits limits) {
-  auto address = parse_server_address(k.server, k.tls_server_name);
-  if (!address) return address.error();
-  auto state =
-      std::make_shared<State>(std::move(executor), k.server, std::move(*address), k.token, limits);
-  auto& tls = state->tls;
+namespace {
+
+// The TLS side of a kubeconfig: its CA (or the system's), its client
+// certificate and key, checked to match.
+ApiResult<std::shared_ptr<asio::ssl::context>> client_context(const Kubeconfig& k) {
+  auto made = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  auto& tls = *made;
   SSL_CTX* ctx = tls.native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
@@ -206,7 +209,38 @@ ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create(asio::any_io_executo
     if (SSL_CTX_check_private_key(ctx) != 1)
       return invalid(where + ": the client key does not match the client certificate");
   }
+  return made;
+}
+
+}  // namespace
+
+ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create(asio::any_io_executor executor,
+                                                            const Kubeconfig& k,
+                                                            ClientLimits limits) {
+  auto address = parse_server_address(k.server, k.tls_server_name);
+  if (!address) return address.error();
+  auto tls = client_context(k);
+  if (!tls) return tls.error();
+  auto state =
+      std::make_shared<State>(std::move(executor), k.server, std::move(*address), k.token, limits);
+  state->tls = std::move(*tls);
   return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(state)));
+}
+
+ApiResult<void> HttpsClient::use_credentials(const Kubeconfig& k) {
+  if (state_->unverified) return invalid("a discovery client takes no credentials");
+  auto address = parse_server_address(k.server, k.tls_server_name);
+  if (!address) return address.error();
+  if (k.server != state_->server || address->verify_name != state_->address.verify_name)
+    return invalid(k.path + " is for " + k.server + ", not " + state_->server);
+  auto tls = client_context(k);
+  if (!tls) return tls.error();
+  state_->tls = std::move(*tls);
+  state_->token = k.token;
+  // Idle connections spoke with the old credentials: the next request
+  // opens one with the new.
+  state_->idle.clear();
+  return {};
 }
 
 ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create_unverified(
@@ -215,10 +249,10 @@ ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create_unverified(
   if (!address) return address.error();
   auto state = std::make_shared<State>(std::move(executor), std::string(server_url),
                                        std::move(*address), std::string(), limits);
-  SSL_CTX_set_min_proto_version(state->tls.native_handle(), TLS1_2_VERSION);
-  state->tls.set_options(asio::ssl::context::default_workarounds |
-                         asio::ssl::context::no_compression);
-  state->tls.set_verify_mode(asio::ssl::verify_none);
+  SSL_CTX_set_min_proto_version(state->tls->native_handle(), TLS1_2_VERSION);
+  state->tls->set_options(asio::ssl::context::default_workarounds |
+                          asio::ssl::context::no_compression);
+  state->tls->set_verify_mode(asio::ssl::verify_none);
   state->unverified = true;
   return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(state)));
 }

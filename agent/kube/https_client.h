@@ -81,6 +81,13 @@ class HttpsClient {
   // What it reads is public by construction (an anonymous GET).
   static ApiResult<std::unique_ptr<HttpsClient>> create_unverified(
       boost::asio::any_io_executor executor, std::string_view server_url, ClientLimits limits = {});
+  // New credentials for the same server (a renewed client certificate, a
+  // new token, another CA): new connections use them; the idle ones are
+  // closed; a request or watch under way keeps its connection to its end,
+  // so a renewal holds the watch. A kubeconfig for another server, or
+  // credentials that do not load, are an error and change nothing.
+  ApiResult<void> use_credentials(const Kubeconfig& kubeconfig);
+
   // Closes every connection. Calls in flight may outlive the client: they
   // hold its state, and end with a "Disconnected" transport error.
   ~HttpsClient();

@@ -451,11 +451,16 @@ TEST_F(ReloadProcess, TheSessionsCredentialFilesAreFollowed) {
     return eventually([&] { return requests_with(now) >= mark + 3; }) &&
            requests_with(old) == before;
   };
+  // The same server: the new certificate is taken for new connections and
+  // the watch is held (no new watch is opened for it).
+  ASSERT_TRUE(server_->wait_for_watch_starts(1, kDeadline)) << p->err();
+  const std::size_t watches = server_->watches_started();
   const std::string second = renew("a", "tetherd:node-a", /*rename=*/true);
   EXPECT_TRUE(taken(first, second)) << "renamed into place\n" << p->err();
   EXPECT_TRUE(p->err_shows("the control plane's credentials changed (" + tmp_.file("a.kubeconfig") +
-                               "): redialled with the new ones",
+                               "): new connections use them; the watch and the Lease go on",
                            kDeadline));
+  EXPECT_EQ(server_->watches_started(), watches) << "the watch was held\n" << p->err();
 
   const std::string third = renew("a", "tetherd:node-a", /*rename=*/false);
   EXPECT_TRUE(taken(second, third)) << "written in place\n" << p->err();

@@ -73,6 +73,60 @@ TEST_F(KubeWatchTest, EventsBookmarksAndAServerSideEnd) {
   EXPECT_NE(watch.target.find("fieldSelector=metadata.name%3Dnode-a"), std::string::npos);
 }
 
+// A renewed certificate under a running watch: new connections present it,
+// the watch goes on over its own; credentials that do not load, or are for
+// another server, change nothing.
+TEST_F(KubeWatchTest, NewCredentialsTakeNewConnectionsWhileTheWatchGoesOn) {
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  auto listed = run(kube.list(kEdgeNodes, kMine));
+  ASSERT_TRUE(listed) << describe(listed.error());
+  const std::string first = server_->requests().back().serial;
+  ASSERT_FALSE(first.empty());
+
+  Mailbox mail;
+  kube::WatchOptions options;
+  options.resource_version = listed->resource_version;
+  options.field_selector = kMine;
+  auto watching =
+      start(kube.watch(kEdgeNodes, options, [&](const WatchEvent& e) { mail.push(note_of(e)); }));
+  ASSERT_TRUE(server_->wait_for_watches(1, kDeadline));
+
+  // Swapped on the client's thread, where its connections live.
+  auto use = [&](const Kubeconfig& k) {
+    return run([&]() -> boost::asio::awaitable<std::string> {
+      auto r = http->use_credentials(k);
+      co_return r ? std::string() : r.error().message;
+    }());
+  };
+  const Kubeconfig renewed = kubeconfig();
+  ASSERT_EQ(use(renewed), "");
+  ASSERT_TRUE(run(kube.get(kNodeA)));
+  const std::string second = server_->requests().back().serial;
+  EXPECT_NE(second, first) << "the next request presents the new certificate";
+  EXPECT_EQ(server_->requests().back().user, "tetherd:node-a");
+
+  auto node = *server_->get(kNodeA);
+  node["spec"] = {{"firewall", {{"allowedSources", {"198.51.100.0/24"}}}}};
+  const auto rv = rv_of(server_->update(kNodeA, node));
+  EXPECT_NE(mail.wait_for_prefix("MODIFIED " + rv), "") << "the watch went on";
+  EXPECT_EQ(server_->watches_started(), 1u);
+
+  Kubeconfig mismatched = renewed;
+  mismatched.client_key_pem = kubeconfig().client_key_pem;
+  EXPECT_NE(use(mismatched).find("the client key does not match the client certificate"),
+            std::string::npos);
+  Kubeconfig elsewhere = kubeconfig();
+  elsewhere.server = "https://198.51.100.7:6443";
+  EXPECT_NE(use(elsewhere).find("is for https://198.51.100.7:6443, not " + server_->url()),
+            std::string::npos);
+  ASSERT_TRUE(run(kube.get(kNodeA)));
+  EXPECT_EQ(server_->requests().back().serial, second) << "refused credentials changed nothing";
+
+  server_->end_watches();
+  EXPECT_TRUE(finish(watching));
+}
+
 TEST_F(KubeWatchTest, ATooOldResourceVersionSaysExpiredBothWays) {
   auto http = client(kubeconfig());
   KubeClient kube(*http);
