@@ -13,6 +13,7 @@
 #include "agent/config/small_file.h"
 #include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
+#include "agent/core/node_csr.h"
 #include "firewall/desired_state.h"
 
 namespace tetherd {
@@ -91,7 +92,12 @@ Result<void> Daemon::start() {
   wait_for_signal();
   // After the firewall, never before: the node is protected by its last
   // good rules whether or not the control plane answers (offline first).
-  if (!tether_ && factories_.tether && config_.control_plane) {
+  sync_renewal();
+  if (!tether_ && factories_.tether && config_.control_plane && credentials_expired()) {
+    log_.error("controlplane-credentials-expired",
+               "not connecting to the control plane: " + renewal_->report().message,
+               {{"KUBECONFIG", config_.control_plane->kubeconfig}});
+  } else if (!tether_ && factories_.tether && config_.control_plane) {
     Kubeconfig used;
     auto made = make_session(config_, used);
     if (!made) {
@@ -233,6 +239,7 @@ void Daemon::resumed() {
   // Every connection is suspect, every certificate older than it thinks,
   // and the firewall may have been changed by whoever ran while we slept.
   if (tether_) tether_->resumed();
+  if (renewal_) renewal_->wake(/*resumed=*/true);
   if (health_) health_->resumed(clock_.wall());
   firewall_changed();
   if (issuer_) issuer_->request(RotationTrigger::kResume);
@@ -286,7 +293,8 @@ void Daemon::issuer_checked(const RotationResult& result) {
     if (rotate_token_pending_ == result.token) rotate_token_pending_.clear();
   }
   const IssuerVerdict& v = result.before.verdict;
-  if (health_) health_->certificates(certificate_statuses(result), result.rotated);
+  linkerd_certificates_ = certificate_statuses(result);
+  push_certificates(result.rotated);
   if (result.rotated && v.anchor == AnchorState::kValid) {
     report(condition_type::kCertificatesValid, ConditionStatus::kTrue, "IssuerRotated",
            "rotated linkerd's issuer (" + std::string(to_string(result.trigger)) +
@@ -400,11 +408,14 @@ void Daemon::follow_backend() {
 void Daemon::reap() {
   std::erase_if(retired_tethers_, [](const auto& t) { return t->finished(); });
   std::erase_if(retired_locals_, [](const auto& l) { return l->finished(); });
+  std::erase_if(retired_renewals_, [](const auto& r) { return r->finished(); });
 }
 
 // --- credential files -------------------------------------------------------
 
 Result<std::unique_ptr<Tether>> Daemon::make_session(const Config& config, Kubeconfig& used) {
+  if (credentials_expired() && renewal_->paths().kubeconfig == config.control_plane->kubeconfig)
+    return make_error(renewal_->report().message);
   auto kubeconfig = load_kubeconfig(config.control_plane->kubeconfig);
   if (!kubeconfig) return kubeconfig.error();
   auto made = factories_.tether(config, *kubeconfig);
@@ -470,6 +481,7 @@ void Daemon::files_changed() {
 
 void Daemon::credentials_changed() {
   if (stopping_) return;
+  if (renewal_) renewal_->wake();
   session_credentials();
   cluster_credentials();
   anchor_key();
@@ -479,6 +491,9 @@ void Daemon::credentials_changed() {
 
 void Daemon::session_credentials() {
   if (!config_.control_plane || !factories_.tether) return;
+  // An expired certificate is never used: the renewal says when there is
+  // a new one (renewal_reported).
+  if (credentials_expired()) return;
   const std::string& path = config_.control_plane->kubeconfig;
   auto now = load_kubeconfig(path);
   if (!now) return credential_problem("controlPlane.kubeconfig", now.error().message);
@@ -570,16 +585,87 @@ void Daemon::credential_problem(const std::string& source, const std::string& pr
                      "; the credentials in use stay in force",
                  {{"CREDENTIALS", source}});
   }
-  if (credential_problems_.empty()) {
+  report_credentials();
+}
+
+void Daemon::report_credentials() {
+  const CredentialReport* renewal =
+      renewal_ && renewal_->report().state != CredentialState::kUnmanaged ? &renewal_->report()
+                                                                          : nullptr;
+  // Absent until there is something to say.
+  if (renewal == nullptr && credential_problems_.empty() &&
+      conditions_->find(condition_type::kCredentialsValid) == nullptr)
+    return;
+  std::string problems;
+  for (const auto& [which, why] : credential_problems_)
+    problems += (problems.empty() ? "" : "; ") + which + ": " + why;
+  if (!problems.empty()) problems += " (the credentials in use stay in force)";
+  if (renewal != nullptr && (renewal->state == CredentialState::kExpired ||
+                             renewal->state == CredentialState::kNotYetValid)) {
+    report(condition_type::kCredentialsValid, ConditionStatus::kFalse, renewal->reason,
+           renewal->message + (problems.empty() ? "" : "; " + problems));
+  } else if (!problems.empty()) {
+    report(condition_type::kCredentialsValid, ConditionStatus::kFalse, "CredentialFileUnusable",
+           problems);
+  } else if (renewal != nullptr) {
+    report(condition_type::kCredentialsValid, ConditionStatus::kTrue, renewal->reason,
+           renewal->message);
+  } else {
     report(condition_type::kCredentialsValid, ConditionStatus::kTrue, "CredentialFilesUsable",
            "the credential files tetherd follows are usable");
+  }
+}
+
+void Daemon::sync_renewal() {
+  const bool wanted = config_.control_plane && factories_.tether && !stopping_;
+  if (renewal_ && wanted && renewal_->paths().kubeconfig == config_.control_plane->kubeconfig &&
+      renewal_->bootstrap_kubeconfig() == config_.control_plane->bootstrap_kubeconfig &&
+      renewal_->node() == config_.node_name)
+    return;
+  if (renewal_) {
+    renewal_->on_report({});
+    renewal_->stop();
+    retired_renewals_.push_back(std::move(renewal_));
+  }
+  if (!wanted) {
+    report_credentials();
+    push_certificates(false);
     return;
   }
-  std::string message;
-  for (const auto& [which, why] : credential_problems_)
-    message += (message.empty() ? "" : "; ") + which + ": " + why;
-  report(condition_type::kCredentialsValid, ConditionStatus::kFalse, "CredentialFileUnusable",
-         message + " (the credentials in use stay in force)");
+  renewal_ =
+      std::make_unique<CredentialRenewal>(io_.get_executor(), clock_, log_, *conditions_, config_);
+  renewal_->on_report([this](const CredentialReport& r) { renewal_reported(r); });
+  renewal_->start();
+  report_credentials();
+  push_certificates(false);
+}
+
+void Daemon::renewal_reported(const CredentialReport& r) {
+  if (stopping_) return;
+  report_credentials();
+  push_certificates(false);
+  if (!r.usable && tether_) {
+    log_.error("controlplane-credentials-expired",
+               "disconnected from the control plane: " + r.message,
+               {{"KUBECONFIG", renewal_->paths().kubeconfig}});
+    retire_tether();
+    report(condition_type::kConnected, ConditionStatus::kFalse, r.reason, r.message);
+    notifier_.notify("STATUS=" + status());
+  } else if (r.usable && !tether_ && config_.control_plane) {
+    session_credentials();  // a new certificate: the session starts with it
+  }
+}
+
+void Daemon::push_certificates(bool rotated) {
+  std::vector<CertificateExpiry> all = linkerd_certificates_;
+  if (renewal_ && renewal_->report().not_after)
+    all.push_back({node_user(config_.node_name), "client", renewal_->report().subject,
+                   *renewal_->report().not_after});
+  if (health_) {
+    health_->certificates(std::move(all), rotated);
+  } else if (tether_) {
+    tether_->set_certificates(std::move(all));
+  }
 }
 
 // --- reload -----------------------------------------------------------------
@@ -758,6 +844,7 @@ bool Daemon::reload() {
         did.push_back("firewall: the new settings are being applied");
       }
       config_ = std::move(next);
+      sync_renewal();
       conditions_->set_threshold(config_.health.threshold);
       if (health_) health_->reconfigure(config_);
       follow_credentials();
@@ -768,9 +855,7 @@ bool Daemon::reload() {
       const bool had_problems = !credential_problems_.empty();
       credential_problems_.clear();
       credentials_changed();
-      if (had_problems && credential_problems_.empty())
-        report(condition_type::kCredentialsValid, ConditionStatus::kTrue, "CredentialFilesUsable",
-               "the credential files tetherd follows are usable");
+      if (had_problems && credential_problems_.empty()) report_credentials();
       std::string changed;
       for (const auto& d : did)
         changed += (changed.empty() ? "" : "; ") + d;
@@ -805,6 +890,7 @@ void Daemon::stop(std::string_view reason) {
   if (monitor_) monitor_->stop();
   if (addresses_) addresses_->stop();
   if (tether_) tether_->stop();
+  if (renewal_) renewal_->stop();
   firewall_.stop();
 }
 

@@ -15,6 +15,7 @@
 #include "agent/adapters/address_monitor.h"
 #include "agent/adapters/file_watch.h"
 #include "agent/adapters/state_dir.h"
+#include "agent/app/credential_renewal.h"
 #include "agent/app/firewall_keeper.h"
 #include "agent/app/issuer_rotation.h"
 #include "agent/app/local_cluster.h"
@@ -139,6 +140,16 @@ class Daemon {
   // A credential file that cannot be used (`source`: which), or no longer
   // so: CredentialsValid and one log line per change.
   void credential_problem(const std::string& source, const std::string& problem);
+  // The node's own certificate: renewed while the control plane is
+  // configured (a new renewal when its files or bootstrap credential
+  // change), its report shown and the session held back while it expired.
+  void sync_renewal();
+  void renewal_reported(const CredentialReport& report);
+  // CredentialsValid from the files' problems and the renewal's report.
+  void report_credentials();
+  // status.certificates: linkerd's and the node's client certificate.
+  void push_certificates(bool rotated);
+  bool credentials_expired() const { return renewal_ && !renewal_->report().usable; }
 
   const Clock& clock_;
   Log& log_;
@@ -172,6 +183,9 @@ class Daemon {
   FileWatch* files_;
   std::optional<Kubeconfig> session_kubeconfig_;  // what the session was made from
   std::map<std::string, std::string> credential_problems_;
+  std::unique_ptr<CredentialRenewal> renewal_;
+  std::vector<std::unique_ptr<CredentialRenewal>> retired_renewals_;
+  std::vector<CertificateExpiry> linkerd_certificates_;
   // Pings the watchdog (when systemd asks for it) and runs the clock-jump
   // check: one wake-up for both.
   Timer tick_;

@@ -34,9 +34,8 @@ namespace {
 
 using boost::asio::awaitable;
 
-constexpr char kCsrs[] = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+constexpr const char* kCsrs = kCsrCollection;
 constexpr char kClusterInfo[] = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
-constexpr char kNodesGroup[] = "tetherd:nodes";
 
 EnrollOutcome outcome(EnrollExit exit, std::string message) {
   return {exit, std::move(message)};
@@ -44,13 +43,6 @@ EnrollOutcome outcome(EnrollExit exit, std::string message) {
 
 std::string file_name(const std::string& path) {
   return std::filesystem::path(path).filename().string();
-}
-
-// The server URL as compared: no trailing slash.
-std::string same_server(std::string url) {
-  while (!url.empty() && url.back() == '/')
-    url.pop_back();
-  return url;
 }
 
 // --- what is trusted ----------------------------------------------------------
@@ -149,8 +141,7 @@ std::optional<std::string> not_enrolled(const CredentialPaths& paths, const Enro
   if (!std::filesystem::exists(paths.kubeconfig)) return "no kubeconfig at " + paths.kubeconfig;
   auto k = load_kubeconfig(paths.kubeconfig);
   if (!k) return k.error().message;
-  if (same_server(k->server) != same_server(options.server))
-    return paths.kubeconfig + " is for " + k->server;
+  if (!same_server(k->server, options.server)) return paths.kubeconfig + " is for " + k->server;
   auto cas = x509::parse_certificates(k->ca_pem, paths.kubeconfig + " CA");
   if (!cas) return cas.error().message;
   std::set<std::string> trusted;
@@ -396,7 +387,7 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
     say(pending->name + " was asked for another node (" + pending->node + "): asking anew");
     pending.reset();
   }
-  if (pending && same_server(pending->server) != same_server(options.server))
+  if (pending && !same_server(pending->server, options.server))
     co_return outcome(EnrollExit::kUsage, "a request is under way with " + pending->server + " (" +
                                               pending->name + "): run enroll with --server " +
                                               pending->server + " to finish it, or remove " +
@@ -424,7 +415,7 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
   }
   if (!pending) {
     forget_pending(paths);
-    auto request = make_client_request(user, {kNodesGroup});
+    auto request = make_client_request(user, {std::string(kNodesGroup)});
     if (!request) co_return outcome(EnrollExit::kError, request.error().message);
     PendingRequest next{csr_name(config.node_name, clock.wall()), options.server, config.node_name,
                         x509::to_pem(request->key)};
@@ -441,7 +432,7 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
       co_return outcome(EnrollExit::kError, r.error().message);
     pending = std::move(next);
     say("asked for a certificate: CertificateSigningRequest " + pending->name + " for user " +
-        user + " (group " + kNodesGroup + ")");
+        user + " (group " + std::string(kNodesGroup) + ")");
   }
   if (!approved) {
     say("an admin approves it, after checking it (see the README, \"Enrolling a node\"), with:");

@@ -60,7 +60,7 @@ std::string render_metrics(const MetricsInputs& in) {
 
   page.family("tetherd_certificate_expiry_timestamp_seconds", MetricType::kGauge,
               "notAfter of the certificates tetherd watches (linkerd's issuer and trust "
-              "anchors), in seconds since the Unix epoch.");
+              "anchors, the node's client certificate), in seconds since the Unix epoch.");
   for (const CertificateExpiry& c : in.status.certificates) {
     page.sample("tetherd_certificate_expiry_timestamp_seconds",
                 {{"name", c.name}, {"role", c.role}}, unix_seconds(c.not_after));

@@ -46,6 +46,14 @@ CredentialPaths credential_paths(const Config& config, const std::string& config
   return p;
 }
 
+bool same_server(std::string_view a, std::string_view b) {
+  while (!a.empty() && a.back() == '/')
+    a.remove_suffix(1);
+  while (!b.empty() && b.back() == '/')
+    b.remove_suffix(1);
+  return a == b;
+}
+
 std::optional<PendingRequest> read_pending(const CredentialPaths& paths) {
   auto text = read(paths, paths.next_csr, 64 << 10);
   auto key = read(paths, paths.next_key, x509::kMaxKeyBytes);

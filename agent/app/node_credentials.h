@@ -16,6 +16,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "agent/config/config.h"
 #include "agent/core/result.h"
@@ -30,6 +31,9 @@ struct CredentialPaths {
   std::string next_key, next_csr;  // node.key.next, node.csr.next: a request under way
 };
 CredentialPaths credential_paths(const Config& config, const std::string& config_path);
+
+// Whether two server URLs are the same (a trailing slash aside).
+bool same_server(std::string_view a, std::string_view b);
 
 // A request under way: the CSR's name, the server and node it was made for,
 // and its key.

@@ -20,6 +20,10 @@ struct ControlPlaneConfig {
   std::string namespace_ = "tetherd-system";
   Duration heartbeat_interval = 10s;
   Duration lease_duration = 40s;
+  // A credential (a ServiceAccount token allowed only to create and read
+  // CSRs) the renewal falls back to when the node's certificate has
+  // expired; empty: none, the node is re-enrolled by hand.
+  std::string bootstrap_kubeconfig;
   bool operator==(const ControlPlaneConfig&) const = default;
 };
 

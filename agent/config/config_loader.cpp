@@ -70,8 +70,11 @@ bool valid_http_url(std::string_view s) {
 
 void read_control_plane(YamlReader& r, const YAML::Node& node, ControlPlaneConfig& c) {
   const std::string p = "controlPlane";
-  auto f = r.fields(node, p, {"kubeconfig", "namespace", "heartbeatInterval", "leaseDuration"});
+  auto f = r.fields(node, p,
+                    {"kubeconfig", "namespace", "heartbeatInterval", "leaseDuration",
+                     "bootstrapKubeconfig"});
   r.absolute_path(f, "kubeconfig", p, c.kubeconfig);
+  r.absolute_path(f, "bootstrapKubeconfig", p, c.bootstrap_kubeconfig);
   read_namespace(r, f, p, c.namespace_);
   r.duration(f, "heartbeatInterval", p, 1s, 1h, c.heartbeat_interval);
   r.duration(f, "leaseDuration", p, 1s, 24h, c.lease_duration);

@@ -78,7 +78,10 @@ Result<void> check_issued(const CertificateInfo& issued, bool key_matches,
     return make_error("the issued certificate expired at " + format_kube_time(issued.not_after));
   if (asked.life > Duration::zero()) {
     const Duration least = std::max<Duration>(asked.life / 2, std::chrono::minutes(10));
-    const Duration life = std::chrono::duration_cast<Duration>(issued.not_after - now);
+    // The validity period, not what is left of it by this node's clock:
+    // a clock that is wrong must not make a right certificate look short.
+    const Duration life =
+        std::chrono::duration_cast<Duration>(issued.not_after - issued.not_before);
     if (life < std::min(least, asked.life))
       return make_error("the issued certificate lives " + format_duration(life) + ", not the " +
                         format_duration(asked.life) + " asked for");

@@ -57,9 +57,9 @@ struct AskedCertificate {
 
 // Whether `issued` (for a key that does or does not match ours) is what was
 // asked for, at `now`: the common name, our key, not a CA, in force now,
-// and, when a life was asked for, no shorter than it allows (a signer may
-// cap it: at least half of what was asked, and at least 10 minutes, the
-// API's minimum). The error says which and why.
+// and, when a life was asked for, a validity period no shorter than it
+// allows (a signer may cap it: at least half of what was asked, and at
+// least 10 minutes, the API's minimum). The error says which and why.
 Result<void> check_issued(const CertificateInfo& issued, bool key_matches,
                           const AskedCertificate& asked, WallTime now);
 

@@ -16,6 +16,9 @@
 namespace tetherd {
 
 inline constexpr std::string_view kClientSignerName = "kubernetes.io/kube-apiserver-client";
+// The group every node's certificate names (its O): what the RBAC binds.
+inline constexpr std::string_view kNodesGroup = "tetherd:nodes";
+inline constexpr char kCsrCollection[] = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
 // The Kubernetes user a node's certificate names (its CN): "tetherd:NODE".
 std::string node_user(std::string_view node);

@@ -308,7 +308,10 @@ std::unique_ptr<Connection> take_idle(State& s) {
 }
 
 void keep_idle(State& s, std::unique_ptr<Connection> c) {
-  if (c->closed_by_us || c->buffer.size() != 0 || s.idle.size() >= s.limits.max_idle_connections)
+  // One made with credentials since replaced (use_credentials) is not
+  // kept: the next request opens one with the new.
+  if (c->closed_by_us || c->buffer.size() != 0 || c->tls != s.tls ||
+      s.idle.size() >= s.limits.max_idle_connections)
     return;
   c->tcp().expires_never();
   s.idle.push_back(std::move(c));

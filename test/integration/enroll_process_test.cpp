@@ -18,7 +18,9 @@
 #include "agent/adapters/x509.h"
 #include "agent/config/config_loader.h"
 #include "agent/config/kubeconfig.h"
+#include "agent/config/kubeconfig_writer.h"
 #include "agent/core/base64.h"
+#include "agent/core/kube_time.h"
 #include "agent/kube/kube_client.h"
 #include "test/support/api_server/api_server.h"
 #include "test/support/child_process.h"
@@ -468,6 +470,103 @@ TEST_F(Enroll, TheConfigurationFileIsTakenWhenWrittenWholeNeverHalfWritten) {
   { std::ofstream truncate(config_, std::ios::trunc); }
   EXPECT_TRUE(daemon.err_shows("TETHERD_EVENT=config-ignored", kDeadline)) << daemon.err();
   EXPECT_EQ(daemon.err().find("config-rejected"), std::string::npos) << daemon.err();
+}
+
+// The renewal in a running tetherd: a certificate at 83% of its life is
+// renewed with a CSR the node makes, the admin approves it, and the new
+// certificate is used by new connections while the watch and the Lease go
+// on (no redial: no second watch; no Lease renewal later than a heartbeat
+// and its slack).
+TEST_F(Enroll, ARunningTetherdRenewsItsCertificateWithoutARedial) {
+  start_server();
+  const auto cert = ca_.issue({.common_name = "tetherd:edge-1",
+                               .organizations = {"tetherd:nodes"},
+                               .not_before_offset = -50s,
+                               .lifetime = 60s,
+                               .server_auth = false});
+  write(etc_ + "/node.crt", cert.cert_pem, 0644);
+  write(etc_ + "/node.key", cert.key_pem, 0600);
+  write(kubeconfig_,
+        render_kubeconfig({.server = server_->url(),
+                           .ca_pem = ca_.cert_pem(),
+                           .client_certificate = etc_ + "/node.crt",
+                           .client_key = etc_ + "/node.key",
+                           .user = "tetherd:edge-1"}),
+        0600);
+  std::ofstream(config_, std::ios::app) << "controlPlane: {kubeconfig: " << kubeconfig_
+                                        << ", heartbeatInterval: 1s, leaseDuration: 5s}\n";
+  const std::string first =
+      x509::describe(x509::parse_certificates(cert.cert_pem, "")->front()).serial_hex;
+  test::NotifySocket notify(tmp_.file("notify"));
+  auto running = start_daemon(notify);
+  ASSERT_TRUE(running) << "tetherd did not become ready";
+  test::ChildProcess& daemon = *running;
+  ASSERT_TRUE(server_->wait_for_watch_starts(1, kDeadline)) << daemon.err();
+
+  ASSERT_TRUE(daemon.err_shows("kubectl certificate approve ", kDeadline)) << daemon.err();
+  const std::string err = daemon.err();
+  const auto at = err.find("kubectl certificate approve ") + 28;
+  const std::string name =
+      err.substr(at, err.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.", at) - at);
+  ASSERT_TRUE(name.starts_with("tetherd-edge-1-")) << err;
+  const auto renewal_started = std::chrono::steady_clock::now();
+  const std::size_t watches = server_->watches_started();
+  ASSERT_EQ(decide(name, "Approved"), 200u);
+  ASSERT_TRUE(daemon.err_shows("TETHERD_EVENT=credentials-renewed", kDeadline)) << daemon.err();
+  ASSERT_TRUE(
+      daemon.err_shows("new connections use them; the watch and the Lease go on", kDeadline))
+      << daemon.err();
+  const std::string second =
+      x509::describe(x509::parse_certificates(read(etc_ + "/node.crt"), "")->front()).serial_hex;
+  ASSERT_NE(second, first);
+  // As the server records it: upper-case hex.
+  auto upper = [](std::string hex) {
+    for (char& c : hex)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return hex;
+  };
+  // Three Lease renewals with the new certificate.
+  auto with = [&](const std::string& serial) {
+    std::size_t n = 0;
+    for (const auto& r : server_->requests())
+      n += r.serial == upper(serial) && r.method == "PUT" &&
+           r.target.find("/leases/") != std::string::npos;
+    return n;
+  };
+  const auto until = std::chrono::steady_clock::now() + kDeadline;
+  while (with(second) < 3 && std::chrono::steady_clock::now() < until)
+    server_->wait_for_requests(server_->requests().size() + 1, 1s);
+  EXPECT_GE(with(second), 3u) << daemon.err();
+  EXPECT_EQ(server_->watches_started(), watches) << "the watch was held\n" << daemon.err();
+  // No gap in the Lease around the renewal beyond a heartbeat (1 s) and
+  // the slack of a loaded machine.
+  std::optional<std::chrono::steady_clock::time_point> last;
+  for (const auto& r : server_->requests()) {
+    if (r.method != "PUT" || r.target.find("/leases/") == std::string::npos) continue;
+    if (last && r.at > renewal_started) {
+      EXPECT_LT(r.at - *last, 3s) << "a Lease gap at the renewal";
+    }
+    last = r.at;
+  }
+  EXPECT_EQ(mode_of(etc_ + "/node.key"), 0600u);
+  EXPECT_FALSE(std::filesystem::exists(etc_ + "/node.key.next"));
+  // The cloud is told: CredentialsValid, and the new expiry among the
+  // certificates (role client), which the metrics and tetherctl show too.
+  const std::string not_after = format_kube_time(
+      x509::describe(x509::parse_certificates(read(etc_ + "/node.crt"), "")->front()).not_after);
+  auto status = [&] {
+    auto node = server_->get("/apis/tetherd.io/v1alpha1/namespaces/tetherd-system/edgenodes/edge-1");
+    return node && node->contains("status") ? json::serialize(node->at("status")) : std::string();
+  };
+  const auto told = std::chrono::steady_clock::now() + kDeadline;
+  while (status().find(not_after) == std::string::npos && std::chrono::steady_clock::now() < told)
+    server_->wait_for_requests(server_->requests().size() + 1, 1s);
+  const std::string written = status();
+  EXPECT_NE(written.find("\"role\":\"client\""), std::string::npos) << written;
+  EXPECT_NE(written.find(not_after), std::string::npos) << written;
+  EXPECT_NE(written.find("\"reason\":\"CertificateValid\""), std::string::npos) << written;
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(kDeadline), 0) << daemon.err();
 }
 
 }  // namespace

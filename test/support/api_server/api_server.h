@@ -152,6 +152,7 @@ struct RequestRecord {
   unsigned status;     // 0 when nothing was answered (stall)
   bool watch;
   std::string serial;  // the client certificate's serial (hex), "" without one
+  std::chrono::steady_clock::time_point at{};  // when it was answered (or given up)
 };
 
 // RBAC, simplified: `user` (or anyone in `users_in_group`) may do `verbs` (get, list, watch,

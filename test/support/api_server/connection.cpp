@@ -142,7 +142,8 @@ void Connection::on_read_error(boost::system::error_code ec) {
 
 void Connection::record(unsigned status) {
   core_.observations.request(
-      RequestRecord{method_, target_, user_, status, watch_request_, serial_});
+      RequestRecord{method_, target_, user_, status, watch_request_, serial_,
+                    std::chrono::steady_clock::now()});
 }
 
 void Connection::dispatch(http::request<http::string_body> message) {

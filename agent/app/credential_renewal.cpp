@@ -1,0 +1,478 @@
+#include "agent/app/credential_renewal.h"
+
+#include <algorithm>
+#include <random>
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "agent/adapters/csr.h"
+#include "agent/adapters/x509.h"
+#include "agent/core/client_cert.h"
+#include "agent/core/duration.h"
+#include "agent/core/kube_time.h"
+#include "agent/core/node_csr.h"
+#include "agent/core/node_status.h"
+
+namespace tetherd {
+namespace {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+
+constexpr Duration kAtLeast = std::chrono::seconds(1);
+
+std::string csr_path(const std::string& name) {
+  return std::string(kCsrCollection) + "/" + name;
+}
+
+// The life asked for in a renewal: the current certificate's, in whole
+// seconds. One shorter than the API's minimum (10 minutes) was the
+// signer's choice, not asked for: nothing is asked (zero), and the signer
+// chooses again.
+Duration life_of(const CertificateInfo& info) {
+  const auto life =
+      std::chrono::duration_cast<std::chrono::seconds>(info.not_after - info.not_before);
+  return life < std::chrono::minutes(10) ? Duration::zero() : Duration(life);
+}
+
+std::optional<Duration> asked(Duration life) {
+  return life > Duration::zero() ? std::optional<Duration>(life) : std::nullopt;
+}
+
+std::string resource_version(const boost::json::object& o) {
+  const auto* metadata = o.if_contains("metadata");
+  const auto* rv = metadata != nullptr && metadata->is_object()
+                       ? metadata->as_object().if_contains("resourceVersion")
+                       : nullptr;
+  return rv != nullptr && rv->is_string() ? std::string(rv->as_string()) : std::string();
+}
+
+}  // namespace
+
+std::string_view to_string(CredentialState state) {
+  switch (state) {
+    case CredentialState::kUnmanaged:
+      return "Unmanaged";
+    case CredentialState::kValid:
+      return "Valid";
+    case CredentialState::kRenewalPending:
+      return "RenewalPending";
+    case CredentialState::kRenewalRefused:
+      return "RenewalRefused";
+    case CredentialState::kRenewalFailed:
+      return "RenewalFailed";
+    case CredentialState::kRenewalHeld:
+      return "RenewalHeld";
+    case CredentialState::kNotYetValid:
+      return "CertificateNotYetValid";
+    case CredentialState::kExpired:
+      return "CertificateExpired";
+  }
+  return "Unknown";
+}
+
+CredentialRenewal::CredentialRenewal(asio::any_io_executor executor, const Clock& clock, Log& log,
+                                     const NodeConditions& conditions, const Config& config,
+                                     RenewalTiming timing)
+    : executor_(std::move(executor)),
+      clock_(clock),
+      log_(log),
+      conditions_(conditions),
+      node_(config.node_name),
+      paths_(credential_paths(config, {})),
+      bootstrap_(config.control_plane ? config.control_plane->bootstrap_kubeconfig : ""),
+      timing_(std::move(timing)),
+      timer_(executor_, clock) {
+  if (!timing_.random) {
+    auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
+    timing_.random = [engine] { return std::uniform_real_distribution<double>(0, 1)(*engine); };
+  }
+  assess();
+}
+
+CredentialRenewal::~CredentialRenewal() {
+  stop();
+}
+
+void CredentialRenewal::start() {
+  ++running_;
+  asio::co_spawn(executor_, run(), [this](std::exception_ptr e) {
+    --running_;
+    if (e) std::rethrow_exception(e);
+  });
+}
+
+void CredentialRenewal::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  timer_.cancel();
+  if (http_ != nullptr) http_->disconnect_all();
+}
+
+void CredentialRenewal::wake(bool resumed) {
+  if (stopped_) return;
+  if (resumed) {
+    retry_after_ = MonoTime{};
+    // The attempt's connections died in the sleep: cut them, and begin
+    // again at once rather than after a timeout and a backoff.
+    if (http_ != nullptr) {
+      interrupted_ = true;
+      http_->disconnect_all();
+    }
+  }
+  woken_ = true;
+  timer_.cancel();
+}
+
+void CredentialRenewal::set(CredentialReport report) {
+  if (report == report_) return;
+  report_ = std::move(report);
+  if (listener_) listener_(report_);
+}
+
+CredentialReport CredentialRenewal::base(const CertificateInfo& current) const {
+  CredentialReport r;
+  r.subject = current.subject;
+  r.not_after = current.not_after;
+  return r;
+}
+
+std::string CredentialRenewal::fix_command(const Kubeconfig& k) const {
+  std::string pin = "sha256:<the cloud CA's hash>";
+  if (auto cas = x509::parse_certificates(k.ca_pem, k.path); cas && !cas->empty())
+    pin = "sha256:" + x509::describe(cas->front()).spki_sha256;
+  return "tetherctl enroll --server " + k.server + " --ca-cert-hash " + pin +
+         " --token-file FILE (a token from: kubectl -n tetherd-system create token "
+         "tetherd-bootstrap)";
+}
+
+CredentialRenewal::Assessment CredentialRenewal::assess() {
+  Assessment a;
+  a.wait = timing_.recheck;
+  finish_install(paths_);
+  auto k = load_kubeconfig(paths_.kubeconfig);
+  const auto& files = k ? k->files : std::vector<std::string>{};
+  const bool managed = std::find(files.begin(), files.end(), paths_.certificate) != files.end() &&
+                       std::find(files.begin(), files.end(), paths_.key) != files.end();
+  if (!managed) {
+    CredentialReport r;
+    r.reason = "NotRenewed";
+    r.message = k ? paths_.kubeconfig + " does not use " + paths_.certificate + " and " +
+                        paths_.key + ": its certificate is renewed by whoever wrote it"
+                  : k.error().message;
+    set(std::move(r));
+    return a;
+  }
+  auto certs = x509::parse_certificates(k->client_cert_pem, paths_.certificate);
+  if (!certs) {  // load_kubeconfig checked it: only a race with a writer
+    a.wait = kAtLeast;
+    return a;
+  }
+  a.current = x509::describe(certs->front());
+  if (a.current.serial_hex != serial_) {
+    serial_ = a.current.serial_hex;
+    draw_ = timing_.random();
+  }
+  const WallTime now = clock_.wall();
+  const WallTime renew_at = renewal_point(a.current.not_before, a.current.not_after, draw_);
+  // A clock known to be wrong still renews, once: a certificate this
+  // renewal installed while it was wrong, and that looks due at once, says
+  // the clock is what is wrong, and is not renewed again until it is
+  // synchronized (a clock years ahead would otherwise renew without end).
+  const Condition* clock_ok = conditions_.find(condition_type::kClockSynchronized);
+  const bool synced = clock_ok == nullptr || clock_ok->status != ConditionStatus::kFalse;
+  if (synced) installed_unsynced_.clear();
+  const bool may = synced || a.current.serial_hex != installed_unsynced_;
+  const ClientCertVerdict v =
+      judge_client_cert(now, a.current.not_before, a.current.not_after, renew_at, may);
+  CredentialReport r = base(a.current);
+  r.renew_at = renew_at;
+  r.message = v.message;
+  const bool backing_off = clock_.monotonic() < retry_after_;
+  switch (v.state) {
+    case ClientCertState::kValid:
+      r.state = CredentialState::kValid;
+      r.reason = "CertificateValid";
+      a.wait = std::clamp<Duration>(std::chrono::duration_cast<Duration>(renew_at - now), kAtLeast,
+                                    timing_.recheck);
+      set(std::move(r));
+      return a;
+    case ClientCertState::kNotYetValid:
+      r.state = CredentialState::kNotYetValid;
+      r.reason = "CertificateNotYetValid";
+      r.message += ": check the clock (timedatectl)";
+      set(std::move(r));
+      return a;
+    case ClientCertState::kRenewDue:
+      if (!v.renew) {
+        r.state = CredentialState::kRenewalHeld;
+        r.reason = "RenewalHeld";
+        r.message +=
+            "; renewed once already while the clock is not synchronized: not again "
+            "until it is (ClockSynchronized)";
+        set(std::move(r));
+        return a;
+      }
+      break;
+    case ClientCertState::kExpired:
+      r.state = CredentialState::kExpired;
+      r.reason = "CertificateExpired";
+      r.usable = false;
+      if (!v.renew) {
+        r.message += "; not used";
+        set(std::move(r));
+        return a;
+      }
+      r.message +=
+          "; not used. " +
+          (bootstrap_.empty() ? "Enroll the node again: " + fix_command(*k) +
+                                    " (or set controlPlane.bootstrapKubeconfig to renew by itself)"
+                              : "Renewing with controlPlane.bootstrapKubeconfig " + bootstrap_);
+      break;
+  }
+  a.kubeconfig = std::move(*k);
+  if (backing_off) {
+    // The last attempt's report stands until the backoff ends (or the
+    // certificate expires meanwhile).
+    const bool refused_or_failed = report_.state == CredentialState::kRenewalRefused ||
+                                   report_.state == CredentialState::kRenewalFailed;
+    if (r.state == CredentialState::kExpired && report_.state != CredentialState::kExpired) {
+      set(std::move(r));
+    } else if (r.state != CredentialState::kExpired && !refused_or_failed) {
+      // Just renewed, and due again at once (a signer that issues
+      // certificates far shorter than their backdating): not a storm.
+      r.state = CredentialState::kValid;
+      r.reason = "CertificateValid";
+      r.message += "; renewed less than " + format_duration(timing_.backoff.base) +
+                   " ago: the next request waits";
+      set(std::move(r));
+    }
+    a.wait = std::min<Duration>(retry_after_ - clock_.monotonic(), timing_.recheck);
+    return a;
+  }
+  if (r.state == CredentialState::kExpired) {
+    const bool said = report_.state == CredentialState::kExpired;
+    set(r);
+    if (!said) log_.error("credentials-expired", r.message, {{"KUBECONFIG", paths_.kubeconfig}});
+    if (bootstrap_.empty()) return a;
+    a.action = Action::kRecover;
+    return a;
+  }
+  a.action = Action::kRenew;
+  return a;
+}
+
+awaitable<void> CredentialRenewal::run() {
+  while (!stopped_) {
+    woken_ = false;
+    Assessment a = assess();
+    Duration wait = a.wait;
+    if (a.action == Action::kRenew) {
+      wait = co_await renew(*a.kubeconfig, a.current, "its current certificate");
+    } else if (a.action == Action::kRecover) {
+      auto boot = load_kubeconfig(bootstrap_);
+      if (!boot) {
+        wait = failed(CredentialState::kExpired, "CertificateExpired",
+                      report_.message + "; but controlPlane.bootstrapKubeconfig cannot be used: " +
+                          boot.error().message,
+                      a.current);
+      } else if (!same_server(boot->server, a.kubeconfig->server)) {
+        wait = failed(CredentialState::kExpired, "CertificateExpired",
+                      report_.message + "; but controlPlane.bootstrapKubeconfig is for " +
+                          boot->server + ", not " + a.kubeconfig->server,
+                      a.current);
+      } else {
+        wait = co_await renew(*boot, a.current, "the bootstrap credential " + bootstrap_);
+      }
+    }
+    if (stopped_) break;
+    if (woken_) continue;  // a change while renewing: look again now
+    timer_.expires_after(std::max(wait, Duration::zero()));
+    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+Duration CredentialRenewal::failed(CredentialState state, const std::string& reason,
+                                   const std::string& message, const CertificateInfo& current) {
+  if (std::exchange(interrupted_, false)) return Duration::zero();  // a resume: again, now
+  ++failures_;
+  const Duration delay =
+      std::max(timing_.backoff.base, full_jitter(timing_.backoff, failures_ - 1, timing_.random()));
+  retry_after_ = clock_.monotonic() + delay;
+  CredentialReport r = base(current);
+  r.renew_at = report_.renew_at;
+  r.state = state;
+  r.reason = reason;
+  r.usable = state != CredentialState::kExpired;
+  r.message = message + "; next try in " + format_duration(delay);
+  log_.warning(state == CredentialState::kRenewalRefused ? "credentials-renewal-refused"
+                                                         : "credentials-renewal-failed",
+               r.message, {{"KUBECONFIG", paths_.kubeconfig}});
+  set(std::move(r));
+  return delay;
+}
+
+awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const CertificateInfo& current,
+                                             const std::string& via) {
+  const bool expired = report_.state == CredentialState::kExpired;
+  const CredentialState trouble =
+      expired ? CredentialState::kExpired : CredentialState::kRenewalFailed;
+  const std::string trouble_reason = expired ? "CertificateExpired" : "RenewalFailed";
+  const std::string prefix = expired ? report_.message + "; " : std::string();
+  auto made = kube::HttpsClient::create(executor_, with, timing_.limits);
+  if (!made)
+    co_return failed(trouble, trouble_reason,
+                     prefix + "cannot renew with " + via + ": " + kube::describe(made.error()),
+                     current);
+  std::unique_ptr<kube::HttpsClient> http = std::move(*made);
+  http_ = http.get();
+  struct Clear {
+    kube::HttpsClient*& p;
+    ~Clear() { p = nullptr; }
+  } clear{http_};
+  kube::KubeClient kube(*http);
+  const std::string user = node_user(node_);
+
+  std::optional<PendingRequest> pending = read_pending(paths_);
+  if (pending && (pending->node != node_ || !same_server(pending->server, with.server))) {
+    forget_pending(paths_);
+    pending.reset();
+  }
+  if (!pending) {
+    auto request = make_client_request(user, {std::string(kNodesGroup)});
+    if (!request)
+      co_return failed(trouble, trouble_reason, prefix + request.error().message, current);
+    PendingRequest next{csr_name(node_, clock_.wall()), with.server, node_,
+                        x509::to_pem(request->key)};
+    if (auto r = save_pending_key(paths_, next.key_pem); !r)
+      co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
+    auto created = co_await kube.create(
+        kCsrCollection, csr_object(node_, next.name, request->csr_pem, asked(life_of(current))));
+    if (stopped_) co_return Duration::zero();
+    if (!created)
+      co_return failed(trouble, trouble_reason,
+                       prefix + "cannot ask for a new certificate with " + via + ": " +
+                           kube::describe(created.error()),
+                       current);
+    if (auto r = save_pending_name(paths_, next); !r)
+      co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
+    pending = std::move(next);
+    log_.notice("credentials-renewal-requested",
+                "asked for a new client certificate with " + via + ": CertificateSigningRequest " +
+                    pending->name + " (the one in force expires at " +
+                    format_kube_time(current.not_after) +
+                    "); an admin approves it with: " + approve_command(pending->name),
+                {{"CSR", pending->name}});
+  }
+  CredentialReport waiting = base(current);
+  waiting.renew_at = report_.renew_at;
+  waiting.state = expired ? CredentialState::kExpired : CredentialState::kRenewalPending;
+  waiting.reason = expired ? "CertificateExpired" : "RenewalPending";
+  waiting.usable = !expired;
+  waiting.csr = pending->name;
+  waiting.message = (expired ? report_.message + "; " : std::string()) +
+                    "waiting for CertificateSigningRequest " + pending->name +
+                    " to be approved and issued (" + approve_command(pending->name) +
+                    "); the certificate in force expires at " + format_kube_time(current.not_after);
+  set(std::move(waiting));
+
+  auto status = co_await wait_for(kube, *http, pending->name);
+  if (stopped_) co_return Duration::zero();
+  if (!status) {
+    if (status.error().not_found()) {
+      forget_pending(paths_);
+      co_return failed(trouble, trouble_reason,
+                       prefix + pending->name + " was deleted before it was issued", current);
+    }
+    co_return failed(
+        trouble, trouble_reason,
+        prefix + "cannot follow " + pending->name + ": " + kube::describe(status.error()), current);
+  }
+  using State = CsrStatus::State;
+  auto refused = [&](const std::string& why) {
+    forget_pending(paths_);
+    return failed(expired ? CredentialState::kExpired : CredentialState::kRenewalRefused,
+                  expired ? "CertificateExpired" : "RenewalRefused",
+                  prefix + why + "; the certificate in force is kept", current);
+  };
+  if (status->state == State::kDenied || status->state == State::kFailed)
+    co_return refused(pending->name + " was " +
+                      (status->state == State::kDenied ? "denied" : "refused by the signer") +
+                      (status->reason.empty() ? "" : " (" + status->reason + ")") +
+                      (status->message.empty() ? "" : ": " + status->message));
+  // Issued: checked whole before anything is written.
+  const std::string what = "the certificate issued for " + pending->name;
+  auto certs = x509::parse_certificates(status->certificate_pem, what);
+  if (!certs) co_return refused(certs.error().message);
+  auto key = x509::parse_private_key(pending->key_pem, paths_.next_key);
+  if (!key) co_return refused(key.error().message);
+  const CertificateInfo info = x509::describe(certs->front());
+  if (auto ok = check_issued(info, x509::key_matches(certs->front(), *key),
+                             {user, life_of(current)}, clock_.wall());
+      !ok)
+    co_return refused(what + " is refused: " + ok.error().message);
+  if (auto r = install_issued(paths_, *pending, status->certificate_pem); !r)
+    co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
+  failures_ = 0;
+  retry_after_ = clock_.monotonic() + timing_.backoff.base;  // one renewal a minute at most
+  const Condition* clock_ok = conditions_.find(condition_type::kClockSynchronized);
+  if (clock_ok != nullptr && clock_ok->status == ConditionStatus::kFalse)
+    installed_unsynced_ = info.serial_hex;
+  log_.notice("credentials-renewed",
+              "the client certificate was renewed (" + pending->name + ", with " + via +
+                  "): serial " + info.serial_hex + ", valid until " +
+                  format_kube_time(info.not_after) +
+                  "; new connections use it, the old key is removed",
+              {{"CSR", pending->name}});
+  // The new files judged now, so that the report (and the session waiting
+  // for a usable certificate) moves before the file events arrive.
+  assess();
+  co_return Duration::zero();
+}
+
+awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClient& kube,
+                                                                  kube::HttpsClient& http,
+                                                                  const std::string& name) {
+  using State = CsrStatus::State;
+  auto final = [](const CsrStatus& s) {
+    return s.state != State::kPending && s.state != State::kApproved;
+  };
+  auto decoded = [](const boost::json::object& o) -> kube::ApiResult<CsrStatus> {
+    auto s = decode_csr_status(o);
+    if (!s) return kube::make_api_error(kube::ErrorKind::kDecode, s.error().message);
+    return *s;
+  };
+  while (!stopped_) {
+    auto got = co_await kube.get(csr_path(name));
+    if (!got) co_return got.error();
+    auto status = decoded(*got);
+    if (!status || final(*status)) co_return status;
+    // Pending (or approved, the signer to come): watched from here.
+    std::optional<kube::ApiResult<CsrStatus>> seen;
+    kube::WatchOptions options;
+    options.resource_version = resource_version(*got);
+    options.field_selector = "metadata.name=" + name;
+    options.timeout = timing_.watch_timeout;
+    auto end = co_await kube.watch(kCsrCollection, options, [&](const kube::WatchEvent& e) {
+      if (seen) return;
+      if (e.type == kube::WatchEventType::kDeleted) {
+        seen = kube::ApiError{kube::ErrorKind::kHttp, 404, "NotFound", name + " was deleted",
+                              std::nullopt};
+      } else if (e.type != kube::WatchEventType::kBookmark) {
+        auto s = decoded(e.object);
+        if (!s || final(*s)) seen = std::move(s);
+      }
+      if (seen) http.disconnect_all();  // the watch has told what it had to
+    });
+    if (seen) co_return std::move(*seen);
+    if (!end) co_return end.error();
+    // The server ended the watch (its timeout, or 410): read it again.
+  }
+  co_return kube::make_api_error(kube::ErrorKind::kTransport, "stopped");
+}
+
+}  // namespace tetherd
