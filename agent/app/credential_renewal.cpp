@@ -419,8 +419,13 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
     co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
   failures_ = 0;
   retry_after_ = clock_.monotonic() + timing_.backoff.base;  // one renewal a minute at most
+  // Due already (past the earliest renewal point) the moment it arrives,
+  // with the clock known to be wrong: the clock is suspect, and this one
+  // is not renewed again until it is synchronized. One that is not due
+  // yet renews as usual when its time comes.
   const Condition* clock_ok = conditions_.find(condition_type::kClockSynchronized);
-  if (clock_ok != nullptr && clock_ok->status == ConditionStatus::kFalse)
+  if (clock_ok != nullptr && clock_ok->status == ConditionStatus::kFalse &&
+      clock_.wall() >= renewal_point(info.not_before, info.not_after, 0.0))
     installed_unsynced_ = info.serial_hex;
   log_.notice("credentials-renewed",
               "the client certificate was renewed (" + pending->name + ", with " + via +

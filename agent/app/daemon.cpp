@@ -651,8 +651,11 @@ void Daemon::renewal_reported(const CredentialReport& r) {
     retire_tether();
     report(condition_type::kConnected, ConditionStatus::kFalse, r.reason, r.message);
     notifier_.notify("STATUS=" + status());
-  } else if (r.usable && !tether_ && config_.control_plane) {
-    session_credentials();  // a new certificate: the session starts with it
+  } else if (r.usable && config_.control_plane) {
+    // A new certificate (or none changed: then nothing is done), taken
+    // now rather than after the file events' quiet period; the session
+    // starts with it if it was held back.
+    session_credentials();
   }
 }
 

@@ -368,6 +368,23 @@ TEST_F(Renewal, AWrongClockRenewsOnceThenHoldsUntilItIsSynchronized) {
   EXPECT_EQ(csrs().size(), 2u);
 }
 
+// A clock the kernel calls unsynchronized but that is right (no NTP
+// daemon): renewals go on, each when it is due.
+TEST_F(Renewal, AnUnsynchronizedClockThatIsRightStillRenewsWhenDue) {
+  enrolled(81h, 100h);
+  conditions_.report(condition_type::kClockSynchronized, ConditionStatus::kFalse, "NotSynchronized",
+                     "the kernel marks the clock unsynchronized");
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  ASSERT_EQ(decide(renewal_->report().csr, "Approved"), 200u);
+  ASSERT_TRUE(pump([&] { return serial() != first_serial_; }));
+  ASSERT_TRUE(in(CredentialState::kValid)) << renewal_->report().message;
+  clock_.suspend(85h);  // past the new one's point
+  clock_.run_for(rio_, 10min);
+  ASSERT_TRUE(in(CredentialState::kRenewalPending)) << renewal_->report().message;
+  EXPECT_EQ(csrs().size(), 2u);
+}
+
 // A restart while a request is pending waits for the same request; an
 // install a crash cut short is finished before anything else.
 TEST_F(Renewal, APendingRequestSurvivesARestartAndAHalfInstallIsFinished) {

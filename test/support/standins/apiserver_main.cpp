@@ -6,12 +6,15 @@
 //   test-apiserver --listen ADDRESS --port PORT --cert FILE --key FILE
 //                  --client-ca FILE [--rbac FILE]... [--client-ca-key FILE]
 //                  [--token USER=FILE]... [--anonymous-auth true|false]
+//                  [--cluster-signing-duration SECONDS]
 //
 // --client-ca-key turns the kube-apiserver-client signer on (approved
 // CertificateSigningRequests are signed by the client CA, as
 // kube-controller-manager's --cluster-signing-*-file do); --token: the
 // token in FILE authenticates as USER (a ServiceAccount's:
-// system:serviceaccount:NS:NAME); --anonymous-auth as kube-apiserver's.
+// system:serviceaccount:NS:NAME); --anonymous-auth as kube-apiserver's;
+// --cluster-signing-duration as kube-controller-manager's: the longest
+// life the signer gives (the demo's short-lived certificates).
 //
 // Prints "serving https://ADDRESS:PORT" when it accepts connections, and
 // serves until SIGTERM or SIGINT. SIGUSR1: the server process goes down
@@ -36,7 +39,8 @@ namespace {
   std::fprintf(stderr,
                "test-apiserver: %s\nusage: test-apiserver --listen ADDRESS --port PORT --cert FILE "
                "--key FILE --client-ca FILE [--rbac FILE]... [--client-ca-key FILE] "
-               "[--token USER=FILE]... [--anonymous-auth true|false]\n",
+               "[--token USER=FILE]... [--anonymous-auth true|false] "
+               "[--cluster-signing-duration SECONDS]\n",
                why);
   std::exit(2);
 }
@@ -76,6 +80,14 @@ int main(int argc, char** argv) {
       const auto at = value.find('=');
       if (at == std::string::npos) usage("--token wants USER=FILE");
       tokens.emplace_back(value.substr(0, at), value.substr(at + 1));
+    } else if (flag == "--cluster-signing-duration") {
+      try {
+        const long seconds = std::stol(value);
+        if (seconds < 1) throw std::invalid_argument("not positive");
+        options.csr_max_duration = std::chrono::seconds(seconds);
+      } catch (const std::exception&) {
+        usage("--cluster-signing-duration wants a number of seconds");
+      }
     } else if (flag == "--anonymous-auth") {
       if (value != "true" && value != "false") usage("--anonymous-auth wants true or false");
       options.anonymous = value == "true";
