@@ -24,6 +24,7 @@ namespace asio = boost::asio;
 using asio::awaitable;
 
 constexpr Duration kAtLeast = std::chrono::seconds(1);
+constexpr char kExpiredWhileWaiting[] = "the certificate in force expired while waiting";
 
 std::string csr_path(const std::string& name) {
   return std::string(kCsrCollection) + "/" + name;
@@ -168,11 +169,22 @@ CredentialRenewal::Assessment CredentialRenewal::assess() {
     return a;
   }
   auto certs = x509::parse_certificates(k->client_cert_pem, paths_.certificate);
-  if (!certs) {  // load_kubeconfig checked it: only a race with a writer
-    a.wait = kAtLeast;
+  if (!certs) {  // a change of the file wakes this
+    CredentialReport r;
+    r.reason = "NotRenewed";
+    r.message = certs.error().message;
+    set(std::move(r));
     return a;
   }
   a.current = x509::describe(certs->front());
+  if (a.current.subject_cn != node_user(node_)) {
+    CredentialReport r = base(a.current);
+    r.reason = "NotRenewed";
+    r.message = paths_.certificate + " is for " + a.current.subject_cn + ", not " +
+                node_user(node_) + " (node.name): not renewed; enroll this node";
+    set(std::move(r));
+    return a;
+  }
   if (a.current.serial_hex != serial_) {
     serial_ = a.current.serial_hex;
     draw_ = timing_.random();
@@ -247,8 +259,9 @@ CredentialRenewal::Assessment CredentialRenewal::assess() {
       // certificates far shorter than their backdating): not a storm.
       r.state = CredentialState::kValid;
       r.reason = "CertificateValid";
-      r.message += "; renewed less than " + format_duration(timing_.backoff.base) +
-                   " ago: the next request waits";
+      r.message +=
+          "; just renewed, and due again at once (a signer's short lives or "
+          "backdating, or the clock): the next request waits";
       set(std::move(r));
     }
     a.wait = std::min<Duration>(retry_after_ - clock_.monotonic(), timing_.recheck);
@@ -298,7 +311,10 @@ awaitable<void> CredentialRenewal::run() {
 
 Duration CredentialRenewal::failed(CredentialState state, const std::string& reason,
                                    const std::string& message, const CertificateInfo& current) {
-  if (std::exchange(interrupted_, false)) return Duration::zero();  // a resume: again, now
+  // A resume cut the attempt's connections: again, now (a refusal is an
+  // answer, and counts).
+  const bool answer = state == CredentialState::kRenewalRefused || reason == "RenewalRefused";
+  if (std::exchange(interrupted_, false) && !answer) return Duration::zero();
   ++failures_;
   const Duration delay =
       std::max(timing_.backoff.base, full_jitter(timing_.backoff, failures_ - 1, timing_.random()));
@@ -307,11 +323,15 @@ Duration CredentialRenewal::failed(CredentialState state, const std::string& rea
   r.renew_at = report_.renew_at;
   r.state = state;
   r.reason = reason;
-  r.usable = state != CredentialState::kExpired;
+  // Expired by now, whatever it was when the attempt began.
+  if (clock_.wall() >= current.not_after) {
+    r.state = CredentialState::kExpired;
+    r.reason = "CertificateExpired";
+  }
+  r.usable = r.state != CredentialState::kExpired;
   r.message = message + "; next try in " + format_duration(delay);
-  log_.warning(state == CredentialState::kRenewalRefused ? "credentials-renewal-refused"
-                                                         : "credentials-renewal-failed",
-               r.message, {{"KUBECONFIG", paths_.kubeconfig}});
+  log_.warning(answer ? "credentials-renewal-refused" : "credentials-renewal-failed", r.message,
+               {{"KUBECONFIG", paths_.kubeconfig}});
   set(std::move(r));
   return delay;
 }
@@ -348,18 +368,24 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
       co_return failed(trouble, trouble_reason, prefix + request.error().message, current);
     PendingRequest next{csr_name(node_, clock_.wall()), with.server, node_,
                         x509::to_pem(request->key)};
+    // Kept before it is sent: a request the server may have received
+    // (an answer lost, a stop, a resume) is looked for next time, not
+    // asked for again.
     if (auto r = save_pending_key(paths_, next.key_pem); !r)
+      co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
+    if (auto r = save_pending_name(paths_, next); !r)
       co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
     auto created = co_await kube.create(
         kCsrCollection, csr_object(node_, next.name, request->csr_pem, asked(life_of(current))));
     if (stopped_) co_return Duration::zero();
-    if (!created)
+    // 409: it was made (by an earlier try of this one request); waited for.
+    if (!created && !created.error().conflict()) {
+      if (created.error().kind == kube::ErrorKind::kHttp) forget_pending(paths_);  // refused
       co_return failed(trouble, trouble_reason,
                        prefix + "cannot ask for a new certificate with " + via + ": " +
                            kube::describe(created.error()),
                        current);
-    if (auto r = save_pending_name(paths_, next); !r)
-      co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
+    }
     pending = std::move(next);
     log_.notice("credentials-renewal-requested",
                 "asked for a new client certificate with " + via + ": CertificateSigningRequest " +
@@ -380,8 +406,11 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
                     "); the certificate in force expires at " + format_kube_time(current.not_after);
   set(std::move(waiting));
 
-  auto status = co_await wait_for(kube, *http, pending->name);
+  auto status =
+      co_await wait_for(kube, *http, pending->name, expired ? WallTime::max() : current.not_after);
   if (stopped_) co_return Duration::zero();
+  if (!status && status.error().message == kExpiredWhileWaiting)
+    co_return Duration::zero();  // judged again now: expired, recovered with what can
   if (!status) {
     if (status.error().not_found()) {
       forget_pending(paths_);
@@ -393,10 +422,15 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
         prefix + "cannot follow " + pending->name + ": " + kube::describe(status.error()), current);
   }
   using State = CsrStatus::State;
+  const Condition* clock_ok = conditions_.find(condition_type::kClockSynchronized);
+  const bool unsynced = clock_ok != nullptr && clock_ok->status == ConditionStatus::kFalse;
   auto refused = [&](const std::string& why) {
     forget_pending(paths_);
-    return failed(expired ? CredentialState::kExpired : CredentialState::kRenewalRefused,
-                  expired ? "CertificateExpired" : "RenewalRefused",
+    // With the clock known to be wrong, a refusal may be the clock's
+    // (issued "expired" or "not yet valid"): not asked again until it is
+    // synchronized.
+    if (unsynced) installed_unsynced_ = current.serial_hex;
+    return failed(CredentialState::kRenewalRefused, "RenewalRefused",
                   prefix + why + "; the certificate in force is kept", current);
   };
   if (status->state == State::kDenied || status->state == State::kFailed)
@@ -418,15 +452,17 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   if (auto r = install_issued(paths_, *pending, status->certificate_pem); !r)
     co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
   failures_ = 0;
-  retry_after_ = clock_.monotonic() + timing_.backoff.base;  // one renewal a minute at most
-  // Due already (past the earliest renewal point) the moment it arrives,
-  // with the clock known to be wrong: the clock is suspect, and this one
-  // is not renewed again until it is synchronized. One that is not due
-  // yet renews as usual when its time comes.
-  const Condition* clock_ok = conditions_.find(condition_type::kClockSynchronized);
-  if (clock_ok != nullptr && clock_ok->status == ConditionStatus::kFalse &&
-      clock_.wall() >= renewal_point(info.not_before, info.not_after, 0.0))
-    installed_unsynced_ = info.serial_hex;
+  // Due already (past its earliest renewal point) the moment it arrives: a
+  // signer that backdates far, or issues for less than that, or a clock
+  // that is wrong. Not renewed in a loop: the next request waits half of
+  // what is left of it (at least a minute); with the clock known to be
+  // wrong, until the clock is synchronized.
+  Duration next = timing_.backoff.base;
+  if (clock_.wall() >= renewal_point(info.not_before, info.not_after, 0.0)) {
+    next = std::max(next, std::chrono::duration_cast<Duration>(info.not_after - clock_.wall()) / 2);
+    if (unsynced) installed_unsynced_ = info.serial_hex;
+  }
+  retry_after_ = clock_.monotonic() + next;
   log_.notice("credentials-renewed",
               "the client certificate was renewed (" + pending->name + ", with " + via +
                   "): serial " + info.serial_hex + ", valid until " +
@@ -441,7 +477,8 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
 
 awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClient& kube,
                                                                   kube::HttpsClient& http,
-                                                                  const std::string& name) {
+                                                                  const std::string& name,
+                                                                  WallTime until) {
   using State = CsrStatus::State;
   auto final = [](const CsrStatus& s) {
     return s.state != State::kPending && s.state != State::kApproved;
@@ -451,7 +488,14 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     if (!s) return kube::make_api_error(kube::ErrorKind::kDecode, s.error().message);
     return *s;
   };
+  Timer pause(executor_, clock_);
   while (!stopped_) {
+    // The certificate in force expires first: stop waiting with it, so
+    // that its expiry is said and the recovery starts (the request is
+    // kept, and waited for again with what can still ask).
+    const auto left = std::chrono::duration_cast<std::chrono::seconds>(until - clock_.wall());
+    if (left <= std::chrono::seconds::zero())
+      co_return kube::make_api_error(kube::ErrorKind::kTimeout, kExpiredWhileWaiting);
     auto got = co_await kube.get(csr_path(name));
     if (!got) co_return got.error();
     auto status = decoded(*got);
@@ -461,13 +505,21 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     kube::WatchOptions options;
     options.resource_version = resource_version(*got);
     options.field_selector = "metadata.name=" + name;
-    options.timeout = timing_.watch_timeout;
+    options.timeout =
+        std::clamp<std::chrono::seconds>(left, std::chrono::seconds(1), timing_.watch_timeout);
+    const MonoTime began = clock_.monotonic();
     auto end = co_await kube.watch(kCsrCollection, options, [&](const kube::WatchEvent& e) {
-      if (seen) return;
+      if (seen || e.type == kube::WatchEventType::kBookmark) return;
+      // Ours only, should a server not honour the field selector.
+      const auto* metadata = e.object.if_contains("metadata");
+      const auto* n = metadata != nullptr && metadata->is_object()
+                          ? metadata->as_object().if_contains("name")
+                          : nullptr;
+      if (n == nullptr || !n->is_string() || n->as_string() != name) return;
       if (e.type == kube::WatchEventType::kDeleted) {
         seen = kube::ApiError{kube::ErrorKind::kHttp, 404, "NotFound", name + " was deleted",
                               std::nullopt};
-      } else if (e.type != kube::WatchEventType::kBookmark) {
+      } else {
         auto s = decoded(e.object);
         if (!s || final(*s)) seen = std::move(s);
       }
@@ -475,7 +527,12 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     });
     if (seen) co_return std::move(*seen);
     if (!end) co_return end.error();
-    // The server ended the watch (its timeout, or 410): read it again.
+    // The server ended the watch (its timeout, or 410): read it again, but
+    // not in a loop with a server that ends every watch at once.
+    if (clock_.monotonic() - began < kAtLeast) {
+      pause.expires_after(kAtLeast);
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
   }
   co_return kube::make_api_error(kube::ErrorKind::kTransport, "stopped");
 }

@@ -136,9 +136,12 @@ class CredentialRenewal {
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<Duration> renew(const Kubeconfig& with, const CertificateInfo& current,
                                          const std::string& via);
+  // Until the CSR is issued, denied or gone, or `until` (the certificate
+  // in force expires) passes.
   boost::asio::awaitable<kube::ApiResult<CsrStatus>> wait_for(kube::KubeClient& kube,
                                                               kube::HttpsClient& http,
-                                                              const std::string& name);
+                                                              const std::string& name,
+                                                              WallTime until);
   Duration failed(CredentialState state, const std::string& reason, const std::string& message,
                   const CertificateInfo& current);
   void set(CredentialReport report);

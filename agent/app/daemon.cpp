@@ -92,7 +92,7 @@ Result<void> Daemon::start() {
   wait_for_signal();
   // After the firewall, never before: the node is protected by its last
   // good rules whether or not the control plane answers (offline first).
-  sync_renewal();
+  sync_renewal(/*report_now=*/false);
   if (!tether_ && factories_.tether && config_.control_plane && credentials_expired()) {
     log_.error("controlplane-credentials-expired",
                "not connecting to the control plane: " + renewal_->report().message,
@@ -414,8 +414,6 @@ void Daemon::reap() {
 // --- credential files -------------------------------------------------------
 
 Result<std::unique_ptr<Tether>> Daemon::make_session(const Config& config, Kubeconfig& used) {
-  if (credentials_expired() && renewal_->paths().kubeconfig == config.control_plane->kubeconfig)
-    return make_error(renewal_->report().message);
   auto kubeconfig = load_kubeconfig(config.control_plane->kubeconfig);
   if (!kubeconfig) return kubeconfig.error();
   auto made = factories_.tether(config, *kubeconfig);
@@ -428,6 +426,8 @@ void Daemon::follow_credentials() {
   std::vector<std::string> paths;
   if (config_.control_plane) {
     paths.push_back(config_.control_plane->kubeconfig);
+    if (!config_.control_plane->bootstrap_kubeconfig.empty())
+      paths.push_back(config_.control_plane->bootstrap_kubeconfig);
     if (session_kubeconfig_)
       paths.insert(paths.end(), session_kubeconfig_->files.begin(),
                    session_kubeconfig_->files.end());
@@ -482,6 +482,7 @@ void Daemon::files_changed() {
 void Daemon::credentials_changed() {
   if (stopping_) return;
   if (renewal_) renewal_->wake();
+  bootstrap_credentials();
   session_credentials();
   cluster_credentials();
   anchor_key();
@@ -616,12 +617,15 @@ void Daemon::report_credentials() {
   }
 }
 
-void Daemon::sync_renewal() {
+void Daemon::sync_renewal(bool report_now) {
   const bool wanted = config_.control_plane && factories_.tether && !stopping_;
   if (renewal_ && wanted && renewal_->paths().kubeconfig == config_.control_plane->kubeconfig &&
       renewal_->bootstrap_kubeconfig() == config_.control_plane->bootstrap_kubeconfig &&
-      renewal_->node() == config_.node_name)
+      renewal_->node() == config_.node_name) {
+    // A session a reload made is held back as at start.
+    if (report_now) renewal_reported(renewal_->report());
     return;
+  }
   if (renewal_) {
     renewal_->on_report({});
     renewal_->stop();
@@ -636,8 +640,25 @@ void Daemon::sync_renewal() {
       std::make_unique<CredentialRenewal>(io_.get_executor(), clock_, log_, *conditions_, config_);
   renewal_->on_report([this](const CredentialReport& r) { renewal_reported(r); });
   renewal_->start();
-  report_credentials();
-  push_certificates(false);
+  bootstrap_credentials();
+  // Its first judgement, made before anyone listened: a reload's session
+  // (made before it) is held back if the certificate has expired.
+  if (report_now) {
+    renewal_reported(renewal_->report());
+  } else {
+    report_credentials();
+    push_certificates(false);
+  }
+}
+
+void Daemon::bootstrap_credentials() {
+  // The recovery credential, checked when it changes rather than on the
+  // day it is needed.
+  const std::string boot =
+      config_.control_plane ? config_.control_plane->bootstrap_kubeconfig : std::string();
+  if (boot.empty()) return credential_problem("controlPlane.bootstrapKubeconfig", "");
+  auto k = load_kubeconfig(boot);
+  credential_problem("controlPlane.bootstrapKubeconfig", k ? "" : k.error().message);
 }
 
 void Daemon::renewal_reported(const CredentialReport& r) {
@@ -847,7 +868,7 @@ bool Daemon::reload() {
         did.push_back("firewall: the new settings are being applied");
       }
       config_ = std::move(next);
-      sync_renewal();
+      sync_renewal(/*report_now=*/true);
       conditions_->set_threshold(config_.health.threshold);
       if (health_) health_->reconfigure(config_);
       follow_credentials();

@@ -143,8 +143,11 @@ class Daemon {
   // The node's own certificate: renewed while the control plane is
   // configured (a new renewal when its files or bootstrap credential
   // change), its report shown and the session held back while it expired.
-  void sync_renewal();
+  // `report_now`: hand its first report on (a reload; at start the session
+  // is made after it and asks itself).
+  void sync_renewal(bool report_now);
   void renewal_reported(const CredentialReport& report);
+  void bootstrap_credentials();
   // CredentialsValid from the files' problems and the renewal's report.
   void report_credentials();
   // status.certificates: linkerd's and the node's client certificate.

@@ -89,8 +89,14 @@ void forget_pending(const CredentialPaths& paths) {
 
 Result<void> install_issued(const CredentialPaths& paths, const PendingRequest& pending,
                             const std::string& certificate_pem) {
+  const auto before = read(paths, paths.certificate, x509::kMaxBundleBytes);
   if (auto r = write(paths, paths.certificate, certificate_pem, 0644); !r) return r;
-  if (auto r = write(paths, paths.key, pending.key_pem, 0600); !r) return r;
+  if (auto r = write(paths, paths.key, pending.key_pem, 0600); !r) {
+    // The pair as it was (or finish_install's to complete, if even that
+    // cannot be written): never a certificate beside another's key.
+    if (before) (void)write(paths, paths.certificate, *before, 0644);
+    return r;
+  }
   forget_pending(paths);
   return {};
 }
@@ -104,7 +110,12 @@ bool finish_install(const CredentialPaths& paths) {
   if (!certs || !next || !x509::key_matches(certs->front(), *next)) return false;
   if (auto key_pem = read(paths, paths.key, x509::kMaxKeyBytes)) {
     auto key = x509::parse_private_key(*key_pem, paths.key);
-    if (key && x509::key_matches(certs->front(), *key)) return false;
+    if (key && x509::key_matches(certs->front(), *key)) {
+      // Installed whole; only the request was not forgotten (a crash just
+      // before): it is done with.
+      forget_pending(paths);
+      return false;
+    }
   }
   if (!write(paths, paths.key, *next_pem, 0600)) return false;
   forget_pending(paths);

@@ -385,6 +385,28 @@ TEST_F(Renewal, AnUnsynchronizedClockThatIsRightStillRenewsWhenDue) {
   EXPECT_EQ(csrs().size(), 2u);
 }
 
+// The certificate expires while its successor waits for an approval: the
+// wait ends with it, the expiry is said (never used), and the request is
+// kept for the recovery to wait for.
+TEST_F(Renewal, ExpiringWhileTheRequestWaitsIsSaidAtOnce) {
+  enrolled(95s, 100s);
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  const std::string name = renewal_->report().csr;
+  clock_.step_wall(10s);   // past notAfter, while the watch is open
+  server_->end_watches();  // the watch's round ends (its timeout, bounded by the expiry)
+  // A round that ended at once is not followed at once (no busy loop with
+  // a server that ends every watch): the pause, then the expiry.
+  ASSERT_TRUE(pump([&] { return clock_.pending() > 0; }));
+  EXPECT_EQ(state(), CredentialState::kRenewalPending);
+  clock_.run_for(rio_, 1s);
+  ASSERT_TRUE(in(CredentialState::kExpired)) << renewal_->report().message;
+  EXPECT_FALSE(renewal_->report().usable);
+  EXPECT_NE(renewal_->report().message.find("tetherctl enroll"), std::string::npos);
+  EXPECT_TRUE(exists("node.csr.next")) << "the request is kept";
+  EXPECT_TRUE(log_.with_event("credentials-renewal-failed").empty()) << "not a failure";
+}
+
 // A restart while a request is pending waits for the same request; an
 // install a crash cut short is finished before anything else.
 TEST_F(Renewal, APendingRequestSurvivesARestartAndAHalfInstallIsFinished) {
