@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "test/support/api_server/connection.h"
+#include "test/support/api_server/rbac_objects.h"
 #include "test/support/api_server/server_core.h"
 
 namespace tetherd::test {
@@ -242,7 +243,11 @@ json::object ApiServer::create(const std::string& collection_path, json::object 
   json::value& metadata = object["metadata"];
   if (!metadata.is_object()) metadata = json::object{};
   metadata.get_object()["namespace"] = path.namespace_;
-  return value_or_throw(impl_->core.store.create(*path.type, path.namespace_, std::move(object)));
+  json::object created =
+      value_or_throw(impl_->core.store.create(*path.type, path.namespace_, std::move(object)));
+  if (apiserver::is_rbac_type(*path.type))
+    apiserver::sync_rbac(impl_->core.store, impl_->core.authorizer);
+  return created;
 }
 
 std::optional<json::object> ApiServer::get(const std::string& object_path) const {
@@ -258,8 +263,11 @@ json::object ApiServer::update(const std::string& object_path, json::object obje
   json::value& metadata = object["metadata"];
   if (!metadata.is_object()) metadata = json::object{};
   metadata.get_object().erase("resourceVersion");
-  return value_or_throw(impl_->core.store.update(
+  json::object updated = value_or_throw(impl_->core.store.update(
       *path.type, path.namespace_, path.name, std::move(object), apiserver::WriteScope::kObject));
+  if (apiserver::is_rbac_type(*path.type))
+    apiserver::sync_rbac(impl_->core.store, impl_->core.authorizer);
+  return updated;
 }
 
 json::object ApiServer::patch_status(const std::string& object_path, json::object status) {
@@ -272,6 +280,8 @@ json::object ApiServer::patch_status(const std::string& object_path, json::objec
 void ApiServer::remove(const std::string& object_path) {
   ResourcePath path = resource_path(object_path, false);
   value_or_throw(impl_->core.store.remove(*path.type, path.namespace_, path.name, std::nullopt));
+  if (apiserver::is_rbac_type(*path.type))
+    apiserver::sync_rbac(impl_->core.store, impl_->core.authorizer);
 }
 
 std::uint64_t ApiServer::resource_version() const {

@@ -4,21 +4,34 @@
 // relies on, and faults on demand (misbehave()).
 //
 // What it does as kube-apiserver does:
-// - paths /api/v1/namespaces/NS/{secrets,configmaps,events}[/NAME],
+// - paths /api/v1/namespaces/NS/{secrets,configmaps,events,serviceaccounts}[/NAME],
 //   /apis/G/V/namespaces/NS/RESOURCE[/NAME[/status]] for tetherd.io/v1alpha1
-//   edgenodes, coordination.k8s.io/v1 leases and apps/v1 deployments, and
-//   the cluster-scoped certificates.k8s.io/v1 certificatesigningrequests
-//   (with /approval and a signer: csr.h) and core v1 nodes,
-//   /api/v1/nodes[/NAME[/status]] (no
+//   edgenodes, coordination.k8s.io/v1 leases, apps/v1 deployments and
+//   rbac.authorization.k8s.io/v1 roles and rolebindings; cluster-scoped
+//   (/api/v1/RESOURCE[/NAME[/status]], /apis/G/V/RESOURCE[/NAME[/status]]; no
 //   namespace: one in a body is cleared; RBAC rules for them have namespace
-//   ""); /readyz, /livez, /version; 404 Status for anything else;
+//   ""): core v1 nodes and namespaces, certificates.k8s.io/v1
+//   certificatesigningrequests (with /approval and a signer: csr.h),
+//   apiextensions.k8s.io/v1 customresourcedefinitions, rbac's clusterroles
+//   and clusterrolebindings, admissionregistration.k8s.io/v1
+//   validatingadmissionpolicies and their bindings (stored, not enforced);
+//   /readyz, /livez, /version; 404 Status for anything else;
+// - discovery for standard clients (/api, /apis, /api/v1, /apis/G/V,
+//   /openapi/v2: discovery.h), enough for kubectl 1.20 to apply, get,
+//   patch and approve (test/integration/kubectl_test.cpp);
 // - get, list (fieldSelector metadata.name / metadata.namespace with =, ==,
 //   !=; resourceVersion and resourceVersionMatch=Exact|NotOlderThan), watch,
 //   create, update (PUT, optimistic concurrency through
-//   metadata.resourceVersion), patch (application/merge-patch+json only, RFC
-//   7386, metadata.resourceVersion in the patch is a precondition), delete
-//   (with DeleteOptions preconditions.resourceVersion);
-// - status subresource for edgenodes, deployments and nodes (a node's create
+//   metadata.resourceVersion), patch (application/merge-patch+json, RFC
+//   7386, metadata.resourceVersion in the patch is a precondition; and, for
+//   built-in types, application/strategic-merge-patch+json applied as a
+//   merge patch without its $-directives: lists are replaced, not merged by
+//   key), delete (with DeleteOptions preconditions.resourceVersion);
+// - meta.k8s.io/v1 Tables for get and list when the Accept header asks
+//   (`kubectl get`): a CRD's additionalPrinterColumns, else Name and Age
+//   (table.h);
+// - status subresource for edgenodes, deployments, nodes, namespaces,
+//   CRDs and validatingadmissionpolicies (a node's create
 //   keeps its status, as the kubelet registers with one); metadata.generation
 //   bumped when anything but metadata and status changes; a write that
 //   changes nothing is not a write (no new resourceVersion, no event);
@@ -29,28 +42,38 @@
 //   for, timeoutSeconds ends the stream with the terminating chunk; HTTP/1.1
 //   keep-alive, and a connection whose watch ended serves requests again;
 // - authentication by client certificate (CN user, O groups, plus
-//   system:authenticated) or, failing that, bearer token; RBAC-like
-//   authorization (AccessRule); Status bodies with kube-apiserver's messages
-//   for every error; TCP_NODELAY as Go sets it.
+//   system:authenticated) or, failing that, bearer token (the options' or
+//   one TokenRequest issued: POST .../serviceaccounts/NAME/token);
+//   RBAC-like authorization (AccessRule), from allow() and from the RBAC
+//   objects written through the API or the direct store access
+//   (rbac_objects.h), which `kubectl auth can-i` can ask about
+//   (authorization.k8s.io/v1 selfsubjectaccessreviews); Status bodies with
+//   kube-apiserver's messages for every error; TCP_NODELAY as Go sets it.
 //
 // What it leaves out: admission (no defaulting or schema validation beyond
-// metadata.name), server-side apply and JSON/strategic patches, label
-// selectors, pagination (limit/continue), generateName, dryRun, finalizers
-// and graceful deletion, managedFields, protobuf/YAML/CBOR, cluster-scoped
-// resources other than nodes, all-namespaces paths, namespaces as objects (any namespace
-// exists), sendInitialEvents/watch-list, field selectors other than
+// metadata.name; ValidatingAdmissionPolicies are stored and not run),
+// server-side apply, JSON patches and strategic merge's keyed list merges,
+// label selectors, pagination (limit/continue: everything in one page),
+// generateName, dryRun, finalizers and graceful deletion, managedFields,
+// protobuf/YAML/CBOR, all-namespaces paths, namespaces are objects but any
+// namespace exists (no NotFound for a missing one, no deletion of its
+// contents), custom resources are served whether a CRD defines them or not
+// (the CRD only gives the Table its columns), sendInitialEvents/watch-list,
+// field selectors other than
 // metadata.name/metadata.namespace, watches from a future resourceVersion
 // wait rather than time out, a list with resourceVersion newer than the
-// store is served from the current state rather than answered 504, API
-// discovery (/api, /apis), the deprecated /watch/ paths, and RBAC is
-// simplified (AccessRule; system:masters allowed everything). As in real
+// store is served from the current state rather than answered 504, the
+// aggregated discovery, the deprecated /watch/ paths, and RBAC is
+// simplified (AccessRule; system:masters allowed everything; discovery open
+// to every authenticated user). As in real
 // RBAC, a rule with `names` cannot allow create (the name is not in the URL)
 // nor a list/watch without fieldSelector=metadata.name=<one of names>.
 // Unlike the real priority-and-fairness filter, whose 429 body is text, the
 // 429 here is a Status with details.retryAfterSeconds. metadata.generation
 // is kept for every type (kube-apiserver leaves it out of some built-ins),
 // and connections have no idle or read timeouts (the server's end closes
-// them).
+// them). Tokens TokenRequest issues authenticate only when certificates are
+// optional (`tokens` or `anonymous` set), as TLS asks for one otherwise.
 
 #include <chrono>
 #include <cstddef>

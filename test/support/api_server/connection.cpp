@@ -47,19 +47,6 @@ std::optional<Identity> certificate_identity(SSL* ssl) {
   return who;
 }
 
-// A token's user; a ServiceAccount's is in the groups kube-apiserver gives it.
-Identity token_identity(const std::string& user) {
-  Identity who{user, {}, {}};
-  constexpr std::string_view kPrefix = "system:serviceaccount:";
-  if (user.starts_with(kPrefix)) {
-    const std::string rest = user.substr(kPrefix.size());
-    who.groups = {"system:serviceaccounts",
-                  "system:serviceaccounts:" + rest.substr(0, rest.find(':'))};
-  }
-  who.groups.push_back("system:authenticated");
-  return who;
-}
-
 }  // namespace
 
 Connection::Connection(ServerCore& core, asio::ip::tcp::socket socket, asio::ssl::context& tls,
@@ -141,14 +128,17 @@ void Connection::on_read_error(boost::system::error_code ec) {
 }
 
 void Connection::record(unsigned status) {
-  core_.observations.request(
-      RequestRecord{method_, target_, user_, status, watch_request_, serial_,
-                    std::chrono::steady_clock::now()});
+  core_.observations.request(RequestRecord{method_, target_, user_, status, watch_request_, serial_,
+                                           std::chrono::steady_clock::now()});
 }
 
 void Connection::dispatch(http::request<http::string_body> message) {
-  Request request{std::string(message.method_string()), std::string(message.target()),
-                  std::string(message[http::field::content_type]), std::move(message.body())};
+  Request request{std::string(message.method_string()),
+                  std::string(message.target()),
+                  std::string(message[http::field::content_type]),
+                  std::move(message.body()),
+                  std::string(message[http::field::accept]),
+                  std::string(message[http::field::host])};
   method_ = request.method;
   target_ = request.target;
   keep_alive_ = message.keep_alive();
@@ -157,8 +147,9 @@ void Connection::dispatch(http::request<http::string_body> message) {
   std::optional<Identity> who = certificate_identity_;
   std::string_view authorization = message[http::field::authorization];
   if (!who && authorization.starts_with("Bearer ")) {
-    auto found = core_.options.tokens.find(std::string(authorization.substr(7)));
-    if (found != core_.options.tokens.end()) who = token_identity(found->second);
+    if (std::optional<std::string> user =
+            core_.tokens.user_of(std::string(authorization.substr(7))))
+      who = token_identity(*user);
   } else if (!who && authorization.empty() && core_.options.anonymous) {
     who = Identity{"system:anonymous", {"system:unauthenticated"}, {}};
   }

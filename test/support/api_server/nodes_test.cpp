@@ -39,7 +39,11 @@ TEST(NodePaths, ClusterScopedWithoutANamespace) {
   EXPECT_EQ(parse_path("/api/v1/namespaces/ns/nodes").kind, PathKind::kUnknown);
   EXPECT_EQ(parse_path("/api/v1/secrets").kind, PathKind::kUnknown);  // namespaced
   EXPECT_EQ(parse_path("/api/v1/nodes/a/b").kind, PathKind::kUnknown);
-  EXPECT_EQ(parse_path("/api/v1/namespaces").kind, PathKind::kUnknown);
+  // Namespaces themselves are a cluster-scoped collection.
+  auto namespaces = parse_path("/api/v1/namespaces");
+  EXPECT_EQ(namespaces.kind, PathKind::kCollection);
+  ASSERT_NE(namespaces.type, nullptr);
+  EXPECT_EQ(namespaces.type->kind, "Namespace");
   EXPECT_EQ(parse_path("/apis/tetherd.io/v1alpha1/edgenodes").kind, PathKind::kUnknown);
 }
 

@@ -6,19 +6,48 @@
 namespace tetherd::test::apiserver {
 namespace {
 
-constexpr std::array<ResourceType, 8> kResourceTypes{{
+constexpr std::array<ResourceType, 18> kResourceTypes{{
     // group, version, resource, kind, status subresource, built-in, namespaced,
-    // create keeps status, approval subresource
-    {"", "v1", "secrets", "Secret", false, true, true, false, false},
-    {"", "v1", "configmaps", "ConfigMap", false, true, true, false, false},
-    {"", "v1", "events", "Event", false, true, true, false, false},
-    {"", "v1", "nodes", "Node", true, true, false, true, false},
-    {"tetherd.io", "v1alpha1", "edgenodes", "EdgeNode", true, false, true, false, false},
-    {"coordination.k8s.io", "v1", "leases", "Lease", false, true, true, false, false},
-    {"apps", "v1", "deployments", "Deployment", true, true, true, false, false},
+    // create keeps status, approval subresource, singular, short names[, create
+    // only, token subresource]
+    {"", "v1", "namespaces", "Namespace", true, true, false, false, false, "namespace", "ns"},
+    {"", "v1", "secrets", "Secret", false, true, true, false, false, "secret", ""},
+    {"", "v1", "configmaps", "ConfigMap", false, true, true, false, false, "configmap", "cm"},
+    {"", "v1", "events", "Event", false, true, true, false, false, "event", "ev"},
+    {"", "v1", "nodes", "Node", true, true, false, true, false, "node", "no"},
+    {"", "v1", "serviceaccounts", "ServiceAccount", false, true, true, false, false,
+     "serviceaccount", "sa", false, true},
+    {"tetherd.io", "v1alpha1", "edgenodes", "EdgeNode", true, false, true, false, false, "edgenode",
+     "en"},
+    {"coordination.k8s.io", "v1", "leases", "Lease", false, true, true, false, false, "lease", ""},
+    {"apps", "v1", "deployments", "Deployment", true, true, true, false, false, "deployment",
+     "deploy"},
     {"certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", true,
-     true, false, false, true},
+     true, false, false, true, "certificatesigningrequest", "csr"},
+    {"apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", true,
+     true, false, false, false, "customresourcedefinition", "crd crds"},
+    {"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, true,
+     false, false, false, "clusterrolebinding", ""},
+    {"rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, true, false, false,
+     false, "clusterrole", ""},
+    {"rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", false, true, true, false,
+     false, "rolebinding", ""},
+    {"rbac.authorization.k8s.io", "v1", "roles", "Role", false, true, true, false, false, "role",
+     ""},
+    {"admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
+     "ValidatingAdmissionPolicy", true, true, false, false, false, "validatingadmissionpolicy", ""},
+    {"admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
+     "ValidatingAdmissionPolicyBinding", false, true, false, false, false,
+     "validatingadmissionpolicybinding", ""},
+    {"authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false,
+     true, false, false, false, "selfsubjectaccessreview", "", true},
 }};
+
+}  // namespace
+
+std::span<const ResourceType> resource_types() {
+  return kResourceTypes;
+}
 
 const ResourceType* find_type(std::string_view group, std::string_view version,
                               std::string_view resource) {
@@ -26,6 +55,8 @@ const ResourceType* find_type(std::string_view group, std::string_view version,
     if (type.group == group && type.version == version && type.resource == resource) return &type;
   return nullptr;
 }
+
+namespace {
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -94,6 +125,9 @@ ResourcePath parse_path(std::string_view path) {
   if (path == "/readyz") result.kind = PathKind::kReadyz;
   if (path == "/livez") result.kind = PathKind::kLivez;
   if (path == "/version") result.kind = PathKind::kVersion;
+  if (path == "/api") result.kind = PathKind::kApiVersions;
+  if (path == "/apis") result.kind = PathKind::kApiGroups;
+  if (path == "/openapi/v2") result.kind = PathKind::kOpenApi;
   if (result.kind != PathKind::kUnknown || path.empty() || path.front() != '/') return result;
 
   std::vector<std::string> segments;
@@ -109,6 +143,18 @@ ResourcePath parse_path(std::string_view path) {
 
   // Core: api/v1/namespaces/NS/RES[/NAME[/status]], or api/v1/RES[/NAME[/status]] for a
   // cluster-scoped RES; groups: the same below apis/G/V.
+  // A group-version: api/v1 or apis/G/V, when a type is served there.
+  if ((segments.size() == 2 && segments[0] == "api") ||
+      (segments.size() == 3 && segments[0] == "apis")) {
+    const std::string group = segments.size() == 2 ? std::string{} : segments[1];
+    for (const ResourceType& type : kResourceTypes)
+      if (type.group == group && type.version == segments.back()) {
+        result.kind = PathKind::kGroupVersion;
+        result.group = group;
+        result.version = segments.back();
+      }
+    return result;
+  }
   const bool core = segments.size() >= 3 && segments[0] == "api";
   const bool grouped = segments.size() >= 4 && segments[0] == "apis";
   if (!core && !grouped) return result;
@@ -121,14 +167,17 @@ ResourcePath parse_path(std::string_view path) {
   if (extra > 2) return result;
   const bool status = extra == 2 && segments.back() == "status" && type->status_subresource;
   const bool approval = extra == 2 && segments.back() == "approval" && type->approval_subresource;
-  if (extra == 2 && !status && !approval) return result;
+  const bool token = extra == 2 && segments.back() == "token" && type->token_subresource;
+  if (extra == 2 && !status && !approval && !token) return result;
+  if (type->create_only && extra != 0) return result;
   result.type = type;
   if (namespaced) result.namespace_ = segments[first + 1];
   if (extra >= 1) result.name = segments[at + 1];
   result.kind = extra == 0   ? PathKind::kCollection
                 : extra == 1 ? PathKind::kObject
                 : status     ? PathKind::kStatus
-                             : PathKind::kApproval;
+                : approval   ? PathKind::kApproval
+                             : PathKind::kToken;
   return result;
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 // The resources the test API server serves, and how URL paths and query
-// strings name them.
+// strings name them: the objects, their subresources, and the discovery
+// paths (/api, /apis, /api/v1, /apis/G/V, /openapi/v2).
 
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,6 +28,13 @@ struct ResourceType {
   bool create_keeps_status;
   // CertificateSigningRequests' /approval: the conditions alone.
   bool approval_subresource;
+  // As discovery names it: "edgenode"; short names separated by spaces ("en").
+  std::string_view singular;
+  std::string_view short_names;
+  // Only create is served (SelfSubjectAccessReview): nothing is stored.
+  bool create_only = false;
+  // ServiceAccounts' /token: TokenRequest (authentication.k8s.io/v1).
+  bool token_subresource = false;
 
   std::string api_version() const;     // "tetherd.io/v1alpha1", "v1"
   std::string group_resource() const;  // "edgenodes.tetherd.io", "secrets"
@@ -40,7 +49,12 @@ enum class PathKind {
   kCollection,
   kObject,
   kStatus,
-  kApproval
+  kApproval,
+  kToken,         // serviceaccounts/NAME/token
+  kApiVersions,   // /api
+  kApiGroups,     // /apis
+  kGroupVersion,  // /api/v1, /apis/G/V of a group-version served
+  kOpenApi,       // /openapi/v2
 };
 
 struct ResourcePath {
@@ -48,7 +62,13 @@ struct ResourcePath {
   const ResourceType* type = nullptr;
   std::string namespace_;  // "" for a cluster-scoped type
   std::string name;
+  std::string group, version;  // kGroupVersion's
 };
+
+// Every type served, in discovery's order.
+std::span<const ResourceType> resource_types();
+const ResourceType* find_type(std::string_view group, std::string_view version,
+                              std::string_view resource);
 
 // `path` without the query; segments are percent-decoded.
 ResourcePath parse_path(std::string_view path);

@@ -3,10 +3,15 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <ctime>
 
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+
+#include "test/support/api_server/discovery.h"
+#include "test/support/api_server/rbac_objects.h"
+#include "test/support/api_server/table.h"
 
 namespace tetherd::test::apiserver {
 namespace json = boost::json;
@@ -129,6 +134,44 @@ json::object list_body(const ResourceType& type, ListResult result) {
       {"items", std::move(items)}};
 }
 
+// A strategic merge patch's directives ($patch, $retainKeys,
+// $setElementOrder/..., $deleteFromPrimitiveList/...) are dropped: what is
+// left is a merge patch.
+void drop_directives(json::value& patch) {
+  if (!patch.is_object()) return;
+  json::object& object = patch.get_object();
+  for (auto it = object.begin(); it != object.end();) {
+    if (it->key().starts_with("$")) {
+      it = object.erase(it);
+    } else {
+      drop_directives(it->value());
+      ++it;
+    }
+  }
+}
+
+// kube-apiserver's 403 for a path no rule grants.
+ApiError forbidden_path_error(const std::string& user, const std::string& method,
+                              std::string_view path) {
+  std::string verb = method;
+  std::transform(verb.begin(), verb.end(), verb.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (verb == "post") verb = "create";
+  if (verb == "put") verb = "update";
+  std::string message =
+      "forbidden: User \"" + user + "\" cannot " + verb + " path \"" + std::string(path) + "\"";
+  return ApiError{403,
+                  json::object{{"kind", "Status"},
+                               {"apiVersion", "v1"},
+                               {"metadata", json::object{}},
+                               {"status", "Failure"},
+                               {"message", message},
+                               {"reason", "Forbidden"},
+                               {"details", json::object{}},
+                               {"code", 403}},
+                  std::nullopt};
+}
+
 }  // namespace
 
 Response error_response(const ApiError& error) {
@@ -159,10 +202,11 @@ std::optional<Response> failed_health_check(std::string_view target) {
                   {}};
 }
 
-RestApi::RestApi(Store& store, const Authorizer& authorizer,
+RestApi::RestApi(Store& store, Authorizer& authorizer, TokenRegistry& tokens,
                  std::chrono::seconds default_watch_timeout, CsrSigner signer)
     : store_(store),
       authorizer_(authorizer),
+      tokens_(tokens),
       default_watch_timeout_(default_watch_timeout),
       signer_(signer) {}
 
@@ -177,6 +221,15 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
       return version_response();
     case PathKind::kUnknown:
       return error_response(path_not_found_error());
+    case PathKind::kApiVersions:
+    case PathKind::kApiGroups:
+    case PathKind::kGroupVersion:
+    case PathKind::kOpenApi:
+      if (std::find(who.groups.begin(), who.groups.end(), "system:unauthenticated") !=
+          who.groups.end())
+        return error_response(forbidden_path_error(who.user, request.method, path_text));
+      if (request.method != "GET") return error_response(path_not_found_error());
+      return discovery_response(path, request);
     default:
       break;
   }
@@ -184,6 +237,19 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
   QueryParams params = parse_query(query_text);
   const std::string& method = request.method;
   bool watch = parse_bool(param(params, "watch"));
+  if (type.create_only) {
+    if (method != "POST") {
+      std::string action = method;
+      std::transform(action.begin(), action.end(), action.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      return error_response(method_not_allowed_error(type, action));
+    }
+    return access_review(who, request, path);
+  }
+  if (path.kind == PathKind::kToken) {
+    if (method != "POST") return error_response(method_not_allowed_error(type, "get"));
+    return token_request(who, request, path);
+  }
 
   const bool approval = path.kind == PathKind::kApproval;
   Attributes attributes{{},
@@ -231,9 +297,15 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
 
   WriteScope scope = path.kind == PathKind::kStatus ? WriteScope::kStatus : WriteScope::kObject;
   const std::string& verb = attributes.verb;
+  const bool table = wants_table(request.accept);
   if (verb == "get") {
     Expected<json::object> object = store_.get(type, path.namespace_, path.name);
-    return object.ok() ? json_response(200, object.value()) : error_response(object.error());
+    if (!object.ok()) return error_response(object.error());
+    if (table && path.kind == PathKind::kObject)
+      return json_response(
+          200, table_of(type, {object.value()}, metadata_string(object.value(), "resourceVersion"),
+                        crd_of(type), param(params, "includeObject")));
+    return json_response(200, object.value());
   }
   if (verb == "list" || verb == "watch") {
     std::string version_text = param(params, "resourceVersion");
@@ -272,8 +344,12 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
           "resourceVersion \"0\""));
     Expected<ListResult> list =
         store_.list(filter, match == "Exact" ? version : std::optional<std::uint64_t>{});
-    return list.ok() ? json_response(200, list_body(type, std::move(list.value())))
-                     : error_response(list.error());
+    if (!list.ok()) return error_response(list.error());
+    if (table)
+      return json_response(
+          200, table_of(type, list.value().items, std::to_string(list.value().resource_version),
+                        crd_of(type), param(params, "includeObject")));
+    return json_response(200, list_body(type, std::move(list.value())));
   }
   if (verb == "create" || verb == "update") {
     Expected<json::object> object = decode_object(type, request, path.namespace_);
@@ -285,6 +361,7 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
       }
       Expected<json::object> created =
           store_.create(type, path.namespace_, std::move(object.value()));
+      if (created.ok() && is_rbac_type(type)) sync_rbac(store_, authorizer_);
       return created.ok() ? json_response(201, created.value()) : error_response(created.error());
     }
     std::string name = metadata_string(object.value(), "name");
@@ -302,6 +379,7 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
     Expected<json::object> updated =
         store_.update(type, path.namespace_, path.name, std::move(object.value()), scope);
     if (!updated.ok()) return error_response(updated.error());
+    if (is_rbac_type(type)) sync_rbac(store_, authorizer_);
     // The signer answers an approval at once (kube-controller-manager's
     // does within a moment): a second write the watchers see.
     if (std::optional<json::object> status =
@@ -313,14 +391,20 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
     return json_response(200, updated.value());
   }
   if (verb == "patch") {
-    if (media_type(request.content_type) != "application/merge-patch+json")
+    const std::string media = media_type(request.content_type);
+    // Custom resources take no strategic merge patch, as kube-apiserver's.
+    const bool strategic = media == "application/strategic-merge-patch+json" && type.builtin;
+    if (media != "application/merge-patch+json" && !strategic)
       return error_response(unsupported_media_type_error(
           "the body of the request was in an unknown format - accepted media types include: "
-          "application/merge-patch+json"));
+          "application/merge-patch+json" +
+          std::string(type.builtin ? ", application/strategic-merge-patch+json" : "")));
     boost::system::error_code ec;
     json::value patch = json::parse(request.body, ec);
     if (ec) return error_response(bad_request_error("error decoding patch: " + ec.message()));
+    if (strategic) drop_directives(patch);
     Expected<json::object> patched = store_.patch(type, path.namespace_, path.name, patch, scope);
+    if (patched.ok() && is_rbac_type(type)) sync_rbac(store_, authorizer_);
     return patched.ok() ? json_response(200, patched.value()) : error_response(patched.error());
   }
   // delete, with DeleteOptions' preconditions when there is a body.
@@ -338,7 +422,117 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
       precondition = std::string(version->get_string());
   }
   Expected<json::object> removed = store_.remove(type, path.namespace_, path.name, precondition);
+  if (removed.ok() && is_rbac_type(type)) sync_rbac(store_, authorizer_);
   return removed.ok() ? json_response(200, removed.value()) : error_response(removed.error());
+}
+
+std::optional<json::object> RestApi::crd_of(const ResourceType& type) const {
+  if (type.builtin) return std::nullopt;
+  const ResourceType* crds = find_type("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+  Expected<json::object> crd = store_.get(*crds, "", type.group_resource());
+  if (!crd.ok()) return std::nullopt;
+  return std::move(crd.value());
+}
+
+Outcome RestApi::token_request(const Identity& who, const Request& request,
+                               const ResourcePath& path) {
+  const ResourceType& type = *path.type;
+  Attributes attributes{"create", &type, "token", path.namespace_, path.name};
+  if (std::optional<ApiError> denied = authorizer_.check(who, attributes))
+    return error_response(*denied);
+  boost::system::error_code ec;
+  json::value body = json::parse(request.body.empty() ? "{}" : request.body, ec);
+  if (ec || !body.is_object())
+    return error_response(bad_request_error(
+        "the object provided is unrecognized (must be of type TokenRequest): not a JSON object"));
+  if (!store_.get(type, path.namespace_, path.name).ok())
+    return error_response(not_found_error(type, path.name));
+  json::object spec;
+  if (const json::value* given = body.get_object().if_contains("spec");
+      given != nullptr && given->is_object())
+    spec = given->get_object();
+  std::int64_t seconds = 3600;
+  if (const json::value* asked = spec.if_contains("expirationSeconds"); asked && asked->is_int64())
+    seconds = asked->get_int64();
+  if (seconds < 600)
+    return error_response(invalid_error(type, path.name, "spec.expirationSeconds",
+                                        "FieldValueInvalid",
+                                        "Invalid value: " + std::to_string(seconds) +
+                                            ": may not specify a duration less than 10 minutes"));
+  if (!spec.contains("audiences"))
+    spec["audiences"] = json::array{"https://kubernetes.default.svc"};
+  spec["expirationSeconds"] = seconds;
+  const auto expires = std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+  const std::string token =
+      tokens_.issue("system:serviceaccount:" + path.namespace_ + ":" + path.name, expires);
+  const std::time_t at = std::chrono::system_clock::to_time_t(expires);
+  std::tm parts{};
+  gmtime_r(&at, &parts);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return json_response(
+      201,
+      json::object{{"kind", "TokenRequest"},
+                   {"apiVersion", "authentication.k8s.io/v1"},
+                   {"metadata", json::object{{"name", path.name},
+                                             {"namespace", path.namespace_},
+                                             {"creationTimestamp", nullptr}}},
+                   {"spec", std::move(spec)},
+                   {"status", json::object{{"token", token}, {"expirationTimestamp", stamp}}}});
+}
+
+Outcome RestApi::access_review(const Identity& who, const Request& request,
+                               const ResourcePath& path) {
+  const ResourceType& type = *path.type;
+  // system:basic-user, bound to every authenticated user, grants this create.
+  if (std::find(who.groups.begin(), who.groups.end(), "system:unauthenticated") != who.groups.end())
+    return error_response(forbidden_error(type, "",
+                                          "User \"" + who.user + "\" cannot create resource \"" +
+                                              std::string(type.resource) + "\" in API group \"" +
+                                              std::string(type.group) + "\" at the cluster scope"));
+  Expected<json::object> body = decode_object(type, request, "");
+  if (!body.ok()) return error_response(body.error());
+  json::object review = std::move(body.value());
+  const json::value* spec = review.if_contains("spec");
+  const json::object* resource = nullptr;
+  const json::object* non_resource = nullptr;
+  if (spec != nullptr && spec->is_object()) {
+    if (const json::value* r = spec->get_object().if_contains("resourceAttributes");
+        r && r->is_object())
+      resource = &r->get_object();
+    if (const json::value* n = spec->get_object().if_contains("nonResourceAttributes");
+        n && n->is_object())
+      non_resource = &n->get_object();
+  }
+  if ((resource == nullptr) == (non_resource == nullptr))
+    return error_response(invalid_error(type, "", "spec.resourceAttributes", "FieldValueRequired",
+                                        "Required value: exactly one of nonResourceAttributes or "
+                                        "resourceAttributes must be specified"));
+  bool allowed = false;
+  if (resource != nullptr) {
+    auto text = [&](std::string_view key) {
+      const json::value* value = resource->if_contains(key);
+      return value && value->is_string() ? std::string(value->get_string()) : std::string{};
+    };
+    std::string resource_name = text("resource");
+    if (!text("subresource").empty()) resource_name += "/" + text("subresource");
+    allowed = authorizer_.allowed(who, text("verb"), text("group"), resource_name,
+                                  text("namespace"), text("name"));
+  } else {
+    allowed = std::find(who.groups.begin(), who.groups.end(), "system:unauthenticated") ==
+              who.groups.end();
+  }
+  json::object status{{"allowed", allowed}};
+  if (allowed &&
+      std::find(who.groups.begin(), who.groups.end(), "system:masters") == who.groups.end())
+    status["reason"] = "RBAC: allowed by the test API server's rules";
+  review["status"] = std::move(status);
+  review["kind"] = type.kind;
+  review["apiVersion"] = type.api_version();
+  json::value& metadata = review["metadata"];
+  if (!metadata.is_object()) metadata = json::object{};
+  metadata.get_object()["creationTimestamp"] = nullptr;
+  return json_response(201, review);
 }
 
 }  // namespace tetherd::test::apiserver

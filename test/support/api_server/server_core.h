@@ -20,13 +20,15 @@ struct ServerCore {
   explicit ServerCore(ApiServerOptions server_options)
       : options(std::move(server_options)),
         store(options.history_limit),
-        rest(store, authorizer, options.default_watch_timeout,
+        tokens(options.tokens),
+        rest(store, authorizer, tokens, options.default_watch_timeout,
              CsrSigner{options.csr_signer ? &*options.csr_signer : nullptr,
                        options.csr_max_duration}) {}
 
   ApiServerOptions options;
   Store store;
   Authorizer authorizer;
+  TokenRegistry tokens;
   RestApi rest;
   MisbehaviourArm misbehaviour;
   Observations observations;

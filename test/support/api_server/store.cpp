@@ -140,7 +140,8 @@ Expected<FieldSelector> parse_field_selector(std::string_view text) {
 }
 
 bool WatchFilter::matches(const ObjectKey& key) const {
-  return key.resource == type->group_resource() && key.namespace_ == namespace_ &&
+  return key.resource == type->group_resource() &&
+         (all_namespaces || key.namespace_ == namespace_) &&
          selector.matches(key.namespace_, key.name);
 }
 

@@ -67,6 +67,7 @@ struct WatchFilter {
   const ResourceType* type = nullptr;
   std::string namespace_;
   FieldSelector selector;
+  bool all_namespaces = false;  // every namespace, not `namespace_` alone
   bool matches(const ObjectKey& key) const;
 };
 

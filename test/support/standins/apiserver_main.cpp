@@ -1,7 +1,10 @@
 // test-apiserver: the test Kubernetes API server (test/support/api_server)
 // as a program, for scripts/demo: a stand-in for the cloud's API server and
 // for the local k3s. mTLS with the given files; users in group
-// system:masters may do everything, others what the --rbac manifests grant.
+// system:masters may do everything, others what the --rbac manifests grant
+// and what RBAC objects applied through the API grant (`kubectl apply -f
+// packaging/kubernetes/` works against it: discovery, Tables, TokenRequest
+// and SelfSubjectAccessReview are served; see api_server.h).
 //
 //   test-apiserver --listen ADDRESS --port PORT --cert FILE --key FILE
 //                  --client-ca FILE [--rbac FILE]... [--client-ca-key FILE]
