@@ -57,9 +57,9 @@ std::string resource_version(const boost::json::object& o) {
 std::string_view to_string(CredentialState state) {
   switch (state) {
     case CredentialState::kUnmanaged:
-      return "Unmanaged";
+      return "NotRenewed";
     case CredentialState::kValid:
-      return "Valid";
+      return "CertificateValid";
     case CredentialState::kRenewalPending:
       return "RenewalPending";
     case CredentialState::kRenewalRefused:
@@ -161,7 +161,6 @@ CredentialRenewal::Assessment CredentialRenewal::assess() {
                        std::find(files.begin(), files.end(), paths_.key) != files.end();
   if (!managed) {
     CredentialReport r;
-    r.reason = "NotRenewed";
     r.message = k ? paths_.kubeconfig + " does not use " + paths_.certificate + " and " +
                         paths_.key + ": its certificate is renewed by whoever wrote it"
                   : k.error().message;
@@ -171,7 +170,6 @@ CredentialRenewal::Assessment CredentialRenewal::assess() {
   auto certs = x509::parse_certificates(k->client_cert_pem, paths_.certificate);
   if (!certs) {  // a change of the file wakes this
     CredentialReport r;
-    r.reason = "NotRenewed";
     r.message = certs.error().message;
     set(std::move(r));
     return a;
@@ -179,7 +177,6 @@ CredentialRenewal::Assessment CredentialRenewal::assess() {
   a.current = x509::describe(certs->front());
   if (a.current.subject_cn != node_user(node_)) {
     CredentialReport r = base(a.current);
-    r.reason = "NotRenewed";
     r.message = paths_.certificate + " is for " + a.current.subject_cn + ", not " +
                 node_user(node_) + " (node.name): not renewed; enroll this node";
     set(std::move(r));
@@ -208,21 +205,18 @@ CredentialRenewal::Assessment CredentialRenewal::assess() {
   switch (v.state) {
     case ClientCertState::kValid:
       r.state = CredentialState::kValid;
-      r.reason = "CertificateValid";
       a.wait = std::clamp<Duration>(std::chrono::duration_cast<Duration>(renew_at - now), kAtLeast,
                                     timing_.recheck);
       set(std::move(r));
       return a;
     case ClientCertState::kNotYetValid:
       r.state = CredentialState::kNotYetValid;
-      r.reason = "CertificateNotYetValid";
       r.message += ": check the clock (timedatectl)";
       set(std::move(r));
       return a;
     case ClientCertState::kRenewDue:
       if (!v.renew) {
         r.state = CredentialState::kRenewalHeld;
-        r.reason = "RenewalHeld";
         r.message +=
             "; renewed once already while the clock is not synchronized: not again "
             "until it is (ClockSynchronized)";
@@ -232,7 +226,6 @@ CredentialRenewal::Assessment CredentialRenewal::assess() {
       break;
     case ClientCertState::kExpired:
       r.state = CredentialState::kExpired;
-      r.reason = "CertificateExpired";
       r.usable = false;
       if (!v.renew) {
         r.message += "; not used";
@@ -258,7 +251,6 @@ CredentialRenewal::Assessment CredentialRenewal::assess() {
       // Just renewed, and due again at once (a signer that issues
       // certificates far shorter than their backdating): not a storm.
       r.state = CredentialState::kValid;
-      r.reason = "CertificateValid";
       r.message +=
           "; just renewed, and due again at once (a signer's short lives or "
           "backdating, or the clock): the next request waits";
@@ -289,12 +281,12 @@ awaitable<void> CredentialRenewal::run() {
     } else if (a.action == Action::kRecover) {
       auto boot = load_kubeconfig(bootstrap_);
       if (!boot) {
-        wait = failed(CredentialState::kExpired, "CertificateExpired",
+        wait = failed(CredentialState::kExpired,
                       report_.message + "; but controlPlane.bootstrapKubeconfig cannot be used: " +
                           boot.error().message,
                       a.current);
       } else if (!same_server(boot->server, a.kubeconfig->server)) {
-        wait = failed(CredentialState::kExpired, "CertificateExpired",
+        wait = failed(CredentialState::kExpired,
                       report_.message + "; but controlPlane.bootstrapKubeconfig is for " +
                           boot->server + ", not " + a.kubeconfig->server,
                       a.current);
@@ -309,11 +301,11 @@ awaitable<void> CredentialRenewal::run() {
   }
 }
 
-Duration CredentialRenewal::failed(CredentialState state, const std::string& reason,
-                                   const std::string& message, const CertificateInfo& current) {
+Duration CredentialRenewal::failed(CredentialState state, const std::string& message,
+                                   const CertificateInfo& current) {
   // A resume cut the attempt's connections: again, now (a refusal is an
   // answer, and counts).
-  const bool answer = state == CredentialState::kRenewalRefused || reason == "RenewalRefused";
+  const bool answer = state == CredentialState::kRenewalRefused;
   if (std::exchange(interrupted_, false) && !answer) return Duration::zero();
   ++failures_;
   const Duration delay =
@@ -322,12 +314,8 @@ Duration CredentialRenewal::failed(CredentialState state, const std::string& rea
   CredentialReport r = base(current);
   r.renew_at = report_.renew_at;
   r.state = state;
-  r.reason = reason;
   // Expired by now, whatever it was when the attempt began.
-  if (clock_.wall() >= current.not_after) {
-    r.state = CredentialState::kExpired;
-    r.reason = "CertificateExpired";
-  }
+  if (clock_.wall() >= current.not_after) r.state = CredentialState::kExpired;
   r.usable = r.state != CredentialState::kExpired;
   r.message = message + "; next try in " + format_duration(delay);
   log_.warning(answer ? "credentials-renewal-refused" : "credentials-renewal-failed", r.message,
@@ -341,11 +329,10 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   const bool expired = report_.state == CredentialState::kExpired;
   const CredentialState trouble =
       expired ? CredentialState::kExpired : CredentialState::kRenewalFailed;
-  const std::string trouble_reason = expired ? "CertificateExpired" : "RenewalFailed";
   const std::string prefix = expired ? report_.message + "; " : std::string();
   auto made = kube::HttpsClient::create(executor_, with, timing_.limits);
   if (!made)
-    co_return failed(trouble, trouble_reason,
+    co_return failed(trouble,
                      prefix + "cannot renew with " + via + ": " + kube::describe(made.error()),
                      current);
   std::unique_ptr<kube::HttpsClient> http = std::move(*made);
@@ -364,24 +351,23 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   }
   if (!pending) {
     auto request = make_client_request(user, {std::string(kNodesGroup)});
-    if (!request)
-      co_return failed(trouble, trouble_reason, prefix + request.error().message, current);
+    if (!request) co_return failed(trouble, prefix + request.error().message, current);
     PendingRequest next{csr_name(node_, clock_.wall()), with.server, node_,
                         x509::to_pem(request->key)};
     // Kept before it is sent: a request the server may have received
     // (an answer lost, a stop, a resume) is looked for next time, not
     // asked for again.
     if (auto r = save_pending_key(paths_, next.key_pem); !r)
-      co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
+      co_return failed(trouble, prefix + r.error().message, current);
     if (auto r = save_pending_name(paths_, next); !r)
-      co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
+      co_return failed(trouble, prefix + r.error().message, current);
     auto created = co_await kube.create(
         kCsrCollection, csr_object(node_, next.name, request->csr_pem, asked(life_of(current))));
     if (stopped_) co_return Duration::zero();
     // 409: it was made (by an earlier try of this one request); waited for.
     if (!created && !created.error().conflict()) {
       if (created.error().kind == kube::ErrorKind::kHttp) forget_pending(paths_);  // refused
-      co_return failed(trouble, trouble_reason,
+      co_return failed(trouble,
                        prefix + "cannot ask for a new certificate with " + via + ": " +
                            kube::describe(created.error()),
                        current);
@@ -397,7 +383,6 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   CredentialReport waiting = base(current);
   waiting.renew_at = report_.renew_at;
   waiting.state = expired ? CredentialState::kExpired : CredentialState::kRenewalPending;
-  waiting.reason = expired ? "CertificateExpired" : "RenewalPending";
   waiting.usable = !expired;
   waiting.csr = pending->name;
   waiting.message = (expired ? report_.message + "; " : std::string()) +
@@ -414,12 +399,12 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   if (!status) {
     if (status.error().not_found()) {
       forget_pending(paths_);
-      co_return failed(trouble, trouble_reason,
-                       prefix + pending->name + " was deleted before it was issued", current);
+      co_return failed(trouble, prefix + pending->name + " was deleted before it was issued",
+                       current);
     }
     co_return failed(
-        trouble, trouble_reason,
-        prefix + "cannot follow " + pending->name + ": " + kube::describe(status.error()), current);
+        trouble, prefix + "cannot follow " + pending->name + ": " + kube::describe(status.error()),
+        current);
   }
   using State = CsrStatus::State;
   const Condition* clock_ok = conditions_.find(condition_type::kClockSynchronized);
@@ -430,7 +415,7 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
     // (issued "expired" or "not yet valid"): not asked again until it is
     // synchronized.
     if (unsynced) installed_unsynced_ = current.serial_hex;
-    return failed(CredentialState::kRenewalRefused, "RenewalRefused",
+    return failed(CredentialState::kRenewalRefused,
                   prefix + why + "; the certificate in force is kept", current);
   };
   if (status->state == State::kDenied || status->state == State::kFailed)
@@ -450,7 +435,7 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
       !ok)
     co_return refused(what + " is refused: " + ok.error().message);
   if (auto r = install_issued(paths_, *pending, status->certificate_pem); !r)
-    co_return failed(trouble, trouble_reason, prefix + r.error().message, current);
+    co_return failed(trouble, prefix + r.error().message, current);
   failures_ = 0;
   // Due already (past its earliest renewal point) the moment it arrives: a
   // signer that backdates far, or issues for less than that, or a clock

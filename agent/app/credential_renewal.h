@@ -68,11 +68,12 @@ enum class CredentialState {
   kNotYetValid,     // the certificate starts after this node's clock
   kExpired,         // never used; renewed with the bootstrap credential, if any
 };
+// The state's name, which is CredentialsValid's reason: NotRenewed,
+// CertificateValid, RenewalPending, ..., CertificateExpired.
 std::string_view to_string(CredentialState state);
 
 struct CredentialReport {
   CredentialState state = CredentialState::kUnmanaged;
-  std::string reason;   // CredentialsValid's reason: RenewalPending, CertificateExpired, ...
   std::string message;  // one line: what is so, and what is done or to do
   std::string csr;      // the request under way, if any
   std::string subject;  // the certificate in force
@@ -142,7 +143,7 @@ class CredentialRenewal {
                                                               kube::HttpsClient& http,
                                                               const std::string& name,
                                                               WallTime until);
-  Duration failed(CredentialState state, const std::string& reason, const std::string& message,
+  Duration failed(CredentialState state, const std::string& message,
                   const CertificateInfo& current);
   void set(CredentialReport report);
   CredentialReport base(const CertificateInfo& current) const;

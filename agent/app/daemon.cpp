@@ -603,13 +603,13 @@ void Daemon::report_credentials() {
   if (!problems.empty()) problems += " (the credentials in use stay in force)";
   if (renewal != nullptr && (renewal->state == CredentialState::kExpired ||
                              renewal->state == CredentialState::kNotYetValid)) {
-    report(condition_type::kCredentialsValid, ConditionStatus::kFalse, renewal->reason,
+    report(condition_type::kCredentialsValid, ConditionStatus::kFalse, to_string(renewal->state),
            renewal->message + (problems.empty() ? "" : "; " + problems));
   } else if (!problems.empty()) {
     report(condition_type::kCredentialsValid, ConditionStatus::kFalse, "CredentialFileUnusable",
            problems);
   } else if (renewal != nullptr) {
-    report(condition_type::kCredentialsValid, ConditionStatus::kTrue, renewal->reason,
+    report(condition_type::kCredentialsValid, ConditionStatus::kTrue, to_string(renewal->state),
            renewal->message);
   } else {
     report(condition_type::kCredentialsValid, ConditionStatus::kTrue, "CredentialFilesUsable",
@@ -670,7 +670,7 @@ void Daemon::renewal_reported(const CredentialReport& r) {
                "disconnected from the control plane: " + r.message,
                {{"KUBECONFIG", renewal_->paths().kubeconfig}});
     retire_tether();
-    report(condition_type::kConnected, ConditionStatus::kFalse, r.reason, r.message);
+    report(condition_type::kConnected, ConditionStatus::kFalse, to_string(r.state), r.message);
     notifier_.notify("STATUS=" + status());
   } else if (r.usable && config_.control_plane) {
     // A new certificate (or none changed: then nothing is done), taken

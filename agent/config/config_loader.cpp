@@ -70,9 +70,9 @@ bool valid_http_url(std::string_view s) {
 
 void read_control_plane(YamlReader& r, const YAML::Node& node, ControlPlaneConfig& c) {
   const std::string p = "controlPlane";
-  auto f = r.fields(node, p,
-                    {"kubeconfig", "namespace", "heartbeatInterval", "leaseDuration",
-                     "bootstrapKubeconfig"});
+  auto f = r.fields(
+      node, p,
+      {"kubeconfig", "namespace", "heartbeatInterval", "leaseDuration", "bootstrapKubeconfig"});
   r.absolute_path(f, "kubeconfig", p, c.kubeconfig);
   r.absolute_path(f, "bootstrapKubeconfig", p, c.bootstrap_kubeconfig);
   read_namespace(r, f, p, c.namespace_);

@@ -562,7 +562,8 @@ TEST_F(Enroll, ARunningTetherdRenewsItsCertificateWithoutARedial) {
   const std::string not_after = format_kube_time(
       x509::describe(x509::parse_certificates(read(etc_ + "/node.crt"), "")->front()).not_after);
   auto status = [&] {
-    auto node = server_->get("/apis/tetherd.io/v1alpha1/namespaces/tetherd-system/edgenodes/edge-1");
+    auto node =
+        server_->get("/apis/tetherd.io/v1alpha1/namespaces/tetherd-system/edgenodes/edge-1");
     return node && node->contains("status") ? json::serialize(node->at("status")) : std::string();
   };
   const auto told = std::chrono::steady_clock::now() + kDeadline;

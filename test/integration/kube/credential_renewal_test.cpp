@@ -183,7 +183,7 @@ TEST_F(Renewal, AtItsPointARequestIsMadeAndTheIssuedCertificateInstalled) {
   EXPECT_EQ(asked[0].at("spec").at("username").as_string(), "tetherd:node-a")
       << "asked with the certificate in force";
   EXPECT_EQ(asked[0].at("spec").at("expirationSeconds").to_number<std::int64_t>(), 100 * 3600);
-  EXPECT_EQ(renewal_->report().reason, "RenewalPending");
+  EXPECT_EQ(to_string(renewal_->report().state), "RenewalPending");
   EXPECT_NE(renewal_->report().message.find("kubectl certificate approve " + name),
             std::string::npos);
   EXPECT_EQ(mode_of(tmp_.file("node.key.next")), 0600u);
@@ -217,7 +217,7 @@ TEST_F(Renewal, ADeniedRequestKeepsTheCertificateAndBacksOff) {
   const std::string name = renewal_->report().csr;
   ASSERT_EQ(decide(name, "Denied"), 200u);
   ASSERT_TRUE(in(CredentialState::kRenewalRefused));
-  EXPECT_EQ(renewal_->report().reason, "RenewalRefused");
+  EXPECT_EQ(to_string(renewal_->report().state), "RenewalRefused");
   EXPECT_NE(renewal_->report().message.find(name + " was denied (KubectlApprove): checked by the "
                                                    "test; the certificate in force is kept"),
             std::string::npos)
@@ -306,7 +306,7 @@ TEST_F(Renewal, ExpiredWithoutABootstrapCredentialSaysHowToEnrollAgain) {
   ASSERT_TRUE(in(CredentialState::kExpired));
   const auto& r = renewal_->report();
   EXPECT_FALSE(r.usable);
-  EXPECT_EQ(r.reason, "CertificateExpired");
+  EXPECT_EQ(to_string(r.state), "CertificateExpired");
   EXPECT_NE(
       r.message.find("tetherctl enroll --server " + server_->url() + " --ca-cert-hash sha256:"),
       std::string::npos)
