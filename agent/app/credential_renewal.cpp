@@ -26,6 +26,10 @@ using asio::awaitable;
 constexpr Duration kAtLeast = std::chrono::seconds(1);
 constexpr char kExpiredWhileWaiting[] = "the certificate in force expired while waiting";
 
+std::string enroll_running(const CredentialPaths& paths) {
+  return "tetherctl enroll is writing " + paths.dir + ": the renewal waits for it";
+}
+
 std::string csr_path(const std::string& name) {
   return std::string(kCsrCollection) + "/" + name;
 }
@@ -154,7 +158,7 @@ std::string CredentialRenewal::fix_command(const Kubeconfig& k) const {
 CredentialRenewal::Assessment CredentialRenewal::assess() {
   Assessment a;
   a.wait = timing_.recheck;
-  finish_install(paths_);
+  if (const CredentialsLock lock(paths_.dir); lock.locked()) finish_install(paths_);
   auto k = load_kubeconfig(paths_.kubeconfig);
   const auto& files = k ? k->files : std::vector<std::string>{};
   const bool managed = std::find(files.begin(), files.end(), paths_.certificate) != files.end() &&
@@ -344,6 +348,10 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   kube::KubeClient kube(*http);
   const std::string user = node_user(node_);
 
+  // The files are written under the lock (enroll holds it for its whole
+  // run); not while the request is waited for.
+  auto lock = std::make_optional<CredentialsLock>(paths_.dir);
+  if (!lock->locked()) co_return failed(trouble, prefix + enroll_running(paths_), current);
   std::optional<PendingRequest> pending = read_pending(paths_);
   if (pending && (pending->node != node_ || !same_server(pending->server, with.server))) {
     forget_pending(paths_);
@@ -380,6 +388,7 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
                     "); an admin approves it with: " + approve_command(pending->name),
                 {{"CSR", pending->name}});
   }
+  lock.reset();
   CredentialReport waiting = base(current);
   waiting.renew_at = report_.renew_at;
   waiting.state = expired ? CredentialState::kExpired : CredentialState::kRenewalPending;
@@ -396,15 +405,24 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   if (stopped_) co_return Duration::zero();
   if (!status && status.error().message == kExpiredWhileWaiting)
     co_return Duration::zero();  // judged again now: expired, recovered with what can
-  if (!status) {
-    if (status.error().not_found()) {
-      forget_pending(paths_);
-      co_return failed(trouble, prefix + pending->name + " was deleted before it was issued",
-                       current);
-    }
+  if (!status && !status.error().not_found())
     co_return failed(
         trouble, prefix + "cannot follow " + pending->name + ": " + kube::describe(status.error()),
         current);
+  // From here the request's files are used or forgotten: still ours? (An
+  // enroll run meanwhile may have replaced or installed it.)
+  lock.emplace(paths_.dir);
+  if (!lock->locked()) co_return failed(trouble, prefix + enroll_running(paths_), current);
+  if (auto now = read_pending(paths_); !now || now->name != pending->name) {
+    log_.info("credentials-renewal-superseded",
+              pending->name + " is no longer this node's request (tetherctl enroll replaced it)",
+              {{"CSR", pending->name}});
+    co_return Duration::zero();  // the files judged again as they are now
+  }
+  if (!status) {
+    forget_pending(paths_);
+    co_return failed(trouble, prefix + pending->name + " was deleted before it was issued",
+                     current);
   }
   using State = CsrStatus::State;
   const Condition* clock_ok = conditions_.find(condition_type::kClockSynchronized);

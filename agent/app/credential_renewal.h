@@ -30,6 +30,10 @@
 // Only a kubeconfig that names node.crt and node.key (what enroll writes)
 // is renewed; any other is someone else's to renew (state kUnmanaged).
 //
+// The files are written under the lock `tetherctl enroll` holds for its
+// whole run (CredentialsLock): while enroll runs, the renewal writes and
+// asks nothing (RenewalFailed, saying so) and tries again after the backoff.
+//
 // One coroutine on the daemon's loop; what it finds is a CredentialReport,
 // which the daemon shows as CredentialsValid, in status.certificates (so in
 // the metrics and `tetherctl status`), and uses to hold the session back

@@ -3,10 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <filesystem>
 #include <set>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -275,25 +273,6 @@ EnrollOutcome install(const CredentialPaths& paths, const EnrollOptions& options
                                             ", valid until " + format_kube_time(info.not_after));
 }
 
-// Held while enroll runs: two at once would overwrite each other's request.
-class DirLock {
- public:
-  explicit DirLock(const std::string& dir)
-      : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
-    locked_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
-  }
-  ~DirLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  DirLock(const DirLock&) = delete;
-  DirLock& operator=(const DirLock&) = delete;
-  bool locked() const { return locked_; }
-
- private:
-  int fd_;
-  bool locked_ = false;
-};
-
 // Whether `k` is what enroll writes: its certificate and key are the node's files.
 bool written_by_enroll(const Kubeconfig& k, const CredentialPaths& paths) {
   return std::find(k.files.begin(), k.files.end(), paths.certificate) != k.files.end() &&
@@ -341,10 +320,12 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
   }
   if (auto ec = StateDir(paths.dir).ensure())
     co_return outcome(EnrollExit::kError, "cannot make " + paths.dir + ": " + ec.message());
-  const DirLock lock(paths.dir);
+  const CredentialsLock lock(paths.dir);
   if (!lock.locked())
     co_return outcome(EnrollExit::kError,
-                      "another tetherctl enroll is running for " + paths.dir + "; wait for it");
+                      "another tetherctl enroll, or tetherd renewing the "
+                      "node's certificate, is writing " +
+                          paths.dir + ": run the same command again in a moment");
   say("enrolling " + config.node_name + " as " + user + " with " + options.server + " (" + *why +
       ")");
 

@@ -1,6 +1,9 @@
 #include "agent/app/node_credentials.h"
 
+#include <fcntl.h>
 #include <filesystem>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -99,6 +102,15 @@ Result<void> install_issued(const CredentialPaths& paths, const PendingRequest& 
   }
   forget_pending(paths);
   return {};
+}
+
+CredentialsLock::CredentialsLock(const std::string& dir)
+    : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+  locked_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+}
+
+CredentialsLock::~CredentialsLock() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 bool finish_install(const CredentialPaths& paths) {

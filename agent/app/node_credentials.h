@@ -58,6 +58,24 @@ void forget_pending(const CredentialPaths& paths);
 Result<void> install_issued(const CredentialPaths& paths, const PendingRequest& pending,
                             const std::string& certificate_pem);
 
+// Held while the credential files are written: by `tetherctl enroll` for
+// its whole run, by the daemon's renewal around each step that writes (so
+// that neither replaces the other's request or key halfway). An advisory
+// lock on the directory (flock), never waited for: whoever does not get it
+// says so and tries later.
+class CredentialsLock {
+ public:
+  explicit CredentialsLock(const std::string& dir);
+  ~CredentialsLock();
+  CredentialsLock(const CredentialsLock&) = delete;
+  CredentialsLock& operator=(const CredentialsLock&) = delete;
+  bool locked() const { return locked_; }
+
+ private:
+  int fd_;
+  bool locked_ = false;
+};
+
 // Completes an install a crash interrupted: when node.crt is for
 // node.key.next rather than node.key. Returns whether it did.
 bool finish_install(const CredentialPaths& paths);

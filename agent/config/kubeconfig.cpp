@@ -130,6 +130,8 @@ Result<Kubeconfig> parse_kubeconfig(std::string_view text, const std::string& pa
   k.token = scalar(*user, "token");
   if (!k.token.empty()) {
     if (auto r = check_bearer_token(k.token, uw + ": token"); !r) return fail(r.error().message);
+    // As an embedded key: the kubeconfig itself is the secret.
+    if (auto r = refuse_shared_key(path, "an embedded bearer token (token)"); !r) return r.error();
   }
   if (const std::string token_file = scalar(*user, "tokenFile");
       k.token.empty() && !token_file.empty()) {

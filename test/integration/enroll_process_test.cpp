@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/adapters/x509.h"
+#include "agent/app/node_credentials.h"
 #include "agent/config/config_loader.h"
 #include "agent/config/kubeconfig.h"
 #include "agent/config/kubeconfig_writer.h"
@@ -327,6 +328,28 @@ TEST_F(Enroll, ATimedOutWaitResumesTheSameRequest) {
   ASSERT_EQ(decide(name, "Approved"), 200u);
   ASSERT_EQ(second->wait(kDeadline), 0) << second->err();
   EXPECT_EQ(requests_by(kBootstrapUser, "POST"), 1u) << "one request, not two";
+}
+
+// The credentials' lock held (by tetherd renewing the certificate, or a
+// second enroll): this enroll writes and asks nothing, and says so.
+TEST_F(Enroll, TheCredentialsLockHeldElsewhereIsWaitedFor) {
+  start_server();
+  std::filesystem::create_directories(etc_);
+  auto held = std::make_unique<CredentialsLock>(etc_);
+  ASSERT_TRUE(held->locked());
+  auto p = enroll();
+  EXPECT_EQ(p->wait(kDeadline), 2) << p->err();
+  EXPECT_NE(p->err().find("tetherd renewing the node's certificate, is writing " + etc_ +
+                          ": run the same command again in a moment"),
+            std::string::npos)
+      << p->err();
+  EXPECT_EQ(requests_by(kBootstrapUser, "POST"), 0u);
+  EXPECT_FALSE(std::filesystem::exists(etc_ + "/node.key.next"));
+  held.reset();
+  auto again = enroll();
+  const std::string name = csr_name(*again);
+  ASSERT_EQ(decide(name, "Approved"), 200u);
+  EXPECT_EQ(again->wait(kDeadline), 0) << again->err();
 }
 
 TEST_F(Enroll, ARequestUnderWayIsNeverThrownAwayByAnotherSpelling) {

@@ -140,6 +140,20 @@ class Renewal : public KubeTest {
     auto r = run(kube.update(std::string(kCsrCollection) + "/" + name + "/approval", *object));
     return r ? 200 : r.error().code;
   }
+  // A bootstrap kubeconfig with the bootstrap ServiceAccount's token in a
+  // file (as the README's enrolling section makes it); its path.
+  std::string bootstrap_kubeconfig() const {
+    tmp_.write("bootstrap.token", "bootstrap-token\n");
+    tmp_.write("ca.crt", ca_.cert_pem());
+    return tmp_.write(
+        "bootstrap.kubeconfig",
+        "apiVersion: v1\nkind: Config\ncurrent-context: bootstrap\n"
+        "clusters:\n- name: cloud\n  cluster:\n    server: " +
+            server_->url() + "\n    certificate-authority: " + tmp_.file("ca.crt") +
+            "\ncontexts:\n- name: bootstrap\n  context: {cluster: cloud, user: bootstrap}\n"
+            "users:\n- name: bootstrap\n  user:\n    tokenFile: " +
+            tmp_.file("bootstrap.token") + "\n");
+  }
   bool exists(const std::string& name) const { return std::filesystem::exists(tmp_.file(name)); }
   static unsigned mode_of(const std::string& path) {
     struct stat st {};
@@ -321,16 +335,7 @@ TEST_F(Renewal, ExpiredWithoutABootstrapCredentialSaysHowToEnrollAgain) {
 // token (as kubelet does), approved, installed, usable again.
 TEST_F(Renewal, ExpiredWithABootstrapCredentialRecovers) {
   enrolled(3h, 2h);
-  tmp_.write("bootstrap.token", "bootstrap-token\n");
-  tmp_.write("ca.crt", ca_.cert_pem());
-  tmp_.write("bootstrap.kubeconfig",
-             "apiVersion: v1\nkind: Config\ncurrent-context: bootstrap\n"
-             "clusters:\n- name: cloud\n  cluster:\n    server: " +
-                 server_->url() + "\n    certificate-authority: " + tmp_.file("ca.crt") +
-                 "\ncontexts:\n- name: bootstrap\n  context: {cluster: cloud, user: bootstrap}\n"
-                 "users:\n- name: bootstrap\n  user:\n    tokenFile: " +
-                 tmp_.file("bootstrap.token") + "\n");
-  start(config(tmp_.file("bootstrap.kubeconfig")));
+  start(config(bootstrap_kubeconfig()));
   ASSERT_TRUE(pump([&] { return !renewal_->report().csr.empty(); })) << renewal_->report().message;
   EXPECT_EQ(state(), CredentialState::kExpired) << "still not usable while pending";
   const auto asked = csrs();
@@ -341,6 +346,95 @@ TEST_F(Renewal, ExpiredWithABootstrapCredentialRecovers) {
   ASSERT_TRUE(in(CredentialState::kValid)) << renewal_->report().message;
   EXPECT_TRUE(renewal_->report().usable);
   EXPECT_NE(serial(), first_serial_);
+}
+
+// Valid when the machine went to sleep, expired when it woke: seen on the
+// resume, the session told at once (not usable), and recovered with the
+// bootstrap credential when there is one.
+TEST_F(Renewal, ExpiringDuringASuspendIsSeenOnTheResume) {
+  enrolled(1h, 100h);
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kValid));
+  EXPECT_TRUE(renewal_->report().usable);
+  clock_.suspend(10 * 24h);  // the timers saw none of it
+  renewal_->wake(/*resumed=*/true);
+  ASSERT_TRUE(in(CredentialState::kExpired)) << renewal_->report().message;
+  EXPECT_FALSE(renewal_->report().usable);
+  EXPECT_NE(renewal_->report().message.find("tetherctl enroll"), std::string::npos)
+      << renewal_->report().message;
+  EXPECT_TRUE(csrs().empty()) << "nothing can be asked with an expired certificate";
+}
+
+TEST_F(Renewal, ExpiringDuringASuspendRecoversWithTheBootstrapCredential) {
+  // The node goes to sleep ten days before the server's (real) now, and
+  // wakes at it, so that the signer's certificate is judged by the same
+  // clock as the node's.
+  clock_.step_wall(-10 * 24h);
+  enrolled(10 * 24h + 1h, 100h);
+  start(config(bootstrap_kubeconfig()));
+  ASSERT_TRUE(in(CredentialState::kValid));
+  clock_.suspend(10 * 24h);
+  renewal_->wake(/*resumed=*/true);
+  ASSERT_TRUE(pump([&] { return !renewal_->report().csr.empty(); })) << renewal_->report().message;
+  EXPECT_EQ(state(), CredentialState::kExpired);
+  EXPECT_FALSE(renewal_->report().usable);
+  const auto asked = csrs();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].at("spec").at("username").as_string(),
+            "system:serviceaccount:tetherd-system:tetherd-bootstrap");
+  ASSERT_EQ(decide(renewal_->report().csr, "Approved"), 200u);
+  ASSERT_TRUE(in(CredentialState::kValid)) << renewal_->report().message;
+  EXPECT_TRUE(renewal_->report().usable);
+  EXPECT_GT(current().not_after, clock_.wall()) << "in force after the long sleep";
+}
+
+// A bootstrap kubeconfig that cannot be used (its embedded token readable
+// by others here): the expiry is said with the reason, nothing is sent.
+TEST_F(Renewal, AnUnusableBootstrapKubeconfigIsSaidWithTheExpiry) {
+  enrolled(3h, 2h);
+  const std::string boot =
+      tmp_.write("bootstrap.kubeconfig",
+                 "apiVersion: v1\nkind: Config\ncurrent-context: b\nclusters:\n- name: c\n  "
+                 "cluster: {server: " +
+                     server_->url() +
+                     "}\ncontexts:\n- name: b\n  context: {cluster: c, user: b}\nusers:\n- "
+                     "name: b\n  user: {token: bootstrap-token}\n",
+                 std::filesystem::perms(0644));
+  start(config(boot));
+  ASSERT_TRUE(pump([&] {
+    return renewal_->report().message.find("cannot be used") != std::string::npos;
+  })) << renewal_->report().message;
+  EXPECT_EQ(state(), CredentialState::kExpired);
+  EXPECT_NE(
+      renewal_->report().message.find("controlPlane.bootstrapKubeconfig cannot be used: " + boot +
+                                      " holds an embedded bearer token (token) and has mode 0644"),
+      std::string::npos)
+      << renewal_->report().message;
+  EXPECT_TRUE(server_->requests().empty()) << "the token was not sent";
+  EXPECT_TRUE(csrs().empty());
+}
+
+// `tetherctl enroll` holds the credentials' lock for its whole run: a
+// renewal due meanwhile writes nothing and asks for nothing, says why, and
+// goes on once the lock is free.
+TEST_F(Renewal, ARenewalWaitsForAnEnrollUnderWay) {
+  enrolled(81h, 100h);
+  auto enroll = std::make_unique<CredentialsLock>(tmp_.path());
+  ASSERT_TRUE(enroll->locked());
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalFailed)) << renewal_->report().message;
+  EXPECT_NE(renewal_->report().message.find("tetherctl enroll is writing " + tmp_.path()),
+            std::string::npos)
+      << renewal_->report().message;
+  EXPECT_FALSE(exists("node.key.next"));
+  EXPECT_TRUE(csrs().empty());
+  EXPECT_FALSE(CredentialsLock(tmp_.path()).locked()) << "a second holder is refused";
+
+  enroll.reset();
+  clock_.run_for(rio_, 1h);  // past the backoff
+  ASSERT_TRUE(in(CredentialState::kRenewalPending)) << renewal_->report().message;
+  EXPECT_EQ(csrs().size(), 1u);
+  EXPECT_TRUE(CredentialsLock(tmp_.path()).locked()) << "not held while the request waits";
 }
 
 // A clock known to be wrong (85 hours ahead here) renews once; the new

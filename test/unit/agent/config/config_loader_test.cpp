@@ -97,6 +97,7 @@ TEST(ConfigLoader, ReadsEveryKey) {
 node: {name: desktop.home}
 controlPlane:
   kubeconfig: /etc/tetherd/cp.kubeconfig
+  bootstrapKubeconfig: /etc/tetherd/bootstrap.kubeconfig
   namespace: edge
   heartbeatInterval: 5s
   leaseDuration: 1m
@@ -123,6 +124,7 @@ state: {dir: /srv/tetherd}
   EXPECT_EQ(c.node_name, "desktop.home");
   ASSERT_TRUE(c.control_plane);
   EXPECT_EQ(c.control_plane->kubeconfig, "/etc/tetherd/cp.kubeconfig");
+  EXPECT_EQ(c.control_plane->bootstrap_kubeconfig, "/etc/tetherd/bootstrap.kubeconfig");
   EXPECT_EQ(c.control_plane->namespace_, "edge");
   EXPECT_EQ(c.control_plane->heartbeat_interval, 5s);
   EXPECT_EQ(c.control_plane->lease_duration, 60s);
@@ -243,6 +245,13 @@ INSTANTIATE_TEST_SUITE_P(
                 "controlPlane:\n  kubeconfig: cp.kubeconfig\n",
                 {"t.yaml:2:15: controlPlane.kubeconfig: expected an absolute path, got "
                  "\"cp.kubeconfig\""}},
+        BadCase{"RelativeBootstrapKubeconfig",
+                "controlPlane:\n  bootstrapKubeconfig: bootstrap.kubeconfig\n",
+                {"t.yaml:2:24: controlPlane.bootstrapKubeconfig: expected an absolute path, got "
+                 "\"bootstrap.kubeconfig\""}},
+        BadCase{"BootstrapKubeconfigNotAString",
+                "controlPlane:\n  bootstrapKubeconfig: [/etc/tetherd/b.kubeconfig]\n",
+                {"t.yaml:2:24: controlPlane.bootstrapKubeconfig: expected an absolute path"}},
         BadCase{"BadBackend",
                 "firewall: {backend: iptables}\n",
                 {"t.yaml:1:21: firewall.backend: expected one of nftables | ufw | none, got "

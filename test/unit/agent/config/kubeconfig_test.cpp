@@ -122,6 +122,21 @@ TEST_F(KubeconfigTest, TokenAndTokenFile) {
                    .has_value());
 }
 
+// A kubeconfig holding its token inline is itself the secret (a bootstrap
+// kubeconfig, for instance): refused when others can read it, as a key is.
+TEST_F(KubeconfigTest, AnEmbeddedTokenInAReadableFileIsRefused) {
+  const std::string path =
+      put("a", minimal("    server: https://192.0.2.1\n", "    token: abc\n"), 0640);
+  auto k = load_kubeconfig(path);
+  ASSERT_FALSE(k.has_value());
+  EXPECT_EQ(k.error().message, path +
+                                   " holds an embedded bearer token (token) and has mode 0640: "
+                                   "it must not be readable by group or others (chmod 600 " +
+                                   path + ")");
+  chmod(path.c_str(), 0600);
+  EXPECT_TRUE(load_kubeconfig(path).has_value());
+}
+
 // A token goes into a header line: one that could write a header of its
 // own (a line break), or is not a token at all, is refused, inline or in
 // its file.
