@@ -63,7 +63,7 @@ std::unique_ptr<asio::ssl::context> make_tls(const IssuedCert& identity,
 // The resource an object or collection path names; throws when none.
 ResourcePath resource_path(const std::string& path, bool collection) {
   ResourcePath parsed = apiserver::parse_path(path);
-  bool ok = collection ? parsed.kind == PathKind::kCollection
+  bool ok = collection ? parsed.kind == PathKind::kCollection && !parsed.all_namespaces
                        : parsed.kind == PathKind::kObject || parsed.kind == PathKind::kStatus;
   if (!ok)
     throw std::runtime_error("not " + std::string(collection ? "a collection" : "an object") +
@@ -290,6 +290,15 @@ std::uint64_t ApiServer::resource_version() const {
 
 std::vector<RequestRecord> ApiServer::requests() const {
   return impl_->core.observations.requests();
+}
+std::vector<std::string> ApiServer::evictions() const {
+  std::vector<std::string> evicted;
+  for (const RequestRecord& record : requests()) {
+    const ResourcePath path = apiserver::parse_path(apiserver::split_target(record.target).first);
+    if (path.kind == PathKind::kEviction && record.method == "POST" && record.status == 201)
+      evicted.push_back(path.namespace_ + "/" + path.name);
+  }
+  return evicted;
 }
 std::size_t ApiServer::connections_accepted() const {
   return impl_->core.observations.connections();

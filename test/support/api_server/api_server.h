@@ -5,22 +5,29 @@
 //
 // What it does as kube-apiserver does:
 // - paths /api/v1/namespaces/NS/{secrets,configmaps,events,serviceaccounts}[/NAME],
+//   /api/v1/namespaces/NS/pods[/NAME[/status|/eviction]],
 //   /apis/G/V/namespaces/NS/RESOURCE[/NAME[/status]] for tetherd.io/v1alpha1
-//   edgenodes, coordination.k8s.io/v1 leases, apps/v1 deployments and
-//   rbac.authorization.k8s.io/v1 roles and rolebindings; cluster-scoped
-//   (/api/v1/RESOURCE[/NAME[/status]], /apis/G/V/RESOURCE[/NAME[/status]]; no
-//   namespace: one in a body is cleared; RBAC rules for them have namespace
-//   ""): core v1 nodes and namespaces, certificates.k8s.io/v1
-//   certificatesigningrequests (with /approval and a signer: csr.h),
-//   apiextensions.k8s.io/v1 customresourcedefinitions, rbac's clusterroles
-//   and clusterrolebindings, admissionregistration.k8s.io/v1
-//   validatingadmissionpolicies and their bindings (stored, not enforced);
+//   edgenodes, coordination.k8s.io/v1 leases, apps/v1 deployments,
+//   policy/v1 poddisruptionbudgets and rbac.authorization.k8s.io/v1 roles
+//   and rolebindings; the collections of all these across namespaces, for
+//   list and watch (/api/v1/pods, /apis/G/V/RESOURCE; RBAC: namespace "");
+//   cluster-scoped (/api/v1/RESOURCE[/NAME[/status]],
+//   /apis/G/V/RESOURCE[/NAME[/status]]; no namespace: one in a body is
+//   cleared; RBAC rules for them have namespace ""): core v1 nodes and
+//   namespaces, certificates.k8s.io/v1 certificatesigningrequests (with
+//   /approval and a signer: csr.h), apiextensions.k8s.io/v1
+//   customresourcedefinitions, rbac's clusterroles and clusterrolebindings,
+//   admissionregistration.k8s.io/v1 validatingadmissionpolicies and their
+//   bindings (stored, not enforced);
 //   /readyz, /livez, /version; 404 Status for anything else;
 // - discovery for standard clients (/api, /apis, /api/v1, /apis/G/V,
 //   /openapi/v2: discovery.h), enough for kubectl 1.20 to apply, get,
 //   patch and approve (test/integration/kubectl_test.cpp);
-// - get, list (fieldSelector metadata.name / metadata.namespace with =, ==,
-//   !=; resourceVersion and resourceVersionMatch=Exact|NotOlderThan), watch,
+// - get, list (fieldSelector metadata.name / metadata.namespace, and a
+//   pod's spec.nodeName / status.phase, with =, ==, !=; labelSelector as
+//   labels.Parse reads it: label_selector.h; resourceVersion and
+//   resourceVersionMatch=Exact|NotOlderThan), watch (the same selectors; an
+//   object that comes into them is ADDED, one that leaves them DELETED),
 //   create, update (PUT, optimistic concurrency through
 //   metadata.resourceVersion), patch (application/merge-patch+json, RFC
 //   7386, metadata.resourceVersion in the patch is a precondition; and, for
@@ -30,11 +37,15 @@
 // - meta.k8s.io/v1 Tables for get and list when the Accept header asks
 //   (`kubectl get`): a CRD's additionalPrinterColumns, else Name and Age
 //   (table.h);
-// - status subresource for edgenodes, deployments, nodes, namespaces,
-//   CRDs and validatingadmissionpolicies (a node's create
+// - status subresource for edgenodes, deployments, pods,
+//   poddisruptionbudgets, nodes, namespaces, CRDs and
+//   validatingadmissionpolicies (a node's create
 //   keeps its status, as the kubelet registers with one); metadata.generation
 //   bumped when anything but metadata and status changes; a write that
 //   changes nothing is not a write (no new resourceVersion, no event);
+// - the eviction subresource (POST .../pods/NAME/eviction, RBAC: create on
+//   pods/eviction), honouring PodDisruptionBudgets: eviction.h; evictions()
+//   lists the pods it evicted;
 // - one resourceVersion counter for everything, like an etcd revision; a
 //   history of `history_limit` events for watch resumption; older
 //   resourceVersions give a 200 watch with an ERROR event (410 Expired);
@@ -53,19 +64,24 @@
 // What it leaves out: admission (no defaulting or schema validation beyond
 // metadata.name; ValidatingAdmissionPolicies are stored and not run),
 // server-side apply, JSON patches and strategic merge's keyed list merges,
-// label selectors, pagination (limit/continue: everything in one page),
-// generateName, dryRun, finalizers and graceful deletion, managedFields,
-// protobuf/YAML/CBOR, all-namespaces paths, namespaces are objects but any
-// namespace exists (no NotFound for a missing one, no deletion of its
-// contents), custom resources are served whether a CRD defines them or not
-// (the CRD only gives the Table its columns), sendInitialEvents/watch-list,
-// field selectors other than
-// metadata.name/metadata.namespace, watches from a future resourceVersion
-// wait rather than time out, a list with resourceVersion newer than the
-// store is served from the current state rather than answered 504, the
-// aggregated discovery, the deprecated /watch/ paths, and RBAC is
-// simplified (AccessRule; system:masters allowed everything; discovery open
-// to every authenticated user). As in real
+// pagination (limit/continue: everything in one page), generateName,
+// dryRun, finalizers and graceful deletion, managedFields,
+// protobuf/YAML/CBOR, namespaces are objects but any namespace exists (no
+// NotFound for a missing one, no deletion of its contents), custom
+// resources are served whether a CRD defines them or not (the CRD only
+// gives the Table its columns), sendInitialEvents/watch-list, field
+// selectors other than metadata.name, metadata.namespace and a pod's
+// spec.nodeName and status.phase (kube-apiserver knows more of a pod's, and
+// some of other types'), a pod's status on create (kube-apiserver sets
+// phase Pending and a qosClass; tests write the status, as the kubelet
+// would), the controllers (nothing recreates an evicted pod, no disruption
+// controller computes a budget's status: tests do), pods' other
+// subresources (log, exec, binding, ...), what eviction.h leaves out,
+// watches from a future resourceVersion wait rather than time out, a list
+// with resourceVersion newer than the store is served from the current
+// state rather than answered 504, the aggregated discovery, the deprecated
+// /watch/ paths, and RBAC is simplified (AccessRule; system:masters allowed
+// everything; discovery open to every authenticated user). As in real
 // RBAC, a rule with `names` cannot allow create (the name is not in the URL)
 // nor a list/watch without fieldSelector=metadata.name=<one of names>.
 // Unlike the real priority-and-fairness filter, whose 429 body is text, the
@@ -243,6 +259,11 @@ class ApiServer {
 
   // Observation, thread-safe.
   std::vector<RequestRecord> requests() const;
+  // The pods evicted through the API ("NS/NAME"), in the order their
+  // evictions were answered 201. To refuse evictions: a budget with
+  // status.disruptionsAllowed 0 (the budget's 429), or misbehave() with
+  // kStatus429 and path_contains "/eviction" (the flow control's 429).
+  std::vector<std::string> evictions() const;
   std::size_t connections_accepted() const;
   std::size_t open_watches() const;
   std::size_t watches_started() const;  // every watch that got its 200, ever

@@ -386,7 +386,7 @@ TEST_F(RestTest, BadBodiesAndPaths) {
   EXPECT_EQ(str(renamed.json(), {"message"}),
             "the name of the object (b) does not match the name on the URL (a)");
 
-  HttpResponse unknown = kubectl->call("GET", "/api/v1/namespaces/x/pods");
+  HttpResponse unknown = kubectl->call("GET", "/api/v1/namespaces/x/services");
   EXPECT_EQ(unknown.status, 404u);
   EXPECT_EQ(str(unknown.json(), {"message"}), "the server could not find the requested resource");
   EXPECT_EQ(str(unknown.json(), {"reason"}), "NotFound");

@@ -54,6 +54,13 @@ Response resource_list(const ResourcePath& path) {
                        {"verbs", std::move(verbs)}};
     if (!type.short_names.empty()) entry["shortNames"] = short_names(type.short_names);
     resources.emplace_back(std::move(entry));
+    if (type.eviction_subresource) {  // before status, in kube-apiserver's alphabetical order
+      json::object eviction = subresource(type, "eviction", {"create"});
+      eviction["group"] = "policy";
+      eviction["version"] = "v1";
+      eviction["kind"] = "Eviction";
+      resources.emplace_back(std::move(eviction));
+    }
     if (type.status_subresource)
       resources.emplace_back(subresource(type, "status", {"get", "patch", "update"}));
     if (type.approval_subresource)

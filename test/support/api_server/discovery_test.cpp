@@ -42,7 +42,7 @@ TEST_F(DiscoveryTest, ListsEveryGroupVersionAndItsResources) {
     names.insert(std::string(group.at("name").as_string()));
     EXPECT_EQ(group.at("preferredVersion"), group.at("versions").at(0));
   }
-  EXPECT_EQ(names, (std::set<std::string>{"tetherd.io", "coordination.k8s.io", "apps",
+  EXPECT_EQ(names, (std::set<std::string>{"tetherd.io", "coordination.k8s.io", "apps", "policy",
                                           "certificates.k8s.io", "apiextensions.k8s.io",
                                           "rbac.authorization.k8s.io",
                                           "admissionregistration.k8s.io", "authorization.k8s.io"}));
@@ -56,6 +56,24 @@ TEST_F(DiscoveryTest, ListsEveryGroupVersionAndItsResources) {
   ASSERT_NE(token, nullptr);
   EXPECT_EQ(token->at("kind"), "TokenRequest");
   EXPECT_EQ(token->at("group"), "authentication.k8s.io");
+  const json::object* pods = resource(core_list, "pods");
+  ASSERT_NE(pods, nullptr);
+  EXPECT_EQ(pods->at("kind"), "Pod");
+  EXPECT_EQ(pods->at("singularName"), "pod");
+  EXPECT_EQ(pods->at("namespaced"), true);
+  EXPECT_EQ(pods->at("shortNames"), json::array{"po"});
+  ASSERT_NE(resource(core_list, "pods/status"), nullptr);
+  const json::object* eviction = resource(core_list, "pods/eviction");
+  ASSERT_NE(eviction, nullptr);
+  EXPECT_EQ(*eviction, json::parse(R"({"name":"pods/eviction","singularName":"",)"
+                                   R"("namespaced":true,"kind":"Eviction","verbs":["create"],)"
+                                   R"("group":"policy","version":"v1"})"));
+  const json::value policy = kubectl->call("GET", "/apis/policy/v1").json();
+  const json::object* budgets = resource(policy, "poddisruptionbudgets");
+  ASSERT_NE(budgets, nullptr);
+  EXPECT_EQ(budgets->at("kind"), "PodDisruptionBudget");
+  EXPECT_EQ(budgets->at("shortNames"), json::array{"pdb"});
+  ASSERT_NE(resource(policy, "poddisruptionbudgets/status"), nullptr);
 
   HttpResponse tetherd = kubectl->call("GET", "/apis/tetherd.io/v1alpha1");
   ASSERT_EQ(tetherd.status, 200u);

@@ -37,14 +37,19 @@ TEST(NodePaths, ClusterScopedWithoutANamespace) {
   EXPECT_EQ(object.name, "node-a");
   EXPECT_EQ(parse_path("/api/v1/nodes/node-a/status").kind, PathKind::kStatus);
   EXPECT_EQ(parse_path("/api/v1/namespaces/ns/nodes").kind, PathKind::kUnknown);
-  EXPECT_EQ(parse_path("/api/v1/secrets").kind, PathKind::kUnknown);  // namespaced
+  // A namespaced type without a namespace: its collection across namespaces, and no objects.
+  auto secrets = parse_path("/api/v1/secrets");
+  EXPECT_EQ(secrets.kind, PathKind::kCollection);
+  EXPECT_TRUE(secrets.all_namespaces);
+  EXPECT_FALSE(collection.all_namespaces);
+  EXPECT_EQ(parse_path("/api/v1/secrets/s").kind, PathKind::kUnknown);
   EXPECT_EQ(parse_path("/api/v1/nodes/a/b").kind, PathKind::kUnknown);
   // Namespaces themselves are a cluster-scoped collection.
   auto namespaces = parse_path("/api/v1/namespaces");
   EXPECT_EQ(namespaces.kind, PathKind::kCollection);
   ASSERT_NE(namespaces.type, nullptr);
   EXPECT_EQ(namespaces.type->kind, "Namespace");
-  EXPECT_EQ(parse_path("/apis/tetherd.io/v1alpha1/edgenodes").kind, PathKind::kUnknown);
+  EXPECT_TRUE(parse_path("/apis/tetherd.io/v1alpha1/edgenodes").all_namespaces);
 }
 
 TEST_F(NodesTest, CrudStatusAndListLikeOtherBuiltIns) {

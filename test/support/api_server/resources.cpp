@@ -6,15 +6,17 @@
 namespace tetherd::test::apiserver {
 namespace {
 
-constexpr std::array<ResourceType, 18> kResourceTypes{{
+constexpr std::array<ResourceType, 20> kResourceTypes{{
     // group, version, resource, kind, status subresource, built-in, namespaced,
     // create keeps status, approval subresource, singular, short names[, create
-    // only, token subresource]
+    // only, token subresource, eviction subresource, field labels]
     {"", "v1", "namespaces", "Namespace", true, true, false, false, false, "namespace", "ns"},
     {"", "v1", "secrets", "Secret", false, true, true, false, false, "secret", ""},
     {"", "v1", "configmaps", "ConfigMap", false, true, true, false, false, "configmap", "cm"},
     {"", "v1", "events", "Event", false, true, true, false, false, "event", "ev"},
     {"", "v1", "nodes", "Node", true, true, false, true, false, "node", "no"},
+    {"", "v1", "pods", "Pod", true, true, true, false, false, "pod", "po", false, false, true,
+     "spec.nodeName status.phase"},
     {"", "v1", "serviceaccounts", "ServiceAccount", false, true, true, false, false,
      "serviceaccount", "sa", false, true},
     {"tetherd.io", "v1alpha1", "edgenodes", "EdgeNode", true, false, true, false, false, "edgenode",
@@ -22,6 +24,8 @@ constexpr std::array<ResourceType, 18> kResourceTypes{{
     {"coordination.k8s.io", "v1", "leases", "Lease", false, true, true, false, false, "lease", ""},
     {"apps", "v1", "deployments", "Deployment", true, true, true, false, false, "deployment",
      "deploy"},
+    {"policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, true, true, false, false,
+     "poddisruptionbudget", "pdb"},
     {"certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", true,
      true, false, false, true, "certificatesigningrequest", "csr"},
     {"apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", true,
@@ -77,6 +81,15 @@ std::string ResourceType::group_resource() const {
 
 std::string ResourceType::group_kind() const {
   return group.empty() ? std::string(kind) : std::string(kind) + "." + std::string(group);
+}
+
+bool ResourceType::has_field_label(std::string_view field) const {
+  for (std::string_view rest = field_labels; !rest.empty();) {
+    std::size_t space = rest.find(' ');
+    if (rest.substr(0, space) == field) return true;
+    rest = space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1);
+  }
+  return false;
 }
 
 std::string percent_decode(std::string_view text, bool plus_is_space) {
@@ -141,8 +154,9 @@ ResourcePath parse_path(std::string_view path) {
     rest = rest.substr(slash + 1);
   }
 
-  // Core: api/v1/namespaces/NS/RES[/NAME[/status]], or api/v1/RES[/NAME[/status]] for a
-  // cluster-scoped RES; groups: the same below apis/G/V.
+  // Core: api/v1/namespaces/NS/RES[/NAME[/SUBRESOURCE]], or api/v1/RES[/NAME[/SUBRESOURCE]]
+  // for a cluster-scoped RES (and api/v1/RES, every namespace's, for a namespaced one); groups:
+  // the same below apis/G/V.
   // A group-version: api/v1 or apis/G/V, when a type is served there.
   if ((segments.size() == 2 && segments[0] == "api") ||
       (segments.size() == 3 && segments[0] == "apis")) {
@@ -162,22 +176,28 @@ ResourcePath parse_path(std::string_view path) {
   const bool namespaced = segments[first] == "namespaces" && segments.size() >= first + 3;
   const std::size_t at = namespaced ? first + 2 : first;  // the resource
   const ResourceType* type = find_type(core ? "" : segments[1], segments[first - 1], segments[at]);
-  if (type == nullptr || type->namespaced != namespaced) return result;
+  if (type == nullptr) return result;
   std::size_t extra = segments.size() - (at + 1);
+  // A namespaced type's collection without a namespace: every namespace's.
+  const bool all_namespaces = type->namespaced && !namespaced && extra == 0;
+  if (type->namespaced != namespaced && !all_namespaces) return result;
   if (extra > 2) return result;
   const bool status = extra == 2 && segments.back() == "status" && type->status_subresource;
   const bool approval = extra == 2 && segments.back() == "approval" && type->approval_subresource;
   const bool token = extra == 2 && segments.back() == "token" && type->token_subresource;
-  if (extra == 2 && !status && !approval && !token) return result;
+  const bool eviction = extra == 2 && segments.back() == "eviction" && type->eviction_subresource;
+  if (extra == 2 && !status && !approval && !token && !eviction) return result;
   if (type->create_only && extra != 0) return result;
   result.type = type;
   if (namespaced) result.namespace_ = segments[first + 1];
+  result.all_namespaces = all_namespaces;
   if (extra >= 1) result.name = segments[at + 1];
   result.kind = extra == 0   ? PathKind::kCollection
                 : extra == 1 ? PathKind::kObject
                 : status     ? PathKind::kStatus
                 : approval   ? PathKind::kApproval
-                             : PathKind::kToken;
+                : token      ? PathKind::kToken
+                             : PathKind::kEviction;
   return result;
 }
 

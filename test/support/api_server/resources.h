@@ -35,10 +35,16 @@ struct ResourceType {
   bool create_only = false;
   // ServiceAccounts' /token: TokenRequest (authentication.k8s.io/v1).
   bool token_subresource = false;
+  // Pods' /eviction: a policy/v1 Eviction (eviction.h).
+  bool eviction_subresource = false;
+  // The fields a fieldSelector may name besides metadata.name and
+  // metadata.namespace, separated by spaces ("spec.nodeName status.phase").
+  std::string_view field_labels;
 
   std::string api_version() const;     // "tetherd.io/v1alpha1", "v1"
   std::string group_resource() const;  // "edgenodes.tetherd.io", "secrets"
   std::string group_kind() const;      // "EdgeNode.tetherd.io", "Secret"
+  bool has_field_label(std::string_view field) const;
 };
 
 enum class PathKind {
@@ -51,6 +57,7 @@ enum class PathKind {
   kStatus,
   kApproval,
   kToken,         // serviceaccounts/NAME/token
+  kEviction,      // pods/NAME/eviction
   kApiVersions,   // /api
   kApiGroups,     // /apis
   kGroupVersion,  // /api/v1, /apis/G/V of a group-version served
@@ -61,6 +68,9 @@ struct ResourcePath {
   PathKind kind = PathKind::kUnknown;
   const ResourceType* type = nullptr;
   std::string namespace_;  // "" for a cluster-scoped type
+  // A namespaced type's kCollection without a namespace (/api/v1/pods): list
+  // and watch across namespaces.
+  bool all_namespaces = false;
   std::string name;
   std::string group, version;  // kGroupVersion's
 };

@@ -10,6 +10,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "test/support/api_server/discovery.h"
+#include "test/support/api_server/eviction.h"
 #include "test/support/api_server/rbac_objects.h"
 #include "test/support/api_server/table.h"
 
@@ -134,6 +135,10 @@ json::object list_body(const ResourceType& type, ListResult result) {
       {"items", std::move(items)}};
 }
 
+// What an eviction's body is decoded as; not a resource of its own.
+constexpr ResourceType kEviction{
+    .group = "policy", .version = "v1", .kind = "Eviction", .namespaced = true};
+
 // A strategic merge patch's directives ($patch, $retainKeys,
 // $setElementOrder/..., $deleteFromPrimitiveList/...) are dropped: what is
 // left is a merge patch.
@@ -250,6 +255,15 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
     if (method != "POST") return error_response(method_not_allowed_error(type, "get"));
     return token_request(who, request, path);
   }
+  if (path.kind == PathKind::kEviction) {
+    if (method != "POST") return error_response(method_not_allowed_error(type, "get"));
+    if (std::optional<ApiError> denied = authorizer_.check(
+            who, Attributes{"create", &type, "eviction", path.namespace_, path.name}))
+      return error_response(*denied);
+    Expected<json::object> eviction = decode_object(kEviction, request, path.namespace_);
+    if (!eviction.ok()) return error_response(eviction.error());
+    return evict(store_, type, path.namespace_, path.name, eviction.value());
+  }
 
   const bool approval = path.kind == PathKind::kApproval;
   Attributes attributes{{},
@@ -260,9 +274,10 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
                         path.namespace_,
                         path.name};
   if (path.kind == PathKind::kCollection) {
-    attributes.verb = method == "GET"    ? (watch ? "watch" : "list")
-                      : method == "POST" ? "create"
-                                         : "";
+    // Across namespaces, list and watch alone.
+    attributes.verb = method == "GET"                            ? (watch ? "watch" : "list")
+                      : method == "POST" && !path.all_namespaces ? "create"
+                                                                 : "";
   } else if (method == "GET") {
     attributes.verb = watch && path.kind == PathKind::kObject ? "watch" : "get";
   } else if (method == "PUT") {
@@ -283,7 +298,7 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
 
   FieldSelector selector;
   if (attributes.verb == "list" || attributes.verb == "watch") {
-    Expected<FieldSelector> parsed = parse_field_selector(param(params, "fieldSelector"));
+    Expected<FieldSelector> parsed = parse_field_selector(param(params, "fieldSelector"), type);
     if (!parsed.ok()) return error_response(parsed.error());
     selector = std::move(parsed.value());
     if (path.kind == PathKind::kObject)
@@ -312,7 +327,10 @@ Outcome RestApi::handle(const Identity& who, const Request& request, bool ignore
     std::optional<std::uint64_t> version;
     if (!version_text.empty() && !(version = parse_number(version_text)))
       return error_response(bad_request_error("invalid resource version \"" + version_text + "\""));
-    WatchFilter filter{&type, path.namespace_, std::move(selector)};
+    Expected<LabelSelector> labels = parse_label_selector(param(params, "labelSelector"));
+    if (!labels.ok()) return error_response(labels.error());
+    WatchFilter filter{&type, path.namespace_, std::move(selector), path.all_namespaces,
+                       std::move(labels.value())};
     if (verb == "watch") {
       WatchRequest watch_request{std::move(filter), version,
                                  parse_bool(param(params, "allowWatchBookmarks")),

@@ -10,7 +10,8 @@
 // default, at least 10 minutes; the ServiceAccount must exist; audiences
 // are echoed, not checked), SelfSubjectAccessReview (status.allowed from
 // RBAC for spec.resourceAttributes; nonResourceAttributes are allowed for
-// authenticated users, as discovery is), and the RBAC objects written
+// authenticated users, as discovery is), evictions (POST
+// .../pods/NAME/eviction: eviction.h), and the RBAC objects written
 // becoming rules (rbac_objects.h). A patch may be
 // application/merge-patch+json or application/strategic-merge-patch+json;
 // the latter is applied as a merge patch with its $-directives dropped,

@@ -23,7 +23,7 @@ ApiError make(unsigned code, std::string_view reason, std::string message,
   status["metadata"] = json::object{};
   status["status"] = "Failure";
   status["message"] = message;
-  status["reason"] = reason;
+  if (!reason.empty()) status["reason"] = reason;
   if (details) status["details"] = std::move(*details);
   status["code"] = code;
   return ApiError{code, std::move(status), std::nullopt};
@@ -134,6 +134,23 @@ ApiError too_many_requests_error(int retry_after_seconds) {
 
 ApiError expired_error(std::string message) {
   return make(410, "Expired", std::move(message));
+}
+
+ApiError disruption_budget_error(std::string_view cause, int retry_after_seconds) {
+  json::object details{
+      {"causes", json::array{json::object{{"reason", "DisruptionBudget"}, {"message", cause}}}}};
+  if (retry_after_seconds > 0) details["retryAfterSeconds"] = retry_after_seconds;
+  ApiError error =
+      make(429, "TooManyRequests",
+           "Cannot evict pod as it would violate the pod's disruption budget.", std::move(details));
+  if (retry_after_seconds > 0) error.retry_after = retry_after_seconds;
+  return error;
+}
+
+ApiError multiple_budgets_error() {
+  return make(500, "",
+              "This pod has more than one PodDisruptionBudget, which the eviction subresource "
+              "does not support.");
 }
 
 }  // namespace tetherd::test::apiserver

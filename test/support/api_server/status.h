@@ -59,5 +59,12 @@ ApiError internal_error(std::string_view cause);
 ApiError service_unavailable_error(int retry_after_seconds);
 ApiError too_many_requests_error(int retry_after_seconds);
 ApiError expired_error(std::string message);
+// The eviction subresource's refusals (eviction.h): a disruption budget's
+// 429, "Cannot evict pod as it would violate the pod's disruption budget.",
+// with `cause` (reason DisruptionBudget) and a Retry-After when not 0; and,
+// for a pod under more than one budget, the Status its handler returns: code
+// 500, no reason.
+ApiError disruption_budget_error(std::string_view cause, int retry_after_seconds);
+ApiError multiple_budgets_error();
 
 }  // namespace tetherd::test::apiserver

@@ -59,13 +59,29 @@ std::string_view event_type_name(EventType type) {
 }
 
 std::shared_ptr<const StoreEvent> make_event(EventType type, const ObjectKey& key,
-                                             const json::object& object) {
-  json::object event;
-  event["type"] = event_type_name(type);
-  event["object"] = object;
+                                             const json::object& object,
+                                             std::optional<json::object> previous) {
   std::uint64_t version = std::stoull(metadata_string(object, "resourceVersion"));
   return std::make_shared<const StoreEvent>(
-      StoreEvent{type, key, version, json::serialize(event) + "\n"});
+      StoreEvent{type, key, version, watch_line(type, object), object, std::move(previous)});
+}
+
+// A field as kube-apiserver's field sets have it: metadata.name and
+// metadata.namespace from the key, others a string at that path, or "".
+std::string field_value(const ObjectKey& key, const json::object& object, std::string_view field) {
+  if (field == "metadata.name") return key.name;
+  if (field == "metadata.namespace") return key.namespace_;
+  const json::object* at = &object;
+  while (true) {
+    std::size_t dot = field.find('.');
+    const json::value* value = at->if_contains(field.substr(0, dot));
+    if (value == nullptr) return {};
+    if (dot == std::string_view::npos)
+      return value->is_string() ? std::string(value->get_string()) : std::string{};
+    if (!value->is_object()) return {};
+    at = &value->get_object();
+    field = field.substr(dot + 1);
+  }
 }
 
 ObjectKey key_for(const ResourceType& type, const std::string& namespace_,
@@ -99,10 +115,13 @@ json::value merge_patch(const json::value& target, const json::value& patch) {
   return result;
 }
 
-bool FieldSelector::matches(std::string_view namespace_, std::string_view name) const {
+std::string watch_line(EventType type, const json::object& object) {
+  return json::serialize(json::object{{"type", event_type_name(type)}, {"object", object}}) + "\n";
+}
+
+bool FieldSelector::matches(const ObjectKey& key, const json::object& object) const {
   return std::all_of(terms.begin(), terms.end(), [&](const Term& term) {
-    std::string_view actual = term.field == "metadata.name" ? name : namespace_;
-    return (actual == term.value) != term.negated;
+    return (field_value(key, object, term.field) == term.value) != term.negated;
   });
 }
 
@@ -112,7 +131,7 @@ std::optional<std::string> FieldSelector::exact_name() const {
   return std::nullopt;
 }
 
-Expected<FieldSelector> parse_field_selector(std::string_view text) {
+Expected<FieldSelector> parse_field_selector(std::string_view text, const ResourceType& type) {
   FieldSelector selector;
   while (!text.empty()) {
     std::size_t comma = text.find(',');
@@ -132,17 +151,33 @@ Expected<FieldSelector> parse_field_selector(std::string_view text) {
                                std::string(term) + "'");
     parsed.field = std::string(term.substr(0, op));
     parsed.value = std::string(term.substr(op + op_size));
-    if (parsed.field != "metadata.name" && parsed.field != "metadata.namespace")
+    if (parsed.field != "metadata.name" && parsed.field != "metadata.namespace" &&
+        !type.has_field_label(parsed.field))
       return bad_request_error("field label not supported: " + parsed.field);
     selector.terms.push_back(std::move(parsed));
   }
   return selector;
 }
 
-bool WatchFilter::matches(const ObjectKey& key) const {
-  return key.resource == type->group_resource() &&
-         (all_namespaces || key.namespace_ == namespace_) &&
-         selector.matches(key.namespace_, key.name);
+bool WatchFilter::covers(const ObjectKey& key) const {
+  return key.resource == type->group_resource() && (all_namespaces || key.namespace_ == namespace_);
+}
+
+bool WatchFilter::matches(const ObjectKey& key, const json::object& object) const {
+  return covers(key) && selector.matches(key, object) && labels.matches(object);
+}
+
+std::optional<std::string> WatchFilter::event_line(const StoreEvent& event) const {
+  const bool now = event.type != EventType::kDeleted && matches(event.key, event.object);
+  const bool before = event.previous && matches(event.key, *event.previous);
+  if (now == before) return now ? std::optional(event.line) : std::nullopt;
+  if (now)
+    return event.type == EventType::kAdded ? event.line
+                                           : watch_line(EventType::kAdded, event.object);
+  if (event.type == EventType::kDeleted) return event.line;
+  json::object last = *event.previous;
+  metadata_of(last)["resourceVersion"] = std::to_string(event.resource_version);
+  return watch_line(EventType::kDeleted, last);
 }
 
 Store::Store(std::size_t history_limit)
@@ -175,10 +210,10 @@ json::object Store::commit_locked(EventType type, const ObjectKey& key, json::ob
     objects_.erase(key);
   else
     objects_[key] = object;
-  std::shared_ptr<const StoreEvent> event = make_event(type, key, object);
-  history_.push_back(HistoryEntry{event, std::move(previous)});
+  std::shared_ptr<const StoreEvent> event = make_event(type, key, object, std::move(previous));
+  history_.push_back(event);
   while (history_.size() > history_limit_) {
-    compacted_ = history_.front().event->resource_version;
+    compacted_ = history_.front()->resource_version;
     history_.pop_front();
   }
   if (history_limit_ == 0) compacted_ = revision_;
@@ -232,22 +267,22 @@ Expected<ListResult> Store::list(const WatchFilter& filter,
     return expired_error("The resourceVersion for the provided list is too old.");
   std::map<ObjectKey, json::object> state;
   for (const auto& [key, object] : objects_)
-    if (filter.matches(key)) state.emplace(key, object);
+    if (filter.covers(key)) state.emplace(key, object);
   if (exact) {
     // Undo, newest first, what happened after the version asked for.
-    for (auto entry = history_.rbegin();
-         entry != history_.rend() && entry->event->resource_version > *exact; ++entry) {
-      const ObjectKey& key = entry->event->key;
-      if (!filter.matches(key)) continue;
-      if (entry->previous)
-        state.insert_or_assign(key, *entry->previous);
+    for (auto event = history_.rbegin();
+         event != history_.rend() && (*event)->resource_version > *exact; ++event) {
+      const ObjectKey& key = (*event)->key;
+      if (!filter.covers(key)) continue;
+      if ((*event)->previous)
+        state.insert_or_assign(key, *(*event)->previous);
       else
         state.erase(key);
     }
   }
   ListResult result{{}, exact ? std::min(*exact, revision_) : revision_};
   for (auto& [key, object] : state)
-    result.items.push_back(std::move(object));
+    if (filter.matches(key, object)) result.items.push_back(std::move(object));
   return result;
 }
 
@@ -353,13 +388,15 @@ Expected<WatchStart> Store::watch(const WatchFilter& filter, std::optional<std::
     if (*from < compacted_)
       return expired_error("too old resource version: " + std::to_string(*from) + " (" +
                            std::to_string(compacted_) + ")");
-    for (const HistoryEntry& entry : history_)
-      if (entry.event->resource_version > *from && filter.matches(entry.event->key))
-        start.initial.push_back(entry.event);
+    for (const std::shared_ptr<const StoreEvent>& event : history_)
+      if (event->resource_version > *from)
+        if (std::optional<std::string> line = filter.event_line(*event))
+          start.initial.push_back(std::move(*line));
     start.resource_version = std::max(*from, revision_);
   } else {
     for (const auto& [key, object] : objects_)
-      if (filter.matches(key)) start.initial.push_back(make_event(EventType::kAdded, key, object));
+      if (filter.matches(key, object))
+        start.initial.push_back(watch_line(EventType::kAdded, object));
   }
   start.id = next_watch_id_++;
   sinks_.emplace(start.id, std::move(sink));

@@ -3,9 +3,10 @@
 // strategies keep them for kube-apiserver: one resourceVersion counter for
 // every write (an etcd revision), server-owned metadata (uid,
 // creationTimestamp, generation, resourceVersion), the status subresource
-// rules, optimistic concurrency, RFC 7386 merge patch, and a bounded history
-// of events so a watch can resume from a resourceVersion. Thread-safe: tests
-// write directly while the server's thread serves requests.
+// rules, optimistic concurrency, RFC 7386 merge patch, field and label
+// selectors, and a bounded history of events so a watch can resume from a
+// resourceVersion. Thread-safe: tests write directly while the server's
+// thread serves requests.
 
 #include <compare>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include "test/support/api_server/label_selector.h"
 #include "test/support/api_server/resources.h"
 #include "test/support/api_server/status.h"
 
@@ -31,21 +33,6 @@ namespace tetherd::test::apiserver {
 // RFC 7386: objects merge member by member, null deletes, anything else
 // replaces.
 boost::json::value merge_patch(const boost::json::value& target, const boost::json::value& patch);
-
-// fieldSelector=metadata.name=x,metadata.namespace!=y (=, == and !=).
-struct FieldSelector {
-  struct Term {
-    std::string field;  // metadata.name or metadata.namespace
-    bool negated = false;
-    std::string value;
-  };
-  std::vector<Term> terms;
-
-  bool matches(std::string_view namespace_, std::string_view name) const;
-  // The name a "metadata.name=x" term pins, which RBAC's resourceNames can allow.
-  std::optional<std::string> exact_name() const;
-};
-Expected<FieldSelector> parse_field_selector(std::string_view text);
 
 enum class EventType { kAdded, kModified, kDeleted };
 
@@ -56,19 +43,50 @@ struct ObjectKey {
   auto operator<=>(const ObjectKey&) const = default;
 };
 
+// fieldSelector=metadata.name=x,metadata.namespace!=y (=, == and !=), and
+// the type's own field labels (a pod's spec.nodeName, status.phase).
+struct FieldSelector {
+  struct Term {
+    std::string field;  // metadata.name, metadata.namespace or one of the type's field_labels
+    bool negated = false;
+    std::string value;
+  };
+  std::vector<Term> terms;
+
+  // A field the object lacks is "", as kube-apiserver's field sets have it.
+  bool matches(const ObjectKey& key, const boost::json::object& object) const;
+  // The name a "metadata.name=x" term pins, which RBAC's resourceNames can allow.
+  std::optional<std::string> exact_name() const;
+};
+Expected<FieldSelector> parse_field_selector(std::string_view text, const ResourceType& type);
+
 struct StoreEvent {
   EventType type;
   ObjectKey key;
   std::uint64_t resource_version;
   std::string line;  // the watch event: {"type":...,"object":...} and "\n"
+  boost::json::object object;
+  std::optional<boost::json::object> previous;  // the state before, none when created
 };
+
+// {"type":...,"object":...} and "\n", as a watch sends it.
+std::string watch_line(EventType type, const boost::json::object& object);
 
 struct WatchFilter {
   const ResourceType* type = nullptr;
   std::string namespace_;
   FieldSelector selector;
   bool all_namespaces = false;  // every namespace, not `namespace_` alone
-  bool matches(const ObjectKey& key) const;
+  LabelSelector labels;
+
+  // The type and namespace: where the selectors look.
+  bool covers(const ObjectKey& key) const;
+  bool matches(const ObjectKey& key, const boost::json::object& object) const;
+  // What a watch with this filter sends for `event`, as kube-apiserver's
+  // watch cache does: nothing when neither the object nor its previous state
+  // match; ADDED for an object that starts matching; DELETED, with its
+  // previous state at the event's resourceVersion, for one that stops.
+  std::optional<std::string> event_line(const StoreEvent& event) const;
 };
 
 enum class WriteScope { kObject, kStatus };
@@ -79,9 +97,9 @@ struct ListResult {
 };
 
 struct WatchStart {
-  std::uint64_t id;                                        // for unwatch()
-  std::vector<std::shared_ptr<const StoreEvent>> initial;  // to send first
-  std::uint64_t resource_version;                          // events up to here are in `initial`
+  std::uint64_t id;                  // for unwatch()
+  std::vector<std::string> initial;  // event lines to send first
+  std::uint64_t resource_version;    // events up to here are in `initial`
 };
 
 // Called under the store's lock with every event (of every resource): it
@@ -129,11 +147,6 @@ class Store {
   std::uint64_t resource_version() const;
 
  private:
-  struct HistoryEntry {
-    std::shared_ptr<const StoreEvent> event;
-    std::optional<boost::json::object> previous;  // the state before, none when created
-  };
-
   Expected<boost::json::object> write_locked(const ResourceType& type, const ObjectKey& key,
                                              const boost::json::object& old,
                                              boost::json::object next, WriteScope scope);
@@ -147,7 +160,7 @@ class Store {
   std::uint64_t revision_;
   std::uint64_t compacted_;  // watches and exact lists from before this get 410
   std::map<ObjectKey, boost::json::object> objects_;
-  std::deque<HistoryEntry> history_;
+  std::deque<std::shared_ptr<const StoreEvent>> history_;
   std::map<std::uint64_t, EventSink> sinks_;
   std::uint64_t next_watch_id_ = 1;
   std::mt19937_64 random_;

@@ -49,21 +49,88 @@ TEST(MergePatch, Rfc7386Examples) {
         << c.target << " + " << c.patch;
 }
 
-TEST(FieldSelector, ParsesNameAndNamespaceOnly) {
-  Expected<FieldSelector> parsed = parse_field_selector("metadata.name=a,metadata.namespace!=b");
-  ASSERT_TRUE(parsed.ok());
-  EXPECT_TRUE(parsed.value().matches("x", "a"));
-  EXPECT_FALSE(parsed.value().matches("b", "a"));
-  EXPECT_FALSE(parsed.value().matches("x", "c"));
-  EXPECT_EQ(parsed.value().exact_name(), "a");
-  EXPECT_TRUE(parse_field_selector("metadata.name==a").ok());
-  EXPECT_TRUE(parse_field_selector("").ok());
+const ResourceType& pods() {
+  return *parse_path("/api/v1/namespaces/ns/pods").type;
+}
 
-  Expected<FieldSelector> unsupported = parse_field_selector("spec.nodeName=a");
+TEST(FieldSelector, ParsesNameAndNamespace) {
+  Expected<FieldSelector> parsed =
+      parse_field_selector("metadata.name=a,metadata.namespace!=b", edge_nodes());
+  ASSERT_TRUE(parsed.ok());
+  const json::object any;
+  EXPECT_TRUE(parsed.value().matches({"edgenodes.tetherd.io", "x", "a"}, any));
+  EXPECT_FALSE(parsed.value().matches({"edgenodes.tetherd.io", "b", "a"}, any));
+  EXPECT_FALSE(parsed.value().matches({"edgenodes.tetherd.io", "x", "c"}, any));
+  EXPECT_EQ(parsed.value().exact_name(), "a");
+  EXPECT_TRUE(parse_field_selector("metadata.name==a", edge_nodes()).ok());
+  EXPECT_TRUE(parse_field_selector("", edge_nodes()).ok());
+
+  Expected<FieldSelector> unsupported = parse_field_selector("spec.nodeName=a", edge_nodes());
   ASSERT_FALSE(unsupported.ok());
   EXPECT_EQ(unsupported.error().code, 400u);
   EXPECT_EQ(status_message(unsupported.error()), "field label not supported: spec.nodeName");
-  EXPECT_FALSE(parse_field_selector("nonsense").ok());
+  EXPECT_FALSE(parse_field_selector("nonsense", edge_nodes()).ok());
+}
+
+TEST(FieldSelector, PodsAlsoByNodeAndPhase) {
+  Expected<FieldSelector> parsed =
+      parse_field_selector("spec.nodeName=edge-1,status.phase!=Failed", pods());
+  ASSERT_TRUE(parsed.ok());
+  const ObjectKey key{"pods", "ns", "p"};
+  EXPECT_TRUE(parsed.value().matches(
+      key,
+      json::parse(R"({"spec":{"nodeName":"edge-1"},"status":{"phase":"Running"}})").as_object()));
+  EXPECT_TRUE(parsed.value().matches(
+      key, json::parse(R"({"spec":{"nodeName":"edge-1"}})").as_object()));  // no phase: ""
+  EXPECT_FALSE(parsed.value().matches(
+      key,
+      json::parse(R"({"spec":{"nodeName":"edge-1"},"status":{"phase":"Failed"}})").as_object()));
+  EXPECT_FALSE(
+      parsed.value().matches(key, json::parse(R"({"spec":{"nodeName":"edge-2"}})").as_object()));
+  // Unscheduled pods: spec.nodeName is "".
+  Expected<FieldSelector> unscheduled = parse_field_selector("spec.nodeName=", pods());
+  ASSERT_TRUE(unscheduled.ok());
+  EXPECT_TRUE(unscheduled.value().matches(key, json::object{}));
+
+  Expected<FieldSelector> other = parse_field_selector("spec.restartPolicy=Always", pods());
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(status_message(other.error()), "field label not supported: spec.restartPolicy");
+}
+
+TEST(WatchFilter, ObjectsMovingInAndOutOfTheSelection) {
+  WatchFilter meshed{&pods(), "ns", {}, false, parse_label_selector("mesh").value()};
+  const ObjectKey key{"pods", "ns", "p"};
+  auto pod = [](const char* labels, const char* version) {
+    return json::parse(std::string(R"({"metadata":{"name":"p","resourceVersion":")") + version +
+                       R"(","labels":)" + labels + "}}")
+        .as_object();
+  };
+  auto event = [&](EventType type, json::object object, std::optional<json::object> previous) {
+    return StoreEvent{type, key, 7, watch_line(type, object), object, std::move(previous)};
+  };
+  auto sent = [&](const StoreEvent& e) -> std::optional<json::value> {
+    std::optional<std::string> line = meshed.event_line(e);
+    if (!line) return std::nullopt;
+    return json::parse(*line);
+  };
+
+  const json::object in = pod(R"({"mesh":"yes"})", "7"), out = pod("{}", "7");
+  EXPECT_FALSE(sent(event(EventType::kAdded, out, std::nullopt)));
+  EXPECT_EQ(sent(event(EventType::kAdded, in, std::nullopt))->at("type"), "ADDED");
+  EXPECT_EQ(sent(event(EventType::kModified, in, pod(R"({"mesh":"yes"})", "6")))->at("type"),
+            "MODIFIED");
+  EXPECT_FALSE(sent(event(EventType::kModified, out, pod("{}", "6"))));
+  // Starts matching: ADDED; stops: DELETED with its last matching state at the event's version.
+  EXPECT_EQ(sent(event(EventType::kModified, in, pod("{}", "6")))->at("type"), "ADDED");
+  std::optional<json::value> left =
+      sent(event(EventType::kModified, out, pod(R"({"mesh":"yes"})", "6")));
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->at("type"), "DELETED");
+  EXPECT_EQ(left->at("object").at("metadata").at("labels").at("mesh"), "yes");
+  EXPECT_EQ(left->at("object").at("metadata").at("resourceVersion"), "7");
+  EXPECT_EQ(sent(event(EventType::kDeleted, in, pod(R"({"mesh":"yes"})", "6")))->at("type"),
+            "DELETED");
+  EXPECT_FALSE(sent(event(EventType::kDeleted, out, pod("{}", "6"))));
 }
 
 TEST(Paths, RoutesWhatTheServerServes) {
@@ -75,7 +142,14 @@ TEST(Paths, RoutesWhatTheServerServes) {
   EXPECT_EQ(parse_path("/api/v1/namespaces/ns/configmaps").kind, PathKind::kCollection);
   EXPECT_EQ(parse_path("/apis/coordination.k8s.io/v1/namespaces/ns/leases/l/status").kind,
             PathKind::kUnknown);  // leases have no status subresource
-  EXPECT_EQ(parse_path("/api/v1/namespaces/ns/pods").kind, PathKind::kUnknown);
+  EXPECT_EQ(parse_path("/api/v1/namespaces/ns/services").kind, PathKind::kUnknown);
+  ResourcePath eviction = parse_path("/api/v1/namespaces/ns/pods/p/eviction");
+  EXPECT_EQ(eviction.kind, PathKind::kEviction);
+  EXPECT_EQ(eviction.namespace_, "ns");
+  EXPECT_EQ(eviction.name, "p");
+  EXPECT_EQ(parse_path("/api/v1/namespaces/ns/configmaps/c/eviction").kind, PathKind::kUnknown);
+  EXPECT_EQ(parse_path("/apis/policy/v1/namespaces/ns/poddisruptionbudgets/b/status").kind,
+            PathKind::kStatus);
   EXPECT_EQ(parse_path("/apis/tetherd.io/v1/namespaces/ns/edgenodes").kind, PathKind::kUnknown);
   EXPECT_EQ(parse_path("/api/v1/namespaces/ns/secrets/").kind, PathKind::kUnknown);
   EXPECT_EQ(parse_path("/readyz").kind, PathKind::kReadyz);

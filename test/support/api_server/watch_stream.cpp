@@ -49,8 +49,8 @@ void Connection::start_watch(WatchRequest request, std::optional<MisbehaviourSpe
                        false, false});
   core_.observations.watch_opened();
   watch_misbehaviour_after_event();
-  for (const auto& event : start.initial)
-    send_event(event->line);
+  for (const std::string& line : start.initial)
+    send_event(line);
   arm_watch_timeout(request.timeout);
   arm_bookmark_timer();
   start_idle_read();
@@ -60,7 +60,7 @@ void Connection::on_store_event(std::uint64_t watch_seq, const StoreEvent& event
   if (closed_ || !watch_ || watch_seq != watch_seq_) return;
   if (event.resource_version <= watch_->start_version) return;
   watch_->delivered_version = std::max(watch_->delivered_version, event.resource_version);
-  if (watch_->filter.matches(event.key)) send_event(event.line);
+  if (std::optional<std::string> line = watch_->filter.event_line(event)) send_event(*line);
 }
 
 void Connection::send_event(const std::string& line) {

@@ -125,6 +125,61 @@ TEST_F(WatchTest, FieldSelectorAndNoBookmarksUnlessAsked) {
   EXPECT_EQ(str(only, {"object", "metadata", "name"}), "node-b");
 }
 
+TEST_F(WatchTest, LabelSelectorSendsObjectsAsTheyEnterAndLeaveTheSelection) {
+  start();
+  const std::string pods = "/api/v1/namespaces/apps/pods";
+  auto pod = [](const std::string& name, json::object labels) {
+    return json::object{{"metadata", json::object{{"name", name}, {"labels", std::move(labels)}}},
+                        {"spec", json::object{{"nodeName", "edge-1"}}}};
+  };
+  const json::object meshed{{"linkerd.io/control-plane-ns", "linkerd"}};
+  server().create(pods, pod("web-1", meshed));
+  server().create(pods, pod("plain", {}));
+  const std::string from = std::to_string(server().resource_version());
+  const std::string query =
+      "?watch=true&allowWatchBookmarks=true&fieldSelector=spec.nodeName%3Dedge-1"
+      "&labelSelector=linkerd.io%2Fcontrol-plane-ns";
+  auto watcher = admin();
+  ASSERT_EQ(watcher->start_watch(pods + query).status, 200u);
+  json::value first = event_of(watcher->next_chunk());
+  EXPECT_EQ(str(first, {"type"}), "ADDED");
+  EXPECT_EQ(str(first, {"object", "metadata", "name"}), "web-1");
+  ASSERT_TRUE(server().wait_for_watches(1, kWait));
+
+  server().patch_status(pods + "/plain", json::object{{"phase", "Running"}});  // not selected
+  server().update(pods + "/plain", pod("plain", meshed));
+  json::value entered = event_of(watcher->next_chunk());
+  EXPECT_EQ(str(entered, {"type"}), "ADDED");
+  EXPECT_EQ(str(entered, {"object", "metadata", "name"}), "plain");
+
+  server().update(pods + "/web-1", pod("web-1", {}));
+  const std::string left_at = std::to_string(server().resource_version());
+  json::value left = event_of(watcher->next_chunk());
+  EXPECT_EQ(str(left, {"type"}), "DELETED");
+  EXPECT_EQ(str(left, {"object", "metadata", "name"}), "web-1");
+  // Its last state in the selection, at the version it left it.
+  EXPECT_EQ(str(left, {"object", "metadata", "labels", "linkerd.io/control-plane-ns"}), "linkerd");
+  EXPECT_EQ(str(left, {"object", "metadata", "resourceVersion"}), left_at);
+
+  server().remove(pods + "/web-1");  // out of the selection already: nothing
+  server().bookmark_now();
+  EXPECT_EQ(str(event_of(watcher->next_chunk()), {"type"}), "BOOKMARK");
+
+  // Resumed from before it all, the history is selected the same way.
+  auto resumed = admin();
+  ASSERT_EQ(resumed->start_watch(pods + query + "&resourceVersion=" + from).status, 200u);
+  EXPECT_EQ(str(event_of(resumed->next_chunk()), {"type"}), "ADDED");    // plain
+  EXPECT_EQ(str(event_of(resumed->next_chunk()), {"type"}), "DELETED");  // web-1
+  ASSERT_TRUE(server().wait_for_watches(2, kWait));
+  server().bookmark_now();
+  EXPECT_EQ(str(event_of(resumed->next_chunk()), {"type"}), "BOOKMARK");
+
+  HttpResponse malformed = admin()->call("GET", pods + "?watch=true&labelSelector=a%3D%3D%3Db");
+  EXPECT_EQ(malformed.status, 400u);
+  EXPECT_EQ(str(malformed.json(), {"message"}),
+            "unable to parse requirement: found '=', expected: identifier");
+}
+
 TEST_F(WatchTest, TimeoutSecondsEndsTheStreamCleanly) {
   start();
   auto watcher = admin();
