@@ -325,6 +325,8 @@ CertificateInfo describe(const Certificate& cert) {
   info.not_after = wall_time(X509_get0_notAfter(x)).value_or(WallTime{});
   info.key_type = key_type_of(X509_get0_pubkey(x));
   info.is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
+  info.client_auth = (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) == 0 ||
+                     (X509_get_extended_key_usage(x) & XKU_SSL_CLIENT) != 0;
   if (const long path_len = X509_get_pathlen(x); info.is_ca && path_len >= 0)
     info.path_len = static_cast<int>(path_len);
   info.serial_hex = serial_text(X509_get0_serialNumber(x));

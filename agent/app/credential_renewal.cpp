@@ -120,14 +120,19 @@ void CredentialRenewal::stop() {
 
 void CredentialRenewal::wake(bool resumed) {
   if (stopped_) return;
-  if (resumed) {
-    retry_after_ = MonoTime{};
-    // The attempt's connections died in the sleep: cut them, and begin
-    // again at once rather than after a timeout and a backoff.
-    if (http_ != nullptr) {
-      interrupted_ = true;
-      http_->disconnect_all();
-    }
+  // A resume cuts a backoff short (the network it waited for is back),
+  // but not the wait after an admin's refusal: asking again at each resume
+  // would be a request per resume against someone who said no.
+  if (resumed && !refused_) retry_after_ = MonoTime{};
+  // The attempt under way is cut: on a resume its connections died in the
+  // sleep; on a change of the files (a new certificate, a clock put right)
+  // it may be waiting for nothing. The next one judges the files as they
+  // are and, if still due, waits for the same request. Not while the
+  // request is being made (only a resume cuts that): a request cut there
+  // may not exist, and the next attempt would wait for it.
+  if (http_ != nullptr && (resumed || waiting_)) {
+    interrupted_ = true;
+    http_->disconnect_all();
   }
   woken_ = true;
   timer_.cancel();
@@ -219,6 +224,11 @@ CredentialRenewal::Assessment CredentialRenewal::assess() {
       set(std::move(r));
       return a;
     case ClientCertState::kRenewDue:
+      // In force (a clock put right may bring one back from "expired").
+      if (!report_.usable || report_.state == CredentialState::kNotYetValid) {
+        r.state = CredentialState::kValid;
+        set(r);
+      }
       if (!v.renew) {
         r.state = CredentialState::kRenewalHeld;
         r.message +=
@@ -279,7 +289,14 @@ awaitable<void> CredentialRenewal::run() {
   while (!stopped_) {
     woken_ = false;
     Assessment a = assess();
-    Duration wait = a.wait;
+    // Never past the certificate's expiry, whatever is waited for: it is
+    // said (and not used) from that moment.
+    const WallTime now = clock_.wall();
+    Duration wait = a.current.not_after > now
+                        ? std::min<Duration>(a.wait, std::chrono::duration_cast<Duration>(
+                                                         a.current.not_after - now) +
+                                                         kAtLeast)
+                        : a.wait;
     if (a.action == Action::kRenew) {
       wait = co_await renew(*a.kubeconfig, a.current, "its current certificate");
     } else if (a.action == Action::kRecover) {
@@ -288,6 +305,12 @@ awaitable<void> CredentialRenewal::run() {
         wait = failed(CredentialState::kExpired,
                       report_.message + "; but controlPlane.bootstrapKubeconfig cannot be used: " +
                           boot.error().message,
+                      a.current);
+      } else if (boot->ca_pem.empty()) {
+        wait = failed(CredentialState::kExpired,
+                      report_.message + "; but controlPlane.bootstrapKubeconfig " + bootstrap_ +
+                          " names no certificate-authority: its token would go to any server "
+                          "the system's web CAs vouch for; add the cloud's CA to it",
                       a.current);
       } else if (!same_server(boot->server, a.kubeconfig->server)) {
         wait = failed(CredentialState::kExpired,
@@ -311,6 +334,7 @@ Duration CredentialRenewal::failed(CredentialState state, const std::string& mes
   // answer, and counts).
   const bool answer = state == CredentialState::kRenewalRefused;
   if (std::exchange(interrupted_, false) && !answer) return Duration::zero();
+  refused_ = answer;
   ++failures_;
   const Duration delay =
       std::max(timing_.backoff.base, full_jitter(timing_.backoff, failures_ - 1, timing_.random()));
@@ -330,7 +354,9 @@ Duration CredentialRenewal::failed(CredentialState state, const std::string& mes
 
 awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const CertificateInfo& current,
                                              const std::string& via) {
-  const bool expired = report_.state == CredentialState::kExpired;
+  // Judged now, not from the last report: a clock put right may have
+  // brought an "expired" certificate back into its life.
+  const bool expired = clock_.wall() >= current.not_after;
   const CredentialState trouble =
       expired ? CredentialState::kExpired : CredentialState::kRenewalFailed;
   const std::string prefix = expired ? report_.message + "; " : std::string();
@@ -374,7 +400,11 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
     if (stopped_) co_return Duration::zero();
     // 409: it was made (by an earlier try of this one request); waited for.
     if (!created && !created.error().conflict()) {
-      if (created.error().kind == kube::ErrorKind::kHttp) forget_pending(paths_);  // refused
+      // Refused (a 4xx but 429): not made, forgotten. A 5xx, a 429 or no
+      // answer: it may have been made, and is looked for next time.
+      const kube::ApiError& e = created.error();
+      if (e.kind == kube::ErrorKind::kHttp && e.code >= 400 && e.code < 500 && e.code != 429)
+        forget_pending(paths_);
       co_return failed(trouble,
                        prefix + "cannot ask for a new certificate with " + via + ": " +
                            kube::describe(created.error()),
@@ -400,8 +430,10 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
                     "); the certificate in force expires at " + format_kube_time(current.not_after);
   set(std::move(waiting));
 
+  waiting_ = true;
   auto status =
       co_await wait_for(kube, *http, pending->name, expired ? WallTime::max() : current.not_after);
+  waiting_ = false;
   if (stopped_) co_return Duration::zero();
   if (!status && status.error().message == kExpiredWhileWaiting)
     co_return Duration::zero();  // judged again now: expired, recovered with what can
@@ -421,7 +453,10 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   }
   if (!status) {
     forget_pending(paths_);
-    co_return failed(trouble, prefix + pending->name + " was deleted before it was issued",
+    co_return failed(trouble,
+                     prefix + pending->name +
+                         " is gone: deleted, or removed by the cluster (an issued request is "
+                         "kept about an hour) while this node could not fetch it",
                      current);
   }
   using State = CsrStatus::State;
@@ -455,6 +490,7 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   if (auto r = install_issued(paths_, *pending, status->certificate_pem); !r)
     co_return failed(trouble, prefix + r.error().message, current);
   failures_ = 0;
+  refused_ = false;
   // Due already (past its earliest renewal point) the moment it arrives: a
   // signer that backdates far, or issues for less than that, or a clock
   // that is wrong. Not renewed in a loop: the next request waits half of

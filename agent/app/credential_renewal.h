@@ -168,10 +168,12 @@ class CredentialRenewal {
   std::string installed_unsynced_;  // renewed while the clock was not synchronized
   double draw_ = 0.0;
   unsigned failures_ = 0;              // attempts in a row that did not renew
+  bool refused_ = false;               // the last of them was refused (denied, wrong)
   MonoTime retry_after_{};             // no new attempt before (monotonic)
   kube::HttpsClient* http_ = nullptr;  // the attempt's, while one runs (stop() closes it)
   bool woken_ = false;
-  bool interrupted_ = false;  // a resume cut the attempt's connections
+  bool interrupted_ = false;  // a resume or a file change cut the attempt's connections
+  bool waiting_ = false;      // the attempt waits for its request's answer
   bool stopped_ = false;
   int running_ = 0;
 };

@@ -301,6 +301,17 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
                       "node.name \"" + config.node_name + "\" is too long to enroll: " + user +
                           " must fit a certificate's common name (64 bytes; node names up to 56)");
 
+  // Held for the whole run, before anything is judged: tetherd's renewal
+  // writes the same files.
+  if (auto ec = StateDir(paths.dir).ensure())
+    co_return outcome(EnrollExit::kError, "cannot make " + paths.dir + ": " + ec.message());
+  const CredentialsLock lock(paths.dir);
+  if (!lock.locked())
+    co_return outcome(EnrollExit::kError,
+                      "another tetherctl enroll, or tetherd renewing the "
+                      "node's certificate, is writing " +
+                          paths.dir + ": run the same command again in a moment");
+
   // 1. Nothing to do? (An install a crash cut short is finished first.)
   finish_install(paths);
   const auto why = not_enrolled(paths, options, user, clock.wall());
@@ -318,14 +329,6 @@ awaitable<EnrollOutcome> enroll(boost::asio::any_io_executor executor, const Enr
                  : k.error().message) +
               "): move it away, or run enroll with --force to replace it");
   }
-  if (auto ec = StateDir(paths.dir).ensure())
-    co_return outcome(EnrollExit::kError, "cannot make " + paths.dir + ": " + ec.message());
-  const CredentialsLock lock(paths.dir);
-  if (!lock.locked())
-    co_return outcome(EnrollExit::kError,
-                      "another tetherctl enroll, or tetherd renewing the "
-                      "node's certificate, is writing " +
-                          paths.dir + ": run the same command again in a moment");
   say("enrolling " + config.node_name + " as " + user + " with " + options.server + " (" + *why +
       ")");
 

@@ -26,6 +26,8 @@ struct CertificateInfo {
   std::string key_type;  // "ECDSA P-256", "RSA 2048", "Ed25519", ...
   bool is_ca = false;    // basicConstraints CA:TRUE
   std::optional<int> path_len;
+  // extendedKeyUsage absent, or listing clientAuth: usable as a TLS client.
+  bool client_auth = true;
   std::string serial_hex;          // lower hex of its octets, colon-free
   std::string sha256_fingerprint;  // of the DER, lower hex, colon-free
   // Of the DER SubjectPublicKeyInfo, lower hex: what kubeadm's

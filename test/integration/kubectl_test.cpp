@@ -5,8 +5,10 @@
 // Kubernetes for a standard client: discovery and /openapi/v2, apply (create,
 // then nothing to patch), Tables with the CRD's printer columns, merge
 // patches, the CSR approval, RBAC applied through the API and enforced,
-// TokenRequest and a ServiceAccount token, and SelfSubjectAccessReview
-// (`kubectl auth can-i`). Skips without kubectl, fails without it when CI is set.
+// TokenRequest and a ServiceAccount token, SelfSubjectAccessReview
+// (`kubectl auth can-i`), the pods of a node by field and label selector, and
+// evictions within a PodDisruptionBudget. Skips without kubectl, fails
+// without it when CI is set.
 
 #include <cstdlib>
 #include <filesystem>
@@ -333,9 +335,10 @@ TEST_F(KubectlTest, AServiceAccountTokenFromTokenRequestAuthenticates) {
   const std::string token(answer.at("status").at("token").as_string());
 
   const std::string config = kubeconfig_with("bootstrap", "    token: " + token);
-  Ran listed = kubectl(config, {"get", "csr"});
-  EXPECT_EQ(listed.code, 0) << listed.err;
-  EXPECT_EQ(listed.err, "No resources found\n");
+  // Authenticated, and allowed to read a request by name (none by this one).
+  Ran got = kubectl(config, {"get", "csr", "tetherd-none"});
+  EXPECT_EQ(got.code, 1) << got.err;
+  EXPECT_NE(got.err.find("(NotFound)"), std::string::npos) << got.err;
   Ran forbidden = kubectl(config, {"-n", "tetherd-system", "get", "edgenodes"});
   EXPECT_EQ(forbidden.code, 1);
   EXPECT_NE(forbidden.err.find(
@@ -350,6 +353,81 @@ TEST_F(KubectlTest, AServiceAccountTokenFromTokenRequestAuthenticates) {
   EXPECT_NE(missing.code, 0);
   EXPECT_NE(missing.err.find("serviceaccounts \"nobody\" not found"), std::string::npos)
       << missing.err;
+}
+
+TEST_F(KubectlTest, ListsTheMeshedPodsOfANodeAndEvictsThemWithinTheirBudget) {
+  auto pod = [&](const std::string& namespace_, const std::string& name, const std::string& node,
+                 bool meshed) {
+    json::object labels{{"app", "web"}};
+    if (meshed) labels["linkerd.io/control-plane-ns"] = "linkerd";
+    const std::string pods = "/api/v1/namespaces/" + namespace_ + "/pods";
+    server_->create(pods,
+                    json::object{{"metadata", json::object{{"name", name}, {"labels", labels}}},
+                                 {"spec", json::object{{"nodeName", node}}}});
+    server_->patch_status(
+        pods + "/" + name,
+        json::object{{"phase", "Running"},
+                     {"conditions", json::array{{{"type", "Ready"}, {"status", "True"}}}}});
+  };
+  pod("apps", "web-1", "edge-1", true);
+  pod("apps", "web-2", "edge-2", true);
+  pod("apps", "plain", "edge-1", false);
+  pod("apps", "web-3", "edge-1", true);
+  pod("linkerd", "identity", "edge-1", true);
+  const std::vector<std::string> on_edge_1{"--field-selector", "spec.nodeName=edge-1", "-l",
+                                           "linkerd.io/control-plane-ns"};
+
+  std::vector<std::string> args{"-n", "apps", "get", "pods"};
+  args.insert(args.end(), on_edge_1.begin(), on_edge_1.end());
+  Ran listed = kubectl(admin_, args);
+  ASSERT_EQ(listed.code, 0) << listed.out << listed.err;
+  const auto table = lines(listed.out);
+  ASSERT_EQ(table.size(), 3u) << listed.out;
+  EXPECT_EQ(words(table[0]), (std::vector<std::string>{"NAME", "AGE"}));
+  EXPECT_EQ(words(table[1]).at(0), "web-1");
+  EXPECT_EQ(words(table[2]).at(0), "web-3");
+  args = {"get", "pods", "--all-namespaces", "-o", "name"};
+  args.insert(args.end(), on_edge_1.begin(), on_edge_1.end());
+  Ran everywhere = kubectl(admin_, args);
+  ASSERT_EQ(everywhere.code, 0) << everywhere.err;
+  EXPECT_EQ(everywhere.out, "pod/web-1\npod/web-3\npod/identity\n");
+
+  // A budget that allows one disruption, as the disruption controller left it.
+  const std::string budgets = "/apis/policy/v1/namespaces/apps/poddisruptionbudgets";
+  server_->create(budgets, json::object{{"metadata", json::object{{"name", "web"}}},
+                                        {"spec", json::parse(R"({"minAvailable":2,)"
+                                                             R"("selector":{"matchLabels":)"
+                                                             R"({"app":"web"}}})")}});
+  server_->patch_status(budgets + "/web", json::object{{"observedGeneration", 1},
+                                                       {"disruptionsAllowed", 1},
+                                                       {"currentHealthy", 3},
+                                                       {"desiredHealthy", 2},
+                                                       {"expectedPods", 3}});
+  auto evict = [&](const std::string& name) {
+    const std::string body =
+        write(name + "-eviction.json",
+              R"({"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":")" + name +
+                  R"(","namespace":"apps"}})");
+    return kubectl(admin_, {"create", "--raw", "/api/v1/namespaces/apps/pods/" + name + "/eviction",
+                            "-f", body});
+  };
+  Ran evicted = evict("web-1");
+  ASSERT_EQ(evicted.code, 0) << evicted.out << evicted.err;
+  EXPECT_EQ(evicted.out,
+            R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","code":201})");
+  EXPECT_FALSE(server_->get("/api/v1/namespaces/apps/pods/web-1"));
+  EXPECT_EQ(server_->evictions(), std::vector<std::string>{"apps/web-1"});
+  Ran allowed = kubectl(
+      admin_, {"-n", "apps", "get", "pdb", "web", "-o", "jsonpath={.status.disruptionsAllowed}"});
+  EXPECT_EQ(allowed.out, "0") << allowed.err;
+
+  Ran refused = evict("web-3");
+  EXPECT_EQ(refused.code, 1) << refused.out;
+  EXPECT_EQ(refused.err,
+            "Error from server (TooManyRequests): Cannot evict pod as it would violate the pod's "
+            "disruption budget.\n");
+  EXPECT_TRUE(server_->get("/api/v1/namespaces/apps/pods/web-3"));
+  EXPECT_EQ(server_->evictions().size(), 1u);
 }
 
 }  // namespace

@@ -250,6 +250,52 @@ TEST_F(Renewal, ADeniedRequestKeepsTheCertificateAndBacksOff) {
   EXPECT_EQ(csrs().size(), 2u);
 }
 
+// A resume after the admin said no does not ask again at once (a
+// suspend-and-resume desktop would otherwise ask at every resume).
+TEST_F(Renewal, AResumeAfterADenialKeepsTheBackoff) {
+  enrolled(81h, 100h);
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  ASSERT_EQ(decide(renewal_->report().csr, "Denied"), 200u);
+  ASSERT_TRUE(in(CredentialState::kRenewalRefused));
+  clock_.suspend(10s);
+  renewal_->wake(/*resumed=*/true);
+  clock_.run_for(rio_, 30s);
+  settle();
+  EXPECT_EQ(state(), CredentialState::kRenewalRefused);
+  EXPECT_EQ(csrs().size(), 1u) << "not asked again before the backoff ends";
+}
+
+// Judged expired by a clock that ran ahead, then the clock is put right:
+// the certificate is in force again at once (usable), and renewed as due.
+TEST_F(Renewal, AClockPutRightBringsAnExpiredCertificateBack) {
+  enrolled(81h, 100h);
+  clock_.step_wall(50h);
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kExpired));
+  EXPECT_FALSE(renewal_->report().usable);
+  clock_.step_wall(-50h);
+  renewal_->wake();
+  ASSERT_TRUE(in(CredentialState::kRenewalPending)) << renewal_->report().message;
+  EXPECT_TRUE(renewal_->report().usable);
+  EXPECT_EQ(renewal_->report().message.find("expired"), std::string::npos)
+      << renewal_->report().message;
+}
+
+// Recovering with the bootstrap credential, waiting for an approval; the
+// node is enrolled anew meanwhile (a new certificate on disk): taken at
+// once, not after the request's answer.
+TEST_F(Renewal, ANewCertificateEndsARecoveryWait) {
+  enrolled(3h, 2h);
+  start(config(bootstrap_kubeconfig()));
+  ASSERT_TRUE(pump([&] { return !renewal_->report().csr.empty(); })) << renewal_->report().message;
+  ASSERT_FALSE(renewal_->report().usable);
+  enrolled(1h, 100h);  // what enroll leaves
+  renewal_->wake();    // the daemon's file watch
+  ASSERT_TRUE(in(CredentialState::kValid)) << renewal_->report().message;
+  EXPECT_TRUE(renewal_->report().usable);
+}
+
 class RenewalWithoutSigner : public Renewal {
  protected:
   RenewalWithoutSigner() : Renewal(Signer{.on = false}) {}

@@ -99,6 +99,9 @@ TEST(CheckIssued, RefusesWhatWasNotAskedFor) {
   CertificateInfo ca = good;
   ca.is_ca = true;
   refused(ca, true, "CA certificate");
+  CertificateInfo server_only = good;
+  server_only.client_auth = false;
+  refused(server_only, true, "leaves out clientAuth");
   CertificateInfo early = good;
   early.not_before = now + 1h;
   refused(early, true, "valid from");
