@@ -102,6 +102,24 @@ std::string render_metrics(const MetricsInputs& in) {
   }
   page.sample("tetherd_probe_duration_seconds", {{"probe", "local"}}, seconds(in.local_probe));
 
+  if (in.status.linkerd) {
+    page.family("tetherd_mesh_proxies", MetricType::kGauge,
+                "Meshed pods on this node by their proxy's identity certificate: all, expired, "
+                "unreadable (metrics that could not be read).");
+    page.sample("tetherd_mesh_proxies", {{"state", "all"}}, in.status.linkerd->meshed);
+    page.sample("tetherd_mesh_proxies", {{"state", "expired"}}, in.status.linkerd->expired);
+    page.sample("tetherd_mesh_proxies", {{"state", "unreadable"}}, in.status.linkerd->unreadable);
+  }
+  if (in.mesh) {
+    page.family("tetherd_mesh_evictions_total", MetricType::kCounter,
+                "Evictions of pods whose proxy's certificate expired, by answer: evicted, "
+                "refused (a PodDisruptionBudget allowed none; tried again), failed.");
+    page.sample("tetherd_mesh_evictions_total", {{"result", "evicted"}}, in.mesh->evictions);
+    page.sample("tetherd_mesh_evictions_total", {{"result", "refused"}},
+                in.mesh->evictions_refused);
+    page.sample("tetherd_mesh_evictions_total", {{"result", "failed"}}, in.mesh->eviction_failures);
+  }
+
   if (in.process) append_process_metrics(page, *in.process);
   return page.str();
 }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "agent/adapters/process_stats.h"
+#include "agent/app/mesh_watch.h"
 #include "agent/core/node_status.h"
 
 namespace tetherd {
@@ -32,6 +33,8 @@ struct MetricsInputs {
   std::optional<Duration> k3s_probe, gateway_probe;
   Duration local_probe{};
   std::optional<ProcessStats> process;  // none when /proc could not be read
+  // The meshed proxies' watch (linkerd configured): its evictions.
+  std::optional<MeshStats> mesh;
 };
 
 std::string render_metrics(const MetricsInputs& in);

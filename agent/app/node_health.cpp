@@ -39,6 +39,10 @@ void rethrow(std::exception_ptr e) {
   if (e) std::rethrow_exception(e);
 }
 
+MeshSummary summary_of(const MeshReport& r) {
+  return MeshSummary{r.meshed, r.expired, r.unreadable};
+}
+
 }  // namespace
 
 NodeHealth::NodeHealth(asio::io_context& io, const Clock& clock, Log& log, const Config& config,
@@ -63,12 +67,57 @@ NodeHealth::NodeHealth(asio::io_context& io, const Clock& clock, Log& log, const
   // Every transition, whoever made it, is a journal line.
   listening_ = conditions_.listen(
       [this](const NodeConditions::Change& change) { note(change.transitions); });
+  follow_mesh(config);
+}
+
+void NodeHealth::follow_mesh(const Config& config) {
+  std::erase_if(retired_mesh_, [](const auto& m) { return m->finished(); });
+  if (!config.linkerd) {
+    if (!mesh_) return;
+    mesh_->stop();
+    retired_mesh_.push_back(std::move(mesh_));
+    forget(condition_type::kMeshHealthy);
+    return;
+  }
+  if (mesh_ && mesh_->node() != node_) {  // renamed: the pods are another node's
+    mesh_->stop();
+    retired_mesh_.push_back(std::move(mesh_));
+  }
+  if (mesh_) {
+    mesh_->set_heal(config.linkerd->heal_expired_proxies);
+    return;
+  }
+  // Healing waits while linkerd's issuer (or anchor) is not valid: a new
+  // proxy could get no certificate either.
+  auto issuer_valid = [this] {
+    const Condition* c = conditions_.find(condition_type::kCertificatesValid);
+    return c == nullptr || c->status != ConditionStatus::kFalse;
+  };
+  mesh_ = std::make_unique<MeshWatch>(io_.get_executor(), clock_, log_, conditions_, node_,
+                                      config.linkerd->heal_expired_proxies, issuer_valid);
+  mesh_->set_k3s(k3s_);
+  mesh_->on_report([this](const MeshReport& r) {
+    if (tether_) tether_->set_mesh(summary_of(r));
+  });
+  if (running_) mesh_->start();
+}
+
+void NodeHealth::set_k3s(std::shared_ptr<kube::HttpsClient> k3s) {
+  k3s_ = std::move(k3s);
+  if (mesh_) mesh_->set_k3s(k3s_);
+}
+
+bool NodeHealth::finished() const {
+  if (running_ || (mesh_ && !mesh_->finished())) return false;
+  return std::all_of(retired_mesh_.begin(), retired_mesh_.end(),
+                     [](const auto& m) { return m->finished(); });
 }
 
 NodeHealth::~NodeHealth() = default;
 
 void NodeHealth::start() {
   running_ = true;
+  if (mesh_) mesh_->start();
   asio::co_spawn(io_, loop(), [this](std::exception_ptr e) {
     running_ = false;
     rethrow(e);
@@ -78,6 +127,7 @@ void NodeHealth::start() {
 void NodeHealth::stop() {
   stopped_ = true;
   timer_.cancel();
+  if (mesh_) mesh_->stop();
   if (metrics_server_) metrics_server_->stop();
   if (status_server_) status_server_->stop();
 }
@@ -136,6 +186,7 @@ void NodeHealth::reconfigure(const Config& config) {
   gateway_url_ = config.linkerd ? config.health.linkerd_gateway : std::string();
   conditions_.set_threshold(config.health.threshold);
   disk_paths_ = {kRancherDir, config.state.dir};
+  follow_mesh(config);
   if (config.health.interval != interval_) {
     interval_ = config.health.interval;
     // The wait under way was armed with the old interval: armed again,
@@ -156,10 +207,12 @@ void NodeHealth::set_tether(Tether* tether) {
   // them on the board. What it writes besides them comes from here.
   if (!certificates_.empty()) tether_->set_certificates(certificates_);
   if (facts_) tether_->set_node_vitals(*facts_);
+  if (mesh_ && mesh_->report()) tether_->set_mesh(summary_of(*mesh_->report()));
 }
 
 void NodeHealth::resumed(WallTime at) {
   last_resume_ = at;
+  if (mesh_) mesh_->resumed(at);
   ++stats_.resumes;
   poked_ = true;
   timer_.cancel();
@@ -198,6 +251,9 @@ awaitable<void> NodeHealth::round() {
     stats_.gateway_took = gateway->took;
     take(condition_type::kLinkerdGatewayReady, *gateway);
   }
+  // Its own pass: a hundred proxies read do not hold the next round back.
+  if (mesh_) mesh_->poke();
+  std::erase_if(retired_mesh_, [](const auto& m) { return m->finished(); });
 }
 
 awaitable<std::optional<ProbeResult>> NodeHealth::k3s_probe() {
@@ -303,6 +359,7 @@ NodeStatus NodeHealth::status() const {
   s.agent_version = TETHERD_VERSION;
   s.certificates = certificates_;
   s.node = facts_;
+  if (mesh_ && mesh_->report()) s.linkerd = summary_of(*mesh_->report());
   return s;
 }
 
@@ -337,6 +394,7 @@ std::string NodeHealth::metrics() const {
   if (k3s_) in.k3s_probe = stats_.k3s_took;
   if (!gateway_url_.empty()) in.gateway_probe = stats_.gateway_took;
   in.local_probe = stats_.local_took;
+  if (mesh_) in.mesh = mesh_->stats();
   if (auto process = read_process_stats()) in.process = *process;
   return render_metrics(in);
 }

@@ -14,6 +14,9 @@
 //   FirewallInSync       the live rules read back against the desired ones
 //                        (and repaired: FirewallKeeper::reconcile);
 //   ClockSynchronized    the kernel's clock discipline (adjtimex);
+//   MeshHealthy          after each round, the meshed proxies on this node
+//                        (app/mesh_watch.h, when linkerd is configured and
+//                        k3s reachable; its own pass, not awaited here);
 //   status.node          load, memory, disk, uptime, last resume.
 // The conditions are the node's (core/node_conditions.h): the rounds report
 // their results there, as the Tether (Connected, the spec's verdict) and
@@ -34,6 +37,7 @@
 
 #include "agent/adapters/http_server.h"
 #include "agent/app/firewall_keeper.h"
+#include "agent/app/mesh_watch.h"
 #include "agent/app/tether.h"
 #include "agent/config/config.h"
 #include "agent/core/clock.h"
@@ -99,7 +103,7 @@ class NodeHealth {
   // The local cluster's client, once its kubeconfig could be used: the next
   // round probes it.
   // A probe in flight keeps the client it started with alive.
-  void set_k3s(std::shared_ptr<kube::HttpsClient> k3s) { k3s_ = std::move(k3s); }
+  void set_k3s(std::shared_ptr<kube::HttpsClient> k3s);
   // A condition whose producer is gone (a reload removed its section).
   void forget(std::string_view type);
   // The certificates behind CertificatesValid, for status.certificates and
@@ -122,7 +126,9 @@ class NodeHealth {
   std::string summary() const;
   // Called after each transition (for STATUS=).
   void on_transition(std::function<void()> listener) { on_transition_ = std::move(listener); }
-  bool finished() const { return !running_; }
+  bool finished() const;
+  // The meshed proxies' watch; null without linkerd.
+  MeshWatch* mesh() const { return mesh_.get(); }
 
  private:
   void take(std::string_view type, const ProbeResult& result);
@@ -131,6 +137,8 @@ class NodeHealth {
   boost::asio::awaitable<std::optional<ProbeResult>> k3s_probe();
   boost::asio::awaitable<std::optional<ProbeResult>> gateway_probe();
   void local_round();
+  // linkerd configured: the watch made (or its heal switch set); not: stopped.
+  void follow_mesh(const Config& config);
 
   boost::asio::io_context& io_;
   const Clock& clock_;
@@ -161,6 +169,8 @@ class NodeHealth {
   // comes after it checks.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   bool running_ = false;
+  std::unique_ptr<MeshWatch> mesh_;
+  std::vector<std::unique_ptr<MeshWatch>> retired_mesh_;  // stopped, until finished
   HealthStats stats_;
   std::function<void()> on_transition_;
 };

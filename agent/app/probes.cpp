@@ -159,58 +159,80 @@ awaitable<std::optional<ProbeResult>> connect(beast::tcp_stream& stream, const s
   co_return std::nullopt;
 }
 
-awaitable<ProbeResult> http_ready(asio::any_io_executor executor, std::string url,
-                                  Duration budget) {
+// GET, bounded as a whole by `deadline`; see http_get in probes.h.
+awaitable<std::optional<ProbeResult>> get(asio::any_io_executor executor, const std::string& host,
+                                          std::uint16_t port, const std::string& target,
+                                          const std::string& host_header, const std::string& what,
+                                          Duration budget, const HttpBodySink& take) {
   const Deadline deadline = std::chrono::steady_clock::now() + budget;
-  auto parsed = parse_http_url(url);
-  if (!parsed) co_return failed("BadURL", parsed.error().message);
-  const HttpUrl& u = *parsed;
   beast::tcp_stream stream(executor);
-  if (auto failure = co_await connect(stream, u.host, u.port, deadline, url, budget))
+  if (auto failure = co_await connect(stream, host, port, deadline, what, budget))
     co_return std::move(*failure);
 
-  http::request<http::empty_body> request{http::verb::get, u.target, 11};
-  request.set(http::field::host, u.host_header);
+  http::request<http::empty_body> request{http::verb::get, target, 11};
+  request.set(http::field::host, host_header);
   request.set(http::field::user_agent, "tetherd/" TETHERD_VERSION);
   request.keep_alive(false);
   stream.expires_at(deadline);
   auto [wec, written] = co_await http::async_write(stream, request, nothrow);
-  if (wec == beast::error::timeout) co_return timed_out(url, budget);
-  if (wec) co_return failed("Unreachable", "sending the request to " + url + ": " + wec.message());
+  if (wec == beast::error::timeout) co_return timed_out(what, budget);
+  if (wec) co_return failed("Unreachable", "sending the request to " + what + ": " + wec.message());
 
   // Bounded twice: the parser refuses longer headers, and the buffer cannot grow past them.
   beast::flat_buffer buffer(kProbeMaxHeaderBytes + kProbeMaxBodyBytes);
   http::response_parser<http::buffer_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(kProbeMaxHeaderBytes));
-  parser.body_limit(boost::none);  // the body is cut below, never read whole
+  parser.body_limit(boost::none);  // the sink decides how much it reads
   auto [hec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, nothrow);
-  if (hec == beast::error::timeout) co_return timed_out(url, budget);
+  if (hec == beast::error::timeout) co_return timed_out(what, budget);
   if (hec == http::error::header_limit || hec == http::error::buffer_overflow)
-    co_return failed("NotReady", url + " answered with headers over " +
+    co_return failed("NotReady", what + " answered with headers over " +
                                      std::to_string(kProbeMaxHeaderBytes) + " bytes");
   if (hec == http::error::end_of_stream || hec == http::error::partial_message ||
       hec == asio::error::eof || hec == asio::error::connection_reset)
-    co_return failed("Unreachable", url + " closed the connection without an answer");
+    co_return failed("Unreachable", what + " closed the connection without an answer");
   if (hec.category() == boost::system::error_code(http::error::bad_version).category())
-    co_return failed("NotReady", url + " did not answer HTTP: " + hec.message());
-  if (hec) co_return failed("Unreachable", "reading the answer from " + url + ": " + hec.message());
+    co_return failed("NotReady", what + " did not answer HTTP: " + hec.message());
+  if (hec)
+    co_return failed("Unreachable", "reading the answer from " + what + ": " + hec.message());
 
   const unsigned status = parser.get().result_int();
+  if (!take(status, {})) co_return std::nullopt;
+  // An endless or slow body is cut where the sink says, or at the deadline.
+  std::array<char, 4096> chunk;
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    auto [bec, n] = co_await http::async_read_some(stream, buffer, parser, nothrow);
+    const std::size_t got = chunk.size() - parser.get().body().size;
+    if (got > 0 && !take(status, std::string_view(chunk.data(), got))) co_return std::nullopt;
+    if (bec == beast::error::timeout) co_return timed_out(what, budget, " (reading the answer)");
+    if (bec && bec != http::error::need_buffer)
+      co_return failed("Unreachable", "reading the answer from " + what + ": " + bec.message());
+  }
+  co_return std::nullopt;
+}
+
+awaitable<ProbeResult> http_ready(asio::any_io_executor executor, std::string url,
+                                  Duration budget) {
+  auto parsed = parse_http_url(url);
+  if (!parsed) co_return failed("BadURL", parsed.error().message);
+  const HttpUrl& u = *parsed;
+  // What the server says it is waiting for, when it is not ready: the
+  // status alone decides, the body is an excerpt for the message.
+  unsigned status = 0;
+  std::string body;
+  auto failure = co_await get(executor, u.host, u.port, u.target, u.host_header, url, budget,
+                              [&](unsigned s, std::string_view piece) {
+                                status = s;
+                                if (s >= 200 && s < 300) return false;
+                                body.append(piece.substr(0, kProbeMaxBodyBytes - body.size()));
+                                return body.size() < kProbeMaxBodyBytes;
+                              });
   const std::string head = "HTTP " + std::to_string(status) + " from " + url;
   if (status >= 200 && status < 300) co_return make(ConditionStatus::kTrue, "Ready", head);
-
-  // What the server says it is waiting for; an endless or slow body is cut
-  // at the bound or the deadline, since the status alone decides.
-  std::string body;
-  std::array<char, 1024> chunk;
-  while (!parser.is_done() && body.size() < kProbeMaxBodyBytes) {
-    const std::size_t want = std::min(chunk.size(), kProbeMaxBodyBytes - body.size());
-    parser.get().body().data = chunk.data();
-    parser.get().body().size = want;
-    auto [bec, n] = co_await http::async_read_some(stream, buffer, parser, nothrow);
-    body.append(chunk.data(), want - parser.get().body().size);
-    if (bec && bec != http::error::need_buffer) break;
-  }
+  // A body cut by the deadline or the peer still says what it said.
+  if (failure && status == 0) co_return std::move(*failure);
   const std::string said = excerpt(body);
   co_return failed("NotReady", head + (said.empty() ? std::string(" (no body)") : ": " + said));
 }
@@ -405,6 +427,14 @@ awaitable<ProbeResult> k3s(kube::HttpsClient& http, std::string node, Duration b
 awaitable<ProbeResult> probe_http_ready(asio::any_io_executor executor, std::string url,
                                         Duration deadline) {
   return timed(http_ready(std::move(executor), std::move(url), deadline));
+}
+
+awaitable<std::optional<ProbeResult>> http_get(asio::any_io_executor executor, std::string host,
+                                               std::uint16_t port, std::string target,
+                                               Duration deadline, HttpBodySink take) {
+  const std::string where = endpoint_text(host, port);
+  co_return co_await get(std::move(executor), host, port, target, where, "http://" + where + target,
+                         deadline, take);
 }
 
 awaitable<ProbeResult> probe_tcp_connect(asio::any_io_executor executor, std::string host,

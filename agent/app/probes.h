@@ -15,7 +15,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -38,6 +41,20 @@ inline constexpr std::size_t kProbeBodyExcerptBytes = 200;
 // "Timeout"; not an http:// URL: False "BadURL".
 boost::asio::awaitable<ProbeResult> probe_http_ready(boost::asio::any_io_executor executor,
                                                      std::string url, Duration deadline);
+
+// A plain HTTP GET of http://host:port/target (a literal address or a
+// name), bounded as a whole by `deadline` (resolve, connect, write, read).
+// The answer's status goes to `take` (with an empty piece) once its header
+// is read, then its body piece by piece; `take` returns false when it has
+// heard enough, and the connection is closed. The header is bounded
+// (kProbeMaxHeaderBytes); the body is the sink's to bound. Returns nullopt
+// when the sink was fed to its end or its wish; otherwise why not, as a
+// probe's failure (Unreachable, Timeout, NotReady for what is not HTTP).
+using HttpBodySink = std::function<bool(unsigned status, std::string_view piece)>;
+boost::asio::awaitable<std::optional<ProbeResult>> http_get(boost::asio::any_io_executor executor,
+                                                            std::string host, std::uint16_t port,
+                                                            std::string target, Duration deadline,
+                                                            HttpBodySink take);
 
 // A TCP connect, closed at once: True "Listening", False "Unreachable" or
 // "Timeout".

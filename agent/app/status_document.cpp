@@ -244,6 +244,12 @@ void read_status(Reader& r, const json::object& o, StatusDocument& doc) {
               });
   if (const auto* node = r.object(o, "node", at(path, "node")))
     doc.node = read_node(r, *node, at(path, "node"));
+  if (const auto* mesh = r.object(o, "linkerd", at(path, "linkerd"))) {
+    doc.linkerd =
+        MeshStatus{r.count(*mesh, "meshedProxies", at(path, "linkerd.meshedProxies")),
+                   r.count(*mesh, "expiredProxies", at(path, "linkerd.expiredProxies")),
+                   r.count(*mesh, "unreadableProxies", at(path, "linkerd.unreadableProxies"))};
+  }
 }
 
 }  // namespace

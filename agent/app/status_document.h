@@ -57,6 +57,10 @@ struct NodeFacts {
   std::optional<WallTime> last_resume;
 };
 
+struct MeshStatus {
+  std::optional<std::uint64_t> meshed, expired, unreadable;
+};
+
 struct StatusDocument {
   std::string node_name;
   // When tetherd made the answer; ages and times left are drawn as of it.
@@ -69,6 +73,7 @@ struct StatusDocument {
   std::vector<Condition> conditions;  // in the order received
   std::vector<CertificateStatus> certificates;
   std::optional<NodeFacts> node;
+  std::optional<MeshStatus> linkerd;
 };
 
 // Errors read "<key path>: <problem>", e.g.

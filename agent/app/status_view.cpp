@@ -224,6 +224,14 @@ std::string render_status(const StatusDocument& s, WallTime now, bool colour) {
       text += ", " + std::to_string(*fw.sources) + (*fw.sources == 1 ? " source" : " sources");
     line("firewall", text);
   }
+  if (s.linkerd && s.linkerd->meshed) {
+    const auto& m = *s.linkerd;
+    std::string text = std::to_string(*m.meshed) + " meshed proxies";
+    if (m.expired) text += ", " + std::to_string(*m.expired) + " expired";
+    if (m.unreadable && *m.unreadable > 0)
+      text += ", " + std::to_string(*m.unreadable) + " unreadable";
+    line("mesh", text);
+  }
   out += "\n" + conditions_table(s, now, colour);
   if (!s.certificates.empty()) out += "\n" + certificates_table(s, now, colour);
   if (s.node) {

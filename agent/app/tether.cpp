@@ -135,6 +135,12 @@ void Tether::set_certificates(std::vector<CertificateExpiry> certificates) {
   poke_status();
 }
 
+void Tether::set_mesh(MeshSummary mesh) {
+  if (status_.linkerd == mesh) return;
+  status_.linkerd = mesh;
+  poke_status();
+}
+
 void Tether::set_node_vitals(NodeVitals facts) {
   // Written with the next status, not on its own: the facts change every
   // round, and a write per round would be a write per interval anyway.

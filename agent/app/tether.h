@@ -105,6 +105,8 @@ class Tether final : private kube::ReflectorHandler {
   // (written with the next status).
   void set_certificates(std::vector<CertificateExpiry> certificates);
   void set_node_vitals(NodeVitals facts);
+  // status.linkerd: written at once when it changes (an expired proxy is news).
+  void set_mesh(MeshSummary mesh);
   // spec.linkerd.rotate as last seen (the certificates' trigger).
   const std::string& rotate_token() const { return rotate_; }
   const std::string& server() const { return server_; }

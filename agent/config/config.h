@@ -60,6 +60,8 @@ struct LinkerdConfig {
   Duration rotate_before = 720h;
   Duration issuer_validity = 8760h;
   std::string trust_anchor_key;  // empty: no local signer
+  // Evict the meshed pods whose proxy's certificate expired (false: report them only).
+  bool heal_expired_proxies = false;
   bool operator==(const LinkerdConfig&) const = default;
 };
 

@@ -161,8 +161,12 @@ void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
 
 void read_linkerd(YamlReader& r, const YAML::Node& node, LinkerdConfig& c) {
   const std::string p = "linkerd";
-  auto f = r.fields(node, p, {"namespace", "rotateBefore", "issuerValidity", "trustAnchorKey"});
+  auto f = r.fields(
+      node, p,
+      {"namespace", "rotateBefore", "issuerValidity", "trustAnchorKey", "healExpiredProxies"});
   read_namespace(r, f, p, c.namespace_);
+  r.enumeration(f, "healExpiredProxies", p, {{"true", true}, {"false", false}},
+                c.heal_expired_proxies);
   r.duration(f, "rotateBefore", p, 1min, 87600h, c.rotate_before);
   r.duration(f, "issuerValidity", p, 1h, 87600h, c.issuer_validity);
   r.absolute_path(f, "trustAnchorKey", p, c.trust_anchor_key);

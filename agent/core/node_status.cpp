@@ -73,6 +73,7 @@ std::string_view not_reason(std::string_view type) {
   if (type == ct::kK3sReady) return "K3sNotReady";
   if (type == ct::kLinkerdGatewayReady) return "LinkerdGatewayNotReady";
   if (type == ct::kClockSynchronized) return "ClockNotSynchronized";
+  if (type == ct::kMeshHealthy) return "MeshNotHealthy";
   return "NotReady";
 }
 
@@ -253,6 +254,11 @@ json::object status_object(const NodeStatus& status) {
       {"certificates", std::move(certificates)},
   };
   if (status.node) body["node"] = node_object(*status.node);
+  if (status.linkerd) {
+    body["linkerd"] = json::object{{"meshedProxies", status.linkerd->meshed},
+                                   {"expiredProxies", status.linkerd->expired},
+                                   {"unreadableProxies", status.linkerd->unreadable}};
+  }
   return body;
 }
 

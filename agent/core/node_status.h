@@ -51,9 +51,12 @@ inline constexpr std::string_view kCredentialsValid = "CredentialsValid";
 inline constexpr std::string_view kK3sReady = "K3sReady";
 inline constexpr std::string_view kLinkerdGatewayReady = "LinkerdGatewayReady";
 inline constexpr std::string_view kClockSynchronized = "ClockSynchronized";
-inline constexpr std::array<std::string_view, 8> kAll = {
-    kReady,    kConnected,           kFirewallInSync,   kCertificatesValid, kCredentialsValid,
-    kK3sReady, kLinkerdGatewayReady, kClockSynchronized};
+// The meshed proxies on this node hold valid identity certificates
+// (core/mesh.h); False while one holds an expired one.
+inline constexpr std::string_view kMeshHealthy = "MeshHealthy";
+inline constexpr std::array<std::string_view, 9> kAll = {
+    kReady,    kConnected,           kFirewallInSync,    kCertificatesValid, kCredentialsValid,
+    kK3sReady, kLinkerdGatewayReady, kClockSynchronized, kMeshHealthy};
 }  // namespace condition_type
 
 struct Condition {
@@ -135,6 +138,14 @@ struct NodeVitals {
   friend bool operator==(const NodeVitals&, const NodeVitals&) = default;
 };
 
+// The meshed proxies on this node (status.linkerd), as of the last pass.
+struct MeshSummary {
+  std::uint64_t meshed = 0;      // meshed pods on this node
+  std::uint64_t expired = 0;     // whose proxy holds an expired certificate
+  std::uint64_t unreadable = 0;  // whose proxy's metrics could not be read
+  friend bool operator==(const MeshSummary&, const MeshSummary&) = default;
+};
+
 struct NodeStatus {
   std::int64_t observed_generation = 0;  // metadata.generation of the spec acted on
   Conditions conditions;
@@ -143,6 +154,7 @@ struct NodeStatus {
   std::string agent_version;
   std::vector<CertificateExpiry> certificates;  // at most kMaxCertificates are written
   std::optional<NodeVitals> node;               // none before the first health round
+  std::optional<MeshSummary> linkerd;           // none without linkerd, or before its first pass
 };
 
 // The CRD's maxItems for status.certificates.
@@ -154,8 +166,10 @@ inline constexpr std::size_t kMaxCertificates = 16;
 //    "conditions": [...], "certificates": [{"name", "role", "subject",
 //    "notAfter"}], "node": {"load1", "load5", "load15",
 //    "memoryAvailableBytes", "memoryTotalBytes", "disk": [{"path",
-//    "availableBytes", "totalBytes"}], "uptimeSeconds", "lastResumeTime"}}
-// "node" is left out until there are facts, "lastResumeTime" until a resume.
+//    "availableBytes", "totalBytes"}], "uptimeSeconds", "lastResumeTime"},
+//    "linkerd": {"meshedProxies", "expiredProxies", "unreadableProxies"}}
+// "node" is left out until there are facts, "lastResumeTime" until a resume,
+// "linkerd" until the meshed proxies were looked at.
 boost::json::object status_object(const NodeStatus& status);
 
 // The body of PATCH .../edgenodes/NAME/status as application/merge-patch+json:

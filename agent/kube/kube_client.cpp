@@ -73,12 +73,31 @@ awaitable<ApiResult<json::object>> KubeClient::get(std::string path) {
 
 awaitable<ApiResult<ObjectList>> KubeClient::list(std::string collection,
                                                   std::string field_selector) {
-  if (!field_selector.empty()) collection += "?fieldSelector=" + query_escape(field_selector);
+  ListOptions options;
+  options.field_selector = std::move(field_selector);
+  return list(std::move(collection), std::move(options));
+}
+
+awaitable<ApiResult<ObjectList>> KubeClient::list(std::string collection, ListOptions options) {
+  char sep = '?';
+  auto add = [&](std::string_view key, const std::string& value) {
+    if (value.empty()) return;
+    collection += sep + std::string(key) + "=" + query_escape(value);
+    sep = '&';
+  };
+  add("fieldSelector", options.field_selector);
+  add("labelSelector", options.label_selector);
+  add("limit", options.limit > 0 ? std::to_string(options.limit) : std::string());
   HttpRequest request{http::verb::get, collection, {}, {}};
   auto body = co_await call(std::move(request));
   if (!body) co_return body.error();
   ObjectList list;
   list.resource_version = resource_version_of(*body);
+  if (const auto* metadata = body->if_contains("metadata"); metadata && metadata->is_object()) {
+    const auto* remaining = metadata->get_object().if_contains("remainingItemCount");
+    if (remaining != nullptr && remaining->is_int64() && remaining->get_int64() > 0)
+      list.remaining_items = static_cast<std::size_t>(remaining->get_int64());
+  }
   if (list.resource_version.empty())
     co_return decode_error("GET " + collection + ": list without metadata.resourceVersion");
   const auto* items = body->if_contains("items");

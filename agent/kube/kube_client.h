@@ -38,6 +38,15 @@ std::string object_path(const Resource& r, std::string_view namespace_, std::str
 struct ObjectList {
   std::string resource_version;
   std::vector<boost::json::object> items;
+  std::size_t remaining_items = 0;  // metadata.remainingItemCount, with a limit
+};
+
+struct ListOptions {
+  std::string field_selector;  // e.g. "spec.nodeName=edge-1"
+  std::string label_selector;  // e.g. "linkerd.io/control-plane-ns"
+  // At most this many items (0: all); a server that pages says how many it
+  // left out in remaining_items, and the rest are not read.
+  std::size_t limit = 0;
 };
 
 struct WatchOptions {
@@ -66,6 +75,7 @@ class KubeClient {
   boost::asio::awaitable<ApiResult<boost::json::object>> get(std::string path);
   boost::asio::awaitable<ApiResult<ObjectList>> list(std::string collection,
                                                      std::string field_selector = {});
+  boost::asio::awaitable<ApiResult<ObjectList>> list(std::string collection, ListOptions options);
   boost::asio::awaitable<ApiResult<boost::json::object>> create(std::string collection,
                                                                 boost::json::object object);
   // Optimistic concurrency: `object` must carry metadata.resourceVersion as

@@ -83,6 +83,7 @@ TEST(ConfigLoader, SectionsGetTheirDefaults) {
   EXPECT_EQ(c.linkerd->rotate_before, 720h);
   EXPECT_EQ(c.linkerd->issuer_validity, 8760h);
   EXPECT_EQ(c.linkerd->trust_anchor_key, "");
+  EXPECT_FALSE(c.linkerd->heal_expired_proxies) << "report only, unless asked";
 }
 
 TEST(ConfigLoader, AnEmptySectionLeavesAnOptionalFeatureOff) {
@@ -117,6 +118,7 @@ linkerd:
   rotateBefore: 48h
   issuerValidity: 720h
   trustAnchorKey: /etc/tetherd/ta.key
+  healExpiredProxies: true
 health: {interval: 45s, threshold: 3, linkerdGateway: "http://[::1]:4191/ready"}
 metrics: {listen: "[::1]:9100"}
 state: {dir: /srv/tetherd}
@@ -145,6 +147,7 @@ state: {dir: /srv/tetherd}
   EXPECT_EQ(c.linkerd->rotate_before, 48h);
   EXPECT_EQ(c.linkerd->issuer_validity, 720h);
   EXPECT_EQ(c.linkerd->trust_anchor_key, "/etc/tetherd/ta.key");
+  EXPECT_TRUE(c.linkerd->heal_expired_proxies);
   EXPECT_EQ(c.health.interval, 45s);
   EXPECT_EQ(c.health.threshold, 3);
   EXPECT_EQ(c.health.linkerd_gateway, "http://[::1]:4191/ready");
@@ -252,6 +255,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BootstrapKubeconfigNotAString",
                 "controlPlane:\n  bootstrapKubeconfig: [/etc/tetherd/b.kubeconfig]\n",
                 {"t.yaml:2:24: controlPlane.bootstrapKubeconfig: expected an absolute path"}},
+        BadCase{"HealNotABoolean",
+                "linkerd:\n  healExpiredProxies: yes please\n",
+                {"t.yaml:2:23: linkerd.healExpiredProxies: expected one of true | false, got "
+                 "\"yes please\""}},
         BadCase{"BadBackend",
                 "firewall: {backend: iptables}\n",
                 {"t.yaml:1:21: firewall.backend: expected one of nftables | ufw | none, got "

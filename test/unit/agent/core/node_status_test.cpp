@@ -146,8 +146,9 @@ TEST(ConditionsTest, KeepsTheDocumentedOrderAndRefusesReadyAndUnknownTypes) {
   EXPECT_FALSE(conditions.set("DiskPressure", S::kTrue, "Fine", "", kT0));
   EXPECT_TRUE(conditions.all().empty());
 
-  for (auto type : {ct::kClockSynchronized, ct::kK3sReady, ct::kConnected, ct::kCertificatesValid,
-                    ct::kLinkerdGatewayReady, ct::kFirewallInSync, ct::kCredentialsValid})
+  for (auto type : {ct::kMeshHealthy, ct::kClockSynchronized, ct::kK3sReady, ct::kConnected,
+                    ct::kCertificatesValid, ct::kLinkerdGatewayReady, ct::kFirewallInSync,
+                    ct::kCredentialsValid})
     EXPECT_TRUE(conditions.set(type, S::kTrue, "Fine", "", kT0));
   EXPECT_EQ(types(conditions), std::vector<std::string>(ct::kAll.begin(), ct::kAll.end()));
 }
