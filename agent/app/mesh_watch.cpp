@@ -22,7 +22,9 @@ using asio::awaitable;
 
 const kube::Resource kPods{"", "v1", "pods"};
 
-// Healing's tiers: each starts only when the one before was evicted whole.
+// Healing's tiers: identity; the rest of linkerd's control plane;
+// linkerd-multicluster; workloads.
+constexpr int kTiers = 4;
 int tier(MeshRole role) {
   switch (role) {
     case MeshRole::kIdentity:
@@ -40,6 +42,13 @@ int tier(MeshRole role) {
   return 3;
 }
 
+// The controllers that make an evicted pod anew, as it was.
+bool remade_by_controller(const std::string& controller) {
+  for (const char* kind : {"ReplicaSet/", "StatefulSet/", "DaemonSet/", "ReplicationController/"})
+    if (controller.rfind(kind, 0) == 0) return true;
+  return false;
+}
+
 std::string endpoint(const MeshedPod& pod) {
   const bool v6 = pod.ip.find(':') != std::string::npos;
   return (v6 ? "[" + pod.ip + "]" : pod.ip) + ":" + std::to_string(pod.admin_port);
@@ -50,7 +59,7 @@ std::string endpoint(const MeshedPod& pod) {
 // caller waits on a timer the last one cancels.
 template <class Work>
 awaitable<void> at_most(asio::any_io_executor executor, std::size_t n, std::size_t width,
-                        Work work) {
+                        const bool& stopped, Work work) {
   const std::size_t workers = std::min(n, width);
   if (workers == 0) co_return;
   std::size_t next = 0, running = workers;
@@ -60,7 +69,7 @@ awaitable<void> at_most(asio::any_io_executor executor, std::size_t n, std::size
     asio::co_spawn(
         executor,
         [&]() -> awaitable<void> {
-          while (next < n)
+          while (next < n && !stopped)
             co_await work(next++);
         },
         [&](std::exception_ptr e) {
@@ -148,6 +157,9 @@ awaitable<void> MeshWatch::pass() {
   }
   MeshedPods pods = meshed_pods(listed->items, node_, timing_.cap);
   pods.left_out += listed->remaining_items;
+  // kube-apiserver gives no count with a selector: a continue token says
+  // there were more.
+  pods.more = listed->more;
   // What is no longer there (or is another pod by the same name) is forgotten.
   std::set<std::string> here;
   for (const MeshedPod& pod : pods.pods) {
@@ -172,7 +184,7 @@ awaitable<void> MeshWatch::pass() {
   }
   MeshReport report = report_mesh(pods, verdicts);
   publish(report);
-  if (heal_ && report.expired > 0) co_await heal(*k3s, pods, report);
+  if (heal_ && report.expired > 0 && !stopped_) co_await heal(*k3s, pods, report, verdicts);
   stats_.took = clock_.monotonic() - started;
 }
 
@@ -183,16 +195,28 @@ awaitable<void> MeshWatch::read_due(const MeshedPods& pods) {
     if (pod.running && proxy_due(known_[pod.key()].last, now, resumed_at_, timing_.backstop))
       due.push_back(&pod);
   }
-  co_await at_most(executor_, due.size(), timing_.concurrency,
-                   [&](std::size_t i) -> awaitable<void> {
-                     const MeshedPod& pod = *due[i];
-                     ProxyReading reading = co_await read(pod);
-                     // Forgotten meanwhile? (Nothing else runs a pass, but be sure.)
-                     auto it = known_.find(pod.key());
-                     if (it == known_.end()) co_return;
-                     it->second.before = std::move(it->second.last);
-                     it->second.last = std::move(reading);
-                   });
+  co_await at_most(
+      executor_, due.size(), timing_.concurrency, stopped_, [&](std::size_t i) -> awaitable<void> {
+        const MeshedPod& pod = *due[i];
+        ProxyReading reading = co_await read(pod);
+        // Forgotten meanwhile? (Nothing else runs a pass, but be sure.)
+        auto it = known_.find(pod.key());
+        if (it == known_.end()) co_return;
+        // A read that fails while the last one was good and
+        // is not past its expiry (a slow network after a
+        // resume) does not unsay it: it stands until then.
+        const auto& last = it->second.last;
+        const bool failed =
+            !reading.identity || !reading.identity->expires || !reading.problem.empty();
+        if (failed && last && last->identity && last->identity->expires && last->problem.empty() &&
+            *last->identity->expires > clock_.wall()) {
+          ++it->second.failed_reads;
+          co_return;
+        }
+        it->second.failed_reads = 0;
+        it->second.before = std::move(it->second.last);
+        it->second.last = std::move(reading);
+      });
 }
 
 awaitable<ProxyReading> MeshWatch::read(const MeshedPod& pod) {
@@ -264,48 +288,84 @@ void MeshWatch::unlisted(const std::string& why) {
 }
 
 awaitable<void> MeshWatch::heal(kube::HttpsClient& k3s, const MeshedPods& pods,
-                                const MeshReport& report) {
+                                const MeshReport& report,
+                                const std::map<std::string, ProxyVerdict>& verdicts) {
   if (issuer_valid_ && !issuer_valid_()) {
     if (!std::exchange(said_issuer_, true))
       log_.warning("mesh-heal-waiting",
                    "not evicting the " + std::to_string(report.expired) +
-                       " pods with an expired proxy yet: linkerd's issuer is not valid, so "
-                       "their new proxies could get no certificate either",
+                       " pods with an expired proxy yet: linkerd's issuer is not known to be "
+                       "valid now, so their new proxies could get no certificate either",
                    {{"NODE", node_}});
     co_return;
   }
   said_issuer_ = false;
   const std::set<std::string> expired(report.expired_pods.begin(), report.expired_pods.end());
   const WallTime now = clock_.wall();
-  std::vector<std::vector<const MeshedPod*>> tiers(4);
+  std::vector<std::vector<const MeshedPod*>> tiers(kTiers);
   for (const MeshedPod& pod : pods.pods) {
     if (!expired.contains(pod.key())) continue;
-    if (pod.controller.empty()) {
+    // Only what its controller makes anew: a bare pod, a static pod's
+    // mirror (Node) or a Job's (an eviction counts against its backoff)
+    // would not come back, or not as it was.
+    if (!remade_by_controller(pod.controller)) {
       if (!std::exchange(said_bare_[pod.key()], true))
         log_.warning("mesh-proxy-not-evicted",
-                     pod.key() +
-                         " holds an expired proxy certificate but has no controller: "
-                         "not evicted (it would not come back); delete and recreate it "
-                         "yourself",
+                     pod.key() + " holds an expired proxy certificate but " +
+                         (pod.controller.empty() ? std::string("has no controller")
+                                                 : "is a " + pod.controller + "'s") +
+                         ": not evicted (it would not come back as it was); delete and "
+                         "recreate it yourself",
                      {{"POD", pod.key()}});
       continue;
     }
     if (evicted_.contains(pod.key())) continue;  // asked within the spacing: let it go
     tiers[static_cast<std::size_t>(tier(pod.role))].push_back(&pod);
   }
-  for (const auto& group : tiers) {
-    std::size_t done = 0;
-    co_await at_most(executor_, group.size(), timing_.evictions_at_once,
+  // One tier per pass, and a tier only once every pod of the tiers before
+  // it on this node is read valid again (its replacement up, with a
+  // certificate) or its eviction is long past: workloads recreated while
+  // the proxy injector is being replaced would start without a proxy.
+  for (int t = 0; t < kTiers; ++t) {
+    const auto& group = tiers[static_cast<std::size_t>(t)];
+    if (group.empty()) {
+      if (!earlier_tier_settled(pods, verdicts, t + 1, now)) co_return;
+      continue;
+    }
+    co_await at_most(executor_, group.size(), timing_.evictions_at_once, stopped_,
                      [&](std::size_t i) -> awaitable<void> {
                        const MeshedPod& pod = *group[i];
+                       if (stopped_ || !heal_) co_return;
                        const std::string why =
                            known_[pod.key()].last
                                ? judge_proxy(pod, *known_[pod.key()].last, std::nullopt, now).detail
                                : "expired";
-                       if (co_await evict(k3s, pod, why)) ++done;
+                       if (co_await evict(k3s, pod, why)) tier_evicted_[t] = clock_.wall();
                      });
-    if (stopped_ || done < group.size()) co_return;  // the next tier on a later pass
+    co_return;  // the next tier on a later pass
   }
+}
+
+bool MeshWatch::earlier_tier_settled(const MeshedPods& pods,
+                                     const std::map<std::string, ProxyVerdict>& verdicts,
+                                     int before, WallTime now) const {
+  for (int t = 0; t < before; ++t) {
+    const auto at = tier_evicted_.find(t);
+    if (at == tier_evicted_.end()) continue;  // nothing evicted there lately
+    if (now >= at->second && now - at->second >= timing_.tier_patience) continue;  // long past
+    // Evicted lately: its pods here must be read valid (the replacements
+    // up, with certificates); with none here yet, give them `tier_settle`
+    // to appear (they may be scheduled elsewhere).
+    bool here = false;
+    for (const MeshedPod& pod : pods.pods) {
+      if (tier(pod.role) != t) continue;
+      here = true;
+      const auto v = verdicts.find(pod.key());
+      if (v == verdicts.end() || v->second.state != ProxyState::kValid) return false;
+    }
+    if (!here && now >= at->second && now - at->second < timing_.tier_settle) return false;
+  }
+  return true;
 }
 
 awaitable<bool> MeshWatch::evict(kube::HttpsClient& k3s, const MeshedPod& pod,
@@ -314,7 +374,10 @@ awaitable<bool> MeshWatch::evict(kube::HttpsClient& k3s, const MeshedPod& pod,
   boost::json::object eviction{
       {"apiVersion", "policy/v1"},
       {"kind", "Eviction"},
-      {"metadata", boost::json::object{{"name", pod.name}, {"namespace", pod.namespace_}}}};
+      {"metadata", boost::json::object{{"name", pod.name}, {"namespace", pod.namespace_}}},
+      // This pod, not another made under its name since it was listed.
+      {"deleteOptions",
+       boost::json::object{{"preconditions", boost::json::object{{"uid", pod.uid}}}}}};
   auto answer = co_await kube.create(kube::object_path(kPods, pod.namespace_, pod.name, "eviction"),
                                      eviction);
   const std::string what =

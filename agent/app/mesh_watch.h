@@ -48,12 +48,19 @@
 namespace tetherd {
 
 struct MeshTiming {
-  std::size_t cap = 250;  // pods per pass (k3s allows 110 per node by default)
+  // Pods per pass: k3s allows 110 per node by default, and a meshed pod's
+  // JSON is 15-25 KiB, so 120 stays inside the client's 4 MiB answer.
+  std::size_t cap = 120;
   std::size_t concurrency = 8;
   Duration read_deadline = std::chrono::seconds(2);  // per proxy
   std::size_t max_page_bytes = 8 << 20;              // per proxy
   Duration backstop = std::chrono::hours(1);  // a valid proxy is read again at least so often
   Duration eviction_spacing = std::chrono::minutes(10);
+  // After a tier's evictions, the next tier waits until the tier's pods
+  // here are read valid (or, with none here, `tier_settle`), at most
+  // `tier_patience`.
+  Duration tier_settle = std::chrono::seconds(30);
+  Duration tier_patience = std::chrono::minutes(10);
   std::size_t evictions_at_once = 4;
 };
 
@@ -104,12 +111,17 @@ class MeshWatch {
   struct Known {
     std::string uid;
     std::optional<ProxyReading> last, before;
+    unsigned failed_reads = 0;  // since the last good one, which still stands
   };
   boost::asio::awaitable<void> loop();
   boost::asio::awaitable<ProxyReading> read(const MeshedPod& pod);
   boost::asio::awaitable<void> read_due(const MeshedPods& pods);
   boost::asio::awaitable<void> heal(kube::HttpsClient& k3s, const MeshedPods& pods,
-                                    const MeshReport& report);
+                                    const MeshReport& report,
+                                    const std::map<std::string, ProxyVerdict>& verdicts);
+  bool earlier_tier_settled(const MeshedPods& pods,
+                            const std::map<std::string, ProxyVerdict>& verdicts, int before,
+                            WallTime now) const;
   boost::asio::awaitable<bool> evict(kube::HttpsClient& k3s, const MeshedPod& pod,
                                      const std::string& why);
   void publish(MeshReport report);
@@ -134,6 +146,7 @@ class MeshWatch {
   std::map<std::string, bool> said_bare_;    // bare pods already reported
   bool said_issuer_ = false;                 // "waiting for the issuer" said
   std::string unlisted_;                     // why the pods cannot be listed, as said
+  std::map<int, WallTime> tier_evicted_;     // by tier: its last eviction
   std::optional<MeshReport> report_;
   std::function<void(const MeshReport&)> listener_;
   MeshStats stats_;

@@ -87,11 +87,18 @@ void NodeHealth::follow_mesh(const Config& config) {
     mesh_->set_heal(config.linkerd->heal_expired_proxies);
     return;
   }
-  // Healing waits while linkerd's issuer (or anchor) is not valid: a new
-  // proxy could get no certificate either.
+  // Healing waits until linkerd's issuer is known and in force by the wall
+  // clock now (not by the last verdict, which may be from before a sleep):
+  // a new proxy could get no certificate otherwise.
   auto issuer_valid = [this] {
-    const Condition* c = conditions_.find(condition_type::kCertificatesValid);
-    return c == nullptr || c->status != ConditionStatus::kFalse;
+    const WallTime now = clock_.wall();
+    bool known = false;
+    for (const CertificateExpiry& c : certificates_) {
+      if (c.role != "issuer") continue;
+      known = true;
+      if (c.not_after <= now) return false;
+    }
+    return known;
   };
   mesh_ = std::make_unique<MeshWatch>(io_.get_executor(), clock_, log_, conditions_, node_,
                                       config.linkerd->heal_expired_proxies, issuer_valid);

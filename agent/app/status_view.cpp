@@ -227,7 +227,7 @@ std::string render_status(const StatusDocument& s, WallTime now, bool colour) {
   if (s.linkerd && s.linkerd->meshed) {
     const auto& m = *s.linkerd;
     std::string text = std::to_string(*m.meshed) + " meshed proxies";
-    if (m.expired) text += ", " + std::to_string(*m.expired) + " expired";
+    if (m.expired && *m.expired > 0) text += ", " + std::to_string(*m.expired) + " expired";
     if (m.unreadable && *m.unreadable > 0)
       text += ", " + std::to_string(*m.unreadable) + " unreadable";
     line("mesh", text);

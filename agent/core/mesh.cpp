@@ -153,6 +153,7 @@ MeshedPods meshed_pods(const std::vector<json::object>& items, std::string_view 
     return a.name < b.name;
   });
   if (out.pods.size() > cap) {
+    out.more = true;
     out.left_out = out.pods.size() - cap;
     out.pods.resize(cap);
   }
@@ -167,8 +168,10 @@ bool proxy_due(const std::optional<ProxyReading>& last, WallTime now,
   const WallTime expires = *last->identity->expires;
   if (now >= expires) return true;
   // Refreshed by now, if it refreshes at all: 70% of the life left when
-  // read, with room for the refresh to land.
-  return now >= last->at + (expires - last->at) * 8 / 10;
+  // read, with room for the refresh to land (in seconds: nanoseconds times
+  // eight would overflow for a far expiry).
+  const auto left = std::chrono::duration_cast<std::chrono::seconds>(expires - last->at);
+  return now >= last->at + left * 8 / 10;
 }
 
 ProxyVerdict judge_proxy(const MeshedPod& pod, const ProxyReading& reading,
@@ -178,7 +181,8 @@ ProxyVerdict judge_proxy(const MeshedPod& pod, const ProxyReading& reading,
   // A page that says something that is not a time is not believed at all.
   if (!reading.problem.empty()) return {ProxyState::kUnreadable, reading.problem};
   if (!reading.identity->expires)
-    return {ProxyState::kUnreadable, "its metrics give no identity certificate expiry"};
+    return {ProxyState::kUnreadable,
+            "no identity certificate yet (a proxy starting, waiting for linkerd's identity)"};
   const WallTime expires = *reading.identity->expires;
   if (expires <= now) return {ProxyState::kExpired, "expired " + ago(expires, now)};
   const auto& id = *reading.identity;
@@ -228,9 +232,12 @@ MeshReport report_mesh(const MeshedPods& pods,
     also +=
         "; " + std::to_string(unreadable.size()) + " could not be read (" + names(unreadable) + ")";
   if (not_running > 0) also += "; " + std::to_string(not_running) + " not running";
-  if (pods.left_out > 0)
+  if (pods.left_out > 0) {
     also += "; " + std::to_string(pods.left_out) + " over the cap of " +
             std::to_string(pods.pods.size()) + " not checked";
+  } else if (pods.more) {
+    also += "; more than " + std::to_string(pods.pods.size()) + ", the rest not checked";
+  }
   const std::string of = " of " + std::to_string(r.meshed) + " meshed proxies on this node";
   if (r.expired > 0) {
     r.status = ConditionStatus::kFalse;

@@ -62,7 +62,8 @@ struct MeshedPod {
 
 struct MeshedPods {
   std::vector<MeshedPod> pods;  // healing order, then namespace/name; at most the cap
-  std::size_t left_out = 0;     // meshed pods over the cap
+  std::size_t left_out = 0;     // meshed pods over the cap, when counted
+  bool more = false;            // there were more than the cap (counted or not)
 };
 
 // The meshed pods on `node` among a pod list's items: labelled by linkerd's

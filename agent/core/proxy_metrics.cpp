@@ -9,8 +9,9 @@ namespace {
 constexpr std::string_view kExpiry = "control_identity_cert_expiration_timestamp_seconds";
 constexpr std::string_view kLegacyExpiry = "identity_cert_expiration_timestamp_seconds";
 constexpr std::string_view kRefreshes = "control_identity_cert_refreshes_total";
-// 9999-12-31T23:59:59Z: the last second a Kubernetes timestamp can say.
-constexpr double kLatestSeconds = 253402300799.0;
+// 2200-01-01T00:00:00Z: later than any certificate a proxy holds, and
+// inside what WallTime (nanoseconds in 64 bits, to 2262) can hold.
+constexpr double kLatestSeconds = 7258118400.0;
 
 bool is_space(char c) {
   return c == ' ' || c == '\t';
@@ -158,6 +159,9 @@ void ProxyMetricsScan::value_of(std::string_view name, std::string_view labels,
   const bool legacy = name == kLegacyExpiry;
   // The current name wins over the old one, whichever comes first.
   if (legacy && identity_.expires && !identity_.legacy) return;
+  // 0: the gauge before the proxy's first certificate (linkerd2-proxy
+  // registers it at its default); no expiry yet, not an expired one.
+  if (v && *v == 0) return;
   if (!v || !std::isfinite(*v) || *v < 0 || *v > kLatestSeconds) {
     problem_ = std::string(name) + " is " + std::string(value.substr(0, 40)) + ", not a time";
     return;

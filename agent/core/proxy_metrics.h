@@ -24,6 +24,7 @@
 namespace tetherd {
 
 struct ProxyIdentity {
+  // nullopt too while the proxy has no certificate yet (its gauge is 0).
   std::optional<WallTime> expires;
   // The counter's value by result; nullopt when the proxy does not export it.
   std::optional<std::uint64_t> refreshes_ok;

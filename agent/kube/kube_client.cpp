@@ -97,6 +97,8 @@ awaitable<ApiResult<ObjectList>> KubeClient::list(std::string collection, ListOp
     const auto* remaining = metadata->get_object().if_contains("remainingItemCount");
     if (remaining != nullptr && remaining->is_int64() && remaining->get_int64() > 0)
       list.remaining_items = static_cast<std::size_t>(remaining->get_int64());
+    const auto* next = metadata->get_object().if_contains("continue");
+    list.more = next != nullptr && next->is_string() && !next->get_string().empty();
   }
   if (list.resource_version.empty())
     co_return decode_error("GET " + collection + ": list without metadata.resourceVersion");

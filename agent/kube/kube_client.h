@@ -39,6 +39,7 @@ struct ObjectList {
   std::string resource_version;
   std::vector<boost::json::object> items;
   std::size_t remaining_items = 0;  // metadata.remainingItemCount, with a limit
+  bool more = false;                // metadata.continue: items past the limit
 };
 
 struct ListOptions {

@@ -37,12 +37,13 @@ class Mesh : public KubeTest {
   // A meshed pod on this node whose proxy is `proxy`; `labels` say its
   // role; without `controller` it is bare.
   void pod(const std::string& ns, const std::string& name, const FakeProxy& proxy,
-           json::object labels = {}, bool controller = true, const std::string& node = kNode) {
+           json::object labels = {}, const std::string& controller = "ReplicaSet",
+           const std::string& node = kNode) {
     labels["linkerd.io/control-plane-ns"] = "linkerd";
     json::object metadata{{"name", name}, {"namespace", ns}, {"labels", labels}};
-    if (controller) {
+    if (!controller.empty()) {
       metadata["ownerReferences"] = json::array{json::object{{"apiVersion", "apps/v1"},
-                                                             {"kind", "ReplicaSet"},
+                                                             {"kind", controller},
                                                              {"name", name + "-rs"},
                                                              {"uid", "rs-" + name},
                                                              {"controller", true}}};
@@ -127,8 +128,8 @@ TEST_F(Mesh, ExpiredProxiesAreFoundAndReported) {
   pod("linkerd", "linkerd-identity-1", identity_,
       {{"linkerd.io/control-plane-component", "identity"}});
   pod("shop", "web-1", web_, {{"app", "web"}});
-  pod("shop", "bare", bare_, {}, /*controller=*/false);
-  pod("shop", "elsewhere", elsewhere_, {}, true, "edge-2");
+  pod("shop", "bare", bare_, {}, /*controller=*/"");
+  pod("shop", "elsewhere", elsewhere_, {}, "ReplicaSet", "edge-2");
   watch(/*heal=*/false);
   pass();
 
@@ -168,7 +169,7 @@ TEST_F(Mesh, AWeekAsleepIsHealedInOrderHonouringBudgets) {
   pod("linkerd", "linkerd-destination-1", destination_,
       {{"linkerd.io/control-plane-component", "destination"}});
   pod("shop", "web-1", web_, {{"app", "web"}});
-  pod("shop", "bare", bare_, {}, /*controller=*/false);
+  pod("shop", "bare", bare_, {}, /*controller=*/"");
   budget("shop", "web", 0);
   for (FakeProxy* p : {&identity_, &destination_, &web_, &bare_})
     p->serve(FakeProxy::page(now() + 20h));
@@ -185,21 +186,38 @@ TEST_F(Mesh, AWeekAsleepIsHealedInOrderHonouringBudgets) {
   EXPECT_TRUE(server_->evictions().empty());
   EXPECT_EQ(log_.with_event("mesh-heal-waiting").size(), 1u);
 
+  // Identity alone, in this pass.
   issuer_valid_ = true;
   pass();
-  // Identity, then destination; web's budget allows none now: refused,
-  // and the bare pod only said.
-  EXPECT_EQ(server_->evictions(), (std::vector<std::string>{"linkerd/linkerd-identity-1",
-                                                            "linkerd/linkerd-destination-1"}));
-  EXPECT_EQ(mesh_->stats().evictions_refused, 1u);
-  EXPECT_EQ(log_.with_event("mesh-proxy-not-evicted").size(), 1u);
-  EXPECT_EQ(log_.with_event("mesh-eviction-refused").size(), 1u);
-  ASSERT_EQ(log_.with_event("mesh-proxy-evicted").size(), 2u);
+  EXPECT_EQ(server_->evictions(), (std::vector<std::string>{"linkerd/linkerd-identity-1"}));
+  ASSERT_EQ(log_.with_event("mesh-proxy-evicted").size(), 1u);
   EXPECT_NE(log_.with_event("mesh-proxy-evicted")[0].message.find(
                 "evicted linkerd/linkerd-identity-1 (identity, ReplicaSet/linkerd-identity-1-rs): "
                 "its proxy's identity certificate expired "),
             std::string::npos)
       << log_.with_event("mesh-proxy-evicted")[0].message;
+  // Its replacement comes up, its proxy still without a certificate (the
+  // gauge at 0): not expired, and the next tier waits for it.
+  identity_.serve("control_identity_cert_expiration_timestamp_seconds 0\n");
+  pod("linkerd", "linkerd-identity-2", identity_,
+      {{"linkerd.io/control-plane-component", "identity"}});
+  clock_.step_wall(1min);
+  pass();
+  EXPECT_EQ(server_->evictions().size(), 1u) << "destination waits for identity's replacement";
+  EXPECT_EQ(mesh_->report()->expired, 3u) << "the starting proxy is not counted expired";
+  identity_.serve(FakeProxy::page(now() + 24h));
+  pass();
+  EXPECT_EQ(server_->evictions().back(), "linkerd/linkerd-destination-1");
+
+  // Then the workloads, after the destination settles (no replacement of
+  // it on this node: its time is enough): web's budget allows none now,
+  // refused; the bare pod only said.
+  clock_.step_wall(1min);
+  pass();
+  EXPECT_EQ(server_->evictions().size(), 2u);
+  EXPECT_EQ(mesh_->stats().evictions_refused, 1u);
+  EXPECT_EQ(log_.with_event("mesh-proxy-not-evicted").size(), 1u);
+  EXPECT_EQ(log_.with_event("mesh-eviction-refused").size(), 1u);
 
   // The budget allows one now: web goes; the bare pod stays.
   budget("shop", "web", 1);
@@ -221,24 +239,41 @@ TEST_F(Mesh, AWeekAsleepIsHealedInOrderHonouringBudgets) {
   EXPECT_EQ(server_->evictions().size(), 4u);
 }
 
+// Only what a controller makes anew, as it was: a Job's pod (an eviction
+// counts against its backoff) is reported like a bare one.
+TEST_F(Mesh, AJobsPodIsNotEvicted) {
+  web_.serve(FakeProxy::page(now() - 72h));
+  pod("batch", "report-x7", web_, {}, "Job");
+  watch(/*heal=*/true);
+  pass();
+  ASSERT_EQ(mesh_->report()->expired, 1u);
+  EXPECT_TRUE(server_->evictions().empty());
+  ASSERT_EQ(log_.with_event("mesh-proxy-not-evicted").size(), 1u);
+  EXPECT_NE(log_.with_event("mesh-proxy-not-evicted")[0].message.find("is a Job/report-x7-rs's"),
+            std::string::npos)
+      << log_.with_event("mesh-proxy-not-evicted")[0].message;
+}
+
 // What a proxy says that cannot be believed, or nothing at all, changes
 // nothing and says why.
 TEST_F(Mesh, ProxiesThatHangOrLieAreUnreadableNotExpired) {
   identity_.hang();
   web_.serve("control_identity_cert_expiration_timestamp_seconds NaN\n");
   bare_.serve("forbidden", 403);
+  destination_.serve("control_identity_cert_expiration_timestamp_seconds 0\n");  // starting
   pod("linkerd", "linkerd-identity-1", identity_,
       {{"linkerd.io/control-plane-component", "identity"}});
   pod("shop", "web-1", web_);
   pod("shop", "bare", bare_);
+  pod("shop", "starting", destination_);
   watch(/*heal=*/true);
   pass();
   const MeshReport& r = *mesh_->report();
-  EXPECT_EQ(r.unreadable, 3u);
+  EXPECT_EQ(r.unreadable, 4u);
   EXPECT_EQ(r.expired, 0u);
   EXPECT_EQ(healthy()->status, ConditionStatus::kUnknown);
   EXPECT_EQ(healthy()->reason, "ProxiesUnreadable");
-  EXPECT_NE(healthy()->message.find("3 could not be read"), std::string::npos)
+  EXPECT_NE(healthy()->message.find("4 could not be read"), std::string::npos)
       << healthy()->message;
   EXPECT_TRUE(server_->evictions().empty());
 }

@@ -132,6 +132,8 @@ TEST(ProxyDue, SteadyStateReadsNothing) {
   EXPECT_TRUE(proxy_due(short_lived, kNow + 40min, std::nullopt, 1h)) << "should have refreshed";
   EXPECT_TRUE(proxy_due(ProxyReading{kNow, std::nullopt, "refused"}, kNow + 1s, std::nullopt, 1h))
       << "unreadable: every pass";
+  // A far expiry (a century) does not overflow the 80% point.
+  EXPECT_FALSE(proxy_due(reading(kNow, kNow + 100 * 8760h), kNow + 10min, std::nullopt, 1h));
 }
 
 TEST(JudgeProxy, States) {
@@ -143,6 +145,11 @@ TEST(JudgeProxy, States) {
   EXPECT_EQ(expired.detail, "expired 72h ago");
   EXPECT_EQ(judge_proxy(p, ProxyReading{kNow, std::nullopt, "HTTP 403"}, std::nullopt, kNow).state,
             ProxyState::kUnreadable);
+  // A proxy still waiting for its first certificate (the gauge at 0) is
+  // not expired: it is never evicted for it.
+  const auto starting = judge_proxy(p, reading(kNow, std::nullopt), std::nullopt, kNow);
+  EXPECT_EQ(starting.state, ProxyState::kUnreadable);
+  EXPECT_NE(starting.detail.find("no identity certificate yet"), std::string::npos);
   ProxyReading lying = reading(kNow, kNow + 2h);
   lying.problem = "given twice";
   EXPECT_EQ(judge_proxy(p, lying, std::nullopt, kNow).state, ProxyState::kUnreadable)

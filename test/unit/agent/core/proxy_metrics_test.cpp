@@ -100,8 +100,20 @@ TEST(ProxyMetrics, Labels) {
   EXPECT_EQ(scan.identity().refreshes_ok, 4u);
 }
 
+// linkerd2-proxy's gauge is 0 until its first certificate: no expiry yet,
+// not one in 1970.
+TEST(ProxyMetrics, ZeroIsNoCertificateYet) {
+  for (const char* value : {"0", "0.0", "0e+00"}) {
+    const auto scan = scan_proxy_metrics(
+        std::string("control_identity_cert_expiration_timestamp_seconds ") + value + "\n");
+    EXPECT_FALSE(scan.identity().expires) << value;
+    EXPECT_EQ(scan.problem(), "") << value;
+  }
+}
+
 TEST(ProxyMetrics, ValuesThatAreNotTimesAreSaid) {
-  for (const char* value : {"NaN", "+Inf", "-1", "1e300", "soon", ""}) {
+  // 9.3e9 and 1e10: past what a time point in nanoseconds holds (2262).
+  for (const char* value : {"NaN", "+Inf", "-1", "1e300", "9.3e9", "1e10", "soon", ""}) {
     const auto scan = scan_proxy_metrics(
         std::string("control_identity_cert_expiration_timestamp_seconds ") + value + "\n");
     EXPECT_FALSE(scan.identity().expires) << value;
