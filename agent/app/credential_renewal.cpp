@@ -292,11 +292,12 @@ awaitable<void> CredentialRenewal::run() {
     // Never past the certificate's expiry, whatever is waited for: it is
     // said (and not used) from that moment.
     const WallTime now = clock_.wall();
-    Duration wait = a.current.not_after > now
-                        ? std::min<Duration>(a.wait, std::chrono::duration_cast<Duration>(
-                                                         a.current.not_after - now) +
-                                                         kAtLeast)
-                        : a.wait;
+    Duration wait =
+        a.current.not_after > now
+            ? std::min<Duration>(
+                  a.wait,
+                  std::chrono::duration_cast<Duration>(a.current.not_after - now) + kAtLeast)
+            : a.wait;
     if (a.action == Action::kRenew) {
       wait = co_await renew(*a.kubeconfig, a.current, "its current certificate");
     } else if (a.action == Action::kRecover) {

@@ -660,8 +660,9 @@ void Daemon::bootstrap_credentials() {
   auto k = load_kubeconfig(boot);
   if (k && k->ca_pem.empty()) {
     return credential_problem("controlPlane.bootstrapKubeconfig",
-                              boot + " names no certificate-authority: its token would go to any "
-                                     "server the system's web CAs vouch for; add the cloud's CA");
+                              boot +
+                                  " names no certificate-authority: its token would go to any "
+                                  "server the system's web CAs vouch for; add the cloud's CA");
   }
   credential_problem("controlPlane.bootstrapKubeconfig", k ? "" : k.error().message);
 }

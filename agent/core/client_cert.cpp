@@ -71,8 +71,9 @@ Result<void> check_issued(const CertificateInfo& issued, bool key_matches,
   if (!key_matches) return make_error("the signer issued a certificate for another key");
   if (issued.is_ca) return make_error("the signer issued a CA certificate");
   if (!issued.client_auth)
-    return make_error("the signer issued a certificate whose extended key usage leaves out "
-                      "clientAuth: the API server would refuse it");
+    return make_error(
+        "the signer issued a certificate whose extended key usage leaves out "
+        "clientAuth: the API server would refuse it");
   if (now < issued.not_before)
     return make_error("the issued certificate is valid from " +
                       format_kube_time(issued.not_before) + ", after this node's clock (" +

@@ -100,9 +100,7 @@ TEST_F(BootstrapRbacTest, TheBootstrapTokenMayAskForACertificateAndNothingElse) 
             "system:serviceaccount:tetherd-system:tetherd-bootstrap");
   EXPECT_TRUE(run(kube.get(csrs + "/tetherd-node-a-20261203-090000")));
 
-  auto forbidden = [&](const auto& r) {
-    return !r && r.error().code == 403;
-  };
+  auto forbidden = [&](const auto& r) { return !r && r.error().code == 403; };
   server_->create(kube::collection_path(kube::kEdgeNodes, kNamespace),
                   edge_node("node-a", {"192.0.2.0/24"}));
   EXPECT_TRUE(forbidden(run(kube.get(kube::object_path(kube::kEdgeNodes, kNamespace, "node-a")))));
