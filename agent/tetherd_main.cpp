@@ -84,7 +84,12 @@ tetherd::Result<std::unique_ptr<tetherd::Tether>> make_tether(
   using namespace tetherd;
   auto http = kube::HttpsClient::create(io.get_executor(), kubeconfig);
   if (!http) return make_error(kube::describe(http.error()));
-  return std::make_unique<Tether>(io, clock, log, firewall, conditions, std::move(*http), config);
+  auto objects = kube::HttpsClient::create(io.get_executor(), kubeconfig);
+  if (!objects) return make_error(kube::describe(objects.error()));
+  auto tether =
+      std::make_unique<Tether>(io, clock, log, firewall, conditions, std::move(*http), config);
+  tether->follow_objects_with(std::move(*objects));
+  return tether;
 }
 
 // systemd's RuntimeDirectory=tetherd gives /run/tetherd (and says so in

@@ -221,6 +221,7 @@ void Daemon::take_local() {
   if (!issuer_ && local_->issuer()) {
     issuer_ = local_->issuer();
     issuer_from_local_ = true;
+    if (tether_) issuer_->use_cloud(tether_->cloud_linkerd());
     start_issuer();
     if (!rotate_token_pending_.empty())
       issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_pending_);
@@ -344,6 +345,8 @@ void Daemon::attach_tether(std::unique_ptr<Tether> tether) {
     if (stopping_) return;
     notifier_.notify("STATUS=" + status());
     rotate_token_seen();
+    // The issuer and bundle the cloud supplies (a pass runs when they change).
+    if (issuer_) issuer_->use_cloud(tether_->cloud_linkerd());
   });
   if (health_) health_->set_tether(tether_);
   tether_->start();
@@ -359,6 +362,8 @@ void Daemon::retire_tether() {
   // The session's own condition goes with it (a new one says Connecting).
   conditions_->forget(condition_type::kConnected);
   rotate_token_.clear();
+  // Without a session nothing comes from the cloud: the node mints again.
+  if (issuer_) issuer_->use_cloud({});
 }
 
 void Daemon::attach_local(std::unique_ptr<LocalCluster> local) {

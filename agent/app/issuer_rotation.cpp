@@ -5,6 +5,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "agent/adapters/issuer_mint.h"
+#include "agent/adapters/linkerd_supply.h"
 #include "agent/adapters/x509.h"
 #include "agent/core/kube_time.h"
 
@@ -43,6 +44,8 @@ std::string_view to_string(RotationTrigger trigger) {
       return "spec.linkerd.rotate";
     case RotationTrigger::kManual:
       return "tetherctl";
+    case RotationTrigger::kCloud:
+      return "control plane";
   }
   return "?";
 }
@@ -52,6 +55,8 @@ std::string_view to_string(RotationTrigger trigger) {
 // certificates, or why they could not be had.
 struct IssuerRotation::Read {
   IssuerFacts facts;
+  json::object roots;  // the ConfigMap
+  std::string bundle;  // its ca-bundle.crt
   json::object secret;
   IssuerSecret decoded;
   std::vector<x509::Certificate> anchors;
@@ -79,11 +84,13 @@ awaitable<IssuerRotation::Read> IssuerRotation::read() {
                          kube::describe(roots.error());
     co_return r;
   }
-  auto bundle = decode_trust_roots(*roots);
+  r.roots = std::move(*roots);
+  auto bundle = decode_trust_roots(r.roots);
   if (!bundle) {
     r.facts.unreadable = bundle.error().message;
     co_return r;
   }
+  r.bundle = *bundle;
   auto anchors =
       x509::parse_certificates(*bundle, "ConfigMap " + std::string(kTrustRootsConfigMapName) + " " +
                                             std::string(kTrustRootsKey));
@@ -145,6 +152,7 @@ IssuerReport IssuerRotation::judge(const Read& r) const {
   report.anchors = r.facts.anchors;
   if (r.facts.issuer) report.layout = r.decoded.layout;
   report.managed_elsewhere = r.managed_elsewhere;
+  if (!r.anchors.empty()) report.bundle_sha256 = trust_bundle_sha256(r.bundle);
   return report;
 }
 
@@ -154,6 +162,175 @@ awaitable<IssuerReport> IssuerRotation::check() {
 }
 
 awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool force) {
+  if (!cloud_.issuer_from_cloud() && !cloud_.bundle_from_cloud()) co_return co_await mint(trigger, force);
+  RotationResult cloud = co_await take_from_cloud(trigger);
+  if (cloud_.issuer_from_cloud() || stopped_) co_return cloud;
+  // The bundle alone from the cloud: the issuer is minted here as before,
+  // judged under the bundle now in force.
+  RotationResult local = co_await mint(trigger, force);
+  local.from_cloud = true;
+  local.bundle_written = cloud.bundle_written;
+  if (!cloud.error.empty())
+    local.error = local.error.empty() ? cloud.error : cloud.error + "; " + local.error;
+  co_return local;
+}
+
+namespace {
+
+// Why a followed object of the cloud cannot be used (yet).
+std::string unavailable(const std::string& what, const kube::FollowedObject& seen) {
+  if (!seen.error.empty()) return "cannot read " + what + ": " + seen.error;
+  if (!seen.read) return "waiting for " + what;
+  return what + " does not exist";
+}
+
+}  // namespace
+
+awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigger) {
+  RotationResult result;
+  result.trigger = trigger;
+  result.from_cloud = true;
+  const std::string& ns = config_.namespace_;
+  // As it was when the pass began: a change meanwhile queues another pass.
+  const CloudLinkerd cloud = cloud_;
+  const LinkerdRefs& refs = cloud.refs;
+  const std::string in_cloud = " in the control plane";
+  for (std::size_t attempt = 0;; ++attempt) {
+    Read r = co_await read();
+    result.before = judge(r);
+    result.bundle_sha256 = result.before.bundle_sha256;
+    if (r.anchors.empty()) {
+      result.error = "cannot check what the control plane supplies against the local trust "
+                     "bundle: " +
+                     r.facts.unreadable;
+      co_return result;
+    }
+    const WallTime now = clock_.wall();
+    std::vector<std::string> problems;
+
+    std::optional<TrustBundle> bundle;
+    if (cloud.bundle_from_cloud()) {
+      const std::string what =
+          "ConfigMap " + cloud.namespace_ + "/" + refs.bundle_config_map + in_cloud;
+      if (!cloud.bundle.object) {
+        problems.push_back(unavailable(what, cloud.bundle));
+      } else if (auto text = decode_trust_roots(*cloud.bundle.object, what, refs.bundle_key);
+                 !text) {
+        problems.push_back(text.error().message);
+      } else if (auto parsed = parse_trust_bundle(*text, now, what + " " + refs.bundle_key);
+                 !parsed) {
+        problems.push_back(parsed.error().message);
+      } else {
+        bundle = std::move(*parsed);
+      }
+    }
+
+    std::optional<SuppliedIssuer> issuer;
+    std::optional<IssuerSecret> supplied;
+    const std::string issuer_what =
+        "Secret " + cloud.namespace_ + "/" + refs.issuer_secret + in_cloud;
+    if (cloud.issuer_from_cloud()) {
+      if (!cloud.issuer.object) {
+        problems.push_back(unavailable(issuer_what, cloud.issuer));
+      } else if (auto decoded = decode_issuer_secret(*cloud.issuer.object, issuer_what);
+                 !decoded) {
+        problems.push_back(decoded.error().message);
+      } else {
+        supplied = std::move(*decoded);
+      }
+    }
+    // The issuer is checked against the bundle that will be in force: the
+    // cloud's when it is taken, else the local one.
+    std::string issuer_problem;
+    auto check_issuer = [&](const std::vector<x509::Certificate>& roots) {
+      issuer.reset();
+      if (!supplied) return;
+      auto checked = check_supplied_issuer(*supplied, roots, now, issuer_what);
+      if (checked) {
+        issuer = std::move(*checked);
+        issuer_problem.clear();
+      } else {
+        issuer_problem = checked.error().message;
+      }
+    };
+    check_issuer(bundle ? bundle->roots : r.anchors);
+    if (bundle && !refs.rotation_finishing) {
+      // The bundle must keep trusting the issuer that will be in force.
+      const std::string in_force = issuer ? issuer->secret.cert_pem
+                                          : (r.facts.issuer ? r.decoded.cert_pem : std::string());
+      if (!in_force.empty() && !chains_to_any(in_force, bundle->roots)) {
+        problems.push_back(
+            "ConfigMap " + cloud.namespace_ + "/" + refs.bundle_config_map + in_cloud +
+            " does not hold the root of the issuer in force (" +
+            (issuer ? issuer->info.subject + ", issued by " + issuer->info.issuer
+                    : r.facts.issuer->subject + ", issued by " + r.facts.issuer->issuer) +
+            "): proxies would refuse every certificate it signs; if this is the last step of "
+            "an anchor rotation, set trustBundleRef.rotationFinishing");
+        bundle.reset();
+        check_issuer(r.anchors);
+      }
+    }
+    if (!issuer_problem.empty()) problems.push_back(issuer_problem);
+
+    // The bundle first: an issuer under a new root needs it in force.
+    bool conflict = false;
+    if (bundle && bundle->pem != r.bundle) {
+      json::object body = trust_roots_update(std::move(r.roots), bundle->pem);
+      auto written = co_await cluster_.update(
+          kube::object_path(kube::kConfigMaps, ns, kTrustRootsConfigMapName), std::move(body));
+      if (written) {
+        result.bundle_written = true;
+        result.bundle_sha256 = bundle->sha256;
+      } else if (written.error().conflict()) {
+        conflict = true;
+      } else {
+        problems.push_back("cannot write ConfigMap " + ns + "/" +
+                           std::string(kTrustRootsConfigMapName) + ": " +
+                           kube::describe(written.error()));
+      }
+    }
+    const bool differs = issuer && (issuer->secret.cert_pem != r.decoded.cert_pem ||
+                                    issuer->secret.key_pem != r.decoded.key_pem);
+    if (differs && !conflict) {
+      const std::string local = ns + "/" + std::string(kIssuerSecretName);
+      if (r.secret.empty()) {
+        problems.push_back("cannot write the control plane's issuer: " + r.facts.unreadable);
+      } else if (r.managed_elsewhere) {
+        problems.push_back("Secret " + local + " is managed by cert-manager (annotation " +
+                           std::string(kCertManagerAnnotation) +
+                           "); tetherd does not write over it");
+      } else {
+        const std::vector<x509::Certificate>& roots = bundle ? bundle->roots : r.anchors;
+        json::object body = issuer_secret_update(
+            std::move(r.secret), r.facts.issuer ? r.decoded.layout : IssuerLayout::kTls,
+            issuer->secret.cert_pem, issuer->secret.key_pem, x509::to_pem(roots[issuer->root]));
+        auto written = co_await cluster_.update(
+            kube::object_path(kube::kSecrets, ns, kIssuerSecretName), std::move(body));
+        if (written) {
+          result.rotated = true;
+          result.issued = issuer->info;
+          result.written_at = clock_.wall();
+        } else if (written.error().conflict()) {
+          conflict = true;
+        } else {
+          problems.push_back("cannot write Secret " + local + ": " +
+                             kube::describe(written.error()));
+        }
+      }
+    }
+    if (conflict && attempt + 1 < timing_.max_conflicts && !stopped_) {
+      // Someone else wrote meanwhile: read and judge again.
+      ++result.conflicts;
+      continue;
+    }
+    if (conflict) problems.push_back("someone else kept writing linkerd's objects");
+    for (const auto& p : problems)
+      result.error += (result.error.empty() ? "" : "; ") + p;
+    co_return result;
+  }
+}
+
+awaitable<RotationResult> IssuerRotation::mint(RotationTrigger trigger, bool force) {
   RotationResult result;
   result.trigger = trigger;
   const std::string ns = config_.namespace_;
@@ -281,9 +458,19 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
 void IssuerRotation::report(const RotationResult& result) {
   const IssuerVerdict& v = result.before.verdict;
   const std::string trigger(to_string(result.trigger));
+  if (result.bundle_written) {
+    log_.notice("trust-bundle-written",
+                "wrote the control plane's trust bundle into ConfigMap " + config_.namespace_ +
+                    "/" + std::string(kTrustRootsConfigMapName) + " (sha256 " +
+                    result.bundle_sha256 + "); proxies take it when their pods restart",
+                {{"TRIGGER", trigger}, {"BUNDLE_SHA256", result.bundle_sha256}});
+  }
   if (result.rotated) {
     log_.notice("issuer-rotated",
-                "wrote a new linkerd issuer (" + trigger + "): the old one " +
+                std::string(result.from_cloud && cloud_.issuer_from_cloud()
+                                ? "wrote the control plane's linkerd issuer ("
+                                : "wrote a new linkerd issuer (") +
+                    trigger + "): the old one " +
                     (v.issuer == IssuerState::kExpired ? "expired " : "expires ") +
                     date(v.issuer_expires) + ", the new one is valid until " +
                     date(result.issued->not_after),
@@ -332,6 +519,12 @@ awaitable<void> IssuerRotation::serve() {
     if (result.rotated) co_await confirm_reload(result.written_at);
   }
   busy_ = false;
+}
+
+void IssuerRotation::use_cloud(CloudLinkerd cloud) {
+  if (cloud == cloud_) return;
+  cloud_ = std::move(cloud);
+  request(RotationTrigger::kCloud);
 }
 
 void IssuerRotation::stop() {

@@ -14,8 +14,19 @@
 //           write, or else restart deploy/linkerd-identity as `kubectl
 //           rollout restart` does (confirm_reload()).
 //
-// It never touches the trust anchors: they are shared by every linked
-// cluster, so an expiring or expired anchor is reported, not replaced.
+// It never invents trust anchors: they are shared by every linked cluster,
+// so an expiring or expired anchor is reported, not replaced.
+//
+// From the cloud (use_cloud(), spec.linkerd's references): the issuer is
+// never minted here (the anchor key stays in the cloud); the cloud's issuer
+// Secret, checked whole (adapters/linkerd_supply.h) against the trust bundle
+// that will be in force, is written over the local one when it differs; the
+// cloud's trust bundle is written into the local ConfigMap when it differs
+// and still holds the root of the issuer that will be in force (unless the
+// reference says the rotation is finishing). The bundle goes first, so an
+// issuer under a new root can follow it in the same pass. Each write
+// carries the resourceVersion read; what cannot be taken is said, and what
+// is in force stays.
 // A Secret that cert-manager manages (its annotation says so) is left to
 // cert-manager: two rotators would fight.
 //
@@ -31,6 +42,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "agent/app/cloud_linkerd.h"
 #include "agent/config/config.h"
 #include "agent/core/certificate.h"
 #include "agent/core/clock.h"
@@ -42,7 +54,7 @@
 
 namespace tetherd {
 
-enum class RotationTrigger { kStart, kResume, kPeriodic, kToken, kManual };
+enum class RotationTrigger { kStart, kResume, kPeriodic, kToken, kManual, kCloud };
 std::string_view to_string(RotationTrigger trigger);  // "start", "resume", ...
 
 // What a read found, judged.
@@ -52,6 +64,9 @@ struct IssuerReport {
   std::vector<CertificateInfo> anchors;
   std::optional<IssuerLayout> layout;
   bool managed_elsewhere = false;  // cert-manager's Secret: report only
+  // The local trust bundle's hash (linkerd.io/trust-root-sha256's), "" when
+  // it could not be read.
+  std::string bundle_sha256;
 };
 
 struct RotationResult {
@@ -63,6 +78,11 @@ struct RotationResult {
   std::string error;      // why nothing was written when it should have been
   std::size_t conflicts = 0;
   std::string token;  // request()'s token: the spec.linkerd.rotate this pass answers
+  // From the cloud: whether the pass took the cloud's objects, wrote its
+  // trust bundle, and the local bundle's hash after the pass.
+  bool from_cloud = false;
+  bool bundle_written = false;
+  std::string bundle_sha256;
 };
 
 enum class ReloadOutcome { kConfirmed, kRestarted, kFailed };
@@ -96,6 +116,9 @@ class IssuerRotation {
   // spec.linkerd.rotate a pass answered.
   void request(RotationTrigger trigger, bool force = false, std::string token = {});
   void stop();
+  // What the cloud supplies now; a change runs a pass (trigger kCloud).
+  void use_cloud(CloudLinkerd cloud);
+  const CloudLinkerd& cloud() const { return cloud_; }
   // Hears every pass's result.
   void on_result(std::function<void(const RotationResult&)> listener) {
     listener_ = std::move(listener);
@@ -107,6 +130,8 @@ class IssuerRotation {
   struct Read;
   boost::asio::awaitable<Read> read();
   IssuerReport judge(const Read& read) const;
+  boost::asio::awaitable<RotationResult> take_from_cloud(RotationTrigger trigger);
+  boost::asio::awaitable<RotationResult> mint(RotationTrigger trigger, bool force);
   boost::asio::awaitable<void> serve();
   boost::asio::awaitable<void> pause(Duration delay);
   void report(const RotationResult& result);
@@ -129,6 +154,7 @@ class IssuerRotation {
   std::optional<RotationResult> last_;
   std::string last_reason_;  // the condition's reason last logged
   std::function<void(const RotationResult&)> listener_;
+  CloudLinkerd cloud_;
 };
 
 }  // namespace tetherd

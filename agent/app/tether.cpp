@@ -29,10 +29,10 @@ Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeepe
       node_(config.node_name),
       namespace_(config.control_plane->namespace_),
       server_(http_->server()),
+      objects_retry_(timing.retry ? *timing.retry : kube::default_retry_context(clock)),
+      objects_watch_(timing.watch),
       reflector_(client_, kube::collection_path(kube::kEdgeNodes, namespace_),
-                 "metadata.name=" + node_, timing.watch,
-                 timing.retry ? std::move(*timing.retry) : kube::default_retry_context(clock),
-                 *this),
+                 "metadata.name=" + node_, timing.watch, objects_retry_, *this),
       lease_(client_, clock, log,
              LeaseSpec{lease_name(node_), namespace_, node_,
                        std::chrono::duration_cast<std::chrono::seconds>(
@@ -42,6 +42,7 @@ Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeepe
       health_interval_(config.health.interval),
       status_timer_(io, clock) {
   status_.agent_version = TETHERD_VERSION;
+  cloud_.namespace_ = namespace_;
   // Any condition's change, whoever made it, is news for the EdgeNode.
   listening_ = conditions_.listen([this](const NodeConditions::Change&) {
     if (quiet_ || stopped_) return;
@@ -93,6 +94,74 @@ void Tether::stop() {
   lease_.stop();
   status_timer_.cancel();
   http_->disconnect_all();
+  for (auto* follower : {issuer_follower_.get(), bundle_follower_.get()})
+    if (follower) follower->stop();
+  if (objects_http_) objects_http_->disconnect_all();
+}
+
+kube::ApiResult<void> Tether::use_credentials(const Kubeconfig& kubeconfig) {
+  auto taken = http_->use_credentials(kubeconfig);
+  if (taken && objects_http_) return objects_http_->use_credentials(kubeconfig);
+  return taken;
+}
+
+void Tether::follow_objects_with(std::unique_ptr<kube::HttpsClient> http) {
+  objects_http_ = std::move(http);
+  objects_client_ = std::make_unique<kube::KubeClient>(*objects_http_);
+}
+
+std::shared_ptr<kube::ObjectFollower> Tether::follow(const kube::Resource& resource,
+                                                     const std::string& name,
+                                                     kube::FollowedObject& into) {
+  into = {};
+  if (name.empty()) return nullptr;
+  if (!objects_client_) {
+    into.error = "this tetherd follows no objects of the control plane";
+    return nullptr;
+  }
+  auto follower = std::make_shared<kube::ObjectFollower>(
+      *objects_client_, kube::collection_path(resource, namespace_), name, objects_retry_,
+      [this, &into, weak = std::weak_ptr<int>(alive_)]() {
+        // `into` is the member this follower fills; a follower replaced
+        // since is stopped, and says nothing more.
+        if (weak.expired() || stopped_) return;
+        const auto* which = &into == &cloud_.issuer ? issuer_follower_.get() : bundle_follower_.get();
+        if (which == nullptr) return;
+        into = which->seen();
+        changed();
+      },
+      objects_watch_);
+  // The coroutine holds the follower until its run() ends, after a stop.
+  spawn([](std::shared_ptr<kube::ObjectFollower> f) -> awaitable<void> {
+    co_await f->run();
+  }(follower));
+  return follower;
+}
+
+void Tether::follow_refs(const LinkerdRefs& refs) {
+  const LinkerdRefs before = cloud_.refs;
+  cloud_.refs = refs;
+  if (refs.issuer_secret != before.issuer_secret) {
+    if (issuer_follower_) issuer_follower_->stop();
+    issuer_follower_.reset();
+    issuer_follower_ = follow(kube::kSecrets, refs.issuer_secret, cloud_.issuer);
+  }
+  if (refs.bundle_config_map != before.bundle_config_map) {
+    if (bundle_follower_) bundle_follower_->stop();
+    bundle_follower_.reset();
+    bundle_follower_ = follow(kube::kConfigMaps, refs.bundle_config_map, cloud_.bundle);
+  }
+  log_.info("linkerd-references",
+            "spec.linkerd: issuer " +
+                (refs.issuer_secret.empty() ? std::string("minted on the node, if at all")
+                                            : "from Secret " + namespace_ + "/" + refs.issuer_secret) +
+                "; trust bundle " +
+                (refs.bundle_config_map.empty()
+                     ? std::string("left as it is")
+                     : "from ConfigMap " + namespace_ + "/" + refs.bundle_config_map + " key " +
+                           refs.bundle_key),
+            {{"CONTROL_PLANE", server_}});
+  changed();
 }
 
 NodeStatus Tether::status() const {

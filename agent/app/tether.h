@@ -32,9 +32,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json/value.hpp>
 
+#include "agent/app/cloud_linkerd.h"
 #include "agent/app/firewall_keeper.h"
 #include "agent/config/config.h"
 #include "agent/core/clock.h"
+#include "agent/core/edge_node.h"
 #include "agent/core/log.h"
 #include "agent/core/node_conditions.h"
 #include "agent/core/node_status.h"
@@ -42,6 +44,7 @@
 #include "agent/kube/https_client.h"
 #include "agent/kube/kube_client.h"
 #include "agent/kube/lease_heartbeat.h"
+#include "agent/kube/object_follower.h"
 #include "agent/kube/reflector.h"
 
 namespace tetherd {
@@ -112,9 +115,15 @@ class Tether final : private kube::ReflectorHandler {
   const std::string& server() const { return server_; }
   // New credentials for the same server (a renewed certificate): used by
   // every new connection; the watch and the Lease go on (no redial).
-  kube::ApiResult<void> use_credentials(const Kubeconfig& kubeconfig) {
-    return http_->use_credentials(kubeconfig);
-  }
+  kube::ApiResult<void> use_credentials(const Kubeconfig& kubeconfig);
+  // A second client to the same server, for the objects spec.linkerd names:
+  // their watches are redialled on their own (a Reflector's redial closes
+  // every connection of its client), so they never cut the EdgeNode's.
+  // Without one, a reference is reported and not followed.
+  void follow_objects_with(std::unique_ptr<kube::HttpsClient> http);
+  // spec.linkerd's references and what they name, as last seen. A change
+  // calls the on_change listener.
+  const CloudLinkerd& cloud_linkerd() const { return cloud_; }
   // "watching https://cloud.example:6443" or "backoff: <the last error>".
   std::string summary() const;
   // Called after each change summary() would show (for systemd's STATUS=).
@@ -132,6 +141,10 @@ class Tether final : private kube::ReflectorHandler {
   void spawn(boost::asio::awaitable<void> job);
   void take(const boost::json::object& object);
   void edge_node_missing(std::string_view why);
+  void follow_refs(const LinkerdRefs& refs);
+  std::shared_ptr<kube::ObjectFollower> follow(const kube::Resource& resource,
+                                               const std::string& name,
+                                               kube::FollowedObject& into);
   void set_condition(std::string_view type, ConditionStatus status, std::string_view reason,
                      std::string_view message);
   void set_firewall(ConditionStatus status, std::string_view reason, std::string_view message);
@@ -152,6 +165,8 @@ class Tether final : private kube::ReflectorHandler {
   std::string node_;
   std::string namespace_;
   std::string server_;
+  kube::RetryContext objects_retry_;  // the followers', as the session's
+  kube::WatchOptions objects_watch_;
   kube::Reflector reflector_;
   kube::LeaseHeartbeat lease_;
   NodeStatus status_;
@@ -183,6 +198,10 @@ class Tether final : private kube::ReflectorHandler {
   // comes after it checks.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   TetherStats stats_;
+  std::unique_ptr<kube::HttpsClient> objects_http_;
+  std::unique_ptr<kube::KubeClient> objects_client_;
+  std::shared_ptr<kube::ObjectFollower> issuer_follower_, bundle_follower_;
+  CloudLinkerd cloud_;
   int running_ = 0;  // coroutines still running, for the destructor's check
 };
 

@@ -12,6 +12,8 @@ void Tether::resumed() {
   log_.notice("tether-redial", "resumed from suspend: redialling the control plane at " + server_,
               {{"CONTROL_PLANE", server_}});
   reflector_.resumed();
+  for (auto* follower : {issuer_follower_.get(), bundle_follower_.get()})
+    if (follower) follower->resumed();
   lease_.renew_now();
   poke_status();
 }
@@ -46,6 +48,8 @@ awaitable<void> Tether::last_status_before_sleep(std::function<void()> done) {
   // redial until the resume.
   reflector_.suspending();
   http_->disconnect_all();
+  for (auto* follower : {issuer_follower_.get(), bundle_follower_.get()})
+    if (follower) follower->suspending();
   log_.notice("tether-suspended",
               std::string(written ? "wrote Connected=False (Suspending) and closed"
                                   : "could not tell the control plane; closed") +

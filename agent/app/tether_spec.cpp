@@ -88,6 +88,8 @@ void Tether::take(const json::object& object) {
     rotate_ = spec.rotate;
     changed();
   }
+  // Likewise the objects that bring linkerd's issuer and bundle.
+  if (spec.linkerd != cloud_.refs) follow_refs(spec.linkerd);
   const std::string generation = "generation " + std::to_string(spec.generation);
   const std::string applied = std::to_string(spec.firewall.sources.size()) +
                               " sources from the control plane (" + generation + ")";

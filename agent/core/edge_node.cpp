@@ -183,6 +183,61 @@ Result<void> decode_firewall(const json::object& firewall, firewall::DesiredSour
   return {};
 }
 
+// A DNS-1123 subdomain (an object's name) or, with `key`, a ConfigMap key
+// ([-._a-zA-Z0-9]+): "" when absent; never "." or "..", which a path would
+// take for a directory.
+Result<void> name_member(const json::object& o, std::string_view key_name, std::string_view path,
+                         bool key, std::string& out) {
+  if (auto r = string_member(o, key_name, path, kMaxNameBytes, out); !r) return r;
+  if (out.empty()) return {};
+  for (char c : out) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+                    (key && ((c >= 'A' && c <= 'Z') || c == '_'));
+    if (!ok) {
+      return at(path, quoted(out) + (key ? " is not a ConfigMap key"
+                                         : " is not a name (lower-case letters, digits, '-', '.')"));
+    }
+  }
+  if (out == "." || out == "..") return at(path, quoted(out) + " is not a name");
+  return {};
+}
+
+// The object a reference names: {name} (required), and for a ConfigMap
+// {key}. nullptr when absent.
+Result<const json::object*> reference(const json::object& linkerd, std::string_view member_name,
+                                      std::string_view path, std::string& name) {
+  auto ref = object_member(linkerd, member_name, path);
+  if (!ref || *ref == nullptr) return ref;
+  const std::string name_path = std::string(path) + ".name";
+  if (auto r = name_member(**ref, "name", name_path, /*key=*/false, name); !r) return r.error();
+  if (name.empty()) return at(name_path, "missing");
+  return ref;
+}
+
+Result<void> decode_linkerd(const json::object& linkerd, EdgeNodeSpec& out) {
+  if (auto r = string_member(linkerd, "rotate", "spec.linkerd.rotate", kMaxRotateBytes, out.rotate);
+      !r)
+    return r;
+  LinkerdRefs& refs = out.linkerd;
+  auto issuer = reference(linkerd, "issuerSecretRef", "spec.linkerd.issuerSecretRef",
+                          refs.issuer_secret);
+  if (!issuer) return issuer.error();
+  constexpr std::string_view kBundle = "spec.linkerd.trustBundleRef";
+  auto bundle = reference(linkerd, "trustBundleRef", kBundle, refs.bundle_config_map);
+  if (!bundle) return bundle.error();
+  if (*bundle == nullptr) return {};
+  std::string key;
+  if (auto r = name_member(**bundle, "key", std::string(kBundle) + ".key", /*key=*/true, key); !r)
+    return r;
+  if (!key.empty()) refs.bundle_key = std::move(key);
+  if (const json::value* finishing = member(**bundle, "rotationFinishing")) {
+    if (!finishing->is_bool())
+      return wrong_type(std::string(kBundle) + ".rotationFinishing", "a boolean", *finishing);
+    refs.rotation_finishing = finishing->get_bool();
+  }
+  return {};
+}
+
 Result<void> decode_spec(const json::object& object, EdgeNodeSpec& out) {
   auto spec = object_member(object, "spec", "spec");
   if (!spec) return spec.error();
@@ -196,9 +251,7 @@ Result<void> decode_spec(const json::object& object, EdgeNodeSpec& out) {
 
   auto linkerd = object_member(**spec, "linkerd", "spec.linkerd");
   if (!linkerd) return linkerd.error();
-  if (*linkerd != nullptr) {
-    return string_member(**linkerd, "rotate", "spec.linkerd.rotate", kMaxRotateBytes, out.rotate);
-  }
+  if (*linkerd != nullptr) return decode_linkerd(**linkerd, out);
   return {};
 }
 

@@ -46,6 +46,27 @@ inline constexpr std::size_t kMaxRotateBytes = 253;
 // resourceVersion, so this bound is generous.
 inline constexpr std::size_t kMaxOpaqueBytes = 1024;
 
+// spec.linkerd's references to objects in the node's namespace in the
+// cloud, which bring linkerd's issuer and trust bundle from there (the
+// anchor key stays in the cloud). A name is a DNS-1123 subdomain and a key
+// a ConfigMap key, checked here: both end up in a request's path.
+struct LinkerdRefs {
+  // spec.linkerd.issuerSecretRef.name: a kubernetes.io/tls Secret (tls.crt,
+  // tls.key, ca.crt) that cert-manager keeps renewed. "": the issuer is
+  // minted locally (linkerd.trustAnchorKey), if at all.
+  std::string issuer_secret;
+  // spec.linkerd.trustBundleRef: a ConfigMap's key holding the PEM bundle
+  // (what trust-manager's Bundle writes). "": the local bundle is left alone.
+  std::string bundle_config_map;
+  std::string bundle_key = "ca-bundle.crt";
+  // spec.linkerd.trustBundleRef.rotationFinishing: the last step of an
+  // anchor rotation, so the bundle may leave out the root of the issuer in
+  // force.
+  bool rotation_finishing = false;
+
+  bool operator==(const LinkerdRefs&) const = default;
+};
+
 // The metadata tetherd needs and the spec it acts on.
 struct EdgeNodeSpec {
   std::string name;
@@ -55,6 +76,7 @@ struct EdgeNodeSpec {
   std::int64_t generation = 0;        // 0 when absent; what status.observedGeneration echoes
   firewall::DesiredSources firewall;  // spec.firewall.allowedSources and .ports
   std::string rotate;                 // spec.linkerd.rotate, "" when absent
+  LinkerdRefs linkerd;                // spec.linkerd's references
 };
 
 // kind and apiVersion are checked only when present: items of a list

@@ -20,10 +20,6 @@ std::string_view string_at(const json::object& o, std::string_view key) {
   return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
 }
 
-std::string describe(std::string_view kind, std::string_view name) {
-  return std::string(kind) + " " + std::string(name);
-}
-
 // data[key] of a Secret, decoded; "" and no error when absent.
 Result<std::string> secret_value(const json::object& data, std::string_view key,
                                  std::string_view where) {
@@ -42,8 +38,8 @@ std::string_view to_string(IssuerLayout layout) {
   return layout == IssuerLayout::kTls ? "tls.crt/tls.key" : "crt.pem/key.pem";
 }
 
-Result<IssuerSecret> decode_issuer_secret(const json::object& secret) {
-  const std::string where = describe("Secret", kIssuerSecretName);
+Result<IssuerSecret> decode_issuer_secret(const json::object& secret, std::string_view where_) {
+  const std::string where(where_);
   const json::object* data = object_at(secret, "data");
   if (data == nullptr) return make_error(where + " has no data");
   IssuerSecret out;
@@ -73,15 +69,15 @@ Result<IssuerSecret> decode_issuer_secret(const json::object& secret) {
   return out;
 }
 
-Result<std::string> decode_trust_roots(const json::object& config_map) {
-  const std::string where = describe("ConfigMap", kTrustRootsConfigMapName);
+Result<std::string> decode_trust_roots(const json::object& config_map, std::string_view where_,
+                                       std::string_view key_) {
+  const std::string where(where_), key(key_);
   const json::object* data = object_at(config_map, "data");
-  const json::value* bundle = data != nullptr ? data->if_contains(kTrustRootsKey) : nullptr;
-  if (bundle == nullptr) return make_error(where + " has no " + std::string(kTrustRootsKey));
-  if (!bundle->is_string())
-    return make_error(where + " " + std::string(kTrustRootsKey) + " is not a string");
+  const json::value* bundle = data != nullptr ? data->if_contains(key) : nullptr;
+  if (bundle == nullptr) return make_error(where + " has no " + key);
+  if (!bundle->is_string()) return make_error(where + " " + key + " is not a string");
   if (bundle->get_string().size() > kMaxPemValueBytes)
-    return make_error(where + " " + std::string(kTrustRootsKey) + " is larger than 256 KiB");
+    return make_error(where + " " + key + " is larger than 256 KiB");
   return Result<std::string>(boost::system::in_place_value, std::string(bundle->get_string()));
 }
 
@@ -101,6 +97,13 @@ json::object issuer_secret_update(json::object secret, IssuerLayout layout,
     data["key.pem"] = encode_base64(key_pem);
   }
   return secret;
+}
+
+json::object trust_roots_update(json::object config_map, std::string_view bundle_pem) {
+  json::value& data = config_map["data"];
+  if (!data.is_object()) data = json::object{};
+  data.get_object()[kTrustRootsKey] = bundle_pem;
+  return config_map;
 }
 
 json::object restart_patch(WallTime now) {

@@ -46,9 +46,14 @@ struct IssuerSecret {
   std::string resource_version;
 };
 
-Result<IssuerSecret> decode_issuer_secret(const boost::json::object& secret);
-// The trust anchors' PEM bundle, as text.
-Result<std::string> decode_trust_roots(const boost::json::object& config_map);
+// `where` names the object in errors (the cloud's Secret has its own name).
+Result<IssuerSecret> decode_issuer_secret(const boost::json::object& secret,
+                                          std::string_view where = "Secret linkerd-identity-issuer");
+// The trust anchors' PEM bundle, as text: data[key].
+Result<std::string> decode_trust_roots(
+    const boost::json::object& config_map,
+    std::string_view where = "ConfigMap linkerd-identity-trust-roots",
+    std::string_view key = kTrustRootsKey);
 
 // The Secret as read, with the new issuer in the layout it had: its
 // metadata (resourceVersion included, for the optimistic write), type and
@@ -56,6 +61,10 @@ Result<std::string> decode_trust_roots(const boost::json::object& config_map);
 boost::json::object issuer_secret_update(boost::json::object secret, IssuerLayout layout,
                                          std::string_view cert_pem, std::string_view key_pem,
                                          std::string_view anchor_pem);
+
+// The ConfigMap as read, with data["ca-bundle.crt"] replaced: its metadata
+// (resourceVersion included, for the optimistic write) and other keys kept.
+boost::json::object trust_roots_update(boost::json::object config_map, std::string_view bundle_pem);
 
 // The merge patch that restarts a Deployment's pods.
 boost::json::object restart_patch(WallTime now);

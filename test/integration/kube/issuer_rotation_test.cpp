@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sys/stat.h>
 
+#include "agent/adapters/linkerd_supply.h"
 #include "agent/adapters/x509.h"
 #include "agent/app/daemon.h"
 #include "agent/core/base64.h"
@@ -403,6 +404,228 @@ TEST_F(IssuerRotationTest, AFailureThatRepeatsIsLoggedOnce) {
     read.set_value();
   });
   read.get_future().wait();
+}
+
+// --- from the cloud: spec.linkerd.issuerSecretRef and trustBundleRef -----
+
+// The cloud's objects as the tether hands them over: a kubernetes.io/tls
+// Secret that cert-manager keeps, a ConfigMap that trust-manager writes.
+json::object cloud_secret(const PemPair& issuer, const PemPair& anchor) {
+  return json::object{{"apiVersion", "v1"},
+                      {"kind", "Secret"},
+                      {"metadata", {{"name", "linkerd-issuer-edge"}, {"namespace", "tetherd-system"}}},
+                      {"type", "kubernetes.io/tls"},
+                      {"data",
+                       {{"tls.crt", encode_base64(issuer.cert_pem)},
+                        {"tls.key", encode_base64(issuer.key_pem)},
+                        {"ca.crt", encode_base64(anchor.cert_pem)}}}};
+}
+
+json::object cloud_bundle(const std::string& pem) {
+  return json::object{{"apiVersion", "v1"},
+                      {"kind", "ConfigMap"},
+                      {"metadata", {{"name", "linkerd-trust"}, {"namespace", "tetherd-system"}}},
+                      {"data", {{"ca-bundle.crt", pem}}}};
+}
+
+kube::FollowedObject seen(std::optional<json::object> object) {
+  kube::FollowedObject f;
+  f.object = std::move(object);
+  f.read = true;
+  return f;
+}
+
+class CloudIssuerTest : public IssuerRotationTest {
+ protected:
+  CloudLinkerd cloud(std::optional<json::object> secret, std::optional<json::object> bundle = {},
+                     bool finishing = false) const {
+    CloudLinkerd c;
+    c.namespace_ = "tetherd-system";
+    if (secret) {
+      c.refs.issuer_secret = "linkerd-issuer-edge";
+      c.issuer = seen(std::move(*secret));
+    }
+    if (bundle) {
+      c.refs.bundle_config_map = "linkerd-trust";
+      c.bundle = seen(std::move(*bundle));
+    }
+    c.refs.rotation_finishing = finishing;
+    return c;
+  }
+
+  RotationResult pass(CloudLinkerd c, RotationTrigger trigger = RotationTrigger::kCloud) {
+    if (!rotation_) rotation();
+    // use_cloud() would run the pass on the loop by itself; the test runs
+    // it here to read its result.
+    rotation_->stop();
+    rotation_ = std::make_unique<IssuerRotation>(io_, *kube_, clock_, log_, config_);
+    rotation_->use_cloud(std::move(c));
+    rotation_->stop();  // the queued pass is not wanted: ours is
+    return run(rotation_->run(trigger));
+  }
+
+  std::string stored_bundle() const {
+    return std::string((*server_->get(kRoots))["data"].as_object()[kTrustRootsKey].as_string());
+  }
+
+  std::size_t bundle_writes() const {
+    std::size_t n = 0;
+    for (const auto& r : server_->requests())
+      if (r.method == "PUT" && r.target.find("/configmaps/") != std::string::npos) ++n;
+    return n;
+  }
+
+  PemPair new_anchor_ = make_linkerd_anchor({clock_.wall() - 1h, clock_.wall() + 10 * 8760h});
+};
+
+TEST_F(CloudIssuerTest, TheCloudsIssuerIsCheckedAndWrittenAndNothingIsMinted) {
+  install(issuer(-8760h + 100h, 100h));  // valid, not due
+  const PemPair supplied = issuer(-1h, 2160h);
+  const RotationResult r = pass(cloud(cloud_secret(supplied, anchor_)));
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_TRUE(r.from_cloud);
+  ASSERT_TRUE(r.rotated);
+  EXPECT_EQ(stored_issuer().cert_pem, supplied.cert_pem);
+  EXPECT_EQ(stored_issuer().key_pem, supplied.key_pem);
+  EXPECT_EQ(stored_issuer().ca_pem, anchor_.cert_pem);
+  EXPECT_EQ(secret_writes(), 1u);
+  // Taken already: the next pass writes nothing.
+  const RotationResult again = pass(cloud(cloud_secret(supplied, anchor_)));
+  EXPECT_FALSE(again.rotated);
+  EXPECT_TRUE(again.error.empty()) << again.error;
+  EXPECT_EQ(secret_writes(), 1u);
+}
+
+TEST_F(CloudIssuerTest, WithACloudIssuerNamedTheAnchorKeyIsNeverUsed) {
+  // Expired after a long sleep, the anchor key on disk: a standalone node
+  // would mint; this one waits for the cloud's, and says so.
+  install(issuer(-8760h, -1h));
+  CloudLinkerd c = cloud(cloud_secret(issuer(-1h, 2160h), anchor_));
+  c.issuer = seen(std::nullopt);
+  RotationResult r = pass(c, RotationTrigger::kResume);
+  EXPECT_FALSE(r.rotated);
+  EXPECT_NE(r.error.find("Secret tetherd-system/linkerd-issuer-edge in the control plane does "
+                         "not exist"),
+            std::string::npos)
+      << r.error;
+  EXPECT_EQ(r.before.verdict.reason, "IssuerExpired");
+  c.issuer.read = false;
+  c.issuer.error = "403 Forbidden: secrets \"linkerd-issuer-edge\" is forbidden";
+  r = pass(c, RotationTrigger::kManual);
+  EXPECT_NE(r.error.find("cannot read Secret tetherd-system/linkerd-issuer-edge in the control "
+                         "plane: 403 Forbidden"),
+            std::string::npos)
+      << r.error;
+  EXPECT_EQ(secret_writes(), 0u);
+}
+
+TEST_F(CloudIssuerTest, ACloudIssuerThatDoesNotChainOrIsNotAnIssuerChangesNothing) {
+  const PemPair current = issuer(-1h, 8760h);
+  install(current);
+  const Validity valid{clock_.wall() - 1h, clock_.wall() + 2160h};
+  const std::vector<std::pair<PemPair, std::string>> cases = {
+      {make_linkerd_issuer(new_anchor_, valid),
+       "does not chain to a root of the local trust bundle"},
+      {make_linkerd_issuer(anchor_, {clock_.wall() - 48h, clock_.wall() - 1h}), "expired"},
+      {new_anchor_, "is not named CN=identity.linkerd.cluster.local"},
+  };
+  for (const auto& [supplied, why] : cases) {
+    const RotationResult r = pass(cloud(cloud_secret(supplied, anchor_)));
+    EXPECT_FALSE(r.rotated);
+    EXPECT_NE(r.error.find(why), std::string::npos) << r.error;
+    EXPECT_NE(r.error.find("Secret tetherd-system/linkerd-issuer-edge in the control plane"),
+              std::string::npos)
+        << r.error;
+  }
+  EXPECT_EQ(secret_writes(), 0u);
+  EXPECT_EQ(stored_issuer().cert_pem, current.cert_pem);
+}
+
+TEST_F(CloudIssuerTest, LinkerdsThreeStepAnchorRotationDrivenFromTheCloud) {
+  const PemPair old_issuer = issuer(-1h, 8760h);
+  install(old_issuer);
+  const std::string old_and_new = anchor_.cert_pem + new_anchor_.cert_pem;
+  // Step 1: the bundle holds both anchors; the issuer stays.
+  RotationResult r = pass(cloud(cloud_secret(old_issuer, anchor_), cloud_bundle(old_and_new)));
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_TRUE(r.bundle_written);
+  EXPECT_FALSE(r.rotated);
+  EXPECT_EQ(stored_bundle(), old_and_new);
+  EXPECT_EQ(r.bundle_sha256, trust_bundle_sha256(old_and_new));
+  // Step 2: a new issuer under the new anchor.
+  const PemPair new_issuer =
+      make_linkerd_issuer(new_anchor_, {clock_.wall() - 1h, clock_.wall() + 8760h});
+  r = pass(cloud(cloud_secret(new_issuer, new_anchor_), cloud_bundle(old_and_new)));
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_FALSE(r.bundle_written);
+  EXPECT_TRUE(r.rotated);
+  EXPECT_EQ(stored_issuer().cert_pem, new_issuer.cert_pem);
+  EXPECT_EQ(stored_issuer().ca_pem, new_anchor_.cert_pem);
+  // Step 3: the new anchor alone; it keeps the issuer in force.
+  r = pass(cloud(cloud_secret(new_issuer, new_anchor_), cloud_bundle(new_anchor_.cert_pem)));
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_TRUE(r.bundle_written);
+  EXPECT_EQ(stored_bundle(), new_anchor_.cert_pem);
+  EXPECT_EQ(r.before.verdict.reason, "IssuerValid");
+  EXPECT_EQ(bundle_writes(), 2u);
+  EXPECT_EQ(secret_writes(), 1u);
+}
+
+TEST_F(CloudIssuerTest, ABundleWithoutTheRootOfTheIssuerInForceWaitsForTheLastStep) {
+  const PemPair current = issuer(-1h, 8760h);
+  install(current);
+  // The bundle alone from the cloud, without the root the issuer chains to.
+  CloudLinkerd c = cloud(std::nullopt, cloud_bundle(new_anchor_.cert_pem));
+  RotationResult r = pass(c);
+  EXPECT_FALSE(r.bundle_written);
+  EXPECT_NE(r.error.find("does not hold the root of the issuer in force"), std::string::npos)
+      << r.error;
+  EXPECT_NE(r.error.find("set trustBundleRef.rotationFinishing"), std::string::npos) << r.error;
+  EXPECT_EQ(stored_bundle(), anchor_.cert_pem);
+  EXPECT_EQ(bundle_writes(), 0u);
+  // The spec says the rotation is finishing: taken.
+  r = pass(cloud(std::nullopt, cloud_bundle(new_anchor_.cert_pem), /*finishing=*/true));
+  EXPECT_TRUE(r.bundle_written) << r.error;
+  EXPECT_EQ(stored_bundle(), new_anchor_.cert_pem);
+}
+
+TEST_F(CloudIssuerTest, ABadBundleChangesNothingAndSaysWhy) {
+  install(issuer(-1h, 8760h));
+  const PemPair workload = make_linkerd_workload(
+      issuer(-1h, 8760h), {clock_.wall() - 1h, clock_.wall() + 24h}, "web.default");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "holds no certificate"},
+      {anchor_.cert_pem + anchor_.key_pem, "is not a certificate"},
+      {anchor_.cert_pem + workload.cert_pem, "is not a CA"},
+  };
+  for (const auto& [text, why] : cases) {
+    const RotationResult r = pass(cloud(std::nullopt, cloud_bundle(text)));
+    EXPECT_FALSE(r.bundle_written);
+    EXPECT_NE(r.error.find(why), std::string::npos) << r.error;
+    EXPECT_NE(r.error.find("ConfigMap tetherd-system/linkerd-trust in the control plane"),
+              std::string::npos)
+        << r.error;
+  }
+  json::object no_key = cloud_bundle(anchor_.cert_pem);
+  no_key["data"].as_object().erase("ca-bundle.crt");
+  const RotationResult r = pass(cloud(std::nullopt, no_key));
+  EXPECT_NE(r.error.find("has no ca-bundle.crt"), std::string::npos) << r.error;
+  EXPECT_EQ(bundle_writes(), 0u);
+  EXPECT_EQ(stored_bundle(), anchor_.cert_pem);
+}
+
+TEST_F(CloudIssuerTest, ANewBundleAndAnIssuerUnderItCanArriveTogether) {
+  install(issuer(-1h, 8760h));
+  const PemPair new_issuer =
+      make_linkerd_issuer(new_anchor_, {clock_.wall() - 1h, clock_.wall() + 8760h});
+  const std::string both = anchor_.cert_pem + new_anchor_.cert_pem;
+  const RotationResult r =
+      pass(cloud(cloud_secret(new_issuer, new_anchor_), cloud_bundle(both)));
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_TRUE(r.bundle_written);
+  EXPECT_TRUE(r.rotated);
+  EXPECT_EQ(stored_bundle(), both);
+  EXPECT_EQ(stored_issuer().cert_pem, new_issuer.cert_pem);
 }
 
 struct BadInput {

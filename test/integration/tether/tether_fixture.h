@@ -119,6 +119,9 @@ class TetherKernel : public testing::Test {
       timing.retry->random = [] { return 0.5; };
       tether_ = std::make_unique<Tether>(io_, clock_, log_, *keeper_, conditions_, std::move(*http),
                                          config_, std::move(timing));
+      auto objects = kube::HttpsClient::create(io_.get_executor(), kc);
+      ASSERT_TRUE(objects) << objects.error().message;
+      tether_->follow_objects_with(std::move(*objects));
       tether_->on_change([this] { poke(); });
       tether_->start();
     });

@@ -7,6 +7,7 @@
 
 #include "test/integration/tether/tether_fixture.h"
 #include "test/support/fake_backend.h"
+#include "test/support/rbac_manifest.h"
 
 namespace tetherd::test {
 namespace {
@@ -313,6 +314,71 @@ TEST_F(TetherKernel, ANewRotateTokenAloneIsHeardAtOnce) {
   server_->update(kNodeA, node);
   EXPECT_TRUE(eventually(
       [&] { return std::find(heard->begin(), heard->end(), "2026-11-21") != heard->end(); }));
+}
+
+// spec.linkerd's references: the node follows its issuer Secret and the
+// trust bundle's ConfigMap in the cloud, by name, under the shipped
+// per-node RBAC; a reference RBAC does not allow is a clear error.
+TEST_F(TetherKernel, TheLinkerdObjectsTheSpecNamesAreFollowedByNameUnderTheShippedRbac) {
+  std::string per_node = shipped_manifest("per-node/linkerd-from-cloud.yaml");
+  for (std::size_t at; (at = per_node.find("NODE")) != std::string::npos;)
+    per_node.replace(at, 4, "node-a");
+  for (auto& rule : rules_from_rbac_manifest(per_node))
+    server_->allow(std::move(rule));
+  const std::string secrets = kube::collection_path(kube::kSecrets, kNamespace);
+  const std::string config_maps = kube::collection_path(kube::kConfigMaps, kNamespace);
+  auto secret = [](const std::string& name, const std::string& crt) {
+    return json::object{{"apiVersion", "v1"},
+                        {"kind", "Secret"},
+                        {"metadata", {{"name", name}}},
+                        {"type", "kubernetes.io/tls"},
+                        {"data", {{"tls.crt", crt}}}};
+  };
+  server_->create(secrets, secret("linkerd-identity-issuer-node-a", "b25l"));
+  server_->create(secrets, secret("linkerd-identity-issuer-node-b", "dHdv"));
+  server_->create(config_maps, json::object{{"apiVersion", "v1"},
+                                            {"kind", "ConfigMap"},
+                                            {"metadata", {{"name", "linkerd-identity-trust-roots"}}},
+                                            {"data", {{"ca-bundle.crt", "roots"}}}});
+  json::object node = edge_node("node-a", {kCloud});
+  node["spec"].as_object()["linkerd"] =
+      json::object{{"issuerSecretRef", {{"name", "linkerd-identity-issuer-node-a"}}},
+                   {"trustBundleRef", {{"name", "linkerd-identity-trust-roots"}}}};
+  server_->create(kEdgeNodes, node);
+  start();
+  auto tls_crt = [](const kube::FollowedObject& f) -> std::string {
+    if (!f.object) return "";
+    return std::string(f.object->at("data").at("tls.crt").as_string());
+  };
+  ASSERT_TRUE(eventually([&] { return tls_crt(tether_->cloud_linkerd().issuer) == "b25l"; }))
+      << on_io([&] { return tether_->cloud_linkerd().issuer.error; });
+  EXPECT_TRUE(eventually([&] { return tether_->cloud_linkerd().bundle.object.has_value(); }));
+  EXPECT_EQ(on_io([&] { return tether_->cloud_linkerd().refs.bundle_key; }), "ca-bundle.crt");
+
+  // cert-manager renews it: the watch brings the new one.
+  const std::string path = kube::object_path(kube::kSecrets, kNamespace, "linkerd-identity-issuer-node-a");
+  json::object renewed = *server_->get(path);
+  renewed["data"].as_object()["tls.crt"] = "cmVuZXdlZA==";
+  server_->update(path, renewed);
+  EXPECT_TRUE(
+      eventually([&] { return tls_crt(tether_->cloud_linkerd().issuer) == "cmVuZXdlZA=="; }));
+
+  // Another node's issuer: RBAC says no, and the error says so.
+  json::object other = *server_->get(kNodeA);
+  other["spec"].as_object()["linkerd"].as_object()["issuerSecretRef"] =
+      json::object{{"name", "linkerd-identity-issuer-node-b"}};
+  server_->update(kNodeA, other);
+  ASSERT_TRUE(eventually([&] {
+    const auto& issuer = tether_->cloud_linkerd().issuer;
+    return issuer.error.find("403") != std::string::npos && !issuer.object;
+  })) << on_io([&] { return tether_->cloud_linkerd().issuer.error; });
+  EXPECT_EQ(on_io([&] { return tether_->cloud_linkerd().refs.issuer_secret; }),
+            "linkerd-identity-issuer-node-b");
+  // Followed by name: no list or watch of Secrets without the field selector.
+  for (const auto& r : server_->requests()) {
+    if (r.target.find("/secrets") == std::string::npos) continue;
+    EXPECT_NE(r.target.find("fieldSelector=metadata.name"), std::string::npos) << r.target;
+  }
 }
 
 TEST_F(TetherKernel, NothingChangedMeansNoStatusWritePerHeartbeat) {

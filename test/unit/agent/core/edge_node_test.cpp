@@ -214,5 +214,53 @@ TEST(EdgeNodeTest, AWrongKindIsQuotedPrintablyAndShort) {
             R"(kind: expected "EdgeNode", got "Edge?Node)" + std::string(55, 'x') + R"(...")");
 }
 
+TEST(EdgeNodeTest, DecodesTheLinkerdReferences) {
+  auto node = decode_edge_node(object_from(R"({"metadata":{"name":"a"},"spec":{"linkerd":{
+      "issuerSecretRef":{"name":"linkerd-issuer-desktop"},
+      "trustBundleRef":{"name":"linkerd-trust","key":"bundle.pem","rotationFinishing":true}}}})"));
+  ASSERT_TRUE(node) << node.error().message;
+  EXPECT_EQ(node->linkerd.issuer_secret, "linkerd-issuer-desktop");
+  EXPECT_EQ(node->linkerd.bundle_config_map, "linkerd-trust");
+  EXPECT_EQ(node->linkerd.bundle_key, "bundle.pem");
+  EXPECT_TRUE(node->linkerd.rotation_finishing);
+
+  // No key: trust-manager's and linkerd's own, ca-bundle.crt.
+  node = decode_edge_node(object_from(
+      R"({"metadata":{"name":"a"},"spec":{"linkerd":{"trustBundleRef":{"name":"t"}}}})"));
+  ASSERT_TRUE(node) << node.error().message;
+  EXPECT_EQ(node->linkerd.bundle_key, "ca-bundle.crt");
+  EXPECT_FALSE(node->linkerd.rotation_finishing);
+  EXPECT_EQ(node->linkerd.issuer_secret, "");
+
+  node = decode_edge_node(object_from(R"({"metadata":{"name":"a"},"spec":{"linkerd":{}}})"));
+  ASSERT_TRUE(node) << node.error().message;
+  EXPECT_EQ(node->linkerd, LinkerdRefs{});
+}
+
+TEST(EdgeNodeTest, AReferenceThatIsNotANameIsRefused) {
+  // Both end up in a request's path: nothing that could climb out of it.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"issuerSecretRef":{"name":"../../secrets/x"}})",
+       R"(spec.linkerd.issuerSecretRef.name: "../../secrets/x" is not a name (lower-case letters, digits, '-', '.'))"},
+      {R"({"issuerSecretRef":{"name":".."}})",
+       R"(spec.linkerd.issuerSecretRef.name: ".." is not a name)"},
+      {R"({"issuerSecretRef":{}})", "spec.linkerd.issuerSecretRef.name: missing"},
+      {R"({"issuerSecretRef":"x"})",
+       "spec.linkerd.issuerSecretRef: expected an object, got a string"},
+      {R"({"trustBundleRef":{"name":"Upper"}})",
+       R"(spec.linkerd.trustBundleRef.name: "Upper" is not a name (lower-case letters, digits, '-', '.'))"},
+      {R"({"trustBundleRef":{"name":"t","key":"a/b"}})",
+       R"(spec.linkerd.trustBundleRef.key: "a/b" is not a ConfigMap key)"},
+      {R"({"trustBundleRef":{"name":"t","rotationFinishing":"yes"}})",
+       "spec.linkerd.trustBundleRef.rotationFinishing: expected a boolean, got a string"},
+  };
+  for (const auto& [linkerd, message] : cases) {
+    auto node = decode_edge_node(object_from(R"({"metadata":{"name":"a"},"spec":{"linkerd":)" +
+                                             linkerd + "}}"));
+    ASSERT_FALSE(node) << linkerd;
+    EXPECT_EQ(node.error().message, message);
+  }
+}
+
 }  // namespace
 }  // namespace tetherd
