@@ -20,8 +20,7 @@ std::string trust_bundle_sha256(std::string_view pem) {
   return out;
 }
 
-Result<TrustBundle> parse_trust_bundle(std::string_view pem, WallTime now,
-                                       std::string_view where) {
+Result<TrustBundle> parse_trust_bundle(std::string_view pem, WallTime now, std::string_view where) {
   const std::string who(where);
   if (pem.size() > kMaxPemValueBytes) return make_error(who + " is larger than 256 KiB");
   auto certs = x509::parse_certificates(pem, who);
@@ -82,8 +81,7 @@ Result<SuppliedIssuer> check_supplied_issuer(IssuerSecret secret,
   if (now < info.not_before)
     return make_error(it + " is not valid before " + format_kube_time(info.not_before) +
                       " (is this node's clock behind?)");
-  if (now > info.not_after)
-    return make_error(it + " expired " + format_kube_time(info.not_after));
+  if (now > info.not_after) return make_error(it + " expired " + format_kube_time(info.not_after));
   const std::vector<x509::Certificate> intermediates(certs->begin() + 1, certs->end());
   bool chained = false;
   for (std::size_t i = 0; i < roots.size() && !chained; ++i) {

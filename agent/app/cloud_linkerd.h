@@ -11,7 +11,7 @@
 namespace tetherd {
 
 struct CloudLinkerd {
-  std::string namespace_;       // the node's namespace in the cloud
+  std::string namespace_;  // the node's namespace in the cloud
   LinkerdRefs refs;
   kube::FollowedObject issuer;  // the Secret refs.issuer_secret
   kube::FollowedObject bundle;  // the ConfigMap refs.bundle_config_map

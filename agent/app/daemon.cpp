@@ -294,6 +294,10 @@ void Daemon::issuer_checked(const RotationResult& result) {
     if (rotate_token_pending_ == result.token) rotate_token_pending_.clear();
   }
   const IssuerVerdict& v = result.before.verdict;
+  // The bundle in force, for the proxies started with another; rolled when
+  // it came from the cloud (which drives the anchor rotation).
+  if (health_ && !result.bundle_sha256.empty())
+    health_->set_trust_bundle(result.bundle_sha256, issuer_->cloud().bundle_from_cloud());
   linkerd_certificates_ = certificate_statuses(result);
   push_certificates(result.rotated);
   if (result.rotated && v.anchor == AnchorState::kValid) {

@@ -162,7 +162,8 @@ awaitable<IssuerReport> IssuerRotation::check() {
 }
 
 awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool force) {
-  if (!cloud_.issuer_from_cloud() && !cloud_.bundle_from_cloud()) co_return co_await mint(trigger, force);
+  if (!cloud_.issuer_from_cloud() && !cloud_.bundle_from_cloud())
+    co_return co_await mint(trigger, force);
   RotationResult cloud = co_await take_from_cloud(trigger);
   if (cloud_.issuer_from_cloud() || stopped_) co_return cloud;
   // The bundle alone from the cloud: the issuer is minted here as before,
@@ -200,9 +201,10 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
     result.before = judge(r);
     result.bundle_sha256 = result.before.bundle_sha256;
     if (r.anchors.empty()) {
-      result.error = "cannot check what the control plane supplies against the local trust "
-                     "bundle: " +
-                     r.facts.unreadable;
+      result.error =
+          "cannot check what the control plane supplies against the local trust "
+          "bundle: " +
+          r.facts.unreadable;
       co_return result;
     }
     const WallTime now = clock_.wall();
@@ -232,8 +234,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
     if (cloud.issuer_from_cloud()) {
       if (!cloud.issuer.object) {
         problems.push_back(unavailable(issuer_what, cloud.issuer));
-      } else if (auto decoded = decode_issuer_secret(*cloud.issuer.object, issuer_what);
-                 !decoded) {
+      } else if (auto decoded = decode_issuer_secret(*cloud.issuer.object, issuer_what); !decoded) {
         problems.push_back(decoded.error().message);
       } else {
         supplied = std::move(*decoded);
@@ -256,8 +257,8 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
     check_issuer(bundle ? bundle->roots : r.anchors);
     if (bundle && !refs.rotation_finishing) {
       // The bundle must keep trusting the issuer that will be in force.
-      const std::string in_force = issuer ? issuer->secret.cert_pem
-                                          : (r.facts.issuer ? r.decoded.cert_pem : std::string());
+      const std::string in_force =
+          issuer ? issuer->secret.cert_pem : (r.facts.issuer ? r.decoded.cert_pem : std::string());
       if (!in_force.empty() && !chains_to_any(in_force, bundle->roots)) {
         problems.push_back(
             "ConfigMap " + cloud.namespace_ + "/" + refs.bundle_config_map + in_cloud +
@@ -331,6 +332,12 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
 }
 
 awaitable<RotationResult> IssuerRotation::mint(RotationTrigger trigger, bool force) {
+  RotationResult result = co_await mint_pass(trigger, force);
+  result.bundle_sha256 = result.before.bundle_sha256;
+  co_return result;
+}
+
+awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, bool force) {
   RotationResult result;
   result.trigger = trigger;
   const std::string ns = config_.namespace_;

@@ -132,6 +132,7 @@ class IssuerRotation {
   IssuerReport judge(const Read& read) const;
   boost::asio::awaitable<RotationResult> take_from_cloud(RotationTrigger trigger);
   boost::asio::awaitable<RotationResult> mint(RotationTrigger trigger, bool force);
+  boost::asio::awaitable<RotationResult> mint_pass(RotationTrigger trigger, bool force);
   boost::asio::awaitable<void> serve();
   boost::asio::awaitable<void> pause(Duration delay);
   void report(const RotationResult& result);

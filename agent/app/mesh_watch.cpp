@@ -115,6 +115,15 @@ void MeshWatch::resumed(WallTime at) {
   poke();
 }
 
+void MeshWatch::set_trust_bundle(std::string sha256, bool roll) {
+  roll_ = roll;
+  if (sha256 == bundle_sha256_) return;
+  bundle_sha256_ = std::move(sha256);
+  bundle_since_ = clock_.wall();
+  said_stamped_ = false;
+  poke();
+}
+
 void MeshWatch::stop() {
   stopped_ = true;
   wake_.cancel();
@@ -182,8 +191,26 @@ awaitable<void> MeshWatch::pass() {
     if (k.last) verdicts[pod.key()] = judge_proxy(pod, *k.last, k.before, now);
   }
   MeshReport report = report_mesh(pods, verdicts);
+  const StaleBundle stale = stale_bundle(pods, bundle_sha256_, bundle_since_);
+  report.bundle_sha256 = bundle_sha256_;
+  report.stale_bundle = stale.stale.size();
   publish(report);
-  if (heal_ && report.expired > 0 && !stopped_) co_await heal(*k3s, pods, report, verdicts);
+  if (!stale.stamped_after.empty() && !std::exchange(said_stamped_, true)) {
+    log_.warning("mesh-injector-stale-bundle",
+                 std::to_string(stale.stamped_after.size()) +
+                     " pods made since the trust bundle changed still carry another "
+                     "linkerd.io/trust-root-sha256 (" +
+                     stale.stamped_after.front() +
+                     "...): linkerd's proxy injector stamps the bundle in linkerd-config's "
+                     "identityTrustAnchorsPEM; update it (linkerd upgrade) so new pods say the "
+                     "bundle they trust. They are not rolled.",
+                 {{"NODE", node_}});
+  }
+  if (heal_ && report.expired > 0 && !stopped_) {
+    co_await heal(*k3s, pods, report, verdicts);
+  } else if (roll_ && !stale.to_roll.empty() && !stopped_) {
+    co_await roll(*k3s, pods, stale, verdicts);
+  }
   stats_.took = clock_.monotonic() - started;
 }
 
@@ -271,6 +298,24 @@ void MeshWatch::publish(MeshReport report) {
                    {{"NODE", node_}, {"EXPIRED", std::to_string(report.expired)}});
     }
   }
+  if (report.stale_bundle != said_stale_) {
+    if (report.stale_bundle == 0) {
+      log_.notice("mesh-bundle-current",
+                  "every meshed proxy on this node started with the trust bundle in force",
+                  {{"NODE", node_}, {"BUNDLE_SHA256", report.bundle_sha256}});
+    } else {
+      log_.notice("mesh-bundle-stale",
+                  std::to_string(report.stale_bundle) +
+                      " meshed proxies on this node started with another trust bundle than the "
+                      "one in force (sha256 " +
+                      report.bundle_sha256 + ")" +
+                      (roll_ ? ": rolling them in waves" : ": they are counted, not rolled"),
+                  {{"NODE", node_},
+                   {"BUNDLE_SHA256", report.bundle_sha256},
+                   {"STALE", std::to_string(report.stale_bundle)}});
+    }
+    said_stale_ = report.stale_bundle;
+  }
   conditions_.report(condition_type::kMeshHealthy, report.status, report.reason, report.message);
   const bool changed = !report_ || *report_ != report;
   report_ = std::move(report);
@@ -331,17 +376,52 @@ awaitable<void> MeshWatch::heal(kube::HttpsClient& k3s, const MeshedPods& pods,
       if (!earlier_tier_settled(pods, verdicts, t + 1, now)) co_return;
       continue;
     }
+    co_await at_most(
+        executor_, group.size(), timing_.evictions_at_once, stopped_,
+        [&](std::size_t i) -> awaitable<void> {
+          const MeshedPod& pod = *group[i];
+          if (stopped_ || !heal_) co_return;
+          const std::string why =
+              "its proxy's identity certificate " +
+              (known_[pod.key()].last
+                   ? judge_proxy(pod, *known_[pod.key()].last, std::nullopt, now).detail
+                   : std::string("expired")) +
+              " and a proxy cannot renew an expired one (linkerd2 #13136)";
+          if (co_await evict(k3s, pod, why)) tier_evicted_[t] = clock_.wall();
+        });
+    co_return;  // the next tier on a later pass
+  }
+}
+
+awaitable<void> MeshWatch::roll(kube::HttpsClient& k3s, const MeshedPods& pods,
+                                const StaleBundle& stale,
+                                const std::map<std::string, ProxyVerdict>& verdicts) {
+  // A new pod's proxy needs a certificate from the issuer.
+  if (issuer_valid_ && !issuer_valid_()) co_return;
+  const WallTime now = clock_.wall();
+  std::vector<std::vector<const MeshedPod*>> tiers(kTiers);
+  for (const MeshedPod* pod : stale.to_roll) {
+    if (!pod->running || !remade_by_controller(pod->controller)) continue;
+    if (evicted_.contains(pod->key())) continue;
+    tiers[static_cast<std::size_t>(tier(pod->role))].push_back(pod);
+  }
+  // One wave per pass: the first tier with pods to roll, a few of them, once
+  // the tiers before it have settled.
+  for (int t = 0; t < kTiers; ++t) {
+    auto& group = tiers[static_cast<std::size_t>(t)];
+    if (group.empty()) continue;
+    if (!earlier_tier_settled(pods, verdicts, t, now)) co_return;
+    if (group.size() > timing_.evictions_at_once) group.resize(timing_.evictions_at_once);
+    const std::string why =
+        "its proxy started with another trust bundle than the one in force "
+        "(sha256 " +
+        bundle_sha256_ + "), and proxies read the roots only at start";
     co_await at_most(executor_, group.size(), timing_.evictions_at_once, stopped_,
                      [&](std::size_t i) -> awaitable<void> {
-                       const MeshedPod& pod = *group[i];
-                       if (stopped_ || !heal_) co_return;
-                       const std::string why =
-                           known_[pod.key()].last
-                               ? judge_proxy(pod, *known_[pod.key()].last, std::nullopt, now).detail
-                               : "expired";
-                       if (co_await evict(k3s, pod, why)) tier_evicted_[t] = clock_.wall();
+                       if (stopped_ || !roll_) co_return;
+                       if (co_await evict(k3s, *group[i], why)) tier_evicted_[t] = clock_.wall();
                      });
-    co_return;  // the next tier on a later pass
+    co_return;
   }
 }
 
@@ -386,9 +466,7 @@ awaitable<bool> MeshWatch::evict(kube::HttpsClient& k3s, const MeshedPod& pod,
       ++stats_.evictions;
       evicted_[pod.key()] = clock_.wall();
       log_.notice("mesh-proxy-evicted",
-                  "evicted " + what + ": its proxy's identity certificate " + why +
-                      " and a proxy cannot renew an expired one (linkerd2 #13136); its "
-                      "controller makes a new pod",
+                  "evicted " + what + ": " + why + "; its controller makes a new pod",
                   {{"POD", pod.key()}});
     }
     co_return true;

@@ -23,6 +23,12 @@
 //      expired (a new proxy could get no certificate either); never a bare
 //      pod (it would not come back); never the same pod twice in 10
 //      minutes; a few at a time.
+//   5. with a trust bundle from the cloud (set_trust_bundle(.., roll)), the
+//      pods whose proxies started with another bundle (their
+//      linkerd.io/trust-root-sha256) rolled in waves through the same
+//      evictions, tiers and spacing: a few per pass, a tier once the one
+//      before it is settled. A pod made after the bundle came into force
+//      with another hash is reported, not rolled (see core/mesh.h).
 //
 // One coroutine on the daemon's loop; passes never overlap (a poke during
 // one runs another after it).
@@ -92,6 +98,10 @@ class MeshWatch {
   void resumed(WallTime at);
   void set_k3s(std::shared_ptr<kube::HttpsClient> k3s) { k3s_ = std::move(k3s); }
   void set_heal(bool heal) { heal_ = heal; }
+  // The hash of the trust bundle in force ("" unknown), and whether the
+  // pods started with another are rolled (the bundle comes from the cloud,
+  // which drives the rotation) or only counted.
+  void set_trust_bundle(std::string sha256, bool roll);
   const std::string& node() const { return node_; }
   void stop();
   bool finished() const { return running_ == 0; }
@@ -119,6 +129,9 @@ class MeshWatch {
   boost::asio::awaitable<void> heal(kube::HttpsClient& k3s, const MeshedPods& pods,
                                     const MeshReport& report,
                                     const std::map<std::string, ProxyVerdict>& verdicts);
+  boost::asio::awaitable<void> roll(kube::HttpsClient& k3s, const MeshedPods& pods,
+                                    const StaleBundle& stale,
+                                    const std::map<std::string, ProxyVerdict>& verdicts);
   bool earlier_tier_settled(const MeshedPods& pods,
                             const std::map<std::string, ProxyVerdict>& verdicts, int before,
                             WallTime now) const;
@@ -141,6 +154,11 @@ class MeshWatch {
   bool stopped_ = false;
   int running_ = 0;
   std::optional<WallTime> resumed_at_;
+  std::string bundle_sha256_;  // the trust bundle in force
+  WallTime bundle_since_{};    // when it was first seen in force
+  bool roll_ = false;
+  std::size_t said_stale_ = 0;               // the stale count last said
+  bool said_stamped_ = false;                // "the injector stamps the old hash" said
   std::map<std::string, Known> known_;       // by namespace/name
   std::map<std::string, WallTime> evicted_;  // by namespace/name: when
   std::map<std::string, bool> said_bare_;    // bare pods already reported

@@ -40,7 +40,7 @@ void rethrow(std::exception_ptr e) {
 }
 
 MeshSummary summary_of(const MeshReport& r) {
-  return MeshSummary{r.meshed, r.expired, r.unreadable};
+  return MeshSummary{r.meshed, r.expired, r.unreadable, r.bundle_sha256, r.stale_bundle};
 }
 
 }  // namespace
@@ -103,10 +103,17 @@ void NodeHealth::follow_mesh(const Config& config) {
   mesh_ = std::make_unique<MeshWatch>(io_.get_executor(), clock_, log_, conditions_, node_,
                                       config.linkerd->heal_expired_proxies, issuer_valid);
   mesh_->set_k3s(k3s_);
+  mesh_->set_trust_bundle(bundle_sha256_, roll_bundle_);
   mesh_->on_report([this](const MeshReport& r) {
     if (tether_) tether_->set_mesh(summary_of(r));
   });
   if (running_) mesh_->start();
+}
+
+void NodeHealth::set_trust_bundle(std::string sha256, bool roll) {
+  bundle_sha256_ = std::move(sha256);
+  roll_bundle_ = roll;
+  if (mesh_) mesh_->set_trust_bundle(bundle_sha256_, roll_bundle_);
 }
 
 void NodeHealth::set_k3s(std::shared_ptr<kube::HttpsClient> k3s) {

@@ -104,6 +104,9 @@ class NodeHealth {
   // round probes it.
   // A probe in flight keeps the client it started with alive.
   void set_k3s(std::shared_ptr<kube::HttpsClient> k3s);
+  // linkerd's trust bundle in force (its hash), and whether the meshed pods
+  // started with another are rolled (a bundle from the cloud).
+  void set_trust_bundle(std::string sha256, bool roll);
   // A condition whose producer is gone (a reload removed its section).
   void forget(std::string_view type);
   // The certificates behind CertificatesValid, for status.certificates and
@@ -170,6 +173,8 @@ class NodeHealth {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   bool running_ = false;
   std::unique_ptr<MeshWatch> mesh_;
+  std::string bundle_sha256_;
+  bool roll_bundle_ = false;
   std::vector<std::unique_ptr<MeshWatch>> retired_mesh_;  // stopped, until finished
   HealthStats stats_;
   std::function<void()> on_transition_;

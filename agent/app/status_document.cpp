@@ -248,7 +248,8 @@ void read_status(Reader& r, const json::object& o, StatusDocument& doc) {
     doc.linkerd =
         MeshStatus{r.count(*mesh, "meshedProxies", at(path, "linkerd.meshedProxies")),
                    r.count(*mesh, "expiredProxies", at(path, "linkerd.expiredProxies")),
-                   r.count(*mesh, "unreadableProxies", at(path, "linkerd.unreadableProxies"))};
+                   r.count(*mesh, "unreadableProxies", at(path, "linkerd.unreadableProxies")),
+                   r.count(*mesh, "staleBundleProxies", at(path, "linkerd.staleBundleProxies"))};
   }
 }
 

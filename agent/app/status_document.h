@@ -58,7 +58,7 @@ struct NodeFacts {
 };
 
 struct MeshStatus {
-  std::optional<std::uint64_t> meshed, expired, unreadable;
+  std::optional<std::uint64_t> meshed, expired, unreadable, stale_bundle;
 };
 
 struct StatusDocument {

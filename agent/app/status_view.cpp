@@ -230,6 +230,8 @@ std::string render_status(const StatusDocument& s, WallTime now, bool colour) {
     if (m.expired && *m.expired > 0) text += ", " + std::to_string(*m.expired) + " expired";
     if (m.unreadable && *m.unreadable > 0)
       text += ", " + std::to_string(*m.unreadable) + " unreadable";
+    if (m.stale_bundle && *m.stale_bundle > 0)
+      text += ", " + std::to_string(*m.stale_bundle) + " on an older trust bundle";
     line("mesh", text);
   }
   out += "\n" + conditions_table(s, now, colour);

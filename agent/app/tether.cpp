@@ -125,7 +125,8 @@ std::shared_ptr<kube::ObjectFollower> Tether::follow(const kube::Resource& resou
         // `into` is the member this follower fills; a follower replaced
         // since is stopped, and says nothing more.
         if (weak.expired() || stopped_) return;
-        const auto* which = &into == &cloud_.issuer ? issuer_follower_.get() : bundle_follower_.get();
+        const auto* which =
+            &into == &cloud_.issuer ? issuer_follower_.get() : bundle_follower_.get();
         if (which == nullptr) return;
         into = which->seen();
         changed();
@@ -151,16 +152,16 @@ void Tether::follow_refs(const LinkerdRefs& refs) {
     bundle_follower_.reset();
     bundle_follower_ = follow(kube::kConfigMaps, refs.bundle_config_map, cloud_.bundle);
   }
-  log_.info("linkerd-references",
-            "spec.linkerd: issuer " +
-                (refs.issuer_secret.empty() ? std::string("minted on the node, if at all")
-                                            : "from Secret " + namespace_ + "/" + refs.issuer_secret) +
-                "; trust bundle " +
-                (refs.bundle_config_map.empty()
-                     ? std::string("left as it is")
-                     : "from ConfigMap " + namespace_ + "/" + refs.bundle_config_map + " key " +
-                           refs.bundle_key),
-            {{"CONTROL_PLANE", server_}});
+  log_.info(
+      "linkerd-references",
+      "spec.linkerd: issuer " +
+          (refs.issuer_secret.empty() ? std::string("minted on the node, if at all")
+                                      : "from Secret " + namespace_ + "/" + refs.issuer_secret) +
+          "; trust bundle " +
+          (refs.bundle_config_map.empty() ? std::string("left as it is")
+                                          : "from ConfigMap " + namespace_ + "/" +
+                                                refs.bundle_config_map + " key " + refs.bundle_key),
+      {{"CONTROL_PLANE", server_}});
   changed();
 }
 

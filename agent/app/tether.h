@@ -143,8 +143,7 @@ class Tether final : private kube::ReflectorHandler {
   void edge_node_missing(std::string_view why);
   void follow_refs(const LinkerdRefs& refs);
   std::shared_ptr<kube::ObjectFollower> follow(const kube::Resource& resource,
-                                               const std::string& name,
-                                               kube::FollowedObject& into);
+                                               const std::string& name, kube::FollowedObject& into);
   void set_condition(std::string_view type, ConditionStatus status, std::string_view reason,
                      std::string_view message);
   void set_firewall(ConditionStatus status, std::string_view reason, std::string_view message);

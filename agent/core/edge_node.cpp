@@ -194,8 +194,9 @@ Result<void> name_member(const json::object& o, std::string_view key_name, std::
     const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
                     (key && ((c >= 'A' && c <= 'Z') || c == '_'));
     if (!ok) {
-      return at(path, quoted(out) + (key ? " is not a ConfigMap key"
-                                         : " is not a name (lower-case letters, digits, '-', '.')"));
+      return at(path,
+                quoted(out) + (key ? " is not a ConfigMap key"
+                                   : " is not a name (lower-case letters, digits, '-', '.')"));
     }
   }
   if (out == "." || out == "..") return at(path, quoted(out) + " is not a name");
@@ -219,8 +220,8 @@ Result<void> decode_linkerd(const json::object& linkerd, EdgeNodeSpec& out) {
       !r)
     return r;
   LinkerdRefs& refs = out.linkerd;
-  auto issuer = reference(linkerd, "issuerSecretRef", "spec.linkerd.issuerSecretRef",
-                          refs.issuer_secret);
+  auto issuer =
+      reference(linkerd, "issuerSecretRef", "spec.linkerd.issuerSecretRef", refs.issuer_secret);
   if (!issuer) return issuer.error();
   constexpr std::string_view kBundle = "spec.linkerd.trustBundleRef";
   auto bundle = reference(linkerd, "trustBundleRef", kBundle, refs.bundle_config_map);

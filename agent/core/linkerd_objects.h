@@ -47,8 +47,8 @@ struct IssuerSecret {
 };
 
 // `where` names the object in errors (the cloud's Secret has its own name).
-Result<IssuerSecret> decode_issuer_secret(const boost::json::object& secret,
-                                          std::string_view where = "Secret linkerd-identity-issuer");
+Result<IssuerSecret> decode_issuer_secret(
+    const boost::json::object& secret, std::string_view where = "Secret linkerd-identity-issuer");
 // The trust anchors' PEM bundle, as text: data[key].
 Result<std::string> decode_trust_roots(
     const boost::json::object& config_map,

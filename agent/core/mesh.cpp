@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "agent/core/duration.h"
+#include "agent/core/kube_time.h"
 
 namespace tetherd {
 namespace {
@@ -143,6 +144,7 @@ MeshedPods meshed_pods(const std::vector<json::object>& items, std::string_view 
     pod.controller = controller_of(metadata);
     const json::object* annotations = object_at(*metadata, "annotations");
     pod.trust_root_sha256 = string_at(annotations, "linkerd.io/trust-root-sha256");
+    pod.created = parse_kube_time(string_at(metadata, "creationTimestamp"));
     pod.running =
         string_at(status, "phase") == "Running" && !metadata->contains("deletionTimestamp");
     out.pods.push_back(std::move(pod));
@@ -258,6 +260,23 @@ MeshReport report_mesh(const MeshedPods& pods,
     r.message = std::to_string(r.valid + r.failing) + of + " hold a valid certificate" + also;
   }
   return r;
+}
+
+StaleBundle stale_bundle(const MeshedPods& pods, std::string_view bundle_sha256, WallTime since) {
+  StaleBundle out;
+  if (bundle_sha256.empty()) return out;
+  for (const MeshedPod& pod : pods.pods) {
+    if (pod.trust_root_sha256.empty() || pod.trust_root_sha256 == bundle_sha256) continue;
+    out.stale.push_back(pod.key());
+    // No creation time: treated as old (the API server always sets one).
+    // Creation times are whole seconds: a pod made in the second of the
+    // change counts as made after it (not rolled, which is the safe side).
+    if (pod.created && *pod.created >= std::chrono::floor<std::chrono::seconds>(since))
+      out.stamped_after.push_back(pod.key());
+    else
+      out.to_roll.push_back(&pod);
+  }
+  return out;
 }
 
 }  // namespace tetherd

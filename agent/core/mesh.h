@@ -54,8 +54,9 @@ struct MeshedPod {
   // The controller that would make it anew ("ReplicaSet/web-5d8f"); empty:
   // a bare pod, which an eviction would delete for good.
   std::string controller;
-  std::string trust_root_sha256;  // linkerd.io/trust-root-sha256, if any
-  bool running = false;           // phase Running, not being deleted
+  std::string trust_root_sha256;    // linkerd.io/trust-root-sha256, if any
+  std::optional<WallTime> created;  // metadata.creationTimestamp
+  bool running = false;             // phase Running, not being deleted
   std::string key() const { return namespace_ + "/" + name; }
   friend bool operator==(const MeshedPod&, const MeshedPod&) = default;
 };
@@ -105,11 +106,29 @@ struct MeshReport {
   std::size_t valid = 0, expired = 0, failing = 0, unreadable = 0;
   std::vector<std::string> expired_pods;  // healing order
   std::vector<std::string> bare_expired;  // of those, the pods without a controller
+  // The trust bundle in force ("" unknown) and the proxies started with another.
+  std::string bundle_sha256;
+  std::size_t stale_bundle = 0;
   ConditionStatus status = ConditionStatus::kUnknown;
   std::string reason, message;  // MeshHealthy's
   friend bool operator==(const MeshReport&, const MeshReport&) = default;
 };
 // The verdicts of the pods read or remembered this round, keyed by pod.
 MeshReport report_mesh(const MeshedPods& pods, const std::map<std::string, ProxyVerdict>& verdicts);
+
+// The pods whose proxies started with another trust bundle than the one in
+// force (`bundle_sha256`), as linkerd's injector stamped them
+// (linkerd.io/trust-root-sha256; a pod without it is not counted). Proxies
+// read the roots only when they start, so these trust the old anchors
+// alone. Those made before `since` (when this bundle came into force) are
+// to be rolled; those made after it with another hash were stamped so by
+// the injector (it hashes linkerd-config's identityTrustAnchorsPEM, which
+// may lag the ConfigMap), and rolling them would only make more of them.
+struct StaleBundle {
+  std::vector<std::string> stale;          // every stale pod, healing order
+  std::vector<const MeshedPod*> to_roll;   // of those, made before `since`
+  std::vector<std::string> stamped_after;  // of those, made since
+};
+StaleBundle stale_bundle(const MeshedPods& pods, std::string_view bundle_sha256, WallTime since);
 
 }  // namespace tetherd

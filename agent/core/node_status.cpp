@@ -255,9 +255,13 @@ json::object status_object(const NodeStatus& status) {
   };
   if (status.node) body["node"] = node_object(*status.node);
   if (status.linkerd) {
-    body["linkerd"] = json::object{{"meshedProxies", status.linkerd->meshed},
-                                   {"expiredProxies", status.linkerd->expired},
-                                   {"unreadableProxies", status.linkerd->unreadable}};
+    json::object linkerd{{"meshedProxies", status.linkerd->meshed},
+                         {"expiredProxies", status.linkerd->expired},
+                         {"unreadableProxies", status.linkerd->unreadable},
+                         {"staleBundleProxies", status.linkerd->stale_bundle}};
+    if (!status.linkerd->bundle_sha256.empty())
+      linkerd["trustBundleSha256"] = status.linkerd->bundle_sha256;
+    body["linkerd"] = std::move(linkerd);
   }
   return body;
 }

@@ -140,9 +140,11 @@ struct NodeVitals {
 
 // The meshed proxies on this node (status.linkerd), as of the last pass.
 struct MeshSummary {
-  std::uint64_t meshed = 0;      // meshed pods on this node
-  std::uint64_t expired = 0;     // whose proxy holds an expired certificate
-  std::uint64_t unreadable = 0;  // whose proxy's metrics could not be read
+  std::uint64_t meshed = 0;        // meshed pods on this node
+  std::uint64_t expired = 0;       // whose proxy holds an expired certificate
+  std::uint64_t unreadable = 0;    // whose proxy's metrics could not be read
+  std::string bundle_sha256;       // the trust bundle in force; "" unknown
+  std::uint64_t stale_bundle = 0;  // whose proxy started with another bundle
   friend bool operator==(const MeshSummary&, const MeshSummary&) = default;
 };
 

@@ -22,8 +22,8 @@ namespace tetherd::kube {
 
 struct FollowedObject {
   std::optional<boost::json::object> object;  // nullopt: absent, or not read yet
-  bool read = false;                           // the server has answered at least once
-  std::string error;                           // the last failure; "" since a success
+  bool read = false;                          // the server has answered at least once
+  std::string error;                          // the last failure; "" since a success
 
   bool operator==(const FollowedObject&) const = default;
 };
@@ -31,8 +31,8 @@ struct FollowedObject {
 class ObjectFollower final : private ReflectorHandler {
  public:
   // `collection`: e.g. collection_path(kSecrets, "tetherd-system").
-  ObjectFollower(KubeClient& client, std::string collection, std::string name,
-                 RetryContext retry, std::function<void()> changed, WatchOptions watch = {});
+  ObjectFollower(KubeClient& client, std::string collection, std::string name, RetryContext retry,
+                 std::function<void()> changed, WatchOptions watch = {});
 
   // Runs until stop(). The follower must outlive it.
   boost::asio::awaitable<void> run() { return reflector_.run(); }

@@ -55,8 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (ERR_peek_error() != 0) std::abort();
   if (!issuer) {
     if (!printable(issuer.error().message)) std::abort();
-  } else if (issuer->info.subject_cn != kIssuerCommonName || issuer->info.path_len.value_or(0) != 0 ||
-             issuer->root >= roots.size()) {
+  } else if (issuer->info.subject_cn != kIssuerCommonName ||
+             issuer->info.path_len.value_or(0) != 0 || issuer->root >= roots.size()) {
     std::abort();
   }
   return 0;

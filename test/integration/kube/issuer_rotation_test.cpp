@@ -411,14 +411,15 @@ TEST_F(IssuerRotationTest, AFailureThatRepeatsIsLoggedOnce) {
 // The cloud's objects as the tether hands them over: a kubernetes.io/tls
 // Secret that cert-manager keeps, a ConfigMap that trust-manager writes.
 json::object cloud_secret(const PemPair& issuer, const PemPair& anchor) {
-  return json::object{{"apiVersion", "v1"},
-                      {"kind", "Secret"},
-                      {"metadata", {{"name", "linkerd-issuer-edge"}, {"namespace", "tetherd-system"}}},
-                      {"type", "kubernetes.io/tls"},
-                      {"data",
-                       {{"tls.crt", encode_base64(issuer.cert_pem)},
-                        {"tls.key", encode_base64(issuer.key_pem)},
-                        {"ca.crt", encode_base64(anchor.cert_pem)}}}};
+  return json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Secret"},
+      {"metadata", {{"name", "linkerd-issuer-edge"}, {"namespace", "tetherd-system"}}},
+      {"type", "kubernetes.io/tls"},
+      {"data",
+       {{"tls.crt", encode_base64(issuer.cert_pem)},
+        {"tls.key", encode_base64(issuer.key_pem)},
+        {"ca.crt", encode_base64(anchor.cert_pem)}}}};
 }
 
 json::object cloud_bundle(const std::string& pem) {
@@ -619,8 +620,7 @@ TEST_F(CloudIssuerTest, ANewBundleAndAnIssuerUnderItCanArriveTogether) {
   const PemPair new_issuer =
       make_linkerd_issuer(new_anchor_, {clock_.wall() - 1h, clock_.wall() + 8760h});
   const std::string both = anchor_.cert_pem + new_anchor_.cert_pem;
-  const RotationResult r =
-      pass(cloud(cloud_secret(new_issuer, new_anchor_), cloud_bundle(both)));
+  const RotationResult r = pass(cloud(cloud_secret(new_issuer, new_anchor_), cloud_bundle(both)));
   ASSERT_TRUE(r.error.empty()) << r.error;
   EXPECT_TRUE(r.bundle_written);
   EXPECT_TRUE(r.rotated);

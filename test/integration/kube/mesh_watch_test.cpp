@@ -38,9 +38,11 @@ class Mesh : public KubeTest {
   // role; without `controller` it is bare.
   void pod(const std::string& ns, const std::string& name, const FakeProxy& proxy,
            json::object labels = {}, const std::string& controller = "ReplicaSet",
-           const std::string& node = kNode) {
+           const std::string& node = kNode, const std::string& trust_root = "") {
     labels["linkerd.io/control-plane-ns"] = "linkerd";
     json::object metadata{{"name", name}, {"namespace", ns}, {"labels", labels}};
+    if (!trust_root.empty())
+      metadata["annotations"] = json::object{{"linkerd.io/trust-root-sha256", trust_root}};
     if (!controller.empty()) {
       metadata["ownerReferences"] = json::array{json::object{{"apiVersion", "apps/v1"},
                                                              {"kind", controller},
@@ -288,6 +290,87 @@ TEST_F(Mesh, APageIsReadOnlyAsFarAsItsIdentityLines) {
   watch(false, t);
   pass();
   EXPECT_EQ(mesh_->report()->valid, 1u) << healthy()->message;
+}
+
+// A new trust bundle from the cloud: exactly the pods whose proxies
+// started with another are rolled, in waves (identity's tier first, then a
+// few workloads per pass), each once.
+TEST_F(Mesh, ABundleChangeRollsExactlyTheStalePodsInWaves) {
+  const std::string old_hash(64, 'a'), new_hash(64, 'b');
+  std::vector<std::unique_ptr<FakeProxy>> proxies;
+  auto proxy = [&] {
+    proxies.push_back(std::make_unique<FakeProxy>());
+    proxies.back()->serve(FakeProxy::page(now() + 20h));
+    return std::cref(*proxies.back());
+  };
+  pod("linkerd", "linkerd-identity-1", proxy(),
+      {{"linkerd.io/control-plane-component", "identity"}}, "ReplicaSet", kNode, old_hash);
+  for (int i = 1; i <= 5; ++i)
+    pod("shop", "web-" + std::to_string(i), proxy(), {}, "ReplicaSet", kNode, old_hash);
+  pod("shop", "current", proxy(), {}, "ReplicaSet", kNode, new_hash);
+  pod("shop", "unannotated", proxy());
+  pod("shop", "bare-stale", proxy(), {}, /*controller=*/"", kNode, old_hash);
+  MeshTiming t;
+  t.evictions_at_once = 2;
+  watch(/*heal=*/false, t);
+  // The pods were made before the bundle came into force.
+  clock_.step_wall(1h);
+  mesh_->set_trust_bundle(new_hash, /*roll=*/true);
+
+  pass();
+  EXPECT_EQ(mesh_->report()->stale_bundle, 7u) << trace_;
+  EXPECT_EQ(mesh_->report()->bundle_sha256, new_hash);
+  EXPECT_EQ(server_->evictions(), (std::vector<std::string>{"linkerd/linkerd-identity-1"}));
+  ASSERT_EQ(log_.with_event("mesh-bundle-stale").size(), 1u);
+  EXPECT_NE(log_.with_event("mesh-bundle-stale")[0].message.find("rolling them in waves"),
+            std::string::npos);
+
+  // Identity's tier has no pod here now: the workloads wait `tier_settle`.
+  pass();
+  EXPECT_EQ(server_->evictions().size(), 1u);
+  std::size_t passes = 0;
+  while (server_->evictions().size() < 6 && passes++ < 10) {
+    clock_.step_wall(t.tier_settle);
+    const std::size_t before = server_->evictions().size();
+    pass();
+    EXPECT_LE(server_->evictions().size() - before, 2u) << "a wave is at most evictions_at_once";
+  }
+  std::vector<std::string> evicted = server_->evictions();
+  std::sort(evicted.begin(), evicted.end());
+  EXPECT_EQ(evicted,
+            (std::vector<std::string>{"linkerd/linkerd-identity-1", "shop/web-1", "shop/web-2",
+                                      "shop/web-3", "shop/web-4", "shop/web-5"}));
+  // Nothing more: the current, the unannotated and the bare pod stay.
+  clock_.step_wall(t.eviction_spacing);
+  pass();
+  EXPECT_EQ(server_->evictions().size(), 6u);
+  EXPECT_EQ(mesh_->report()->stale_bundle, 1u) << "the bare pod is counted, never rolled";
+}
+
+// Pods made after the bundle changed but stamped with another hash (the
+// injector's linkerd-config lags): said once, never rolled. And without a
+// bundle from the cloud, stale pods are counted, not rolled.
+TEST_F(Mesh, StalePodsMadeSinceTheChangeOrWithoutACloudBundleAreNotRolled) {
+  const std::string old_hash(64, 'a'), new_hash(64, 'b');
+  web_.serve(FakeProxy::page(now() + 20h));
+  destination_.serve(FakeProxy::page(now() + 20h));
+  watch(/*heal=*/true);
+  mesh_->set_trust_bundle(new_hash, /*roll=*/true);  // in force from now
+  pod("shop", "web-new", web_, {}, "ReplicaSet", kNode, old_hash);
+  pass();
+  EXPECT_EQ(mesh_->report()->stale_bundle, 1u);
+  EXPECT_TRUE(server_->evictions().empty());
+  pass();
+  EXPECT_EQ(log_.with_event("mesh-injector-stale-bundle").size(), 1u) << trace_;
+
+  mesh_->set_trust_bundle(old_hash + "c", /*roll=*/false);
+  clock_.step_wall(1h);
+  pod("shop", "web-old", destination_, {}, "ReplicaSet", kNode, old_hash);
+  pass();
+  EXPECT_EQ(mesh_->report()->stale_bundle, 2u);
+  EXPECT_TRUE(server_->evictions().empty());
+  EXPECT_NE(log_.with_event("mesh-bundle-stale").back().message.find("counted, not rolled"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -336,10 +336,11 @@ TEST_F(TetherKernel, TheLinkerdObjectsTheSpecNamesAreFollowedByNameUnderTheShipp
   };
   server_->create(secrets, secret("linkerd-identity-issuer-node-a", "b25l"));
   server_->create(secrets, secret("linkerd-identity-issuer-node-b", "dHdv"));
-  server_->create(config_maps, json::object{{"apiVersion", "v1"},
-                                            {"kind", "ConfigMap"},
-                                            {"metadata", {{"name", "linkerd-identity-trust-roots"}}},
-                                            {"data", {{"ca-bundle.crt", "roots"}}}});
+  server_->create(config_maps,
+                  json::object{{"apiVersion", "v1"},
+                               {"kind", "ConfigMap"},
+                               {"metadata", {{"name", "linkerd-identity-trust-roots"}}},
+                               {"data", {{"ca-bundle.crt", "roots"}}}});
   json::object node = edge_node("node-a", {kCloud});
   node["spec"].as_object()["linkerd"] =
       json::object{{"issuerSecretRef", {{"name", "linkerd-identity-issuer-node-a"}}},
@@ -356,7 +357,8 @@ TEST_F(TetherKernel, TheLinkerdObjectsTheSpecNamesAreFollowedByNameUnderTheShipp
   EXPECT_EQ(on_io([&] { return tether_->cloud_linkerd().refs.bundle_key; }), "ca-bundle.crt");
 
   // cert-manager renews it: the watch brings the new one.
-  const std::string path = kube::object_path(kube::kSecrets, kNamespace, "linkerd-identity-issuer-node-a");
+  const std::string path =
+      kube::object_path(kube::kSecrets, kNamespace, "linkerd-identity-issuer-node-a");
   json::object renewed = *server_->get(path);
   renewed["data"].as_object()["tls.crt"] = "cmVuZXdlZA==";
   server_->update(path, renewed);

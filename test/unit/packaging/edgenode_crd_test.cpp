@@ -83,7 +83,7 @@ TEST(EdgeNodeCrd, EveryStatusTetherdWritesFitsTheSchema) {
   v.disk = {{"/var/lib/rancher", 1, 2}};
   v.last_resume = t;
   s.node = v;
-  s.linkerd = MeshSummary{12, 3, 1};
+  s.linkerd = MeshSummary{12, 3, 1, std::string(64, 'a'), 2};
   const json::object status = status_object(s);
   ASSERT_TRUE(status.contains("linkerd"));
   ASSERT_EQ(status.at("conditions").as_array().size(), condition_type::kAll.size());

@@ -32,7 +32,8 @@ class LinkerdSupplyTest : public ::testing::Test {
     return checked ? std::string("taken") : checked.error().message;
   }
 
-  WallTime now_ = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+  WallTime now_ =
+      std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
   PemPair anchor_ = make_linkerd_anchor({now_ - 24h, now_ + 87600h});
   PemPair other_anchor_ = make_linkerd_anchor({now_ - 24h, now_ + 87600h});
 };
@@ -74,9 +75,8 @@ TEST_F(LinkerdSupplyTest, ABadBundleIsRefusedAndSaysWhy) {
 
 TEST_F(LinkerdSupplyTest, AGoodIssuerIsTakenWithTheRootItChainsTo) {
   const PemPair issuer = make_linkerd_issuer(anchor_, {now_ - 1h, now_ + 8760h});
-  auto checked = check_supplied_issuer(secret(issuer),
-                                       roots(other_anchor_.cert_pem + anchor_.cert_pem), now_,
-                                       "Secret t/issuer");
+  auto checked = check_supplied_issuer(
+      secret(issuer), roots(other_anchor_.cert_pem + anchor_.cert_pem), now_, "Secret t/issuer");
   ASSERT_TRUE(checked) << checked.error().message;
   EXPECT_EQ(checked->root, 1u);
   EXPECT_EQ(checked->info.subject_cn, kIssuerCommonName);
@@ -89,8 +89,9 @@ TEST_F(LinkerdSupplyTest, AnIssuerIsCheckedWhole) {
   PemPair mismatched = good;
   mismatched.key_pem = make_linkerd_issuer(anchor_, valid).key_pem;
   // The anchor itself: a CA, but pathlen 1 and another name.
-  EXPECT_NE(refused(anchor_, anchor_.cert_pem).find("is not named CN=identity.linkerd.cluster.local"),
-            std::string::npos);
+  EXPECT_NE(
+      refused(anchor_, anchor_.cert_pem).find("is not named CN=identity.linkerd.cluster.local"),
+      std::string::npos);
   EXPECT_NE(refused(make_linkerd_issuer(anchor_, valid, KeyKind::kRsa2048), anchor_.cert_pem)
                 .find("has a RSA 2048 key; linkerd takes ECDSA P-256 only"),
             std::string::npos);
@@ -107,9 +108,11 @@ TEST_F(LinkerdSupplyTest, AnIssuerIsCheckedWhole) {
             std::string::npos);
   EXPECT_EQ(refused(good, anchor_.cert_pem), "taken");
   // Named right and a CA, but one that may make further CAs.
-  const PemPair wide = make_linkerd_anchor(valid, {.common_name = "identity.linkerd.cluster.local"});
-  EXPECT_NE(refused(wide, wide.cert_pem).find("has pathlen 1: an issuer must not be able to make "
-                                              "further CAs"),
+  const PemPair wide =
+      make_linkerd_anchor(valid, {.common_name = "identity.linkerd.cluster.local"});
+  EXPECT_NE(refused(wide, wide.cert_pem)
+                .find("has pathlen 1: an issuer must not be able to make "
+                      "further CAs"),
             std::string::npos)
       << refused(wide, wide.cert_pem);
 

@@ -255,8 +255,8 @@ TEST(EdgeNodeTest, AReferenceThatIsNotANameIsRefused) {
        "spec.linkerd.trustBundleRef.rotationFinishing: expected a boolean, got a string"},
   };
   for (const auto& [linkerd, message] : cases) {
-    auto node = decode_edge_node(object_from(R"({"metadata":{"name":"a"},"spec":{"linkerd":)" +
-                                             linkerd + "}}"));
+    auto node = decode_edge_node(
+        object_from(R"({"metadata":{"name":"a"},"spec":{"linkerd":)" + linkerd + "}}"));
     ASSERT_FALSE(node) << linkerd;
     EXPECT_EQ(node.error().message, message);
   }

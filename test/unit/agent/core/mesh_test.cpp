@@ -7,6 +7,8 @@
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
+#include "agent/core/kube_time.h"
+
 namespace tetherd {
 namespace {
 
@@ -202,6 +204,35 @@ TEST(ReportMesh, WhatMeshHealthySays) {
     v = {ProxyState::kUnreadable, ""};
   EXPECT_EQ(report_mesh(pods, verdicts).status, ConditionStatus::kUnknown);
   EXPECT_EQ(report_mesh(MeshedPods{}, {}).reason, "NoMeshedPods");
+}
+
+TEST(StaleBundle, OldPodsAreRolledNewOnesOnlyCounted) {
+  const WallTime since = *parse_kube_time("2026-12-03T10:00:00Z");
+  auto made = [](json::object p, const char* hash, const char* created) {
+    auto& metadata = p["metadata"].as_object();
+    if (hash)
+      metadata["annotations"].as_object()["linkerd.io/trust-root-sha256"] = hash;
+    else
+      metadata.erase("annotations");
+    if (created) metadata["creationTimestamp"] = created;
+    return p;
+  };
+  const MeshedPods pods =
+      meshed_pods({made(pod("shop", "old"), "old", "2026-12-03T09:59:59Z"),
+                   made(pod("shop", "same-second"), "old", "2026-12-03T10:00:00Z"),
+                   made(pod("shop", "current"), "new", "2026-12-01T00:00:00Z"),
+                   made(pod("shop", "unannotated"), nullptr, "2026-12-01T00:00:00Z"),
+                   made(pod("shop", "no-time"), "old", nullptr)},
+                  "edge-1", 10);
+  const StaleBundle s = stale_bundle(pods, "new", since + std::chrono::milliseconds(300));
+  EXPECT_EQ(s.stale, (std::vector<std::string>{"shop/no-time", "shop/old", "shop/same-second"}));
+  std::vector<std::string> rolled;
+  for (const MeshedPod* p : s.to_roll)
+    rolled.push_back(p->key());
+  EXPECT_EQ(rolled, (std::vector<std::string>{"shop/no-time", "shop/old"}));
+  EXPECT_EQ(s.stamped_after, (std::vector<std::string>{"shop/same-second"}));
+  // The bundle in force unknown: nothing is stale.
+  EXPECT_TRUE(stale_bundle(pods, "", since).stale.empty());
 }
 
 }  // namespace
