@@ -111,8 +111,13 @@ void BM_ResumeToEveryEviction(benchmark::State& state) {
     test::RecordingLog log;
     k3s.proxy.serve(test::FakeProxy::page(clock.wall() + 20h, 1, 0, 64 << 10));
     k3s.pods();
-    MeshWatch mesh(k3s.io.get_executor(), clock, log, conditions, "edge-1", true,
-                   [] { return true; });
+    // The machinery's cost, not the daemon's pace: the per-minute bound
+    // (30 by default) would spread these 200 over seven minutes.
+    MeshTiming timing;
+    timing.evictions_per_minute = kPods;
+    timing.cap = kPods;  // 200 pods: over the default cap of 120 per pass
+    MeshWatch mesh(
+        k3s.io.get_executor(), clock, log, conditions, "edge-1", true, [] { return true; }, timing);
     mesh.set_k3s(k3s.http);
     k3s.pass(mesh);  // all read valid
     clock.suspend(7 * 24h);

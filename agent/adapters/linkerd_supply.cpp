@@ -83,8 +83,17 @@ Result<SuppliedIssuer> check_supplied_issuer(IssuerSecret secret,
                       " (is this node's clock behind?)");
   if (now > info.not_after) return make_error(it + " expired " + format_kube_time(info.not_after));
   const std::vector<x509::Certificate> intermediates(certs->begin() + 1, certs->end());
+  for (const auto& between : intermediates) {
+    const CertificateInfo b = x509::describe(between);
+    if (now > b.not_after || now < b.not_before)
+      return make_error(who + " tls.crt: the intermediate " + b.subject + " is not valid now");
+  }
+  // Through a root valid now: the chain's dates are not checked by
+  // verify_chain, and linkerd's identity controller would refuse it.
   bool chained = false;
   for (std::size_t i = 0; i < roots.size() && !chained; ++i) {
+    const CertificateInfo root = x509::describe(roots[i]);
+    if (now > root.not_after || now < root.not_before) continue;
     if (x509::verify_chain(issuer, {roots[i]}, intermediates)) {
       out.root = i;
       chained = true;
@@ -92,7 +101,7 @@ Result<SuppliedIssuer> check_supplied_issuer(IssuerSecret secret,
   }
   if (!chained) {
     auto chain = x509::verify_chain(issuer, roots, intermediates);
-    return make_error(it + " does not chain to a root of the local trust bundle" +
+    return make_error(it + " does not chain to a root of the local trust bundle valid now" +
                       (chain ? std::string() : ": " + chain.error().message) +
                       "; proxies would refuse what it signs");
   }

@@ -48,7 +48,8 @@ struct SuppliedIssuer {
 // The cloud's issuer, checked whole: CN identity.linkerd.cluster.local, a
 // CA with pathlen 0 (or none, as cert-manager makes it), an ECDSA P-256 key (linkerd's identity
 // controller takes no other), the key in tls.key its own, chaining to one of `roots` (the local
-// trust bundle), valid at `now` (not before its start, not after its end).
+// trust bundle) valid at `now` through intermediates valid at `now`, itself valid at `now` (not
+// before its start, not after its end).
 Result<SuppliedIssuer> check_supplied_issuer(IssuerSecret secret,
                                              const std::vector<x509::Certificate>& roots,
                                              WallTime now, std::string_view where);

@@ -1,5 +1,6 @@
 #include "agent/app/daemon.h"
 
+#include <charconv>
 #include <csignal>
 #include <filesystem>
 #include <stdexcept>
@@ -203,7 +204,62 @@ void Daemon::addresses_changed() {
   });
 }
 
+namespace {
+// The cloud's issuer Secret last named by the EdgeNode: with one, the node
+// never mints, also after a restart before the EdgeNode is read again.
+constexpr std::string_view kCloudIssuerFile = "linkerd-cloud-issuer";
+}  // namespace
+
+WallTime Daemon::bundle_since(const std::string& sha256) {
+  // "<sha256> <unix seconds>": when this bundle was first seen in force, so
+  // that a restart does not take pods made since for pods made before.
+  constexpr std::string_view kFile = "linkerd-bundle-since";
+  if (state_) {
+    boost::system::error_code ec;
+    if (const auto saved = state_->read(kFile, ec, 4096)) {
+      const auto space = saved->find(' ');
+      if (space != std::string::npos && saved->substr(0, space) == sha256) {
+        long long seconds = 0;
+        const char* begin = saved->data() + space + 1;
+        const char* end = saved->data() + saved->size();
+        if (std::from_chars(begin, end, seconds).ec == std::errc{})
+          return WallTime{std::chrono::seconds(seconds)};
+      }
+    }
+  }
+  const WallTime now = clock_.wall();
+  if (state_) {
+    const auto seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    if (auto ec = state_->replace(kFile, sha256 + " " + std::to_string(seconds)))
+      log_.warning("state-write-failed", "cannot save the trust bundle's first sighting in " +
+                                             state_->path() + ": " + ec.message());
+  }
+  return now;
+}
+
+void Daemon::cloud_linkerd_known(CloudLinkerd cloud) {
+  if (state_ && cloud.refs.issuer_secret != cloud_linkerd_.refs.issuer_secret) {
+    if (auto ec = state_->replace(kCloudIssuerFile, cloud.refs.issuer_secret)) {
+      log_.warning("state-write-failed", "cannot save spec.linkerd.issuerSecretRef in " +
+                                             state_->path() + ": " + ec.message());
+    }
+  }
+  cloud_linkerd_ = std::move(cloud);
+  if (issuer_) issuer_->use_cloud(cloud_linkerd_);
+}
+
 void Daemon::start_issuer() {
+  // Before the session has read the EdgeNode, the issuer Secret it named
+  // last time: not read yet, so nothing is minted and nothing is said.
+  if (state_ && !cloud_linkerd_.issuer_from_cloud()) {
+    boost::system::error_code ec;
+    const auto saved = state_->read(kCloudIssuerFile, ec, 4096);
+    if (saved && !saved->empty()) {
+      cloud_linkerd_.refs.issuer_secret = *saved;
+      issuer_->use_cloud(cloud_linkerd_);
+    }
+  }
   issuer_->on_result([this](const RotationResult& r) { issuer_checked(r); });
   issuer_->request(RotationTrigger::kStart);
   arm_issuer_check();
@@ -221,7 +277,7 @@ void Daemon::take_local() {
   if (!issuer_ && local_->issuer()) {
     issuer_ = local_->issuer();
     issuer_from_local_ = true;
-    if (tether_) issuer_->use_cloud(tether_->cloud_linkerd());
+    cloud_linkerd_known(cloud_linkerd_);
     start_issuer();
     if (!rotate_token_pending_.empty())
       issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_pending_);
@@ -284,7 +340,12 @@ void Daemon::issuer_checked(const RotationResult& result) {
   if (stopping_) return;
   // The token a pass answered, not the latest one seen: another may have
   // come meanwhile, and has a pass of its own queued.
-  if (!result.token.empty() && result.rotated) {
+  // A token is answered by a new issuer, or, with the issuer from the
+  // cloud, by a pass that took what the cloud has (nothing minted here).
+  const bool answered =
+      result.rotated ||
+      (result.from_cloud && issuer_->cloud().issuer_from_cloud() && result.error.empty());
+  if (!result.token.empty() && answered) {
     if (state_) {
       if (auto ec = state_->replace(kRotateTokenFile, result.token)) {
         log_.warning("state-write-failed",
@@ -297,7 +358,8 @@ void Daemon::issuer_checked(const RotationResult& result) {
   // The bundle in force, for the proxies started with another; rolled when
   // it came from the cloud (which drives the anchor rotation).
   if (health_ && !result.bundle_sha256.empty())
-    health_->set_trust_bundle(result.bundle_sha256, issuer_->cloud().bundle_from_cloud());
+    health_->set_trust_bundle(result.bundle_sha256, bundle_since(result.bundle_sha256),
+                              issuer_->cloud().bundle_from_cloud());
   linkerd_certificates_ = certificate_statuses(result);
   push_certificates(result.rotated);
   if (result.rotated && v.anchor == AnchorState::kValid) {
@@ -349,8 +411,9 @@ void Daemon::attach_tether(std::unique_ptr<Tether> tether) {
     if (stopping_) return;
     notifier_.notify("STATUS=" + status());
     rotate_token_seen();
-    // The issuer and bundle the cloud supplies (a pass runs when they change).
-    if (issuer_) issuer_->use_cloud(tether_->cloud_linkerd());
+    // The issuer and bundle the cloud supplies (a pass runs when they
+    // change), once the session has read its EdgeNode.
+    if (tether_->spec_known()) cloud_linkerd_known(tether_->cloud_linkerd());
   });
   if (health_) health_->set_tether(tether_);
   tether_->start();
@@ -366,8 +429,9 @@ void Daemon::retire_tether() {
   // The session's own condition goes with it (a new one says Connecting).
   conditions_->forget(condition_type::kConnected);
   rotate_token_.clear();
-  // Without a session nothing comes from the cloud: the node mints again.
-  if (issuer_) issuer_->use_cloud({});
+  // The cloud's linkerd objects as last known stay in force until the next
+  // session has read its EdgeNode (a redial, new credentials): the node
+  // must not mint meanwhile.
 }
 
 void Daemon::attach_local(std::unique_ptr<LocalCluster> local) {
@@ -744,6 +808,9 @@ void Daemon::reload_session(Config& next, std::vector<std::string>& did) {
   }
   if (!next.control_plane) {
     retire_tether();
+    // Without a control plane nothing comes from the cloud: the node mints
+    // again (with its anchor key, if it has one).
+    cloud_linkerd_known({});
     // What the node holds now is the static allowlist: said at once, not
     // at the next health round (and without health, ever).
     conditions_->firewall_standalone(firewall_.summary());

@@ -105,6 +105,12 @@ class Daemon {
   void take_local();
   void resumed();
   void rotate_token_seen();
+  // What the cloud supplies for linkerd, once known: handed to the issuer
+  // rotation, and the issuer Secret's name saved in the state dir.
+  void cloud_linkerd_known(CloudLinkerd cloud);
+  // When the trust bundle `sha256` was first seen in force (saved in the
+  // state dir; now, the first time).
+  WallTime bundle_since(const std::string& sha256);
   void issuer_checked(const RotationResult& result);
   void report(std::string_view type, ConditionStatus status, std::string_view reason,
               std::string_view message);
@@ -193,6 +199,7 @@ class Daemon {
   // check: one wake-up for both.
   Timer tick_;
   Timer issuer_timer_;
+  CloudLinkerd cloud_linkerd_;        // as the last session read it
   std::string rotate_token_;          // spec.linkerd.rotate as last seen
   std::string rotate_token_pending_;  // asked for, not yet rotated
   // The backstop for drift the monitor cannot see (or when it cannot run).

@@ -45,7 +45,7 @@ std::string_view to_string(RotationTrigger trigger) {
     case RotationTrigger::kManual:
       return "tetherctl";
     case RotationTrigger::kCloud:
-      return "control plane";
+      return "cloud";
   }
   return "?";
 }
@@ -146,8 +146,12 @@ awaitable<IssuerRotation::Read> IssuerRotation::read() {
 
 IssuerReport IssuerRotation::judge(const Read& r) const {
   IssuerReport report;
-  report.verdict = judge_issuer(r.facts, clock_.wall(),
-                                IssuerPolicy{config_.rotate_before, config_.rotate_before});
+  // An issuer from the cloud is renewed there (cert-manager, a day before
+  // the end of 48 h): judged on its own lifetime (a third of it left), not
+  // on rotateBefore, which is for issuers minted here.
+  const Duration before = cloud_.issuer_from_cloud() ? Duration::zero() : config_.rotate_before;
+  report.verdict =
+      judge_issuer(r.facts, clock_.wall(), IssuerPolicy{before, config_.rotate_before});
   report.issuer = r.facts.issuer;
   report.anchors = r.facts.anchors;
   if (r.facts.issuer) report.layout = r.decoded.layout;
@@ -162,15 +166,17 @@ awaitable<IssuerReport> IssuerRotation::check() {
 }
 
 awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool force) {
-  if (!cloud_.issuer_from_cloud() && !cloud_.bundle_from_cloud())
-    co_return co_await mint(trigger, force);
+  // As when the pass began: a change meanwhile queues another pass.
+  const bool issuer_from_cloud = cloud_.issuer_from_cloud();
+  if (!issuer_from_cloud && !cloud_.bundle_from_cloud()) co_return co_await mint(trigger, force);
   RotationResult cloud = co_await take_from_cloud(trigger);
-  if (cloud_.issuer_from_cloud() || stopped_) co_return cloud;
+  if (issuer_from_cloud || stopped_) co_return cloud;
   // The bundle alone from the cloud: the issuer is minted here as before,
   // judged under the bundle now in force.
   RotationResult local = co_await mint(trigger, force);
   local.from_cloud = true;
   local.bundle_written = cloud.bundle_written;
+  local.pass_again = cloud.pass_again;
   if (!cloud.error.empty())
     local.error = local.error.empty() ? cloud.error : cloud.error + "; " + local.error;
   co_return local;
@@ -186,6 +192,15 @@ std::string unavailable(const std::string& what, const kube::FollowedObject& see
 }
 
 }  // namespace
+
+bool IssuerRotation::anchor_key_in(const std::vector<x509::Certificate>& roots) const {
+  if (config_.trust_anchor_key.empty()) return false;
+  auto key = x509::load_private_key_file(config_.trust_anchor_key, "the linkerd trust anchor key");
+  if (!key) return false;
+  for (const auto& root : roots)
+    if (x509::key_matches(root, *key)) return true;
+  return false;
+}
 
 awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigger) {
   RotationResult result;
@@ -215,7 +230,10 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
       const std::string what =
           "ConfigMap " + cloud.namespace_ + "/" + refs.bundle_config_map + in_cloud;
       if (!cloud.bundle.object) {
-        problems.push_back(unavailable(what, cloud.bundle));
+        // Not read yet (the tether's first list is under way): nothing to
+        // say; its answer runs another pass.
+        if (cloud.bundle.read || !cloud.bundle.error.empty())
+          problems.push_back(unavailable(what, cloud.bundle));
       } else if (auto text = decode_trust_roots(*cloud.bundle.object, what, refs.bundle_key);
                  !text) {
         problems.push_back(text.error().message);
@@ -233,42 +251,57 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
         "Secret " + cloud.namespace_ + "/" + refs.issuer_secret + in_cloud;
     if (cloud.issuer_from_cloud()) {
       if (!cloud.issuer.object) {
-        problems.push_back(unavailable(issuer_what, cloud.issuer));
+        if (cloud.issuer.read || !cloud.issuer.error.empty())
+          problems.push_back(unavailable(issuer_what, cloud.issuer));
       } else if (auto decoded = decode_issuer_secret(*cloud.issuer.object, issuer_what); !decoded) {
         problems.push_back(decoded.error().message);
       } else {
         supplied = std::move(*decoded);
       }
     }
-    // The issuer is checked against the bundle that will be in force: the
-    // cloud's when it is taken, else the local one.
+    // The issuer is checked against the trust bundle in k3s now: the
+    // running proxies trust nothing else. One under a root that only the
+    // incoming bundle holds waits for it: taken by the pass after the
+    // bundle is written.
     std::string issuer_problem;
-    auto check_issuer = [&](const std::vector<x509::Certificate>& roots) {
-      issuer.reset();
-      if (!supplied) return;
-      auto checked = check_supplied_issuer(*supplied, roots, now, issuer_what);
+    bool issuer_waits = false;
+    if (supplied) {
+      auto checked = check_supplied_issuer(*supplied, r.anchors, now, issuer_what);
       if (checked) {
         issuer = std::move(*checked);
-        issuer_problem.clear();
+      } else if (bundle && check_supplied_issuer(*supplied, bundle->roots, now, issuer_what)) {
+        issuer_waits = true;
       } else {
         issuer_problem = checked.error().message;
       }
-    };
-    check_issuer(bundle ? bundle->roots : r.anchors);
-    if (bundle && !refs.rotation_finishing) {
-      // The bundle must keep trusting the issuer that will be in force.
-      const std::string in_force =
-          issuer ? issuer->secret.cert_pem : (r.facts.issuer ? r.decoded.cert_pem : std::string());
-      if (!in_force.empty() && !chains_to_any(in_force, bundle->roots)) {
+    }
+    if (bundle) {
+      // The bundle must keep trusting the issuer in force after it: the
+      // cloud's when it is taken (now or next), else the one in k3s.
+      const std::string in_force = (issuer || issuer_waits)
+                                       ? supplied->cert_pem
+                                       : (r.facts.issuer ? r.decoded.cert_pem : std::string());
+      bool keeps = in_force.empty() || chains_to_any(in_force, bundle->roots);
+      // The last step of an anchor rotation on a node that mints its own
+      // issuer: the old issuer is dropped, and the next mint must chain to
+      // the new bundle, so the node's anchor key must be a root's of it.
+      // With the issuer from the cloud the flag is not needed (the cloud's
+      // issuer chains to the new anchor by then) and not used.
+      const bool finishing = refs.rotation_finishing && !cloud.issuer_from_cloud() && !keeps &&
+                             anchor_key_in(bundle->roots);
+      if (!keeps && !finishing) {
         problems.push_back(
             "ConfigMap " + cloud.namespace_ + "/" + refs.bundle_config_map + in_cloud +
             " does not hold the root of the issuer in force (" +
-            (issuer ? issuer->info.subject + ", issued by " + issuer->info.issuer
-                    : r.facts.issuer->subject + ", issued by " + r.facts.issuer->issuer) +
-            "): proxies would refuse every certificate it signs; if this is the last step of "
-            "an anchor rotation, set trustBundleRef.rotationFinishing");
+            (r.facts.issuer ? r.facts.issuer->subject + ", issued by " + r.facts.issuer->issuer
+                            : std::string("unknown")) +
+            "): proxies would refuse every certificate it signs" +
+            (cloud.issuer_from_cloud()
+                 ? "; the control plane's issuer must move to one of its roots first"
+                 : "; for the last step of an anchor rotation, set "
+                   "trustBundleRef.rotationFinishing with linkerd.trustAnchorKey the new "
+                   "anchor's key"));
         bundle.reset();
-        check_issuer(r.anchors);
       }
     }
     if (!issuer_problem.empty()) problems.push_back(issuer_problem);
@@ -282,6 +315,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
       if (written) {
         result.bundle_written = true;
         result.bundle_sha256 = bundle->sha256;
+        result.pass_again = issuer_waits;
       } else if (written.error().conflict()) {
         conflict = true;
       } else {
@@ -301,7 +335,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
                            std::string(kCertManagerAnnotation) +
                            "); tetherd does not write over it");
       } else {
-        const std::vector<x509::Certificate>& roots = bundle ? bundle->roots : r.anchors;
+        const std::vector<x509::Certificate>& roots = r.anchors;
         json::object body = issuer_secret_update(
             std::move(r.secret), r.facts.issuer ? r.decoded.layout : IssuerLayout::kTls,
             issuer->secret.cert_pem, issuer->secret.key_pem, x509::to_pem(roots[issuer->root]));
@@ -488,9 +522,17 @@ void IssuerRotation::report(const RotationResult& result) {
   } else if (!result.error.empty()) {
     // Once per distinct failure: the hourly pass must not repeat it.
     if (last_reason_ != "failed: " + result.error) {
-      log_.error("issuer-rotation-failed",
-                 "the linkerd issuer needs renewing (" + v.message + ") but " + result.error,
-                 {{"TRIGGER", trigger}, {"REASON", v.reason}});
+      if (result.from_cloud) {
+        log_.error("linkerd-from-cloud-refused",
+                   "linkerd's issuer or trust bundle from the control plane is not taken, what "
+                   "is in force stays (" +
+                       v.message + "): " + result.error,
+                   {{"TRIGGER", trigger}, {"REASON", v.reason}});
+      } else {
+        log_.error("issuer-rotation-failed",
+                   "the linkerd issuer needs renewing (" + v.message + ") but " + result.error,
+                   {{"TRIGGER", trigger}, {"REASON", v.reason}});
+      }
       last_reason_ = "failed: " + result.error;
     }
   } else if (v.reason != last_reason_) {
@@ -524,14 +566,16 @@ awaitable<void> IssuerRotation::serve() {
     if (stopped_) break;
     report(result);
     if (result.rotated) co_await confirm_reload(result.written_at);
+    // An issuer that waited for the bundle just written.
+    if (result.pass_again && !queued_) queued_ = Request{RotationTrigger::kCloud, false, {}};
   }
   busy_ = false;
 }
 
-void IssuerRotation::use_cloud(CloudLinkerd cloud) {
+void IssuerRotation::use_cloud(CloudLinkerd cloud, bool pass) {
   if (cloud == cloud_) return;
   cloud_ = std::move(cloud);
-  request(RotationTrigger::kCloud);
+  if (pass) request(RotationTrigger::kCloud);
 }
 
 void IssuerRotation::stop() {

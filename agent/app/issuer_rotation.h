@@ -23,8 +23,9 @@
 // that will be in force, is written over the local one when it differs; the
 // cloud's trust bundle is written into the local ConfigMap when it differs
 // and still holds the root of the issuer that will be in force (unless the
-// reference says the rotation is finishing). The bundle goes first, so an
-// issuer under a new root can follow it in the same pass. Each write
+// reference says the rotation is finishing). The issuer must chain to the
+// bundle in k3s: one under a root that only the incoming bundle holds is
+// taken by the pass right after the bundle is written. Each write
 // carries the resourceVersion read; what cannot be taken is said, and what
 // is in force stays.
 // A Secret that cert-manager manages (its annotation says so) is left to
@@ -42,6 +43,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "agent/adapters/x509.h"
 #include "agent/app/cloud_linkerd.h"
 #include "agent/config/config.h"
 #include "agent/core/certificate.h"
@@ -83,6 +85,7 @@ struct RotationResult {
   bool from_cloud = false;
   bool bundle_written = false;
   std::string bundle_sha256;
+  bool pass_again = false;  // the cloud's issuer waits for the bundle just written
 };
 
 enum class ReloadOutcome { kConfirmed, kRestarted, kFailed };
@@ -116,8 +119,9 @@ class IssuerRotation {
   // spec.linkerd.rotate a pass answered.
   void request(RotationTrigger trigger, bool force = false, std::string token = {});
   void stop();
-  // What the cloud supplies now; a change runs a pass (trigger kCloud).
-  void use_cloud(CloudLinkerd cloud);
+  // What the cloud supplies now; a change runs a pass (trigger kCloud)
+  // unless `pass` is false (the caller runs one).
+  void use_cloud(CloudLinkerd cloud, bool pass = true);
   const CloudLinkerd& cloud() const { return cloud_; }
   // Hears every pass's result.
   void on_result(std::function<void(const RotationResult&)> listener) {
@@ -132,6 +136,7 @@ class IssuerRotation {
   IssuerReport judge(const Read& read) const;
   boost::asio::awaitable<RotationResult> take_from_cloud(RotationTrigger trigger);
   boost::asio::awaitable<RotationResult> mint(RotationTrigger trigger, bool force);
+  bool anchor_key_in(const std::vector<x509::Certificate>& roots) const;
   boost::asio::awaitable<RotationResult> mint_pass(RotationTrigger trigger, bool force);
   boost::asio::awaitable<void> serve();
   boost::asio::awaitable<void> pause(Duration delay);

@@ -115,11 +115,11 @@ void MeshWatch::resumed(WallTime at) {
   poke();
 }
 
-void MeshWatch::set_trust_bundle(std::string sha256, bool roll) {
+void MeshWatch::set_trust_bundle(std::string sha256, WallTime since, bool roll) {
   roll_ = roll;
-  if (sha256 == bundle_sha256_) return;
+  if (sha256 == bundle_sha256_ && since == bundle_since_) return;
   bundle_sha256_ = std::move(sha256);
-  bundle_since_ = clock_.wall();
+  bundle_since_ = since;
   said_stamped_ = false;
   poke();
 }
@@ -449,6 +449,14 @@ bool MeshWatch::earlier_tier_settled(const MeshedPods& pods,
 
 awaitable<bool> MeshWatch::evict(kube::HttpsClient& k3s, const MeshedPod& pod,
                                  const std::string& why) {
+  const MonoTime now = clock_.monotonic();
+  while (!recent_evictions_.empty() && now - recent_evictions_.front() >= std::chrono::minutes(1))
+    recent_evictions_.pop_front();
+  if (recent_evictions_.size() >= timing_.evictions_per_minute) {
+    ++stats_.evictions_paced;  // a later pass asks
+    co_return false;
+  }
+  recent_evictions_.push_back(now);
   kube::KubeClient kube(k3s);
   boost::json::object eviction{
       {"apiVersion", "policy/v1"},

@@ -35,6 +35,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -68,6 +69,9 @@ struct MeshTiming {
   Duration tier_settle = std::chrono::seconds(30);
   Duration tier_patience = std::chrono::minutes(10);
   std::size_t evictions_at_once = 4;
+  // And at most this many in any minute awake (the monotonic clock), however
+  // often passes come (a resume, a poke per health round).
+  std::size_t evictions_per_minute = 30;
 };
 
 struct MeshStats {
@@ -76,6 +80,7 @@ struct MeshStats {
   std::uint64_t evictions = 0;          // accepted (201)
   std::uint64_t evictions_refused = 0;  // 429: a budget allows none now
   std::uint64_t eviction_failures = 0;  // anything else
+  std::uint64_t evictions_paced = 0;    // left for a later pass by the per-minute bound
   Duration took{};                      // the last pass
 };
 
@@ -101,7 +106,8 @@ class MeshWatch {
   // The hash of the trust bundle in force ("" unknown), and whether the
   // pods started with another are rolled (the bundle comes from the cloud,
   // which drives the rotation) or only counted.
-  void set_trust_bundle(std::string sha256, bool roll);
+  // `since`: when it came into force (pods made before it are rolled).
+  void set_trust_bundle(std::string sha256, WallTime since, bool roll);
   const std::string& node() const { return node_; }
   void stop();
   bool finished() const { return running_ == 0; }
@@ -165,6 +171,7 @@ class MeshWatch {
   bool said_issuer_ = false;                 // "waiting for the issuer" said
   std::string unlisted_;                     // why the pods cannot be listed, as said
   std::map<int, WallTime> tier_evicted_;     // by tier: its last eviction
+  std::deque<MonoTime> recent_evictions_;    // asked in the last minute
   std::optional<MeshReport> report_;
   std::function<void(const MeshReport&)> listener_;
   MeshStats stats_;

@@ -103,17 +103,18 @@ void NodeHealth::follow_mesh(const Config& config) {
   mesh_ = std::make_unique<MeshWatch>(io_.get_executor(), clock_, log_, conditions_, node_,
                                       config.linkerd->heal_expired_proxies, issuer_valid);
   mesh_->set_k3s(k3s_);
-  mesh_->set_trust_bundle(bundle_sha256_, roll_bundle_);
+  mesh_->set_trust_bundle(bundle_sha256_, bundle_since_, roll_bundle_);
   mesh_->on_report([this](const MeshReport& r) {
     if (tether_) tether_->set_mesh(summary_of(r));
   });
   if (running_) mesh_->start();
 }
 
-void NodeHealth::set_trust_bundle(std::string sha256, bool roll) {
+void NodeHealth::set_trust_bundle(std::string sha256, WallTime since, bool roll) {
   bundle_sha256_ = std::move(sha256);
+  bundle_since_ = since;
   roll_bundle_ = roll;
-  if (mesh_) mesh_->set_trust_bundle(bundle_sha256_, roll_bundle_);
+  if (mesh_) mesh_->set_trust_bundle(bundle_sha256_, bundle_since_, roll_bundle_);
 }
 
 void NodeHealth::set_k3s(std::shared_ptr<kube::HttpsClient> k3s) {

@@ -106,7 +106,7 @@ class NodeHealth {
   void set_k3s(std::shared_ptr<kube::HttpsClient> k3s);
   // linkerd's trust bundle in force (its hash), and whether the meshed pods
   // started with another are rolled (a bundle from the cloud).
-  void set_trust_bundle(std::string sha256, bool roll);
+  void set_trust_bundle(std::string sha256, WallTime since, bool roll);
   // A condition whose producer is gone (a reload removed its section).
   void forget(std::string_view type);
   // The certificates behind CertificatesValid, for status.certificates and
@@ -174,6 +174,7 @@ class NodeHealth {
   bool running_ = false;
   std::unique_ptr<MeshWatch> mesh_;
   std::string bundle_sha256_;
+  WallTime bundle_since_{};
   bool roll_bundle_ = false;
   std::vector<std::unique_ptr<MeshWatch>> retired_mesh_;  // stopped, until finished
   HealthStats stats_;

@@ -124,6 +124,9 @@ class Tether final : private kube::ReflectorHandler {
   // spec.linkerd's references and what they name, as last seen. A change
   // calls the on_change listener.
   const CloudLinkerd& cloud_linkerd() const { return cloud_; }
+  // Whether the session has read its EdgeNode's spec (so cloud_linkerd()'s
+  // references are the cloud's, not the defaults).
+  bool spec_known() const { return judged_ > 0; }
   // "watching https://cloud.example:6443" or "backoff: <the last error>".
   std::string summary() const;
   // Called after each change summary() would show (for systemd's STATUS=).

@@ -4,6 +4,7 @@
 // sockets, a real state directory; and firewall.backend handed over on the
 // real kernel.
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -166,8 +167,16 @@ class ReloadProcess : public ::testing::Test {
            "\"}\nstate: {dir: " + tmp_.file(s.state) + "}\n" + s.extra;
   }
 
+  // tetherd.yaml renamed into place, never seen half-written: tetherd
+  // follows it (an admin's edit is taken as a reload is), and may read it
+  // at any moment.
+  void write_config(const std::string& text) {
+    write_file(config_ + ".new", text);
+    std::filesystem::rename(config_ + ".new", config_);
+  }
+
   std::unique_ptr<test::ChildProcess> start(const Settings& s) {
-    write_file(config_, yaml(s));
+    write_config(yaml(s));
     auto p = std::make_unique<test::ChildProcess>(
         std::vector<std::string>{TETHERD_BINARY, "--config", config_}, tmp_.path(),
         test::ChildOptions{
@@ -177,19 +186,60 @@ class ReloadProcess : public ::testing::Test {
   }
 
   // Writes the new file, sends SIGHUP, and waits for the reload's end
-  // (its line is written before READY=1). Returns that line: one per
-  // reload, saying what changed and what was done. status_: STATUS= then.
+  // (its line is written before READY=1). Returns the line of the reload
+  // that took the new file: one per reload, saying what changed and what
+  // was done. status_: STATUS= then.
+  //
+  // tetherd also follows tetherd.yaml, and takes a change kQuiet (200 ms)
+  // after the last event (FileWatch). An answer still due for the previous
+  // write can come between this write and the SIGHUP: the file watch then
+  // reloads first (a config-changed line, then that reload's own
+  // RELOADING=1 ... READY=1), and the SIGHUP's reload reads the same
+  // file again. Every reload is waited for: the SIGHUP's, and one more
+  // for each config-changed line. The watch's can only come before the
+  // SIGHUP's (after any reload tetherd holds the file as it is, and it is
+  // not written again before this returns), so once more reloads ended
+  // than config-changed lines were written, the SIGHUP's has.
   std::string reload(test::ChildProcess& p, const std::string& text) {
     const std::size_t before = reload_lines(p.err()).size();
-    write_file(config_, text);
+    write_config(text);
     p.signal(SIGHUP);
-    EXPECT_TRUE(notify_.wait_for("RELOADING=1", kDeadline)) << p.err();
-    auto ready = notify_.wait_for("READY=1", kDeadline);
-    EXPECT_TRUE(ready) << p.err();
-    status_ = ready.value_or("");
-    const auto lines = reload_lines(p.err());
-    EXPECT_EQ(lines.size(), before + 1) << p.err();
-    return lines.empty() ? std::string() : lines.back();
+    std::vector<std::string> lines;
+    std::size_t reloads = 0, by_watch = 0;
+    do {
+      EXPECT_TRUE(notify_.wait_for("RELOADING=1", kDeadline)) << p.err();
+      auto ready = notify_.wait_for("READY=1", kDeadline);
+      if (!ready) {
+        ADD_FAILURE() << "no READY=1 after reload " << reloads + 1 << "\n" << p.err();
+        return std::string();
+      }
+      ++reloads;
+      status_ = *ready;
+      const auto all = reload_lines(p.err());
+      lines.assign(all.begin() + static_cast<std::ptrdiff_t>(std::min(before, all.size())),
+                   all.end());
+      by_watch = static_cast<std::size_t>(std::count_if(lines.begin(), lines.end(), [](auto& l) {
+        return says(l, "TETHERD_EVENT=config-changed ");
+      }));
+    } while (reloads <= by_watch);
+    // One line per reload, and one per reload the file watch started.
+    EXPECT_EQ(lines.size(), reloads + by_watch) << p.err();
+    std::vector<std::string> outcomes;
+    for (const auto& l : lines)
+      if (!says(l, "TETHERD_EVENT=config-changed ")) outcomes.push_back(l);
+    // At most the file watch's came before the SIGHUP's, which then read
+    // the file that one had: nothing changed, or, for what was refused
+    // (the whole file, a port taken), the same refusal again.
+    EXPECT_LE(by_watch, 1u) << p.err();
+    if (outcomes.empty()) return std::string();
+    if (outcomes.size() > 1) {
+      const std::string& again = outcomes.back();
+      EXPECT_TRUE(says(again, "configuration reloaded, nothing changed [") ||
+                  again == outcomes.front())
+          << "the SIGHUP's reload after the file watch's: " << again << "\n"
+          << p.err();
+    }
+    return outcomes.front();
   }
   static std::vector<std::string> reload_lines(const std::string& err) {
     std::vector<std::string> out;
@@ -289,7 +339,8 @@ TEST_F(ReloadProcess, EachSectionAloneThenTogetherThenABadFile) {
         eventually([&] { return requests_by("tetherd:node-a", "/leases/") >= leases + 3; }, 8s))
         << p->err();
     auto lease = server_->get(
-        "/apis/coordination.k8s.io/v1/namespaces/tetherd-system/leases/tetherd-node-a");
+        "/apis/coordination.k8s.io/v1/namespaces/"
+        "tetherd-system/leases/tetherd-node-a");
     ASSERT_TRUE(lease);
     EXPECT_EQ(lease->at("spec").at("leaseDurationSeconds"), 4);
     EXPECT_EQ(server_->watches_started(), watches) << "the same session";
@@ -344,7 +395,9 @@ TEST_F(ReloadProcess, EachSectionAloneThenTogetherThenABadFile) {
     EXPECT_EQ(st.st_mode & 0777, 0700u);
   }
   {
-    SCOPED_TRACE("node and controlPlane.kubeconfig: a new session, with node-b's certificate");
+    SCOPED_TRACE(
+        "node and controlPlane.kubeconfig: a new session, with "
+        "node-b's certificate");
     s.node = "node-b";
     s.kubeconfig = "b";
     const std::string line = reload(*p, yaml(s));

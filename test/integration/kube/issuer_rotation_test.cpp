@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "agent/adapters/linkerd_supply.h"
+#include "agent/adapters/state_dir.h"
 #include "agent/adapters/x509.h"
 #include "agent/app/daemon.h"
 #include "agent/core/base64.h"
@@ -335,6 +336,58 @@ TEST_F(IssuerRotationTest, TheDaemonRotatesOnTheResumeAfterAThreeDaySuspend) {
   on_loop([&] { daemon->stop("test"); });
 }
 
+// The EdgeNode named an issuer in the cloud before a restart: until the new
+// session has read it again, the node does not mint, even with the issuer
+// expired and the anchor key at hand.
+TEST_F(IssuerRotationTest, AfterARestartTheDaemonDoesNotMintWhileACloudIssuerWasNamed) {
+  install(issuer(-8760h, -1h));
+  TempDir state;
+  const StateDir state_dir(state.path());
+  ASSERT_FALSE(state_dir.replace("linkerd-cloud-issuer", "linkerd-issuer-edge"));
+  RecordingNotifier notifier;
+  FirewallKeeper keeper(
+      log_, StateDir(state.path()),
+      [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); }, {},
+      io_.get_executor());
+  IssuerRotation& issuers = rotation({.confirm_timeout = 0s});
+  std::unique_ptr<Daemon> daemon;
+  auto on_loop = [&](std::function<void()> f) {
+    std::promise<void> done;
+    boost::asio::post(io_, [&] {
+      f();
+      done.set_value();
+    });
+    ensure_thread();
+    done.get_future().wait();
+  };
+  on_loop([&] {
+    Config config;
+    config.node_name = "node-a";
+    config.linkerd = config_;
+    daemon = std::make_unique<Daemon>(
+        io_, clock_, log_, notifier, keeper, "tetherd.yaml",
+        [&] { return std::variant<Config, ConfigErrors>(config); }, config,
+        DaemonParts{.issuer = &issuers, .state = &state_dir});
+    ASSERT_TRUE(daemon->start().has_value());
+  });
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  bool done = false;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    on_loop([&] { done = issuers.last() && !issuers.busy(); });
+    std::this_thread::yield();
+  }
+  ASSERT_TRUE(done);
+  on_loop([&] {
+    EXPECT_FALSE(issuers.last()->rotated);
+    EXPECT_TRUE(issuers.last()->from_cloud);
+    EXPECT_EQ(issuers.cloud().refs.issuer_secret, "linkerd-issuer-edge");
+    EXPECT_EQ(issuers.last()->before.verdict.reason, "IssuerExpired");
+    EXPECT_TRUE(log_.with_event("issuer-rotated").empty());
+  });
+  EXPECT_EQ(secret_writes(), 0u);
+  on_loop([&] { daemon->stop("test"); });
+}
+
 TEST_F(IssuerRotationTest, AForcedRequestCarriesItsTokenToTheResult) {
   install(issuer(-1h, 8760h));  // valid: only a force replaces it
   IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
@@ -455,13 +508,9 @@ class CloudIssuerTest : public IssuerRotationTest {
   }
 
   RotationResult pass(CloudLinkerd c, RotationTrigger trigger = RotationTrigger::kCloud) {
+    // The test runs the pass itself, to read its result.
     if (!rotation_) rotation();
-    // use_cloud() would run the pass on the loop by itself; the test runs
-    // it here to read its result.
-    rotation_->stop();
-    rotation_ = std::make_unique<IssuerRotation>(io_, *kube_, clock_, log_, config_);
-    rotation_->use_cloud(std::move(c));
-    rotation_->stop();  // the queued pass is not wanted: ours is
+    rotation_->use_cloud(std::move(c), /*pass=*/false);
     return run(rotation_->run(trigger));
   }
 
@@ -510,7 +559,12 @@ TEST_F(CloudIssuerTest, WithACloudIssuerNamedTheAnchorKeyIsNeverUsed) {
             std::string::npos)
       << r.error;
   EXPECT_EQ(r.before.verdict.reason, "IssuerExpired");
+  // Not read yet (the tether's first list under way): nothing minted,
+  // nothing to say; the answer runs another pass.
   c.issuer.read = false;
+  r = pass(c, RotationTrigger::kResume);
+  EXPECT_FALSE(r.rotated);
+  EXPECT_EQ(r.error, "");
   c.issuer.error = "403 Forbidden: secrets \"linkerd-issuer-edge\" is forbidden";
   r = pass(c, RotationTrigger::kManual);
   EXPECT_NE(r.error.find("cannot read Secret tetherd-system/linkerd-issuer-edge in the control "
@@ -584,10 +638,19 @@ TEST_F(CloudIssuerTest, ABundleWithoutTheRootOfTheIssuerInForceWaitsForTheLastSt
   EXPECT_NE(r.error.find("set trustBundleRef.rotationFinishing"), std::string::npos) << r.error;
   EXPECT_EQ(stored_bundle(), anchor_.cert_pem);
   EXPECT_EQ(bundle_writes(), 0u);
-  // The spec says the rotation is finishing: taken.
+  // The spec says the rotation is finishing, but the node's anchor key is
+  // the old anchor's: its next issuer would not chain to the new bundle.
+  r = pass(cloud(std::nullopt, cloud_bundle(new_anchor_.cert_pem), /*finishing=*/true));
+  EXPECT_FALSE(r.bundle_written);
+  EXPECT_NE(r.error.find("with linkerd.trustAnchorKey the new anchor's key"), std::string::npos)
+      << r.error;
+  // With the new anchor's key: taken, and the issuer minted under it.
+  write_anchor_key(new_anchor_.key_pem, 0600);
   r = pass(cloud(std::nullopt, cloud_bundle(new_anchor_.cert_pem), /*finishing=*/true));
   EXPECT_TRUE(r.bundle_written) << r.error;
   EXPECT_EQ(stored_bundle(), new_anchor_.cert_pem);
+  EXPECT_TRUE(r.rotated) << r.error << " | " << r.before.verdict.message;
+  EXPECT_EQ(stored_issuer().ca_pem, new_anchor_.cert_pem);
 }
 
 TEST_F(CloudIssuerTest, ABadBundleChangesNothingAndSaysWhy) {
@@ -615,17 +678,43 @@ TEST_F(CloudIssuerTest, ABadBundleChangesNothingAndSaysWhy) {
   EXPECT_EQ(stored_bundle(), anchor_.cert_pem);
 }
 
-TEST_F(CloudIssuerTest, ANewBundleAndAnIssuerUnderItCanArriveTogether) {
+// The issuer is checked against the bundle in k3s (what the running
+// proxies trust): one under a root only the incoming bundle holds waits
+// for the pass after the bundle is written.
+TEST_F(CloudIssuerTest, AnIssuerUnderANewRootWaitsForItsBundleToBeWritten) {
   install(issuer(-1h, 8760h));
   const PemPair new_issuer =
       make_linkerd_issuer(new_anchor_, {clock_.wall() - 1h, clock_.wall() + 8760h});
   const std::string both = anchor_.cert_pem + new_anchor_.cert_pem;
-  const RotationResult r = pass(cloud(cloud_secret(new_issuer, new_anchor_), cloud_bundle(both)));
+  const CloudLinkerd c = cloud(cloud_secret(new_issuer, new_anchor_), cloud_bundle(both));
+  RotationResult r = pass(c);
   ASSERT_TRUE(r.error.empty()) << r.error;
   EXPECT_TRUE(r.bundle_written);
-  EXPECT_TRUE(r.rotated);
+  EXPECT_FALSE(r.rotated);
+  EXPECT_TRUE(r.pass_again);
   EXPECT_EQ(stored_bundle(), both);
+  r = pass(c);
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_TRUE(r.rotated);
   EXPECT_EQ(stored_issuer().cert_pem, new_issuer.cert_pem);
+}
+
+// Renewed by cert-manager a day before the end of 48 h: a cloud issuer is
+// judged on its own lifetime, not on rotateBefore (720 h by default).
+TEST_F(CloudIssuerTest, AShortLivedCloudIssuerIsValid) {
+  config_.rotate_before = 720h;
+  const PemPair supplied = issuer(-1h, 47h);
+  install(supplied);
+  RotationResult r = pass(cloud(cloud_secret(supplied, anchor_)));
+  EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_FALSE(r.rotated);
+  EXPECT_EQ(r.before.verdict.reason, "IssuerValid") << r.before.verdict.message;
+  EXPECT_TRUE(r.before.verdict.valid);
+  // With a third of its life left and cert-manager silent: said.
+  clock_.advance(34h);
+  r = pass(cloud(cloud_secret(supplied, anchor_)));
+  EXPECT_EQ(r.before.verdict.reason, "IssuerExpiringSoon") << r.before.verdict.message;
+  EXPECT_EQ(secret_writes(), 0u);
 }
 
 struct BadInput {

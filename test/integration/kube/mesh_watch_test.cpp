@@ -315,7 +315,7 @@ TEST_F(Mesh, ABundleChangeRollsExactlyTheStalePodsInWaves) {
   watch(/*heal=*/false, t);
   // The pods were made before the bundle came into force.
   clock_.step_wall(1h);
-  mesh_->set_trust_bundle(new_hash, /*roll=*/true);
+  mesh_->set_trust_bundle(new_hash, now(), /*roll=*/true);
 
   pass();
   EXPECT_EQ(mesh_->report()->stale_bundle, 7u) << trace_;
@@ -355,7 +355,7 @@ TEST_F(Mesh, StalePodsMadeSinceTheChangeOrWithoutACloudBundleAreNotRolled) {
   web_.serve(FakeProxy::page(now() + 20h));
   destination_.serve(FakeProxy::page(now() + 20h));
   watch(/*heal=*/true);
-  mesh_->set_trust_bundle(new_hash, /*roll=*/true);  // in force from now
+  mesh_->set_trust_bundle(new_hash, now(), /*roll=*/true);  // in force from now
   pod("shop", "web-new", web_, {}, "ReplicaSet", kNode, old_hash);
   pass();
   EXPECT_EQ(mesh_->report()->stale_bundle, 1u);
@@ -363,7 +363,7 @@ TEST_F(Mesh, StalePodsMadeSinceTheChangeOrWithoutACloudBundleAreNotRolled) {
   pass();
   EXPECT_EQ(log_.with_event("mesh-injector-stale-bundle").size(), 1u) << trace_;
 
-  mesh_->set_trust_bundle(old_hash + "c", /*roll=*/false);
+  mesh_->set_trust_bundle(old_hash + "c", now(), /*roll=*/false);
   clock_.step_wall(1h);
   pod("shop", "web-old", destination_, {}, "ReplicaSet", kNode, old_hash);
   pass();
@@ -371,6 +371,27 @@ TEST_F(Mesh, StalePodsMadeSinceTheChangeOrWithoutACloudBundleAreNotRolled) {
   EXPECT_TRUE(server_->evictions().empty());
   EXPECT_NE(log_.with_event("mesh-bundle-stale").back().message.find("counted, not rolled"),
             std::string::npos);
+}
+
+// However often passes come, at most evictions_per_minute in any minute.
+TEST_F(Mesh, EvictionsAreBoundedPerMinute) {
+  std::vector<std::unique_ptr<FakeProxy>> proxies;
+  for (int i = 1; i <= 5; ++i) {
+    proxies.push_back(std::make_unique<FakeProxy>());
+    proxies.back()->serve(FakeProxy::page(now() - 72h));
+    pod("shop", "web-" + std::to_string(i), *proxies.back());
+  }
+  MeshTiming t;
+  t.evictions_per_minute = 3;
+  watch(/*heal=*/true, t);
+  pass();
+  EXPECT_EQ(server_->evictions().size(), 3u);
+  pass();  // at once again: the minute is not over
+  EXPECT_EQ(server_->evictions().size(), 3u);
+  EXPECT_EQ(mesh_->stats().evictions_paced, 4u) << "the other two, on each pass";
+  clock_.advance(61s);
+  pass();
+  EXPECT_EQ(server_->evictions().size(), 5u);
 }
 
 }  // namespace

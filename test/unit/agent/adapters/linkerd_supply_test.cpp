@@ -107,6 +107,12 @@ TEST_F(LinkerdSupplyTest, AnIssuerIsCheckedWhole) {
                 .find("does not chain to a root of the local trust bundle"),
             std::string::npos);
   EXPECT_EQ(refused(good, anchor_.cert_pem), "taken");
+  // Under a root that expired (the bundle may still hold it): linkerd's
+  // identity controller would refuse it.
+  const PemPair old_root = make_linkerd_anchor({now_ - 8760h, now_ - 1h});
+  EXPECT_NE(refused(make_linkerd_issuer(old_root, valid), old_root.cert_pem + anchor_.cert_pem)
+                .find("does not chain to a root of the local trust bundle valid now"),
+            std::string::npos);
   // Named right and a CA, but one that may make further CAs.
   const PemPair wide =
       make_linkerd_anchor(valid, {.common_name = "identity.linkerd.cluster.local"});
