@@ -470,6 +470,7 @@ awaitable<bool> MeshWatch::evict(kube::HttpsClient& k3s, const MeshedPod& pod,
   const std::string what =
       pod.key() + " (" + std::string(to_string(pod.role)) + ", " + pod.controller + ")";
   if (answer || answer.error().not_found()) {
+    said_refused_.erase(pod.key());
     if (answer) {
       ++stats_.evictions;
       evicted_[pod.key()] = clock_.wall();
@@ -482,6 +483,8 @@ awaitable<bool> MeshWatch::evict(kube::HttpsClient& k3s, const MeshedPod& pod,
   const kube::ApiError& e = answer.error();
   if (e.kind == kube::ErrorKind::kHttp && e.code == 429) {
     ++stats_.evictions_refused;
+    // Said once per pod until it is evicted: a budget may hold for hours.
+    if (!said_refused_.insert(pod.key()).second) co_return false;
     log_.info(
         "mesh-eviction-refused",
         "not evicting " + what + " now: " + kube::describe(e) + "; tried again on the next pass",

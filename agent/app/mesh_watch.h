@@ -40,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -172,6 +173,7 @@ class MeshWatch {
   std::string unlisted_;                     // why the pods cannot be listed, as said
   std::map<int, WallTime> tier_evicted_;     // by tier: its last eviction
   std::deque<MonoTime> recent_evictions_;    // asked in the last minute
+  std::set<std::string> said_refused_;       // a budget's 429 said, by pod
   std::optional<MeshReport> report_;
   std::function<void(const MeshReport&)> listener_;
   MeshStats stats_;

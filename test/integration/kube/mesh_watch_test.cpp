@@ -220,6 +220,10 @@ TEST_F(Mesh, AWeekAsleepIsHealedInOrderHonouringBudgets) {
   EXPECT_EQ(mesh_->stats().evictions_refused, 1u);
   EXPECT_EQ(log_.with_event("mesh-proxy-not-evicted").size(), 1u);
   EXPECT_EQ(log_.with_event("mesh-eviction-refused").size(), 1u);
+  // Still refused on the next pass: counted, said once.
+  pass();
+  EXPECT_EQ(mesh_->stats().evictions_refused, 2u);
+  EXPECT_EQ(log_.with_event("mesh-eviction-refused").size(), 1u);
 
   // The budget allows one now: web goes; the bare pod stays.
   budget("shop", "web", 1);
