@@ -26,9 +26,14 @@ Duration retry_delay(const BackoffPolicy& policy, unsigned attempt,
                      std::optional<Duration> retry_after, double unit) {
   // Retry-After: 0 from a server that says it is overloaded is no reason
   // to hammer it: never sooner than the base delay.
+  // A floor, not the delay: a server that keeps answering 429 with
+  // Retry-After: 5 for hours is still backed off from (the simulation found
+  // 12 tries a minute for as long as it lasted).
+  const Duration backoff = full_jitter(policy, attempt, unit);
   if (retry_after && *retry_after >= Duration::zero())
-    return std::clamp(*retry_after, policy.base, std::max(policy.base, policy.retry_after_cap));
-  return full_jitter(policy, attempt, unit);
+    return std::max(backoff, std::clamp(*retry_after, policy.base,
+                                        std::max(policy.base, policy.retry_after_cap)));
+  return backoff;
 }
 
 }  // namespace tetherd

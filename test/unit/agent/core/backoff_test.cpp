@@ -40,9 +40,12 @@ TEST(BackoffTest, OutOfRangeRandomIsClampedIntoTheWindow) {
   EXPECT_GT(full_jitter(p, 2, 7.0), seconds(3));
 }
 
-TEST(BackoffTest, RetryAfterWinsOverJitterAndIsBounded) {
+TEST(BackoffTest, RetryAfterIsAFloorAndIsBounded) {
   const BackoffPolicy p{seconds(1), seconds(60), std::chrono::minutes(10)};
-  EXPECT_EQ(retry_delay(p, 5, seconds(7), 0.9), seconds(7));
+  EXPECT_EQ(retry_delay(p, 0, seconds(7), 0.9), seconds(7));
+  // Later in a streak the backoff is longer than what the server asks: a
+  // brownout that lasts is backed off from.
+  EXPECT_EQ(retry_delay(p, 5, seconds(7), 0.5), seconds(16));
   EXPECT_EQ(retry_delay(p, 0, seconds(0), 0.9), seconds(1)) << "Retry-After: 0 is not a busy loop";
   EXPECT_EQ(retry_delay(p, 0, std::chrono::hours(5), 0.5), std::chrono::minutes(10));
   EXPECT_EQ(retry_delay(p, 1, std::nullopt, 0.5), seconds(1));

@@ -1,0 +1,86 @@
+#pragma once
+// A deterministic simulation of the tether session's life (issue 23, its
+// first step: the session's decisions, core/tether_session.h, with the
+// Lease's heartbeat and the backoff, on simulated time against a simulated
+// cloud). Seeded and reproducible: the same seed and scenario give the
+// same run, event for event.
+//
+// The world: a control plane that is up, or in one of the faults the
+// issue lists (refused, reset mid-stream, stalled, 500, 503 and 429 with
+// Retry-After, 410 on the watch, slow), and a node that sleeps (logind's
+// PrepareForSleep, or, with the signal lost, only the clocks' witness on
+// the resume). Asio's timers run on CLOCK_MONOTONIC, which stops during a
+// sleep: so do the simulation's. Time advances only when nothing is due.
+//
+// After every step the invariants are checked, each with a name and a
+// message that says what the world and the session were doing.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/core/clock.h"
+
+namespace tetherd::sim {
+
+enum class Fault { kRefused, kReset, kStalled, k500, k503, k429, kGone, kSlow };
+const char* to_string(Fault fault);
+
+struct Sleep {
+  Duration start{};  // on the wall clock, from the simulation's start
+  Duration length{};
+  bool logind_lost = false;  // no PrepareForSleep: only the resume is seen
+};
+
+struct Outage {
+  Duration start{};
+  Duration length{};
+  Fault fault = Fault::kRefused;
+  Duration retry_after{};  // 503 and 429
+};
+
+struct Scenario {
+  Duration span{};
+  std::vector<Sleep> sleeps;
+  std::vector<Outage> outages;
+};
+
+// The issue's mix, scaled to `days`: 1000 sleeps a year (seconds to 10
+// days, one in ten with logind's signal lost) and 200 outages (seconds to
+// hours, every fault).
+Scenario generate(std::uint64_t seed, int days);
+
+struct Totals {
+  std::uint64_t steps = 0;
+  std::uint64_t session_requests = 0;
+  std::uint64_t lease_renewals = 0;
+  std::uint64_t resumes = 0;
+  std::uint64_t relists = 0;
+  Duration asleep{};
+};
+
+struct Verdict {
+  std::optional<std::string> violation;  // the first invariant that failed, and why
+  Duration at{};                         // when, on the wall clock
+  Totals totals;
+};
+
+// The invariants' bounds (the checker's own tests tighten them to see it
+// fail).
+struct Bounds {
+  Duration recovery = std::chrono::minutes(2);  // connected after a fault ends
+  std::size_t steady_per_minute = 7;            // requests, the Lease's included
+};
+
+// Runs `scenario` with the session's randomness (its jitter) from `seed`.
+Verdict run(const Scenario& scenario, std::uint64_t seed, Bounds bounds = {});
+
+// The smallest scenario (events removed one at a time while it still
+// fails) that still violates an invariant with `seed`; `runs` caps the
+// tries.
+Scenario shrink(Scenario scenario, std::uint64_t seed, Bounds bounds = {}, int runs = 300);
+
+std::string describe(const Scenario& scenario);
+
+}  // namespace tetherd::sim
