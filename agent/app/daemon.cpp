@@ -208,12 +208,14 @@ namespace {
 // The cloud's issuer Secret last named by the EdgeNode: with one, the node
 // never mints, also after a restart before the EdgeNode is read again.
 constexpr std::string_view kCloudIssuerFile = "linkerd-cloud-issuer";
+// "<sha256> <unix seconds>": when a trust bundle was first seen in force.
+constexpr std::string_view kBundleSinceFile = "linkerd-bundle-since";
 }  // namespace
 
 WallTime Daemon::bundle_since(const std::string& sha256) {
   // "<sha256> <unix seconds>": when this bundle was first seen in force, so
   // that a restart does not take pods made since for pods made before.
-  constexpr std::string_view kFile = "linkerd-bundle-since";
+  constexpr std::string_view kFile = kBundleSinceFile;
   if (state_) {
     boost::system::error_code ec;
     if (const auto saved = state_->read(kFile, ec, 4096)) {
@@ -222,7 +224,8 @@ WallTime Daemon::bundle_since(const std::string& sha256) {
         long long seconds = 0;
         const char* begin = saved->data() + space + 1;
         const char* end = saved->data() + saved->size();
-        if (std::from_chars(begin, end, seconds).ec == std::errc{})
+        const auto parsed = std::from_chars(begin, end, seconds);
+        if (parsed.ec == std::errc{} && parsed.ptr == end)
           return WallTime{std::chrono::seconds(seconds)};
       }
     }
@@ -239,7 +242,8 @@ WallTime Daemon::bundle_since(const std::string& sha256) {
 }
 
 void Daemon::cloud_linkerd_known(CloudLinkerd cloud) {
-  if (state_ && cloud.refs.issuer_secret != cloud_linkerd_.refs.issuer_secret) {
+  if (state_ && cloud.refs.issuer_secret != saved_cloud_issuer_) {
+    saved_cloud_issuer_ = cloud.refs.issuer_secret;
     if (auto ec = state_->replace(kCloudIssuerFile, cloud.refs.issuer_secret)) {
       log_.warning("state-write-failed", "cannot save spec.linkerd.issuerSecretRef in " +
                                              state_->path() + ": " + ec.message());
@@ -252,10 +256,14 @@ void Daemon::cloud_linkerd_known(CloudLinkerd cloud) {
 void Daemon::start_issuer() {
   // Before the session has read the EdgeNode, the issuer Secret it named
   // last time: not read yet, so nothing is minted and nothing is said.
-  if (state_ && !cloud_linkerd_.issuer_from_cloud()) {
+  if (state_) {
     boost::system::error_code ec;
     const auto saved = state_->read(kCloudIssuerFile, ec, 4096);
-    if (saved && !saved->empty()) {
+    saved_cloud_issuer_ = saved.value_or("");
+    // Only with a control plane to bring it, and only until the session
+    // has read the EdgeNode itself.
+    const bool unread = config_.control_plane && (!tether_ || !tether_->spec_known());
+    if (saved && !saved->empty() && unread && !cloud_linkerd_.issuer_from_cloud()) {
       cloud_linkerd_.refs.issuer_secret = *saved;
       issuer_->use_cloud(cloud_linkerd_);
     }
@@ -871,7 +879,8 @@ void Daemon::reload_state(Config& next, std::vector<std::string>& did) {
   if (auto ec = to.ensure()) return refuse("cannot use " + to.path() + ": " + ec.message());
   // What is kept there comes along, so a restart finds it in the new place.
   const StateDir from = state_ ? *state_ : StateDir(config_.state.dir);
-  for (std::string_view name : {firewall::kDesiredStateFile, kRotateTokenFile}) {
+  for (std::string_view name :
+       {firewall::kDesiredStateFile, kRotateTokenFile, kCloudIssuerFile, kBundleSinceFile}) {
     boost::system::error_code ec;
     auto text = from.read(name, ec);
     if (!text) {

@@ -200,6 +200,7 @@ class Daemon {
   Timer tick_;
   Timer issuer_timer_;
   CloudLinkerd cloud_linkerd_;        // as the last session read it
+  std::string saved_cloud_issuer_;    // what the state dir holds of it
   std::string rotate_token_;          // spec.linkerd.rotate as last seen
   std::string rotate_token_pending_;  // asked for, not yet rotated
   // The backstop for drift the monitor cannot see (or when it cannot run).

@@ -30,8 +30,9 @@ Duration backoff_ceiling(const BackoffPolicy& policy, unsigned attempt);
 // [0, 1); values outside are clamped.
 Duration full_jitter(const BackoffPolicy& policy, unsigned attempt, double unit);
 
-// The delay before retry number `attempt`: the server's Retry-After when it
-// sent one (at least `base`, at most retry_after_cap), full jitter otherwise.
+// The delay before retry number `attempt`: full jitter, but never sooner
+// than the server's Retry-After when it sent one (taken as at least `base`,
+// at most retry_after_cap).
 Duration retry_delay(const BackoffPolicy& policy, unsigned attempt,
                      std::optional<Duration> retry_after, double unit);
 

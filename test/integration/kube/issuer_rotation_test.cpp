@@ -364,6 +364,7 @@ TEST_F(IssuerRotationTest, AfterARestartTheDaemonDoesNotMintWhileACloudIssuerWas
     Config config;
     config.node_name = "node-a";
     config.linkerd = config_;
+    config.control_plane.emplace();  // the cloud that named it
     daemon = std::make_unique<Daemon>(
         io_, clock_, log_, notifier, keeper, "tetherd.yaml",
         [&] { return std::variant<Config, ConfigErrors>(config); }, config,
