@@ -121,14 +121,11 @@ std::shared_ptr<kube::ObjectFollower> Tether::follow(const kube::Resource& resou
   }
   auto follower = std::make_shared<kube::ObjectFollower>(
       *objects_client_, kube::collection_path(resource, namespace_), name, objects_retry_,
-      [this, &into, weak = std::weak_ptr<int>(alive_)]() {
-        // `into` is the member this follower fills; a follower replaced
-        // since is stopped, and says nothing more.
+      // `into` is the member this follower fills; a follower replaced
+      // since is stopped, and says nothing more.
+      [this, &into, weak = std::weak_ptr<int>(alive_)](const kube::FollowedObject& seen) {
         if (weak.expired() || stopped_) return;
-        const auto* which =
-            &into == &cloud_.issuer ? issuer_follower_.get() : bundle_follower_.get();
-        if (which == nullptr) return;
-        into = which->seen();
+        into = seen;
         changed();
       },
       objects_watch_);

@@ -15,7 +15,8 @@ bool named(const json::object& object, std::string_view name) {
 }  // namespace
 
 ObjectFollower::ObjectFollower(KubeClient& client, std::string collection, std::string name,
-                               RetryContext retry, std::function<void()> changed,
+                               RetryContext retry,
+                               std::function<void(const FollowedObject&)> changed,
                                WatchOptions watch)
     : name_(std::move(name)),
       changed_(std::move(changed)),
@@ -30,7 +31,7 @@ void ObjectFollower::stop() {
 void ObjectFollower::set(FollowedObject next) {
   if (stopped_ || next == seen_) return;
   seen_ = std::move(next);
-  if (changed_) changed_();
+  if (changed_) changed_(seen_);
 }
 
 void ObjectFollower::on_list(const std::vector<json::object>& items, const std::string&) {

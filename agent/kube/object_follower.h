@@ -31,8 +31,9 @@ struct FollowedObject {
 class ObjectFollower final : private ReflectorHandler {
  public:
   // `collection`: e.g. collection_path(kSecrets, "tetherd-system").
+  // `changed` hears what is known after each change (never after stop()).
   ObjectFollower(KubeClient& client, std::string collection, std::string name, RetryContext retry,
-                 std::function<void()> changed, WatchOptions watch = {});
+                 std::function<void(const FollowedObject&)> changed, WatchOptions watch = {});
 
   // Runs until stop(). The follower must outlive it.
   boost::asio::awaitable<void> run() { return reflector_.run(); }
@@ -53,7 +54,7 @@ class ObjectFollower final : private ReflectorHandler {
   void set(FollowedObject next);
 
   std::string name_;
-  std::function<void()> changed_;
+  std::function<void(const FollowedObject&)> changed_;
   Reflector reflector_;
   FollowedObject seen_;
   bool stopped_ = false;

@@ -87,6 +87,17 @@ class IssuerRotationTest : public KubeTest {
     return make_linkerd_issuer(anchor_, {clock_.wall() + from, clock_.wall() + to}, key);
   }
 
+  // Runs `f` on the loop (where the daemon's parts live) and waits for it.
+  void on_loop(std::function<void()> f) {
+    std::promise<void> done;
+    boost::asio::post(io_, [&] {
+      f();
+      done.set_value();
+    });
+    ensure_thread();
+    done.get_future().wait();
+  }
+
   IssuerRotation& rotation(IssuerRotationTiming timing = {}) {
     rotation_ = std::make_unique<IssuerRotation>(io_, *kube_, clock_, log_, config_, timing);
     return *rotation_;
@@ -279,15 +290,6 @@ TEST_F(IssuerRotationTest, TheDaemonRotatesOnTheResumeAfterAThreeDaySuspend) {
   std::vector<RotationResult> results;
   std::unique_ptr<ResumeDetector> resume;
   std::unique_ptr<Daemon> daemon;
-  auto on_loop = [&](std::function<void()> f) {
-    std::promise<void> done;
-    boost::asio::post(io_, [&] {
-      f();
-      done.set_value();
-    });
-    ensure_thread();
-    done.get_future().wait();
-  };
   on_loop([&] {
     resume = std::make_unique<ResumeDetector>(io_, clock_, log_,
                                               ResumeDetectorOptions{.bus_address = "none"});
@@ -351,15 +353,6 @@ TEST_F(IssuerRotationTest, AfterARestartTheDaemonDoesNotMintWhileACloudIssuerWas
       io_.get_executor());
   IssuerRotation& issuers = rotation({.confirm_timeout = 0s});
   std::unique_ptr<Daemon> daemon;
-  auto on_loop = [&](std::function<void()> f) {
-    std::promise<void> done;
-    boost::asio::post(io_, [&] {
-      f();
-      done.set_value();
-    });
-    ensure_thread();
-    done.get_future().wait();
-  };
   on_loop([&] {
     Config config;
     config.node_name = "node-a";
