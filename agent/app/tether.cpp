@@ -38,7 +38,7 @@ Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeepe
                        std::chrono::duration_cast<std::chrono::seconds>(
                            config.control_plane->lease_duration)},
              config.control_plane->heartbeat_interval, std::move(timing.lease_wait)),
-      publisher_(config.health.interval),
+      publisher_(std::max(config.health.interval, kStatusReportInterval)),
       health_interval_(config.health.interval),
       status_timer_(io, clock) {
   status_.agent_version = TETHERD_VERSION;
@@ -48,6 +48,7 @@ Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeepe
     if (quiet_ || stopped_) return;
     poke_status();
   });
+  lease_.jitter(objects_retry_.random);
   lease_.on_result([this](const kube::ApiResult<kube::LeaseRenewal>& result) {
     if (result)
       reflector_.lease_renewed();
@@ -219,7 +220,7 @@ void Tether::retime(const Config& config) {
   lease_.retime(
       config.control_plane->heartbeat_interval,
       std::chrono::duration_cast<std::chrono::seconds>(config.control_plane->lease_duration));
-  publisher_.set_interval(config.health.interval);
+  publisher_.set_interval(std::max(config.health.interval, kStatusReportInterval));
   health_interval_ = config.health.interval;
   poke_status();
 }

@@ -1,6 +1,7 @@
-// The EdgeNode's status written: at once when it changes, at least once
-// per health interval (core/node_status.h's StatusPublisher decides), by
-// merge patch; the EdgeNode created when it is missing.
+// The EdgeNode's status written: at once when it changes, and an unchanged
+// one (its vitals aside) every 5 minutes or health interval, the longer
+// (core/node_status.h's StatusPublisher decides), by merge patch; the
+// EdgeNode created when it is missing.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/array.hpp>

@@ -4,6 +4,14 @@
 #include <cmath>
 
 namespace tetherd {
+namespace {
+
+double clamp_unit(double unit) {
+  if (!(unit >= 0.0)) return 0.0;  // also NaN
+  return unit >= 1.0 ? std::nextafter(1.0, 0.0) : unit;
+}
+
+}  // namespace
 
 Duration backoff_ceiling(const BackoffPolicy& policy, unsigned attempt) {
   if (policy.base <= Duration::zero()) return Duration::zero();
@@ -16,10 +24,9 @@ Duration backoff_ceiling(const BackoffPolicy& policy, unsigned attempt) {
 }
 
 Duration full_jitter(const BackoffPolicy& policy, unsigned attempt, double unit) {
-  if (!(unit >= 0.0)) unit = 0.0;  // also NaN
-  if (unit >= 1.0) unit = std::nextafter(1.0, 0.0);
   const auto ceiling = backoff_ceiling(policy, attempt);
-  return Duration(static_cast<Duration::rep>(static_cast<double>(ceiling.count()) * unit));
+  return Duration(
+      static_cast<Duration::rep>(static_cast<double>(ceiling.count()) * clamp_unit(unit)));
 }
 
 Duration retry_delay(const BackoffPolicy& policy, unsigned attempt,
@@ -29,11 +36,16 @@ Duration retry_delay(const BackoffPolicy& policy, unsigned attempt,
   // A floor, not the delay: a server that keeps answering 429 with
   // Retry-After: 5 for hours is still backed off from (the simulation found
   // 12 tries a minute for as long as it lasted).
-  const Duration backoff = full_jitter(policy, attempt, unit);
-  if (retry_after && *retry_after >= Duration::zero())
-    return std::max(backoff, std::clamp(*retry_after, policy.base,
-                                        std::max(policy.base, policy.retry_after_cap)));
-  return backoff;
+  // And jittered above the floor: ten thousand nodes told "Retry-After: 30"
+  // in the same second do not all come back 30 s later (nor in step with
+  // their Lease, which the simulation found). The window above the floor
+  // is the backoff's, and never less than half the floor.
+  if (!retry_after || *retry_after < Duration::zero()) return full_jitter(policy, attempt, unit);
+  const Duration floor =
+      std::clamp(*retry_after, policy.base, std::max(policy.base, policy.retry_after_cap));
+  const Duration window = std::max(backoff_ceiling(policy, attempt), floor / 2);
+  return floor + Duration(static_cast<Duration::rep>(static_cast<double>(window.count()) *
+                                                     clamp_unit(unit)));
 }
 
 }  // namespace tetherd

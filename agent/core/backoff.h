@@ -30,9 +30,10 @@ Duration backoff_ceiling(const BackoffPolicy& policy, unsigned attempt);
 // [0, 1); values outside are clamped.
 Duration full_jitter(const BackoffPolicy& policy, unsigned attempt, double unit);
 
-// The delay before retry number `attempt`: full jitter, but never sooner
-// than the server's Retry-After when it sent one (taken as at least `base`,
-// at most retry_after_cap).
+// The delay before retry number `attempt`: full jitter; or, when the server
+// sent a Retry-After (taken as at least `base`, at most retry_after_cap),
+// that long and then a jittered share of the larger of the backoff's
+// window and half the Retry-After: never sooner than asked, never in step.
 Duration retry_delay(const BackoffPolicy& policy, unsigned attempt,
                      std::optional<Duration> retry_after, double unit);
 

@@ -1,5 +1,6 @@
 #include "agent/core/lease.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 
@@ -92,6 +93,18 @@ Result<json::object> renewed_lease(json::object current, const LeaseSpec& spec, 
   s["leaseDurationSeconds"] = spec.duration.count();
   s["renewTime"] = time;
   return current;
+}
+
+Duration lease_wait(Duration interval, Duration lease_duration, std::optional<Duration> retry_after,
+                    double unit) {
+  if (!(unit >= 0.0)) unit = 0.0;  // also NaN
+  unit = std::min(unit, 1.0);
+  const auto share = [unit](Duration d) {
+    return Duration(static_cast<Duration::rep>(static_cast<double>(d.count()) * unit));
+  };
+  if (!retry_after) return interval + share(interval / 25);
+  const Duration asked = std::clamp(*retry_after, interval, std::max(interval, lease_duration));
+  return asked + share(asked / 2);
 }
 
 }  // namespace tetherd

@@ -5,6 +5,7 @@
 // what the server last said and `now`; the I/O is kube/lease_heartbeat.h.
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -36,5 +37,17 @@ boost::json::object new_lease(const LeaseSpec& spec, WallTime now);
 // from the network: a proxy or a wrong object must not crash us).
 Result<boost::json::object> renewed_lease(boost::json::object current, const LeaseSpec& spec,
                                           WallTime now);
+
+// How long the heartbeat waits after a renewal (`retry_after`: what a
+// failed one's server asked for, if anything), `unit` a random number in
+// [0, 1): the interval and up to 4% more, as kubelet's node lease
+// controller (wait.JitterUntil with a factor of 0.04), so that nodes that
+// came up together do not renew together for ever; after a 429 or 503, what
+// the server asked for, at least the interval and at most the Lease's
+// duration (by then the node is reported gone whatever we do, and one
+// request to find out costs little), and then up to half as much again, as
+// the session's retries (core/backoff.h), so that the two are not in step.
+Duration lease_wait(Duration interval, Duration lease_duration, std::optional<Duration> retry_after,
+                    double unit);
 
 }  // namespace tetherd

@@ -270,8 +270,29 @@ json::object status_patch(const NodeStatus& status) {
   return json::object{{"status", status_object(status)}};
 }
 
+namespace {
+
+// `patch` without what changes every round: status.node's load, free
+// memory and disk, and uptime (its lastResumeTime and totals stay: a
+// resume is news).
+json::object without_vitals(json::object patch) {
+  auto* status = patch.if_contains("status");
+  auto* node = status && status->is_object() ? status->as_object().if_contains("node") : nullptr;
+  if (!node || !node->is_object()) return patch;
+  json::object& n = node->as_object();
+  for (const char* key : {"load1", "load5", "load15", "memoryAvailableBytes", "uptimeSeconds"})
+    n.erase(key);
+  if (auto* disk = n.if_contains("disk"); disk && disk->is_array()) {
+    for (json::value& d : disk->as_array())
+      if (d.is_object()) d.as_object().erase("availableBytes");
+  }
+  return patch;
+}
+
+}  // namespace
+
 bool StatusPublisher::due(const json::object& patch, WallTime now) const {
-  if (!last_patch_ || patch != *last_patch_) return true;
+  if (!last_patch_ || without_vitals(patch) != without_vitals(*last_patch_)) return true;
   if (now < last_write_) return true;
   return now - last_write_ >= interval_;
 }

@@ -73,6 +73,11 @@ struct SessionFailure {
   bool server_answered = false;
 };
 
+// How a Lease renewal went: renewed; refused by a server that is there
+// (a 5xx, 429, 409, 403); or the server not reached (transport, timeout,
+// TLS).
+enum class LeaseOutcome { kRenewed, kAnswered, kUnreachable };
+
 struct SessionPolicy {
   BackoffPolicy backoff;  // full jitter, base 1 s, cap 60 s
   // A connection that has lasted this long was a working one: the backoff
@@ -133,8 +138,14 @@ class TetherSession {
   // is most likely dead too: redial now rather than in minutes, when the
   // watch's idle deadline would notice. A renewal that worked during a
   // backoff after the server could not be reached (no answer, no
-  // Retry-After) means the server is back.
-  const SessionStep& lease_result(MonoTime now, bool reached_server, double unit);
+  // Retry-After) means the server is back: connect now. One that worked
+  // after renewals had failed, during a backoff the server asked for (a
+  // Retry-After of minutes, from a brownout now over), cuts what is left
+  // of it to a jittered share of half the backoff's cap: connected soon,
+  // not in step with the Lease (the simulation found a node waiting out a
+  // Retry-After minutes after the brownout ended). A renewal that works
+  // while only the EdgeNode's path is refused leaves the backoff alone.
+  const SessionStep& lease_result(MonoTime now, LeaseOutcome outcome, double unit);
 
  private:
   const SessionStep& go(SessionState state, SessionStep::Kind kind, bool redial = false);
@@ -156,6 +167,8 @@ class TetherSession {
   MonoTime watch_started_{};
   bool watch_follows_list_ = false;
   bool lease_ends_backoff_ = false;  // the backoff began with no answer from the server
+  bool lease_failing_ = false;       // the last renewal did not renew
+  MonoTime backoff_ends_{};          // when the backoff under way ends
 };
 
 }  // namespace tetherd

@@ -189,12 +189,9 @@ void LeaseHeartbeat::record(const ApiResult<LeaseRenewal>& result) {
 }
 
 Duration LeaseHeartbeat::next_wait(const ApiResult<LeaseRenewal>& result) const {
-  if (result || !result.error().retry_after) return interval_;
-  // A server that asks for time (429, 503) gets it, but not beyond the
-  // Lease's life: by then the node is reported gone whatever we do, and
-  // one request to find out whether it is back costs the server little.
-  const Duration longest = std::max<Duration>(interval_, spec_.duration);
-  return std::clamp(*result.error().retry_after, interval_, longest);
+  std::optional<Duration> asked;
+  if (!result) asked = result.error().retry_after;
+  return lease_wait(interval_, spec_.duration, asked, random_ ? random_() : 0.0);
 }
 
 void LeaseHeartbeat::stop() {

@@ -57,7 +57,8 @@ class LeaseHeartbeat {
   // Not to be called while another renew() is in flight.
   boost::asio::awaitable<ApiResult<LeaseRenewal>> renew();
 
-  // Renews at once, then every interval (or a server's longer Retry-After),
+  // Renews at once, then every interval (or a server's longer Retry-After;
+  // either jittered, see jitter()),
   // handing each result to the listener, until stop(). The LeaseHeartbeat
   // must outlive it.
   boost::asio::awaitable<void> run();
@@ -75,6 +76,11 @@ class LeaseHeartbeat {
     spec_.duration = duration;
     renew_now();
   }
+
+  // A number in [0, 1) for each wait: up to 4% more than the interval, as
+  // kubelet's, and up to half more than a server's Retry-After. Without it
+  // the waits are exact (tests).
+  void jitter(std::function<double()> random) { random_ = std::move(random); }
 
   // Hears each of run()'s renewals (the session's view of the connection).
   void on_result(Listener listener) { listener_ = std::move(listener); }
@@ -99,6 +105,7 @@ class LeaseHeartbeat {
   Duration interval_;
   Wait wait_;
   Listener listener_;
+  std::function<double()> random_;
   std::string collection_;
   std::string path_;
   std::string lease_field_;  // "namespace/name", for log records

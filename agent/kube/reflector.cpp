@@ -78,7 +78,7 @@ void Reflector::suspending() {
 }
 
 void Reflector::lease_renewed() {
-  lease_result(true);
+  lease_result(LeaseOutcome::kRenewed);
 }
 
 void Reflector::lease_failed(const ApiError& error) {
@@ -86,13 +86,13 @@ void Reflector::lease_failed(const ApiError& error) {
   // a 409 or a 403 came from a server that is there.
   const bool unreachable = error.kind == ErrorKind::kTransport ||
                            error.kind == ErrorKind::kTimeout || error.kind == ErrorKind::kTls;
-  lease_result(!unreachable);
+  lease_result(unreachable ? LeaseOutcome::kUnreachable : LeaseOutcome::kAnswered);
 }
 
-void Reflector::lease_result(bool reached_server) {
+void Reflector::lease_result(LeaseOutcome outcome) {
   const auto state = session_.state();
   const auto step = session_.step().id;
-  session_.lease_result(retry_.now(), reached_server, retry_.random());
+  session_.lease_result(retry_.now(), outcome, retry_.random());
   after_outside_input(state, step);
 }
 

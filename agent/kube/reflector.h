@@ -83,7 +83,7 @@ class Reflector {
   // interrupt whatever run() is doing if the step changed.
   void after_outside_input(SessionState state_before, std::uint64_t step_before);
   void report_state(SessionState before);
-  void lease_result(bool reached_server);
+  void lease_result(LeaseOutcome outcome);
 
   KubeClient& client_;
   std::string collection_;

@@ -74,12 +74,12 @@ INSTANTIATE_TEST_SUITE_P(
                           {.what = Misbehaviour::kStatus503, .retry_after_seconds = 4},
                           ErrorKind::kHttp,
                           "HTTP 503",
-                          seconds(4)},
+                          seconds(5)},  // 4 s asked, then 0.5 of half of it
                     Fault{"status_429_retry_after",
                           {.what = Misbehaviour::kStatus429, .retry_after_seconds = 7},
                           ErrorKind::kHttp,
                           "HTTP 429 TooManyRequests",
-                          seconds(7)},
+                          milliseconds(8750)},  // 7 s asked, then 0.5 of 3.5 s
                     Fault{"dropped_mid_body",
                           {.what = Misbehaviour::kDropMidStream},
                           ErrorKind::kTransport,

@@ -392,5 +392,27 @@ TEST_F(LeaseHeartbeatTest, RunWaitsAsLongAsTheServerAsksWithinTheLeaseLife) {
   EXPECT_EQ(heartbeat.stats().renewals, 1u);
 }
 
+TEST_F(LeaseHeartbeatTest, WithJitterWaitsAreSpreadAboveTheIntervalAndTheRetryAfter) {
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  Mailbox notes;
+  LeaseHeartbeat heartbeat(kube, clock_, log_, spec(), seconds(10), endless_wait(notes));
+  heartbeat.jitter([] { return 0.5; });
+  auto running = start(run_heartbeat(heartbeat));
+  ASSERT_TRUE(notes.wait_for_count("wait ", 1));
+  // kubelet's factor, 0.04: half of 400 ms.
+  EXPECT_EQ(notes.notes().back(), "wait 10.2s");
+
+  // A brownout: 20 s asked, and half of half of it more, so that the
+  // Lease does not come back in step with the session's retries.
+  server_->misbehave(
+      {.what = Misbehaviour::kStatus503, .path_contains = "/leases", .retry_after_seconds = 20});
+  on_client_thread([&] { heartbeat.renew_now(); });
+  ASSERT_TRUE(notes.wait_for_count("wait ", 2));
+  EXPECT_EQ(notes.notes().back(), "wait 25s");
+  on_client_thread([&] { heartbeat.stop(); });
+  EXPECT_TRUE(finish(running));
+}
+
 }  // namespace
 }  // namespace tetherd::test

@@ -42,13 +42,31 @@ TEST(BackoffTest, OutOfRangeRandomIsClampedIntoTheWindow) {
 
 TEST(BackoffTest, RetryAfterIsAFloorAndIsBounded) {
   const BackoffPolicy p{seconds(1), seconds(60), std::chrono::minutes(10)};
-  EXPECT_EQ(retry_delay(p, 0, seconds(7), 0.9), seconds(7));
-  // Later in a streak the backoff is longer than what the server asks: a
-  // brownout that lasts is backed off from.
-  EXPECT_EQ(retry_delay(p, 5, seconds(7), 0.5), seconds(16));
-  EXPECT_EQ(retry_delay(p, 0, seconds(0), 0.9), seconds(1)) << "Retry-After: 0 is not a busy loop";
-  EXPECT_EQ(retry_delay(p, 0, std::chrono::hours(5), 0.5), std::chrono::minutes(10));
+  // Never sooner than asked; above it, at least half of it more of jitter.
+  EXPECT_EQ(retry_delay(p, 0, seconds(8), 0.0), seconds(8));
+  EXPECT_EQ(retry_delay(p, 0, seconds(8), 0.5), seconds(10));
+  // Later in a streak the backoff's window is wider than that: a brownout
+  // that lasts is backed off from.
+  EXPECT_EQ(retry_delay(p, 5, seconds(8), 0.5), seconds(24));
+  EXPECT_EQ(retry_delay(p, 0, seconds(0), 0.0), seconds(1)) << "Retry-After: 0 is not a busy loop";
+  EXPECT_EQ(retry_delay(p, 0, std::chrono::hours(5), 0.0), std::chrono::minutes(10));
+  EXPECT_EQ(retry_delay(p, 0, std::chrono::hours(5), 0.5), std::chrono::minutes(12) + seconds(30));
   EXPECT_EQ(retry_delay(p, 1, std::nullopt, 0.5), seconds(1));
+}
+
+TEST(BackoffTest, NodesToldTheSameRetryAfterComeBackSpreadOut) {
+  // The lock-step a fleet falls into when every node waits exactly what
+  // the server said: their delays now cover a window as wide as half the
+  // wait, at the first try already.
+  const BackoffPolicy p{seconds(1), seconds(60), std::chrono::minutes(10)};
+  Duration lo = Duration::max(), hi = Duration::min();
+  for (int i = 0; i < 100; ++i) {
+    const Duration d = retry_delay(p, 0, seconds(30), i / 100.0);
+    lo = std::min(lo, d);
+    hi = std::max(hi, d);
+  }
+  EXPECT_EQ(lo, seconds(30));
+  EXPECT_GE(hi - lo, seconds(14));
 }
 
 TEST(BackoffTest, ZeroBaseMeansNoWait) {

@@ -1,5 +1,7 @@
 #include "agent/core/lease.h"
 
+#include <cmath>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
@@ -26,6 +28,21 @@ json::object from_server(std::string_view holder = "node-a", int transitions = 0
   lease["spec"].as_object()["holderIdentity"] = holder;
   if (transitions > 0) lease["spec"].as_object()["leaseTransitions"] = transitions;
   return lease;
+}
+
+TEST(Lease, WaitsTheIntervalAndUpToFourPercentMoreAsKubelet) {
+  EXPECT_EQ(lease_wait(10s, 40s, std::nullopt, 0.0), 10s);
+  EXPECT_EQ(lease_wait(10s, 40s, std::nullopt, 0.5), 10200ms);
+  EXPECT_EQ(lease_wait(10s, 40s, std::nullopt, 2.0), 10400ms) << "a unit out of range is clamped";
+  EXPECT_EQ(lease_wait(10s, 40s, std::nullopt, std::nan("")), 10s);
+}
+
+TEST(Lease, WaitsWhatTheServerAsksWithinTheLeaseLifeAndHalfAgainAtMost) {
+  EXPECT_EQ(lease_wait(10s, 40s, 25s, 0.0), 25s);
+  EXPECT_EQ(lease_wait(10s, 40s, 25s, 0.5), 31250ms);
+  EXPECT_EQ(lease_wait(10s, 40s, 1s, 0.0), 10s) << "never sooner than the interval";
+  EXPECT_EQ(lease_wait(10s, 40s, 600s, 0.0), 40s) << "the Lease is gone by then anyway";
+  EXPECT_EQ(lease_wait(10s, 40s, 600s, 1.0), 60s);
 }
 
 TEST(Lease, NameIsTetherdAndTheNode) {

@@ -14,6 +14,7 @@ namespace {
 namespace json = boost::json;
 namespace ct = condition_type;
 using std::chrono::hours;
+using std::chrono::minutes;
 using std::chrono::seconds;
 using S = ConditionStatus;
 
@@ -328,6 +329,32 @@ TEST(StatusPublisherTest, WritesOnChangeAndOncePerInterval) {
     EXPECT_EQ(publisher.due(*s.patch, now), s.due);
     if (s.write_succeeds) publisher.written(*s.patch, now);
   }
+}
+
+TEST(StatusPublisherTest, VitalsAloneWaitForTheReportIntervalAResumeDoesNot) {
+  StatusPublisher publisher(kStatusReportInterval);
+  NodeStatus status;
+  status.node = NodeVitals{"0.10", "0.20", "0.30", 1000, 4000, {{"/", 10, 100}}, 60, {}};
+  publisher.written(status_patch(status), kT0);
+  // A minute later the load, free memory and disk and the uptime moved:
+  // that alone is not worth a write (kubelet's nodeStatusReportFrequency).
+  status.node = NodeVitals{"0.90", "0.50", "0.35", 900, 4000, {{"/", 9, 100}}, 120, {}};
+  EXPECT_FALSE(publisher.due(status_patch(status), kT0 + minutes(1)));
+  EXPECT_FALSE(publisher.due(status_patch(status), kT0 + minutes(4) + seconds(59)));
+  EXPECT_TRUE(publisher.due(status_patch(status), kT0 + minutes(5)));
+  // A resume, a new disk, more memory, a condition: at once.
+  NodeStatus resumed = status;
+  resumed.node->last_resume = kT0 + seconds(30);
+  EXPECT_TRUE(publisher.due(status_patch(resumed), kT0 + minutes(1)));
+  NodeStatus disk = status;
+  disk.node->disk.push_back({"/var", 1, 2});
+  EXPECT_TRUE(publisher.due(status_patch(disk), kT0 + minutes(1)));
+  NodeStatus memory = status;
+  memory.node->memory_total_bytes = 8000;
+  EXPECT_TRUE(publisher.due(status_patch(memory), kT0 + minutes(1)));
+  NodeStatus condition = status;
+  condition.conditions.set(ct::kConnected, S::kFalse, "Disconnected", "", kT0);
+  EXPECT_TRUE(publisher.due(status_patch(condition), kT0 + minutes(1)));
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ enum class In {
   kElapsed,
   kResumed,
   kLeaseOk,
+  kLeaseAnswered,  // a renewal refused by a server that is there (503, 409, ...)
   kLeaseUnreachable,
   kSuspending,
   kStop
@@ -104,10 +105,13 @@ TEST_P(TetherSessionTable, Steps) {
         session.resumed(now);
         break;
       case In::kLeaseOk:
-        session.lease_result(now, true, 0.5);
+        session.lease_result(now, LeaseOutcome::kRenewed, 0.5);
+        break;
+      case In::kLeaseAnswered:
+        session.lease_result(now, LeaseOutcome::kAnswered, 0.5);
         break;
       case In::kLeaseUnreachable:
-        session.lease_result(now, false, 0.5);
+        session.lease_result(now, LeaseOutcome::kUnreachable, 0.5);
         break;
       case In::kSuspending:
         session.suspending();
@@ -364,12 +368,40 @@ INSTANTIATE_TEST_SUITE_P(
                    .retry_after = 30s,
                    .state = S::kBackoff,
                    .kind = Kind::kWait,
-                   .delay = 30s},
+                   .delay = 37500ms},  // 30 s asked, then 0.5 of half of it
                   {.in = In::kLeaseOk,
                    .at = 5,
                    .state = S::kBackoff,
                    .kind = Kind::kWait,
-                   .delay = 30s}}},
+                   .delay = 37500ms}}},
+        Scenario{"a_lease_that_works_again_after_a_brownout_cuts_a_long_retry_after",
+                 {{.in = In::kStart, .at = 0, .state = S::kConnecting, .kind = Kind::kList},
+                  {.in = In::kFailed,
+                   .at = 0,
+                   .retry_after = 600s,
+                   .state = S::kBackoff,
+                   .kind = Kind::kWait,
+                   .delay = 750s},
+                  // The Lease is refused too: the brownout goes on.
+                  {.in = In::kLeaseAnswered,
+                   .at = 10,
+                   .state = S::kBackoff,
+                   .kind = Kind::kWait,
+                   .delay = 750s},
+                  // It works again: the rest of the 12.5 minutes becomes a
+                  // share of half the cap (0.5 of 30 s), a new wait.
+                  {.in = In::kLeaseOk,
+                   .at = 20,
+                   .state = S::kBackoff,
+                   .kind = Kind::kWait,
+                   .delay = 15s},
+                  // Renewed again: nothing more to cut.
+                  {.in = In::kLeaseOk,
+                   .at = 30,
+                   .state = S::kBackoff,
+                   .kind = Kind::kWait,
+                   .delay = 15s},
+                  {.in = In::kElapsed, .at = 35, .state = S::kConnecting, .kind = Kind::kList}}},
         Scenario{"a_working_lease_ends_a_backoff_of_our_own",
                  {{.in = In::kStart, .at = 0, .state = S::kConnecting, .kind = Kind::kList},
                   {.in = In::kListed,
@@ -425,7 +457,7 @@ INSTANTIATE_TEST_SUITE_P(
                    .retry_after = 600s,
                    .state = S::kBackoff,
                    .kind = Kind::kWait,
-                   .delay = 600s},
+                   .delay = 750s},
                   {.in = In::kResumed,
                    .at = 1,
                    .state = S::kConnecting,
@@ -559,7 +591,7 @@ TEST(TetherSession, ABrownoutIsRetriedAsTheBackoffSaysNotWithTheHeartbeat) {
     if (lease_at < elapses) {
       now = lease_at;
       lease_at += 10;
-      session.lease_result(at(now), /*reached_server=*/true, 0.5);
+      session.lease_result(at(now), LeaseOutcome::kRenewed, 0.5);
     } else {
       now = elapses;
       session.backoff_elapsed(step.id, at(now));
@@ -574,7 +606,7 @@ TEST(TetherSession, ABrownoutIsRetriedAsTheBackoffSaysNotWithTheHeartbeat) {
   unreachable.start(at(0));
   const auto wait = unreachable.failed(unreachable.step().id, at(0), {}, 0.5);
   ASSERT_EQ(wait.kind, Kind::kWait);
-  EXPECT_EQ(unreachable.lease_result(at(0.2), true, 0.5).kind, Kind::kList);
+  EXPECT_EQ(unreachable.lease_result(at(0.2), LeaseOutcome::kRenewed, 0.5).kind, Kind::kList);
 }
 
 TEST(TetherSession, StatesHaveNamesForLogs) {
