@@ -5,7 +5,10 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <utility>
 
+#include "agent/core/lease.h"
+#include "agent/core/node_status.h"
 #include "agent/core/tether_session.h"
 
 namespace tetherd::sim {
@@ -15,6 +18,9 @@ using namespace std::chrono_literals;
 using Kind = SessionStep::Kind;
 
 constexpr Duration kLeasePeriod = 10s;      // controlPlane.heartbeatInterval's default
+constexpr Duration kLeaseDuration = 40s;    // controlPlane.leaseDuration's
+constexpr Duration kHealthInterval = 60s;   // health.interval's
+constexpr Duration kResumeTick = 10s;       // the resume detector's clock check
 constexpr Duration kWatchTimeout = 300s;    // timeoutSeconds
 constexpr Duration kWatchIdle = 150s;       // a silent watch is dead
 constexpr Duration kRequestDeadline = 30s;  // a stalled list
@@ -36,6 +42,13 @@ bool healthy(std::optional<Fault> f) {
   return !f || *f == Fault::kSlow;
 }
 
+// A number in [0, 1) from 53 of the generator's bits: the same on every
+// standard library (uniform_real_distribution is not), so a seed replays
+// anywhere.
+double unit_of(std::mt19937_64& r) {
+  return static_cast<double>(r() >> 11) * 0x1.0p-53;
+}
+
 class Simulation {
  public:
   Simulation(const Scenario& s, std::uint64_t seed, Bounds bounds)
@@ -46,13 +59,17 @@ class Simulation {
     }
     for (const Outage& o : s.outages) {
       script_.emplace(o.start, Script{Script::kFaultStart, nullptr, &o});
-      script_.emplace(o.start + o.length, Script{Script::kFaultEnd, nullptr, &o});
+      if (o.fault != Fault::kNatDrop)
+        script_.emplace(o.start + o.length, Script{Script::kFaultEnd, nullptr, &o});
     }
   }
 
   Verdict run() {
     input(session_.start(mono_));
-    arm(kLeasePeriod, Timer{Timer::kLease, 0});
+    start_renewal();
+    arm(kHealthInterval, Timer{Timer::kHealth, 0});
+    for (std::size_t i = 0; i < bounds_.followers; ++i)
+      arm(std::chrono::duration_cast<Duration>(kWatchTimeout * unit()), Timer{Timer::kFollower, i});
     while (!violation_) {
       const Duration next_script = script_.empty() ? kNever : script_.begin()->first;
       const Duration next_timer =
@@ -66,6 +83,7 @@ class Simulation {
       } else {
         mono_ += delta;
       }
+      if (steady_) totals_.steady += delta;
       ++totals_.steps;
       if (next_script <= next_timer) {
         auto it = script_.begin();
@@ -90,19 +108,40 @@ class Simulation {
     const Outage* outage;
   };
   struct Timer {
-    enum Kind { kLease, kWait, kListed, kOpened, kWatchEnd, kGone, kFailed, kStalled } kind;
-    std::uint64_t id;  // the step it answers
+    enum Kind {
+      kLeaseWait,  // the heartbeat's wait ended (id: its generation)
+      kLeaseDone,  // a renewal's answer
+      kWait,       // the session's backoff (id: the step it answers)
+      kListed,
+      kOpened,
+      kWatchEnd,  // the server ends the watch at timeoutSeconds
+      kGone,
+      kFailed,
+      kIdle,        // a silent watch's idle deadline
+      kHealth,      // a health round: the status written if due
+      kFollower,    // a follower's watch renewed (id: which)
+      kResumeTick,  // the resume detector's tick sees a sleep logind did not announce
+    } kind;
+    std::uint64_t id;
     bool answered = false;
     Duration retry_after{};
-    const Outage* stall = nullptr;  // kStalled: the stall it waits out
+    bool ok = false;  // kLeaseDone
   };
 
-  double unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }
+  double unit() { return unit_of(random_); }
   void arm(Duration after, Timer t) { timers_.emplace(mono_ + after, t); }
+  void count_request() {
+    requests_.push_back(wall_);
+    if (steady_) ++totals_.steady_requests;
+    if (current_outage_ && wall_ >= current_outage_->first->start + 5min) ++current_outage_->second;
+  }
 
   std::optional<Fault> fault() const {
     if (active_.empty()) return std::nullopt;
     return active_.back()->fault;
+  }
+  Duration retry_after() const {
+    return active_.empty() ? Duration{} : active_.back()->retry_after;
   }
 
   void fail(std::string what) {
@@ -122,6 +161,7 @@ class Simulation {
     if (step.id == last_id_) return;
     last_id_ = step.id;
     watch_open_ = false;
+    watch_dead_since_.reset();
     switch (step.kind) {
       case Kind::kIdle:
         return;
@@ -138,15 +178,15 @@ class Simulation {
   void request(const SessionStep& step) {
     ++totals_.session_requests;
     if (step.kind == Kind::kList) ++totals_.relists;
-    requests_.push_back(wall_);
-    if (current_outage_ && wall_ >= current_outage_->first->start + 5min) ++current_outage_->second;
+    count_request();
     if (brownout()) {
       ++brownout_attempts_;
       if (wall_ - last_lease_ < 100ms) ++brownout_after_lease_;
     }
     const auto f = fault();
     const bool list = step.kind == Kind::kList;
-    if (!f || *f == Fault::kSlow || (*f == Fault::kGone && list)) {
+    if (!f || *f == Fault::kSlow || *f == Fault::kLeaseConflict || (*f == Fault::kGone && list) ||
+        (*f == Fault::kResetAfterOk && !list)) {
       const Duration latency = (f && *f == Fault::kSlow) ? 5s : 50ms;
       arm(latency, Timer{list ? Timer::kListed : Timer::kOpened, step.id});
       return;
@@ -159,6 +199,7 @@ class Simulation {
         arm(10ms, Timer{Timer::kFailed, step.id});
         return;
       case Fault::kReset:
+      case Fault::kResetAfterOk:  // a list's body cut after its 200
         arm(50ms, Timer{Timer::kFailed, step.id});
         return;
       case Fault::kStalled:
@@ -167,13 +208,11 @@ class Simulation {
         arm(kRequestDeadline, Timer{Timer::kFailed, step.id});
         return;
       case Fault::k500:
-        arm(20ms, Timer{Timer::kFailed, step.id, true});
-        return;
       case Fault::k503:
       case Fault::k429:
-        arm(20ms, Timer{Timer::kFailed, step.id, true, active_.back()->retry_after});
+        arm(20ms, Timer{Timer::kFailed, step.id, true, retry_after()});
         return;
-      case Fault::kSlow:
+      default:
         return;
     }
   }
@@ -183,17 +222,96 @@ class Simulation {
     return f && (*f == Fault::k500 || *f == Fault::k503 || *f == Fault::k429);
   }
 
+  // The heartbeat (kube/lease_heartbeat.h): a renewal, its answer, then
+  // core/lease.h's wait, measured from the answer; renew_now() on a resume.
+  void start_renewal() {
+    lease_in_flight_ = true;
+    last_lease_ = wall_;
+    const auto f = fault();
+    // A 409: someone else wrote the Lease. Read it again, put once more.
+    const int requests = (f && *f == Fault::kLeaseConflict) ? 3 : 1;
+    for (int i = 0; i < requests; ++i)
+      count_request();
+    totals_.lease_requests += requests;
+    Timer done{Timer::kLeaseDone, 0};
+    Duration latency = 50ms;
+    if (!f || *f == Fault::kGone || *f == Fault::kLeaseConflict || *f == Fault::kNatDrop) {
+      done.ok = done.answered = true;
+    } else if (*f == Fault::kSlow) {
+      done.ok = done.answered = true;
+      latency = 5s;
+    } else if (*f == Fault::kStalled) {
+      latency = kRequestDeadline;  // blocked for the whole read deadline
+    } else if (*f == Fault::kRefused) {
+      latency = 10ms;
+    } else if (brownout()) {
+      done.answered = true;
+      done.retry_after = retry_after();
+      latency = 20ms;
+    }
+    arm(latency, done);
+  }
+
+  void renew_now() {
+    if (lease_in_flight_) {
+      lease_again_ = true;
+      return;
+    }
+    ++lease_generation_;  // the wait under way is cancelled
+    start_renewal();
+  }
+
+  void renewal_done(const Timer& t) {
+    lease_in_flight_ = false;
+    if (t.ok) {
+      ++totals_.lease_renewals;
+      last_renewed_ = wall_;
+    }
+    input(session_.lease_result(mono_,
+                                t.ok         ? LeaseOutcome::kRenewed
+                                : t.answered ? LeaseOutcome::kAnswered
+                                             : LeaseOutcome::kUnreachable,
+                                unit()));
+    if (std::exchange(lease_again_, false)) {
+      ++lease_generation_;
+      start_renewal();
+      return;
+    }
+    const std::optional<Duration> asked =
+        !t.ok && t.retry_after > Duration::zero() ? std::optional(t.retry_after) : std::nullopt;
+    arm(lease_wait(kLeasePeriod, kLeaseDuration, t.ok ? std::nullopt : asked, unit()),
+        Timer{Timer::kLeaseWait, lease_generation_});
+  }
+
+  // A health round: the status as the daemon would patch it (its vitals
+  // move every round), written when the real StatusPublisher says so.
+  void health_round() {
+    arm(kHealthInterval, Timer{Timer::kHealth, 0});
+    write_status();
+  }
+  void write_status() {
+    if (!session_.connected()) return;
+    NodeStatus status;
+    status.conditions.set(condition_type::kConnected, ConditionStatus::kTrue, "Watching", "",
+                          WallTime{} + connected_since_);
+    status.node = NodeVitals{};
+    status.node->uptime_seconds = mono_ / 1s;
+    const auto patch = status_patch(status);
+    const WallTime now = WallTime{} + std::chrono::duration_cast<WallTime::duration>(wall_);
+    if (!publisher_.due(patch, now)) return;
+    ++totals_.status_writes;
+    count_request();
+    if (answers(fault())) publisher_.written(patch, now);
+  }
+
   void fired(const Timer& t) {
     switch (t.kind) {
-      case Timer::kLease: {
-        ++totals_.lease_renewals;
-        requests_.push_back(wall_);
-        last_lease_ = wall_;
-        const bool reached = answers(fault());
-        input(session_.lease_result(mono_, reached, unit()));
-        arm(kLeasePeriod, Timer{Timer::kLease, 0});
+      case Timer::kLeaseWait:
+        if (t.id == lease_generation_) start_renewal();
         return;
-      }
+      case Timer::kLeaseDone:
+        renewal_done(t);
+        return;
       case Timer::kWait:
         input(session_.backoff_elapsed(t.id, mono_));
         return;
@@ -204,22 +322,28 @@ class Simulation {
         const SessionStep& step = session_.watch_opened(t.id, mono_);
         if (step.id == t.id && session_.state() == SessionState::kWatching) {
           watch_open_ = true;
-          arm(kWatchTimeout, Timer{Timer::kWatchEnd, t.id});
+          // A reset after the 200: the stream breaks at once.
+          if (fault() == Fault::kResetAfterOk)
+            arm(50ms, Timer{Timer::kFailed, t.id});
+          else
+            arm(kWatchTimeout, Timer{Timer::kWatchEnd, t.id});
         }
         input(step);
         return;
       }
       case Timer::kWatchEnd:
-        // The server ends the watch at timeoutSeconds, bookmarks sent.
+        // The server ends the watch at timeoutSeconds, bookmarks sent;
+        // through a NAT that forgot the connection, nothing arrives.
+        if (watch_dead_since_) return;
         input(session_.watch_ended(t.id, mono_, false, 5, unit()));
         return;
       case Timer::kGone:
         input(session_.watch_ended(t.id, mono_, true, 0, unit()));
         return;
-      case Timer::kStalled:
-        // The watch's idle deadline: dead if the stall still holds; one
-        // that ended before it left the stream flowing again.
-        if (std::find(active_.begin(), active_.end(), t.stall) != active_.end())
+      case Timer::kIdle:
+        // Dead if it is still silent (a stall that ended before the
+        // deadline left the stream flowing again).
+        if (watch_dead_since_ || fault() == Fault::kStalled)
           input(session_.failed(t.id, mono_, SessionFailure{}, unit()));
         return;
       case Timer::kFailed:
@@ -231,7 +355,31 @@ class Simulation {
                            .server_answered = t.answered},
             unit()));
         return;
+      case Timer::kHealth:
+        health_round();
+        return;
+      case Timer::kFollower:
+        // A follower's watch, renewed as the session's (timeoutSeconds),
+        // when the cloud answers; its failures back off as the session's.
+        arm(kWatchTimeout, Timer{Timer::kFollower, t.id});
+        if (session_.connected()) {
+          ++totals_.follower_watches;
+          count_request();
+        }
+        return;
+      case Timer::kResumeTick:
+        resumed();
+        return;
     }
+  }
+
+  void resumed() {
+    ++totals_.resumes;
+    const SessionStep& step = session_.resumed(mono_);
+    if (step.kind != Kind::kList || !step.redial)
+      fail("resume-redials-at-once: the resume's step is not a list on fresh connections");
+    input(step);
+    renew_now();
   }
 
   void scripted(const Script& s) {
@@ -246,14 +394,31 @@ class Simulation {
         if (!asleep_ || sleep_ != s.sleep) return;
         asleep_ = false;
         sleep_ = nullptr;
-        ++totals_.resumes;
-        const SessionStep& step = session_.resumed(mono_);
-        if (step.kind != Kind::kList || !step.redial)
-          fail("resume-redials-at-once: the resume's step is not a list on fresh connections");
-        input(step);
+        // What was open before the sleep is dead now: the server and every
+        // NAT on the way have long forgotten it.
+        if (watch_open_ && !watch_dead_since_) watch_dead_since_ = mono_;
+        if (!s.sleep->logind_lost) {
+          resumed();
+          return;
+        }
+        // Unannounced: the clocks' witness sees it on the detector's next
+        // tick (agent/app/resume_detector.h), within 10 s.
+        const Duration into = Duration(mono_.count() % kResumeTick.count());
+        arm(kResumeTick - into, Timer{Timer::kResumeTick, 0});
         return;
       }
       case Script::kFaultStart:
+        if (s.outage->fault == Fault::kNatDrop) {
+          // The watch's connection is forgotten on the way: silence.
+          if (watch_open_ && !asleep_ && !watch_dead_since_) {
+            watch_dead_since_ = mono_;
+            arm(kWatchIdle, Timer{Timer::kIdle, session_.step().id});
+            // Nothing can know before the idle deadline: the recovery's
+            // bound runs from then.
+            healthy_since_ = std::max(healthy_since_, wall_ + kWatchIdle);
+          }
+          return;
+        }
         active_.push_back(s.outage);
         if (s.outage->length >= 15min) current_outage_.emplace(s.outage, 0);
         interrupt_watch(s.outage->fault);
@@ -265,14 +430,21 @@ class Simulation {
           // tries come about every 30 s (full jitter under the 60 s cap),
           // so 4 a minute on average is a wide bound over ten minutes or
           // more (a mean delay under 15 s over 20 draws is beyond 3.8
-          // standard deviations). A 410 on every watch costs two requests
-          // a try (a list, then the watch).
+          // standard deviations), the Lease's and the status writes'
+          // included (a Lease answered 409 costs 3, but the session is
+          // then connected). A 410 on every watch costs two requests a try
+          // (a list, then the watch).
           const std::uint64_t late = current_outage_->second;
           const double minutes =
               std::chrono::duration<double>(s.outage->length - 5min).count() / 60.0;
-          const double bound = s.outage->fault == Fault::kGone ? 8.0 : 4.0;
+          const Fault f = s.outage->fault;
+          // Each try that opens a watch also writes the status it changed
+          // (Connected), and the Lease renews every 10 s throughout.
+          const double bound = f == Fault::kGone            ? 8.0 + 2.0 + 6.0
+                               : f == Fault::kLeaseConflict ? 20.0
+                                                            : 4.0 + 2.0 + 6.0;
           if (minutes >= 10 && late / minutes > bound)
-            fail("a-long-outage-is-backed-off: " + std::to_string(late) + " tries in " +
+            fail("a-long-outage-is-backed-off: " + std::to_string(late) + " requests in " +
                  std::to_string(minutes) + " minutes of " + to_string(s.outage->fault));
           current_outage_.reset();
         }
@@ -285,16 +457,17 @@ class Simulation {
   // fault does (a stall is noticed by the Lease's failure, else by the
   // watch's idle deadline; a brownout leaves an open stream alone).
   void interrupt_watch(Fault f) {
-    if (!watch_open_ || asleep_) return;
+    if (!watch_open_ || asleep_ || watch_dead_since_) return;
     const std::uint64_t id = session_.step().id;
     switch (f) {
       case Fault::kRefused:
       case Fault::kReset:
+      case Fault::kResetAfterOk:
         watch_open_ = false;
         arm(0ms, Timer{Timer::kFailed, id});
         return;
       case Fault::kStalled:
-        arm(kWatchIdle, Timer{Timer::kStalled, id, false, {}, active_.back()});
+        arm(kWatchIdle, Timer{Timer::kIdle, id});
         return;
       case Fault::kGone:
         watch_open_ = false;
@@ -312,18 +485,58 @@ class Simulation {
     const bool whole = !asleep_ && healthy(fault());
     if (whole && !was_whole_) healthy_since_ = wall_;
     was_whole_ = whole;
-    // Recovery: two minutes after the world is whole (awake, the cloud up),
-    // the session is connected.
-    if (!asleep_ && healthy(fault()) && wall_ - healthy_since_ > bounds_.recovery &&
-        !session_.connected())
-      fail("connected-soon-after-a-fault: the cloud has been up and the node awake since " +
-           at(healthy_since_));
-    // Steady state: at most 7 requests a minute, the Lease's included.
-    while (!requests_.empty() && wall_ - requests_.front() >= 60s)
+    const bool reachable = answers(fault());
+    if (!reachable && was_reachable_) unreachable_since_ = mono_;
+    was_reachable_ = reachable;
+    const bool connected = session_.connected();
+    if (connected && !was_connected_) {
+      // Connected is a condition's change: the status says so at once.
+      connected_since_ = wall_;
+      write_status();
+    }
+    was_connected_ = connected;
+
+    // Recovery: two minutes after the world is whole, the session is
+    // connected and the Lease fresh (renewed within its duration).
+    if (whole && wall_ - healthy_since_ > bounds_.recovery) {
+      if (!connected)
+        fail("connected-soon-after-a-fault: the cloud has been up and the node awake since " +
+             at(healthy_since_));
+      if (wall_ - last_renewed_ > kLeaseDuration)
+        fail("the-lease-is-fresh-soon-after-a-fault: last renewed at " + at(last_renewed_) +
+             "; the world whole since " + at(healthy_since_));
+    }
+    // Never connected in a world that contradicts it: not while the cloud
+    // has not answered for longer than the Lease's read deadline and the
+    // watch's idle deadline (whichever notices first), nor on a watch that
+    // has been silently dead for longer than its idle deadline.
+    if (connected && !asleep_ && !reachable &&
+        mono_ - unreachable_since_ > kWatchIdle + kRequestDeadline)
+      fail("not-connected-to-a-cloud-that-does-not-answer: unreachable since " +
+           std::to_string((mono_ - unreachable_since_) / 1s) + " s of the node's time");
+    if (connected && watch_dead_since_ && mono_ - *watch_dead_since_ > kWatchIdle + 1s)
+      fail("a-dead-watch-is-noticed: the watch has been silent for " +
+           std::to_string((mono_ - *watch_dead_since_) / 1s) + " s");
+
+    // Steady state: requests of every kind, the Lease's and the status
+    // writes' included, at most 7 a minute over ten minutes and never a
+    // burst in one.
+    while (!requests_.empty() && wall_ - requests_.front() >= 10min) {
       requests_.pop_front();
-    if (!asleep_ && !fault() && wall_ - healthy_since_ > 6min &&
-        requests_.size() > bounds_.steady_per_minute)
-      fail("bounded-requests-a-minute-at-steady-state: " + std::to_string(requests_.size()));
+      if (minute_start_ > 0) --minute_start_;
+    }
+    while (minute_start_ < requests_.size() && wall_ - requests_[minute_start_] >= 60s)
+      ++minute_start_;
+    steady_ = whole && !fault() && wall_ - healthy_since_ > 16min;
+    if (steady_) {
+      const std::size_t minute = requests_.size() - minute_start_;
+      if (minute > bounds_.any_minute)
+        fail("bounded-requests-a-minute-at-steady-state: " + std::to_string(minute) +
+             " in the last minute");
+      if (static_cast<double>(requests_.size()) > bounds_.steady_per_minute * 10)
+        fail("bounded-requests-a-minute-at-steady-state: " + std::to_string(requests_.size()) +
+             " in the last ten minutes");
+    }
     // Bounded memory: the timers in flight.
     if (timers_.size() > 16)
       fail("bounded-state: " + std::to_string(timers_.size()) + " timers in flight");
@@ -347,18 +560,31 @@ class Simulation {
   std::multimap<Duration, Script> script_;
   std::multimap<Duration, Timer> timers_;  // by monotonic deadline
   TetherSession session_;
+  StatusPublisher publisher_{std::max<Duration>(kHealthInterval, kStatusReportInterval)};
   Duration wall_{}, mono_{};
   bool asleep_ = false;
   const Sleep* sleep_ = nullptr;
   std::vector<const Outage*> active_;
   std::optional<std::pair<const Outage*, std::uint64_t>> current_outage_;
-  std::deque<Duration> requests_;  // the last minute's, the Lease's included
+  std::deque<Duration> requests_;  // the last ten minutes', every kind
+  std::size_t minute_start_ = 0;
+  bool steady_ =
+      false;  // awake, the cloud up for 16 minutes   // the first of the last minute's in requests_
   Duration healthy_since_{};
   bool was_whole_ = true;
-  Duration last_lease_ = -1h;
+  Duration unreachable_since_{};  // monotonic
+  bool was_reachable_ = true;
+  bool was_connected_ = false;
+  Duration connected_since_{};
+  Duration last_lease_ = -1h;  // the last renewal sent
+  Duration last_renewed_{};    // the last one that worked
+  bool lease_in_flight_ = false;
+  bool lease_again_ = false;
+  std::uint64_t lease_generation_ = 0;
   std::uint64_t last_id_ = 0;
   std::uint64_t rv_ = 0;
   bool watch_open_ = false;
+  std::optional<Duration> watch_dead_since_;  // monotonic
   std::uint64_t brownout_attempts_ = 0, brownout_after_lease_ = 0;
   std::optional<std::string> violation_;
   Totals totals_;
@@ -377,13 +603,19 @@ const char* to_string(Fault fault) {
     case Fault::k500:
       return "500";
     case Fault::k503:
-      return "503+Retry-After";
+      return "503";
     case Fault::k429:
-      return "429+Retry-After";
+      return "429";
     case Fault::kGone:
       return "410 on the watch";
     case Fault::kSlow:
       return "slow";
+    case Fault::kResetAfterOk:
+      return "reset after the 200";
+    case Fault::kLeaseConflict:
+      return "409 on the Lease";
+    case Fault::kNatDrop:
+      return "the watch forgotten by a NAT";
   }
   return "?";
 }
@@ -395,30 +627,51 @@ Scenario generate(std::uint64_t seed, int days) {
   const auto count = [&](int per_year) {
     return std::max(1, static_cast<int>(static_cast<long long>(per_year) * days / 365));
   };
-  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const auto u = [&r] { return unit_of(r); };
   const auto seconds = [](double x) {
     return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(x));
   };
+  const auto whole_seconds = [&](int lo, int hi) {  // in [lo, hi]
+    return std::chrono::seconds(lo + static_cast<int>(u() * (hi - lo + 1)));
+  };
   // Lengths spread on a log scale: as many short ones as long ones.
   const auto log_between = [&](double lo, double hi) {
-    return seconds(std::exp(std::log(lo) + u(r) * (std::log(hi) - std::log(lo))));
+    return seconds(std::exp(std::log(lo) + u() * (std::log(hi) - std::log(lo))));
   };
   for (int i = 0; i < count(1000); ++i) {
     Sleep z;
-    z.start = seconds(u(r) * std::chrono::duration<double>(s.span).count());
+    z.start = seconds(u() * std::chrono::duration<double>(s.span).count());
     z.length = log_between(2, 10 * 86400);
-    z.logind_lost = u(r) < 0.1;
+    z.logind_lost = u() < 0.1;
     s.sleeps.push_back(z);
   }
-  constexpr Fault kFaults[] = {Fault::kRefused, Fault::kReset, Fault::kStalled, Fault::k500,
-                               Fault::k503,     Fault::k429,   Fault::kGone,    Fault::kSlow};
+  constexpr Fault kFaults[] = {Fault::kRefused, Fault::kReset,        Fault::kStalled,
+                               Fault::k500,     Fault::k503,          Fault::k429,
+                               Fault::kGone,    Fault::kSlow,         Fault::kResetAfterOk,
+                               Fault::kNatDrop, Fault::kLeaseConflict};
   for (int i = 0; i < count(200); ++i) {
     Outage o;
-    o.start = seconds(u(r) * std::chrono::duration<double>(s.span).count());
+    o.start = seconds(u() * std::chrono::duration<double>(s.span).count());
     o.length = log_between(5, 6 * 3600);
-    o.fault = kFaults[static_cast<std::size_t>(u(r) * std::size(kFaults)) % std::size(kFaults)];
-    if (o.fault == Fault::k503) o.retry_after = seconds(1 + std::floor(u(r) * 60));
-    if (o.fault == Fault::k429) o.retry_after = 5s;
+    o.fault = kFaults[static_cast<std::size_t>(u() * std::size(kFaults)) % std::size(kFaults)];
+    const double which = u();
+    switch (o.fault) {
+      case Fault::k500:  // kube-apiserver rarely says when; sometimes a proxy does
+        if (which < 0.25) o.retry_after = 1s;
+        break;
+      case Fault::k503:  // none, a minute at most, or far more than the Lease lives
+        if (which >= 1.0 / 3)
+          o.retry_after = which < 2.0 / 3 ? whole_seconds(1, 60) : whole_seconds(61, 600);
+        break;
+      case Fault::k429:  // API priority and fairness says 1 s or a few
+        o.retry_after = whole_seconds(1, 10);
+        break;
+      case Fault::kNatDrop:
+        o.length = Duration::zero();  // an instant
+        break;
+      default:
+        break;
+    }
     s.outages.push_back(o);
   }
   return s;
@@ -432,28 +685,47 @@ Verdict run(const Scenario& scenario, std::uint64_t seed, Bounds bounds) {
   return v;
 }
 
+std::string invariant(const std::string& violation) {
+  return violation.substr(0, violation.find(':'));
+}
+
 Scenario shrink(Scenario s, std::uint64_t seed, Bounds bounds, int runs) {
-  bool smaller = true;
-  while (smaller && runs > 0) {
-    smaller = false;
-    for (std::size_t i = s.sleeps.size(); i-- > 0 && runs > 0;) {
-      Scenario t = s;
-      t.sleeps.erase(t.sleeps.begin() + static_cast<std::ptrdiff_t>(i));
-      --runs;
-      if (run(t, seed, bounds).violation) {
-        s = std::move(t);
-        smaller = true;
+  // A smaller scenario counts only if it breaks the same invariant: one
+  // event less shifts every later draw, and could break another.
+  const Verdict first = run(s, seed, bounds);
+  if (!first.violation) return s;
+  const auto same = [&, name = invariant(*first.violation)](const Scenario& t) {
+    const Verdict v = run(t, seed, bounds);
+    return v.violation && invariant(*v.violation) == name;
+  };
+  // What begins after the failure cannot have caused it.
+  Scenario cut = s;
+  cut.span = std::min(s.span, first.at + std::chrono::seconds(1));
+  std::erase_if(cut.sleeps, [&](const Sleep& z) { return z.start > cut.span; });
+  std::erase_if(cut.outages, [&](const Outage& o) { return o.start > cut.span; });
+  --runs;
+  if (same(cut)) s = std::move(cut);
+  // Then whole runs of events at a time, halving the run (delta
+  // debugging), down to one.
+  const auto drop = [&](auto member) {
+    for (std::size_t chunk = std::max<std::size_t>(1, (s.*member).size() / 2); runs > 0;
+         chunk /= 2) {
+      for (std::size_t at = (s.*member).size(); at > 0 && runs > 0;) {
+        const std::size_t from = at >= chunk ? at - chunk : 0;
+        Scenario t = s;
+        auto& events = t.*member;
+        events.erase(events.begin() + static_cast<std::ptrdiff_t>(from),
+                     events.begin() + static_cast<std::ptrdiff_t>(at));
+        --runs;
+        if (same(t)) s = std::move(t);
+        at = from;
       }
+      if (chunk == 1) break;
     }
-    for (std::size_t i = s.outages.size(); i-- > 0 && runs > 0;) {
-      Scenario t = s;
-      t.outages.erase(t.outages.begin() + static_cast<std::ptrdiff_t>(i));
-      --runs;
-      if (run(t, seed, bounds).violation) {
-        s = std::move(t);
-        smaller = true;
-      }
-    }
+  };
+  for (int pass = 0; pass < 2 && runs > 0; ++pass) {
+    drop(&Scenario::sleeps);
+    drop(&Scenario::outages);
   }
   return s;
 }

@@ -24,7 +24,25 @@
 
 namespace tetherd::sim {
 
-enum class Fault { kRefused, kReset, kStalled, k500, k503, k429, kGone, kSlow };
+// Faults of the cloud while they last: refused, reset as it answers,
+// stalled, 500/503/429 (with or without Retry-After), 410 on every watch,
+// slow, a reset after the 200 (headers sent, the body cut), 409 on every
+// Lease write (someone else writes it); and one that is an instant: a NAT
+// that forgets the watch's connection (nothing is said; only the watch's
+// idle deadline or a Lease that fails notices).
+enum class Fault {
+  kRefused,
+  kReset,
+  kStalled,
+  k500,
+  k503,
+  k429,
+  kGone,
+  kSlow,
+  kResetAfterOk,
+  kLeaseConflict,
+  kNatDrop
+};
 const char* to_string(Fault fault);
 
 struct Sleep {
@@ -37,7 +55,7 @@ struct Outage {
   Duration start{};
   Duration length{};
   Fault fault = Fault::kRefused;
-  Duration retry_after{};  // 503 and 429
+  Duration retry_after{};  // 500, 503 and 429; none if zero
 };
 
 struct Scenario {
@@ -55,6 +73,11 @@ struct Totals {
   std::uint64_t steps = 0;
   std::uint64_t session_requests = 0;
   std::uint64_t lease_renewals = 0;
+  std::uint64_t lease_requests = 0;    // a 409 costs a GET and a PUT more
+  std::uint64_t status_writes = 0;     // core/node_status.h's StatusPublisher decides
+  std::uint64_t follower_watches = 0;  // the linkerd refs' watches, renewed as the session's
+  std::uint64_t steady_requests = 0;   // at steady state (awake, the cloud up for 16 minutes)
+  Duration steady{};                   // how long that lasted
   std::uint64_t resumes = 0;
   std::uint64_t relists = 0;
   Duration asleep{};
@@ -70,15 +93,24 @@ struct Verdict {
 // fail).
 struct Bounds {
   Duration recovery = std::chrono::minutes(2);  // connected after a fault ends
-  std::size_t steady_per_minute = 7;            // requests, the Lease's included
+  // Requests a minute at steady state, everything counted (the Lease, the
+  // status writes, the session's and the followers' watches), over ten
+  // minutes; and in any one minute (a status write and two watches
+  // renewed may fall in the same one).
+  double steady_per_minute = 7;
+  std::size_t any_minute = 10;
+  std::size_t followers = 2;  // spec.linkerd's issuerSecretRef and trustBundleRef
 };
+
+// The invariant's name in a violation ("connected-soon-after-a-fault").
+std::string invariant(const std::string& violation);
 
 // Runs `scenario` with the session's randomness (its jitter) from `seed`.
 Verdict run(const Scenario& scenario, std::uint64_t seed, Bounds bounds = {});
 
 // The smallest scenario (events removed one at a time while it still
-// fails) that still violates an invariant with `seed`; `runs` caps the
-// tries.
+// fails) that still violates the same invariant with `seed`; `runs` caps
+// the tries.
 Scenario shrink(Scenario scenario, std::uint64_t seed, Bounds bounds = {}, int runs = 300);
 
 std::string describe(const Scenario& scenario);
