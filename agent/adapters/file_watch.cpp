@@ -39,6 +39,7 @@ Result<void> FileWatch::follow(std::vector<std::string> paths, std::function<voi
   paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
   paths_ = std::move(paths);
   settled_ = std::set<std::string>(settled.begin(), settled.end());
+  std::erase_if(writing_, [this](const std::string& path) { return !settled_.contains(path); });
   changed_ = std::move(changed);
   arm();
   return {};
@@ -134,10 +135,17 @@ void FileWatch::handle(const char* data, std::size_t size) {
     const auto& names = names_[dir->second];
     if (names.count(name) == 0) continue;
     // A write under way (or a file just made, to be written) of a file
-    // that counts only when settled.
+    // that counts only when settled: noted, so that an answer already due
+    // waits for its writer (coalesce()).
+    const std::string path = dir->second + "/" + name;
     constexpr std::uint32_t kUnderWay = IN_MODIFY | IN_CREATE;
-    if ((event.mask & ~kUnderWay & ~IN_ISDIR) == 0 && settled_.contains(dir->second + "/" + name))
-      continue;
+    if (settled_.contains(path)) {
+      if ((event.mask & ~kUnderWay & ~IN_ISDIR) == 0) {
+        writing_.insert(path);
+        continue;
+      }
+      writing_.erase(path);  // closed, renamed over, removed: done with
+    }
     relevant = true;
     // A directory on the way came or went: watch the next one down (or up).
     if (event.mask & IN_ISDIR) rearm = true;
@@ -151,10 +159,34 @@ void FileWatch::coalesce() {
   timer_.expires_after(coalescer_.event(now) - now);
   timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopped_) return;
-    coalescer_.answered();
-    // A copy: the callee may follow a new set, replacing changed_.
-    if (auto changed = changed_) changed();
+    answer();
   });
+}
+
+void FileWatch::answer() {
+  // An answer due while a settled file is half written (a change to one
+  // file, then the configuration opened in an editor's in-place save)
+  // waits for the writer's close, which answers (coalesce()): otherwise
+  // the half would be read and refused, or worse, valid and applied. A
+  // writer that holds the file open longer than kHoldAtMost is not waited
+  // for; its close is a change like any other.
+  const MonoTime now = clock_.monotonic();
+  if (!writing_.empty()) {
+    if (!held_since_) held_since_ = now;
+    if (now - *held_since_ < kHoldAtMost) {
+      timer_.expires_after(*held_since_ + kHoldAtMost - now);
+      timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || stopped_) return;
+        answer();
+      });
+      return;
+    }
+    writing_.clear();
+  }
+  held_since_.reset();
+  coalescer_.answered();
+  // A copy: the callee may follow a new set, replacing changed_.
+  if (auto changed = changed_) changed();
 }
 
 }  // namespace tetherd

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,6 +34,8 @@ class FileWatch {
  public:
   static constexpr std::chrono::milliseconds kQuiet{200};
   static constexpr std::chrono::milliseconds kAtMost{1000};
+  // The longest an answer due waits for a settled file's writer to close.
+  static constexpr std::chrono::seconds kHoldAtMost{10};
 
   FileWatch(boost::asio::io_context& io, const Clock& clock);
   ~FileWatch();
@@ -45,7 +48,9 @@ class FileWatch {
   // limit on instances); nothing is followed then.
   // Paths in `settled` (among `paths`) count only once a writer is done
   // with them, closed after writing or renamed into place, never at each
-  // write: a file written in place (an editor, `>`) is not read half-written.
+  // write: a file written in place (an editor, `>`) is not read half-written,
+  // and an answer due for another file waits for the writer too (at most
+  // kHoldAtMost).
   Result<void> follow(std::vector<std::string> paths, std::function<void()> changed,
                       std::vector<std::string> settled = {});
   void stop();
@@ -59,12 +64,15 @@ class FileWatch {
   void read_next();
   void handle(const char* data, std::size_t size);
   void coalesce();
+  void answer();
 
   boost::asio::io_context& io_;
   const Clock& clock_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> fd_;
   std::vector<std::string> paths_;
   std::set<std::string> settled_;
+  std::set<std::string> writing_;       // settled files written now, not closed yet
+  std::optional<MonoTime> held_since_;  // an answer due waits for them since
   std::function<void()> changed_;
   // Watch descriptor → directory, and, per directory, the names in it that
   // matter (a followed file's name, or the next directory on its way).

@@ -5,12 +5,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sys/stat.h>
 
 #include <boost/asio/steady_timer.hpp>
 #include <gtest/gtest.h>
 
 #include "agent/adapters/system_clock.h"
+#include "test/support/sim_clock.h"
 #include "test/support/temp_dir.h"
 
 namespace tetherd {
@@ -115,6 +117,63 @@ TEST_F(FileWatchTest, AnEventQueuedBeforeFollowingAgainIsKept) {
   ASSERT_TRUE(watch_.follow({tmp_.file("etc/k3s.yaml"), tmp_.file("certs/node.crt")},
                             [this] { ++changes_; }));
   EXPECT_EQ(settled(), ++n);
+}
+
+// The configuration is written in place (an editor's save, `>`) while an
+// answer is due for another file: the answer waits for the close, so the
+// configuration is never read half written. Simulated time: the waits
+// are the watch's own timers.
+class FileWatchHoldTest : public ::testing::Test {
+ protected:
+  FileWatchHoldTest() {
+    std::filesystem::create_directories(tmp_.file("etc"));
+    EXPECT_TRUE(watch_.follow({config_, tmp_.file("etc/k3s.yaml")},
+                              [this] {
+                                ++changes_;
+                                std::ifstream in(config_);
+                                seen_.assign(std::istreambuf_iterator<char>(in), {});
+                              },
+                              {config_}));
+  }
+
+  test::TempDir tmp_;
+  const std::string config_ = tmp_.file("etc/tetherd.yaml");
+  boost::asio::io_context io_;
+  test::SimClock clock_{std::chrono::system_clock::now()};
+  FileWatch watch_{io_, clock_};
+  int changes_ = 0;
+  std::string seen_;
+};
+
+TEST_F(FileWatchHoldTest, AnAnswerDueWaitsForAHalfWrittenConfigurationToBeClosed) {
+  std::ofstream(tmp_.file("etc/k3s.yaml")) << "a";  // an answer is due
+  std::ofstream config(config_, std::ios::trunc);
+  config << "firewall:\n" << std::flush;  // half written, still open
+  clock_.run_for(io_, 5s);
+  EXPECT_EQ(changes_, 0) << "read half written: " << seen_;
+  EXPECT_TRUE(watch_.pending());
+  config << "  backend: nftables\n";
+  config.close();
+  clock_.run_for(io_, 1s);
+  EXPECT_EQ(changes_, 1);
+  EXPECT_EQ(seen_, "firewall:\n  backend: nftables\n");
+  EXPECT_FALSE(watch_.pending());
+}
+
+TEST_F(FileWatchHoldTest, AWriterThatNeverClosesIsWaitedForTenSecondsAtMost) {
+  std::ofstream(tmp_.file("etc/k3s.yaml")) << "a";
+  std::ofstream config(config_, std::ios::trunc);
+  config << "fire" << std::flush;
+  clock_.run_for(io_, 9s);
+  EXPECT_EQ(changes_, 0);
+  clock_.run_for(io_, 2s);
+  EXPECT_EQ(changes_, 1) << "a change elsewhere is not held for ever";
+  // Its close, later, is a change like any other.
+  config << "wall: {}\n";
+  config.close();
+  clock_.run_for(io_, 1s);
+  EXPECT_EQ(changes_, 2);
+  EXPECT_EQ(seen_, "firewall: {}\n");
 }
 
 }  // namespace
