@@ -213,28 +213,18 @@ constexpr std::string_view kBundleSinceFile = "linkerd-bundle-since";
 }  // namespace
 
 WallTime Daemon::bundle_since(const std::string& sha256) {
-  // "<sha256> <unix seconds>": when this bundle was first seen in force, so
-  // that a restart does not take pods made since for pods made before.
+  // When this bundle was first seen in force (core/mesh.h), so that a
+  // restart does not take pods made since for pods made before.
   constexpr std::string_view kFile = kBundleSinceFile;
+  const WallTime now = clock_.wall();
+  std::optional<std::string> saved;
   if (state_) {
     boost::system::error_code ec;
-    if (const auto saved = state_->read(kFile, ec, 4096)) {
-      const auto space = saved->find(' ');
-      if (space != std::string::npos && saved->substr(0, space) == sha256) {
-        long long seconds = 0;
-        const char* begin = saved->data() + space + 1;
-        const char* end = saved->data() + saved->size();
-        const auto parsed = std::from_chars(begin, end, seconds);
-        if (parsed.ec == std::errc{} && parsed.ptr == end)
-          return WallTime{std::chrono::seconds(seconds)};
-      }
-    }
+    saved = state_->read(kFile, ec, 4096);
   }
-  const WallTime now = clock_.wall();
+  if (auto since = saved_bundle_since(saved, sha256, now)) return *since;
   if (state_) {
-    const auto seconds =
-        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-    if (auto ec = state_->replace(kFile, sha256 + " " + std::to_string(seconds)))
+    if (auto ec = state_->replace(kFile, bundle_since_text(sha256, now)))
       log_.warning("state-write-failed", "cannot save the trust bundle's first sighting in " +
                                              state_->path() + ": " + ec.message());
   }
@@ -250,7 +240,12 @@ void Daemon::cloud_linkerd_known(CloudLinkerd cloud) {
     }
   }
   cloud_linkerd_ = std::move(cloud);
-  if (issuer_) issuer_->use_cloud(cloud_linkerd_);
+  if (!issuer_) return;
+  issuer_->use_cloud(cloud_linkerd_);
+  // A spec.linkerd.rotate waiting for the cloud's objects is answered by
+  // the pass their arrival makes, not at the next hourly check.
+  if (!rotate_token_pending_.empty())
+    issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_pending_);
 }
 
 void Daemon::start_issuer() {
@@ -349,10 +344,12 @@ void Daemon::issuer_checked(const RotationResult& result) {
   // The token a pass answered, not the latest one seen: another may have
   // come meanwhile, and has a pass of its own queued.
   // A token is answered by a new issuer, or, with the issuer from the
-  // cloud, by a pass that took what the cloud has (nothing minted here).
+  // cloud, by a pass that took what the cloud has (nothing minted here):
+  // one that had the cloud's answer, not one made before the Secret was
+  // read (which says nothing, and takes nothing).
   const bool answered =
-      result.rotated ||
-      (result.from_cloud && issuer_->cloud().issuer_from_cloud() && result.error.empty());
+      result.rotated || (result.from_cloud && result.cloud_read &&
+                         issuer_->cloud().issuer_from_cloud() && result.error.empty());
   if (!result.token.empty() && answered) {
     if (state_) {
       if (auto ec = state_->replace(kRotateTokenFile, result.token)) {

@@ -210,6 +210,8 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
   // As it was when the pass began: a change meanwhile queues another pass.
   const CloudLinkerd cloud = cloud_;
   const LinkerdRefs& refs = cloud.refs;
+  result.cloud_read = (!cloud.issuer_from_cloud() || cloud.issuer.read) &&
+                      (!cloud.bundle_from_cloud() || cloud.bundle.read);
   const std::string in_cloud = " in the control plane";
   for (std::size_t attempt = 0;; ++attempt) {
     Read r = co_await read();

@@ -86,6 +86,10 @@ struct RotationResult {
   bool bundle_written = false;
   std::string bundle_sha256;
   bool pass_again = false;  // the cloud's issuer waits for the bundle just written
+  // The pass had the cloud's answer for every object the EdgeNode names
+  // (present or not): before that, a pass that says nothing has taken
+  // nothing, and answers no spec.linkerd.rotate.
+  bool cloud_read = false;
 };
 
 enum class ReloadOutcome { kConfirmed, kRestarted, kFailed };

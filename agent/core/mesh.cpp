@@ -1,6 +1,7 @@
 #include "agent/core/mesh.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
@@ -277,6 +278,27 @@ StaleBundle stale_bundle(const MeshedPods& pods, std::string_view bundle_sha256,
       out.to_roll.push_back(&pod);
   }
   return out;
+}
+
+std::optional<WallTime> saved_bundle_since(std::optional<std::string_view> saved,
+                                           std::string_view sha256, WallTime now) {
+  if (!saved) return std::nullopt;
+  const auto space = saved->find(' ');
+  if (space == std::string_view::npos || saved->substr(0, space) != sha256) return std::nullopt;
+  long long seconds = 0;
+  const char* begin = saved->data() + space + 1;
+  const char* end = saved->data() + saved->size();
+  const auto parsed = std::from_chars(begin, end, seconds);
+  if (parsed.ec != std::errc{} || parsed.ptr != end || seconds < 0) return std::nullopt;
+  const WallTime since{std::chrono::seconds(seconds)};
+  if (since > now) return std::nullopt;
+  return since;
+}
+
+std::string bundle_since_text(std::string_view sha256, WallTime since) {
+  return std::string(sha256) + " " +
+         std::to_string(
+             std::chrono::duration_cast<std::chrono::seconds>(since.time_since_epoch()).count());
 }
 
 }  // namespace tetherd

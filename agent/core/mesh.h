@@ -131,4 +131,14 @@ struct StaleBundle {
 };
 StaleBundle stale_bundle(const MeshedPods& pods, std::string_view bundle_sha256, WallTime since);
 
+// When the bundle `sha256` came into force, from the state file's text
+// ("<sha256> <unix seconds>", `saved`, if any): its time if it is for this
+// bundle, parses whole and is not after `now`; else none, and `now` is the
+// first sighting (to be saved). A saved time in the future is a clock that
+// was ahead then, or was set back since: taken as it was, pods made
+// meanwhile would be rolled and could feed the roll.
+std::optional<WallTime> saved_bundle_since(std::optional<std::string_view> saved,
+                                           std::string_view sha256, WallTime now);
+std::string bundle_since_text(std::string_view sha256, WallTime since);
+
 }  // namespace tetherd

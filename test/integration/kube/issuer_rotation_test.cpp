@@ -103,6 +103,9 @@ class IssuerRotationTest : public KubeTest {
     return *rotation_;
   }
 
+  void restart_with_a_saved_cloud_issuer(bool cloud,
+                                         const std::function<void(IssuerRotation&)>& check);
+
   std::size_t secret_writes() const {
     std::size_t n = 0;
     for (const auto& r : server_->requests())
@@ -338,10 +341,11 @@ TEST_F(IssuerRotationTest, TheDaemonRotatesOnTheResumeAfterAThreeDaySuspend) {
   on_loop([&] { daemon->stop("test"); });
 }
 
-// The EdgeNode named an issuer in the cloud before a restart: until the new
-// session has read it again, the node does not mint, even with the issuer
-// expired and the anchor key at hand.
-TEST_F(IssuerRotationTest, AfterARestartTheDaemonDoesNotMintWhileACloudIssuerWasNamed) {
+// A daemon started with an expired issuer, the anchor key at hand and the
+// name of a cloud issuer saved by an earlier run; `cloud`: a control plane
+// is configured. `check` runs on the loop once the first pass is over.
+void IssuerRotationTest::restart_with_a_saved_cloud_issuer(
+    bool cloud, const std::function<void(IssuerRotation&)>& check) {
   install(issuer(-8760h, -1h));
   TempDir state;
   const StateDir state_dir(state.path());
@@ -357,7 +361,7 @@ TEST_F(IssuerRotationTest, AfterARestartTheDaemonDoesNotMintWhileACloudIssuerWas
     Config config;
     config.node_name = "node-a";
     config.linkerd = config_;
-    config.control_plane.emplace();  // the cloud that named it
+    if (cloud) config.control_plane.emplace();  // the cloud that named it
     daemon = std::make_unique<Daemon>(
         io_, clock_, log_, notifier, keeper, "tetherd.yaml",
         [&] { return std::variant<Config, ConfigErrors>(config); }, config,
@@ -371,7 +375,15 @@ TEST_F(IssuerRotationTest, AfterARestartTheDaemonDoesNotMintWhileACloudIssuerWas
     std::this_thread::yield();
   }
   ASSERT_TRUE(done);
-  on_loop([&] {
+  on_loop([&] { check(issuers); });
+  on_loop([&] { daemon->stop("test"); });
+}
+
+// The EdgeNode named an issuer in the cloud before a restart: until the new
+// session has read it again, the node does not mint, even with the issuer
+// expired and the anchor key at hand.
+TEST_F(IssuerRotationTest, AfterARestartTheDaemonDoesNotMintWhileACloudIssuerWasNamed) {
+  restart_with_a_saved_cloud_issuer(true, [&](IssuerRotation& issuers) {
     EXPECT_FALSE(issuers.last()->rotated);
     EXPECT_TRUE(issuers.last()->from_cloud);
     EXPECT_EQ(issuers.cloud().refs.issuer_secret, "linkerd-issuer-edge");
@@ -379,7 +391,18 @@ TEST_F(IssuerRotationTest, AfterARestartTheDaemonDoesNotMintWhileACloudIssuerWas
     EXPECT_TRUE(log_.with_event("issuer-rotated").empty());
   });
   EXPECT_EQ(secret_writes(), 0u);
-  on_loop([&] { daemon->stop("test"); });
+}
+
+// With the control plane taken out of the configuration, nothing will ever
+// read the EdgeNode again: the saved name is ignored and the node mints.
+TEST_F(IssuerRotationTest, WithoutAControlPlaneASavedCloudIssuerIsIgnored) {
+  restart_with_a_saved_cloud_issuer(false, [&](IssuerRotation& issuers) {
+    EXPECT_TRUE(issuers.last()->rotated) << issuers.last()->error;
+    EXPECT_FALSE(issuers.last()->from_cloud);
+    EXPECT_TRUE(issuers.cloud().refs.issuer_secret.empty());
+    EXPECT_EQ(log_.with_event("issuer-rotated").size(), 1u);
+  });
+  EXPECT_EQ(secret_writes(), 1u);
 }
 
 TEST_F(IssuerRotationTest, AForcedRequestCarriesItsTokenToTheResult) {
@@ -538,6 +561,22 @@ TEST_F(CloudIssuerTest, TheCloudsIssuerIsCheckedAndWrittenAndNothingIsMinted) {
   EXPECT_FALSE(again.rotated);
   EXPECT_TRUE(again.error.empty()) << again.error;
   EXPECT_EQ(secret_writes(), 1u);
+}
+
+// Found by review: a pass made before the cloud's Secret was read says
+// nothing and takes nothing; it must not count as having taken what the
+// cloud has (a spec.linkerd.rotate would be recorded as answered).
+TEST_F(CloudIssuerTest, APassBeforeTheCloudAnsweredSaysItHadNothingToTake) {
+  install(issuer(-8760h + 100h, 100h));
+  CloudLinkerd unread = cloud(cloud_secret(issuer(-1h, 2160h), anchor_));
+  unread.issuer = {};  // named by the EdgeNode, not read yet
+  const RotationResult before = pass(unread);
+  EXPECT_TRUE(before.error.empty()) << before.error;
+  EXPECT_FALSE(before.rotated);
+  EXPECT_FALSE(before.cloud_read);
+  const RotationResult after = pass(cloud(cloud_secret(issuer(-1h, 2160h), anchor_)));
+  EXPECT_TRUE(after.cloud_read);
+  EXPECT_TRUE(after.rotated) << after.error;
 }
 
 TEST_F(CloudIssuerTest, WithACloudIssuerNamedTheAnchorKeyIsNeverUsed) {

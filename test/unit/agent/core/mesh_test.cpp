@@ -206,6 +206,22 @@ TEST(ReportMesh, WhatMeshHealthySays) {
   EXPECT_EQ(report_mesh(MeshedPods{}, {}).reason, "NoMeshedPods");
 }
 
+TEST(StaleBundle, TheSavedFirstSightingIsTakenOnlyWhenItIsSoundAndNotInTheFuture) {
+  const WallTime now{std::chrono::seconds(1'800'000'000)};
+  const WallTime before = now - 48h;
+  const std::string text = bundle_since_text("abc", before);
+  EXPECT_EQ(text, "abc 1799827200");
+  EXPECT_EQ(saved_bundle_since(text, "abc", now), before);
+  EXPECT_EQ(saved_bundle_since(std::nullopt, "abc", now), std::nullopt) << "none saved";
+  EXPECT_EQ(saved_bundle_since(text, "def", now), std::nullopt) << "another bundle's";
+  for (const char* bad : {"abc", "abc ", "abc 12x", "abc -5", "abc 1 2", " 1799827200"})
+    EXPECT_EQ(saved_bundle_since(std::string_view(bad), "abc", now), std::nullopt) << bad;
+  // Saved while the clock was ahead, or the clock was set back since: pods
+  // made before the bundle changed would count as made after it.
+  EXPECT_EQ(saved_bundle_since(bundle_since_text("abc", now + 1h), "abc", now), std::nullopt);
+  EXPECT_EQ(saved_bundle_since(bundle_since_text("abc", now), "abc", now), now);
+}
+
 TEST(StaleBundle, OldPodsAreRolledNewOnesOnlyCounted) {
   const WallTime since = *parse_kube_time("2026-12-03T10:00:00Z");
   auto made = [](json::object p, const char* hash, const char* created) {
