@@ -77,6 +77,7 @@ void NodeHealth::follow_mesh(const Config& config) {
     mesh_->stop();
     retired_mesh_.push_back(std::move(mesh_));
     forget(condition_type::kMeshHealthy);
+    if (tether_) tether_->set_mesh(std::nullopt);  // status.linkerd goes too
     return;
   }
   if (mesh_ && mesh_->node() != node_) {  // renamed: the pods are another node's

@@ -203,9 +203,9 @@ void Tether::set_certificates(std::vector<CertificateExpiry> certificates) {
   poke_status();
 }
 
-void Tether::set_mesh(MeshSummary mesh) {
+void Tether::set_mesh(std::optional<MeshSummary> mesh) {
   if (status_.linkerd == mesh) return;
-  status_.linkerd = mesh;
+  status_.linkerd = std::move(mesh);
   poke_status();
 }
 

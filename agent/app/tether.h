@@ -109,7 +109,7 @@ class Tether final : private kube::ReflectorHandler {
   void set_certificates(std::vector<CertificateExpiry> certificates);
   void set_node_vitals(NodeVitals facts);
   // status.linkerd: written at once when it changes (an expired proxy is news).
-  void set_mesh(MeshSummary mesh);
+  void set_mesh(std::optional<MeshSummary> mesh);  // none: linkerd is not followed
   // spec.linkerd.rotate as last seen (the certificates' trigger).
   const std::string& rotate_token() const { return rotate_; }
   const std::string& server() const { return server_; }

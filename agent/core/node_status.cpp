@@ -267,7 +267,11 @@ json::object status_object(const NodeStatus& status) {
 }
 
 json::object status_patch(const NodeStatus& status) {
-  return json::object{{"status", status_object(status)}};
+  json::object body = status_object(status);
+  // A merge patch leaves what it does not name: without linkerd (taken out
+  // of the configuration), its counts are removed, not left to go stale.
+  if (!status.linkerd) body["linkerd"] = nullptr;
+  return json::object{{"status", std::move(body)}};
 }
 
 namespace {

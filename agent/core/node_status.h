@@ -177,7 +177,7 @@ boost::json::object status_object(const NodeStatus& status);
 // The body of PATCH .../edgenodes/NAME/status as application/merge-patch+json:
 // {"status": status_object(status)}. A merge patch replaces a list whole,
 // which is what conditions needs: a condition tetherd no longer reports
-// disappears.
+// disappears. Without linkerd, "linkerd": null removes its counts.
 boost::json::object status_patch(const NodeStatus& status);
 
 // When to write status: at once when it changed, but for the node's vitals

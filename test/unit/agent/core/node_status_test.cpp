@@ -243,7 +243,7 @@ TEST(NodeStatusTest, StatusPatchIsAMergePatchOfTheWholeStatus) {
       {"type": "FirewallInSync", "status": "False", "reason": "InvalidSources",
        "message": "allowedSources[3]: not an address",
        "lastTransitionTime": "2026-11-21T09:30:10Z"}],
-    "certificates": []}})");
+    "certificates": [], "linkerd": null}})");
   EXPECT_EQ(json::value(status_patch(status)), expected) << json::serialize(status_patch(status));
 }
 
@@ -291,6 +291,15 @@ TEST(NodeStatusTest, StatusPatchBoundsWhatTheCrdBounds) {
   EXPECT_LE(s.at("agentVersion").as_string().size(), 64u);
   EXPECT_LE(s.at("firewall").as_object().at("backend").as_string().size(), 32u);
   EXPECT_TRUE(s.at("conditions").as_array().empty());
+}
+
+TEST(NodeStatusTest, APatchWithoutLinkerdRemovesItsCountsFromTheCloud) {
+  NodeStatus status;
+  EXPECT_TRUE(status_patch(status).at("status").as_object().at("linkerd").is_null());
+  EXPECT_FALSE(status_object(status).contains("linkerd")) << "tetherctl's document has none";
+  status.linkerd = MeshSummary{};
+  status.linkerd->meshed = 3;
+  EXPECT_EQ(status_patch(status).at("status").as_object().at("linkerd").at("meshedProxies"), 3);
 }
 
 TEST(StatusPublisherTest, WritesOnChangeAndOncePerInterval) {
