@@ -7,8 +7,8 @@
 //     FirewallKeeper, which applies and persists it;
 //   - renews its Lease every heartbeatInterval (kube::LeaseHeartbeat), and
 //     lets the session hear of a renewal that could not reach the server;
-//   - writes EdgeNode.status by merge patch when it changes, and at least
-//     once per health interval (core/node_status.h decides);
+//   - writes EdgeNode.status by merge patch when it changes, and an
+//     unchanged one every 5 minutes (core/node_status.h decides);
 //   - creates its EdgeNode if there is none, seeded with the sources in
 //     force, so that re-registering never changes the rules;
 //   - on resume from suspend, drops every connection and redials at once.

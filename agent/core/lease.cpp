@@ -103,8 +103,9 @@ Duration lease_wait(Duration interval, Duration lease_duration, std::optional<Du
     return Duration(static_cast<Duration::rep>(static_cast<double>(d.count()) * unit));
   };
   if (!retry_after) return interval + share(interval / 25);
-  const Duration asked = std::clamp(*retry_after, interval, std::max(interval, lease_duration));
-  return asked + share(asked / 2);
+  const Duration longest = std::max(interval, lease_duration);
+  const Duration asked = std::clamp(*retry_after, interval, longest);
+  return std::min(asked + share(asked / 2), longest);
 }
 
 }  // namespace tetherd

@@ -46,7 +46,8 @@ Result<boost::json::object> renewed_lease(boost::json::object current, const Lea
 // the server asked for, at least the interval and at most the Lease's
 // duration (by then the node is reported gone whatever we do, and one
 // request to find out costs little), and then up to half as much again, as
-// the session's retries (core/backoff.h), so that the two are not in step.
+// the session's retries (core/backoff.h), so that the two are not in step;
+// never beyond the Lease's duration.
 Duration lease_wait(Duration interval, Duration lease_duration, std::optional<Duration> retry_after,
                     double unit);
 

@@ -1,7 +1,5 @@
 #include "agent/core/tether_session.h"
 
-#include <utility>
-
 namespace tetherd {
 
 std::string_view to_string(SessionState state) {
@@ -111,7 +109,6 @@ const SessionStep& TetherSession::back_off(MonoTime now, const SessionFailure& f
   lease_ends_backoff_ = !failure.retry_after && !failure.server_answered;
   go(SessionState::kBackoff, SessionStep::Kind::kWait, redial);
   step_.delay = delay;
-  backoff_ends_ = now + delay;
   return step_;
 }
 
@@ -146,24 +143,17 @@ const SessionStep& TetherSession::suspending() {
 }
 
 const SessionStep& TetherSession::lease_result(MonoTime now, LeaseOutcome outcome, double unit) {
-  const bool recovered = std::exchange(lease_failing_, outcome != LeaseOutcome::kRenewed) &&
-                         outcome == LeaseOutcome::kRenewed;
   if (outcome == LeaseOutcome::kUnreachable) {
     if (state_ == SessionState::kWatching) return back_off(now, {}, unit, /*redial=*/true);
     return step_;
   }
-  if (state_ != SessionState::kBackoff) return step_;
-  if (lease_ends_backoff_) return connect(now, /*redial=*/false);
-  const Duration left = backoff_ends_ - now;
-  const Duration share = full_jitter(
-      BackoffPolicy{
-          .base = policy_.backoff.cap / 2, .cap = policy_.backoff.cap / 2, .retry_after_cap = {}},
-      0, unit);
-  if (recovered && share < left) {
-    go(SessionState::kBackoff, SessionStep::Kind::kWait);
-    step_.delay = share;
-    backoff_ends_ = now + share;
-  }
+  // The server is there. That ends a backoff only when the failure behind
+  // it was no answer at all: a wait the server asked for (Retry-After) is
+  // kept, also when the Lease works again; a cheap PUT that gets through
+  // says little about an expensive list (the review of the simulation's
+  // first fix, which cut such waits short).
+  if (state_ == SessionState::kBackoff && lease_ends_backoff_)
+    return connect(now, /*redial=*/false);
   return step_;
 }
 

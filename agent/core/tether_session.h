@@ -138,13 +138,8 @@ class TetherSession {
   // is most likely dead too: redial now rather than in minutes, when the
   // watch's idle deadline would notice. A renewal that worked during a
   // backoff after the server could not be reached (no answer, no
-  // Retry-After) means the server is back: connect now. One that worked
-  // after renewals had failed, during a backoff the server asked for (a
-  // Retry-After of minutes, from a brownout now over), cuts what is left
-  // of it to a jittered share of half the backoff's cap: connected soon,
-  // not in step with the Lease (the simulation found a node waiting out a
-  // Retry-After minutes after the brownout ended). A renewal that works
-  // while only the EdgeNode's path is refused leaves the backoff alone.
+  // Retry-After) means the server is back: connect now. A backoff after an
+  // answer (a 5xx, a Retry-After) runs its course.
   const SessionStep& lease_result(MonoTime now, LeaseOutcome outcome, double unit);
 
  private:
@@ -167,8 +162,6 @@ class TetherSession {
   MonoTime watch_started_{};
   bool watch_follows_list_ = false;
   bool lease_ends_backoff_ = false;  // the backoff began with no answer from the server
-  bool lease_failing_ = false;       // the last renewal did not renew
-  MonoTime backoff_ends_{};          // when the backoff under way ends
 };
 
 }  // namespace tetherd

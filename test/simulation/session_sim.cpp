@@ -52,7 +52,7 @@ double unit_of(std::mt19937_64& r) {
 class Simulation {
  public:
   Simulation(const Scenario& s, std::uint64_t seed, Bounds bounds)
-      : scenario_(s), bounds_(bounds), random_(seed) {
+      : scenario_(s), bounds_(bounds), seed_(seed) {
     for (const Sleep& z : s.sleeps) {
       script_.emplace(z.start, Script{Script::kSleep, &z, nullptr});
       script_.emplace(z.start + z.length, Script{Script::kWake, &z, nullptr});
@@ -128,7 +128,23 @@ class Simulation {
     bool ok = false;  // kLeaseDone
   };
 
-  double unit() { return unit_of(random_); }
+  // The jitter's draws: a hash of the seed, the moment and the draw's
+  // number in it, not one stream. An event removed (shrinking) then shifts
+  // no draw made at another moment: a life that resumed at the same time
+  // goes on the same way.
+  double unit() {
+    if (wall_ != draw_at_) {
+      draw_at_ = wall_;
+      draws_ = 0;
+    }
+    std::uint64_t x = seed_ ^ (static_cast<std::uint64_t>(wall_.count()) * 0x9e3779b97f4a7c15ULL) ^
+                      (++draws_ * 0xbf58476d1ce4e5b9ULL);
+    // splitmix64's finaliser.
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return static_cast<double>(x >> 11) * 0x1.0p-53;
+  }
   void arm(Duration after, Timer t) { timers_.emplace(mono_ + after, t); }
   void count_request() {
     requests_.push_back(wall_);
@@ -301,7 +317,10 @@ class Simulation {
     if (!publisher_.due(patch, now)) return;
     ++totals_.status_writes;
     count_request();
-    if (answers(fault())) publisher_.written(patch, now);
+    // Recorded only when it worked: a refused write is due again at the
+    // next round, as the daemon's.
+    const auto f = fault();
+    if (answers(f) && !brownout() && f != Fault::kResetAfterOk) publisher_.written(patch, now);
   }
 
   void fired(const Timer& t) {
@@ -347,6 +366,15 @@ class Simulation {
           input(session_.failed(t.id, mono_, SessionFailure{}, unit()));
         return;
       case Timer::kFailed:
+        if (t.answered && t.retry_after > Duration::zero()) {
+          // The server asked for patience: the session's wait is at most
+          // the floor and a window of the larger of the backoff's cap and
+          // half the floor (core/backoff.h). Recovery is judged from its
+          // end, not the fault's.
+          const Duration floor = std::clamp<Duration>(t.retry_after, 1s, 600s);
+          patience_until_ =
+              std::max(patience_until_, wall_ + floor + std::max<Duration>(60s, floor / 2));
+        }
         input(session_.failed(
             t.id, mono_,
             SessionFailure{.retry_after = t.answered && t.retry_after > Duration::zero()
@@ -498,10 +526,11 @@ class Simulation {
 
     // Recovery: two minutes after the world is whole, the session is
     // connected and the Lease fresh (renewed within its duration).
-    if (whole && wall_ - healthy_since_ > bounds_.recovery) {
+    if (whole && wall_ - std::max(healthy_since_, patience_until_) > bounds_.recovery) {
       if (!connected)
         fail("connected-soon-after-a-fault: the cloud has been up and the node awake since " +
-             at(healthy_since_));
+             at(healthy_since_) + ", the last wait the server asked for over at " +
+             at(patience_until_));
       if (wall_ - last_renewed_ > kLeaseDuration)
         fail("the-lease-is-fresh-soon-after-a-fault: last renewed at " + at(last_renewed_) +
              "; the world whole since " + at(healthy_since_));
@@ -556,7 +585,9 @@ class Simulation {
  private:
   const Scenario& scenario_;
   Bounds bounds_;
-  std::mt19937_64 random_;
+  std::uint64_t seed_;
+  Duration draw_at_ = -1s;
+  std::uint64_t draws_ = 0;
   std::multimap<Duration, Script> script_;
   std::multimap<Duration, Timer> timers_;  // by monotonic deadline
   TetherSession session_;
@@ -571,6 +602,7 @@ class Simulation {
   bool steady_ =
       false;  // awake, the cloud up for 16 minutes   // the first of the last minute's in requests_
   Duration healthy_since_{};
+  Duration patience_until_{};  // the end of the longest wait a server asked for
   bool was_whole_ = true;
   Duration unreachable_since_{};  // monotonic
   bool was_reachable_ = true;

@@ -69,6 +69,28 @@ TEST(SessionSimulation, AYearOfSleepsAndOutagesHoldsEveryInvariant) {
   }
 }
 
+// What the simulation found, kept as scenarios with their seeds.
+TEST(SessionSimulation, RegressionScenariosHold) {
+  const auto one = [](Outage o) { return Scenario{.span = 24h, .sleeps = {}, .outages = {o}}; };
+  // A 429 with Retry-After: 5 for three hours got 12 tries a minute.
+  const Verdict brownout =
+      run(one({.start = 1h, .length = 3h, .fault = Fault::k429, .retry_after = 5s}), 1);
+  EXPECT_FALSE(brownout.violation) << *brownout.violation;
+  // A 503 of 6 s asking for 10 minutes: waited out (the review's case).
+  const Verdict patience =
+      run(one({.start = 299s, .length = 6s, .fault = Fault::k503, .retry_after = 600s}), 1);
+  EXPECT_FALSE(patience.violation) << *patience.violation;
+  // A NAT forgets the watch: noticed by its idle deadline, connected again.
+  const Verdict nat = run(one({.start = 2h, .length = {}, .fault = Fault::kNatDrop}), 1);
+  EXPECT_FALSE(nat.violation) << *nat.violation;
+  EXPECT_GE(nat.totals.relists + nat.totals.session_requests, 2u);
+  // Status writes counted with everything else: 7.5 a minute before they
+  // went to every 5 minutes; the bound is checked over ten minutes.
+  const Verdict calm = run(Scenario{.span = 24h, .sleeps = {}, .outages = {}}, 1);
+  EXPECT_FALSE(calm.violation) << *calm.violation;
+  EXPECT_LE(calm.totals.status_writes, 24u * 12 + 2) << "one every 5 minutes, and the first";
+}
+
 // The same seed, the same life: event for event.
 TEST(SessionSimulation, ASeedReplaysExactly) {
   const Scenario s = generate(7, 30);

@@ -42,7 +42,8 @@ TEST(Lease, WaitsWhatTheServerAsksWithinTheLeaseLifeAndHalfAgainAtMost) {
   EXPECT_EQ(lease_wait(10s, 40s, 25s, 0.5), 31250ms);
   EXPECT_EQ(lease_wait(10s, 40s, 1s, 0.0), 10s) << "never sooner than the interval";
   EXPECT_EQ(lease_wait(10s, 40s, 600s, 0.0), 40s) << "the Lease is gone by then anyway";
-  EXPECT_EQ(lease_wait(10s, 40s, 600s, 1.0), 60s);
+  EXPECT_EQ(lease_wait(10s, 40s, 600s, 1.0), 40s) << "nor beyond it with the jitter";
+  EXPECT_EQ(lease_wait(10s, 40s, 30s, 1.0), 40s);
 }
 
 TEST(Lease, NameIsTetherdAndTheNode) {
