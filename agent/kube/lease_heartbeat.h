@@ -58,9 +58,9 @@ class LeaseHeartbeat {
   boost::asio::awaitable<ApiResult<LeaseRenewal>> renew();
 
   // Renews at once, then every interval (or a server's longer Retry-After;
-  // either jittered, see jitter()),
-  // handing each result to the listener, until stop(). The LeaseHeartbeat
-  // must outlive it.
+  // either jittered, see jitter(), and never longer than the Lease's
+  // duration), handing each result to the listener, until stop(). The
+  // LeaseHeartbeat must outlive it.
   boost::asio::awaitable<void> run();
   // Ends run() at its next step, cutting a wait short; a renewal in flight
   // ends first (disconnect_all() on the client ends it at once).
@@ -78,8 +78,8 @@ class LeaseHeartbeat {
   }
 
   // A number in [0, 1) for each wait: up to 4% more than the interval, as
-  // kubelet's, and up to half more than a server's Retry-After. Without it
-  // the waits are exact (tests).
+  // kubelet's, and up to half more than a server's Retry-After, within the
+  // Lease's duration (core/lease.h). Without it the waits are exact (tests).
   void jitter(std::function<double()> random) { random_ = std::move(random); }
 
   // Hears each of run()'s renewals (the session's view of the connection).
