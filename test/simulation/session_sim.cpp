@@ -65,11 +65,12 @@ class Simulation {
   }
 
   Verdict run() {
-    input(session_.start(mono_));
+    channels_.resize(1 + bounds_.followers);
+    for (cur_ = 0; cur_ < channels_.size(); ++cur_)
+      input(session().start(mono_));
+    cur_ = 0;
     start_renewal();
     arm(kHealthInterval, Timer{Timer::kHealth, 0});
-    for (std::size_t i = 0; i < bounds_.followers; ++i)
-      arm(std::chrono::duration_cast<Duration>(kWatchTimeout * unit()), Timer{Timer::kFollower, i});
     while (!violation_) {
       const Duration next_script = script_.empty() ? kNever : script_.begin()->first;
       const Duration next_timer =
@@ -119,14 +120,26 @@ class Simulation {
       kFailed,
       kIdle,        // a silent watch's idle deadline
       kHealth,      // a health round: the status written if due
-      kFollower,    // a follower's watch renewed (id: which)
       kResumeTick,  // the resume detector's tick sees a sleep logind did not announce
     } kind;
     std::uint64_t id;
     bool answered = false;
     Duration retry_after{};
-    bool ok = false;  // kLeaseDone
+    bool ok = false;      // kLeaseDone
+    std::size_t who = 0;  // the channel whose step it answers
   };
+  // The EdgeNode's session (0) and each follower's (kube::ObjectFollower:
+  // a Reflector of its own, on the same client; it hears resumes and
+  // suspends, never the Lease).
+  struct Channel {
+    TetherSession session;
+    std::uint64_t last_id = 0;
+    bool watch_open = false;
+    std::optional<Duration> watch_dead_since;  // monotonic
+  };
+  Channel& ch() { return channels_[cur_]; }
+  TetherSession& session() { return ch().session; }
+  TetherSession& main() { return channels_[0].session; }
 
   // The jitter's draws: a hash of the seed, the moment and the draw's
   // number in it, not one stream. An event removed (shrinking) then shifts
@@ -145,7 +158,10 @@ class Simulation {
     x ^= x >> 31;
     return static_cast<double>(x >> 11) * 0x1.0p-53;
   }
-  void arm(Duration after, Timer t) { timers_.emplace(mono_ + after, t); }
+  void arm(Duration after, Timer t) {
+    t.who = cur_;
+    timers_.emplace(mono_ + after, t);
+  }
   void count_request() {
     requests_.push_back(wall_);
     if (steady_) ++totals_.steady_requests;
@@ -163,7 +179,7 @@ class Simulation {
   void fail(std::string what) {
     if (violation_) return;
     std::ostringstream out;
-    out << what << " (at " << at(wall_) << "; session " << to_string(session_.state()) << ", world "
+    out << what << " (at " << at(wall_) << "; session " << to_string(main().state()) << ", world "
         << (asleep_ ? "asleep" : "awake") << ", cloud " << (fault() ? to_string(*fault()) : "up")
         << ")";
     violation_ = out.str();
@@ -171,13 +187,13 @@ class Simulation {
 
   // A step from the session: carried out, unless it is the one under way.
   void input(const SessionStep& step) {
-    if (step.id < last_id_)
+    if (step.id < ch().last_id)
       fail("step-ids-increase: step " + std::to_string(step.id) + " after " +
-           std::to_string(last_id_));
-    if (step.id == last_id_) return;
-    last_id_ = step.id;
-    watch_open_ = false;
-    watch_dead_since_.reset();
+           std::to_string(ch().last_id));
+    if (step.id == ch().last_id) return;
+    ch().last_id = step.id;
+    ch().watch_open = false;
+    ch().watch_dead_since.reset();
     switch (step.kind) {
       case Kind::kIdle:
         return;
@@ -192,8 +208,12 @@ class Simulation {
   }
 
   void request(const SessionStep& step) {
-    ++totals_.session_requests;
-    if (step.kind == Kind::kList) ++totals_.relists;
+    if (cur_ == 0) {
+      ++totals_.session_requests;
+      if (step.kind == Kind::kList) ++totals_.relists;
+    } else {
+      ++totals_.follower_watches;
+    }
     count_request();
     if (brownout()) {
       ++brownout_attempts_;
@@ -283,11 +303,12 @@ class Simulation {
       ++totals_.lease_renewals;
       last_renewed_ = wall_;
     }
-    input(session_.lease_result(mono_,
-                                t.ok         ? LeaseOutcome::kRenewed
-                                : t.answered ? LeaseOutcome::kAnswered
-                                             : LeaseOutcome::kUnreachable,
-                                unit()));
+    cur_ = 0;  // the Lease is heard by the EdgeNode's session alone
+    input(session().lease_result(mono_,
+                                 t.ok         ? LeaseOutcome::kRenewed
+                                 : t.answered ? LeaseOutcome::kAnswered
+                                              : LeaseOutcome::kUnreachable,
+                                 unit()));
     if (std::exchange(lease_again_, false)) {
       ++lease_generation_;
       start_renewal();
@@ -306,7 +327,7 @@ class Simulation {
     write_status();
   }
   void write_status() {
-    if (!session_.connected()) return;
+    if (!main().connected()) return;
     NodeStatus status;
     status.conditions.set(condition_type::kConnected, ConditionStatus::kTrue, "Watching", "",
                           WallTime{} + connected_since_);
@@ -324,6 +345,7 @@ class Simulation {
   }
 
   void fired(const Timer& t) {
+    cur_ = t.who;
     switch (t.kind) {
       case Timer::kLeaseWait:
         if (t.id == lease_generation_) start_renewal();
@@ -332,15 +354,15 @@ class Simulation {
         renewal_done(t);
         return;
       case Timer::kWait:
-        input(session_.backoff_elapsed(t.id, mono_));
+        input(session().backoff_elapsed(t.id, mono_));
         return;
       case Timer::kListed:
-        input(session_.listed(t.id, mono_, "rv" + std::to_string(++rv_)));
+        input(session().listed(t.id, mono_, "rv" + std::to_string(++rv_)));
         return;
       case Timer::kOpened: {
-        const SessionStep& step = session_.watch_opened(t.id, mono_);
-        if (step.id == t.id && session_.state() == SessionState::kWatching) {
-          watch_open_ = true;
+        const SessionStep& step = session().watch_opened(t.id, mono_);
+        if (step.id == t.id && session().state() == SessionState::kWatching) {
+          ch().watch_open = true;
           // A reset after the 200: the stream breaks at once.
           if (fault() == Fault::kResetAfterOk)
             arm(50ms, Timer{Timer::kFailed, t.id});
@@ -353,20 +375,20 @@ class Simulation {
       case Timer::kWatchEnd:
         // The server ends the watch at timeoutSeconds, bookmarks sent;
         // through a NAT that forgot the connection, nothing arrives.
-        if (watch_dead_since_) return;
-        input(session_.watch_ended(t.id, mono_, false, 5, unit()));
+        if (ch().watch_dead_since) return;
+        input(session().watch_ended(t.id, mono_, false, 5, unit()));
         return;
       case Timer::kGone:
-        input(session_.watch_ended(t.id, mono_, true, 0, unit()));
+        input(session().watch_ended(t.id, mono_, true, 0, unit()));
         return;
       case Timer::kIdle:
         // Dead if it is still silent (a stall that ended before the
         // deadline left the stream flowing again).
-        if (watch_dead_since_ || fault() == Fault::kStalled)
-          input(session_.failed(t.id, mono_, SessionFailure{}, unit()));
+        if (ch().watch_dead_since || fault() == Fault::kStalled)
+          input(session().failed(t.id, mono_, SessionFailure{}, unit()));
         return;
       case Timer::kFailed:
-        if (t.answered && t.retry_after > Duration::zero()) {
+        if (t.answered && t.retry_after > Duration::zero() && cur_ == 0) {
           // The server asked for patience: the session's wait is at most
           // the floor and a window of the larger of the backoff's cap and
           // half the floor (core/backoff.h). Recovery is judged from its
@@ -375,7 +397,7 @@ class Simulation {
           patience_until_ =
               std::max(patience_until_, wall_ + floor + std::max<Duration>(60s, floor / 2));
         }
-        input(session_.failed(
+        input(session().failed(
             t.id, mono_,
             SessionFailure{.retry_after = t.answered && t.retry_after > Duration::zero()
                                               ? std::optional<Duration>(t.retry_after)
@@ -386,15 +408,6 @@ class Simulation {
       case Timer::kHealth:
         health_round();
         return;
-      case Timer::kFollower:
-        // A follower's watch, renewed as the session's (timeoutSeconds),
-        // when the cloud answers; its failures back off as the session's.
-        arm(kWatchTimeout, Timer{Timer::kFollower, t.id});
-        if (session_.connected()) {
-          ++totals_.follower_watches;
-          count_request();
-        }
-        return;
       case Timer::kResumeTick:
         resumed();
         return;
@@ -403,10 +416,13 @@ class Simulation {
 
   void resumed() {
     ++totals_.resumes;
-    const SessionStep& step = session_.resumed(mono_);
-    if (step.kind != Kind::kList || !step.redial)
-      fail("resume-redials-at-once: the resume's step is not a list on fresh connections");
-    input(step);
+    for (cur_ = 0; cur_ < channels_.size(); ++cur_) {
+      const SessionStep& step = session().resumed(mono_);
+      if (step.kind != Kind::kList || !step.redial)
+        fail("resume-redials-at-once: the resume's step is not a list on fresh connections");
+      input(step);
+    }
+    cur_ = 0;
     renew_now();
   }
 
@@ -416,7 +432,10 @@ class Simulation {
         if (asleep_) return;  // overlapping sleeps: the first one holds
         asleep_ = true;
         sleep_ = s.sleep;
-        if (!s.sleep->logind_lost) input(session_.suspending());
+        if (!s.sleep->logind_lost)
+          for (cur_ = 0; cur_ < channels_.size(); ++cur_)
+            input(session().suspending());
+        cur_ = 0;
         return;
       case Script::kWake: {
         if (!asleep_ || sleep_ != s.sleep) return;
@@ -424,7 +443,8 @@ class Simulation {
         sleep_ = nullptr;
         // What was open before the sleep is dead now: the server and every
         // NAT on the way have long forgotten it.
-        if (watch_open_ && !watch_dead_since_) watch_dead_since_ = mono_;
+        for (Channel& c : channels_)
+          if (c.watch_open && !c.watch_dead_since) c.watch_dead_since = mono_;
         if (!s.sleep->logind_lost) {
           resumed();
           return;
@@ -438,18 +458,23 @@ class Simulation {
       case Script::kFaultStart:
         if (s.outage->fault == Fault::kNatDrop) {
           // The watch's connection is forgotten on the way: silence.
-          if (watch_open_ && !asleep_ && !watch_dead_since_) {
-            watch_dead_since_ = mono_;
-            arm(kWatchIdle, Timer{Timer::kIdle, session_.step().id});
+          // (A NAT's table flushed: every watch's connection.)
+          for (cur_ = 0; cur_ < channels_.size(); ++cur_) {
+            if (!ch().watch_open || asleep_ || ch().watch_dead_since) continue;
+            ch().watch_dead_since = mono_;
+            arm(kWatchIdle, Timer{Timer::kIdle, session().step().id});
             // Nothing can know before the idle deadline: the recovery's
             // bound runs from then.
-            healthy_since_ = std::max(healthy_since_, wall_ + kWatchIdle);
+            if (cur_ == 0) healthy_since_ = std::max(healthy_since_, wall_ + kWatchIdle);
           }
+          cur_ = 0;
           return;
         }
         active_.push_back(s.outage);
         if (s.outage->length >= 15min) current_outage_.emplace(s.outage, 0);
-        interrupt_watch(s.outage->fault);
+        for (cur_ = 0; cur_ < channels_.size(); ++cur_)
+          interrupt_watch(s.outage->fault);
+        cur_ = 0;
         return;
       case Script::kFaultEnd: {
         std::erase(active_, s.outage);
@@ -468,9 +493,11 @@ class Simulation {
           const Fault f = s.outage->fault;
           // Each try that opens a watch also writes the status it changed
           // (Connected), and the Lease renews every 10 s throughout.
-          const double bound = f == Fault::kGone            ? 8.0 + 2.0 + 6.0
+          // Each follower retries as the session does.
+          const double sessions = static_cast<double>(channels_.size());
+          const double bound = f == Fault::kGone            ? 8.0 * sessions + 2.0 + 6.0
                                : f == Fault::kLeaseConflict ? 20.0
-                                                            : 4.0 + 2.0 + 6.0;
+                                                            : 4.0 * sessions + 2.0 + 6.0;
           if (minutes >= 10 && late / minutes > bound)
             fail("a-long-outage-is-backed-off: " + std::to_string(late) + " requests in " +
                  std::to_string(minutes) + " minutes of " + to_string(s.outage->fault));
@@ -485,20 +512,20 @@ class Simulation {
   // fault does (a stall is noticed by the Lease's failure, else by the
   // watch's idle deadline; a brownout leaves an open stream alone).
   void interrupt_watch(Fault f) {
-    if (!watch_open_ || asleep_ || watch_dead_since_) return;
-    const std::uint64_t id = session_.step().id;
+    if (!ch().watch_open || asleep_ || ch().watch_dead_since) return;
+    const std::uint64_t id = session().step().id;
     switch (f) {
       case Fault::kRefused:
       case Fault::kReset:
       case Fault::kResetAfterOk:
-        watch_open_ = false;
+        ch().watch_open = false;
         arm(0ms, Timer{Timer::kFailed, id});
         return;
       case Fault::kStalled:
         arm(kWatchIdle, Timer{Timer::kIdle, id});
         return;
       case Fault::kGone:
-        watch_open_ = false;
+        ch().watch_open = false;
         arm(0ms, Timer{Timer::kGone, id});
         return;
       default:
@@ -516,7 +543,7 @@ class Simulation {
     const bool reachable = answers(fault());
     if (!reachable && was_reachable_) unreachable_since_ = mono_;
     was_reachable_ = reachable;
-    const bool connected = session_.connected();
+    const bool connected = main().connected();
     if (connected && !was_connected_) {
       // Connected is a condition's change: the status says so at once.
       connected_since_ = wall_;
@@ -543,9 +570,11 @@ class Simulation {
         mono_ - unreachable_since_ > kWatchIdle + kRequestDeadline)
       fail("not-connected-to-a-cloud-that-does-not-answer: unreachable since " +
            std::to_string((mono_ - unreachable_since_) / 1s) + " s of the node's time");
-    if (connected && watch_dead_since_ && mono_ - *watch_dead_since_ > kWatchIdle + 1s)
-      fail("a-dead-watch-is-noticed: the watch has been silent for " +
-           std::to_string((mono_ - *watch_dead_since_) / 1s) + " s");
+    for (const Channel& c : channels_)
+      if (c.session.connected() && c.watch_dead_since &&
+          mono_ - *c.watch_dead_since > kWatchIdle + 1s)
+        fail("a-dead-watch-is-noticed: a watch has been silent for " +
+             std::to_string((mono_ - *c.watch_dead_since) / 1s) + " s");
 
     // Steady state: requests of every kind, the Lease's and the status
     // writes' included, at most 7 a minute over ten minutes and never a
@@ -590,7 +619,8 @@ class Simulation {
   std::uint64_t draws_ = 0;
   std::multimap<Duration, Script> script_;
   std::multimap<Duration, Timer> timers_;  // by monotonic deadline
-  TetherSession session_;
+  std::vector<Channel> channels_;
+  std::size_t cur_ = 0;
   StatusPublisher publisher_{std::max<Duration>(kHealthInterval, kStatusReportInterval)};
   Duration wall_{}, mono_{};
   bool asleep_ = false;
@@ -613,10 +643,7 @@ class Simulation {
   bool lease_in_flight_ = false;
   bool lease_again_ = false;
   std::uint64_t lease_generation_ = 0;
-  std::uint64_t last_id_ = 0;
   std::uint64_t rv_ = 0;
-  bool watch_open_ = false;
-  std::optional<Duration> watch_dead_since_;  // monotonic
   std::uint64_t brownout_attempts_ = 0, brownout_after_lease_ = 0;
   std::optional<std::string> violation_;
   Totals totals_;
