@@ -344,23 +344,6 @@ awaitable<void> MeshWatch::heal(kube::HttpsClient& k3s, const MeshedPods& pods,
     co_return;
   }
   said_issuer_ = false;
-  // Expiry is judged on the wall clock: one the kernel says is wrong (no
-  // NTP, a dead RTC battery, years ahead) would evict every meshed pod for
-  // proxies that are fine, and their new certificates would be issued on
-  // the same wrong clock.
-  if (const Condition* clock = conditions_.find(condition_type::kClockSynchronized);
-      clock && clock->status == ConditionStatus::kFalse) {
-    if (!std::exchange(said_clock_, true))
-      log_.warning("mesh-heal-waiting",
-                   "not evicting the " + std::to_string(report.expired) +
-                       " pods with an expired proxy yet: the clock is not synchronized (" +
-                       clock->reason +
-                       "), and their certificates are judged on it; enable NTP, or evict them "
-                       "by hand",
-                   {{"NODE", node_}});
-    co_return;
-  }
-  said_clock_ = false;
   const std::set<std::string> expired(report.expired_pods.begin(), report.expired_pods.end());
   const WallTime now = clock_.wall();
   std::vector<std::vector<const MeshedPod*>> tiers(kTiers);

@@ -170,7 +170,6 @@ class MeshWatch {
   std::map<std::string, WallTime> evicted_;  // by namespace/name: when
   std::map<std::string, bool> said_bare_;    // bare pods already reported
   bool said_issuer_ = false;                 // "waiting for the issuer" said
-  bool said_clock_ = false;                  // "waiting for the clock" said
   std::string unlisted_;                     // why the pods cannot be listed, as said
   std::map<int, WallTime> tier_evicted_;     // by tier: its last eviction
   std::deque<MonoTime> recent_evictions_;    // asked in the last minute

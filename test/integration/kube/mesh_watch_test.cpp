@@ -245,31 +245,6 @@ TEST_F(Mesh, AWeekAsleepIsHealedInOrderHonouringBudgets) {
   EXPECT_EQ(server_->evictions().size(), 4u);
 }
 
-// A clock the kernel says is unsynchronized (no NTP, a dead RTC battery)
-// judges nothing worth an eviction: reported, said once, healed once it is.
-TEST_F(Mesh, NothingIsEvictedWhileTheClockIsNotSynchronized) {
-  pod("linkerd", "linkerd-identity-1", identity_,
-      {{"linkerd.io/control-plane-component", "identity"}});
-  identity_.serve(FakeProxy::page(now() + 20h));
-  watch(/*heal=*/true);
-  pass();
-  clock_.step_wall(7 * 24h);
-  conditions_.report(condition_type::kClockSynchronized, ConditionStatus::kFalse, "NotSynchronized",
-                     "the kernel marks the clock unsynchronized");
-  pass();
-  pass();
-  EXPECT_EQ(healthy()->status, ConditionStatus::kFalse) << "still reported";
-  EXPECT_TRUE(server_->evictions().empty());
-  ASSERT_EQ(log_.with_event("mesh-heal-waiting").size(), 1u) << trace_;
-  EXPECT_NE(
-      log_.with_event("mesh-heal-waiting")[0].message.find("not synchronized (NotSynchronized)"),
-      std::string::npos);
-  conditions_.report(condition_type::kClockSynchronized, ConditionStatus::kTrue, "Synchronized",
-                     "");
-  pass();
-  EXPECT_EQ(server_->evictions(), (std::vector<std::string>{"linkerd/linkerd-identity-1"}));
-}
-
 // Only what a controller makes anew, as it was: a Job's pod (an eviction
 // counts against its backoff) is reported like a bare one.
 TEST_F(Mesh, AJobsPodIsNotEvicted) {
