@@ -296,13 +296,13 @@ json::object without_vitals(json::object patch) {
 }  // namespace
 
 bool StatusPublisher::due(const json::object& patch, WallTime now) const {
-  if (!last_patch_ || without_vitals(patch) != without_vitals(*last_patch_)) return true;
+  if (!last_patch_ || without_vitals(patch) != *last_patch_) return true;
   if (now < last_write_) return true;
   return now - last_write_ >= interval_;
 }
 
 void StatusPublisher::written(const json::object& patch, WallTime now) {
-  last_patch_ = patch;
+  last_patch_ = without_vitals(patch);
   last_write_ = now;
 }
 

@@ -207,7 +207,7 @@ class StatusPublisher {
 
  private:
   Duration interval_;
-  std::optional<boost::json::object> last_patch_;
+  std::optional<boost::json::object> last_patch_;  // the last written, without its vitals
   WallTime last_write_;
 };
 
