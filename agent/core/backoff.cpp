@@ -4,14 +4,11 @@
 #include <cmath>
 
 namespace tetherd {
-namespace {
 
 double clamp_unit(double unit) {
   if (!(unit >= 0.0)) return 0.0;  // also NaN
   return unit >= 1.0 ? std::nextafter(1.0, 0.0) : unit;
 }
-
-}  // namespace
 
 Duration backoff_ceiling(const BackoffPolicy& policy, unsigned attempt) {
   if (policy.base <= Duration::zero()) return Duration::zero();

@@ -23,6 +23,10 @@ struct BackoffPolicy {
   Duration retry_after_cap = std::chrono::minutes(10);
 };
 
+// A random number taken into [0, 1): NaN and below 0 as 0, 1 and above as
+// the largest double below 1.
+double clamp_unit(double unit);
+
 // The ceiling of the jitter window for `attempt` (0 for the first retry).
 Duration backoff_ceiling(const BackoffPolicy& policy, unsigned attempt);
 

@@ -6,6 +6,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "agent/core/backoff.h"
 #include "agent/core/kube_time.h"
 
 namespace tetherd {
@@ -97,8 +98,7 @@ Result<json::object> renewed_lease(json::object current, const LeaseSpec& spec, 
 
 Duration lease_wait(Duration interval, Duration lease_duration, std::optional<Duration> retry_after,
                     double unit) {
-  if (!(unit >= 0.0)) unit = 0.0;  // also NaN
-  unit = std::min(unit, 1.0);
+  unit = clamp_unit(unit);
   const auto share = [unit](Duration d) {
     return Duration(static_cast<Duration::rep>(static_cast<double>(d.count()) * unit));
   };
