@@ -7,6 +7,7 @@
 #include <sstream>
 #include <utility>
 
+#include "agent/core/backoff.h"
 #include "agent/core/lease.h"
 #include "agent/core/node_status.h"
 #include "agent/core/tether_session.h"
@@ -66,9 +67,7 @@ class Simulation {
 
   Verdict run() {
     channels_.resize(1 + bounds_.followers);
-    for (cur_ = 0; cur_ < channels_.size(); ++cur_)
-      input(session().start(mono_));
-    cur_ = 0;
+    for_each_channel([&] { input(session().start(mono_)); });
     start_renewal();
     arm(kHealthInterval, Timer{Timer::kHealth, 0});
     while (!violation_) {
@@ -139,6 +138,13 @@ class Simulation {
   };
   Channel& ch() { return channels_[cur_]; }
   TetherSession& session() { return ch().session; }
+  // `f` once for each channel as the current one; the tether's again after.
+  template <class F>
+  void for_each_channel(F f) {
+    for (cur_ = 0; cur_ < channels_.size(); ++cur_)
+      f();
+    cur_ = 0;
+  }
   TetherSession& main() { return channels_[0].session; }
 
   // The jitter's draws: a hash of the seed, the moment and the draw's
@@ -212,7 +218,7 @@ class Simulation {
       ++totals_.session_requests;
       if (step.kind == Kind::kList) ++totals_.relists;
     } else {
-      ++totals_.follower_watches;
+      ++totals_.follower_requests;
     }
     count_request();
     if (brownout()) {
@@ -389,13 +395,13 @@ class Simulation {
         return;
       case Timer::kFailed:
         if (t.answered && t.retry_after > Duration::zero() && cur_ == 0) {
-          // The server asked for patience: the session's wait is at most
-          // the floor and a window of the larger of the backoff's cap and
-          // half the floor (core/backoff.h). Recovery is judged from its
-          // end, not the fault's.
-          const Duration floor = std::clamp<Duration>(t.retry_after, 1s, 600s);
+          // The server asked for patience: the session's longest wait is
+          // the policy's, at the top of its window and its backoff at the
+          // cap. Recovery is judged from its end, not the fault's.
+          constexpr unsigned kCapped = 64;
           patience_until_ =
-              std::max(patience_until_, wall_ + floor + std::max<Duration>(60s, floor / 2));
+              std::max(patience_until_,
+                       wall_ + retry_delay(SessionPolicy{}.backoff, kCapped, t.retry_after, 1.0));
         }
         input(session().failed(
             t.id, mono_,
@@ -416,13 +422,12 @@ class Simulation {
 
   void resumed() {
     ++totals_.resumes;
-    for (cur_ = 0; cur_ < channels_.size(); ++cur_) {
+    for_each_channel([&] {
       const SessionStep& step = session().resumed(mono_);
       if (step.kind != Kind::kList || !step.redial)
         fail("resume-redials-at-once: the resume's step is not a list on fresh connections");
       input(step);
-    }
-    cur_ = 0;
+    });
     renew_now();
   }
 
@@ -432,10 +437,7 @@ class Simulation {
         if (asleep_) return;  // overlapping sleeps: the first one holds
         asleep_ = true;
         sleep_ = s.sleep;
-        if (!s.sleep->logind_lost)
-          for (cur_ = 0; cur_ < channels_.size(); ++cur_)
-            input(session().suspending());
-        cur_ = 0;
+        if (!s.sleep->logind_lost) for_each_channel([&] { input(session().suspending()); });
         return;
       case Script::kWake: {
         if (!asleep_ || sleep_ != s.sleep) return;
@@ -459,22 +461,19 @@ class Simulation {
         if (s.outage->fault == Fault::kNatDrop) {
           // The watch's connection is forgotten on the way: silence.
           // (A NAT's table flushed: every watch's connection.)
-          for (cur_ = 0; cur_ < channels_.size(); ++cur_) {
-            if (!ch().watch_open || asleep_ || ch().watch_dead_since) continue;
+          for_each_channel([&] {
+            if (!ch().watch_open || asleep_ || ch().watch_dead_since) return;
             ch().watch_dead_since = mono_;
             arm(kWatchIdle, Timer{Timer::kIdle, session().step().id});
             // Nothing can know before the idle deadline: the recovery's
             // bound runs from then.
             if (cur_ == 0) healthy_since_ = std::max(healthy_since_, wall_ + kWatchIdle);
-          }
-          cur_ = 0;
+          });
           return;
         }
         active_.push_back(s.outage);
         if (s.outage->length >= 15min) current_outage_.emplace(s.outage, 0);
-        for (cur_ = 0; cur_ < channels_.size(); ++cur_)
-          interrupt_watch(s.outage->fault);
-        cur_ = 0;
+        for_each_channel([&] { interrupt_watch(s.outage->fault); });
         return;
       case Script::kFaultEnd: {
         std::erase(active_, s.outage);

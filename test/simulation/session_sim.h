@@ -73,11 +73,11 @@ struct Totals {
   std::uint64_t steps = 0;
   std::uint64_t session_requests = 0;
   std::uint64_t lease_renewals = 0;
-  std::uint64_t lease_requests = 0;    // a 409 costs a GET and a PUT more
-  std::uint64_t status_writes = 0;     // core/node_status.h's StatusPublisher decides
-  std::uint64_t follower_watches = 0;  // the linkerd refs' watches, renewed as the session's
-  std::uint64_t steady_requests = 0;   // at steady state (awake, the cloud up for 16 minutes)
-  Duration steady{};                   // how long that lasted
+  std::uint64_t lease_requests = 0;     // a 409 costs a GET and a PUT more
+  std::uint64_t status_writes = 0;      // core/node_status.h's StatusPublisher decides
+  std::uint64_t follower_requests = 0;  // every request of the linkerd refs' sessions
+  std::uint64_t steady_requests = 0;    // at steady state (awake, the cloud up for 16 minutes)
+  Duration steady{};                    // how long that lasted
   std::uint64_t resumes = 0;
   std::uint64_t relists = 0;
   Duration asleep{};
