@@ -55,6 +55,28 @@ bool range_contains(const std::vector<std::pair<U, U>>& ranges, U v) {
   return it != ranges.begin() && std::prev(it)->second >= v;
 }
 
+// The parts of `ranges` outside `cut` (both sorted and disjoint).
+template <class U>
+std::vector<std::pair<U, U>> minus(const std::vector<std::pair<U, U>>& ranges,
+                                   const std::vector<std::pair<U, U>>& cut) {
+  std::vector<std::pair<U, U>> out;
+  auto c = cut.begin();
+  for (auto [first, last] : ranges) {
+    while (c != cut.end() && c->second < first)
+      ++c;
+    bool left = true;  // something of [first, last] is still to place
+    for (auto k = c; left && k != cut.end() && k->first <= last; ++k) {
+      if (k->first > first) out.emplace_back(first, k->first - 1);
+      if (k->second >= last)
+        left = false;
+      else
+        first = k->second + 1;
+    }
+    if (left) out.emplace_back(first, last);
+  }
+  return out;
+}
+
 // Number of trailing zero bits, for U up to 128 bits.
 template <class U>
 int trailing_zeros(U v, int width) {
@@ -105,6 +127,11 @@ void AddressSet::add(const AddressSet& other) {
     insert(v4_, r);
   for (const auto& r : other.v6_)
     insert(v6_, r);
+}
+
+void AddressSet::remove(const AddressSet& other) {
+  v4_ = minus(v4_, other.v4_);
+  v6_ = minus(v6_, other.v6_);
 }
 
 bool AddressSet::add_range(const ip::address& first, const ip::address& last) {

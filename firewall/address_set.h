@@ -22,6 +22,8 @@ class AddressSet {
 
   void add(const Cidr& cidr);
   void add(const AddressSet& other);
+  // Takes out every address of `other`.
+  void remove(const AddressSet& other);
   // An inclusive range; both ends of one family (else ignored, returns false).
   bool add_range(const boost::asio::ip::address& first, const boost::asio::ip::address& last);
 

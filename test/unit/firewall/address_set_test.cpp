@@ -90,5 +90,28 @@ TEST(AddressSet, AddingASetIsAUnion) {
   EXPECT_EQ(strings(a.cidrs_v6()), (std::vector<std::string>{"2001:db8::/32"}));
 }
 
+TEST(AddressSet, RemovingASetIsADifference) {
+  AddressSet a(parse_all({"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"}));
+  a.remove(AddressSet(parse_all(
+      {"192.0.2.64/26", "198.51.100.0/23", "203.0.113.255/32", "2001:db8::1/128", "10.0.0.0/8"})));
+  EXPECT_EQ(strings(a.cidrs_v4()),
+            (std::vector<std::string>{"192.0.2.0/26", "192.0.2.128/25", "203.0.113.0/25",
+                                      "203.0.113.128/26", "203.0.113.192/27", "203.0.113.224/28",
+                                      "203.0.113.240/29", "203.0.113.248/30", "203.0.113.252/31",
+                                      "203.0.113.254/32"}));
+  EXPECT_FALSE(a.contains(ip::make_address("2001:db8::1")));
+  EXPECT_TRUE(a.contains(ip::make_address("2001:db8::2")));
+  EXPECT_TRUE(a.contains(ip::make_address("2001:db8::")));
+  // Every edge: the whole space, and nothing left.
+  AddressSet all(parse_all({"0.0.0.0/0", "::/0"}));
+  all.remove(AddressSet(parse_all({"0.0.0.0/32", "255.255.255.255/32", "::/128"})));
+  EXPECT_FALSE(all.contains(ip::make_address("0.0.0.0")));
+  EXPECT_FALSE(all.contains(ip::make_address("255.255.255.255")));
+  EXPECT_TRUE(all.contains(ip::make_address("255.255.255.254")));
+  EXPECT_TRUE(all.contains(ip::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")));
+  all.remove(AddressSet(parse_all({"0.0.0.0/0", "::/0"})));
+  EXPECT_TRUE(all.empty());
+}
+
 }  // namespace
 }  // namespace tetherd::firewall
