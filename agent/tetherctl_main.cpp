@@ -45,7 +45,10 @@ constexpr const char* kUsage =
     "                  exit 0 Ready, 1 not Ready, 2 cannot reach or understand tetherd;\n"
     "                  -o json prints the document exactly as tetherd sent it\n"
     "  firewall show   the live rules and sources against what tetherd wants;\n"
+    "                  and when each cloud source last connected on each port;\n"
     "                  exit 0 in sync, 1 not in sync, 2 cannot read\n"
+    "  firewall refused  the sources refused in the last 10 minutes, most attempts first\n"
+    "                  (nftables only); exit 0, 2 cannot read or not available\n"
     "  firewall on-stop  do now what tetherd does to its rules when it stops (firewall.onStop:\n"
     "                  remove deletes them, keep leaves them), for a host where tetherd is not\n"
     "                  running (after a crash; the package's removal); exit 1 while it runs\n"
@@ -121,6 +124,21 @@ int firewall_show(const tetherd::Config& config, bool json) {
     std::fputs(tetherd::render_table(*report).c_str(), stdout);
   }
   return report->ok() ? kExitOk : kExitProblem;
+}
+
+int firewall_refused(const tetherd::Config& config, bool json) {
+  auto report = firewall_report(config);
+  if (!report) {
+    std::fprintf(stderr, "tetherctl: %s\n", report.error().message.c_str());
+    return kExitError;
+  }
+  constexpr std::size_t kShown = 20;
+  if (json) {
+    print_json(tetherd::refused_json(*report));
+  } else {
+    std::fputs(tetherd::render_refused(*report, kShown).c_str(), stdout);
+  }
+  return report->evidence ? kExitOk : kExitError;
 }
 
 int check(const Options& o) {
@@ -418,7 +436,8 @@ int main(int argc, char** argv) {
   if (o.command == std::vector<std::string>{"certs", "check"}) return certs(o, false);
   if (o.command == std::vector<std::string>{"certs", "rotate"}) return certs(o, true);
   const bool show = o.command == std::vector<std::string>{"firewall", "show"};
-  if (show || o.command == std::vector<std::string>{"firewall", "on-stop"}) {
+  const bool refused = o.command == std::vector<std::string>{"firewall", "refused"};
+  if (show || refused || o.command == std::vector<std::string>{"firewall", "on-stop"}) {
     auto loaded = tetherd::load_config_file(o.config, {tetherd::default_host_name()});
     if (auto* errors = std::get_if<tetherd::ConfigErrors>(&loaded)) {
       for (const auto& e : *errors)
@@ -426,6 +445,7 @@ int main(int argc, char** argv) {
       return kExitConfig;
     }
     const auto& config = std::get<tetherd::Config>(loaded);
+    if (refused) return firewall_refused(config, o.json);
     return show ? firewall_show(config, o.json) : firewall_on_stop(o, config);
   }
   if (o.command.empty()) return usage_error("no command given");

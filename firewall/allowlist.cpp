@@ -52,26 +52,30 @@ Allowlist build_allowlist(const Policy& policy, const std::vector<Cidr>& control
   a.verdict = policy.verdict;
 
   // Loopback: the node talking to itself must never be locked out.
-  a.sources.add(*parse_cidr("127.0.0.0/8"));
-  a.sources.add(*parse_cidr("::1/128"));
+  AddressSet own(std::vector<Cidr>{*parse_cidr("127.0.0.0/8"), *parse_cidr("::1/128")});
   for (const auto& address : node_addresses) {
     if (address.is_v4()) {
-      a.sources.add(Cidr{address, 32});
+      own.add(Cidr{address, 32});
     } else if (!address.to_v6().is_v4_mapped()) {
       // Without the scope (fe80::1%eth0): rules match addresses, not links.
-      a.sources.add(Cidr{boost::asio::ip::address_v6(address.to_v6().to_bytes()), 128});
+      own.add(Cidr{boost::asio::ip::address_v6(address.to_v6().to_bytes()), 128});
     }
   }
   for (const Cidr& c : policy.cluster_networks) {
-    a.sources.add(c);
+    own.add(c);
     a.cluster.add(c);
   }
+  for (const Cidr& c : policy.allow)
+    a.cloud.add(c);
+  for (const Cidr& c : control_plane)
+    a.cloud.add(c);
+  a.sources = own;
+  a.sources.add(a.cloud);
   for (const Cidr& c : policy.always_allow)
     a.sources.add(c);
-  for (const Cidr& c : policy.allow)
-    a.sources.add(c);
-  for (const Cidr& c : control_plane)
-    a.sources.add(c);
+  // The node, its pods and loopback never count as the cloud, even where
+  // an allowed network covers them.
+  a.cloud.remove(own);
   return a;
 }
 
@@ -87,6 +91,10 @@ AllowlistDiff diff(const Allowlist& live, const Allowlist& desired) {
   const std::vector<Cidr> cluster_want = desired.cluster.cidrs();
   d.cluster_added = minus(cluster_want, cluster_have);
   d.cluster_removed = minus(cluster_have, cluster_want);
+  const std::vector<Cidr> cloud_have = live.cloud.cidrs();
+  const std::vector<Cidr> cloud_want = desired.cloud.cidrs();
+  d.cloud_added = minus(cloud_want, cloud_have);
+  d.cloud_removed = minus(cloud_have, cloud_want);
   d.verdict_changed = live.verdict != desired.verdict;
   return d;
 }

@@ -44,12 +44,17 @@ struct Allowlist {
   AddressSet sources;
   // Destinations routed through the node that are protected too (pods).
   AddressSet cluster;
+  // The sources that are the cloud (allow and the control plane's, without
+  // loopback, the node's own addresses and the cluster): whose connections
+  // are recorded as evidence that the cloud reaches the node.
+  AddressSet cloud;
   Verdict verdict = Verdict::kDrop;
   friend bool operator==(const Allowlist&, const Allowlist&) = default;
 };
 
 // Sources: clusterNetworks ∪ alwaysAllow ∪ allow ∪ control-plane sources ∪
-// loopback ∪ node addresses.
+// loopback ∪ node addresses. Cloud: (allow ∪ control-plane sources) −
+// (loopback ∪ node addresses ∪ clusterNetworks).
 Allowlist build_allowlist(const Policy& policy, const std::vector<Cidr>& control_plane,
                           const std::vector<boost::asio::ip::address>& node_addresses);
 
@@ -61,10 +66,13 @@ struct AllowlistDiff {
   std::vector<std::uint16_t> ports_removed;
   std::vector<Cidr> cluster_added;
   std::vector<Cidr> cluster_removed;
+  std::vector<Cidr> cloud_added;
+  std::vector<Cidr> cloud_removed;
   bool verdict_changed = false;
   bool empty() const {
     return added.empty() && removed.empty() && ports_added.empty() && ports_removed.empty() &&
-           cluster_added.empty() && cluster_removed.empty() && !verdict_changed;
+           cluster_added.empty() && cluster_removed.empty() && cloud_added.empty() &&
+           cloud_removed.empty() && !verdict_changed;
   }
 };
 

@@ -40,6 +40,11 @@ class Backend {
   }
   // What this backend cannot do here, or what undoes its work.
   virtual Result<std::vector<Caveat>> caveats() { return std::vector<Caveat>{}; }
+  // Whether read() brings the kernel's evidence of who connected and who
+  // was refused (LiveTable::evidence); else why not.
+  virtual Result<void> records_evidence() const {
+    return make_error("not available with the " + std::string(name()) + " backend");
+  }
   // What of `allowlist` this backend can put in force here: the kernel is
   // checked against this, so what it cannot do is not drift.
   virtual Allowlist enforceable(const Allowlist& allowlist) { return allowlist; }

@@ -1,7 +1,10 @@
 #include "firewall/nft_netlink.h"
 
 #include <arpa/inet.h>
+#include <array>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -12,6 +15,7 @@
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/rtnetlink.h>
@@ -30,6 +34,14 @@ namespace {
 // its byte order tag in a set's user data: what nft itself sends.
 constexpr std::uint32_t kTypeIpv4 = 7, kTypeIpv6 = 8, kTypeInetService = 13;
 constexpr std::uint32_t kByteorderBigEndian = 2;
+// A concatenation's type is its members' types, 6 bits each, the first
+// highest (nftables' concat_type_alloc).
+constexpr std::uint32_t kTypeBits = 6;
+// A concatenation has no one byte order: nft tags its key BYTEORDER_INVALID
+// (0), and adds the key's "typeof" as a concatenation (nftables' EXPR_CONCAT,
+// 13) with no members, which is how nft describes a key declared by type.
+constexpr std::uint32_t kByteorderInvalid = 0;
+constexpr std::uint32_t kExprConcat = 13;
 // One message of set elements stays well under a page run; a rule or a
 // chain is far smaller.
 constexpr std::size_t kElementsPerMessage = 512;
@@ -95,17 +107,24 @@ void meta(nftnl_rule* r, std::uint32_t key) {
   add(r, e);
 }
 
-void cmp_eq(nftnl_rule* r, const void* data, std::uint32_t len) {
+void cmp(nftnl_rule* r, std::uint32_t op, const void* data, std::uint32_t len) {
   nftnl_expr* e = nftnl_expr_alloc("cmp");
   nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-  nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
   nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
   add(r, e);
 }
 
-void payload(nftnl_rule* r, std::uint32_t base, std::uint32_t offset, std::uint32_t len) {
+void cmp_eq(nftnl_rule* r, const void* data, std::uint32_t len) {
+  cmp(r, NFT_CMP_EQ, data, len);
+}
+
+// Into register 1 unless told: a concatenation's second member goes to the
+// 32-bit register right after the first's bytes.
+void payload(nftnl_rule* r, std::uint32_t base, std::uint32_t offset, std::uint32_t len,
+             std::uint32_t dreg = NFT_REG_1) {
   nftnl_expr* e = nftnl_expr_alloc("payload");
-  nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
   nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
   nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
   nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
@@ -134,41 +153,106 @@ void fib(nftnl_rule* r, std::uint32_t flags, std::uint32_t result) {
   add(r, e);
 }
 
+// `meta nfproto ipv4` (or ipv6): what nft puts before the first match on
+// the network header in an inet chain, and only before the first.
+void family(nftnl_rule* r, bool v4) {
+  meta(r, NFT_META_NFPROTO);
+  const std::uint8_t proto = v4 ? NFPROTO_IPV4 : NFPROTO_IPV6;
+  cmp_eq(r, &proto, 1);
+}
+
+// `meta l4proto tcp`
+void tcp(nftnl_rule* r) {
+  meta(r, NFT_META_L4PROTO);
+  const std::uint8_t proto = IPPROTO_TCP;
+  cmp_eq(r, &proto, 1);
+}
+
 // `tcp dport @ports`
 void tcp_dport_in(nftnl_rule* r, const SetRef& ports) {
-  meta(r, NFT_META_L4PROTO);
-  const std::uint8_t tcp = IPPROTO_TCP;
-  cmp_eq(r, &tcp, 1);
+  tcp(r);
   payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
   lookup(r, ports, false);
 }
 
-// `ip saddr` / `ip6 daddr` ... loaded into register 1, with the family's
-// dependency first.
-void address(nftnl_rule* r, bool v4, bool source) {
-  meta(r, NFT_META_NFPROTO);
-  const std::uint8_t proto = v4 ? NFPROTO_IPV4 : NFPROTO_IPV6;
-  cmp_eq(r, &proto, 1);
+// The source or destination address into `dreg`, without a dependency.
+void load_address(nftnl_rule* r, bool v4, bool source, std::uint32_t dreg = NFT_REG_1) {
   if (v4) {
-    payload(r, NFT_PAYLOAD_NETWORK_HEADER, source ? 12 : 16, 4);
+    payload(r, NFT_PAYLOAD_NETWORK_HEADER, source ? 12 : 16, 4, dreg);
   } else {
-    payload(r, NFT_PAYLOAD_NETWORK_HEADER, source ? 8 : 24, 16);
+    payload(r, NFT_PAYLOAD_NETWORK_HEADER, source ? 8 : 24, 16, dreg);
   }
 }
 
-void counter_and(nftnl_rule* r, Verdict verdict) {
+// `ip saddr` / `ip6 daddr` ... loaded into register 1. nft puts the
+// family's dependency before a rule's first match on the network header,
+// and only before the first: `family_matched` says whether it is there.
+void address(nftnl_rule* r, bool v4, bool source, bool& family_matched) {
+  if (!family_matched) family(r, v4);
+  family_matched = true;
+  load_address(r, v4, source);
+}
+
+// `ct state new`: the state's bits masked to new's, then not zero (a flag
+// test, as nft compiles a match on a bitmask type).
+void ct_state_new(nftnl_rule* r) {
+  nftnl_expr* ct = nftnl_expr_alloc("ct");
+  nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+  nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+  add(r, ct);
+  const std::uint32_t mask = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
+  nftnl_expr* bits = nftnl_expr_alloc("bitwise");
+  nftnl_expr_set_u32(bits, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+  nftnl_expr_set_u32(bits, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+  nftnl_expr_set_u32(bits, NFTNL_EXPR_BITWISE_LEN, sizeof mask);
+  nftnl_expr_set(bits, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof mask);
+  nftnl_expr_set(bits, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof zero);
+  add(r, bits);
+  cmp(r, NFT_CMP_NEQ, &zero, sizeof zero);
+}
+
+// `add @set { ip saddr . tcp dport }` (or update), the family and the
+// protocol already matched. The kernel reads the key from consecutive
+// registers: the address from register 1 on, the port in the 32-bit
+// register right after it. That one has two names when it starts a 16-byte
+// register, and nft uses the 16-byte name: after an IPv4 address
+// NFT_REG32_01, after an IPv6 address NFT_REG_2 (not NFT_REG32_04).
+void record(nftnl_rule* r, bool v4, std::uint32_t op, const SetRef& set) {
+  load_address(r, v4, true);
+  payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, v4 ? NFT_REG32_01 : NFT_REG_2);
+  nftnl_expr* e = nftnl_expr_alloc("dynset");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, op);
+  nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set.name);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, set.id);
+  add(r, e);
+}
+
+void counter(nftnl_rule* r) {
   add(r, nftnl_expr_alloc("counter"));
+}
+
+// A verdict: `drop`, or `jump` to a chain of this table.
+void immediate(nftnl_rule* r, std::uint32_t verdict, const char* chain = nullptr) {
+  nftnl_expr* e = nftnl_expr_alloc("immediate");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, verdict);
+  if (chain) nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
+  add(r, e);
+}
+
+// refuseN's verdict. A reject is reached only by a jump from a TCP match,
+// so nft cannot see the protocol in the rule and adds its dependency.
+void refuse(nftnl_rule* r, Verdict verdict) {
   if (verdict == Verdict::kDrop) {
-    nftnl_expr* e = nftnl_expr_alloc("immediate");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NF_DROP);
-    add(r, e);
-  } else {
-    nftnl_expr* e = nftnl_expr_alloc("reject");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
-    nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
-    add(r, e);
+    immediate(r, NF_DROP);
+    return;
   }
+  tcp(r);
+  nftnl_expr* e = nftnl_expr_alloc("reject");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
+  nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
+  add(r, e);
 }
 
 // --- set elements ---------------------------------------------------------
@@ -252,6 +336,35 @@ void add_set(Batch& batch, const SetSpec& spec) {
   nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kByteorderBigEndian);
   nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()),
                      nftnl_udata_buf_len(ud.get()));
+  nlmsghdr* nlh = batch.header(NFT_MSG_NEWSET, NLM_F_CREATE);
+  nftnl_set_nlmsg_build_payload(nlh, s.get());
+  batch.done(nlh);
+}
+
+// An evidence set (kEvidenceSets): address . port, filled only by the
+// rules, each element kept for the timeout, with a counter of its own (the
+// set's expression, which the kernel gives each element it adds). As nft
+// sends it: no field lengths (NFTA_SET_DESC_CONCAT, which nft sends only
+// for a concatenated interval set), and the size as the description's.
+void add_evidence_set(Batch& batch, const SetSpec& spec, const EvidenceSet& evidence) {
+  Owned<nftnl_set> s = make_set(spec);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);  // dynamic,timeout
+  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, spec.type);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, spec.key_len);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, evidence.size);
+  nftnl_set_set_u64(
+      s.get(), NFTNL_SET_TIMEOUT,
+      static_cast<std::uint64_t>(std::chrono::milliseconds(evidence.timeout).count()));
+  Owned<nftnl_udata_buf> ud(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN));
+  nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kByteorderInvalid);
+  nftnl_udata* typeof_key = nftnl_udata_nest_start(ud.get(), NFTNL_UDATA_SET_KEY_TYPEOF);
+  nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_TYPEOF_EXPR, kExprConcat);
+  nftnl_udata_nest_end(ud.get(), nftnl_udata_nest_start(ud.get(), NFTNL_UDATA_SET_TYPEOF_DATA));
+  nftnl_udata_nest_end(ud.get(), typeof_key);
+  nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()),
+                     nftnl_udata_buf_len(ud.get()));
+  // One expression goes as NFTA_SET_EXPR, as nft sends it (the set owns it).
+  nftnl_set_set_data(s.get(), NFTNL_SET_EXPR, nftnl_expr_alloc("counter"), 0);
   nlmsghdr* nlh = batch.header(NFT_MSG_NEWSET, NLM_F_CREATE);
   nftnl_set_nlmsg_build_payload(nlh, s.get());
   batch.done(nlh);
@@ -356,41 +469,86 @@ Result<void> replace_table(const Allowlist& a) {
   const SetSpec ports{{"ports", 3}, kTypeInetService, 2, false};
   const SetSpec cluster4{{"cluster4", 4}, kTypeIpv4, 4, true};
   const SetSpec cluster6{{"cluster6", 5}, kTypeIpv6, 16, true};
-  for (const SetSpec* s : {&allowed4, &allowed6, &ports, &cluster4, &cluster6})
+  const SetSpec cloud4{{"cloud4", 6}, kTypeIpv4, 4, true};
+  const SetSpec cloud6{{"cloud6", 7}, kTypeIpv6, 16, true};
+  for (const SetSpec* s : {&allowed4, &allowed6, &ports, &cluster4, &cluster6, &cloud4, &cloud6})
     add_set(batch, *s);
+  // The evidence sets, in kEvidenceSets' order (sets are listed in the
+  // order they were made). Each member of the key takes whole 32-bit
+  // registers: the port is 2 bytes, its room 4.
+  std::array<std::string, kEvidenceSets.size()> evidence_names;  // SetRef points into them
+  std::array<SetSpec, kEvidenceSets.size()> evidence;
+  for (std::size_t i = 0; i < kEvidenceSets.size(); ++i) {
+    const EvidenceSet& e = kEvidenceSets[i];
+    evidence_names[i] = e.name;
+    evidence[i] = {{evidence_names[i].c_str(), static_cast<std::uint32_t>(8 + i)},
+                   ((e.v4 ? kTypeIpv4 : kTypeIpv6) << kTypeBits) | kTypeInetService,
+                   e.v4 ? 4u + 4u : 16u + 4u,
+                   false};
+    add_evidence_set(batch, evidence[i], e);
+  }
+  auto evidence_set = [&](bool refused, bool v4) -> const SetRef& {
+    for (std::size_t i = 0; i < kEvidenceSets.size(); ++i)
+      if (kEvidenceSets[i].refused == refused && kEvidenceSets[i].v4 == v4) return evidence[i].ref;
+    std::abort();  // kEvidenceSets has all four
+  };
   add_cidrs(batch, allowed4, a.sources.cidrs_v4());
   add_cidrs(batch, allowed6, a.sources.cidrs_v6());
   add_ports(batch, ports, a.ports);
   add_cidrs(batch, cluster4, a.cluster.cidrs_v4());
   add_cidrs(batch, cluster6, a.cluster.cidrs_v6());
+  add_cidrs(batch, cloud4, a.cloud.cidrs_v4());
+  add_cidrs(batch, cloud6, a.cloud.cidrs_v6());
 
-  for (const ChainLayout& layout : kChains) {
-    const std::string name(layout.name);
+  // A chain, then its rules, in render_replace's order (nft_ruleset.cpp
+  // says why). refuse4 and refuse6 come first: a jump names its chain, which
+  // must exist by then, and chains are listed in the order they were made.
+  auto chain = [&](const std::string& name, const ChainLayout* hook) {
     Owned<nftnl_chain> c(nftnl_chain_alloc());
     nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table.c_str());
     nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, name.c_str());
     nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hook_of(layout.name));
-    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, layout.priority);
-    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
-    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter");
+    if (hook) {
+      nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hook_of(hook->name));
+      nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, hook->priority);
+      nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
+      nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter");
+    }
     nlmsghdr* nlh = batch.header(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
     nftnl_chain_nlmsg_build_payload(nlh, c.get());
     batch.done(nlh);
+  };
+  auto rule = [&](const std::string& chain_name, auto&& body) {
+    Owned<nftnl_rule> r(nftnl_rule_alloc());
+    nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
+    nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain_name.c_str());
+    nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+    body(r.get());
+    nlmsghdr* rh = batch.header(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+    nftnl_rule_nlmsg_build_payload(rh, r.get());
+    batch.done(rh);
+  };
 
-    // The rules, in render_replace's order (nft_ruleset.cpp says why).
-    auto rule = [&](auto&& body) {
-      Owned<nftnl_rule> r(nftnl_rule_alloc());
-      nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
-      nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, name.c_str());
-      nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
-      body(r.get());
-      nlmsghdr* rh = batch.header(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
-      nftnl_rule_nlmsg_build_payload(rh, r.get());
-      batch.done(rh);
-    };
+  for (const bool v4 : {true, false}) {
+    const std::string name = v4 ? "refuse4" : "refuse6";
+    chain(name, nullptr);
+    // `ct state new add @refusedN { ip saddr . tcp dport }`: the concat
+    // needs the family and the protocol, which nft matches after ct state.
+    rule(name, [&](nftnl_rule* r) {
+      ct_state_new(r);
+      family(r, v4);
+      tcp(r);
+      record(r, v4, NFT_DYNSET_OP_ADD, evidence_set(true, v4));
+    });
+    rule(name, [&](nftnl_rule* r) { refuse(r, a.verdict); });
+  }
+
+  for (const ChainLayout& layout : kChains) {
+    const std::string name(layout.name);
+    chain(name, &layout);
     for (const bool v4 : {true, false}) {
-      rule([&](nftnl_rule* r) {
+      rule(name, [&](nftnl_rule* r) {
+        bool family_matched = false;
         tcp_dport_in(r, ports.ref);
         if (layout.local_only) {
           fib(r, NFTA_FIB_F_DADDR, NFT_FIB_RESULT_ADDRTYPE);
@@ -398,12 +556,31 @@ Result<void> replace_table(const Allowlist& a) {
           cmp_eq(r, &local, sizeof local);
         }
         if (layout.cluster_only) {
-          address(r, v4, false);
+          address(r, v4, false, family_matched);
           lookup(r, (v4 ? cluster4 : cluster6).ref, false);
         }
-        address(r, v4, true);
+        address(r, v4, true, family_matched);
         lookup(r, (v4 ? allowed4 : allowed6).ref, true);
-        counter_and(r, a.verdict);
+        counter(r);
+        immediate(r, NFT_JUMP, v4 ? "refuse4" : "refuse6");
+      });
+    }
+    if (!layout.records_accepted) continue;
+    // `... ct state new ip saddr @cloud4 update @accepted4 { ip saddr . tcp
+    // dport }`: in input, the family is matched after ct state, before the
+    // source; in forward, before the cluster's address.
+    for (const bool v4 : {true, false}) {
+      rule(name, [&](nftnl_rule* r) {
+        bool family_matched = false;
+        tcp_dport_in(r, ports.ref);
+        if (layout.cluster_only) {
+          address(r, v4, false, family_matched);
+          lookup(r, (v4 ? cluster4 : cluster6).ref, false);
+        }
+        ct_state_new(r);
+        address(r, v4, true, family_matched);
+        lookup(r, (v4 ? cloud4 : cloud6).ref, false);
+        record(r, v4, NFT_DYNSET_OP_UPDATE, evidence_set(false, v4));
       });
     }
   }

@@ -7,8 +7,15 @@
 //   set allowed4 / allowed6   interval sets: lookup cost does not grow with N
 //   set ports                 the managed ports
 //   set cluster4 / cluster6   the cluster's networks (pods behind the node)
-//   three base chains, each with two rules (IPv4, IPv6) that drop (or reject
-//   with a TCP reset) a TCP packet from a source not in the allowed set:
+//   set cloud4 / cloud6       the cloud's sources (Allowlist::cloud)
+//   set refused4 / refused6   evidence: who was refused, on which port
+//   set accepted4 / accepted6 evidence: which cloud source connected, where
+//   (the evidence sets are the kernel's own, address . port, with a counter
+//   per element, a timeout and a size: kEvidenceSets)
+//   chain refuse4 / refuse6   records a connection's first packet in
+//                             refusedN, then drops (or rejects) the packet
+//   three base chains, each with two rules (IPv4, IPv6) that jump to
+//   refuseN for a TCP packet from a source not in the allowed set:
 //   chain prerouting  priority -110 (before DNAT): to a managed port of a
 //                     local address (`fib daddr type local`), as dialled;
 //   chain input       priority -10 (after DNAT): to a managed port on the
@@ -19,7 +26,8 @@
 //                     node (a NodePort or ClusterIP to the linkerd gateway
 //                     pod, or the pod's own address).
 //   So a connection is judged by what it finally reaches, and also by the
-//   port dialled on the node. Every packet is judged, whatever conntrack
+//   port dialled on the node. Input and forward then record the cloud's new
+//   connections in acceptedN (a rule without a verdict). Every packet is judged, whatever conntrack
 //   says of it: `ct direction original` would spare the replies to the
 //   node's and pods' own connections from a managed port, but whoever can
 //   inject one packet (a forged first packet makes the stranger's later SYN
@@ -32,10 +40,14 @@
 // backend checks for such tables beside it (see DESIGN.md).
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <boost/asio/ip/address.hpp>
 
 #include "agent/core/result.h"
 #include "firewall/allowlist.h"
@@ -48,14 +60,50 @@ inline constexpr std::string_view kTableName = "tetherd";
 struct ChainLayout {
   std::string_view name;  // also its hook
   int priority;
-  bool local_only;    // `fib daddr type local`
-  bool cluster_only;  // `ip daddr @cluster4` / `ip6 daddr @cluster6`
+  bool local_only;        // `fib daddr type local`
+  bool cluster_only;      // `ip daddr @cluster4` / `ip6 daddr @cluster6`
+  bool records_accepted;  // the cloud's new connections are recorded here
 };
 inline constexpr std::array<ChainLayout, 3> kChains = {{
-    {"prerouting", -110, true, false},
-    {"input", -10, false, false},
-    {"forward", -10, false, true},
+    {"prerouting", -110, true, false, false},
+    {"input", -10, false, false, true},
+    {"forward", -10, false, true, true},
 }};
+
+// The evidence sets. The refused are added on their first packet and kept
+// for `timeout` from then (the kernel's `add`): a flood turns over by age,
+// and a full set records nobody new until the oldest expire (its size is
+// the memory's bound). The accepted are refreshed by each new connection
+// (`update`): an element's age is the time since the last one.
+struct EvidenceSet {
+  std::string_view name;
+  bool v4;
+  bool refused;
+  std::uint32_t size;
+  std::chrono::seconds timeout;
+};
+inline constexpr std::array<EvidenceSet, 4> kEvidenceSets = {{
+    {"refused4", true, true, 2048, std::chrono::minutes(10)},
+    {"refused6", false, true, 2048, std::chrono::minutes(10)},
+    {"accepted4", true, false, 1024, std::chrono::hours(24)},
+    {"accepted6", false, false, 1024, std::chrono::hours(24)},
+}};
+
+// One element of an evidence set: a source on a port.
+struct Sighting {
+  boost::asio::ip::address source;
+  std::uint16_t port = 0;
+  std::uint64_t packets = 0;  // refused: first packets (SYNs and their retries)
+  // Refused: since the first packet of this record; accepted: since the
+  // last new connection.
+  std::chrono::seconds ago{0};
+  friend bool operator==(const Sighting&, const Sighting&) = default;
+};
+
+struct Evidence {
+  std::vector<Sighting> refused;
+  std::vector<Sighting> accepted;
+};
 
 // The nft script that atomically replaces the table with `allowlist`.
 std::string render_replace(const Allowlist& allowlist);
@@ -72,6 +120,7 @@ struct LiveTable {
   Allowlist allowlist;
   bool rules_intact = false;  // the chains and their rules are exactly as rendered
   std::uint64_t dropped_packets = 0;
+  Evidence evidence;  // elements tetherd cannot read are left out
 };
 
 // Parses `nft -j list table inet tetherd`. An error means the JSON is not

@@ -27,6 +27,7 @@ class NftablesBackend final : public Backend {
   ~NftablesBackend() override;
 
   std::string_view name() const override { return "nftables"; }
+  Result<void> records_evidence() const override { return {}; }
   Result<void> apply(const Allowlist& allowlist) override;
   Result<std::optional<LiveTable>> read() override;
   Result<void> remove() override;

@@ -11,7 +11,7 @@ class NoneBackend final : public Backend {
  public:
   std::string_view name() const override { return "none"; }
   Result<void> apply(const Allowlist& allowlist) override {
-    would_apply_ = LiveTable{allowlist, true, 0};
+    would_apply_ = LiveTable{allowlist, true, 0, {}};
     return {};
   }
   // What would be applied: the report `tetherctl firewall show` gives.

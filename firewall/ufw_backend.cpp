@@ -43,7 +43,9 @@ Allowlist without_ipv6(const Allowlist& allowlist) {
 }  // namespace
 
 Allowlist UfwBackend::enforceable(const Allowlist& allowlist) {
-  return ipv6_enabled() ? allowlist : without_ipv6(allowlist);
+  Allowlist out = ipv6_enabled() ? allowlist : without_ipv6(allowlist);
+  out.cloud = {};  // no evidence with ufw (its logging is per packet)
+  return out;
 }
 
 Result<UfwAdded> UfwBackend::show_added() {

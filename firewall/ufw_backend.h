@@ -48,6 +48,11 @@ class UfwBackend final : public Backend {
   Result<void> remove() override;
   Result<std::vector<Caveat>> caveats() override;
   Allowlist enforceable(const Allowlist& allowlist) override;
+  Result<void> records_evidence() const override {
+    return make_error(
+        "not available with ufw: its logging is per packet and rate-limited, "
+        "so it cannot say who was refused or when the cloud last connected");
+  }
   void interrupt(bool on) override { interrupted_ = on; }
 
  private:

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "agent/app/firewall_keeper.h"
+#include "agent/app/status_view.h"
 
 namespace tetherd {
 namespace {
@@ -54,6 +55,54 @@ std::string ports_text(const std::vector<std::uint16_t>& ports) {
   return s;
 }
 
+void pad(std::string& s, std::size_t width) {
+  s.append(s.size() < width ? width - s.size() : 1, ' ');
+}
+
+// A cloud source's connections on one port: the latest, and how many the
+// kernel's records hold (each address's since its record began).
+struct LastSeen {
+  std::optional<std::chrono::seconds> ago;
+  std::uint64_t connections = 0;
+};
+std::vector<LastSeen> last_seen(const firewall::Evidence& e, const firewall::Cidr& cidr,
+                                const std::vector<std::uint16_t>& ports) {
+  std::vector<LastSeen> out(ports.size());
+  const firewall::AddressSet in(std::vector<firewall::Cidr>{cidr});
+  for (const firewall::Sighting& s : e.accepted) {
+    const auto p = std::find(ports.begin(), ports.end(), s.port);
+    if (p == ports.end() || !in.contains(s.source)) continue;
+    LastSeen& l = out[static_cast<std::size_t>(p - ports.begin())];
+    if (!l.ago || s.ago < *l.ago) l.ago = s.ago;
+    l.connections += s.packets;
+  }
+  return out;
+}
+
+// The refused, most attempts first (then by address and port, so that the
+// order is stable between two runs).
+std::vector<firewall::Sighting> by_attempts(std::vector<firewall::Sighting> refused) {
+  std::sort(refused.begin(), refused.end(), [](const auto& a, const auto& b) {
+    if (a.packets != b.packets) return a.packets > b.packets;
+    if (a.source != b.source) return a.source < b.source;
+    return a.port < b.port;
+  });
+  return refused;
+}
+
+// Whether a family's refused set is at its size: nobody new is recorded
+// until the oldest records expire.
+bool refused_full(const firewall::Evidence& e, bool v4) {
+  const auto n = std::count_if(e.refused.begin(), e.refused.end(),
+                               [v4](const auto& s) { return s.source.is_v4() == v4; });
+  for (const auto& set : firewall::kEvidenceSets)
+    if (set.refused && set.v4 == v4) return static_cast<std::uint32_t>(n) >= set.size;
+  return false;
+}
+
+constexpr auto kRefusedWindow = firewall::kEvidenceSets[0].timeout;
+constexpr auto kAcceptedWindow = firewall::kEvidenceSets[2].timeout;
+
 }  // namespace
 
 Result<FirewallReport> make_firewall_report(const FirewallConfig& config,
@@ -89,8 +138,16 @@ Result<FirewallReport> make_firewall_report(const FirewallConfig& config,
   } else {
     r.live = (*live)->allowlist;
     r.dropped_packets = (*live)->dropped_packets;
-    r.table = (*live)->rules_intact && *r.live == r.desired ? FirewallReport::Table::kInSync
-                                                            : FirewallReport::Table::kDrifted;
+    r.table = (*live)->rules_intact && *r.live == backend.enforceable(r.desired)
+                  ? FirewallReport::Table::kInSync
+                  : FirewallReport::Table::kDrifted;
+  }
+  if (auto can = backend.records_evidence(); !can) {
+    r.no_evidence_why = can.error().message;
+  } else if (!*live) {
+    r.no_evidence_why = "tetherd's table is missing";
+  } else {
+    r.evidence = std::move((*live)->evidence);
   }
   auto blocking = backend.blocking_chains();
   if (!blocking) return blocking.error();
@@ -123,6 +180,38 @@ std::string render_table(const FirewallReport& r) {
     s += row.live ? "yes   " : "no    ";
     s += row.desired ? "yes" : "no";
     out += s + "\n";
+  }
+  std::string head = "CLOUD SOURCE";
+  pad(head, 44);
+  for (const auto port : r.desired.ports) {
+    std::string p = std::to_string(port);
+    pad(p, 12);
+    head += p;
+  }
+  while (head.back() == ' ')
+    head.pop_back();
+  out += "\n" + head + "\n";
+  for (const firewall::Cidr& cidr : r.desired.cloud.cidrs()) {
+    std::string s = cidr.to_string();
+    pad(s, 44);
+    if (r.evidence) {
+      for (const LastSeen& l : last_seen(*r.evidence, cidr, r.desired.ports)) {
+        std::string cell = l.ago ? human_duration(*l.ago) + " ago" : "never";
+        pad(cell, 12);
+        s += cell;
+      }
+    } else {
+      s += "-";
+    }
+    while (!s.empty() && s.back() == ' ')
+      s.pop_back();
+    out += s + "\n";
+  }
+  if (r.evidence) {
+    out += "(the last new connection on each port; \"never\": not within " +
+           human_duration(kAcceptedWindow) + ", or since tetherd's table was made)\n";
+  } else {
+    out += "(last connections: " + r.no_evidence_why + ")\n";
   }
   if (!r.blocking.empty()) {
     out += "\nblocked elsewhere:\n";
@@ -167,6 +256,73 @@ json::value to_json(const FirewallReport& r) {
   for (const auto& c : r.caveats)
     caveats.push_back({{"serious", c.serious}, {"message", c.message}});
   o["caveats"] = std::move(caveats);
+  json::array cloud;
+  for (const firewall::Cidr& cidr : r.desired.cloud.cidrs()) {
+    json::array ports;
+    std::vector<LastSeen> seen = r.evidence ? last_seen(*r.evidence, cidr, r.desired.ports)
+                                            : std::vector<LastSeen>(r.desired.ports.size());
+    for (std::size_t i = 0; i < r.desired.ports.size(); ++i) {
+      json::object p{{"port", r.desired.ports[i]}};
+      if (r.evidence) {
+        p["lastConnectedSecondsAgo"] =
+            seen[i].ago ? json::value(seen[i].ago->count()) : json::value(nullptr);
+        p["connections"] = seen[i].connections;
+      }
+      ports.push_back(std::move(p));
+    }
+    cloud.push_back({{"cidr", cidr.to_string()}, {"ports", std::move(ports)}});
+  }
+  o["cloud"] = std::move(cloud);
+  o["evidence"] = r.evidence ? json::value("recorded") : json::value(r.no_evidence_why);
+  return o;
+}
+
+std::string render_refused(const FirewallReport& r, std::size_t limit) {
+  if (!r.evidence) return "refused sources: " + r.no_evidence_why + "\n";
+  const auto refused = by_attempts(r.evidence->refused);
+  if (refused.empty())
+    return "nobody was refused in the last " + human_duration(kRefusedWindow) + "\n";
+  std::string out = "SOURCE                                      PORT   ATTEMPTS  SINCE\n";
+  for (std::size_t i = 0; i < refused.size() && i < limit; ++i) {
+    const firewall::Sighting& s = refused[i];
+    std::string line = s.source.to_string();
+    pad(line, 44);
+    line += std::to_string(s.port);
+    pad(line, 51);
+    line += std::to_string(s.packets);
+    pad(line, 61);
+    out += line + human_duration(s.ago) + " ago\n";
+  }
+  if (refused.size() > limit)
+    out += "... and " + std::to_string(refused.size() - limit) + " more (-o json lists all)\n";
+  out += "(first packets of new connections, retries included, in records kept " +
+         human_duration(kRefusedWindow) + " from each one's first)\n";
+  for (const bool v4 : {true, false})
+    if (refused_full(*r.evidence, v4))
+      out += std::string("! the ") + (v4 ? "IPv4" : "IPv6") +
+             " record is full: new sources are not recorded until the oldest expire\n";
+  return out;
+}
+
+json::value refused_json(const FirewallReport& r) {
+  json::object o;
+  if (!r.evidence) {
+    o["available"] = false;
+    o["reason"] = r.no_evidence_why;
+    return o;
+  }
+  o["available"] = true;
+  o["windowSeconds"] = kRefusedWindow.count();
+  json::array refused;
+  for (const firewall::Sighting& s : by_attempts(r.evidence->refused)) {
+    refused.push_back({{"source", s.source.to_string()},
+                       {"port", s.port},
+                       {"attempts", s.packets},
+                       {"sinceSecondsAgo", s.ago.count()}});
+  }
+  o["refused"] = std::move(refused);
+  o["fullIPv4"] = refused_full(*r.evidence, true);
+  o["fullIPv6"] = refused_full(*r.evidence, false);
   return o;
 }
 

@@ -30,6 +30,10 @@ struct FirewallReport {
   std::string desired_from;  // where the control plane's part came from
   std::vector<firewall::BlockingChain> blocking;
   std::vector<firewall::Caveat> caveats;
+  // Who connected and who was refused, as the kernel recorded it; absent,
+  // why not (ufw, no table).
+  std::optional<firewall::Evidence> evidence;
+  std::string no_evidence_why;
 
   bool ok() const { return table == Table::kInSync || table == Table::kNotManaged; }
 };
@@ -39,7 +43,15 @@ Result<FirewallReport> make_firewall_report(const FirewallConfig& config,
                                             firewall::Backend& backend, const StateDir& state,
                                             const std::vector<boost::asio::ip::address>& node);
 
+// `tetherctl firewall show`: with each cloud source's last new connection
+// per port ("never" within the accepted set's 24 h).
 std::string render_table(const FirewallReport& report);
 boost::json::value to_json(const FirewallReport& report);
+
+// `tetherctl firewall refused`: the refused sources of the last 10 minutes,
+// most attempts first; the table shows at most `limit` (JSON all of them:
+// the kernel's sets are capped).
+std::string render_refused(const FirewallReport& report, std::size_t limit);
+boost::json::value refused_json(const FirewallReport& report);
 
 }  // namespace tetherd

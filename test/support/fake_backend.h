@@ -28,7 +28,7 @@ class FakeBackend final : public firewall::Backend {
     ++applies;
     if (fail_apply) return make_error("fake apply failure");
     if (journal) journal->push_back(label + " apply");
-    live = firewall::LiveTable{a, true, 0};
+    live = firewall::LiveTable{a, true, 0, {}};
     return {};
   }
   Result<std::optional<firewall::LiveTable>> read() override {
@@ -36,6 +36,10 @@ class FakeBackend final : public firewall::Backend {
     return live;
   }
   Result<std::vector<firewall::BlockingChain>> blocking_chains() override { return blocking; }
+  Result<void> records_evidence() const override {
+    if (evidence) return {};
+    return Backend::records_evidence();
+  }
   Result<std::vector<firewall::Caveat>> caveats() override { return caveat_list; }
   void interrupt(bool on) override {
     interrupted = on;
@@ -57,6 +61,7 @@ class FakeBackend final : public firewall::Backend {
   int removes = 0;
   bool fail_apply = false;
   bool fail_read = false;
+  bool evidence = false;  // read() brings LiveTable::evidence (set it in `live`)
   // Runs inside apply(), on whichever thread applies: a test holds the
   // backend there to see what the rest of the daemon does meanwhile.
   std::function<void()> during_apply;

@@ -164,7 +164,8 @@ TEST_F(NftablesKernel, AStayingPeerIsNeverRefusedDuringUpdates) {
 // (nft_netlink.h): it must make exactly the table nft makes of
 // render_replace's text, listed set by set and rule by rule, for both
 // verdicts, with intervals at both ends of each family, adjacent ones, and
-// empty sets; and the tamper check must find it intact.
+// empty sets (the evidence sets always start empty); and the tamper check
+// must find it intact.
 TEST_F(NftablesKernel, TheNetlinkBatchMakesTheSameTableAsTheText) {
   test::InNetns in(topo_->node);
   auto set_of = [](std::vector<const char*> cidrs) {
@@ -179,7 +180,8 @@ TEST_F(NftablesKernel, TheNetlinkBatchMakesTheSameTableAsTheText) {
       set_of({"0.0.0.0/8", "10.42.0.0/16", "10.43.0.0/31", "10.43.0.3/32", "192.0.2.1/32",
               "255.255.255.255/32", "::1/128", "2001:db8::/32", "ffff::/16"});
   full.cluster = set_of({"10.42.0.0/16", "2001:db8:42::/56"});
-  Allowlist bare;
+  full.cloud = set_of({"192.0.2.0/24", "198.51.100.7/32", "2001:db8:c::/48", "2001:db8:d::1/128"});
+  Allowlist bare;  // and no cloud: its sets are empty
   bare.ports = {6443};
   bare.sources = set_of({"192.0.2.2/32"});
   for (const Allowlist& base : {full, bare}) {
@@ -197,14 +199,26 @@ TEST_F(NftablesKernel, TheNetlinkBatchMakesTheSameTableAsTheText) {
       EXPECT_EQ((*live)->allowlist, a);
     }
   }
-  // And it filters: the cloud in, the stranger refused.
+  // And it filters: the cloud in, the stranger refused; and the kernel
+  // records both in the evidence sets, each with its counter.
   Allowlist cloud = bare;
   cloud.ports = kManaged;
   std::sort(cloud.ports.begin(), cloud.ports.end());
+  cloud.cloud = set_of({"192.0.2.2/32"});
   cloud.verdict = Verdict::kReject;
   ASSERT_TRUE(replace_table(cloud).has_value());
   EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 6443), Outcome::kConnected);
   EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kRefused);
+  auto live = backend_->read();
+  ASSERT_TRUE(live.has_value() && live->has_value());
+  const Evidence& evidence = (*live)->evidence;
+  ASSERT_EQ(evidence.refused.size(), 1u);
+  EXPECT_EQ(evidence.refused[0].source, boost::asio::ip::make_address("198.51.100.2"));
+  EXPECT_EQ(evidence.refused[0].port, 6443);
+  EXPECT_GT(evidence.refused[0].packets, 0u);
+  ASSERT_EQ(evidence.accepted.size(), 1u);
+  EXPECT_EQ(evidence.accepted[0].source, boost::asio::ip::make_address("192.0.2.2"));
+  EXPECT_EQ(evidence.accepted[0].port, 6443);
 }
 
 // The batch at the configuration's limits (maxSources 65 536 and as many

@@ -94,7 +94,8 @@ TEST_F(UfwKernel, ReadBackEqualsWhatWasAppliedAndDriftIsRepaired) {
   auto live = backend_->read();
   ASSERT_TRUE(live.has_value()) << live.error().message;
   ASSERT_TRUE(live->has_value());
-  EXPECT_EQ((*live)->allowlist, firewall_->desired());
+  EXPECT_EQ((*live)->allowlist, backend_->enforceable(firewall_->desired()))
+      << "all but the cloud's evidence set, which ufw has not";
   EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone);
 
   // Someone deletes one of tetherd's rules by hand.

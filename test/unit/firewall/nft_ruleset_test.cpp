@@ -50,20 +50,68 @@ table inet tetherd {
 		flags interval
 		elements = { 2001:db8:42::/56 }
 	}
+	set cloud4 {
+		type ipv4_addr
+		flags interval
+	}
+	set cloud6 {
+		type ipv6_addr
+		flags interval
+	}
+	set refused4 {
+		type ipv4_addr . inet_service
+		size 2048
+		flags dynamic,timeout
+		timeout 600s
+		counter
+	}
+	set refused6 {
+		type ipv6_addr . inet_service
+		size 2048
+		flags dynamic,timeout
+		timeout 600s
+		counter
+	}
+	set accepted4 {
+		type ipv4_addr . inet_service
+		size 1024
+		flags dynamic,timeout
+		timeout 86400s
+		counter
+	}
+	set accepted6 {
+		type ipv6_addr . inet_service
+		size 1024
+		flags dynamic,timeout
+		timeout 86400s
+		counter
+	}
+	chain refuse4 {
+		ct state new add @refused4 { ip saddr . tcp dport }
+		drop
+	}
+	chain refuse6 {
+		ct state new add @refused6 { ip6 saddr . tcp dport }
+		drop
+	}
 	chain prerouting {
 		type filter hook prerouting priority -110; policy accept;
-		tcp dport @ports fib daddr type local ip saddr != @allowed4 counter drop
-		tcp dport @ports fib daddr type local ip6 saddr != @allowed6 counter drop
+		tcp dport @ports fib daddr type local ip saddr != @allowed4 counter jump refuse4
+		tcp dport @ports fib daddr type local ip6 saddr != @allowed6 counter jump refuse6
 	}
 	chain input {
 		type filter hook input priority -10; policy accept;
-		tcp dport @ports ip saddr != @allowed4 counter drop
-		tcp dport @ports ip6 saddr != @allowed6 counter drop
+		tcp dport @ports ip saddr != @allowed4 counter jump refuse4
+		tcp dport @ports ip6 saddr != @allowed6 counter jump refuse6
+		tcp dport @ports ct state new ip saddr @cloud4 update @accepted4 { ip saddr . tcp dport }
+		tcp dport @ports ct state new ip6 saddr @cloud6 update @accepted6 { ip6 saddr . tcp dport }
 	}
 	chain forward {
 		type filter hook forward priority -10; policy accept;
-		tcp dport @ports ip daddr @cluster4 ip saddr != @allowed4 counter drop
-		tcp dport @ports ip6 daddr @cluster6 ip6 saddr != @allowed6 counter drop
+		tcp dport @ports ip daddr @cluster4 ip saddr != @allowed4 counter jump refuse4
+		tcp dport @ports ip6 daddr @cluster6 ip6 saddr != @allowed6 counter jump refuse6
+		tcp dport @ports ip daddr @cluster4 ct state new ip saddr @cloud4 update @accepted4 { ip saddr . tcp dport }
+		tcp dport @ports ip6 daddr @cluster6 ct state new ip6 saddr @cloud6 update @accepted6 { ip6 saddr . tcp dport }
 	}
 }
 )");
@@ -73,7 +121,8 @@ TEST(RenderReplace, EmptySetsHaveNoElementsLineAndRejectUsesTcpReset) {
   const std::string s = render_replace(allowlist({}, {6443}, Verdict::kReject));
   EXPECT_EQ(s.find("elements = {  }"), std::string::npos);
   EXPECT_NE(s.find("\t\ttype ipv4_addr\n\t\tflags interval\n\t}\n"), std::string::npos);
-  EXPECT_NE(s.find("counter reject with tcp reset\n"), std::string::npos);
+  EXPECT_NE(s.find("counter jump refuse4\n"), std::string::npos);
+  EXPECT_NE(s.find("\t\treject with tcp reset\n"), std::string::npos);
 }
 
 TEST(RenderUpdate, TouchesOnlyWhatChangesDeletesFirst) {
@@ -109,20 +158,36 @@ TEST(RenderUpdate, NothingToDoIsEmpty) {
 constexpr const char* kListing = R"({"nftables": [
  {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
  {"table": {"family": "inet", "name": "tetherd", "handle": 1}},
- {"set": {"family": "inet", "name": "allowed4", "table": "tetherd", "type": "ipv4_addr", "handle": 4, "flags": ["interval"], "elem": [{"prefix": {"addr": "10.42.0.0", "len": 15}}, "192.0.2.1", {"range": ["198.51.100.10", "198.51.100.20"]}]}},
- {"set": {"family": "inet", "name": "allowed6", "table": "tetherd", "type": "ipv6_addr", "handle": 5, "flags": ["interval"], "elem": ["::1"]}},
- {"set": {"family": "inet", "name": "ports", "table": "tetherd", "type": "inet_service", "handle": 6, "elem": [4143, 6443]}},
- {"set": {"family": "inet", "name": "cluster4", "table": "tetherd", "type": "ipv4_addr", "handle": 7, "flags": ["interval"], "elem": [{"prefix": {"addr": "10.42.0.0", "len": 15}}]}},
- {"set": {"family": "inet", "name": "cluster6", "table": "tetherd", "type": "ipv6_addr", "handle": 8, "flags": ["interval"], "elem": [{"prefix": {"addr": "2001:db8:c::", "len": 64}}]}},
- {"chain": {"family": "inet", "table": "tetherd", "name": "prerouting", "handle": 1, "type": "filter", "hook": "prerouting", "prio": -110, "policy": "accept"}},
- {"chain": {"family": "inet", "table": "tetherd", "name": "input", "handle": 2, "type": "filter", "hook": "input", "prio": -10, "policy": "accept"}},
- {"chain": {"family": "inet", "table": "tetherd", "name": "forward", "handle": 3, "type": "filter", "hook": "forward", "prio": -10, "policy": "accept"}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 9, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 7, "bytes": 420}}, {"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 10, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 2, "bytes": 160}}, {"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 11, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 12, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 13, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@cluster4"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 3, "bytes": 180}}, {"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 14, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@cluster6"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}
+ {"set": {"family": "inet", "name": "allowed4", "table": "tetherd", "type": "ipv4_addr", "handle": 6, "flags": ["interval"], "elem": [{"prefix": {"addr": "10.42.0.0", "len": 15}}, "192.0.2.1", {"range": ["198.51.100.10", "198.51.100.20"]}]}},
+ {"set": {"family": "inet", "name": "allowed6", "table": "tetherd", "type": "ipv6_addr", "handle": 7, "flags": ["interval"], "elem": ["::1"]}},
+ {"set": {"family": "inet", "name": "ports", "table": "tetherd", "type": "inet_service", "handle": 8, "elem": [4143, 6443]}},
+ {"set": {"family": "inet", "name": "cluster4", "table": "tetherd", "type": "ipv4_addr", "handle": 9, "flags": ["interval"], "elem": [{"prefix": {"addr": "10.42.0.0", "len": 15}}]}},
+ {"set": {"family": "inet", "name": "cluster6", "table": "tetherd", "type": "ipv6_addr", "handle": 10, "flags": ["interval"], "elem": [{"prefix": {"addr": "2001:db8:c::", "len": 64}}]}},
+ {"set": {"family": "inet", "name": "cloud4", "table": "tetherd", "type": "ipv4_addr", "handle": 11, "flags": ["interval"], "elem": [{"range": ["198.51.100.10", "198.51.100.20"]}]}},
+ {"set": {"family": "inet", "name": "cloud6", "table": "tetherd", "type": "ipv6_addr", "handle": 12, "flags": ["interval"]}},
+ {"set": {"family": "inet", "name": "refused4", "table": "tetherd", "type": ["ipv4_addr", "inet_service"], "handle": 13, "size": 2048, "flags": ["timeout"], "timeout": 600, "stmt": [{"counter": null}]}},
+ {"set": {"family": "inet", "name": "refused6", "table": "tetherd", "type": ["ipv6_addr", "inet_service"], "handle": 14, "size": 2048, "flags": ["timeout"], "timeout": 600, "stmt": [{"counter": null}]}},
+ {"set": {"family": "inet", "name": "accepted4", "table": "tetherd", "type": ["ipv4_addr", "inet_service"], "handle": 15, "size": 1024, "flags": ["timeout"], "timeout": 86400, "stmt": [{"counter": null}]}},
+ {"set": {"family": "inet", "name": "accepted6", "table": "tetherd", "type": ["ipv6_addr", "inet_service"], "handle": 16, "size": 1024, "flags": ["timeout"], "timeout": 86400, "stmt": [{"counter": null}]}},
+ {"chain": {"family": "inet", "table": "tetherd", "name": "refuse4", "handle": 1}},
+ {"chain": {"family": "inet", "table": "tetherd", "name": "refuse6", "handle": 2}},
+ {"chain": {"family": "inet", "table": "tetherd", "name": "prerouting", "handle": 3, "type": "filter", "hook": "prerouting", "prio": -110, "policy": "accept"}},
+ {"chain": {"family": "inet", "table": "tetherd", "name": "input", "handle": 4, "type": "filter", "hook": "input", "prio": -10, "policy": "accept"}},
+ {"chain": {"family": "inet", "table": "tetherd", "name": "forward", "handle": 5, "type": "filter", "hook": "forward", "prio": -10, "policy": "accept"}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse4", "handle": 17, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"set": {"op": "add", "elem": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@refused4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse4", "handle": 18, "expr": [{"drop": null}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse6", "handle": 19, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"set": {"op": "add", "elem": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@refused6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse6", "handle": 20, "expr": [{"drop": null}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 21, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 7, "bytes": 420}}, {"jump": {"target": "refuse4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 22, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 2, "bytes": 160}}, {"jump": {"target": "refuse6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 23, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 24, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 25, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@cloud4"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 26, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@cloud6"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 27, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@cluster4"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 3, "bytes": 180}}, {"jump": {"target": "refuse4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 28, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@cluster6"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 29, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@cluster4"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@cloud4"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 30, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@cluster6"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@cloud6"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted6"}}]}}
 ]})";
 
 TEST(ParseLiveTable, ReadsSetsRulesAndCounters) {
@@ -142,6 +207,11 @@ TEST(ParseLiveTable, ReadsSetsRulesAndCounters) {
   for (const auto& c : live->allowlist.cluster.cidrs())
     got.push_back(c.to_string());
   EXPECT_EQ(got, (std::vector<std::string>{"10.42.0.0/15", "2001:db8:c::/64"}));
+  got.clear();
+  for (const auto& c : live->allowlist.cloud.cidrs())
+    got.push_back(c.to_string());
+  EXPECT_EQ(got, (std::vector<std::string>{"198.51.100.10/31", "198.51.100.12/30",
+                                           "198.51.100.16/30", "198.51.100.20/32"}));
 }
 
 // The whole rule is compared: each of these edits leaves a rule that still
@@ -195,15 +265,20 @@ TEST(ParseLiveTable, AMissingChainIsTampering) {
 }
 
 TEST(ParseLiveTable, ReadsTheRejectVerdict) {
+  // As nft lists a reject in refuseN: with the protocol it depends on.
+  const std::string drop = R"({"drop": null})";
+  const std::string reject_tcp =
+      R"({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}, )"
+      R"({"reject": {"type": "tcp reset"}})";
   std::string reject = kListing;
-  for (std::size_t at; (at = reject.find(R"({"drop": null})")) != std::string::npos;)
-    reject.replace(at, 14, R"({"reject": {"type": "tcp reset"}})");
+  for (std::size_t at; (at = reject.find(drop)) != std::string::npos;)
+    reject.replace(at, drop.size(), reject_tcp);
   const auto live = parse_live_table(reject);
   ASSERT_TRUE(live.has_value());
   EXPECT_TRUE(live->rules_intact);
   EXPECT_EQ(live->allowlist.verdict, Verdict::kReject);
-  // One rule left at drop: two verdicts in one table is not ours.
-  reject.replace(reject.find(R"({"reject": {"type": "tcp reset"}})"), 33, R"({"drop": null})");
+  // One refuse chain left at drop: two verdicts in one table is not ours.
+  reject.replace(reject.find(reject_tcp), reject_tcp.size(), drop);
   EXPECT_FALSE(parse_live_table(reject).value().rules_intact);
 }
 

@@ -33,7 +33,7 @@ class FirewallReportTest : public ::testing::Test {
   void apply_desired() {
     auto r = report();
     ASSERT_TRUE(r.has_value());
-    backend_.live = fw::LiveTable{r->desired, true, 42};
+    backend_.live = fw::LiveTable{r->desired, true, 42, {}};
   }
   void save(const std::vector<std::string>& sources) {
     std::ofstream(tmp_.file(std::string(fw::kDesiredStateFile)))
@@ -65,7 +65,11 @@ TEST_F(FirewallReportTest, InSyncTable) {
             "127.0.0.0/8                                 yes   yes\n"
             "192.0.2.1/32                                yes   yes\n"
             "198.51.100.0/24                             yes   yes\n"
-            "::1/128                                     yes   yes\n");
+            "::1/128                                     yes   yes\n"
+            "\n"
+            "CLOUD SOURCE                                4143        4191        6443\n"
+            "198.51.100.0/24                             -\n"
+            "(last connections: not available with the fake backend)\n");
 }
 
 TEST_F(FirewallReportTest, DriftShowsWhichSideHoldsWhat) {
@@ -84,7 +88,9 @@ TEST_F(FirewallReportTest, DriftShowsWhichSideHoldsWhat) {
             R"j({"cidr":"192.0.2.1/32","live":true,"desired":true},)j"
             R"j({"cidr":"198.51.100.0/24","live":false,"desired":true},)j"
             R"j({"cidr":"203.0.113.7/32","live":true,"desired":false},)j"
-            R"j({"cidr":"::1/128","live":true,"desired":true}],"blockedBy":[],"caveats":[]})j");
+            R"j({"cidr":"::1/128","live":true,"desired":true}],"blockedBy":[],"caveats":[],)j"
+            R"j("cloud":[{"cidr":"198.51.100.0/24","ports":[{"port":4143},{"port":4191},)j"
+            R"j({"port":6443}]}],"evidence":"not available with the fake backend"})j");
 }
 
 TEST_F(FirewallReportTest, ACorruptSavedStateIsNamedAndTheStaticSetShown) {
@@ -106,6 +112,70 @@ TEST_F(FirewallReportTest, BackendNoneReportsWhatItWouldApply) {
   EXPECT_TRUE(r->ok());
   EXPECT_FALSE(r->live);
   EXPECT_TRUE(r->desired.sources.contains(boost::asio::ip::make_address("10.42.1.1")));
+}
+
+// What the kernel recorded: each cloud source's last new connection per
+// port (the latest of its addresses), "never" where none; the refused, most
+// attempts first; loopback and the node's own addresses are not the cloud.
+TEST_F(FirewallReportTest, EvidenceSaysWhenTheCloudLastConnectedAndWhoWasRefused) {
+  config_.allow = {*fw::parse_cidr("203.0.113.10/32")};
+  save({"198.51.100.0/24", "2001:db8:c::/48"});
+  apply_desired();
+  backend_.evidence = true;
+  namespace ip = boost::asio::ip;
+  using std::chrono::seconds;
+  backend_.live->evidence.accepted = {{ip::make_address("198.51.100.7"), 6443, 3, seconds(400)},
+                                      {ip::make_address("198.51.100.8"), 6443, 1, seconds(20)},
+                                      {ip::make_address("198.51.100.7"), 4191, 9, seconds(7200)},
+                                      {ip::make_address("2001:db8:c::5"), 4143, 2, seconds(65)}};
+  backend_.live->evidence.refused = {{ip::make_address("192.0.2.99"), 6443, 2, seconds(30)},
+                                     {ip::make_address("203.0.113.99"), 4191, 40, seconds(590)},
+                                     {ip::make_address("2001:db8:bad::1"), 4143, 5, seconds(3)}};
+  auto r = report();
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  const std::string table = render_table(*r);
+  EXPECT_NE(
+      table.find("CLOUD SOURCE                                4143        4191        6443\n"
+                 "198.51.100.0/24                             never       120m ago    20s ago\n"
+                 "203.0.113.10/32                             never       never       never\n"
+                 "2001:db8:c::/48                             65s ago     never       never\n"),
+      std::string::npos)
+      << table;
+  EXPECT_EQ(render_refused(*r, 2),
+            "SOURCE                                      PORT   ATTEMPTS  SINCE\n"
+            "203.0.113.99                                4191   40        9m50s ago\n"
+            "2001:db8:bad::1                             4143   5         3s ago\n"
+            "... and 1 more (-o json lists all)\n"
+            "(first packets of new connections, retries included, in records kept 10m from "
+            "each one's first)\n");
+  EXPECT_EQ(boost::json::serialize(refused_json(*r)),
+            R"j({"available":true,"windowSeconds":600,"refused":[)j"
+            R"j({"source":"203.0.113.99","port":4191,"attempts":40,"sinceSecondsAgo":590},)j"
+            R"j({"source":"2001:db8:bad::1","port":4143,"attempts":5,"sinceSecondsAgo":3},)j"
+            R"j({"source":"192.0.2.99","port":6443,"attempts":2,"sinceSecondsAgo":30}],)j"
+            R"j("fullIPv4":false,"fullIPv6":false})j");
+  const auto json = boost::json::serialize(to_json(*r));
+  EXPECT_NE(json.find(R"j("cloud":[{"cidr":"198.51.100.0/24","ports":[)j"
+                      R"j({"port":4143,"lastConnectedSecondsAgo":null,"connections":0},)j"
+                      R"j({"port":4191,"lastConnectedSecondsAgo":7200,"connections":9},)j"
+                      R"j({"port":6443,"lastConnectedSecondsAgo":20,"connections":4}]})j"),
+            std::string::npos)
+      << json;
+}
+
+TEST_F(FirewallReportTest, WithoutEvidenceTheReportSaysWhy) {
+  apply_desired();
+  auto r = report();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->evidence);
+  EXPECT_EQ(render_refused(*r, 20), "refused sources: not available with the fake backend\n");
+  EXPECT_EQ(boost::json::serialize(refused_json(*r)),
+            R"j({"available":false,"reason":"not available with the fake backend"})j");
+  backend_.evidence = true;
+  backend_.live.reset();
+  r = report();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(render_refused(*r, 20), "refused sources: tetherd's table is missing\n");
 }
 
 TEST_F(FirewallReportTest, AReadFailureIsAnError) {
