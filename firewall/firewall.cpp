@@ -28,6 +28,9 @@ Result<Firewall::Drift> Firewall::reconcile() {
       : (!(*live)->rules_intact || (*live)->allowlist != backend_.enforceable(desired_))
           ? Drift::kRepaired
           : Drift::kNone;
+  evidence_.reset();
+  if (drift == Drift::kNone && backend_.records_evidence())
+    evidence_ = std::move((*live)->evidence);
   if (drift == Drift::kNone) return drift;
   if (auto r = backend_.apply(desired_); !r) return r.error();
   return drift;

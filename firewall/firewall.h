@@ -41,6 +41,10 @@ class Firewall {
 
   const Allowlist& desired() const { return desired_; }
   const DesiredSources& last_good() const { return last_good_; }
+  // The kernel's record of who reached the node, as the last reconcile()
+  // read it; nullopt when the backend keeps none, or the table was just
+  // made anew (the record starts afresh).
+  const std::optional<Evidence>& evidence() const { return evidence_; }
 
  private:
   Result<void> apply_current();
@@ -51,6 +55,7 @@ class Firewall {
   DesiredSources last_good_;
   std::vector<Cidr> control_plane_;
   Allowlist desired_;
+  std::optional<Evidence> evidence_;
 };
 
 }  // namespace tetherd::firewall

@@ -70,6 +70,7 @@ Daemon::~Daemon() {
 }
 
 Result<void> Daemon::start() {
+  firewall_.watch_evidence(clock_);
   if (auto r = firewall_.start(config_.firewall); !r) {
     log_.error("firewall-failed", "cannot apply the firewall: " + r.error().message);
     return r;

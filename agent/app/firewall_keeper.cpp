@@ -374,8 +374,34 @@ Result<void> FirewallKeeper::hand_over(const FirewallConfig& config,
 
 void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Drift>)> done) {
   using Drift = firewall::Firewall::Drift;
-  run([this] { return firewall_->reconcile(); },
-      [this, done = std::move(done)](Result<Drift> r) {
+  std::chrono::seconds watched{0};
+  if (clock_) {
+    const MonoTime now = clock_->monotonic();
+    if (!evidence_since_) evidence_since_ = now;
+    watched = std::chrono::duration_cast<std::chrono::seconds>(now - *evidence_since_);
+  }
+  struct Checked {
+    Result<Drift> drift;
+    std::optional<AddressChangeHint> hint;
+    std::optional<EvidenceSummary> summary;
+  };
+  run(
+      [this, watched, judge = clock_ != nullptr] {
+        Checked c{firewall_->reconcile(), std::nullopt, std::nullopt};
+        // On the worker, where the allowlist is: not copied for this.
+        if (judge && firewall_->evidence()) {
+          c.hint = address_change_hint(*firewall_->evidence(), firewall_->desired(), watched);
+          c.summary = summarize(*firewall_->evidence(), firewall_->desired());
+        }
+        return c;
+      },
+      [this, done = std::move(done)](Checked c) {
+        Result<Drift>& r = c.drift;
+        if (r) {
+          take_hint(*r, std::move(c.hint));
+          evidence_ = std::move(c.summary);
+          if (clock_) evidence_read_at_ = clock_->wall();
+        }
         if (!r) {
           // Once per failure streak, not once per check (STYLE.md).
           if (!reconcile_failing_)
@@ -399,6 +425,31 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
         }
         if (done) done(std::move(r));
       });
+}
+
+void FirewallKeeper::take_hint(firewall::Firewall::Drift drift,
+                               std::optional<AddressChangeHint> hint) {
+  // A table made anew starts its record afresh: watched from now.
+  if (drift != firewall::Firewall::Drift::kNone && clock_) evidence_since_ = clock_->monotonic();
+  if (hint && (!address_change_ || !address_change_->same_finding(*hint))) {
+    std::string ports;
+    for (const auto p : hint->ports)
+      ports += (ports.empty() ? "" : ",") + std::to_string(p);
+    log_.warning("cloud-address-changed", hint->message(),
+                 {{"SOURCE", hint->stranger.to_string()}, {"PORTS", ports}});
+    address_change_since_ = clock_ ? clock_->wall() : WallTime{};
+  } else if (!hint && address_change_) {
+    log_.notice(
+        "cloud-address-changed-cleared",
+        address_change_->stranger.to_string() + " is no longer refused while the cloud is quiet");
+  }
+  address_change_ = std::move(hint);
+}
+
+std::optional<RefusedRecently> FirewallKeeper::refused_recently() const {
+  if (!address_change_) return std::nullopt;
+  return RefusedRecently{address_change_->stranger.to_string(), address_change_->ports,
+                         address_change_since_};
 }
 
 void FirewallKeeper::stop() {

@@ -18,7 +18,10 @@
 
 #include "agent/adapters/state_dir.h"
 #include "agent/config/config.h"
+#include "agent/core/address_change.h"
+#include "agent/core/clock.h"
 #include "agent/core/log.h"
+#include "agent/core/node_status.h"
 #include "firewall/firewall.h"
 
 namespace tetherd {
@@ -96,8 +99,21 @@ class FirewallKeeper {
   // accepted update is saved there.
   void set_state_dir(StateDir state) { state_ = std::move(state); }
   // Reads the kernel back and repairs drift; logs a repair, and a failure
-  // once per streak.
+  // once per streak. With watch_evidence(), also reads the kernel's record
+  // of who reaches the node and logs the hint that the cloud's address may
+  // have changed (core/address_change.h) once per finding, and its end.
   void reconcile(std::function<void(Result<firewall::Firewall::Drift>)> done = {});
+  // Judges the record with this clock's monotonic time (how long it has
+  // been watched: a record's times stop while the node sleeps, as this
+  // clock does).
+  void watch_evidence(const Clock& clock) { clock_ = &clock; }
+  // The finding of the last reconcile, if any.
+  const std::optional<AddressChangeHint>& address_change() const { return address_change_; }
+  // The record in numbers, as of the last reconcile (none: not read).
+  const std::optional<EvidenceSummary>& evidence() const { return evidence_; }
+  WallTime evidence_read_at() const { return evidence_read_at_; }
+  // The same, for status.firewall.refusedRecently.
+  std::optional<RefusedRecently> refused_recently() const;
   // Stops the work in flight at its next step, waits for it, then keeps or
   // removes the rules as firewall.onStop says (on the calling thread).
   void stop();
@@ -127,6 +143,7 @@ class FirewallKeeper {
   template <class Job, class Done>
   void run(Job job, Done done);
   Result<void> hand_over(const FirewallConfig& config, std::function<void(Result<void>)> done);
+  void take_hint(firewall::Firewall::Drift drift, std::optional<AddressChangeHint> hint);
   void interrupt(bool on);
 
   Log& log_;
@@ -155,6 +172,12 @@ class FirewallKeeper {
   std::size_t allowed_ports_ = 0;
   std::size_t allowed_sources_ = 0;
   bool reconcile_failing_ = false;
+  const Clock* clock_ = nullptr;
+  std::optional<MonoTime> evidence_since_;  // the record watched since (and whole since)
+  std::optional<AddressChangeHint> address_change_;
+  WallTime address_change_since_{};
+  std::optional<EvidenceSummary> evidence_;
+  WallTime evidence_read_at_{};
   std::vector<firewall::BlockingChain> blocking_;
   std::vector<firewall::Caveat> caveats_;
 };

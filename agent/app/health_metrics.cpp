@@ -71,6 +71,27 @@ std::string render_metrics(const MetricsInputs& in) {
         "Source networks the firewall allows on the filtered ports, as applied.",
         static_cast<std::uint64_t>(in.status.firewall_sources));
 
+  if (in.evidence) {
+    page.family("tetherd_firewall_refused_connections", MetricType::kGauge,
+                "First packets of connections refused on each filtered port, in the kernel's "
+                "records of the last 10 minutes (retries included).");
+    for (const auto& p : in.evidence->ports)
+      page.sample("tetherd_firewall_refused_connections", {{"port", std::to_string(p.port)}},
+                  p.refused);
+    page.family("tetherd_firewall_cloud_connections", MetricType::kGauge,
+                "The cloud's new connections on each filtered port, in the kernel's records "
+                "(each source's, kept a day after its last).");
+    for (const auto& p : in.evidence->ports)
+      page.sample("tetherd_firewall_cloud_connections", {{"port", std::to_string(p.port)}},
+                  p.accepted);
+    page.family("tetherd_firewall_cloud_last_connection_timestamp_seconds", MetricType::kGauge,
+                "When each of the cloud's networks last opened a connection on a filtered port "
+                "(within a day), in seconds since the Unix epoch.");
+    for (const auto& l : in.evidence->cloud_last)
+      page.sample("tetherd_firewall_cloud_last_connection_timestamp_seconds",
+                  {{"network", l.network}}, unix_seconds(in.evidence_read_at - l.ago));
+  }
+
   if (in.control_plane) {
     gauge(page, "tetherd_controlplane_connected",
           "1 while the session with the control plane watches the EdgeNode, else 0.",

@@ -12,6 +12,7 @@
 
 #include "agent/adapters/process_stats.h"
 #include "agent/app/mesh_watch.h"
+#include "agent/core/address_change.h"
 #include "agent/core/node_status.h"
 
 namespace tetherd {
@@ -35,6 +36,10 @@ struct MetricsInputs {
   std::optional<ProcessStats> process;  // none when /proc could not be read
   // The meshed proxies' watch (linkerd configured): its evictions.
   std::optional<MeshStats> mesh;
+  // The kernel's record of who reaches the node (nftables), as read at
+  // `evidence_read_at`.
+  std::optional<EvidenceSummary> evidence;
+  WallTime evidence_read_at{};
 };
 
 std::string render_metrics(const MetricsInputs& in);

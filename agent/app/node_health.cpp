@@ -372,6 +372,7 @@ NodeStatus NodeHealth::status() const {
   s.conditions = conditions_.all();
   s.firewall_sources = firewall_.source_count();
   s.firewall_backend = std::string(firewall_.backend_name());
+  s.refused_recently = firewall_.refused_recently();
   s.agent_version = TETHERD_VERSION;
   s.certificates = certificates_;
   s.node = facts_;
@@ -411,6 +412,8 @@ std::string NodeHealth::metrics() const {
   if (!gateway_url_.empty()) in.gateway_probe = stats_.gateway_took;
   in.local_probe = stats_.local_took;
   if (mesh_) in.mesh = mesh_->stats();
+  in.evidence = firewall_.evidence();
+  in.evidence_read_at = firewall_.evidence_read_at();
   if (auto process = read_process_stats()) in.process = *process;
   return render_metrics(in);
 }

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
 #include "agent/core/kube_time.h"
@@ -224,8 +225,27 @@ void read_status(Reader& r, const json::object& o, StatusDocument& doc) {
   if (generation) doc.observed_generation = static_cast<std::int64_t>(*generation);
   doc.agent_version = r.text(o, "agentVersion", at(path, "agentVersion")).value_or("");
   if (const auto* fw = r.object(o, "firewall", at(path, "firewall"))) {
-    doc.firewall = FirewallStatus{r.text(*fw, "backend", at(path, "firewall.backend")).value_or(""),
-                                  r.count(*fw, "sources", at(path, "firewall.sources"))};
+    doc.firewall =
+        FirewallStatus{r.text(*fw, "backend", at(path, "firewall.backend")).value_or(""),
+                       r.count(*fw, "sources", at(path, "firewall.sources")), std::nullopt};
+    const std::string refused = at(path, "firewall.refusedRecently");
+    if (const auto* rr = r.object(*fw, "refusedRecently", refused)) {
+      FirewallStatus::Refused f;
+      f.source = r.text(*rr, "source", at(refused, "source"), true).value_or("");
+      f.since = r.time(*rr, "since", at(refused, "since"));
+      const std::string ports = at(refused, "ports");
+      if (const json::array* list = r.array(*rr, "ports", ports)) {
+        for (std::size_t i = 0; i < list->size(); ++i) {
+          const json::value& p = (*list)[i];
+          if (!p.is_int64() || p.get_int64() < 1 || p.get_int64() > 65535) {
+            r.fail(at(ports, i), "not a port: " + json::serialize(p));
+            break;
+          }
+          f.ports.push_back(static_cast<std::uint64_t>(p.get_int64()));
+        }
+      }
+      doc.firewall->refused_recently = std::move(f);
+    }
   }
   const std::string conditions = at(path, "conditions");
   each_object(r, r.array(o, "conditions", conditions), conditions,

@@ -32,6 +32,13 @@ struct ControlPlaneStatus {
 struct FirewallStatus {
   std::string backend;  // may be empty
   std::optional<std::uint64_t> sources;
+  // status.firewall.refusedRecently: the cloud's address may have changed.
+  struct Refused {
+    std::string source;
+    std::vector<std::uint64_t> ports;
+    std::optional<WallTime> since;
+  };
+  std::optional<Refused> refused_recently;
 };
 
 struct CertificateStatus {

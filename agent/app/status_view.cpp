@@ -223,6 +223,15 @@ std::string render_status(const StatusDocument& s, WallTime now, bool colour) {
     if (fw.sources)
       text += ", " + std::to_string(*fw.sources) + (*fw.sources == 1 ? " source" : " sources");
     line("firewall", text);
+    if (const auto& r = fw.refused_recently) {
+      std::string ports;
+      for (const auto p : r->ports)
+        ports += (ports.empty() ? "" : ", ") + std::to_string(p);
+      line("", cell(r->source, kCellWidth) + " refused on " + ports +
+                   (r->since ? " for " + human_duration(now - *r->since) : std::string()) +
+                   " while the cloud does not connect there: has the cloud's address changed? "
+                   "(tetherctl firewall refused)");
+    }
   }
   if (s.linkerd && s.linkerd->meshed) {
     const auto& m = *s.linkerd;

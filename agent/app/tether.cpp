@@ -170,6 +170,7 @@ NodeStatus Tether::status() const {
   s.conditions = conditions_.all();
   s.firewall_sources = firewall_.source_count();
   s.firewall_backend = std::string(firewall_.backend_name());
+  s.refused_recently = firewall_.refused_recently();
   return s;
 }
 

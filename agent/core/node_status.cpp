@@ -236,6 +236,14 @@ json::object status_object(const NodeStatus& status) {
       {"sources", static_cast<std::uint64_t>(status.firewall_sources)},
       {"backend", bounded_text(status.firewall_backend, kMaxBackendBytes)},
   };
+  if (const auto& r = status.refused_recently) {
+    json::array ports;
+    for (std::size_t i = 0; i < r->ports.size() && i < 16; ++i)  // the CRD's maxItems
+      ports.push_back(r->ports[i]);
+    firewall["refusedRecently"] = json::object{{"source", bounded_text(r->source, 45)},
+                                               {"ports", std::move(ports)},
+                                               {"since", format_kube_time(r->since)}};
+  }
   json::array certificates;
   for (const CertificateExpiry& c : status.certificates) {
     if (certificates.size() == kMaxCertificates) break;
@@ -271,6 +279,7 @@ json::object status_patch(const NodeStatus& status) {
   // A merge patch leaves what it does not name: without linkerd (taken out
   // of the configuration), its counts are removed, not left to go stale.
   if (!status.linkerd) body["linkerd"] = nullptr;
+  if (!status.refused_recently) body["firewall"].as_object()["refusedRecently"] = nullptr;
   return json::object{{"status", std::move(body)}};
 }
 

@@ -148,11 +148,23 @@ struct MeshSummary {
   friend bool operator==(const MeshSummary&, const MeshSummary&) = default;
 };
 
+// A source refused on ports where the cloud has gone quiet
+// (core/address_change.h), since when: status.firewall.refusedRecently.
+// Only what stays the same while the finding lasts, so that it does not
+// make a status write every round.
+struct RefusedRecently {
+  std::string source;
+  std::vector<std::uint16_t> ports;
+  WallTime since;
+  friend bool operator==(const RefusedRecently&, const RefusedRecently&) = default;
+};
+
 struct NodeStatus {
   std::int64_t observed_generation = 0;  // metadata.generation of the spec acted on
   Conditions conditions;
   std::size_t firewall_sources = 0;  // sources in the allowlist as applied
   std::string firewall_backend;      // nftables | ufw | none
+  std::optional<RefusedRecently> refused_recently;
   std::string agent_version;
   std::vector<CertificateExpiry> certificates;  // at most kMaxCertificates are written
   std::optional<NodeVitals> node;               // none before the first health round
@@ -164,7 +176,8 @@ inline constexpr std::size_t kMaxCertificates = 16;
 
 // The "status" object: what the EdgeNode's status holds, and what
 // `tetherctl status` reads from the local socket.
-//   {"observedGeneration", "agentVersion", "firewall": {"sources", "backend"},
+//   {"observedGeneration", "agentVersion", "firewall": {"sources", "backend",
+//    "refusedRecently": {"source", "ports", "since"}},
 //    "conditions": [...], "certificates": [{"name", "role", "subject",
 //    "notAfter"}], "node": {"load1", "load5", "load15",
 //    "memoryAvailableBytes", "memoryTotalBytes", "disk": [{"path",
@@ -177,7 +190,8 @@ boost::json::object status_object(const NodeStatus& status);
 // The body of PATCH .../edgenodes/NAME/status as application/merge-patch+json:
 // {"status": status_object(status)}. A merge patch replaces a list whole,
 // which is what conditions needs: a condition tetherd no longer reports
-// disappears. Without linkerd, "linkerd": null removes its counts.
+// disappears. Without linkerd, "linkerd": null removes its counts; without
+// a finding, "refusedRecently": null removes the last one.
 boost::json::object status_patch(const NodeStatus& status);
 
 // When to write status: at once when it changed, but for the node's vitals

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/core/address_change.h"
 #include "firewall/firewall.h"
 #include "firewall/nftables_backend.h"
 #include "test/support/netns.h"
@@ -89,6 +90,35 @@ TEST_F(EvidenceKernel, AStrangerIsRecordedAsRefusedAndTheNodeItselfIsNotTheCloud
   ASSERT_NE(find(e.refused, "2001:db8:b::2", 6443), nullptr);
   EXPECT_EQ(e.refused.size(), 2u);
   EXPECT_TRUE(e.accepted.empty()) << "the node's own connection is not the cloud's";
+}
+
+// The cloud's namespace changes its address: its connections are refused
+// from the new one, and the hint names it (with no wait for the cloud to be
+// quiet: quiet_after 0); the admin allows the new address, and the hint is
+// gone while the refused record is still there.
+TEST_F(EvidenceKernel, TheCloudsNewAddressIsNamedUntilItIsAllowed) {
+  ASSERT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 4191), Outcome::kConnected);
+  test::sh("ip -n " + topo_->a + " addr del 192.0.2.2/24 dev eth0");
+  test::sh("ip -n " + topo_->a + " addr add 192.0.2.3/24 dev eth0");
+  for (int i = 0; i < 6; ++i)
+    ASSERT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 4191), Outcome::kRefused);
+  const HintPolicy now{.quiet_after = 0s, .min_attempts = 5};
+  auto hint = address_change_hint(evidence(), firewall_->desired(), 24h, now);
+  ASSERT_TRUE(hint);
+  EXPECT_EQ(hint->stranger, ip::make_address("192.0.2.3"));
+  EXPECT_EQ(hint->ports, std::vector<std::uint16_t>{4191});
+  EXPECT_EQ(hint->attempts, 6u);
+  EXPECT_EQ(hint->cloud_source, "192.0.2.2/32");
+
+  {
+    test::InNetns in(topo_->node);
+    ASSERT_TRUE(firewall_->update({{"192.0.2.3/32", "2001:db8:a::2/128"}, {}}).has_value());
+  }
+  ASSERT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 4191), Outcome::kConnected);
+  const Evidence after = evidence();
+  EXPECT_NE(find(after.refused, "192.0.2.3", 4191), nullptr) << "the record ages out by itself";
+  EXPECT_NE(find(after.accepted, "192.0.2.3", 4191), nullptr);
+  EXPECT_FALSE(address_change_hint(after, firewall_->desired(), 24h, now));
 }
 
 // Ten thousand strangers (addresses of peer b's network, each connecting

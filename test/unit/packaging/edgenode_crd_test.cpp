@@ -72,6 +72,7 @@ TEST(EdgeNodeCrd, EveryStatusTetherdWritesFitsTheSchema) {
   s.agent_version = "0.1.0";
   s.firewall_sources = 2;
   s.firewall_backend = "nftables";
+  s.refused_recently = RefusedRecently{"2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", {4143, 4191}, t};
   for (std::string_view type : condition_type::kAll) {
     if (type != condition_type::kReady)
       s.conditions.set(type, ConditionStatus::kFalse, "Why", "a message", t);
@@ -86,6 +87,7 @@ TEST(EdgeNodeCrd, EveryStatusTetherdWritesFitsTheSchema) {
   s.linkerd = MeshSummary{12, 3, 1, std::string(64, 'a'), 2};
   const json::object status = status_object(s);
   ASSERT_TRUE(status.contains("linkerd"));
+  ASSERT_TRUE(status.at("firewall").as_object().contains("refusedRecently"));
   ASSERT_EQ(status.at("conditions").as_array().size(), condition_type::kAll.size());
 
   const YAML::Node schema = status_schema();

@@ -11,6 +11,7 @@
 
 #include "firewall/desired_state.h"
 #include "test/support/fake_backend.h"
+#include "test/support/fake_clock.h"
 #include "test/support/keeper_calls.h"
 #include "test/support/recording_log.h"
 #include "test/support/temp_dir.h"
@@ -335,6 +336,61 @@ TEST_F(FirewallKeeperTest, CaveatsAreLoggedWhenNew) {
   EXPECT_EQ(logged[0].priority, Priority::kNotice);
   EXPECT_EQ(logged[1].priority, Priority::kWarning);
   EXPECT_EQ(logged[1].message, "ufw is inactive");
+}
+
+// The kernel's record says a stranger keeps trying the ports the cloud has
+// gone quiet on: said once per finding (journal, address_change()), not
+// before the record has been watched long enough to say "never", and
+// cleared when the admin allows the new address.
+TEST_F(FirewallKeeperTest, ACloudAddressChangeIsSaidOnceAndClearedByTheFix) {
+  using namespace std::chrono_literals;
+  test::FakeClock clock;
+  auto keeper = make();
+  keeper.watch_evidence(clock);
+  config_.allow = {*fw::parse_cidr("198.51.100.7/32")};
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  backend_->evidence = true;
+  backend_->live->evidence.refused = {
+      {boost::asio::ip::make_address("203.0.113.99"), 4191, 40, 300s}};
+  auto round = [&](Duration later) {
+    clock.advance(later);
+    keeper.reconcile();
+    test::drain(io_);
+  };
+  round(0s);
+  round(20min);
+  EXPECT_TRUE(log_.with_event("cloud-address-changed").empty()) << "watched for 20m only";
+  EXPECT_FALSE(keeper.address_change());
+  round(15min);
+  round(1min);
+  auto said = log_.with_event("cloud-address-changed");
+  ASSERT_EQ(said.size(), 1u) << "once per finding";
+  EXPECT_EQ(said[0].priority, Priority::kWarning);
+  EXPECT_EQ(said[0].fields.at("SOURCE"), "203.0.113.99");
+  EXPECT_EQ(said[0].fields.at("PORTS"), "4191");
+  EXPECT_EQ(said[0].message,
+            "203.0.113.99 was refused 40 times on 4191 in the last 10m while no cloud source has "
+            "connected on 4191 in the 35m tetherd has watched: has the cloud's address changed?");
+  ASSERT_TRUE(keeper.address_change());
+
+  // The admin allows it: the finding ends at the next round.
+  keeper.update({{"203.0.113.99/32"}, {}}, [](Result<void>) {});
+  test::drain(io_);
+  backend_->live->evidence.refused = {
+      {boost::asio::ip::make_address("203.0.113.99"), 4191, 40, 300s}};
+  backend_->live->evidence.accepted = {
+      {boost::asio::ip::make_address("203.0.113.99"), 4191, 1, 2s}};
+  round(1min);
+  EXPECT_FALSE(keeper.address_change());
+  EXPECT_EQ(log_.with_event("cloud-address-changed-cleared").size(), 1u);
+
+  // A table made anew (someone's flush) starts the record and its watch afresh.
+  backend_->live.reset();
+  round(1min);
+  backend_->live->evidence.refused = {
+      {boost::asio::ip::make_address("192.0.2.66"), 6443, 40, 300s}};
+  round(10min);
+  EXPECT_FALSE(keeper.address_change()) << "watched for 10m since the repair";
 }
 
 TEST_F(FirewallKeeperTest, AnUnavailableBackendIsAClearError) {

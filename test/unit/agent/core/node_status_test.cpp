@@ -233,7 +233,7 @@ TEST(NodeStatusTest, StatusPatchIsAMergePatchOfTheWholeStatus) {
                         "allowedSources[3]: not an address", kT0 + seconds(5));
   const auto expected = json::parse(R"({"status":{
     "observedGeneration": 7, "agentVersion": "0.3.0",
-    "firewall": {"sources": 12, "backend": "nftables"},
+    "firewall": {"sources": 12, "backend": "nftables", "refusedRecently": null},
     "conditions": [
       {"type": "Ready", "status": "False", "reason": "FirewallNotInSync",
        "message": "FirewallInSync is False (InvalidSources): allowedSources[3]: not an address",
@@ -291,6 +291,21 @@ TEST(NodeStatusTest, StatusPatchBoundsWhatTheCrdBounds) {
   EXPECT_LE(s.at("agentVersion").as_string().size(), 64u);
   EXPECT_LE(s.at("firewall").as_object().at("backend").as_string().size(), 32u);
   EXPECT_TRUE(s.at("conditions").as_array().empty());
+}
+
+// The address-change finding: only what stays the same while it lasts
+// (no counts or ages: they would make a write every round); a patch
+// without one removes the last.
+TEST(NodeStatusTest, TheRefusedSourceIsInTheStatusAndRemovedWhenGone) {
+  NodeStatus status;
+  status.refused_recently = RefusedRecently{"203.0.113.99", {4191}, kT0};
+  EXPECT_EQ(json::value(status_object(status).at("firewall")),
+            json::parse(R"({"sources": 0, "backend": "", "refusedRecently":
+                {"source": "203.0.113.99", "ports": [4191], "since": "2026-11-21T09:30:05Z"}})"));
+  status.refused_recently.reset();
+  EXPECT_TRUE(
+      status_patch(status).at("status").at("firewall").as_object().at("refusedRecently").is_null());
+  EXPECT_FALSE(status_object(status).at("firewall").as_object().contains("refusedRecently"));
 }
 
 TEST(NodeStatusTest, APatchWithoutLinkerdRemovesItsCountsFromTheCloud) {

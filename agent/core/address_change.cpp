@@ -1,0 +1,114 @@
+#include "agent/core/address_change.h"
+
+#include <algorithm>
+#include <map>
+
+#include "agent/core/duration.h"
+
+namespace tetherd {
+namespace {
+
+std::string ports_text(const std::vector<std::uint16_t>& ports) {
+  std::string s;
+  for (std::size_t i = 0; i < ports.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == ports.size() ? " and " : ", ") + std::to_string(ports[i]);
+  return s;
+}
+
+std::string span(std::chrono::seconds d) {
+  return format_duration(d);
+}
+
+}  // namespace
+
+std::string AddressChangeHint::message() const {
+  std::string m = stranger.to_string() + " was refused " + std::to_string(attempts) +
+                  (attempts == 1 ? " time" : " times") + " on " + ports_text(ports) +
+                  " in the last " + span(firewall::kEvidenceSets[0].timeout) + " while ";
+  if (cloud_last) {
+    m += "the cloud (" + cloud_source + ") has not connected on " + ports_text(ports) + " for " +
+         span(*cloud_last);
+  } else {
+    m += "no cloud source has connected on " + ports_text(ports) + " in the " + span(watched) +
+         " tetherd has watched";
+  }
+  return m + ": has the cloud's address changed?";
+}
+
+EvidenceSummary summarize(const firewall::Evidence& evidence, const firewall::Allowlist& desired) {
+  EvidenceSummary s;
+  for (const std::uint16_t port : desired.ports)
+    s.ports.push_back({port, 0, 0});
+  auto at = [&](std::uint16_t port) -> EvidenceSummary::PerPort* {
+    const auto p = std::lower_bound(s.ports.begin(), s.ports.end(), port,
+                                    [](const auto& e, std::uint16_t v) { return e.port < v; });
+    return p != s.ports.end() && p->port == port ? &*p : nullptr;
+  };
+  for (const firewall::Sighting& r : evidence.refused)
+    if (auto* p = at(r.port)) p->refused += r.packets;
+  for (const firewall::Cidr& c : desired.cloud.cidrs()) {
+    const firewall::AddressSet net(std::vector<firewall::Cidr>{c});
+    std::optional<std::chrono::seconds> last;
+    for (const firewall::Sighting& a : evidence.accepted) {
+      if (!net.contains(a.source)) continue;
+      if (auto* p = at(a.port)) p->accepted += a.packets;
+      if (!last || a.ago < *last) last = a.ago;
+    }
+    if (last) s.cloud_last.push_back({c.to_string(), *last});
+  }
+  return s;
+}
+
+std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& evidence,
+                                                     const firewall::Allowlist& desired,
+                                                     std::chrono::seconds watched,
+                                                     const HintPolicy& policy) {
+  if (desired.cloud.empty()) return std::nullopt;
+  // The cloud's last connection on each managed port.
+  std::map<std::uint16_t, const firewall::Sighting*> last;
+  for (const firewall::Sighting& s : evidence.accepted) {
+    if (!desired.cloud.contains(s.source)) continue;  // no longer the cloud
+    const firewall::Sighting*& l = last[s.port];
+    if (!l || s.ago < l->ago) l = &s;
+  }
+  auto quiet = [&](std::uint16_t port) {
+    if (!std::binary_search(desired.ports.begin(), desired.ports.end(), port)) return false;
+    const auto l = last.find(port);
+    return l == last.end() ? watched >= policy.quiet_after : l->second->ago >= policy.quiet_after;
+  };
+  // Each stranger's attempts on quiet ports.
+  struct Tally {
+    std::uint64_t attempts = 0;
+    std::vector<std::uint16_t> ports;
+  };
+  std::map<boost::asio::ip::address, Tally> strangers;
+  for (const firewall::Sighting& s : evidence.refused) {
+    if (desired.sources.contains(s.source) || !quiet(s.port)) continue;
+    Tally& t = strangers[s.source];
+    t.attempts += s.packets;
+    t.ports.push_back(s.port);
+  }
+  const auto most = std::max_element(strangers.begin(), strangers.end(), [](auto& a, auto& b) {
+    return a.second.attempts < b.second.attempts;  // the first (lowest address) of equals
+  });
+  if (most == strangers.end() || most->second.attempts < policy.min_attempts) return std::nullopt;
+
+  AddressChangeHint h;
+  h.stranger = most->first;
+  h.ports = most->second.ports;
+  std::sort(h.ports.begin(), h.ports.end());
+  h.ports.erase(std::unique(h.ports.begin(), h.ports.end()), h.ports.end());
+  h.attempts = most->second.attempts;
+  h.watched = watched;
+  for (const std::uint16_t port : h.ports) {
+    const auto l = last.find(port);
+    if (l == last.end() || (h.cloud_last && *h.cloud_last <= l->second->ago)) continue;
+    h.cloud_last = l->second->ago;
+    for (const firewall::Cidr& c : desired.cloud.cidrs())
+      if (firewall::AddressSet(std::vector<firewall::Cidr>{c}).contains(l->second->source))
+        h.cloud_source = c.to_string();
+  }
+  return h;
+}
+
+}  // namespace tetherd
