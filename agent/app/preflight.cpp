@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "agent/core/address_change.h"
+
 namespace tetherd {
 namespace {
 
@@ -55,6 +57,13 @@ std::vector<Check> firewall_checks(const FirewallConfig& config,
   }
   for (const auto& c : r.caveats)
     out.push_back({"firewall", c.serious ? S::kFail : S::kWarn, c.message});
+  // The kernel's record alone: how long the daemon has watched it is not
+  // known here, so a cloud that never connected in it proves nothing; one
+  // that connected long ago does.
+  if (r.evidence) {
+    if (auto hint = address_change_hint(*r.evidence, r.desired, std::chrono::seconds(0)))
+      out.push_back({"cloud-address", S::kWarn, hint->message()});
+  }
   for (const auto& b : r.blocking)
     out.push_back({"other-firewall", S::kFail, firewall::explain(b, config.ports)});
   if (r.blocking.empty() && config.backend != FirewallBackend::kNone)

@@ -163,6 +163,31 @@ TEST_F(FirewallReportTest, EvidenceSaysWhenTheCloudLastConnectedAndWhoWasRefused
       << json;
 }
 
+// tetherctl check warns when the record shows the cloud quiet for long on a
+// port where a stranger keeps being refused; "never" proves nothing here
+// (how long the daemon has watched is not known to tetherctl).
+TEST_F(FirewallReportTest, CheckWarnsOfAStrangerWhereTheCloudWentQuiet) {
+  save({"198.51.100.0/24"});
+  apply_desired();
+  backend_.evidence = true;
+  namespace ip = boost::asio::ip;
+  using std::chrono::seconds;
+  backend_.live->evidence.refused = {{ip::make_address("203.0.113.99"), 4191, 40, seconds(590)}};
+  EXPECT_EQ(render_checks(firewall_checks(config_, report())),
+            "ok    firewall        fake rules in force and in sync: 5 source networks\n"
+            "ok    other-firewall  no other table drops the managed ports by default\n")
+      << "the cloud never connected in the record: proves nothing";
+  backend_.live->evidence.accepted = {{ip::make_address("198.51.100.7"), 4191, 900, seconds(7200)}};
+  const auto checks = firewall_checks(config_, report());
+  EXPECT_TRUE(passed(checks)) << "a warning";
+  EXPECT_EQ(render_checks(checks),
+            "ok    firewall        fake rules in force and in sync: 5 source networks\n"
+            "warn  cloud-address   203.0.113.99 was refused 40 times on 4191 in the last 10m "
+            "while the cloud (198.51.100.0/24) has not connected on 4191 for 2h: has the cloud's "
+            "address changed?\n"
+            "ok    other-firewall  no other table drops the managed ports by default\n");
+}
+
 TEST_F(FirewallReportTest, WithoutEvidenceTheReportSaysWhy) {
   apply_desired();
   auto r = report();
