@@ -185,10 +185,13 @@ std::optional<Sighting> sighting(const json::value& e, const EvidenceSet& set) {
         p && p->is_int64() && p->get_int64() > 0)
       s.packets = static_cast<std::uint64_t>(p->get_int64());
   }
+  // No time, or one the set's timeout cannot have given (an element added
+  // by hand): not readable as evidence.
   const json::value* expires = find(elem->get_object(), "expires");
-  if (expires && expires->is_int64() && expires->get_int64() >= 0 &&
-      expires->get_int64() <= set.timeout.count())
-    s.ago = set.timeout - std::chrono::seconds(expires->get_int64());
+  if (!expires || !expires->is_int64() || expires->get_int64() < 0 ||
+      expires->get_int64() > set.timeout.count())
+    return std::nullopt;
+  s.ago = set.timeout - std::chrono::seconds(expires->get_int64());
   return s;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 #include <boost/json.hpp>
 
@@ -65,13 +66,16 @@ struct LastSeen {
   std::optional<std::chrono::seconds> ago;
   std::uint64_t connections = 0;
 };
-std::vector<LastSeen> last_seen(const firewall::Evidence& e, const firewall::Cidr& cidr,
-                                const std::vector<std::uint16_t>& ports) {
+std::vector<LastSeen> last_seen(const FirewallReport& r, const firewall::Cidr& cidr) {
+  const std::vector<std::uint16_t>& ports = r.desired.ports;
   std::vector<LastSeen> out(ports.size());
+  if (!r.evidence) return out;
   const firewall::AddressSet in(std::vector<firewall::Cidr>{cidr});
-  for (const firewall::Sighting& s : e.accepted) {
+  for (const firewall::Sighting& s : r.evidence->accepted) {
     const auto p = std::find(ports.begin(), ports.end(), s.port);
-    if (p == ports.end() || !in.contains(s.source)) continue;
+    // In the row's source, and the cloud's (not the node's own address
+    // that a wide `allow` covers).
+    if (p == ports.end() || !in.contains(s.source) || !r.desired.cloud.contains(s.source)) continue;
     LastSeen& l = out[static_cast<std::size_t>(p - ports.begin())];
     if (!l.ago || s.ago < *l.ago) l.ago = s.ago;
     l.connections += s.packets;
@@ -129,8 +133,15 @@ Result<FirewallReport> make_firewall_report(const FirewallConfig& config,
     }
   }
   r.desired = firewall::build_allowlist(policy, control_plane, node);
+  for (const std::vector<firewall::Cidr>* list : {&policy.allow, &std::as_const(control_plane)})
+    for (const firewall::Cidr& c : *list)
+      if (std::find(r.cloud_sources.begin(), r.cloud_sources.end(), c) == r.cloud_sources.end())
+        r.cloud_sources.push_back(c);
 
-  if (config.backend == FirewallBackend::kNone) return r;  // nothing applied, by design
+  if (config.backend == FirewallBackend::kNone) {
+    r.no_evidence_why = "firewall.backend is none: tetherd has no rules";
+    return r;  // nothing applied, by design
+  }
   auto live = backend.read();
   if (!live) return live.error();
   if (!*live) {
@@ -146,6 +157,11 @@ Result<FirewallReport> make_firewall_report(const FirewallConfig& config,
     r.no_evidence_why = can.error().message;
   } else if (!*live) {
     r.no_evidence_why = "tetherd's table is missing";
+  } else if (!(*live)->rules_intact) {
+    // A rule that records may be gone, or the listing unreadable: an empty
+    // record would say "nobody" where nothing was counted.
+    r.no_evidence_why =
+        "tetherd's table is not as tetherd wrote it (tetherd repairs it when it runs)";
   } else {
     r.evidence = std::move((*live)->evidence);
   }
@@ -191,11 +207,11 @@ std::string render_table(const FirewallReport& r) {
   while (head.back() == ' ')
     head.pop_back();
   out += "\n" + head + "\n";
-  for (const firewall::Cidr& cidr : r.desired.cloud.cidrs()) {
+  for (const firewall::Cidr& cidr : r.cloud_sources) {
     std::string s = cidr.to_string();
     pad(s, 44);
     if (r.evidence) {
-      for (const LastSeen& l : last_seen(*r.evidence, cidr, r.desired.ports)) {
+      for (const LastSeen& l : last_seen(r, cidr)) {
         std::string cell = l.ago ? human_duration(*l.ago) + " ago" : "never";
         pad(cell, 12);
         s += cell;
@@ -208,8 +224,10 @@ std::string render_table(const FirewallReport& r) {
     out += s + "\n";
   }
   if (r.evidence) {
-    out += "(the last new connection on each port; \"never\": not within " +
-           human_duration(kAcceptedWindow) + ", or since tetherd's table was made)\n";
+    out +=
+        "(each port's last new connection: its first packet, as tetherd's rules saw it; "
+        "\"never\": not within " +
+        human_duration(kAcceptedWindow) + ", or since tetherd's table was made)\n";
   } else {
     out += "(last connections: " + r.no_evidence_why + ")\n";
   }
@@ -257,23 +275,21 @@ json::value to_json(const FirewallReport& r) {
     caveats.push_back({{"serious", c.serious}, {"message", c.message}});
   o["caveats"] = std::move(caveats);
   json::array cloud;
-  for (const firewall::Cidr& cidr : r.desired.cloud.cidrs()) {
+  for (const firewall::Cidr& cidr : r.cloud_sources) {
     json::array ports;
-    std::vector<LastSeen> seen = r.evidence ? last_seen(*r.evidence, cidr, r.desired.ports)
-                                            : std::vector<LastSeen>(r.desired.ports.size());
+    const std::vector<LastSeen> seen = last_seen(r, cidr);
     for (std::size_t i = 0; i < r.desired.ports.size(); ++i) {
       json::object p{{"port", r.desired.ports[i]}};
-      if (r.evidence) {
-        p["lastConnectedSecondsAgo"] =
-            seen[i].ago ? json::value(seen[i].ago->count()) : json::value(nullptr);
-        p["connections"] = seen[i].connections;
-      }
+      p["lastConnectedSecondsAgo"] =
+          seen[i].ago ? json::value(seen[i].ago->count()) : json::value(nullptr);
+      p["connections"] = seen[i].connections;
       ports.push_back(std::move(p));
     }
     cloud.push_back({{"cidr", cidr.to_string()}, {"ports", std::move(ports)}});
   }
   o["cloud"] = std::move(cloud);
-  o["evidence"] = r.evidence ? json::value("recorded") : json::value(r.no_evidence_why);
+  o["evidenceAvailable"] = r.evidence.has_value();
+  if (!r.evidence) o["noEvidenceReason"] = r.no_evidence_why;
   return o;
 }
 

@@ -33,6 +33,10 @@ struct FirewallReport {
   // Who connected and who was refused, as the kernel recorded it; absent,
   // why not (ufw, no table).
   std::optional<firewall::Evidence> evidence;
+  // The cloud's sources as configured (allow, then the control plane's),
+  // each a row of `firewall show`: not merged, so that of two neighbouring
+  // gateways the one that never connects shows.
+  std::vector<firewall::Cidr> cloud_sources;
   std::string no_evidence_why;
 
   bool ok() const { return table == Table::kInSync || table == Table::kNotManaged; }

@@ -29,7 +29,9 @@ constexpr const char* kListing = R"j({"nftables": [
       {"elem": {"val": "203.0.113.96"}},
       "203.0.113.95",
       {"elem": {"val": {"concat": ["192.0.2.7", 6443]}, "expires": 9999,
-                "counter": {"packets": 1, "bytes": 60}}}],
+                "counter": {"packets": 1, "bytes": 60}}},
+      {"elem": {"val": {"concat": ["192.0.2.8", 6443]}, "counter": {"packets": 1, "bytes": 60}}},
+      {"elem": {"val": {"concat": ["203.0.113.94", 4143]}, "expires": 5}}],
     "stmt": [{"counter": null}]}},
   {"set": {"family": "inet", "name": "accepted6", "table": "tetherd",
     "type": ["ipv6_addr", "inet_service"], "handle": 11, "size": 1024, "flags": ["timeout"],
@@ -41,10 +43,11 @@ constexpr const char* kListing = R"j({"nftables": [
 TEST(NftEvidence, TheElementsAreReadWithTheirCountsAndAges) {
   auto live = parse_live_table(kListing);
   ASSERT_TRUE(live.has_value()) << live.error().message;
+  // Without a counter: no packets counted. An expiry beyond the set's
+  // timeout (192.0.2.7), or none: left out, not shown as "just now".
   EXPECT_EQ(live->evidence.refused,
             (std::vector<Sighting>{{ip::make_address("203.0.113.99"), 4191, 40, seconds(590)},
-                                   // an expiry beyond the set's timeout is no age at all
-                                   {ip::make_address("192.0.2.7"), 6443, 1, seconds(0)}}));
+                                   {ip::make_address("203.0.113.94"), 4143, 0, seconds(595)}}));
   EXPECT_EQ(live->evidence.accepted,
             (std::vector<Sighting>{{ip::make_address("2001:db8:c::5"), 4143, 2, seconds(65)}}));
   EXPECT_FALSE(live->rules_intact) << "no chains listed";

@@ -236,6 +236,17 @@ TEST(ParseLiveTable, AnyEditToARuleIsTampering) {
        R"("right": "@allowed4")"},
       {"drop turned into accept", R"({"drop": null})", R"({"accept": null})"},
       {"a chain's policy turned to drop", R"("policy": "accept")", R"("policy": "drop")"},
+      // The refuse chains: a jump that could come back, or go elsewhere.
+      {"refuse6's verdict turned into return", R"("handle": 20, "expr": [{"drop": null}])",
+       R"("handle": 20, "expr": [{"return": null}])"},
+      {"refuse4 made a base chain", R"("name": "refuse4", "handle": 1})",
+       R"("name": "refuse4", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"})"},
+      {"jump turned into goto", R"({"jump": {"target": "refuse4"}})",
+       R"({"goto": {"target": "refuse4"}})"},
+      {"an IPv4 rule jumping to refuse6", R"({"jump": {"target": "refuse4"}})",
+       R"({"jump": {"target": "refuse6"}})"},
+      {"the record taken out of refuse4", R"({"set": {"op": "add")", R"({"set": {"op": "update")"},
+      {"accepted4's update rule emptied", R"("set": "@accepted4"}})", R"("set": "@accepted6"}})"},
   };
   ASSERT_TRUE(parse_live_table(kListing).value().rules_intact);
   for (const Edit& e : edits) {

@@ -79,18 +79,22 @@ TEST_F(FirewallReportTest, DriftShowsWhichSideHoldsWhat) {
   auto r = report();
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->table, FirewallReport::Table::kDrifted);
-  EXPECT_EQ(boost::json::serialize(to_json(*r)),
-            R"j({"backend":"fake","rules":"drifted","inSync":false,"ports":[4143,4191,6443],)j"
-            R"j("verdict":"drop","livePorts":[4143,4191,6443],"droppedPackets":42,)j"
-            R"j("desiredFrom":"the saved desired state (1 source from the control plane)",)j"
-            R"j("sources":[{"cidr":"10.42.0.0/16","live":true,"desired":true},)j"
-            R"j({"cidr":"127.0.0.0/8","live":true,"desired":true},)j"
-            R"j({"cidr":"192.0.2.1/32","live":true,"desired":true},)j"
-            R"j({"cidr":"198.51.100.0/24","live":false,"desired":true},)j"
-            R"j({"cidr":"203.0.113.7/32","live":true,"desired":false},)j"
-            R"j({"cidr":"::1/128","live":true,"desired":true}],"blockedBy":[],"caveats":[],)j"
-            R"j("cloud":[{"cidr":"198.51.100.0/24","ports":[{"port":4143},{"port":4191},)j"
-            R"j({"port":6443}]}],"evidence":"not available with the fake backend"})j");
+  EXPECT_EQ(
+      boost::json::serialize(to_json(*r)),
+      R"j({"backend":"fake","rules":"drifted","inSync":false,"ports":[4143,4191,6443],)j"
+      R"j("verdict":"drop","livePorts":[4143,4191,6443],"droppedPackets":42,)j"
+      R"j("desiredFrom":"the saved desired state (1 source from the control plane)",)j"
+      R"j("sources":[{"cidr":"10.42.0.0/16","live":true,"desired":true},)j"
+      R"j({"cidr":"127.0.0.0/8","live":true,"desired":true},)j"
+      R"j({"cidr":"192.0.2.1/32","live":true,"desired":true},)j"
+      R"j({"cidr":"198.51.100.0/24","live":false,"desired":true},)j"
+      R"j({"cidr":"203.0.113.7/32","live":true,"desired":false},)j"
+      R"j({"cidr":"::1/128","live":true,"desired":true}],"blockedBy":[],"caveats":[],)j"
+      R"j("cloud":[{"cidr":"198.51.100.0/24","ports":[)j"
+      R"j({"port":4143,"lastConnectedSecondsAgo":null,"connections":0},)j"
+      R"j({"port":4191,"lastConnectedSecondsAgo":null,"connections":0},)j"
+      R"j({"port":6443,"lastConnectedSecondsAgo":null,"connections":0}]}],)j"
+      R"j("evidenceAvailable":false,"noEvidenceReason":"not available with the fake backend"})j");
 }
 
 TEST_F(FirewallReportTest, ACorruptSavedStateIsNamedAndTheStaticSetShown) {
@@ -136,8 +140,8 @@ TEST_F(FirewallReportTest, EvidenceSaysWhenTheCloudLastConnectedAndWhoWasRefused
   const std::string table = render_table(*r);
   EXPECT_NE(
       table.find("CLOUD SOURCE                                4143        4191        6443\n"
-                 "198.51.100.0/24                             never       120m ago    20s ago\n"
                  "203.0.113.10/32                             never       never       never\n"
+                 "198.51.100.0/24                             never       120m ago    20s ago\n"
                  "2001:db8:c::/48                             65s ago     never       never\n"),
       std::string::npos)
       << table;
@@ -155,7 +159,7 @@ TEST_F(FirewallReportTest, EvidenceSaysWhenTheCloudLastConnectedAndWhoWasRefused
             R"j({"source":"192.0.2.99","port":6443,"attempts":2,"sinceSecondsAgo":30}],)j"
             R"j("fullIPv4":false,"fullIPv6":false})j");
   const auto json = boost::json::serialize(to_json(*r));
-  EXPECT_NE(json.find(R"j("cloud":[{"cidr":"198.51.100.0/24","ports":[)j"
+  EXPECT_NE(json.find(R"j({"cidr":"198.51.100.0/24","ports":[)j"
                       R"j({"port":4143,"lastConnectedSecondsAgo":null,"connections":0},)j"
                       R"j({"port":4191,"lastConnectedSecondsAgo":7200,"connections":9},)j"
                       R"j({"port":6443,"lastConnectedSecondsAgo":20,"connections":4}]})j"),
@@ -188,6 +192,22 @@ TEST_F(FirewallReportTest, CheckWarnsOfAStrangerWhereTheCloudWentQuiet) {
             "ok    other-firewall  no other table drops the managed ports by default\n");
 }
 
+// Each source as configured is a row: of two neighbouring gateways (one
+// /31 once merged), the one that never connects shows as such.
+TEST_F(FirewallReportTest, NeighbouringCloudSourcesAreRowsOfTheirOwn) {
+  save({"198.51.100.10/32", "198.51.100.11/32"});
+  apply_desired();
+  backend_.evidence = true;
+  backend_.live->evidence.accepted = {
+      {boost::asio::ip::make_address("198.51.100.10"), 6443, 1, std::chrono::seconds(20)}};
+  const std::string table = render_table(report().value());
+  EXPECT_NE(
+      table.find("198.51.100.10/32                            never       never       20s ago\n"
+                 "198.51.100.11/32                            never       never       never\n"),
+      std::string::npos)
+      << table;
+}
+
 TEST_F(FirewallReportTest, WithoutEvidenceTheReportSaysWhy) {
   apply_desired();
   auto r = report();
@@ -197,10 +217,22 @@ TEST_F(FirewallReportTest, WithoutEvidenceTheReportSaysWhy) {
   EXPECT_EQ(boost::json::serialize(refused_json(*r)),
             R"j({"available":false,"reason":"not available with the fake backend"})j");
   backend_.evidence = true;
+  backend_.live->rules_intact = false;
+  r = report();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(render_refused(*r, 20),
+            "refused sources: tetherd's table is not as tetherd wrote it (tetherd repairs it when "
+            "it runs)\n")
+      << "an empty record would say nobody was refused";
   backend_.live.reset();
   r = report();
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(render_refused(*r, 20), "refused sources: tetherd's table is missing\n");
+  config_.backend = FirewallBackend::kNone;
+  r = report();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(render_refused(*r, 20),
+            "refused sources: firewall.backend is none: tetherd has no rules\n");
 }
 
 TEST_F(FirewallReportTest, AReadFailureIsAnError) {
