@@ -385,12 +385,24 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
     std::optional<AddressChangeHint> hint;
     std::optional<EvidenceSummary> summary;
   };
+  // A finding holds while its stranger keeps trying at all: its record
+  // starts again at one attempt every 10 minutes (nft's `add`), and the
+  // finding must not end and start again with it (a log line and a status
+  // write each time).
+  std::optional<boost::asio::ip::address> holding;
+  if (address_change_) holding = address_change_->stranger;
   run(
-      [this, watched, judge = clock_ != nullptr] {
+      [this, watched, holding, judge = clock_ != nullptr] {
         Checked c{firewall_->reconcile(), std::nullopt, std::nullopt};
         // On the worker, where the allowlist is: not copied for this.
         if (judge && firewall_->evidence()) {
-          c.hint = address_change_hint(*firewall_->evidence(), firewall_->desired(), watched);
+          HintPolicy policy;
+          if (holding) policy.min_attempts = 1;
+          c.hint =
+              address_change_hint(*firewall_->evidence(), firewall_->desired(), watched, policy);
+          if (c.hint && holding && c.hint->stranger != *holding &&
+              c.hint->attempts < HintPolicy{}.min_attempts)
+            c.hint.reset();
           c.summary = summarize(*firewall_->evidence(), firewall_->desired());
         }
         return c;
@@ -443,7 +455,10 @@ void FirewallKeeper::take_hint(firewall::Firewall::Drift drift,
         "cloud-address-changed-cleared",
         address_change_->stranger.to_string() + " is no longer refused while the cloud is quiet");
   }
-  address_change_ = std::move(hint);
+  // The same finding stays as first found (its ports and since: the
+  // status does not change with its counts).
+  if (!hint || !address_change_ || !address_change_->same_finding(*hint))
+    address_change_ = std::move(hint);
 }
 
 std::optional<RefusedRecently> FirewallKeeper::refused_recently() const {

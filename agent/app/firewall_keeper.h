@@ -107,7 +107,7 @@ class FirewallKeeper {
   // been watched: a record's times stop while the node sleeps, as this
   // clock does).
   void watch_evidence(const Clock& clock) { clock_ = &clock; }
-  // The finding of the last reconcile, if any.
+  // The finding of the last reconcile, if any, as first found.
   const std::optional<AddressChangeHint>& address_change() const { return address_change_; }
   // The record in numbers, as of the last reconcile (none: not read).
   const std::optional<EvidenceSummary>& evidence() const { return evidence_; }

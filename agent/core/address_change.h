@@ -37,10 +37,8 @@ struct AddressChangeHint {
   // cloud (198.51.100.0/24) has not connected on 4191 for 120m: has the
   // cloud's address changed?"
   std::string message() const;
-  // The same finding (the stranger and its ports), whatever the counts.
-  bool same_finding(const AddressChangeHint& other) const {
-    return stranger == other.stranger && ports == other.ports;
-  }
+  // The same finding: the same stranger, whatever its counts and ports.
+  bool same_finding(const AddressChangeHint& other) const { return stranger == other.stranger; }
 };
 
 // The record in numbers, for the metrics: bounded by the managed ports and

@@ -372,6 +372,26 @@ TEST_F(FirewallKeeperTest, ACloudAddressChangeIsSaidOnceAndClearedByTheFix) {
             "203.0.113.99 was refused 40 times on 4191 in the last 10m while no cloud source has "
             "connected on 4191 in the 35m tetherd has watched: has the cloud's address changed?");
   ASSERT_TRUE(keeper.address_change());
+  const auto status = keeper.refused_recently();
+  ASSERT_TRUE(status);
+
+  // Its record starts again at one attempt (nft's add keeps it 10 minutes),
+  // and it tries another port too: the same finding, as first found.
+  backend_->live->evidence.refused = {{boost::asio::ip::make_address("203.0.113.99"), 4191, 1, 2s},
+                                      {boost::asio::ip::make_address("203.0.113.99"), 6443, 1, 2s}};
+  round(1min);
+  EXPECT_EQ(log_.with_event("cloud-address-changed").size(), 1u);
+  EXPECT_TRUE(log_.with_event("cloud-address-changed-cleared").empty());
+  EXPECT_EQ(keeper.refused_recently(), status) << "no status write for it";
+  // Another stranger with as few attempts does not take its place.
+  backend_->live->evidence.refused = {{boost::asio::ip::make_address("192.0.2.77"), 4191, 2, 2s}};
+  round(1min);
+  EXPECT_FALSE(keeper.address_change());
+  EXPECT_EQ(log_.with_event("cloud-address-changed-cleared").size(), 1u);
+  backend_->live->evidence.refused = {
+      {boost::asio::ip::make_address("203.0.113.99"), 4191, 40, 300s}};
+  round(1min);
+  ASSERT_TRUE(keeper.address_change());
 
   // The admin allows it: the finding ends at the next round.
   keeper.update({{"203.0.113.99/32"}, {}}, [](Result<void>) {});
@@ -382,7 +402,7 @@ TEST_F(FirewallKeeperTest, ACloudAddressChangeIsSaidOnceAndClearedByTheFix) {
       {boost::asio::ip::make_address("203.0.113.99"), 4191, 1, 2s}};
   round(1min);
   EXPECT_FALSE(keeper.address_change());
-  EXPECT_EQ(log_.with_event("cloud-address-changed-cleared").size(), 1u);
+  EXPECT_EQ(log_.with_event("cloud-address-changed-cleared").size(), 2u);
 
   // A table made anew (someone's flush) starts the record and its watch afresh.
   backend_->live.reset();
