@@ -384,6 +384,7 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
     Result<Drift> drift;
     std::optional<AddressChangeHint> hint;
     std::optional<EvidenceSummary> summary;
+    std::uint64_t tables = 0;  // the backend's tables made so far
   };
   // A finding holds while its stranger keeps trying at all: its record
   // starts again at one attempt every 10 minutes (nft's `add`), and the
@@ -393,24 +394,29 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
   if (address_change_) holding = address_change_->stranger;
   run(
       [this, watched, holding, judge = clock_ != nullptr] {
-        Checked c{firewall_->reconcile(), std::nullopt, std::nullopt};
+        Checked c{firewall_->reconcile(), std::nullopt, std::nullopt, 0};
+        c.tables = backend_->tables_made();
         // On the worker, where the allowlist is: not copied for this.
         if (judge && firewall_->evidence()) {
           HintPolicy policy;
-          if (holding) policy.min_attempts = 1;
+          policy.prefer = holding;
           c.hint =
               address_change_hint(*firewall_->evidence(), firewall_->desired(), watched, policy);
-          if (c.hint && holding && c.hint->stranger != *holding &&
-              c.hint->attempts < HintPolicy{}.min_attempts)
-            c.hint.reset();
           c.summary = summarize(*firewall_->evidence(), firewall_->desired());
         }
         return c;
       },
-      [this, done = std::move(done)](Checked c) {
+      [this, done = std::move(done), posted_since = evidence_since_](Checked c) {
         Result<Drift>& r = c.drift;
         if (r) {
-          take_hint(*r, std::move(c.hint));
+          // A table made anew (a repair, a verdict change, a handover, an
+          // update the kernel refused) has an empty record: watched from
+          // now. And a round posted before that judged with the old watch.
+          const bool afresh = *r != Drift::kNone || c.tables != tables_seen_;
+          tables_seen_ = c.tables;
+          if (afresh && clock_) evidence_since_ = clock_->monotonic();
+          if (afresh || evidence_since_ != posted_since) c.hint.reset();
+          take_hint(std::move(c.hint));
           evidence_ = std::move(c.summary);
           if (clock_) evidence_read_at_ = clock_->wall();
         }
@@ -439,10 +445,7 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
       });
 }
 
-void FirewallKeeper::take_hint(firewall::Firewall::Drift drift,
-                               std::optional<AddressChangeHint> hint) {
-  // A table made anew starts its record afresh: watched from now.
-  if (drift != firewall::Firewall::Drift::kNone && clock_) evidence_since_ = clock_->monotonic();
+void FirewallKeeper::take_hint(std::optional<AddressChangeHint> hint) {
   if (hint && (!address_change_ || !address_change_->same_finding(*hint))) {
     std::string ports;
     for (const auto p : hint->ports)

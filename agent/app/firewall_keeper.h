@@ -143,7 +143,7 @@ class FirewallKeeper {
   template <class Job, class Done>
   void run(Job job, Done done);
   Result<void> hand_over(const FirewallConfig& config, std::function<void(Result<void>)> done);
-  void take_hint(firewall::Firewall::Drift drift, std::optional<AddressChangeHint> hint);
+  void take_hint(std::optional<AddressChangeHint> hint);
   void interrupt(bool on);
 
   Log& log_;
@@ -174,6 +174,7 @@ class FirewallKeeper {
   bool reconcile_failing_ = false;
   const Clock* clock_ = nullptr;
   std::optional<MonoTime> evidence_since_;  // the record watched since (and whole since)
+  std::uint64_t tables_seen_ = 0;           // the backend's tables_made() then
   std::optional<AddressChangeHint> address_change_;
   WallTime address_change_since_{};
   std::optional<EvidenceSummary> evidence_;

@@ -282,7 +282,7 @@ json::value to_json(const FirewallReport& r) {
       json::object p{{"port", r.desired.ports[i]}};
       p["lastConnectedSecondsAgo"] =
           seen[i].ago ? json::value(seen[i].ago->count()) : json::value(nullptr);
-      p["connections"] = seen[i].connections;
+      p["connections"] = r.evidence ? json::value(seen[i].connections) : json::value(nullptr);
       ports.push_back(std::move(p));
     }
     cloud.push_back({{"cidr", cidr.to_string()}, {"ports", std::move(ports)}});
@@ -323,11 +323,11 @@ std::string render_refused(const FirewallReport& r, std::size_t limit) {
 json::value refused_json(const FirewallReport& r) {
   json::object o;
   if (!r.evidence) {
-    o["available"] = false;
-    o["reason"] = r.no_evidence_why;
+    o["evidenceAvailable"] = false;
+    o["noEvidenceReason"] = r.no_evidence_why;
     return o;
   }
-  o["available"] = true;
+  o["evidenceAvailable"] = true;
   o["windowSeconds"] = kRefusedWindow.count();
   json::array refused;
   for (const firewall::Sighting& s : by_attempts(r.evidence->refused)) {

@@ -29,8 +29,9 @@ std::string AddressChangeHint::message() const {
     m += "the cloud (" + cloud_source + ") has not connected on " + ports_text(ports) + " for " +
          span(*cloud_last);
   } else {
-    m += "no cloud source has connected on " + ports_text(ports) + " in the " + span(watched) +
-         " tetherd has watched";
+    // The cloud's records last a day: beyond, "never" is not known.
+    m += "no cloud source has connected on " + ports_text(ports) + " in the " +
+         span(std::min(watched, firewall::kEvidenceSets[2].timeout)) + " tetherd has watched";
   }
   return m + ": has the cloud's address changed?";
 }
@@ -71,14 +72,22 @@ std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& e
     const firewall::Sighting*& l = last[s.port];
     if (!l || s.ago < l->ago) l = &s;
   }
+  // A port the cloud has no record on is quiet only when it has none at
+  // all (every record aged out: the address changed a day ago or more, or
+  // it never came in a record watched long enough): a port the cloud does
+  // not use while it uses the others (6443 in pull mode) is not quiet, and
+  // a scanner knocking there says nothing.
   auto quiet = [&](std::uint16_t port) {
     if (!std::binary_search(desired.ports.begin(), desired.ports.end(), port)) return false;
     const auto l = last.find(port);
-    return l == last.end() ? watched >= policy.quiet_after : l->second->ago >= policy.quiet_after;
+    if (l != last.end()) return l->second->ago >= policy.quiet_after;
+    return last.empty() && watched >= policy.quiet_after;
   };
-  // Each stranger's attempts on quiet ports.
+  // Each stranger's first packets on quiet ports, and how long it has
+  // been trying.
   struct Tally {
     std::uint64_t attempts = 0;
+    std::chrono::seconds trying{0};
     std::vector<std::uint16_t> ports;
   };
   std::map<boost::asio::ip::address, Tally> strangers;
@@ -86,12 +95,28 @@ std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& e
     if (desired.sources.contains(s.source) || !quiet(s.port)) continue;
     Tally& t = strangers[s.source];
     t.attempts += s.packets;
+    t.trying = std::max(t.trying, s.ago);
     t.ports.push_back(s.port);
   }
-  const auto most = std::max_element(strangers.begin(), strangers.end(), [](auto& a, auto& b) {
-    return a.second.attempts < b.second.attempts;  // the first (lowest address) of equals
-  });
-  if (most == strangers.end() || most->second.attempts < policy.min_attempts) return std::nullopt;
+  // The one held keeps its place while it tries at all, unless another
+  // qualifies with more; else the most attempts (the first, lowest
+  // address, of equals), if it qualifies: enough first packets, over long
+  // enough that they are not one connect's SYN and its retries.
+  auto qualifies = [&](const Tally& t) {
+    return t.attempts >= policy.min_attempts && t.trying >= policy.trying_for;
+  };
+  auto most = strangers.end();
+  for (auto it = strangers.begin(); it != strangers.end(); ++it)
+    if (qualifies(it->second) &&
+        (most == strangers.end() || it->second.attempts > most->second.attempts))
+      most = it;
+  if (policy.prefer) {
+    const auto held = strangers.find(*policy.prefer);
+    if (held != strangers.end() &&
+        (most == strangers.end() || most->second.attempts <= held->second.attempts))
+      most = held;
+  }
+  if (most == strangers.end()) return std::nullopt;
 
   AddressChangeHint h;
   h.stranger = most->first;

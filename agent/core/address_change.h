@@ -64,8 +64,15 @@ struct HintPolicy {
   // A port is quiet when the cloud has not connected on it for this long
   // (or at all, in a record watched this long).
   std::chrono::seconds quiet_after = std::chrono::minutes(30);
-  // A stranger is worth naming after this many attempts on quiet ports.
+  // A stranger is worth naming after this many first packets on quiet
+  // ports (retries included), the first this long ago: not one connect()
+  // and its SYN retries (about 2 minutes with the drop verdict).
   std::uint64_t min_attempts = 5;
+  std::chrono::seconds trying_for = std::chrono::seconds(150);
+  // The stranger already named: it stays while it tries at all (its
+  // record starts again at one packet every 10 minutes), unless another
+  // qualifies with more attempts.
+  std::optional<boost::asio::ip::address> prefer;
 };
 
 // The finding, if any: the refused source with the most attempts on the

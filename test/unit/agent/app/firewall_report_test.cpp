@@ -91,9 +91,9 @@ TEST_F(FirewallReportTest, DriftShowsWhichSideHoldsWhat) {
       R"j({"cidr":"203.0.113.7/32","live":true,"desired":false},)j"
       R"j({"cidr":"::1/128","live":true,"desired":true}],"blockedBy":[],"caveats":[],)j"
       R"j("cloud":[{"cidr":"198.51.100.0/24","ports":[)j"
-      R"j({"port":4143,"lastConnectedSecondsAgo":null,"connections":0},)j"
-      R"j({"port":4191,"lastConnectedSecondsAgo":null,"connections":0},)j"
-      R"j({"port":6443,"lastConnectedSecondsAgo":null,"connections":0}]}],)j"
+      R"j({"port":4143,"lastConnectedSecondsAgo":null,"connections":null},)j"
+      R"j({"port":4191,"lastConnectedSecondsAgo":null,"connections":null},)j"
+      R"j({"port":6443,"lastConnectedSecondsAgo":null,"connections":null}]}],)j"
       R"j("evidenceAvailable":false,"noEvidenceReason":"not available with the fake backend"})j");
 }
 
@@ -153,7 +153,7 @@ TEST_F(FirewallReportTest, EvidenceSaysWhenTheCloudLastConnectedAndWhoWasRefused
             "(first packets of new connections, retries included, in records kept 10m from "
             "each one's first)\n");
   EXPECT_EQ(boost::json::serialize(refused_json(*r)),
-            R"j({"available":true,"windowSeconds":600,"refused":[)j"
+            R"j({"evidenceAvailable":true,"windowSeconds":600,"refused":[)j"
             R"j({"source":"203.0.113.99","port":4191,"attempts":40,"sinceSecondsAgo":590},)j"
             R"j({"source":"2001:db8:bad::1","port":4143,"attempts":5,"sinceSecondsAgo":3},)j"
             R"j({"source":"192.0.2.99","port":6443,"attempts":2,"sinceSecondsAgo":30}],)j"
@@ -214,8 +214,9 @@ TEST_F(FirewallReportTest, WithoutEvidenceTheReportSaysWhy) {
   ASSERT_TRUE(r.has_value());
   EXPECT_FALSE(r->evidence);
   EXPECT_EQ(render_refused(*r, 20), "refused sources: not available with the fake backend\n");
-  EXPECT_EQ(boost::json::serialize(refused_json(*r)),
-            R"j({"available":false,"reason":"not available with the fake backend"})j");
+  EXPECT_EQ(
+      boost::json::serialize(refused_json(*r)),
+      R"j({"evidenceAvailable":false,"noEvidenceReason":"not available with the fake backend"})j");
   backend_.evidence = true;
   backend_.live->rules_intact = false;
   r = report();

@@ -52,7 +52,7 @@ TEST_F(AddressChange, NothingIsSaidWhileTheCloudConnects) {
 }
 
 TEST_F(AddressChange, NeverConnectedCountsOnlyOnceTheRecordIsOldEnough) {
-  e_.refused = {seen("203.0.113.99", 4143, 3, 60s), seen("203.0.113.99", 4191, 3, 60s)};
+  e_.refused = {seen("203.0.113.99", 4143, 3, 200s), seen("203.0.113.99", 4191, 3, 60s)};
   EXPECT_FALSE(address_change_hint(e_, desired_, 10min)) << "watched for less than 30m";
   const auto h = address_change_hint(e_, desired_, 45min);
   ASSERT_TRUE(h);
@@ -64,13 +64,44 @@ TEST_F(AddressChange, NeverConnectedCountsOnlyOnceTheRecordIsOldEnough) {
 }
 
 TEST_F(AddressChange, TheStrangerWithTheMostAttemptsIsNamedAndAFewAreNoFinding) {
-  e_.refused = {seen("192.0.2.99", 6443, 2, 60s), seen("203.0.113.5", 6443, 9, 60s),
-                seen("203.0.113.4", 6443, 9, 60s)};
+  e_.refused = {seen("192.0.2.99", 6443, 2, 200s), seen("203.0.113.5", 6443, 9, 200s),
+                seen("203.0.113.4", 6443, 9, 200s)};
   const auto h = address_change_hint(e_, desired_, 24h);
   ASSERT_TRUE(h);
   EXPECT_EQ(h->stranger, ip::make_address("203.0.113.4")) << "of equals, the lowest address";
-  e_.refused = {seen("192.0.2.99", 6443, 4, 60s)};
+  e_.refused = {seen("192.0.2.99", 6443, 4, 200s)};
   EXPECT_FALSE(address_change_hint(e_, desired_, 24h)) << "under 5 attempts";
+  e_.refused = {seen("192.0.2.99", 6443, 6, 100s)};
+  EXPECT_FALSE(address_change_hint(e_, desired_, 24h))
+      << "one connect() and its SYN retries: not trying for 150s yet";
+}
+
+// A port the cloud does not use while it uses the others (6443 in pull
+// mode) is not quiet: a scanner knocking there is no finding.
+TEST_F(AddressChange, APortTheCloudDoesNotUseIsNotQuiet) {
+  e_.accepted = {seen("198.51.100.7", 4191, 900, 3s)};
+  e_.refused = {seen("203.0.113.99", 6443, 40, 590s)};
+  EXPECT_FALSE(address_change_hint(e_, desired_, 24h));
+  // And "never", after a day, is said as the day the record covers.
+  e_.accepted.clear();
+  const auto h = address_change_hint(e_, desired_, 72h);
+  ASSERT_TRUE(h);
+  EXPECT_NE(h->message().find("in the 24h tetherd has watched"), std::string::npos) << h->message();
+}
+
+// The stranger already named keeps its place while it tries at all (its
+// record restarts at one packet), unless another qualifies with more.
+TEST_F(AddressChange, TheNamedStrangerHoldsItsPlace) {
+  HintPolicy held;
+  held.prefer = ip::make_address("203.0.113.99");
+  e_.refused = {seen("203.0.113.99", 4191, 1, 2s), seen("192.0.2.77", 4191, 2, 200s)};
+  auto h = address_change_hint(e_, desired_, 24h, held);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->stranger, ip::make_address("203.0.113.99"));
+  e_.refused.push_back(seen("192.0.2.78", 4191, 9, 200s));
+  h = address_change_hint(e_, desired_, 24h, held);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->stranger, ip::make_address("192.0.2.78"));
 }
 
 // The admin's fix: the new address allowed (its refused records age out
