@@ -17,8 +17,8 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "agent/adapters/state_dir.h"
+#include "agent/app/address_change.h"
 #include "agent/config/config.h"
-#include "agent/core/address_change.h"
 #include "agent/core/clock.h"
 #include "agent/core/log.h"
 #include "agent/core/node_status.h"
@@ -101,7 +101,7 @@ class FirewallKeeper {
   // Reads the kernel back and repairs drift; logs a repair, and a failure
   // once per streak. With watch_evidence(), also reads the kernel's record
   // of who reaches the node and logs the hint that the cloud's address may
-  // have changed (core/address_change.h) once per finding, and its end.
+  // have changed (app/address_change.h) once per finding, and its end.
   void reconcile(std::function<void(Result<firewall::Firewall::Drift>)> done = {});
   // Judges the record with this clock's monotonic time (how long it has
   // been watched: a record's times stop while the node sleeps, as this

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "agent/adapters/process_stats.h"
+#include "agent/app/address_change.h"
 #include "agent/app/mesh_watch.h"
-#include "agent/core/address_change.h"
 #include "agent/core/node_status.h"
 
 namespace tetherd {

@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "agent/core/address_change.h"
+#include "agent/app/address_change.h"
 
 namespace tetherd {
 namespace {

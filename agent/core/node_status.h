@@ -149,7 +149,7 @@ struct MeshSummary {
 };
 
 // A source refused on ports where the cloud has gone quiet
-// (core/address_change.h), since when: status.firewall.refusedRecently.
+// (app/address_change.h), since when: status.firewall.refusedRecently.
 // Only what stays the same while the finding lasts, so that it does not
 // make a status write every round.
 struct RefusedRecently {

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "agent/core/address_change.h"
+#include "agent/app/address_change.h"
 #include "firewall/firewall.h"
 #include "firewall/nftables_backend.h"
 #include "test/support/netns.h"

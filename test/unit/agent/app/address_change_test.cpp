@@ -1,7 +1,7 @@
 // The hint that the cloud's address may have changed, from the kernel's
-// record and the allowlist (core/address_change.h).
+// record and the allowlist (app/address_change.h).
 
-#include "agent/core/address_change.h"
+#include "agent/app/address_change.h"
 
 #include <gtest/gtest.h>
 

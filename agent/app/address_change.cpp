@@ -1,4 +1,4 @@
-#include "agent/core/address_change.h"
+#include "agent/app/address_change.h"
 
 #include <algorithm>
 #include <map>
