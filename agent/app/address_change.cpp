@@ -60,6 +60,16 @@ EvidenceSummary summarize(const firewall::Evidence& evidence, const firewall::Al
   return s;
 }
 
+HintPolicy hint_policy(const CloudAddressHintConfig& config) {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  HintPolicy p;
+  p.quiet_after = duration_cast<seconds>(config.quiet_after);
+  p.min_attempts = config.attempts;
+  p.trying_for = duration_cast<seconds>(config.over);
+  return p;
+}
+
 std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& evidence,
                                                      const firewall::Allowlist& desired,
                                                      std::chrono::seconds watched,
@@ -124,6 +134,7 @@ std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& e
   std::sort(h.ports.begin(), h.ports.end());
   h.ports.erase(std::unique(h.ports.begin(), h.ports.end()), h.ports.end());
   h.attempts = most->second.attempts;
+  h.trying = most->second.trying;
   h.watched = watched;
   for (const std::uint16_t port : h.ports) {
     const auto l = last.find(port);

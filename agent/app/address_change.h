@@ -18,6 +18,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "agent/config/config.h"
 #include "firewall/allowlist.h"
 #include "firewall/nft_ruleset.h"
 
@@ -27,6 +28,7 @@ struct AddressChangeHint {
   boost::asio::ip::address stranger;
   std::vector<std::uint16_t> ports;  // where it was refused while the cloud was quiet
   std::uint64_t attempts = 0;        // on those ports, in the refused record's window
+  std::chrono::seconds trying{0};    // since its first packet in that record
   // The cloud's last new connection on those ports, and from which of its
   // networks; none within what was watched when absent.
   std::optional<std::chrono::seconds> cloud_last;
@@ -74,6 +76,8 @@ struct HintPolicy {
   // qualifies with more attempts.
   std::optional<boost::asio::ip::address> prefer;
 };
+// The thresholds of firewall.cloudAddressHint.
+HintPolicy hint_policy(const CloudAddressHintConfig& config);
 
 // The finding, if any: the refused source with the most attempts on the
 // ports where the cloud is quiet. Sources the allowlist lets through now

@@ -385,24 +385,29 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
     std::optional<AddressChangeHint> hint;
     std::optional<EvidenceSummary> summary;
     std::uint64_t tables = 0;  // the backend's tables made so far
+    bool held_unseen = false;  // the stranger held has no refused record at all
   };
   // A finding holds while its stranger keeps trying at all: its record
   // starts again at one attempt every 10 minutes (nft's `add`), and the
   // finding must not end and start again with it (a log line and a status
   // write each time).
-  std::optional<boost::asio::ip::address> holding;
-  if (address_change_) holding = address_change_->stranger;
+  HintPolicy policy = hint_policy(config_.cloud_address_hint);
+  if (address_change_) policy.prefer = address_change_->stranger;
   run(
-      [this, watched, holding, judge = clock_ != nullptr] {
-        Checked c{firewall_->reconcile(), std::nullopt, std::nullopt, 0};
+      [this, watched, policy = std::move(policy), judge = clock_ != nullptr] {
+        Checked c{firewall_->reconcile(), std::nullopt, std::nullopt, 0, false};
         c.tables = backend_->tables_made();
         // On the worker, where the allowlist is: not copied for this.
         if (judge && firewall_->evidence()) {
-          HintPolicy policy;
-          policy.prefer = holding;
           c.hint =
               address_change_hint(*firewall_->evidence(), firewall_->desired(), watched, policy);
           c.summary = summarize(*firewall_->evidence(), firewall_->desired());
+          if (policy.prefer) {
+            const auto& refused = firewall_->evidence()->refused;
+            c.held_unseen = !firewall_->desired().sources.contains(*policy.prefer) &&
+                            std::none_of(refused.begin(), refused.end(),
+                                         [&](const auto& s) { return s.source == *policy.prefer; });
+          }
         }
         return c;
       },
@@ -416,7 +421,15 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
           tables_seen_ = c.tables;
           if (afresh && clock_) evidence_since_ = clock_->monotonic();
           if (afresh || evidence_since_ != posted_since) c.hint.reset();
-          take_hint(std::move(c.hint));
+          // A stranger's record ends 10 minutes after its first packet
+          // and starts again at its next one: a round that falls between
+          // the two does not end the finding, a second one does.
+          if (!c.hint && address_change_ && c.held_unseen && !afresh && !held_through_gap_) {
+            held_through_gap_ = true;
+          } else {
+            held_through_gap_ = false;
+            take_hint(std::move(c.hint));
+          }
           evidence_ = std::move(c.summary);
           if (clock_) evidence_read_at_ = clock_->wall();
         }
@@ -452,7 +465,8 @@ void FirewallKeeper::take_hint(std::optional<AddressChangeHint> hint) {
       ports += (ports.empty() ? "" : ",") + std::to_string(p);
     log_.warning("cloud-address-changed", hint->message(),
                  {{"SOURCE", hint->stranger.to_string()}, {"PORTS", ports}});
-    address_change_since_ = clock_ ? clock_->wall() : WallTime{};
+    // Refused since its first packet in the record that named it.
+    address_change_since_ = clock_ ? clock_->wall() - hint->trying : WallTime{};
   } else if (!hint && address_change_) {
     log_.notice(
         "cloud-address-changed-cleared",

@@ -176,6 +176,7 @@ class FirewallKeeper {
   std::optional<MonoTime> evidence_since_;  // the record watched since (and whole since)
   std::uint64_t tables_seen_ = 0;           // the backend's tables_made() then
   std::optional<AddressChangeHint> address_change_;
+  bool held_through_gap_ = false;  // the last round kept it with no record of its stranger
   WallTime address_change_since_{};
   std::optional<EvidenceSummary> evidence_;
   WallTime evidence_read_at_{};

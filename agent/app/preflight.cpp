@@ -61,7 +61,8 @@ std::vector<Check> firewall_checks(const FirewallConfig& config,
   // known here, so a cloud that never connected in it proves nothing; one
   // that connected long ago does.
   if (r.evidence) {
-    if (auto hint = address_change_hint(*r.evidence, r.desired, std::chrono::seconds(0)))
+    if (auto hint = address_change_hint(*r.evidence, r.desired, std::chrono::seconds(0),
+                                        hint_policy(config.cloud_address_hint)))
       out.push_back({"cloud-address", S::kWarn, hint->message()});
   }
   for (const auto& b : r.blocking)

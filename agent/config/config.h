@@ -39,6 +39,17 @@ enum class OnStop { kKeep, kRemove };
 std::vector<firewall::Cidr> default_always_allow();
 std::vector<firewall::Cidr> default_cluster_networks();
 
+// When the record of who reaches the node names a stranger as the cloud's
+// possible new address (app/address_change.h): no cloud source connected on
+// a port for quiet_after, while one source was refused there `attempts`
+// times, the first at least `over` ago.
+struct CloudAddressHintConfig {
+  Duration quiet_after = 30min;
+  std::uint32_t attempts = 5;
+  Duration over = 150s;
+  bool operator==(const CloudAddressHintConfig&) const = default;
+};
+
 struct FirewallConfig {
   FirewallBackend backend = FirewallBackend::kNftables;
   std::vector<std::uint16_t> ports = {6443, 4143, 4191};
@@ -52,6 +63,7 @@ struct FirewallConfig {
   std::uint8_t min_prefix_v6 = 32;
   OnStop on_stop = OnStop::kKeep;
   firewall::Verdict verdict = firewall::Verdict::kDrop;
+  CloudAddressHintConfig cloud_address_hint;
   bool operator==(const FirewallConfig&) const = default;
 };
 

@@ -97,7 +97,7 @@ void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
   const std::string p = "firewall";
   auto f = r.fields(node, p,
                     {"backend", "ports", "allow", "alwaysAllow", "clusterNetworks", "maxSources",
-                     "minPrefixLength", "onStop", "verdict"});
+                     "minPrefixLength", "onStop", "verdict", "cloudAddressHint"});
   r.enumeration<FirewallBackend>(f, "backend", p,
                                  {{"nftables", FirewallBackend::kNftables},
                                   {"ufw", FirewallBackend::kUfw},
@@ -143,6 +143,19 @@ void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
     if (const YAML::Node* v6 = YamlReader::find(mf, "ipv6")) {
       if (auto v = r.unsigned_value(*v6, where + ".ipv6", 0, 128, "a prefix length"))
         c.min_prefix_v6 = static_cast<std::uint8_t>(*v);
+    }
+  }
+  if (const YAML::Node* n = YamlReader::find(f, "cloudAddressHint")) {
+    // The records bound these: the cloud's last connection is kept a day,
+    // a refused source's first packet 10 minutes.
+    const std::string where = p + ".cloudAddressHint";
+    auto hf = r.fields(*n, where, {"quietAfter", "attempts", "over"});
+    CloudAddressHintConfig& h = c.cloud_address_hint;
+    r.duration(hf, "quietAfter", where, 1s, 24h, h.quiet_after);
+    r.duration(hf, "over", where, 0s, 9min, h.over);
+    if (const YAML::Node* a = YamlReader::find(hf, "attempts")) {
+      if (auto v = r.unsigned_value(*a, where + ".attempts", 1, 100000, "a number of attempts"))
+        h.attempts = static_cast<std::uint32_t>(*v);
     }
   }
   if (const YAML::Node* n = YamlReader::find(f, "maxSources")) {

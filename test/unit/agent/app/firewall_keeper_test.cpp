@@ -374,6 +374,8 @@ TEST_F(FirewallKeeperTest, ACloudAddressChangeIsSaidOnceAndClearedByTheFix) {
   ASSERT_TRUE(keeper.address_change());
   const auto status = keeper.refused_recently();
   ASSERT_TRUE(status);
+  EXPECT_EQ(status->since, clock.wall() - 1min - 300s)
+      << "found a round ago, refused since its record's first packet";
 
   // Its record starts again at one attempt (nft's add keeps it 10 minutes),
   // and it tries another port too: the same finding, as first found.
@@ -383,8 +385,14 @@ TEST_F(FirewallKeeperTest, ACloudAddressChangeIsSaidOnceAndClearedByTheFix) {
   EXPECT_EQ(log_.with_event("cloud-address-changed").size(), 1u);
   EXPECT_TRUE(log_.with_event("cloud-address-changed-cleared").empty());
   EXPECT_EQ(keeper.refused_recently(), status) << "no status write for it";
-  // Another stranger with as few attempts does not take its place.
+  // Its record aged out and its next packet is not there yet: one round
+  // in that gap keeps the finding, a second one ends it. Another stranger
+  // with as few attempts does not take its place.
   backend_->live->evidence.refused = {{boost::asio::ip::make_address("192.0.2.77"), 4191, 2, 2s}};
+  round(1min);
+  ASSERT_TRUE(keeper.address_change()) << "one round between its record's end and its next packet";
+  EXPECT_EQ(keeper.address_change()->stranger, boost::asio::ip::make_address("203.0.113.99"));
+  EXPECT_TRUE(log_.with_event("cloud-address-changed-cleared").empty());
   round(1min);
   EXPECT_FALSE(keeper.address_change());
   EXPECT_EQ(log_.with_event("cloud-address-changed-cleared").size(), 1u);
@@ -411,6 +419,37 @@ TEST_F(FirewallKeeperTest, ACloudAddressChangeIsSaidOnceAndClearedByTheFix) {
       {boost::asio::ip::make_address("192.0.2.66"), 6443, 40, 300s}};
   round(10min);
   EXPECT_FALSE(keeper.address_change()) << "watched for 10m since the repair";
+}
+
+// firewall.cloudAddressHint, taken at a reload without a restart: a
+// cloud that only comes now and then gets a longer quietAfter.
+TEST_F(FirewallKeeperTest, TheHintsThresholdsAreTheConfigsAndFollowAReload) {
+  using namespace std::chrono_literals;
+  test::FakeClock clock;
+  auto keeper = make();
+  keeper.watch_evidence(clock);
+  config_.allow = {*fw::parse_cidr("198.51.100.7/32")};
+  config_.cloud_address_hint = {2h, 5, 150s};
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  backend_->evidence = true;
+  auto round = [&] {
+    // The record as the kernel keeps it (the fake's apply clears it).
+    backend_->live->evidence.accepted = {
+        {boost::asio::ip::make_address("198.51.100.7"), 4191, 12, 90min}};
+    backend_->live->evidence.refused = {
+        {boost::asio::ip::make_address("203.0.113.99"), 4191, 3, 60s}};
+    keeper.reconcile();
+    test::drain(io_);
+  };
+  round();
+  EXPECT_FALSE(keeper.address_change()) << "the cloud came 90m ago: not quiet for 2h";
+  FirewallConfig next = config_;
+  next.cloud_address_hint = {1h, 3, 30s};
+  ASSERT_TRUE(keeper.reconfigure(next).has_value());
+  test::drain(io_);
+  round();
+  ASSERT_TRUE(keeper.address_change()) << "quiet for 1h, 3 attempts over 30s";
+  EXPECT_EQ(keeper.address_change()->stranger, boost::asio::ip::make_address("203.0.113.99"));
 }
 
 TEST_F(FirewallKeeperTest, AnUnavailableBackendIsAClearError) {

@@ -113,6 +113,7 @@ firewall:
   maxSources: 100
   onStop: remove
   verdict: reject
+  cloudAddressHint: {quietAfter: 10m, attempts: 3, over: 20s}
 linkerd:
   namespace: mesh
   rotateBefore: 48h
@@ -143,6 +144,7 @@ state: {dir: /srv/tetherd}
   EXPECT_EQ(c.firewall.min_prefix_v6, 48);
   EXPECT_EQ(c.firewall.on_stop, OnStop::kRemove);
   EXPECT_EQ(c.firewall.verdict, firewall::Verdict::kReject);
+  EXPECT_EQ(c.firewall.cloud_address_hint, (CloudAddressHintConfig{10min, 3, 20s}));
   EXPECT_EQ(c.linkerd->namespace_, "mesh");
   EXPECT_EQ(c.linkerd->rotate_before, 48h);
   EXPECT_EQ(c.linkerd->issuer_validity, 720h);
@@ -300,6 +302,15 @@ INSTANTIATE_TEST_SUITE_P(
                  "got \"129\"",
                  "t.yaml:2:42: firewall.minPrefixLength: unknown key \"ipv5\"; did you mean "
                  "\"ipv4\"?"}},
+        BadCase{
+            "CloudAddressHintOutOfRange",
+            "firewall:\n  cloudAddressHint: {quietAfter: 25h, attempts: 0, over: 10m, after: 1}\n",
+            {"t.yaml:2:34: firewall.cloudAddressHint.quietAfter: must be between 1s and 24h, "
+             "got 25h",
+             "t.yaml:2:49: firewall.cloudAddressHint.attempts: expected a number of attempts "
+             "(1-100000), got \"0\"",
+             "t.yaml:2:58: firewall.cloudAddressHint.over: must be between 0s and 9m, got 10m",
+             "t.yaml:2:63: firewall.cloudAddressHint: unknown key \"after\""}},
         BadCase{"StaticSourcesOverMax",
                 "firewall:\n  maxSources: 2\n  allow: [192.0.2.1, 192.0.2.2]\n",
                 {"t.yaml:3:10: firewall.allow: allow and alwaysAllow list 4 sources, more than "
