@@ -201,10 +201,10 @@ double measure(int fd, const std::vector<std::array<std::uint8_t, 40>>& packets)
   return ns[ns.size() / 2];
 }
 
-// The packets the table's base chains counted (refused) and the elements
-// of a set: proof that a stream went through the rules it measures.
-std::uint64_t refused_counted() {
-  const std::string listing = output_of("nft list table inet tetherd 2>/dev/null");
+// The packets counted in a listing (the base chains' refusals, or a set's
+// elements): proof that a stream went through the rules it measures.
+std::uint64_t counted(const std::string& what) {
+  const std::string listing = output_of("nft list " + what + " 2>/dev/null");
   std::uint64_t total = 0;
   const std::regex counter("packets ([0-9]+)");
   for (auto it = std::sregex_iterator(listing.begin(), listing.end(), counter);
@@ -280,15 +280,19 @@ int main(int argc, char** argv) {
       return 1;
     }
     const Row old = run();
-    if (refused_counted() < 2u * kRuns * kPackets) {
+    if (counted("table inet tetherd") < 2u * kRuns * kPackets) {
       std::fputs("evidence_cost: the refused streams did not reach the old rules\n", stderr);
       return 1;
     }
     std::ofstream(path) << with;
     if (!sh("nft -f " + path)) return 1;
     const Row now = run();
-    if (refused_counted() < 2u * kRuns * kPackets || elements("refused4") == 0 ||
-        elements("accepted4") == 0) {
+    // Every packet of the cloud's stream ran the update (the elements'
+    // counters), and the refused streams were counted and recorded.
+    if (counted("table inet tetherd") <
+            2u * kRuns * kPackets + counted("set inet tetherd accepted4") ||
+        elements("refused4") == 0 ||
+        counted("set inet tetherd accepted4") < 1u * kRuns * kPackets) {
       std::fputs("evidence_cost: the streams did not reach the evidence rules\n", stderr);
       return 1;
     }

@@ -45,9 +45,6 @@ class Backend {
   virtual Result<void> records_evidence() const {
     return make_error("not available with the " + std::string(name()) + " backend");
   }
-  // How many times this backend made its table anew (which starts the
-  // kernel's record afresh); 0 for backends that keep no record.
-  virtual std::uint64_t tables_made() const { return 0; }
   // What of `allowlist` this backend can put in force here: the kernel is
   // checked against this, so what it cannot do is not drift.
   virtual Allowlist enforceable(const Allowlist& allowlist) { return allowlist; }

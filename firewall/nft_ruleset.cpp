@@ -352,7 +352,11 @@ Result<LiveTable> parse_live_table(std::string_view text) {
   for (const json::value& item : *items) {
     if (!item.is_object()) continue;
     const json::object& o = item.get_object();
-    if (const json::value* s = find(o, "set"); s && s->is_object()) {
+    if (const json::value* t = find(o, "table"); t && t->is_object()) {
+      const json::value* handle = find(t->get_object(), "handle");
+      if (handle && handle->is_int64() && handle->get_int64() > 0)
+        live.evidence.table = static_cast<std::uint64_t>(handle->get_int64());
+    } else if (const json::value* s = find(o, "set"); s && s->is_object()) {
       const json::object& set = s->get_object();
       const json::value* name = find(set, "name");
       const json::value* elems = find(set, "elem");

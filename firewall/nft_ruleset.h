@@ -103,6 +103,10 @@ struct Sighting {
 struct Evidence {
   std::vector<Sighting> refused;
   std::vector<Sighting> accepted;
+  // The kernel's handle of the table that holds the record: a table made
+  // anew (by tetherd or by anyone, even identical) has another, and its
+  // record starts afresh.
+  std::uint64_t table = 0;
 };
 
 // The nft script that atomically replaces the table with `allowlist`.

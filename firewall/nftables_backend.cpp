@@ -1,6 +1,5 @@
 #include "firewall/nftables_backend.h"
 
-#include <atomic>
 #include <malloc.h>
 
 #include <nftables/libnftables.h>
@@ -8,14 +7,6 @@
 #include "firewall/nft_netlink.h"
 
 namespace tetherd::firewall {
-
-namespace {
-std::atomic<std::uint64_t> tables_made_in_process = 0;
-}  // namespace
-
-std::uint64_t NftablesBackend::tables_made() const {
-  return tables_made_in_process;
-}
 
 void NftablesBackend::CtxFree::operator()(nft_ctx* ctx) const {
   nft_ctx_free(ctx);
@@ -67,7 +58,6 @@ Result<void> NftablesBackend::apply(const Allowlist& allowlist) {
   // make of render_replace(allowlist), without parsing it.
   auto r = replace_table(allowlist);
   if (!r) return make_error("applying table inet tetherd: " + r.error().message);
-  ++tables_made_in_process;
   reached_ = allowlist;
   known_absent_ = false;
   return {};

@@ -28,9 +28,6 @@ class NftablesBackend final : public Backend {
 
   std::string_view name() const override { return "nftables"; }
   Result<void> records_evidence() const override { return {}; }
-  // Counted over every instance in the process: a handover to a new
-  // backend object is a table made anew too.
-  std::uint64_t tables_made() const override;
   Result<void> apply(const Allowlist& allowlist) override;
   Result<std::optional<LiveTable>> read() override;
   Result<void> remove() override;

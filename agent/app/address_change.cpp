@@ -82,16 +82,23 @@ std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& e
     const firewall::Sighting*& l = last[s.port];
     if (!l || s.ago < l->ago) l = &s;
   }
-  // A port the cloud has no record on is quiet only when it has none at
-  // all (every record aged out: the address changed a day ago or more, or
-  // it never came in a record watched long enough): a port the cloud does
-  // not use while it uses the others (6443 in pull mode) is not quiet, and
-  // a scanner knocking there says nothing.
+  // A change of the cloud's egress address moves all of its traffic: the
+  // cloud is quiet when it has connected on no port for quiet_after (a
+  // connection on any port says its address is still allowed; one held
+  // open for hours, keep-alive, makes no new ones on its port). Then its
+  // ports are those it has a record on, or all of them when it has none
+  // at all (every record aged out: the address changed a day ago or more,
+  // or it never came in a record watched long enough): a port the cloud
+  // does not use (6443 in pull mode) is not one, and a scanner knocking
+  // there says nothing.
+  const bool cloud_quiet = last.empty() ? watched >= policy.quiet_after
+                                        : std::all_of(last.begin(), last.end(), [&](const auto& l) {
+                                            return l.second->ago >= policy.quiet_after;
+                                          });
   auto quiet = [&](std::uint16_t port) {
+    if (!cloud_quiet) return false;
     if (!std::binary_search(desired.ports.begin(), desired.ports.end(), port)) return false;
-    const auto l = last.find(port);
-    if (l != last.end()) return l->second->ago >= policy.quiet_after;
-    return last.empty() && watched >= policy.quiet_after;
+    return last.empty() || last.count(port) > 0;
   };
   // Each stranger's first packets on quiet ports, and how long it has
   // been trying.
@@ -108,10 +115,11 @@ std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& e
     t.trying = std::max(t.trying, s.ago);
     t.ports.push_back(s.port);
   }
-  // The one held keeps its place while it tries at all, unless another
-  // qualifies with more; else the most attempts (the first, lowest
-  // address, of equals), if it qualifies: enough first packets, over long
-  // enough that they are not one connect's SYN and its retries.
+  // The one held keeps its place while it tries at all (two strangers
+  // whose records restart in turn must not take it from each other);
+  // else the most attempts (the first, lowest address, of equals), if it
+  // qualifies: enough first packets, over long enough that they are not
+  // one connect's SYN and its retries.
   auto qualifies = [&](const Tally& t) {
     return t.attempts >= policy.min_attempts && t.trying >= policy.trying_for;
   };
@@ -122,9 +130,7 @@ std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& e
       most = it;
   if (policy.prefer) {
     const auto held = strangers.find(*policy.prefer);
-    if (held != strangers.end() &&
-        (most == strangers.end() || most->second.attempts <= held->second.attempts))
-      most = held;
+    if (held != strangers.end()) most = held;
   }
   if (most == strangers.end()) return std::nullopt;
 

@@ -63,7 +63,7 @@ struct EvidenceSummary {
 EvidenceSummary summarize(const firewall::Evidence& evidence, const firewall::Allowlist& desired);
 
 struct HintPolicy {
-  // A port is quiet when the cloud has not connected on it for this long
+  // The cloud is quiet when it has not connected on any port for this long
   // (or at all, in a record watched this long).
   std::chrono::seconds quiet_after = std::chrono::minutes(30);
   // A stranger is worth naming after this many first packets on quiet
@@ -72,8 +72,8 @@ struct HintPolicy {
   std::uint64_t min_attempts = 5;
   std::chrono::seconds trying_for = std::chrono::seconds(150);
   // The stranger already named: it stays while it tries at all (its
-  // record starts again at one packet every 10 minutes), unless another
-  // qualifies with more attempts.
+  // record starts again at one packet every 10 minutes), whoever else
+  // qualifies meanwhile.
   std::optional<boost::asio::ip::address> prefer;
 };
 // The thresholds of firewall.cloudAddressHint.

@@ -384,8 +384,10 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
     Result<Drift> drift;
     std::optional<AddressChangeHint> hint;
     std::optional<EvidenceSummary> summary;
-    std::uint64_t tables = 0;  // the backend's tables made so far
-    bool held_unseen = false;  // the stranger held has no refused record at all
+    std::uint64_t table = 0;    // the kernel's handle of the table read
+    bool held_seen = false;     // the stranger held has a refused record
+    bool held_allowed = false;  // the allowlist lets it through now (the fix)
+    bool cloud_back = false;    // the cloud connected within quiet_after
   };
   // A finding holds while its stranger keeps trying at all: its record
   // starts again at one attempt every 10 minutes (nft's `add`), and the
@@ -395,43 +397,51 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
   if (address_change_) policy.prefer = address_change_->stranger;
   run(
       [this, watched, policy = std::move(policy), judge = clock_ != nullptr] {
-        Checked c{firewall_->reconcile(), std::nullopt, std::nullopt, 0, false};
-        c.tables = backend_->tables_made();
+        Checked c{firewall_->reconcile(), std::nullopt, std::nullopt};
         // On the worker, where the allowlist is: not copied for this.
         if (judge && firewall_->evidence()) {
-          c.hint =
-              address_change_hint(*firewall_->evidence(), firewall_->desired(), watched, policy);
-          c.summary = summarize(*firewall_->evidence(), firewall_->desired());
+          const firewall::Evidence& e = *firewall_->evidence();
+          const firewall::Allowlist& desired = firewall_->desired();
+          c.table = e.table;
+          c.hint = address_change_hint(e, desired, watched, policy);
+          c.summary = summarize(e, desired);
+          c.cloud_back = std::any_of(e.accepted.begin(), e.accepted.end(), [&](const auto& s) {
+            return s.ago < policy.quiet_after && desired.cloud.contains(s.source);
+          });
           if (policy.prefer) {
-            const auto& refused = firewall_->evidence()->refused;
-            c.held_unseen = !firewall_->desired().sources.contains(*policy.prefer) &&
-                            std::none_of(refused.begin(), refused.end(),
-                                         [&](const auto& s) { return s.source == *policy.prefer; });
+            c.held_allowed = desired.sources.contains(*policy.prefer);
+            c.held_seen = std::any_of(e.refused.begin(), e.refused.end(),
+                                      [&](const auto& s) { return s.source == *policy.prefer; });
           }
         }
         return c;
       },
-      [this, done = std::move(done), posted_since = evidence_since_](Checked c) {
+      [this, done = std::move(done), posted_since = evidence_since_,
+       quiet_after = policy.quiet_after](Checked c) {
         Result<Drift>& r = c.drift;
-        if (r) {
+        if (r && clock_) {
           // A table made anew (a repair, a verdict change, a handover, an
-          // update the kernel refused) has an empty record: watched from
-          // now. And a round posted before that judged with the old watch.
-          const bool afresh = *r != Drift::kNone || c.tables != tables_seen_;
-          tables_seen_ = c.tables;
-          if (afresh && clock_) evidence_since_ = clock_->monotonic();
+          // update the kernel refused, someone's `nft -f` of the same
+          // table) has an empty record: watched from now. And a round
+          // posted before that judged with the old watch.
+          const MonoTime now = clock_->monotonic();
+          const bool afresh = *r != Drift::kNone || c.table != table_seen_;
+          table_seen_ = c.table;
+          if (afresh) evidence_since_ = now;
           if (afresh || evidence_since_ != posted_since) c.hint.reset();
-          // A stranger's record ends 10 minutes after its first packet
-          // and starts again at its next one: a round that falls between
-          // the two does not end the finding, a second one does.
-          if (!c.hint && address_change_ && c.held_unseen && !afresh && !held_through_gap_) {
-            held_through_gap_ = true;
-          } else {
-            held_through_gap_ = false;
-            take_hint(std::move(c.hint));
-          }
+          if (c.hint || c.held_seen) held_seen_at_ = now;
+          // A finding ends when the admin allows its stranger, when the
+          // cloud connects again, or when the stranger has had no record
+          // for a whole record's span (10 minutes: it stopped trying). Not
+          // while a record restarted (a repair) is too young to judge,
+          // nor between the end of one of its records and its next packet.
+          const bool young = now - *evidence_since_ < quiet_after;
+          const bool trying = now - held_seen_at_ < firewall::kEvidenceSets[0].timeout;
+          const bool hold =
+              !c.hint && address_change_ && !c.held_allowed && !c.cloud_back && (young || trying);
+          if (!hold) take_hint(std::move(c.hint));
           evidence_ = std::move(c.summary);
-          if (clock_) evidence_read_at_ = clock_->wall();
+          evidence_read_at_ = clock_->wall();
         }
         if (!r) {
           // Once per failure streak, not once per check (STYLE.md).

@@ -174,9 +174,9 @@ class FirewallKeeper {
   bool reconcile_failing_ = false;
   const Clock* clock_ = nullptr;
   std::optional<MonoTime> evidence_since_;  // the record watched since (and whole since)
-  std::uint64_t tables_seen_ = 0;           // the backend's tables_made() then
+  std::uint64_t table_seen_ = 0;            // the kernel's handle of the table then
   std::optional<AddressChangeHint> address_change_;
-  bool held_through_gap_ = false;  // the last round kept it with no record of its stranger
+  MonoTime held_seen_at_{};  // its stranger's last refused record
   WallTime address_change_since_{};
   std::optional<EvidenceSummary> evidence_;
   WallTime evidence_read_at_{};

@@ -153,6 +153,14 @@ void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
     CloudAddressHintConfig& h = c.cloud_address_hint;
     r.duration(hf, "quietAfter", where, 1s, 24h, h.quiet_after);
     r.duration(hf, "over", where, 0s, 9min, h.over);
+    // The record's times are whole seconds.
+    for (const char* key : {"quietAfter", "over"}) {
+      const YAML::Node* d = YamlReader::find(hf, key);
+      const Duration& v = std::string_view(key) == "over" ? h.over : h.quiet_after;
+      if (d && v % 1s != Duration::zero())
+        r.error(r.mark_of(*d, where + "." + key), where + "." + key,
+                "must be a whole number of seconds");
+    }
     if (const YAML::Node* a = YamlReader::find(hf, "attempts")) {
       if (auto v = r.unsigned_value(*a, where + ".attempts", 1, 100000, "a number of attempts"))
         h.attempts = static_cast<std::uint32_t>(*v);

@@ -385,16 +385,19 @@ TEST_F(FirewallKeeperTest, ACloudAddressChangeIsSaidOnceAndClearedByTheFix) {
   EXPECT_EQ(log_.with_event("cloud-address-changed").size(), 1u);
   EXPECT_TRUE(log_.with_event("cloud-address-changed-cleared").empty());
   EXPECT_EQ(keeper.refused_recently(), status) << "no status write for it";
-  // Its record aged out and its next packet is not there yet: one round
-  // in that gap keeps the finding, a second one ends it. Another stranger
-  // with as few attempts does not take its place.
+  // Its record aged out and its next packet is not there yet: rounds in
+  // that gap keep the finding, until it has had no record for a record's
+  // span (10 minutes: it stopped trying). Another stranger with as few
+  // attempts does not take its place meanwhile.
   backend_->live->evidence.refused = {{boost::asio::ip::make_address("192.0.2.77"), 4191, 2, 2s}};
-  round(1min);
-  ASSERT_TRUE(keeper.address_change()) << "one round between its record's end and its next packet";
-  EXPECT_EQ(keeper.address_change()->stranger, boost::asio::ip::make_address("203.0.113.99"));
+  for (int i = 0; i < 9; ++i) {
+    round(1min);
+    ASSERT_TRUE(keeper.address_change()) << "between its record's end and its next packet";
+    EXPECT_EQ(keeper.address_change()->stranger, boost::asio::ip::make_address("203.0.113.99"));
+  }
   EXPECT_TRUE(log_.with_event("cloud-address-changed-cleared").empty());
   round(1min);
-  EXPECT_FALSE(keeper.address_change());
+  EXPECT_FALSE(keeper.address_change()) << "no record of it for 10 minutes";
   EXPECT_EQ(log_.with_event("cloud-address-changed-cleared").size(), 1u);
   backend_->live->evidence.refused = {
       {boost::asio::ip::make_address("203.0.113.99"), 4191, 40, 300s}};
@@ -419,6 +422,55 @@ TEST_F(FirewallKeeperTest, ACloudAddressChangeIsSaidOnceAndClearedByTheFix) {
       {boost::asio::ip::make_address("192.0.2.66"), 6443, 40, 300s}};
   round(10min);
   EXPECT_FALSE(keeper.address_change()) << "watched for 10m since the repair";
+}
+
+// A finding made, then the record restarts (a repair after someone's
+// flush, someone's `nft -f` of an identical table): the finding is held, with
+// no "cleared" said, while the new record is too young to judge; the cloud
+// connecting again ends it at once.
+TEST_F(FirewallKeeperTest, AFindingOutlivesARestartedRecordAndEndsWhenTheCloudIsBack) {
+  using namespace std::chrono_literals;
+  test::FakeClock clock;
+  auto keeper = make();
+  keeper.watch_evidence(clock);
+  config_.allow = {*fw::parse_cidr("198.51.100.7/32")};
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  backend_->evidence = true;
+  const auto stranger = boost::asio::ip::make_address("203.0.113.99");
+  auto round = [&](Duration later, std::uint64_t table) {
+    clock.advance(later);
+    backend_->live->evidence.table = table;
+    backend_->live->evidence.refused = {{stranger, 4191, 40, 300s}};
+    keeper.reconcile();
+    test::drain(io_);
+  };
+  round(0s, 1);
+  round(31min, 1);
+  ASSERT_TRUE(keeper.address_change());
+  // An identical table made by someone else: no drift, a new handle.
+  round(1min, 2);
+  round(20min, 2);
+  ASSERT_TRUE(keeper.address_change()) << "held while the new record is young";
+  EXPECT_TRUE(log_.with_event("cloud-address-changed-cleared").empty());
+  round(11min, 2);
+  ASSERT_TRUE(keeper.address_change()) << "found again, the same finding";
+  EXPECT_EQ(log_.with_event("cloud-address-changed").size(), 1u);
+
+  // A repair after a flush: held too.
+  backend_->live.reset();
+  keeper.reconcile();
+  test::drain(io_);
+  round(1min, 3);
+  EXPECT_TRUE(keeper.address_change());
+  EXPECT_TRUE(log_.with_event("cloud-address-changed-cleared").empty());
+
+  // The cloud connects again (its old address works after all).
+  backend_->live->evidence.accepted = {
+      {boost::asio::ip::make_address("198.51.100.7"), 4191, 1, 3s}};
+  keeper.reconcile();
+  test::drain(io_);
+  EXPECT_FALSE(keeper.address_change()) << "the cloud is back";
+  EXPECT_EQ(log_.with_event("cloud-address-changed-cleared").size(), 1u);
 }
 
 // firewall.cloudAddressHint, taken at a reload without a restart: a

@@ -311,6 +311,11 @@ INSTANTIATE_TEST_SUITE_P(
              "(1-100000), got \"0\"",
              "t.yaml:2:58: firewall.cloudAddressHint.over: must be between 0s and 9m, got 10m",
              "t.yaml:2:63: firewall.cloudAddressHint: unknown key \"after\""}},
+        BadCase{"CloudAddressHintNotWholeSeconds",
+                "firewall:\n  cloudAddressHint: {quietAfter: 1500ms, over: 500ms}\n",
+                {"t.yaml:2:34: firewall.cloudAddressHint.quietAfter: must be a whole number of "
+                 "seconds",
+                 "t.yaml:2:48: firewall.cloudAddressHint.over: must be a whole number of seconds"}},
         BadCase{"StaticSourcesOverMax",
                 "firewall:\n  maxSources: 2\n  allow: [192.0.2.1, 192.0.2.2]\n",
                 {"t.yaml:3:10: firewall.allow: allow and alwaysAllow list 4 sources, more than "
