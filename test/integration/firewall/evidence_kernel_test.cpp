@@ -184,5 +184,24 @@ TEST_F(EvidenceKernel, AfterAFlushTheRepairedTableRecordsAfresh) {
   EXPECT_NE(find(evidence().refused, "198.51.100.2", 4191), nullptr);
 }
 
+// Someone makes the very same table again (`nft -f` of the same ruleset,
+// as a configuration tool restoring a saved one would): the same rules and
+// sets, so no drift, but a new table whose record restarted. The kernel's
+// handle of the table tells (the keeper restarts its watch on it).
+TEST_F(EvidenceKernel, AnIdenticalTableMadeAgainHasAnotherHandle) {
+  const std::uint64_t first = evidence().table;
+  ASSERT_NE(first, 0u);
+  const std::string file = "/tmp/tetherd-evidence-" + topo_->node + ".nft";
+  std::ofstream(file) << render_replace(firewall_->desired());
+  test::sh("ip netns exec " + topo_->node + " nft -f " + file);
+  std::remove(file.c_str());
+  {
+    test::InNetns in(topo_->node);
+    ASSERT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone);
+  }
+  EXPECT_NE(evidence().table, first);
+  EXPECT_NE(evidence().table, 0u);
+}
+
 }  // namespace
 }  // namespace tetherd::firewall

@@ -51,6 +51,17 @@ TEST(NftEvidence, TheElementsAreReadWithTheirCountsAndAges) {
   EXPECT_EQ(live->evidence.accepted,
             (std::vector<Sighting>{{ip::make_address("2001:db8:c::5"), 4143, 2, seconds(65)}}));
   EXPECT_FALSE(live->rules_intact) << "no chains listed";
+  EXPECT_EQ(live->evidence.table, 1u) << "the table's handle: a new table has another";
+}
+
+TEST(NftEvidence, ATableWithoutAUsableHandleIsTableZero) {
+  for (const char* table : {R"j({"family": "inet", "name": "tetherd"})j",
+                            R"j({"family": "inet", "name": "tetherd", "handle": -3})j",
+                            R"j({"family": "inet", "name": "tetherd", "handle": "7"})j"}) {
+    auto live = parse_live_table(std::string(R"j({"nftables": [{"table": )j") + table + "}]}");
+    ASSERT_TRUE(live.has_value()) << live.error().message;
+    EXPECT_EQ(live->evidence.table, 0u) << table;
+  }
 }
 
 TEST(NftEvidence, ASetOfAnotherShapeIsNoEvidenceAndNoError) {
