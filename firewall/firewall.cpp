@@ -1,5 +1,7 @@
 #include "firewall/firewall.h"
 
+#include <algorithm>
+
 namespace tetherd::firewall {
 
 Result<void> Firewall::update(const DesiredSources& desired) {
@@ -34,6 +36,13 @@ Result<Firewall::Drift> Firewall::reconcile() {
   if (drift == Drift::kNone) return drift;
   if (auto r = backend_.apply(desired_); !r) return r.error();
   return drift;
+}
+
+std::vector<Cidr> Firewall::cloud_sources() const {
+  std::vector<Cidr> out = policy_.allow;
+  for (const Cidr& c : control_plane_)
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  return out;
 }
 
 Result<void> Firewall::set_node_addresses(std::vector<boost::asio::ip::address> addresses) {

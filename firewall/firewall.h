@@ -41,6 +41,9 @@ class Firewall {
 
   const Allowlist& desired() const { return desired_; }
   const DesiredSources& last_good() const { return last_good_; }
+  // The cloud's sources as configured: firewall.allow, then the control
+  // plane's (not merged, nor cut by the node's own addresses).
+  std::vector<Cidr> cloud_sources() const;
   // The kernel's record of who reached the node, as the last reconcile()
   // read it; nullopt when the backend keeps none, or the table was just
   // made anew (the record starts afresh).

@@ -36,7 +36,13 @@ std::string AddressChangeHint::message() const {
   return m + ": has the cloud's address changed?";
 }
 
-EvidenceSummary summarize(const firewall::Evidence& evidence, const firewall::Allowlist& desired) {
+std::vector<firewall::Cidr> names_of(const firewall::Allowlist& desired,
+                                     const std::vector<firewall::Cidr>& networks) {
+  return networks.empty() ? desired.cloud.cidrs() : networks;
+}
+
+EvidenceSummary summarize(const firewall::Evidence& evidence, const firewall::Allowlist& desired,
+                          const std::vector<firewall::Cidr>& networks) {
   EvidenceSummary s;
   for (const std::uint16_t port : desired.ports)
     s.ports.push_back({port, 0, 0});
@@ -47,12 +53,14 @@ EvidenceSummary summarize(const firewall::Evidence& evidence, const firewall::Al
   };
   for (const firewall::Sighting& r : evidence.refused)
     if (auto* p = at(r.port)) p->refused += r.packets;
-  for (const firewall::Cidr& c : desired.cloud.cidrs()) {
+  for (const firewall::Sighting& a : evidence.accepted)
+    if (desired.cloud.contains(a.source))
+      if (auto* p = at(a.port)) p->accepted += a.packets;
+  for (const firewall::Cidr& c : names_of(desired, networks)) {
     const firewall::AddressSet net(std::vector<firewall::Cidr>{c});
     std::optional<std::chrono::seconds> last;
     for (const firewall::Sighting& a : evidence.accepted) {
-      if (!net.contains(a.source)) continue;
-      if (auto* p = at(a.port)) p->accepted += a.packets;
+      if (!net.contains(a.source) || !desired.cloud.contains(a.source)) continue;
       if (!last || a.ago < *last) last = a.ago;
     }
     if (last) s.cloud_last.push_back({c.to_string(), *last});
@@ -73,7 +81,8 @@ HintPolicy hint_policy(const CloudAddressHintConfig& config) {
 std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& evidence,
                                                      const firewall::Allowlist& desired,
                                                      std::chrono::seconds watched,
-                                                     const HintPolicy& policy) {
+                                                     const HintPolicy& policy,
+                                                     const std::vector<firewall::Cidr>& networks) {
   if (desired.cloud.empty()) return std::nullopt;
   // The cloud's last connection on each managed port.
   std::map<std::uint16_t, const firewall::Sighting*> last;
@@ -146,9 +155,11 @@ std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& e
     const auto l = last.find(port);
     if (l == last.end() || (h.cloud_last && *h.cloud_last <= l->second->ago)) continue;
     h.cloud_last = l->second->ago;
-    for (const firewall::Cidr& c : desired.cloud.cidrs())
-      if (firewall::AddressSet(std::vector<firewall::Cidr>{c}).contains(l->second->source))
+    for (const firewall::Cidr& c : names_of(desired, networks))
+      if (firewall::AddressSet(std::vector<firewall::Cidr>{c}).contains(l->second->source)) {
         h.cloud_source = c.to_string();
+        break;
+      }
   }
   return h;
 }

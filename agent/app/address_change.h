@@ -60,7 +60,11 @@ struct EvidenceSummary {
   };
   std::vector<LastSeen> cloud_last;  // the cloud's networks that connected, and when last
 };
-EvidenceSummary summarize(const firewall::Evidence& evidence, const firewall::Allowlist& desired);
+// `networks`: the cloud's sources as configured (firewall.allow, then the
+// control plane's), to name the cloud by; empty, the pieces of
+// Allowlist::cloud (which the node's own addresses may have cut up).
+EvidenceSummary summarize(const firewall::Evidence& evidence, const firewall::Allowlist& desired,
+                          const std::vector<firewall::Cidr>& networks = {});
 
 struct HintPolicy {
   // The cloud is quiet when it has not connected on any port for this long
@@ -85,9 +89,9 @@ HintPolicy hint_policy(const CloudAddressHintConfig& config);
 // is said while the allowlist names no cloud source at all. `watched`: how
 // long the evidence has been read (a record younger than quiet_after
 // cannot say that the cloud never came).
-std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& evidence,
-                                                     const firewall::Allowlist& desired,
-                                                     std::chrono::seconds watched,
-                                                     const HintPolicy& policy = {});
+std::optional<AddressChangeHint> address_change_hint(
+    const firewall::Evidence& evidence, const firewall::Allowlist& desired,
+    std::chrono::seconds watched, const HintPolicy& policy = {},
+    const std::vector<firewall::Cidr>& networks = {});
 
 }  // namespace tetherd

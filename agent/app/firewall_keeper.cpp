@@ -403,8 +403,9 @@ void FirewallKeeper::reconcile(std::function<void(Result<firewall::Firewall::Dri
           const firewall::Evidence& e = *firewall_->evidence();
           const firewall::Allowlist& desired = firewall_->desired();
           c.table = e.table;
-          c.hint = address_change_hint(e, desired, watched, policy);
-          c.summary = summarize(e, desired);
+          const std::vector<firewall::Cidr> networks = firewall_->cloud_sources();
+          c.hint = address_change_hint(e, desired, watched, policy, networks);
+          c.summary = summarize(e, desired, networks);
           c.cloud_back = std::any_of(e.accepted.begin(), e.accepted.end(), [&](const auto& s) {
             return s.ago < policy.quiet_after && desired.cloud.contains(s.source);
           });

@@ -62,7 +62,7 @@ std::vector<Check> firewall_checks(const FirewallConfig& config,
   // that connected long ago does.
   if (r.evidence) {
     if (auto hint = address_change_hint(*r.evidence, r.desired, std::chrono::seconds(0),
-                                        hint_policy(config.cloud_address_hint)))
+                                        hint_policy(config.cloud_address_hint), r.cloud_sources))
       out.push_back({"cloud-address", S::kWarn, hint->message()});
   }
   for (const auto& b : r.blocking)

@@ -148,5 +148,24 @@ TEST_F(AddressChange, TheSummaryCountsPerPortAndDatesEachCloudNetwork) {
   EXPECT_EQ(s.cloud_last, (std::vector<EvidenceSummary::LastSeen>{{"198.51.100.0/24", 5min}}));
 }
 
+// The node's own address inside the cloud's network cuts the cloud set
+// into pieces: the metrics and the hint name the network as configured.
+TEST_F(AddressChange, TheCloudIsNamedAsConfiguredNotByThePiecesTheNodeCutsOut) {
+  fw::Policy p;
+  p.ports = {4191};
+  const std::vector<fw::Cidr> configured = {*fw::parse_cidr("198.51.100.0/24")};
+  desired_ = fw::build_allowlist(p, configured, {ip::make_address("198.51.100.1")});
+  ASSERT_GT(desired_.cloud.cidrs().size(), 1u) << "cut up by the node's own address";
+  e_.accepted = {seen("198.51.100.200", 4191, 3, 2h), seen("198.51.100.1", 4191, 9, 1s)};
+  e_.refused = {seen("203.0.113.99", 4191, 40, 590s)};
+  const EvidenceSummary s = summarize(e_, desired_, configured);
+  EXPECT_EQ(s.cloud_last, (std::vector<EvidenceSummary::LastSeen>{{"198.51.100.0/24", 2h}}))
+      << "the node's own connection is not the cloud's";
+  EXPECT_EQ(s.ports, (std::vector<EvidenceSummary::PerPort>{{4191, 40, 3}}));
+  const auto h = address_change_hint(e_, desired_, 24h, {}, configured);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->cloud_source, "198.51.100.0/24");
+}
+
 }  // namespace
 }  // namespace tetherd
