@@ -19,6 +19,12 @@ std::string span(std::chrono::seconds d) {
   return format_duration(d);
 }
 
+// The cloud's networks to name it by: as configured, else Allowlist::cloud's pieces.
+std::vector<firewall::Cidr> names_of(const firewall::Allowlist& desired,
+                                     const std::vector<firewall::Cidr>& networks) {
+  return networks.empty() ? desired.cloud.cidrs() : networks;
+}
+
 }  // namespace
 
 std::string AddressChangeHint::message() const {
@@ -34,11 +40,6 @@ std::string AddressChangeHint::message() const {
          span(std::min(watched, firewall::kEvidenceSets[2].timeout)) + " tetherd has watched";
   }
   return m + ": has the cloud's address changed?";
-}
-
-std::vector<firewall::Cidr> names_of(const firewall::Allowlist& desired,
-                                     const std::vector<firewall::Cidr>& networks) {
-  return networks.empty() ? desired.cloud.cidrs() : networks;
 }
 
 EvidenceSummary summarize(const firewall::Evidence& evidence, const firewall::Allowlist& desired,

@@ -78,12 +78,8 @@ void read_control_plane(YamlReader& r, const YAML::Node& node, ControlPlaneConfi
   read_namespace(r, f, p, c.namespace_);
   r.duration(f, "heartbeatInterval", p, 1s, 1h, c.heartbeat_interval);
   r.duration(f, "leaseDuration", p, 1s, 24h, c.lease_duration);
-  if (const YAML::Node* n = YamlReader::find(f, "leaseDuration")) {
-    const std::string where = p + ".leaseDuration";
-    if (c.lease_duration % 1s != Duration::zero()) {
-      r.error(r.mark_of(*n, where), where, "must be a whole number of seconds");
-    }
-  }
+  r.whole_seconds(f, "leaseDuration", p, c.lease_duration);
+
   if (c.lease_duration <= c.heartbeat_interval) {
     const YAML::Node* n = YamlReader::find(f, "leaseDuration");
     if (n == nullptr) n = YamlReader::find(f, "heartbeatInterval");
@@ -154,13 +150,8 @@ void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
     r.duration(hf, "quietAfter", where, 1s, 24h, h.quiet_after);
     r.duration(hf, "over", where, 0s, 9min, h.over);
     // The record's times are whole seconds.
-    for (const char* key : {"quietAfter", "over"}) {
-      const YAML::Node* d = YamlReader::find(hf, key);
-      const Duration& v = std::string_view(key) == "over" ? h.over : h.quiet_after;
-      if (d && v % 1s != Duration::zero())
-        r.error(r.mark_of(*d, where + "." + key), where + "." + key,
-                "must be a whole number of seconds");
-    }
+    r.whole_seconds(hf, "quietAfter", where, h.quiet_after);
+    r.whole_seconds(hf, "over", where, h.over);
     if (const YAML::Node* a = YamlReader::find(hf, "attempts")) {
       if (auto v = r.unsigned_value(*a, where + ".attempts", 1, 100000, "a number of attempts"))
         h.attempts = static_cast<std::uint32_t>(*v);

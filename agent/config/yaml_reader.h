@@ -126,6 +126,15 @@ class YamlReader {
     }
   }
 
+  // A duration already read (duration()) that must be whole seconds.
+  void whole_seconds(const Fields& f, std::string_view key, const std::string& path,
+                     Duration value) {
+    const YAML::Node* n = find(f, key);
+    if (n == nullptr || value % std::chrono::seconds(1) == Duration::zero()) return;
+    const std::string where = join(path, key);
+    error(mark_of(*n, where), where, "must be a whole number of seconds");
+  }
+
   void duration(const Fields& f, std::string_view key, const std::string& path, Duration min,
                 Duration max, Duration& out) {
     const YAML::Node* n = find(f, key);
