@@ -528,7 +528,6 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     if (!s) return kube::make_api_error(kube::ErrorKind::kDecode, s.error().message);
     return *s;
   };
-  Timer pause(executor_, clock_);
   while (!stopped_) {
     // The certificate in force expires first: stop waiting with it, so
     // that its expiry is said and the recovery starts (the request is
@@ -567,11 +566,14 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     });
     if (seen) co_return std::move(*seen);
     if (!end) co_return end.error();
+    if (stopped_) break;
     // The server ended the watch (its timeout, or 410): read it again, but
-    // not in a loop with a server that ends every watch at once.
+    // not in a loop with a server that ends every watch at once. On the
+    // loop's timer (idle while an attempt runs), which stop() and wake()
+    // cancel: a stop never waits on a pause it cannot cut.
     if (clock_.monotonic() - began < kAtLeast) {
-      pause.expires_after(kAtLeast);
-      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      timer_.expires_after(kAtLeast);
+      co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
   }
   co_return kube::make_api_error(kube::ErrorKind::kTransport, "stopped");

@@ -49,7 +49,10 @@ class Renewal : public KubeTest {
   ~Renewal() override {
     if (renewal_) {
       renewal_->stop();
-      pump([&] { return renewal_->finished(); });
+      // A renewal destroyed with its attempt suspended would leave the
+      // attempt's frame to the io_context's shutdown: said, not hidden.
+      if (!pump([&] { return renewal_->finished(); }))
+        ADD_FAILURE() << "the renewal did not finish after stop()";
     }
   }
 
@@ -506,6 +509,20 @@ TEST_F(Renewal, AWrongClockRenewsOnceThenHoldsUntilItIsSynchronized) {
   renewal_->wake(/*resumed=*/true);
   ASSERT_TRUE(in(CredentialState::kRenewalPending));
   EXPECT_EQ(csrs().size(), 2u);
+}
+
+// A stop while the wait pauses between two watches (the server ended one
+// at once) ends the attempt at once: the pause is the loop's timer, which
+// stop() cancels, not one of its own that a stop cannot cut (the attempt's
+// frame outlived the renewal, a use after free under ASan).
+TEST_F(Renewal, AStopDuringThePauseBetweenWatchesEndsTheAttempt) {
+  enrolled(81h, 100h);
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  server_->end_watches();
+  ASSERT_TRUE(pump([&] { return clock_.pending() > 0; })) << "paused on the simulated clock";
+  renewal_->stop();
+  EXPECT_TRUE(pump([&] { return renewal_->finished(); }));
 }
 
 // A clock the kernel calls unsynchronized but that is right (no NTP
