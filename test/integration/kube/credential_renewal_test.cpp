@@ -519,6 +519,7 @@ TEST_F(Renewal, AStopDuringThePauseBetweenWatchesEndsTheAttempt) {
   enrolled(81h, 100h);
   start(config());
   ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  ASSERT_TRUE(pump([&] { return server_->open_watches() == 1; })) << "the request is watched";
   server_->end_watches();
   ASSERT_TRUE(pump([&] { return clock_.pending() > 0; })) << "paused on the simulated clock";
   renewal_->stop();
