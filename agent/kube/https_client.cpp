@@ -180,10 +180,6 @@ ApiResult<ServerAddress> parse_server_address(std::string_view server_url,
   return a;
 }
 
-namespace {
-
-// The TLS side of a kubeconfig: its CA (or the system's), its client
-// certificate and key, checked to match.
 ApiResult<std::shared_ptr<asio::ssl::context>> client_context(const Kubeconfig& k) {
   auto made = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   auto& tls = *made;
@@ -212,7 +208,16 @@ ApiResult<std::shared_ptr<asio::ssl::context>> client_context(const Kubeconfig& 
   return made;
 }
 
-}  // namespace
+ApiResult<void> expect_server_name(SSL* ssl, const ServerAddress& address) {
+  if (!address.sni.empty()) SSL_set_tlsext_host_name(ssl, address.sni.c_str());
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  const auto& name = address.verify_name;
+  const int named = address.verify_name_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
+                                              : X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
+  if (named != 1) return invalid("cannot verify the server name \"" + name + "\"");
+  return {};
+}
 
 ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create(asio::any_io_executor executor,
                                                             const Kubeconfig& k,
@@ -422,14 +427,7 @@ awaitable<ApiResult<std::unique_ptr<Connection>>> connect(std::shared_ptr<State>
   tune_socket(c->tcp().socket());
 
   SSL* ssl = c->stream.native_handle();
-  if (!s->address.sni.empty()) SSL_set_tlsext_host_name(ssl, s->address.sni.c_str());
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  const auto& name = s->address.verify_name;
-  const int named = s->address.verify_name_is_ip
-                        ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
-                        : X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
-  if (named != 1) co_return invalid("cannot verify the server name \"" + name + "\"");
+  if (auto named = expect_server_name(ssl, s->address); !named) co_return named.error();
 
   c->tcp().expires_after(limits.handshake_timeout);
   auto [hec] = co_await c->stream.async_handshake(asio::ssl::stream_base::client, nothrow);

@@ -54,6 +54,14 @@ struct ServerAddress {
 ApiResult<ServerAddress> parse_server_address(std::string_view server_url,
                                               std::string_view tls_server_name);
 
+// The TLS side of a kubeconfig: its CA (or the system's), its client
+// certificate and key, checked to match. Also for the tunnel's connections,
+// which present the same credentials to another server.
+ApiResult<std::shared_ptr<boost::asio::ssl::context>> client_context(const Kubeconfig& kubeconfig);
+// Before a handshake: SNI, and the name (DNS or IP) the server's
+// certificate must carry, always checked.
+ApiResult<void> expect_server_name(SSL* ssl, const ServerAddress& address);
+
 struct HttpRequest {
   boost::beast::http::verb verb = boost::beast::http::verb::get;
   std::string target;  // path and query, below the server's base path

@@ -1,0 +1,360 @@
+#include "agent/tunnel/tunnel_relay.h"
+
+#include <algorithm>
+#include <charconv>
+#include <deque>
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include "agent/core/duration.h"
+
+namespace tetherd::tunnel {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using asio::awaitable;
+using tcp = asio::ip::tcp;
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+}
+
+Result<Destination> parse_destination(std::string_view address) {
+  const std::string quoted = "\"" + std::string(address) + "\": ";
+  const auto colon = address.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return make_error(quoted + "not host:port");
+  std::string_view host = address.substr(0, colon);
+  const std::string_view port_text = address.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3) return make_error(quoted + "an unclosed [");
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return make_error(quoted + "an IPv6 address is written in brackets, [::1]:6443");
+  }
+  unsigned port = 0;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 || port > 65535)
+    return make_error(quoted + "the port is not a number from 1 to 65535");
+  Destination d;
+  d.host = std::string(host);
+  std::transform(d.host.begin(), d.host.end(), d.host.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  d.port = static_cast<std::uint16_t>(port);
+  return d;
+}
+
+std::string to_string(const Destination& d) {
+  const bool v6 = d.host.find(':') != std::string::npos;
+  return (v6 ? "[" + d.host + "]" : d.host) + ":" + std::to_string(d.port);
+}
+
+struct TunnelRelay::Endpoint {
+  explicit Endpoint(const asio::any_io_executor& executor) : stream(executor), wake(executor) {}
+  std::int64_t id = 0;
+  std::int64_t random = 0;
+  std::string address;
+  beast::tcp_stream stream;
+  std::deque<std::pair<std::string, std::size_t>> to_write;  // bytes, and their wire size
+  bool writing = false;
+  bool closing = false;  // the server's CLOSE_REQ: closed once what it sent is written
+  bool closed = false;
+  bool cancelled = false;  // DIAL_CLS while dialling
+  MonoTime last_active{};
+  asio::steady_timer wake;  // the reader waits here while the server's queue is full
+};
+
+TunnelRelay::TunnelRelay(asio::any_io_executor executor, const Clock& clock,
+                         std::shared_ptr<TunnelConnection> connection,
+                         std::vector<Destination> allowed,
+                         std::shared_ptr<std::int64_t> next_connect_id, RelayLimits limits)
+    : executor_(std::move(executor)),
+      clock_(clock),
+      connection_(std::move(connection)),
+      allowed_(std::move(allowed)),
+      next_id_(std::move(next_connect_id)),
+      limits_(limits),
+      idle_(executor_, clock) {
+  idle_.expires_after(limits_.idle_timeout / 4);
+  idle_.async_wait([this](boost::system::error_code e) {
+    if (!e) idle_round();
+  });
+}
+
+TunnelRelay::~TunnelRelay() {
+  idle_.cancel();
+}
+
+void TunnelRelay::idle_round() {
+  const MonoTime now = clock_.monotonic();
+  std::vector<std::int64_t> idle;
+  for (const auto& [id, e] : endpoints_)
+    if (!e->writing && now - e->last_active >= limits_.idle_timeout) idle.push_back(id);
+  for (const auto id : idle)
+    close_response(id, "");
+  idle_.expires_after(limits_.idle_timeout / 4);
+  idle_.async_wait([this](boost::system::error_code e) {
+    if (!e) idle_round();
+  });
+}
+
+RelayStats TunnelRelay::stats() const {
+  RelayStats s = stats_;
+  s.connections = endpoints_.size();
+  for (const auto& [id, e] : endpoints_)
+    for (const auto& [bytes, wire] : e->to_write)
+      s.bytes_waiting += bytes.size();
+  return s;
+}
+
+void TunnelRelay::on_packet(Packet packet, std::size_t wire) {
+  switch (packet.type()) {
+    case DIAL_REQ:
+      dial(packet.dialrequest());
+      break;
+    case DATA:
+      data(packet.data(), wire);
+      return;  // its window comes back once written
+    case CLOSE_REQ:
+      close_request(packet.closerequest().connectid());
+      break;
+    case DIAL_CLS:
+      cancel_dial(packet.closedial().random());
+      break;
+    default:
+      break;
+  }
+  connection_->consume(wire);
+}
+
+void TunnelRelay::on_writable() {
+  for (auto& [id, e] : endpoints_)
+    e->wake.cancel();
+}
+
+void TunnelRelay::drain() {
+  Packet p;
+  p.set_type(DRAIN);
+  p.mutable_drain();
+  connection_->send(p);
+}
+
+void TunnelRelay::close_all() {
+  idle_.cancel();
+  for (auto* m : {&endpoints_, &dialling_})
+    for (auto& [key, e] : *m) {
+      e->closed = true;
+      e->stream.close();
+      e->wake.cancel();
+    }
+  endpoints_.clear();
+  dialling_.clear();
+}
+
+void TunnelRelay::dial(const DialRequest& request) {
+  Packet answer;
+  answer.set_type(DIAL_RSP);
+  auto& rsp = *answer.mutable_dialresponse();
+  rsp.set_random(request.random());
+  auto refuse = [&](std::string why) {
+    ++stats_.dials_refused;
+    rsp.set_error(std::move(why));
+    connection_->send(answer);
+  };
+  auto destination = parse_destination(request.address());
+  if (!destination) return refuse("tetherd: " + destination.error().message);
+  if (request.protocol() != "tcp" && !request.protocol().empty())
+    return refuse("tetherd: only tcp is served, not " + request.protocol());
+  if (std::find(allowed_.begin(), allowed_.end(), *destination) == allowed_.end())
+    return refuse("tetherd: " + to_string(*destination) +
+                  " is not among this node's tunnel.destinations");
+  if (endpoints_.size() + dialling_.size() >= limits_.max_connections)
+    return refuse("tetherd: " + std::to_string(limits_.max_connections) +
+                  " connections are open through this server already");
+  if (dialling_.contains(request.random()))
+    return refuse("tetherd: a dial with this random is under way");
+
+  auto e = std::make_shared<Endpoint>(executor_);
+  e->random = request.random();
+  e->address = to_string(*destination);
+  dialling_[e->random] = e;
+  ++stats_.dials;
+  asio::co_spawn(
+      executor_,
+      [](std::shared_ptr<TunnelRelay> self, std::shared_ptr<Endpoint> e,
+         Destination d) -> awaitable<void> {
+        boost::system::error_code ec;
+        const auto ip = asio::ip::make_address(d.host, ec);
+        e->stream.expires_after(self->limits_.dial_timeout);
+        if (!ec) {
+          std::tie(ec) = co_await e->stream.async_connect(tcp::endpoint(ip, d.port), nothrow);
+        } else {
+          tcp::resolver resolver(self->executor_);
+          auto [rec, found] =
+              co_await resolver.async_resolve(d.host, std::to_string(d.port), nothrow);
+          ec = rec;
+          if (!ec) std::tie(ec, std::ignore) = co_await e->stream.async_connect(found, nothrow);
+        }
+        e->stream.expires_never();
+        if (e->closed) co_return;  // the server's stream ended meanwhile
+        if (auto it = self->dialling_.find(e->random);
+            it != self->dialling_.end() && it->second == e)
+          self->dialling_.erase(it);
+        if (e->cancelled) {
+          e->stream.close();
+          co_return;
+        }
+        Packet answer;
+        answer.set_type(DIAL_RSP);
+        auto& rsp = *answer.mutable_dialresponse();
+        rsp.set_random(e->random);
+        if (ec) {
+          ++self->stats_.dials_failed;
+          rsp.set_error("tetherd: dialling " + e->address + ": " +
+                        (ec == beast::error::timeout
+                             ? "no answer within " + format_duration(self->limits_.dial_timeout)
+                             : ec.message()));
+          self->connection_->send(answer);
+          co_return;
+        }
+        e->stream.socket().set_option(tcp::no_delay(true), ec);
+        e->id = ++*self->next_id_;
+        e->last_active = self->clock_.monotonic();
+        rsp.set_connectid(e->id);
+        self->connection_->send(answer);
+        self->endpoints_[e->id] = e;
+        co_await self->read_from(e);
+      }(shared_from_this(), e, *destination),
+      asio::detached);
+}
+
+awaitable<void> TunnelRelay::read_from(std::shared_ptr<Endpoint> e) {
+  auto self = shared_from_this();
+  std::string buffer(limits_.read_chunk, '\0');
+  while (!e->closed) {
+    while (connection_->over_high_water() && !e->closed) {
+      e->wake.expires_at(asio::steady_timer::time_point::max());
+      co_await e->wake.async_wait(nothrow);
+    }
+    if (e->closed) break;
+    auto [ec, n] = co_await e->stream.async_read_some(asio::buffer(buffer), nothrow);
+    if (e->closed) break;
+    if (n > 0) {
+      e->last_active = clock_.monotonic();
+      Packet p;
+      p.set_type(DATA);
+      auto& d = *p.mutable_data();
+      d.set_connectid(e->id);
+      d.set_data(buffer.data(), n);
+      connection_->send(p);
+      stats_.bytes_to_server += n;
+    }
+    if (ec) {
+      // The destination's end: the server hears CLOSE_RSP (as upstream's
+      // agent says it), once what it had to write is written.
+      close_response(e->id, ec == asio::error::eof ? "" : ec.message());
+      break;
+    }
+  }
+}
+
+void TunnelRelay::data(const Data& d, std::size_t wire) {
+  const auto it = endpoints_.find(d.connectid());
+  if (it == endpoints_.end()) {
+    connection_->consume(wire);
+    Packet p;
+    p.set_type(CLOSE_RSP);
+    p.mutable_closeresponse()->set_connectid(d.connectid());
+    p.mutable_closeresponse()->set_error("tetherd: unrecognized connectID " +
+                                         std::to_string(d.connectid()));
+    connection_->send(p);
+    return;
+  }
+  auto e = it->second;
+  e->last_active = clock_.monotonic();
+  e->to_write.emplace_back(d.data(), wire);
+  if (e->writing) return;
+  e->writing = true;
+  asio::co_spawn(
+      executor_,
+      [](std::shared_ptr<TunnelRelay> self, std::shared_ptr<Endpoint> e) -> awaitable<void> {
+        while (!e->to_write.empty() && !e->closed) {
+          auto [bytes, wire] = std::move(e->to_write.front());
+          e->to_write.pop_front();
+          // A destination that stops reading holds the server's window
+          // (every connection through that server waits): not for long.
+          e->stream.expires_after(self->limits_.write_timeout);
+          auto [ec, n] = co_await asio::async_write(e->stream, asio::buffer(bytes), nothrow);
+          e->stream.expires_never();
+          self->connection_->consume(wire);  // written or not, the server may send again
+          if (e->closed) break;
+          self->stats_.bytes_to_destinations += n;
+          e->last_active = self->clock_.monotonic();
+          if (ec) {
+            self->close_response(e->id, "tetherd: writing to " + e->address + ": " +
+                                            (ec == beast::error::timeout
+                                                 ? "it read nothing for " +
+                                                       format_duration(self->limits_.write_timeout)
+                                                 : ec.message()));
+            break;
+          }
+        }
+        e->writing = false;
+        if (e->closing && !e->closed) self->close_response(e->id, "");
+      }(shared_from_this(), e),
+      asio::detached);
+}
+
+void TunnelRelay::close_request(std::int64_t id) {
+  const auto it = endpoints_.find(id);
+  if (it == endpoints_.end()) {
+    Packet p;
+    p.set_type(CLOSE_RSP);
+    p.mutable_closeresponse()->set_connectid(id);
+    p.mutable_closeresponse()->set_error("tetherd: unknown connectID " + std::to_string(id));
+    connection_->send(p);
+    return;
+  }
+  it->second->closing = true;
+  if (!it->second->writing) close_response(id, "");
+}
+
+void TunnelRelay::cancel_dial(std::int64_t random) {
+  const auto it = dialling_.find(random);
+  if (it == dialling_.end()) return;
+  it->second->cancelled = true;
+  it->second->stream.cancel();
+  dialling_.erase(it);
+}
+
+// Closes the connection `id` and tells the server.
+void TunnelRelay::close_response(std::int64_t id, std::string error) {
+  const auto it = endpoints_.find(id);
+  if (it == endpoints_.end()) return;
+  auto e = it->second;
+  endpoints_.erase(it);
+  e->closed = true;
+  // Windows held for bytes that will not be written are given back.
+  for (const auto& [bytes, wire] : e->to_write)
+    connection_->consume(wire);
+  e->to_write.clear();
+  boost::system::error_code ignored;
+  e->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  e->stream.close();
+  e->wake.cancel();
+  Packet p;
+  p.set_type(CLOSE_RSP);
+  p.mutable_closeresponse()->set_connectid(id);
+  if (!error.empty()) p.mutable_closeresponse()->set_error(std::move(error));
+  connection_->send(p);
+}
+
+}  // namespace tetherd::tunnel

@@ -1,0 +1,412 @@
+// tetherd's konnectivity agent against a konnectivity server on real gRPC
+// (test/support/standins/konnectivity_server.py, Debian's python3-grpcio):
+// mTLS made by the test, real sockets, and the server's HTTP CONNECT
+// frontend as the cloud's clients use it (Karmada's proxyURL, a
+// kubeconfig's proxy-url).
+#include <future>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+
+#include "agent/adapters/system_clock.h"
+#include "agent/tunnel/tunnel_relay.h"
+#include "test/support/child_process.h"
+#include "test/support/temp_dir.h"
+#include "test/support/test_pki.h"
+
+namespace tetherd::tunnel {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+constexpr const char* kPython = "/usr/bin/python3";
+
+bool grpc_available() {
+  return std::system((std::string(kPython) + " -c 'import grpc' 2>/dev/null").c_str()) == 0;
+}
+
+// A plain HTTP request to the stand-in's control port.
+boost::json::value control(std::uint16_t port, http::verb verb, const std::string& target) {
+  asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::empty_body> req(verb, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  http::write(socket, req);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  return boost::json::parse(res.body());
+}
+
+// A client of the frontend: CONNECT, then the answer's status line and
+// (on an error) its body.
+struct ConnectClient {
+  asio::io_context io;
+  tcp::socket socket{io};
+  std::string status_line;
+  std::string rest;  // what came after the answer's head
+
+  bool connect(std::uint16_t frontend, const std::string& target) {
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), frontend));
+    asio::write(socket, asio::buffer("CONNECT " + target + " HTTP/1.1\r\nHost: " + target +
+                                     "\r\nUser-Agent: tunnel_test\r\n\r\n"));
+    std::string head;
+    boost::system::error_code ec;
+    const auto n = asio::read_until(socket, asio::dynamic_buffer(head), "\r\n\r\n", ec);
+    if (ec) return false;
+    status_line = head.substr(0, head.find("\r\n"));
+    rest = head.substr(n);
+    return status_line.find(" 200 ") != std::string::npos;
+  }
+  std::string read_rest() {
+    boost::system::error_code ec;
+    asio::read(socket, asio::dynamic_buffer(rest), ec);
+    return rest;
+  }
+  std::string exchange(const std::string& bytes) {
+    asio::write(socket, asio::buffer(bytes));
+    std::string got(bytes.size(), '\0');
+    asio::read(socket, asio::buffer(got));
+    return got;
+  }
+};
+
+class Tunnel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!grpc_available()) {
+      if (std::getenv("CI") != nullptr) FAIL() << kPython << " has no grpc module (python3-grpcio)";
+      GTEST_SKIP() << "python3-grpcio is not installed (scripts/install-deps)";
+    }
+    const auto server = ca_.issue({.common_name = "konnectivity-server",
+                                   .ip_addresses = {"127.0.0.1"},
+                                   .client_auth = false});
+    const auto agent = ca_.issue({.common_name = "tetherd:node-a", .server_auth = false});
+    tmp_.write("ca.crt", ca_.cert_pem());
+    tmp_.write("server.crt", server.cert_pem);
+    tmp_.write("server.key", server.key_pem);
+    kubeconfig_.path = "test";
+    kubeconfig_.ca_pem = ca_.cert_pem();
+    kubeconfig_.client_cert_pem = agent.cert_pem;
+    kubeconfig_.client_key_pem = agent.key_pem;
+
+    std::filesystem::create_directories(tmp_.file("standin"));
+    standin_ = std::make_unique<test::ChildProcess>(
+        std::vector<std::string>{
+            kPython, TETHERD_SOURCE_DIR "/test/support/standins/konnectivity_server.py",
+            "--proto-dir", TETHERD_SOURCE_DIR "/agent/tunnel/proto", "--cert",
+            tmp_.file("server.crt"), "--key", tmp_.file("server.key"), "--client-ca",
+            tmp_.file("ca.crt"), "--server-count", std::to_string(server_count_)},
+        tmp_.file("standin"));
+    ASSERT_TRUE(standin_->out_shows("listening", 30s)) << standin_->err();
+    const std::string line = standin_->out();
+    ASSERT_EQ(std::sscanf(line.c_str(), "listening agent=%hu frontend=%hu control=%hu",
+                          &agent_port_, &frontend_port_, &control_port_),
+              3)
+        << line;
+
+    // The destination: an echo server on loopback.
+    asio::co_spawn(io_, echo(), asio::detached);
+    io_thread_ = std::thread([this] { io_.run(); });
+  }
+  // Runs `f` on the agent's thread and waits for it.
+  template <class F>
+  auto on_io(F f) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto done = task.get_future();
+    asio::post(io_, [&task] { task(); });
+    return done.get();
+  }
+
+  void TearDown() override {
+    if (io_thread_.joinable()) {
+      on_io([this] {
+        if (relay_) relay_->close_all();
+        if (connection_) connection_->close("the test ends");
+        acceptor_.close();
+        sink_.close();
+        sunk_.clear();
+      });
+      work_.reset();
+      io_thread_.join();
+    }
+    if (standin_) {
+      standin_->signal(SIGTERM);
+      EXPECT_EQ(standin_->wait(10s), 0) << standin_->err();
+    }
+  }
+
+  asio::awaitable<void> echo() {
+    acceptor_.open(tcp::v4());
+    acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    acceptor_.listen();
+    echo_port_ = acceptor_.local_endpoint().port();
+    echo_ready_.set_value();
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      asio::co_spawn(
+          io_,
+          [](tcp::socket s) -> asio::awaitable<void> {
+            std::array<char, 16 << 10> buf{};
+            for (;;) {
+              auto [rec, n] = co_await s.async_read_some(asio::buffer(buf),
+                                                         asio::as_tuple(asio::use_awaitable));
+              if (rec) co_return;
+              auto [wec, w] = co_await asio::async_write(s, asio::buffer(buf.data(), n),
+                                                         asio::as_tuple(asio::use_awaitable));
+              if (wec) co_return;
+            }
+          }(std::move(socket)),
+          asio::detached);
+    }
+  }
+
+  // A destination that takes connections and reads nothing.
+  std::string sink_destination() {
+    return on_io([this] {
+      sink_.open(tcp::v4());
+      sink_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+      sink_.listen();
+      sink_.async_accept([this](boost::system::error_code ec, tcp::socket s) {
+        if (!ec) {
+          // The smallest receive buffer: what the kernel holds is not
+          // what the test measures.
+          s.set_option(tcp::socket::receive_buffer_size(4096));
+          sunk_.push_back(std::move(s));
+        }
+      });
+      return "127.0.0.1:" + std::to_string(sink_.local_endpoint().port());
+    });
+  }
+
+  std::string echo_destination() {
+    echo_ready_future_.wait();
+    return "127.0.0.1:" + std::to_string(echo_port_);
+  }
+
+  // Connects the agent (one server) and serves its packets; the hello or why not.
+  Result<ServerHello> start_agent(std::vector<std::string> allowed,
+                                  std::string verify_name = "127.0.0.1") {
+    std::vector<Destination> destinations;
+    for (const auto& a : allowed)
+      destinations.push_back(*parse_destination(a));
+    std::promise<Result<ServerHello>> opened;
+    auto future = opened.get_future();
+    asio::post(io_, [&, destinations] {
+      auto tls = kube::client_context(kubeconfig_);
+      connection_ = TunnelConnection::make(io_.get_executor(), clock_, *tls, connection_limits_);
+      relay_ = std::make_shared<TunnelRelay>(io_.get_executor(), clock_, connection_, destinations,
+                                             next_id_, relay_limits_);
+      auto address = kube::parse_server_address("https://127.0.0.1:" + std::to_string(agent_port_),
+                                                verify_name);
+      asio::co_spawn(
+          io_,
+          [this, &opened, address = *address]() -> asio::awaitable<void> {
+            TunnelConnection::Handlers handlers;
+            handlers.packet = [relay = relay_](Packet p, std::size_t wire) {
+              relay->on_packet(std::move(p), wire);
+            };
+            handlers.writable = [relay = relay_] { relay->on_writable(); };
+            // Named, not a braced temporary: GCC 12 frees a coroutine's
+            // aggregate argument made in the call twice.
+            AgentIdentity identity{"node-a", "host=127.0.0.1"};
+            auto hello = co_await connection_->open(address, identity, std::move(handlers));
+            const bool ok = hello.has_value();
+            opened.set_value(std::move(hello));
+            if (!ok) co_return;
+            ended_.set_value(co_await connection_->serve());
+            relay_->close_all();
+          },
+          asio::detached);
+    });
+    return future.get();
+  }
+
+  test::TestCa ca_;
+  test::TempDir tmp_;
+  Kubeconfig kubeconfig_;
+  int server_count_ = 1;
+  std::unique_ptr<test::ChildProcess> standin_;
+  std::uint16_t agent_port_ = 0, frontend_port_ = 0, control_port_ = 0, echo_port_ = 0;
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{
+      asio::make_work_guard(io_)};
+  std::thread io_thread_;
+  tcp::acceptor acceptor_{io_};
+  tcp::acceptor sink_{io_};
+  std::promise<void> echo_ready_;
+  std::shared_future<void> echo_ready_future_{echo_ready_.get_future()};
+  SystemClock clock_;
+  std::shared_ptr<TunnelConnection> connection_;
+  std::shared_ptr<TunnelRelay> relay_;
+  std::shared_ptr<std::int64_t> next_id_ = std::make_shared<std::int64_t>(0);
+  RelayLimits relay_limits_;
+  ConnectionLimits connection_limits_;
+  std::vector<tcp::socket> sunk_;  // accepted by the sink, never read
+  std::promise<std::string> ended_;
+};
+
+TEST_F(Tunnel, TheCloudReachesAnAllowedDestinationThroughTheAgent) {
+  auto hello = start_agent({echo_destination()});
+  ASSERT_TRUE(hello) << hello.error().message;
+  EXPECT_EQ(hello->server_id, "server-0");
+  EXPECT_EQ(hello->server_count, 1);
+
+  ConnectClient client;
+  ASSERT_TRUE(client.connect(frontend_port_, echo_destination())) << client.status_line;
+  EXPECT_EQ(client.exchange("hello through the tunnel"), "hello through the tunnel");
+  std::string big(1 << 20, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>(i * 7);
+  EXPECT_EQ(client.exchange(big), big) << "a megabyte each way, in order";
+
+  const auto state = control(control_port_, http::verb::get, "/state");
+  const auto& stream = state.at("streams").as_array().at(0).as_object();
+  EXPECT_EQ(stream.at("agentId"), "node-a");
+  EXPECT_EQ(stream.at("identifiers"), "host=127.0.0.1");
+  EXPECT_EQ(stream.at("peer"), "tetherd:node-a") << "the agent's client certificate";
+  const auto stats = on_io([this] { return relay_->stats(); });
+  EXPECT_EQ(stats.dials, 1u);
+  EXPECT_EQ(stats.connections, 1u);
+  EXPECT_EQ(stats.bytes_to_destinations, big.size() + 24);
+}
+
+TEST_F(Tunnel, ADestinationNotAllowedIsRefusedWithTheReason) {
+  ASSERT_TRUE(start_agent({echo_destination()}));
+  ConnectClient client;
+  EXPECT_FALSE(client.connect(frontend_port_, "127.0.0.1:22"));
+  EXPECT_NE(client.status_line.find("503"), std::string::npos) << client.status_line;
+  EXPECT_NE(client.read_rest().find("127.0.0.1:22 is not among this node's tunnel.destinations"),
+            std::string::npos)
+      << client.rest;
+  const auto stats = on_io([this] { return relay_->stats(); });
+  EXPECT_EQ(stats.dials_refused, 1u);
+  EXPECT_EQ(stats.dials, 0u);
+}
+
+TEST_F(Tunnel, AHundredConnectionsAtOnceEachGetTheirOwnBytes) {
+  ASSERT_TRUE(start_agent({echo_destination()}));
+  std::vector<std::unique_ptr<ConnectClient>> clients;
+  for (int i = 0; i < 100; ++i) {
+    clients.push_back(std::make_unique<ConnectClient>());
+    ASSERT_TRUE(clients.back()->connect(frontend_port_, echo_destination()))
+        << i << ": " << clients.back()->status_line;
+  }
+  EXPECT_EQ(on_io([this] { return relay_->stats().connections; }), 100u);
+  for (int i = 0; i < 100; ++i) {
+    const std::string mine = "connection " + std::to_string(i) + std::string(1000, 'a' + i % 26);
+    EXPECT_EQ(clients[i]->exchange(mine), mine);
+  }
+  // Each connectID once, from one counter.
+  EXPECT_EQ(on_io([this] { return *next_id_; }), 100);
+  clients.clear();  // the clients leave: every connection is closed through the server
+  const auto state = control(control_port_, http::verb::get, "/state");
+  EXPECT_TRUE(state.at("closeRspErrors").as_array().empty()) << state;
+}
+
+TEST_F(Tunnel, APacketForAnUnknownConnectionIsAnsweredWithAnError) {
+  ASSERT_TRUE(start_agent({echo_destination()}));
+  control(control_port_, http::verb::post, "/misbehave/unknown-connect-id");
+  // The answer arrives when the server has read it: looked for in its state.
+  boost::json::array errors;
+  for (int i = 0; i < 200 && errors.empty(); ++i) {
+    errors = control(control_port_, http::verb::get, "/state").at("closeRspErrors").as_array();
+    if (errors.empty()) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].at("connectID"), 999999);
+  EXPECT_NE(std::string(errors[0].at("error").as_string()).find("unrecognized connectID"),
+            std::string::npos);
+}
+
+TEST_F(Tunnel, DrainTellsTheServerAndServingGoesOn) {
+  ASSERT_TRUE(start_agent({echo_destination()}));
+  on_io([this] { relay_->drain(); });
+  bool drained = false;
+  for (int i = 0; i < 200 && !drained; ++i) {
+    const auto state = control(control_port_, http::verb::get, "/state");
+    drained = state.at("streams").as_array().at(0).at("drained").as_bool();
+    if (!drained) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(drained);
+  ConnectClient client;
+  ASSERT_TRUE(client.connect(frontend_port_, echo_destination())) << "a drained agent still serves";
+  EXPECT_EQ(client.exchange("still here"), "still here");
+}
+
+TEST_F(Tunnel, TheServerEndingTheCallEndsTheConnectionWithItsStatus) {
+  ASSERT_TRUE(start_agent({echo_destination()}));
+  ConnectClient client;
+  ASSERT_TRUE(client.connect(frontend_port_, echo_destination()));
+  control(control_port_, http::verb::post,
+          "/misbehave/end-streams?code=UNAVAILABLE&message=restart");
+  auto ended = ended_.get_future();
+  ASSERT_EQ(ended.wait_for(20s), std::future_status::ready);
+  const std::string why = ended.get();
+  EXPECT_NE(why.find("gRPC status 14: restart"), std::string::npos) << why;
+  EXPECT_EQ(on_io([this] { return relay_->stats().connections; }), 0u)
+      << "its connections are closed with it";
+}
+
+// A destination that reads nothing holds back what the server may send
+// (its window, not tetherd's memory), and only until its write timeout:
+// then it is closed and the others through the same server go on.
+TEST_F(Tunnel, ADestinationThatReadsNothingHoldsTheWindowNotMemoryAndIsClosed) {
+  relay_limits_.write_timeout = 1s;
+  connection_limits_.window = 256 << 10;
+  const std::string sink = sink_destination();
+  ASSERT_TRUE(start_agent({echo_destination(), sink}));
+  ConnectClient slow;
+  ASSERT_TRUE(slow.connect(frontend_port_, sink));
+  // 8 MiB for it: far more than the window and the kernel's buffers.
+  std::thread writer([&] {
+    boost::system::error_code ec;
+    asio::write(slow.socket, asio::buffer(std::string(8 << 20, 'x')), ec);
+  });
+  // Until the agent has closed it (its write timed out), what waits in
+  // tetherd for the sink never exceeds the window.
+  std::size_t most = 0;
+  for (;;) {
+    const auto stats = on_io([this] { return relay_->stats(); });
+    most = std::max(most, stats.bytes_waiting);
+    if (stats.connections == 0) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_LE(most, connection_limits_.window);
+  EXPECT_GT(most, 0u) << "the sink was sent something it did not take";
+  slow.socket.close();
+  writer.join();
+  ConnectClient next;
+  ASSERT_TRUE(next.connect(frontend_port_, echo_destination())) << next.status_line;
+  EXPECT_EQ(next.exchange("the window came back"), "the window came back");
+}
+
+TEST_F(Tunnel, AServerWhoseCertificateDoesNotNameItIsRefused) {
+  auto hello = start_agent({echo_destination()}, "konnectivity.example");
+  ASSERT_FALSE(hello);
+  EXPECT_NE(hello.error().message.find("TLS handshake"), std::string::npos)
+      << hello.error().message;
+  EXPECT_NE(hello.error().message.find("certificate verify failed"), std::string::npos)
+      << hello.error().message;
+}
+
+}  // namespace
+}  // namespace tetherd::tunnel
