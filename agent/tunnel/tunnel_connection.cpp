@@ -177,6 +177,15 @@ class Http2Connection final : public TunnelConnection {
     ended_.cancel();
   }
   bool closed() const override { return closed_; }
+  void finish() override {
+    if (closed_ || finishing_) return;
+    finishing_ = true;
+    if (deferred_) {
+      deferred_ = false;
+      nghttp2_session_resume_data(session_, stream_id_);
+    }
+    kick();
+  }
 
  private:
   Error failed(std::string why) {
@@ -387,7 +396,7 @@ class Http2Connection final : public TunnelConnection {
     auto& c = *static_cast<Http2Connection*>(user);
     const std::size_t n = std::min(length, c.queued());
     if (n == 0) {
-      if (c.closed_) {
+      if (c.closed_ || c.finishing_) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         return 0;
       }
@@ -509,7 +518,8 @@ class Http2Connection final : public TunnelConnection {
   std::string outgoing_;
   std::size_t sent_ = 0;
   bool deferred_ = false;
-  bool writing_ = false;  // the writer runs (and closes the socket at the end)
+  bool finishing_ = false;  // END_STREAM once the queue is empty
+  bool writing_ = false;    // the writer runs (and closes the socket at the end)
   bool was_over_ = false;
   asio::steady_timer kick_;
   asio::steady_timer opened_{executor_};

@@ -85,6 +85,9 @@ class TunnelConnection : public std::enable_shared_from_this<TunnelConnection> {
   virtual void consume(std::size_t wire) = 0;
   // Ends the call and the connection (GOAWAY); serve() returns `why`.
   virtual void close(std::string why) = 0;
+  // Ends tetherd's half of the call once what is queued has gone (a DRAIN
+  // sent just before goes out); the server then ends its half.
+  virtual void finish() = 0;
   virtual bool closed() const = 0;
 };
 

@@ -59,6 +59,7 @@ struct RelayStats {
   std::uint64_t bytes_to_destinations = 0;
   std::uint64_t bytes_to_server = 0;
   std::size_t bytes_waiting = 0;  // from the server, not yet taken by their destinations
+  friend bool operator==(const RelayStats&, const RelayStats&) = default;
 };
 
 // Held by a shared_ptr: its connections' coroutines hold it too, so it

@@ -22,8 +22,11 @@
 #include <gtest/gtest.h>
 
 #include "agent/adapters/system_clock.h"
+#include "agent/tunnel/tunnel_agent.h"
 #include "agent/tunnel/tunnel_relay.h"
+#include "test/support/api_server/api_server.h"
 #include "test/support/child_process.h"
+#include "test/support/recording_log.h"
 #include "test/support/temp_dir.h"
 #include "test/support/test_pki.h"
 
@@ -107,25 +110,38 @@ class Tunnel : public ::testing::Test {
     kubeconfig_.client_cert_pem = agent.cert_pem;
     kubeconfig_.client_key_pem = agent.key_pem;
 
-    std::filesystem::create_directories(tmp_.file("standin"));
+    ASSERT_NO_FATAL_FAILURE(start_standin());
+
+    // The destination: an echo server on loopback.
+    asio::co_spawn(io_, echo(), asio::detached);
+    io_thread_ = std::thread([this] { io_.run(); });
+  }
+  // The konnectivity server; on the same agent port when it ran before (a
+  // restart).
+  void start_standin() {
+    const std::string dir = tmp_.file("standin-" + std::to_string(++standins_));
+    std::filesystem::create_directories(dir);
     standin_ = std::make_unique<test::ChildProcess>(
         std::vector<std::string>{
             kPython, TETHERD_SOURCE_DIR "/test/support/standins/konnectivity_server.py",
             "--proto-dir", TETHERD_SOURCE_DIR "/agent/tunnel/proto", "--cert",
             tmp_.file("server.crt"), "--key", tmp_.file("server.key"), "--client-ca",
-            tmp_.file("ca.crt"), "--server-count", std::to_string(server_count_)},
-        tmp_.file("standin"));
+            tmp_.file("ca.crt"), "--server-count", std::to_string(server_count_), "--agent-port",
+            std::to_string(agent_port_)},
+        dir);
     ASSERT_TRUE(standin_->out_shows("listening", 30s)) << standin_->err();
     const std::string line = standin_->out();
     ASSERT_EQ(std::sscanf(line.c_str(), "listening agent=%hu frontend=%hu control=%hu",
                           &agent_port_, &frontend_port_, &control_port_),
               3)
         << line;
-
-    // The destination: an echo server on loopback.
-    asio::co_spawn(io_, echo(), asio::detached);
-    io_thread_ = std::thread([this] { io_.run(); });
   }
+  void stop_standin() {
+    standin_->signal(SIGTERM);
+    EXPECT_EQ(standin_->wait(10s), 0) << standin_->err();
+    standin_.reset();
+  }
+
   // Runs `f` on the agent's thread and waits for it.
   template <class F>
   auto on_io(F f) {
@@ -138,19 +154,25 @@ class Tunnel : public ::testing::Test {
   void TearDown() override {
     if (io_thread_.joinable()) {
       on_io([this] {
+        if (agent_) agent_->stop();
         if (relay_) relay_->close_all();
         if (connection_) connection_->close("the test ends");
         acceptor_.close();
         sink_.close();
         sunk_.clear();
       });
+      // The agent's coroutines end (the stop's grace at most) before it goes.
+      if (agent_) {
+        EXPECT_TRUE(eventually([this] { return agent_->finished(); }));
+      }
+      on_io([this] {
+        agent_.reset();
+        return true;
+      });
       work_.reset();
       io_thread_.join();
     }
-    if (standin_) {
-      standin_->signal(SIGTERM);
-      EXPECT_EQ(standin_->wait(10s), 0) << standin_->err();
-    }
+    if (standin_) stop_standin();
   }
 
   asio::awaitable<void> echo() {
@@ -197,6 +219,36 @@ class Tunnel : public ::testing::Test {
     });
   }
 
+  // Whether `p` (run on the agent's thread) becomes true within 20 s:
+  // looked at every 10 ms, for what only shows in the agent's state.
+  template <class P>
+  bool eventually(P p) {
+    for (auto until = std::chrono::steady_clock::now() + 20s;
+         std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(10ms))
+      if (on_io(p)) return true;
+    return false;
+  }
+
+  // The whole agent, as the daemon runs it.
+  void start_tunnel_agent(std::vector<std::string> allowed) {
+    TunnelSettings settings;
+    settings.server =
+        *kube::parse_server_address("https://127.0.0.1:" + std::to_string(agent_port_), "");
+    settings.server_url = "https://127.0.0.1:" + std::to_string(agent_port_);
+    settings.identity = {"node-a", "host=127.0.0.1"};
+    for (const auto& a : allowed)
+      settings.destinations.push_back(*parse_destination(a));
+    settings.backoff = {100ms, 500ms};
+    settings.duplicate_wait = 50ms;
+    settings.drain_grace = 5s;
+    on_io([&] {
+      agent_ = std::make_unique<TunnelAgent>(io_.get_executor(), clock_, log_, settings,
+                                             *kube::client_context(kubeconfig_));
+      agent_->start();
+      return true;
+    });
+  }
+
   std::string echo_destination() {
     echo_ready_future_.wait();
     return "127.0.0.1:" + std::to_string(echo_port_);
@@ -221,10 +273,14 @@ class Tunnel : public ::testing::Test {
           io_,
           [this, &opened, address = *address]() -> asio::awaitable<void> {
             TunnelConnection::Handlers handlers;
-            handlers.packet = [relay = relay_](Packet p, std::size_t wire) {
-              relay->on_packet(std::move(p), wire);
+            // Weak: the connection holds its handlers, the relay the connection.
+            handlers.packet = [weak = std::weak_ptr<TunnelRelay>(relay_)](Packet p,
+                                                                          std::size_t wire) {
+              if (auto r = weak.lock()) r->on_packet(std::move(p), wire);
             };
-            handlers.writable = [relay = relay_] { relay->on_writable(); };
+            handlers.writable = [weak = std::weak_ptr<TunnelRelay>(relay_)] {
+              if (auto r = weak.lock()) r->on_writable();
+            };
             // Named, not a braced temporary: GCC 12 frees a coroutine's
             // aggregate argument made in the call twice.
             AgentIdentity identity{"node-a", "host=127.0.0.1"};
@@ -262,6 +318,9 @@ class Tunnel : public ::testing::Test {
   ConnectionLimits connection_limits_;
   std::vector<tcp::socket> sunk_;  // accepted by the sink, never read
   std::promise<std::string> ended_;
+  test::RecordingLog log_;
+  std::unique_ptr<TunnelAgent> agent_;
+  int standins_ = 0;
 };
 
 TEST_F(Tunnel, TheCloudReachesAnAllowedDestinationThroughTheAgent) {
@@ -406,6 +465,175 @@ TEST_F(Tunnel, AServerWhoseCertificateDoesNotNameItIsRefused) {
       << hello.error().message;
   EXPECT_NE(hello.error().message.find("certificate verify failed"), std::string::npos)
       << hello.error().message;
+}
+
+// --- the agent: every server behind the address, backoff, resume, stop ------
+
+class TwoServers : public Tunnel {
+ protected:
+  TwoServers() { server_count_ = 2; }
+};
+
+TEST_F(TwoServers, TheAgentHoldsEveryServerBehindTheAddress) {
+  start_tunnel_agent({echo_destination()});
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  const auto report = on_io([this] { return agent_->report(); });
+  EXPECT_EQ(report.servers_wanted, 2);
+  EXPECT_EQ(report.servers, (std::vector<std::string>{"server-0", "server-1"}));
+  EXPECT_TRUE(report.problem.empty()) << report.problem;
+  EXPECT_EQ(on_io([this] { return log_.with_event("tunnel-connected").size(); }), 2u);
+  ConnectClient client;
+  ASSERT_TRUE(client.connect(frontend_port_, echo_destination())) << client.status_line;
+  EXPECT_EQ(client.exchange("through either"), "through either");
+}
+
+// The balancer sends a redial to the server still held: that connection is
+// closed, and the next dial finds the lost one.
+TEST_F(TwoServers, ASecondConnectionToAServerHeldIsClosedAndTheLostOneFoundAgain) {
+  start_tunnel_agent({echo_destination()});
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  control(control_port_, http::verb::post,
+          "/misbehave/end-streams?code=UNAVAILABLE&serverId=server-1");
+  ASSERT_TRUE(eventually([this] { return log_.with_event("tunnel-disconnected").size() == 1; }));
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  const auto streams = control(control_port_, http::verb::get, "/state").at("streams").as_array();
+  ASSERT_EQ(streams.size(), 4u) << streams;
+  EXPECT_EQ(streams[2].at("serverId"), "server-0");
+  EXPECT_FALSE(streams[2].at("open").as_bool()) << "the duplicate, closed";
+  EXPECT_EQ(streams[3].at("serverId"), "server-1");
+  EXPECT_TRUE(streams[3].at("open").as_bool());
+  EXPECT_NE(on_io([this] {
+              return log_.with_event("tunnel-disconnected")[0].message;
+            }).find("gRPC status 14"),
+            std::string::npos);
+}
+
+TEST_F(Tunnel, AResumeDialsAgainAtOnce) {
+  start_tunnel_agent({echo_destination()});
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  EXPECT_FALSE(on_io([this] {
+    agent_->resumed();
+    return agent_->report().connected();
+  })) << "the old connection is gone";
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  const auto streams = control(control_port_, http::verb::get, "/state").at("streams").as_array();
+  ASSERT_EQ(streams.size(), 2u);
+  EXPECT_TRUE(streams[1].at("open").as_bool());
+  EXPECT_TRUE(on_io([this] { return log_.with_event("tunnel-disconnected").empty(); }))
+      << "a resume's close is not a failure";
+}
+
+TEST_F(Tunnel, AServerRestartIsFollowedAndTheOutageSaid) {
+  start_tunnel_agent({echo_destination()});
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  stop_standin();
+  ASSERT_TRUE(eventually([this] { return !log_.with_event("tunnel-dial-failed").empty(); }));
+  EXPECT_FALSE(on_io([this] { return agent_->report().connected(); }));
+  EXPECT_NE(on_io([this] { return agent_->report().problem; }).find("Connection refused"),
+            std::string::npos);
+  ASSERT_NO_FATAL_FAILURE(start_standin());
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  EXPECT_TRUE(on_io([this] { return agent_->report().problem; }).empty());
+  ConnectClient client;
+  ASSERT_TRUE(client.connect(frontend_port_, echo_destination())) << client.status_line;
+  EXPECT_EQ(client.exchange("back"), "back");
+}
+
+TEST_F(Tunnel, StoppingSendsDrainAndEndsTheCall) {
+  start_tunnel_agent({echo_destination()});
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  on_io([this] {
+    agent_->stop();
+    return true;
+  });
+  // The server ends its half when the agent ends its own: well within the
+  // grace (5 s here).
+  const auto began = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([this] { return agent_->finished(); }));
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 4s) << "not cut by the grace";
+  const auto stream =
+      control(control_port_, http::verb::get, "/state").at("streams").as_array().at(0);
+  EXPECT_TRUE(stream.at("drained").as_bool());
+  EXPECT_FALSE(stream.at("open").as_bool());
+}
+
+// --- a real client through the tunnel ------------------------------------------
+
+std::string kubectl_path() {
+  if (const char* path = std::getenv("TETHERD_KUBECTL"); path != nullptr && *path != '\0')
+    return path;
+  return TETHERD_KUBECTL_DEFAULT;
+}
+
+// Debian's kubectl 1.20 with a kubeconfig's proxy-url (as linkerd's service
+// mirror and Karmada's proxyURL use the tunnel) reads the k3s stand-in's API
+// through the konnectivity server and the agent; a destination the node
+// does not allow is refused, and kubectl says so.
+class TunnelKubectl : public Tunnel {
+ protected:
+  void SetUp() override {
+    Tunnel::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    if (!std::filesystem::exists(kubectl_path())) {
+      if (std::getenv("CI") != nullptr) FAIL() << kubectl_path() << " is missing";
+      GTEST_SKIP() << kubectl_path() << " is missing (scripts/install-deps unpacks it)";
+    }
+    test::ApiServerOptions options;
+    options.identity = ca_.issue({.common_name = "k3s", .ip_addresses = {"127.0.0.1"}});
+    options.client_ca_pem = ca_.cert_pem();
+    k3s_ = std::make_unique<test::ApiServer>(options);
+    const auto admin = ca_.issue(
+        {.common_name = "cloud-admin", .organizations = {"system:masters"}, .server_auth = false});
+    tmp_.write("admin.crt", admin.cert_pem);
+    tmp_.write("admin.key", admin.key_pem);
+    tmp_.write("through-tunnel.kubeconfig",
+               "apiVersion: v1\nkind: Config\nclusters:\n- name: edge\n  cluster:\n"
+               "    server: " +
+                   k3s_->url() + "\n    certificate-authority: " + tmp_.file("ca.crt") +
+                   "\n    proxy-url: http://127.0.0.1:" + std::to_string(frontend_port_) +
+                   "\nusers:\n- name: admin\n  user:\n    client-certificate: " +
+                   tmp_.file("admin.crt") + "\n    client-key: " + tmp_.file("admin.key") +
+                   "\ncontexts:\n- name: edge\n  context:\n    cluster: edge\n    user: "
+                   "admin\ncurrent-context: edge\n");
+  }
+  std::string k3s_destination() const { return "127.0.0.1:" + std::to_string(k3s_->port()); }
+  // kubectl get --raw PATH through the tunnel: its exit code and output.
+  std::pair<int, std::string> kubectl_get(const std::string& path) {
+    const std::string out = tmp_.file("kubectl-" + std::to_string(++runs_));
+    std::filesystem::create_directories(out);
+    test::ChildProcess child(
+        {kubectl_path(), "--kubeconfig", tmp_.file("through-tunnel.kubeconfig"), "--cache-dir",
+         out + "/cache", "--request-timeout", "10s", "get", "--raw", path},
+        out, test::ChildOptions{.env = {{"HOME", out}}});
+    const int code = child.wait(60s);
+    return {code, child.out() + child.err()};
+  }
+
+  std::unique_ptr<test::ApiServer> k3s_;
+  int runs_ = 0;
+};
+
+TEST_F(TunnelKubectl, KubectlReadsTheNodesApiThroughTheTunnel) {
+  start_tunnel_agent({k3s_destination()});
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  const auto [code, out] = kubectl_get("/api");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"kind\":\"APIVersions\""), std::string::npos) << out;
+  const auto [ns_code, namespaces] = kubectl_get("/api/v1/namespaces");
+  EXPECT_EQ(ns_code, 0) << namespaces;
+  EXPECT_NE(namespaces.find("\"kind\":\"NamespaceList\""), std::string::npos) << namespaces;
+  const auto stats = on_io([this] { return agent_->report().totals; });
+  EXPECT_GE(stats.dials, 1u);
+  EXPECT_GT(stats.bytes_to_server, 0u);
+}
+
+TEST_F(TunnelKubectl, AnApiTheNodeDoesNotAllowIsRefused) {
+  start_tunnel_agent({echo_destination()});  // not k3s
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  const auto [code, out] = kubectl_get("/api");
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find("Service Unavailable"), std::string::npos) << out;
+  EXPECT_EQ(on_io([this] { return agent_->report().totals.dials_refused; }), 1u);
 }
 
 }  // namespace

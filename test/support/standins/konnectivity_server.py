@@ -26,7 +26,7 @@ control port   plain HTTP, JSON answers, for the tests:
                  GET  /state
                  POST /dial?address=HOST:PORT[&serverId=server-N]
                  POST /misbehave/unknown-connect-id
-                 POST /misbehave/end-streams?code=UNAVAILABLE[&message=TEXT]
+                 POST /misbehave/end-streams?code=UNAVAILABLE[&message=TEXT][&serverId=ID]
                  POST /misbehave/stop-reading, /misbehave/resume-reading
 """
 
@@ -558,7 +558,8 @@ def control_post(state, path, q):
         code = grpc.StatusCode.__members__.get(name)
         if code is None:
             return 400, {"error": f"unknown gRPC status code {name!r}"}
-        streams = state.open_streams()
+        streams = [s for s in state.open_streams()
+                   if q.get("serverId") in (None, s.server_id)]
         for s in streams:
             s.end(code, q.get("message", f"konnectivity server: ending the stream ({name})"))
         return 200, {"streams": len(streams)}
