@@ -15,6 +15,7 @@
 #include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
 #include "agent/core/node_csr.h"
+#include "agent/tunnel/tunnel_agent.h"
 #include "firewall/desired_state.h"
 
 namespace tetherd {
@@ -114,6 +115,7 @@ Result<void> Daemon::start() {
     }
   }
   if (tether_) attach_tether(nullptr);
+  sync_tunnel();
   if (resume_) {
     resume_->on_sleep([this](std::function<void()> done) {
       // The cloud hears that the node sleeps, rather than finding it gone.
@@ -300,6 +302,7 @@ void Daemon::resumed() {
   // Every connection is suspect, every certificate older than it thinks,
   // and the firewall may have been changed by whoever ran while we slept.
   if (tether_) tether_->resumed();
+  if (tunnel_) tunnel_->resumed();
   if (renewal_) renewal_->wake(/*resumed=*/true);
   if (health_) health_->resumed(clock_.wall());
   firewall_changed();
@@ -488,6 +491,7 @@ void Daemon::reap() {
   std::erase_if(retired_tethers_, [](const auto& t) { return t->finished(); });
   std::erase_if(retired_locals_, [](const auto& l) { return l->finished(); });
   std::erase_if(retired_renewals_, [](const auto& r) { return r->finished(); });
+  std::erase_if(retired_tunnels_, [](const auto& t) { return t->finished(); });
 }
 
 // --- credential files -------------------------------------------------------
@@ -519,6 +523,9 @@ void Daemon::follow_credentials() {
   }
   if (config_.linkerd && !config_.linkerd->trust_anchor_key.empty())
     paths.push_back(config_.linkerd->trust_anchor_key);
+  if (config_.tunnel && !config_.tunnel->kubeconfig.empty())
+    paths.push_back(config_.tunnel->kubeconfig);
+  paths.insert(paths.end(), tunnel_files_.begin(), tunnel_files_.end());
   // The configuration itself: `tetherctl enroll` switches controlPlane on
   // in it, and an admin's edit is taken as a reload is.
   std::error_code ec;
@@ -565,6 +572,7 @@ void Daemon::credentials_changed() {
   session_credentials();
   cluster_credentials();
   anchor_key();
+  sync_tunnel();
   // The files a kubeconfig names may have changed with it.
   follow_credentials();
 }
@@ -956,6 +964,10 @@ bool Daemon::reload() {
       } else if (firewall_changed) {
         did.push_back("firewall: the new settings are being applied");
       }
+      if (next.tunnel != config_.tunnel)
+        did.push_back(!next.tunnel     ? std::string("tunnel: off")
+                      : config_.tunnel ? "tunnel: new settings, its servers dialled again"
+                                       : "tunnel: on, dialling " + next.tunnel->server);
       config_ = std::move(next);
       sync_renewal(/*report_now=*/true);
       conditions_->set_threshold(config_.health.threshold);
@@ -1003,6 +1015,7 @@ void Daemon::stop(std::string_view reason) {
   if (monitor_) monitor_->stop();
   if (addresses_) addresses_->stop();
   if (tether_) tether_->stop();
+  if (tunnel_) tunnel_->stop();
   if (renewal_) renewal_->stop();
   firewall_.stop();
 }

@@ -31,6 +31,11 @@
 
 namespace tetherd {
 
+namespace tunnel {
+class TunnelAgent;
+struct TunnelReport;
+}  // namespace tunnel
+
 // One line for systemd's STATUS= and `systemctl status`. `tether` is the
 // control-plane session's summary ("" when there is none).
 std::string status_line(const Config& config, const std::string& firewall_summary,
@@ -158,6 +163,10 @@ class Daemon {
   void report_credentials();
   // status.certificates: linkerd's and the node's client certificate.
   void push_certificates(bool rotated);
+  // The tunnel (daemon_tunnel.cpp): made, remade or given new credentials
+  // as the configuration and its kubeconfig are now; TunnelConnected.
+  void sync_tunnel();
+  void tunnel_reported(const tunnel::TunnelReport& report);
   bool credentials_expired() const { return renewal_ && !renewal_->report().usable; }
 
   const Clock& clock_;
@@ -195,6 +204,13 @@ class Daemon {
   std::unique_ptr<CredentialRenewal> renewal_;
   std::vector<std::unique_ptr<CredentialRenewal>> retired_renewals_;
   std::vector<CertificateExpiry> linkerd_certificates_;
+  std::unique_ptr<tunnel::TunnelAgent> tunnel_;
+  std::vector<std::unique_ptr<tunnel::TunnelAgent>> retired_tunnels_;
+  std::optional<TunnelConfig> tunnel_settings_;  // what tunnel_ was made from
+  std::string tunnel_identity_;                  // its agent ID
+  std::vector<std::string> tunnel_files_;        // its kubeconfig's files, followed
+  // One connectID counter for every agent a reload makes (see TunnelSettings).
+  std::shared_ptr<std::int64_t> tunnel_connect_ids_ = std::make_shared<std::int64_t>(0);
   // Pings the watchdog (when systemd asks for it) and runs the clock-jump
   // check: one wake-up for both.
   Timer tick_;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/core/clock.h"
+#include "agent/core/destination.h"
 #include "firewall/allowlist.h"
 #include "firewall/cidr.h"
 
@@ -77,6 +78,21 @@ struct LinkerdConfig {
   bool operator==(const LinkerdConfig&) const = default;
 };
 
+// The tunnel: tetherd as a konnectivity agent (present: on). The cloud's
+// konnectivity servers reach `destinations` on this node through it.
+struct TunnelConfig {
+  std::string server;  // https://HOST:PORT, the servers' agent port
+  // The CA and client certificate presented to the servers; empty: the
+  // control plane's kubeconfig (the node's enrolled credential).
+  std::string kubeconfig;
+  std::string agent_id;           // empty: the node's name
+  std::string agent_identifiers;  // url-encoded, e.g. "host=192.0.2.7" (destHost)
+  std::vector<Destination> destinations = {{"127.0.0.1", 6443}};
+  std::uint32_t max_connections = 128;  // per server
+  Duration idle_timeout = 1h;
+  bool operator==(const TunnelConfig&) const = default;
+};
+
 struct HealthConfig {
   Duration interval = 60s;
   // Probe rounds in a row a change must hold before a condition flips.
@@ -102,6 +118,7 @@ struct Config {
   std::optional<ControlPlaneConfig> control_plane;  // absent: standalone
   std::optional<ClusterConfig> cluster;
   std::optional<LinkerdConfig> linkerd;
+  std::optional<TunnelConfig> tunnel;
   FirewallConfig firewall;
   HealthConfig health;
   MetricsConfig metrics;

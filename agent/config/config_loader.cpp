@@ -192,11 +192,78 @@ void read_linkerd(YamlReader& r, const YAML::Node& node, LinkerdConfig& c) {
   }
 }
 
+// https://HOST:PORT and nothing more: the servers' agent port.
+bool valid_agent_url(std::string_view s) {
+  if (!s.starts_with("https://")) return false;
+  std::string_view authority = s.substr(8);
+  if (authority.ends_with("/")) authority.remove_suffix(1);
+  const auto colon = authority.rfind(':');
+  return !authority.empty() && authority.front() != ':' &&
+         authority.find_first_of(" \t@/?#") == std::string_view::npos &&
+         colon != std::string_view::npos && colon + 1 < authority.size() &&
+         authority.find_first_not_of("0123456789", colon + 1) == std::string_view::npos;
+}
+
+void read_tunnel(YamlReader& r, const YAML::Node& node, TunnelConfig& c) {
+  const std::string p = "tunnel";
+  auto f = r.fields(node, p,
+                    {"server", "kubeconfig", "agentID", "agentIdentifiers", "destinations",
+                     "maxConnections", "idleTimeout"});
+  if (const YAML::Node* n = YamlReader::find(f, "server")) {
+    const std::string where = p + ".server";
+    if (auto s = r.scalar(*n, where, "an https:// URL")) {
+      if (!valid_agent_url(*s))
+        r.error(r.mark_of(*n, where), where,
+                "expected https://HOST:PORT (the konnectivity servers' agent port, e.g. "
+                "https://konnectivity.example.net:8091), got " +
+                    quoted(*s));
+      else
+        c.server = *s;
+    }
+  } else {
+    r.error(node.Mark(), p + ".server",
+            "required: the konnectivity servers' agent port, e.g. "
+            "https://konnectivity.example.net:8091");
+  }
+  r.absolute_path(f, "kubeconfig", p, c.kubeconfig);
+  r.string(f, "agentID", p, c.agent_id);
+  r.string(f, "agentIdentifiers", p, c.agent_identifiers);
+  if (const YAML::Node* n = YamlReader::find(f, "destinations")) {
+    const std::string where = p + ".destinations";
+    if (!n->IsSequence() || n->size() == 0) {
+      r.error(r.mark_of(*n, where), where,
+              "expected a non-empty list of HOST:PORT, e.g. [\"127.0.0.1:6443\"]");
+    } else {
+      std::vector<Destination> out;
+      for (std::size_t i = 0; i < n->size(); ++i) {
+        const std::string item_path = where + "[" + std::to_string(i) + "]";
+        const YAML::Node item = (*n)[i];
+        auto s = r.scalar(item, item_path, "HOST:PORT");
+        if (!s) continue;
+        auto d = parse_destination(*s);
+        if (!d) {
+          r.error(r.mark_of(item, item_path), item_path, d.error().message);
+        } else if (std::find(out.begin(), out.end(), *d) != out.end()) {
+          r.error(r.mark_of(item, item_path), item_path, to_string(*d) + " is listed twice");
+        } else {
+          out.push_back(std::move(*d));
+        }
+      }
+      c.destinations = std::move(out);
+    }
+  }
+  if (const YAML::Node* n = YamlReader::find(f, "maxConnections")) {
+    if (auto v = r.unsigned_value(*n, p + ".maxConnections", 1, 4096, "a number of connections"))
+      c.max_connections = static_cast<std::uint32_t>(*v);
+  }
+  r.duration(f, "idleTimeout", p, 1min, 24h, c.idle_timeout);
+}
+
 Config read_config(YamlReader& r, const YAML::Node& root, const LoadOptions& options) {
   Config c;
-  auto f = r.fields(
-      root, "",
-      {"node", "controlPlane", "cluster", "firewall", "linkerd", "health", "metrics", "state"});
+  auto f = r.fields(root, "",
+                    {"node", "controlPlane", "cluster", "firewall", "linkerd", "tunnel", "health",
+                     "metrics", "state"});
 
   c.node_name = options.host_name;
   std::optional<YAML::Node> name_node;
@@ -230,6 +297,14 @@ Config read_config(YamlReader& r, const YAML::Node& root, const LoadOptions& opt
   if (const YAML::Node* n = YamlReader::find(f, "firewall")) read_firewall(r, *n, c.firewall);
   if (const YAML::Node* n = YamlReader::find(f, "linkerd"); n && !n->IsNull()) {
     read_linkerd(r, *n, c.linkerd.emplace());
+  }
+  if (const YAML::Node* n = YamlReader::find(f, "tunnel"); n && !n->IsNull()) {
+    read_tunnel(r, *n, c.tunnel.emplace());
+    // Its credentials are the node's, unless it names its own.
+    if (c.tunnel->kubeconfig.empty() && !c.control_plane)
+      r.error(r.mark_of(*n, "tunnel"), "tunnel.kubeconfig",
+              "required without controlPlane: the kubeconfig whose CA and client certificate "
+              "the tunnel presents to the konnectivity servers");
   }
   if (const YAML::Node* n = YamlReader::find(f, "health")) {
     auto hf = r.fields(*n, "health", {"interval", "threshold", "linkerdGateway"});

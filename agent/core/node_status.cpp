@@ -74,6 +74,7 @@ std::string_view not_reason(std::string_view type) {
   if (type == ct::kLinkerdGatewayReady) return "LinkerdGatewayNotReady";
   if (type == ct::kClockSynchronized) return "ClockNotSynchronized";
   if (type == ct::kMeshHealthy) return "MeshNotHealthy";
+  if (type == ct::kTunnelConnected) return "TunnelNotConnected";
   return "NotReady";
 }
 

@@ -54,9 +54,12 @@ inline constexpr std::string_view kClockSynchronized = "ClockSynchronized";
 // The meshed proxies on this node hold valid identity certificates
 // (core/mesh.h); False while one holds an expired one.
 inline constexpr std::string_view kMeshHealthy = "MeshHealthy";
-inline constexpr std::array<std::string_view, 9> kAll = {
+// With `tunnel` configured: every konnectivity server behind its address
+// is held (the cloud reaches this node's API through them).
+inline constexpr std::string_view kTunnelConnected = "TunnelConnected";
+inline constexpr std::array<std::string_view, 10> kAll = {
     kReady,    kConnected,           kFirewallInSync,    kCertificatesValid, kCredentialsValid,
-    kK3sReady, kLinkerdGatewayReady, kClockSynchronized, kMeshHealthy};
+    kK3sReady, kLinkerdGatewayReady, kClockSynchronized, kMeshHealthy,       kTunnelConnected};
 }  // namespace condition_type
 
 struct Condition {

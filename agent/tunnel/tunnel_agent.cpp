@@ -45,6 +45,7 @@ TunnelAgent::TunnelAgent(asio::any_io_executor executor, const Clock& clock, Log
       random_(std::move(random)),
       timer_(executor_, clock),
       grace_(executor_, clock) {
+  if (settings_.connect_ids) next_connect_id_ = settings_.connect_ids;
   if (!random_) {
     auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
     random_ = [engine] { return std::uniform_real_distribution<double>(0, 1)(*engine); };
@@ -99,6 +100,7 @@ awaitable<void> TunnelAgent::run() {
     dialling_.reset();
     if (stopped_) {
       connection->close("tetherd is stopping");
+      relay->close_all();  // a dial that came with the answer is not left open
       break;
     }
     if (!hello) {
@@ -121,15 +123,21 @@ awaitable<void> TunnelAgent::run() {
       // The balancer sent this dial to a server already held: closed, and
       // the next dial a little later, for it to pick another.
       connection->close("a second connection to server " + id);
+      relay->close_all();
+      // Growing by half to the cap, the exponent bounded (a long run of
+      // duplicates must not overflow the wait into the past).
+      const double growth = std::pow(1.5, std::min(duplicates_, 32u));
       const Duration delay = std::min<Duration>(
-          settings_.duplicate_wait_cap, std::chrono::duration_cast<Duration>(
-                                            settings_.duplicate_wait * std::pow(1.5, duplicates_)));
+          settings_.duplicate_wait_cap,
+          std::chrono::duration_cast<Duration>(std::chrono::duration<double, Duration::period>(
+              static_cast<double>(settings_.duplicate_wait.count()) * growth)));
       ++duplicates_;
       next_dial_ = clock_.monotonic() + delay;
       continue;
     }
+    // failures_ is reset only once a connection has lasted (serve()): a
+    // server that takes the call and drops it is backed off from.
     duplicates_ = 0;
-    failures_ = 0;
     Link link{connection, relay, clock_.monotonic()};
     links_[id] = link;
     if (connected_now()) problem_.clear();
@@ -163,7 +171,9 @@ awaitable<void> TunnelAgent::serve(std::string id, Link link) {
     co_return;
   }
   problem_ = "server " + id + ": " + why;
-  if (clock_.monotonic() - link.since < settings_.stable_after) {
+  if (clock_.monotonic() - link.since >= settings_.stable_after) {
+    failures_ = 0;
+  } else {
     ++failures_;
     next_dial_ =
         clock_.monotonic() + std::max(settings_.backoff.base / 2,
@@ -208,16 +218,32 @@ void TunnelAgent::stop() {
   if (links_.empty()) return;
   // DRAIN first (no new dials here, please), then the calls end; a server
   // that does not end its half within the grace is cut.
+  // Serving goes on after DRAIN: a server with no connection through it
+  // is done with at once; the others have the grace for theirs, then
+  // tetherd ends its half of each call, and a server that does not end
+  // its own within another moment is cut.
   for (auto& [id, link] : links_) {
     link.relay->drain();
-    link.connection->finish();
+    if (link.relay->stats().connections == 0) link.connection->finish();
   }
   log_.info("tunnel-draining",
             "stopping: DRAIN sent to the tunnel's " + std::to_string(links_.size()) + " server(s)",
             {{"TUNNEL_SERVER", settings_.server_url}});
   grace_.expires_after(settings_.drain_grace);
   ++running_;
-  grace_.async_wait([this](boost::system::error_code) {
+  grace_.async_wait([this](boost::system::error_code e) {
+    if (!e && !links_.empty()) {
+      for (auto& [id, link] : links_)
+        link.connection->finish();
+      grace_.expires_after(std::chrono::seconds(2));
+      grace_.async_wait([this](boost::system::error_code) {
+        for (auto& [id, link] : links_)
+          link.connection->close("tetherd stopped");
+        links_.clear();
+        --running_;
+      });
+      return;
+    }
     for (auto& [id, link] : links_)
       link.connection->close("tetherd stopped");
     links_.clear();

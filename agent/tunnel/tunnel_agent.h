@@ -43,7 +43,11 @@ struct TunnelSettings {
   // A connection that ends sooner than this counts as a failure (a server
   // that takes the call and drops it at once is not dialled in a loop).
   Duration stable_after = std::chrono::minutes(1);
-  Duration drain_grace = std::chrono::seconds(2);  // stop(): the calls' end, at most
+  // stop(): how long connections under way may go on after DRAIN.
+  Duration drain_grace = std::chrono::seconds(10);
+  // The connectID counter: one across agents (a reload's new agent and the
+  // old one draining share the agentID, and a server keys by both).
+  std::shared_ptr<std::int64_t> connect_ids;
 };
 
 struct TunnelReport {

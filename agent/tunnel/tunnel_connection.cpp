@@ -145,8 +145,12 @@ class Http2Connection final : public TunnelConnection {
   }
 
   void send(const Packet& packet) override {
-    if (closed_) return;
+    if (closed_ || finishing_) return;  // after END_STREAM nothing more goes
     outgoing_ += frame_message(packet.SerializeAsString());
+    if (queued() > limits_.max_queued) {
+      close("the server has taken nothing of " + std::to_string(queued()) + " bytes queued for it");
+      return;
+    }
     if (deferred_) {
       deferred_ = false;
       nghttp2_session_resume_data(session_, stream_id_);
@@ -542,6 +546,7 @@ std::shared_ptr<TunnelConnection> TunnelConnection::make(asio::any_io_executor e
                                                          const Clock& clock,
                                                          std::shared_ptr<asio::ssl::context> tls,
                                                          ConnectionLimits limits) {
+  limits.window = std::max(limits.window, limits.max_message + (64 << 10));
   return std::make_shared<Http2Connection>(std::move(executor), clock, std::move(tls), limits);
 }
 

@@ -38,8 +38,13 @@ struct ConnectionLimits {
   Duration ping_timeout = std::chrono::seconds(20);
   std::size_t max_message = 1 << 20;
   std::size_t max_header_bytes = 16 << 10;
-  std::size_t window = 1 << 20;      // what the server may send ahead
+  // What the server may send ahead: more than a whole message, or one
+  // could never complete (make() raises it to max_message + 64 KiB).
+  std::size_t window = 2 << 20;
   std::size_t high_water = 1 << 20;  // queued for the server: the caller waits above it
+  // Queued for a server that takes nothing (no WINDOW_UPDATE) while asking
+  // for answers: past this the connection is closed.
+  std::size_t max_queued = 8 << 20;
 };
 
 // The call's request metadata (gRPC's custom headers).

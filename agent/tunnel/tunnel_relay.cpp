@@ -27,36 +27,6 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 }
 
-Result<Destination> parse_destination(std::string_view address) {
-  const std::string quoted = "\"" + std::string(address) + "\": ";
-  const auto colon = address.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return make_error(quoted + "not host:port");
-  std::string_view host = address.substr(0, colon);
-  const std::string_view port_text = address.substr(colon + 1);
-  if (host.front() == '[') {
-    if (host.back() != ']' || host.size() < 3) return make_error(quoted + "an unclosed [");
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    return make_error(quoted + "an IPv6 address is written in brackets, [::1]:6443");
-  }
-  unsigned port = 0;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 || port > 65535)
-    return make_error(quoted + "the port is not a number from 1 to 65535");
-  Destination d;
-  d.host = std::string(host);
-  std::transform(d.host.begin(), d.host.end(), d.host.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  d.port = static_cast<std::uint16_t>(port);
-  return d;
-}
-
-std::string to_string(const Destination& d) {
-  const bool v6 = d.host.find(':') != std::string::npos;
-  return (v6 ? "[" + d.host + "]" : d.host) + ":" + std::to_string(d.port);
-}
-
 struct TunnelRelay::Endpoint {
   explicit Endpoint(const asio::any_io_executor& executor) : stream(executor), wake(executor) {}
   std::int64_t id = 0;
@@ -67,7 +37,8 @@ struct TunnelRelay::Endpoint {
   bool writing = false;
   bool closing = false;  // the server's CLOSE_REQ: closed once what it sent is written
   bool closed = false;
-  bool cancelled = false;  // DIAL_CLS while dialling
+  bool cancelled = false;     // DIAL_CLS while dialling
+  std::size_t in_flight = 0;  // bytes being written
   MonoTime last_active{};
   asio::steady_timer wake;  // the reader waits here while the server's queue is full
 };
@@ -82,12 +53,7 @@ TunnelRelay::TunnelRelay(asio::any_io_executor executor, const Clock& clock,
       allowed_(std::move(allowed)),
       next_id_(std::move(next_connect_id)),
       limits_(limits),
-      idle_(executor_, clock) {
-  idle_.expires_after(limits_.idle_timeout / 4);
-  idle_.async_wait([this](boost::system::error_code e) {
-    if (!e) idle_round();
-  });
-}
+      idle_(executor_, clock) {}
 
 TunnelRelay::~TunnelRelay() {
   idle_.cancel();
@@ -100,18 +66,27 @@ void TunnelRelay::idle_round() {
     if (!e->writing && now - e->last_active >= limits_.idle_timeout) idle.push_back(id);
   for (const auto id : idle)
     close_response(id, "");
+  arm_idle();
+}
+
+// Held weakly: the relay may be gone (its connection ended) when a round
+// already due runs.
+void TunnelRelay::arm_idle() {
+  if (closed_) return;
   idle_.expires_after(limits_.idle_timeout / 4);
-  idle_.async_wait([this](boost::system::error_code e) {
-    if (!e) idle_round();
+  idle_.async_wait([weak = weak_from_this()](boost::system::error_code e) {
+    if (auto self = weak.lock(); self && !e) self->idle_round();
   });
 }
 
 RelayStats TunnelRelay::stats() const {
   RelayStats s = stats_;
   s.connections = endpoints_.size();
-  for (const auto& [id, e] : endpoints_)
+  for (const auto& [id, e] : endpoints_) {
+    s.bytes_waiting += e->in_flight;
     for (const auto& [bytes, wire] : e->to_write)
       s.bytes_waiting += bytes.size();
+  }
   return s;
 }
 
@@ -148,6 +123,7 @@ void TunnelRelay::drain() {
 }
 
 void TunnelRelay::close_all() {
+  closed_ = true;
   idle_.cancel();
   for (auto* m : {&endpoints_, &dialling_})
     for (auto& [key, e] : *m) {
@@ -169,6 +145,15 @@ void TunnelRelay::dial(const DialRequest& request) {
     rsp.set_error(std::move(why));
     connection_->send(answer);
   };
+  if (closed_) return;
+  if (!idle_armed_) {
+    idle_armed_ = true;
+    arm_idle();
+  }
+  // What is echoed of the request is bounded.
+  if (request.address().size() > 300)
+    return refuse("tetherd: an address of " + std::to_string(request.address().size()) +
+                  " bytes is no destination of this node's");
   auto destination = parse_destination(request.address());
   if (!destination) return refuse("tetherd: " + destination.error().message);
   if (request.protocol() != "tcp" && !request.protocol().empty())
@@ -245,6 +230,9 @@ awaitable<void> TunnelRelay::read_from(std::shared_ptr<Endpoint> e) {
       co_await e->wake.async_wait(nothrow);
     }
     if (e->closed) break;
+    // No deadline on reading (a quiet watch is fine): a write's, set while
+    // no read was pending, must not be left on it.
+    e->stream.expires_never();
     auto [ec, n] = co_await e->stream.async_read_some(asio::buffer(buffer), nothrow);
     if (e->closed) break;
     if (n > 0) {
@@ -289,11 +277,13 @@ void TunnelRelay::data(const Data& d, std::size_t wire) {
         while (!e->to_write.empty() && !e->closed) {
           auto [bytes, wire] = std::move(e->to_write.front());
           e->to_write.pop_front();
+          e->in_flight = bytes.size();
           // A destination that stops reading holds the server's window
           // (every connection through that server waits): not for long.
           e->stream.expires_after(self->limits_.write_timeout);
           auto [ec, n] = co_await asio::async_write(e->stream, asio::buffer(bytes), nothrow);
           e->stream.expires_never();
+          e->in_flight = 0;
           self->connection_->consume(wire);  // written or not, the server may send again
           if (e->closed) break;
           self->stats_.bytes_to_destinations += n;
@@ -330,9 +320,10 @@ void TunnelRelay::close_request(std::int64_t id) {
 void TunnelRelay::cancel_dial(std::int64_t random) {
   const auto it = dialling_.find(random);
   if (it == dialling_.end()) return;
+  // Counted until the dial has ended (a DIAL_REQ, DIAL_CLS loop cannot
+  // pile dials up past max_connections).
   it->second->cancelled = true;
   it->second->stream.cancel();
-  dialling_.erase(it);
 }
 
 // Closes the connection `id` and tells the server.

@@ -27,6 +27,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "agent/core/clock.h"
+#include "agent/core/destination.h"
 #include "agent/core/timer.h"
 #include "agent/tunnel/tunnel_connection.h"
 
@@ -40,16 +41,7 @@ struct RelayLimits {
   std::size_t read_chunk = 32 << 10;
 };
 
-// "host:port" destinations a dial may reach, e.g. "127.0.0.1:6443".
-// Compared after normalising: "[::1]:6443" and "::1:6443" are not the
-// same spelling, so only the bracketed form is accepted for IPv6.
-struct Destination {
-  std::string host;
-  std::uint16_t port = 0;
-  friend bool operator==(const Destination&, const Destination&) = default;
-};
-Result<Destination> parse_destination(std::string_view address);
-std::string to_string(const Destination& d);
+using tetherd::Destination;
 
 struct RelayStats {
   std::size_t connections = 0;  // open now
@@ -94,6 +86,7 @@ class TunnelRelay : public std::enable_shared_from_this<TunnelRelay> {
   void cancel_dial(std::int64_t random);
   void close_response(std::int64_t id, std::string error);
   void idle_round();
+  void arm_idle();
   boost::asio::awaitable<void> read_from(std::shared_ptr<Endpoint> e);
 
   boost::asio::any_io_executor executor_;
@@ -105,6 +98,8 @@ class TunnelRelay : public std::enable_shared_from_this<TunnelRelay> {
   std::map<std::int64_t, std::shared_ptr<Endpoint>> endpoints_;  // by connectID
   std::map<std::int64_t, std::shared_ptr<Endpoint>> dialling_;   // by the request's random
   Timer idle_;
+  bool idle_armed_ = false;
+  bool closed_ = false;
   RelayStats stats_;
 };
 

@@ -377,6 +377,7 @@ TEST_F(Tunnel, AHundredConnectionsAtOnceEachGetTheirOwnBytes) {
   // Each connectID once, from one counter.
   EXPECT_EQ(on_io([this] { return *next_id_; }), 100);
   clients.clear();  // the clients leave: every connection is closed through the server
+  ASSERT_TRUE(eventually([this] { return relay_->stats().connections == 0; }));
   const auto state = control(control_port_, http::verb::get, "/state");
   EXPECT_TRUE(state.at("closeRspErrors").as_array().empty()) << state;
 }
@@ -430,6 +431,7 @@ TEST_F(Tunnel, TheServerEndingTheCallEndsTheConnectionWithItsStatus) {
 // then it is closed and the others through the same server go on.
 TEST_F(Tunnel, ADestinationThatReadsNothingHoldsTheWindowNotMemoryAndIsClosed) {
   relay_limits_.write_timeout = 1s;
+  connection_limits_.max_message = 128 << 10;  // a window of 256 KiB holds a whole one
   connection_limits_.window = 256 << 10;
   const std::string sink = sink_destination();
   ASSERT_TRUE(start_agent({echo_destination(), sink}));
@@ -443,7 +445,8 @@ TEST_F(Tunnel, ADestinationThatReadsNothingHoldsTheWindowNotMemoryAndIsClosed) {
   // Until the agent has closed it (its write timed out), what waits in
   // tetherd for the sink never exceeds the window.
   std::size_t most = 0;
-  for (;;) {
+  for (const auto until = std::chrono::steady_clock::now() + 30s;;) {
+    ASSERT_LT(std::chrono::steady_clock::now(), until) << "the sink was never closed";
     const auto stats = on_io([this] { return relay_->stats(); });
     most = std::max(most, stats.bytes_waiting);
     if (stats.connections == 0) break;
@@ -537,6 +540,27 @@ TEST_F(Tunnel, AServerRestartIsFollowedAndTheOutageSaid) {
   ConnectClient client;
   ASSERT_TRUE(client.connect(frontend_port_, echo_destination())) << client.status_line;
   EXPECT_EQ(client.exchange("back"), "back");
+}
+
+// DRAIN is not the end: a connection under way goes on through the grace.
+TEST_F(Tunnel, AfterDrainAConnectionUnderWayIsStillServed) {
+  start_tunnel_agent({echo_destination()});
+  ASSERT_TRUE(eventually([this] { return agent_->report().connected(); }));
+  ConnectClient client;
+  ASSERT_TRUE(client.connect(frontend_port_, echo_destination()));
+  on_io([this] {
+    agent_->stop();
+    return true;
+  });
+  EXPECT_EQ(client.exchange("still served"), "still served");
+  EXPECT_FALSE(on_io([this] { return agent_->finished(); }));
+  EXPECT_TRUE(control(control_port_, http::verb::get, "/state")
+                  .at("streams")
+                  .as_array()
+                  .at(0)
+                  .at("drained")
+                  .as_bool());
+  ASSERT_TRUE(eventually([this] { return agent_->finished(); })) << "ended after the grace";
 }
 
 TEST_F(Tunnel, StoppingSendsDrainAndEndsTheCall) {
@@ -634,6 +658,62 @@ TEST_F(TunnelKubectl, AnApiTheNodeDoesNotAllowIsRefused) {
   EXPECT_NE(code, 0) << out;
   EXPECT_NE(out.find("Service Unavailable"), std::string::npos) << out;
   EXPECT_EQ(on_io([this] { return agent_->report().totals.dials_refused; }), 1u);
+}
+
+// The real tetherd, configured as a new user would: a `tunnel` section, its
+// own kubeconfig (no control plane), k3s as the one destination. kubectl
+// reads k3s through it; TunnelConnected says so; a stop drains.
+TEST_F(TunnelKubectl, TheDaemonServesTheTunnelFromItsConfiguration) {
+  const auto agent = ca_.issue({.common_name = "tetherd:node-a", .server_auth = false});
+  tmp_.write("agent.crt", agent.cert_pem);
+  tmp_.write("agent.key", agent.key_pem);
+  tmp_.write("tunnel.kubeconfig",
+             "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+             "    server: https://127.0.0.1:" +
+                 std::to_string(agent_port_) +
+                 "\n    certificate-authority: " + tmp_.file("ca.crt") +
+                 "\nusers:\n- name: u\n  user:\n    client-certificate: " + tmp_.file("agent.crt") +
+                 "\n    client-key: " + tmp_.file("agent.key") +
+                 "\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\n"
+                 "current-context: c\n");
+  std::filesystem::create_directories(tmp_.file("run"));
+  tmp_.write("tetherd.yaml",
+             "node: {name: node-a}\nfirewall: {backend: none}\nmetrics: {listen: \"\"}\n"
+             "state: {dir: " +
+                 tmp_.file("state") +
+                 "}\n"
+                 "tunnel:\n  server: https://127.0.0.1:" +
+                 std::to_string(agent_port_) + "\n  kubeconfig: " + tmp_.file("tunnel.kubeconfig") +
+                 "\n  agentIdentifiers: host=127.0.0.1\n  destinations: [\"" + k3s_destination() +
+                 "\"]\n");
+  std::filesystem::create_directories(tmp_.file("daemon"));
+  test::ChildProcess daemon({TETHERD_BINARY, "--config", tmp_.file("tetherd.yaml")},
+                            tmp_.file("daemon"),
+                            {.env = {{"RUNTIME_DIRECTORY", tmp_.file("run")}}});
+  ASSERT_TRUE(daemon.err_shows("TETHERD_EVENT=tunnel-connected", 30s)) << daemon.err();
+  const auto [code, out] = kubectl_get("/api");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"kind\":\"APIVersions\""), std::string::npos) << out;
+
+  std::filesystem::create_directories(tmp_.file("ctl"));
+  test::ChildProcess status({TETHERCTL_BINARY, "status", "--socket", tmp_.file("run/tetherd.sock")},
+                            tmp_.file("ctl"));
+  // Its exit code is Ready's, which this machine's clock may hold False.
+  EXPECT_NE(status.wait(30s), -1) << status.err();
+  const std::string table = status.out();
+  const auto row = table.find("TunnelConnected");
+  ASSERT_NE(row, std::string::npos) << table;
+  EXPECT_EQ(table.substr(row, table.find('\n', row) - row).find("True"), 20u) << table;
+  EXPECT_NE(status.out().find("1 of 1 konnectivity server held"), std::string::npos)
+      << status.out();
+
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(30s), 0) << daemon.err();
+  const auto stream =
+      control(control_port_, http::verb::get, "/state").at("streams").as_array().at(0);
+  EXPECT_EQ(stream.at("agentId"), "node-a");
+  EXPECT_TRUE(stream.at("drained").as_bool()) << "DRAIN on stop";
+  EXPECT_NE(daemon.err().find("TETHERD_EVENT=tunnel-draining"), std::string::npos) << daemon.err();
 }
 
 }  // namespace

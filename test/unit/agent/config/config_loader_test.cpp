@@ -157,6 +157,32 @@ state: {dir: /srv/tetherd}
   EXPECT_EQ(c.state.dir, "/srv/tetherd");
 }
 
+TEST(ConfigLoader, TheTunnelIsOffUnlessConfiguredAndHasDefaults) {
+  EXPECT_FALSE(parse_ok("").tunnel.has_value());
+  const Config c = parse_ok("controlPlane: {}\ntunnel:\n  server: https://k.example:8091\n");
+  ASSERT_TRUE(c.tunnel.has_value());
+  EXPECT_EQ(c.tunnel->server, "https://k.example:8091");
+  EXPECT_EQ(c.tunnel->kubeconfig, "") << "the control plane's";
+  EXPECT_EQ(c.tunnel->agent_id, "") << "the node's name";
+  EXPECT_EQ(c.tunnel->destinations, (std::vector<Destination>{{"127.0.0.1", 6443}}));
+  EXPECT_EQ(c.tunnel->max_connections, 128u);
+  EXPECT_EQ(c.tunnel->idle_timeout, 1h);
+
+  const Config own = parse_ok(
+      "tunnel:\n  server: https://[2001:db8::1]:8091\n  kubeconfig: /etc/t/tunnel.kubeconfig\n"
+      "  agentID: edge-1-agent\n  agentIdentifiers: host=192.0.2.7\n"
+      "  destinations: [\"127.0.0.1:6443\", \"[::1]:6443\"]\n  maxConnections: 16\n"
+      "  idleTimeout: 10m\n");
+  ASSERT_TRUE(own.tunnel.has_value());
+  EXPECT_EQ(own.tunnel->kubeconfig, "/etc/t/tunnel.kubeconfig");
+  EXPECT_EQ(own.tunnel->agent_id, "edge-1-agent");
+  EXPECT_EQ(own.tunnel->agent_identifiers, "host=192.0.2.7");
+  EXPECT_EQ(own.tunnel->destinations,
+            (std::vector<Destination>{{"127.0.0.1", 6443}, {"::1", 6443}}));
+  EXPECT_EQ(own.tunnel->max_connections, 16u);
+  EXPECT_EQ(own.tunnel->idle_timeout, 10min);
+}
+
 TEST(ConfigLoader, EmptyMetricsListenSwitchesMetricsOff) {
   EXPECT_EQ(parse_ok("metrics: {listen: \"\"}").metrics.listen, "");
   EXPECT_EQ(parse_ok("metrics:\n  listen:\n").metrics.listen, "");
@@ -346,7 +372,28 @@ INSTANTIATE_TEST_SUITE_P(
                  "[::1]:9477 (empty: off), got \"localhost:9477\""}},
         BadCase{"NullValueBlamesItsKey",
                 "state:\n  dir:\n",
-                {"t.yaml:2:3: state.dir: expected an absolute path"}}),
+                {"t.yaml:2:3: state.dir: expected an absolute path"}},
+        BadCase{"TunnelWithoutServerOrCredentials",
+                "tunnel:\n  agentID: a\n",
+                {"t.yaml:2:3: tunnel.server: required: the konnectivity servers' agent port, e.g. "
+                 "https://konnectivity.example.net:8091",
+                 "t.yaml:2:3: tunnel.kubeconfig: required without controlPlane: the kubeconfig "
+                 "whose CA and client certificate the tunnel presents to the konnectivity "
+                 "servers"}},
+        BadCase{"TunnelBadValues",
+                "controlPlane: {}\ntunnel:\n  server: http://k:8091\n  destinations: "
+                "[\"127.0.0.1\", \"::1:6443\", \"127.0.0.1:6443\", \"127.0.0.1:6443\"]\n"
+                "  maxConnections: 0\n  idleTimeout: 10s\n",
+                {"t.yaml:3:11: tunnel.server: expected https://HOST:PORT (the konnectivity "
+                 "servers' agent port, e.g. https://konnectivity.example.net:8091), got "
+                 "\"http://k:8091\"",
+                 "t.yaml:4:18: tunnel.destinations[0]: \"127.0.0.1\": not host:port",
+                 "t.yaml:4:31: tunnel.destinations[1]: \"::1:6443\": an IPv6 address is written "
+                 "in brackets, [::1]:6443",
+                 "t.yaml:4:61: tunnel.destinations[3]: 127.0.0.1:6443 is listed twice",
+                 "t.yaml:5:19: tunnel.maxConnections: expected a number of connections "
+                 "(1-4096), got \"0\"",
+                 "t.yaml:6:16: tunnel.idleTimeout: must be between 1m and 24h, got 10s"}}),
     [](const auto& info) { return info.param.name; });
 
 TEST(ConfigLoader, ReportsEveryProblemAtOnceInDocumentOrder) {

@@ -149,7 +149,7 @@ TEST(ConditionsTest, KeepsTheDocumentedOrderAndRefusesReadyAndUnknownTypes) {
 
   for (auto type : {ct::kMeshHealthy, ct::kClockSynchronized, ct::kK3sReady, ct::kConnected,
                     ct::kCertificatesValid, ct::kLinkerdGatewayReady, ct::kFirewallInSync,
-                    ct::kCredentialsValid})
+                    ct::kTunnelConnected, ct::kCredentialsValid})
     EXPECT_TRUE(conditions.set(type, S::kTrue, "Fine", "", kT0));
   EXPECT_EQ(types(conditions), std::vector<std::string>(ct::kAll.begin(), ct::kAll.end()));
 }
