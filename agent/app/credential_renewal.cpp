@@ -1,7 +1,6 @@
 #include "agent/app/credential_renewal.h"
 
 #include <algorithm>
-#include <random>
 #include <utility>
 
 #include <boost/asio/as_tuple.hpp>
@@ -92,10 +91,7 @@ CredentialRenewal::CredentialRenewal(asio::any_io_executor executor, const Clock
       bootstrap_(config.control_plane ? config.control_plane->bootstrap_kubeconfig : ""),
       timing_(std::move(timing)),
       timer_(executor_, clock) {
-  if (!timing_.random) {
-    auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
-    timing_.random = [engine] { return std::uniform_real_distribution<double>(0, 1)(*engine); };
-  }
+  if (!timing_.random) timing_.random = seeded_unit_random();
   assess();
 }
 

@@ -36,13 +36,19 @@ void Daemon::sync_tunnel() {
   }
   const std::string& path = credentials_path(config_);
   auto kubeconfig = load_kubeconfig(path);
-  auto tls = kubeconfig
-                 ? kube::client_context(*kubeconfig)
-                 : kube::ApiResult<std::shared_ptr<boost::asio::ssl::context>>(
-                       kube::make_api_error(kube::ErrorKind::kInvalid, kubeconfig.error().message));
+  std::shared_ptr<boost::asio::ssl::context> tls;
   auto address = kube::parse_server_address(wanted->server, "");
-  if (!tls || !address) {
-    const std::string why = !tls ? kube::describe(tls.error()) : kube::describe(address.error());
+  std::string why;
+  if (!kubeconfig) {
+    why = kubeconfig.error().message;
+  } else if (auto made = kube::client_context(*kubeconfig); !made) {
+    why = kube::describe(made.error());
+  } else if (!address) {
+    why = kube::describe(address.error());
+  } else {
+    tls = std::move(*made);
+  }
+  if (!tls) {
     if (tunnel_) {
       // The agent in force keeps its credentials (those it has work).
       credential_problem("tunnel.kubeconfig", path + ": " + why);
@@ -71,7 +77,7 @@ void Daemon::sync_tunnel() {
   // files' new credentials for its new connections.
   if (tunnel_ && tunnel_settings_ && *tunnel_settings_ == *wanted &&
       tunnel_identity_ == settings.identity.agent_id) {
-    tunnel_->use_tls(std::move(*tls));
+    tunnel_->use_tls(std::move(tls));
     return;
   }
   if (tunnel_) {
@@ -81,7 +87,7 @@ void Daemon::sync_tunnel() {
   tunnel_settings_ = *wanted;
   tunnel_identity_ = settings.identity.agent_id;
   tunnel_ = std::make_unique<tunnel::TunnelAgent>(io_.get_executor(), clock_, log_,
-                                                  std::move(settings), std::move(*tls));
+                                                  std::move(settings), std::move(tls));
   tunnel_->on_report([this](const tunnel::TunnelReport& r) { tunnel_reported(r); });
   conditions_->report(condition_type::kTunnelConnected, ConditionStatus::kFalse, "Connecting",
                       "dialling the konnectivity servers at " + wanted->server);

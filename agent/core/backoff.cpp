@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <random>
 
 namespace tetherd {
 
@@ -43,6 +45,11 @@ Duration retry_delay(const BackoffPolicy& policy, unsigned attempt,
   const Duration window = std::max(backoff_ceiling(policy, attempt), floor / 2);
   return floor + Duration(static_cast<Duration::rep>(static_cast<double>(window.count()) *
                                                      clamp_unit(unit)));
+}
+
+std::function<double()> seeded_unit_random() {
+  auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
+  return [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
 }
 
 }  // namespace tetherd

@@ -9,6 +9,7 @@
 // that lost the control plane together do not come back in lock step.
 
 #include <chrono>
+#include <functional>
 #include <optional>
 
 #include "agent/core/clock.h"
@@ -22,6 +23,10 @@ struct BackoffPolicy {
   // asking for something unreasonable.
   Duration retry_after_cap = std::chrono::minutes(10);
 };
+
+// The jitter's random numbers in [0, 1) where no test hands them in: a
+// generator seeded from the system's entropy, one per caller.
+std::function<double()> seeded_unit_random();
 
 // A random number taken into [0, 1): NaN and below 0 as 0, 1 and above as
 // the largest double below 1.

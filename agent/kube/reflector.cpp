@@ -1,7 +1,5 @@
 #include "agent/kube/reflector.h"
 
-#include <random>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -24,8 +22,7 @@ RetryContext default_retry_context(const Clock& clock, BackoffPolicy policy) {
     timer.expires_after(delay);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   };
-  auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
-  r.random = [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
+  r.random = seeded_unit_random();
   // The clock the waits run on.
   r.now = [&clock] { return clock.monotonic(); };
   return r;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -46,10 +45,7 @@ TunnelAgent::TunnelAgent(asio::any_io_executor executor, const Clock& clock, Log
       timer_(executor_, clock),
       grace_(executor_, clock) {
   if (settings_.connect_ids) next_connect_id_ = settings_.connect_ids;
-  if (!random_) {
-    auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
-    random_ = [engine] { return std::uniform_real_distribution<double>(0, 1)(*engine); };
-  }
+  if (!random_) random_ = seeded_unit_random();
 }
 
 // The coroutines hold `this`: the owner keeps the agent until finished()
@@ -104,10 +100,7 @@ awaitable<void> TunnelAgent::run() {
       break;
     }
     if (!hello) {
-      ++failures_;
-      const Duration delay = std::max(settings_.backoff.base / 2,
-                                      full_jitter(settings_.backoff, failures_ - 1, random_()));
-      next_dial_ = clock_.monotonic() + delay;
+      const Duration delay = failed();
       if (hello.error().message != problem_)
         log_.warning("tunnel-dial-failed",
                      "cannot connect the tunnel to " + settings_.server_url + ": " +
@@ -154,6 +147,16 @@ awaitable<void> TunnelAgent::run() {
   }
 }
 
+// One failure more: the next dial waits a full-jitter backoff (at least
+// half its base, so never at once).
+Duration TunnelAgent::failed() {
+  ++failures_;
+  const Duration delay = std::max(settings_.backoff.base / 2,
+                                  full_jitter(settings_.backoff, failures_ - 1, random_()));
+  next_dial_ = clock_.monotonic() + delay;
+  return delay;
+}
+
 bool TunnelAgent::connected_now() const {
   return static_cast<int>(links_.size()) >= wanted_;
 }
@@ -174,10 +177,7 @@ awaitable<void> TunnelAgent::serve(std::string id, Link link) {
   if (clock_.monotonic() - link.since >= settings_.stable_after) {
     failures_ = 0;
   } else {
-    ++failures_;
-    next_dial_ =
-        clock_.monotonic() + std::max(settings_.backoff.base / 2,
-                                      full_jitter(settings_.backoff, failures_ - 1, random_()));
+    failed();
   }
   log_.warning("tunnel-disconnected",
                "the tunnel to konnectivity server " + id + " ended: " + why + " (" +

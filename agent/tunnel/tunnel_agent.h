@@ -94,6 +94,7 @@ class TunnelAgent {
   boost::asio::awaitable<void> wait(Duration d);
   void changed();
   bool connected_now() const;
+  Duration failed();
 
   boost::asio::any_io_executor executor_;
   const Clock& clock_;

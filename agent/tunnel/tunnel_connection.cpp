@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <nghttp2/nghttp2.h>
@@ -18,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/url/pct_string_view.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -44,19 +44,11 @@ nghttp2_nv header(std::string_view name, std::string_view value) {
           NGHTTP2_NV_FLAG_NONE};
 }
 
-// grpc-message is percent-encoded (PROTOCOL-HTTP2.md).
+// grpc-message is percent-encoded (PROTOCOL-HTTP2.md); as sent when it
+// is not valid percent-encoding.
 std::string percent_decoded(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
+  auto pct = boost::urls::make_pct_string_view(s);
+  return pct ? pct->decode() : std::string(s);
 }
 
 class Http2Connection final : public TunnelConnection {

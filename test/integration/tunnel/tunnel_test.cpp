@@ -3,7 +3,9 @@
 // mTLS made by the test, real sockets, and the server's HTTP CONNECT
 // frontend as the cloud's clients use it (Karmada's proxyURL, a
 // kubeconfig's proxy-url).
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -114,7 +116,17 @@ class Tunnel : public ::testing::Test {
 
     // The destination: an echo server on loopback.
     asio::co_spawn(io_, echo(), asio::detached);
-    io_thread_ = std::thread([this] { io_.run(); });
+    // Every handler the agent's loop runs is counted and heard by
+    // eventually(): the test looks again when something happened.
+    io_thread_ = std::thread([this] {
+      while (io_.run_one() > 0) {
+        {
+          std::lock_guard lock(ran_mutex_);
+          ++ran_;
+        }
+        ran_cv_.notify_all();
+      }
+    });
   }
   // The konnectivity server; on the same agent port when it ran before (a
   // restart).
@@ -220,13 +232,22 @@ class Tunnel : public ::testing::Test {
   }
 
   // Whether `p` (run on the agent's thread) becomes true within 20 s:
-  // looked at every 10 ms, for what only shows in the agent's state.
+  // looked at again each time the agent's loop has run another handler
+  // (its state changes nowhere else), not on a timer.
   template <class P>
   bool eventually(P p) {
-    for (auto until = std::chrono::steady_clock::now() + 20s;
-         std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(10ms))
-      if (on_io(p)) return true;
-    return false;
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+      std::uint64_t seen = 0;
+      if (on_io([&] {
+            seen = ran_;  // the handlers before this look (read on the loop's thread)
+            return p();
+          }))
+        return true;
+      std::unique_lock lock(ran_mutex_);
+      // This look is one handler more; wait for another after it.
+      if (!ran_cv_.wait_until(lock, until, [&] { return ran_ > seen + 1; })) return false;
+    }
   }
 
   // The whole agent, as the daemon runs it.
@@ -318,6 +339,9 @@ class Tunnel : public ::testing::Test {
   ConnectionLimits connection_limits_;
   std::vector<tcp::socket> sunk_;  // accepted by the sink, never read
   std::promise<std::string> ended_;
+  std::mutex ran_mutex_;
+  std::condition_variable ran_cv_;
+  std::uint64_t ran_ = 0;  // handlers the agent's loop has run
   test::RecordingLog log_;
   std::unique_ptr<TunnelAgent> agent_;
   int standins_ = 0;
@@ -385,12 +409,10 @@ TEST_F(Tunnel, AHundredConnectionsAtOnceEachGetTheirOwnBytes) {
 TEST_F(Tunnel, APacketForAnUnknownConnectionIsAnsweredWithAnError) {
   ASSERT_TRUE(start_agent({echo_destination()}));
   control(control_port_, http::verb::post, "/misbehave/unknown-connect-id");
-  // The answer arrives when the server has read it: looked for in its state.
-  boost::json::array errors;
-  for (int i = 0; i < 200 && errors.empty(); ++i) {
-    errors = control(control_port_, http::verb::get, "/state").at("closeRspErrors").as_array();
-    if (errors.empty()) std::this_thread::sleep_for(10ms);
-  }
+  // The answer arrives when the server has read it: it says so.
+  ASSERT_TRUE(standin_->err_shows("CLOSE_RSP for unknown connectID", 20s)) << standin_->err();
+  const auto errors =
+      control(control_port_, http::verb::get, "/state").at("closeRspErrors").as_array();
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].at("connectID"), 999999);
   EXPECT_NE(std::string(errors[0].at("error").as_string()).find("unrecognized connectID"),
@@ -400,13 +422,13 @@ TEST_F(Tunnel, APacketForAnUnknownConnectionIsAnsweredWithAnError) {
 TEST_F(Tunnel, DrainTellsTheServerAndServingGoesOn) {
   ASSERT_TRUE(start_agent({echo_destination()}));
   on_io([this] { relay_->drain(); });
-  bool drained = false;
-  for (int i = 0; i < 200 && !drained; ++i) {
-    const auto state = control(control_port_, http::verb::get, "/state");
-    drained = state.at("streams").as_array().at(0).at("drained").as_bool();
-    if (!drained) std::this_thread::sleep_for(10ms);
-  }
-  EXPECT_TRUE(drained);
+  ASSERT_TRUE(standin_->err_shows("is draining", 20s)) << standin_->err();
+  EXPECT_TRUE(control(control_port_, http::verb::get, "/state")
+                  .at("streams")
+                  .as_array()
+                  .at(0)
+                  .at("drained")
+                  .as_bool());
   ConnectClient client;
   ASSERT_TRUE(client.connect(frontend_port_, echo_destination())) << "a drained agent still serves";
   EXPECT_EQ(client.exchange("still here"), "still here");
@@ -445,13 +467,11 @@ TEST_F(Tunnel, ADestinationThatReadsNothingHoldsTheWindowNotMemoryAndIsClosed) {
   // Until the agent has closed it (its write timed out), what waits in
   // tetherd for the sink never exceeds the window.
   std::size_t most = 0;
-  for (const auto until = std::chrono::steady_clock::now() + 30s;;) {
-    ASSERT_LT(std::chrono::steady_clock::now(), until) << "the sink was never closed";
-    const auto stats = on_io([this] { return relay_->stats(); });
+  ASSERT_TRUE(eventually([&] {
+    const auto stats = relay_->stats();
     most = std::max(most, stats.bytes_waiting);
-    if (stats.connections == 0) break;
-    std::this_thread::sleep_for(5ms);
-  }
+    return stats.connections == 0;
+  })) << "the sink was never closed";
   EXPECT_LE(most, connection_limits_.window);
   EXPECT_GT(most, 0u) << "the sink was sent something it did not take";
   slow.socket.close();

@@ -393,6 +393,8 @@ def handle_agent_packet(state, stream, pkt):
             elif t is None:
                 state.close_rsp_errors.append({"serverId": stream.server_id,
                                                "connectID": c.connectID, "error": c.error})
+                log(f"stream {stream.server_id}: CLOSE_RSP for unknown connectID "
+                    f"{c.connectID}: {c.error}")
         if t is not None:
             t.agent_closed = True
             t.deliver(None)
