@@ -32,21 +32,44 @@ class ChildProcess {
   ChildProcess(std::vector<std::string> argv, const std::string& output_dir,
                ChildOptions options = {})
       : stdout_path_(output_dir + "/stdout"), stderr_path_(output_dir + "/stderr") {
+    // Everything the child needs is made before fork(): the test's threads
+    // (an API server's, an io_context's) may hold the allocator's lock at
+    // that moment, and a child that allocates would wait for it forever
+    // (seen under ASan: kubectl never started). After fork() the child makes
+    // only async-signal-safe calls.
+    std::vector<std::string> env_text;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view entry(*e);
+      const std::string name(entry.substr(0, entry.find('=')));
+      if (!options.env.contains(name) && !(options.watchdog_pid_is_child && name == "WATCHDOG_PID"))
+        env_text.emplace_back(entry);
+    }
+    for (const auto& [k, v] : options.env)
+      env_text.push_back(k + "=" + v);
+    // WATCHDOG_PID is the child's own pid, written into room made here.
+    constexpr std::string_view kWatchdog = "WATCHDOG_PID=";
+    char* watchdog_digits = nullptr;
+    if (options.watchdog_pid_is_child)
+      env_text.push_back(std::string(kWatchdog) + std::string(20, '\0'));
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(a.data());
+    args.push_back(nullptr);
+    std::vector<char*> envp;
+    for (auto& e : env_text)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+    if (options.watchdog_pid_is_child) watchdog_digits = env_text.back().data() + kWatchdog.size();
+
     pid_ = fork();
     if (pid_ != 0) return;
     const int out = open(stdout_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     const int err = open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(out, STDOUT_FILENO);
     dup2(err, STDERR_FILENO);
-    for (const auto& [k, v] : options.env)
-      setenv(k.c_str(), v.c_str(), 1);
-    if (options.watchdog_pid_is_child) setenv("WATCHDOG_PID", std::to_string(getpid()).c_str(), 1);
+    if (watchdog_digits != nullptr) write_decimal(getpid(), watchdog_digits);
     if (options.new_network_namespace && unshare(CLONE_NEWNET) != 0) _exit(120);
-    std::vector<char*> args;
-    for (auto& a : argv)
-      args.push_back(a.data());
-    args.push_back(nullptr);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   ~ChildProcess() {
@@ -94,6 +117,19 @@ class ChildProcess {
   }
 
  private:
+  // Async-signal-safe: digits of a pid into `to`, which has room for 20.
+  static void write_decimal(pid_t value, char* to) {
+    char reversed[20];
+    int n = 0;
+    do {
+      reversed[n++] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    } while (value > 0 && n < 19);
+    for (int i = 0; i < n; ++i)
+      to[i] = reversed[n - 1 - i];
+    to[n] = '\0';
+  }
+
   static bool shows(const std::string& path, std::string_view text,
                     std::chrono::milliseconds timeout) {
     const int watch = inotify_init1(IN_CLOEXEC);
