@@ -73,6 +73,14 @@ Allowlist build_allowlist(const Policy& policy, const std::vector<Cidr>& control
   a.sources.add(a.cloud);
   for (const Cidr& c : policy.always_allow)
     a.sources.add(c);
+  a.inner = own;
+  for (const Cidr& c : policy.always_allow)
+    a.inner.add(c);
+  for (std::uint16_t p : policy.closed_ports)
+    if (std::binary_search(a.ports.begin(), a.ports.end(), p)) a.closed_ports.push_back(p);
+  std::sort(a.closed_ports.begin(), a.closed_ports.end());
+  a.closed_ports.erase(std::unique(a.closed_ports.begin(), a.closed_ports.end()),
+                       a.closed_ports.end());
   // The node, its pods and loopback never count as the cloud, even where
   // an allowed network covers them.
   a.cloud.remove(own);
@@ -95,6 +103,12 @@ AllowlistDiff diff(const Allowlist& live, const Allowlist& desired) {
   const std::vector<Cidr> cloud_want = desired.cloud.cidrs();
   d.cloud_added = minus(cloud_want, cloud_have);
   d.cloud_removed = minus(cloud_have, cloud_want);
+  d.closed_added = minus(desired.closed_ports, live.closed_ports);
+  d.closed_removed = minus(live.closed_ports, desired.closed_ports);
+  const std::vector<Cidr> inner_have = live.inner.cidrs();
+  const std::vector<Cidr> inner_want = desired.inner.cidrs();
+  d.inner_added = minus(inner_want, inner_have);
+  d.inner_removed = minus(inner_have, inner_want);
   d.verdict_changed = live.verdict != desired.verdict;
   return d;
 }

@@ -32,6 +32,11 @@ struct Policy {
   std::uint8_t min_prefix_v4 = 8;
   std::uint8_t min_prefix_v6 = 32;
   Verdict verdict = Verdict::kDrop;
+  // Ports closed to the cloud (firewall.closeWhenTunnelled while the tunnel
+  // holds its servers): only loopback, the node's own addresses, the
+  // cluster's networks and alwaysAllow reach them. Those not in `ports` are
+  // ignored.
+  std::vector<std::uint16_t> closed_ports;
 };
 
 // Validates a desired set whole: the first problem rejects all of it, so a
@@ -48,13 +53,19 @@ struct Allowlist {
   // loopback, the node's own addresses and the cluster): whose connections
   // are recorded as evidence that the cloud reaches the node.
   AddressSet cloud;
+  // Ports closed to all but `inner` (a subset of ports, sorted, unique),
+  // and `inner`: loopback, the node's addresses, the cluster's networks and
+  // alwaysAllow (made whether or not a port is closed).
+  std::vector<std::uint16_t> closed_ports;
+  AddressSet inner;
   Verdict verdict = Verdict::kDrop;
   friend bool operator==(const Allowlist&, const Allowlist&) = default;
 };
 
 // Sources: clusterNetworks ∪ alwaysAllow ∪ allow ∪ control-plane sources ∪
 // loopback ∪ node addresses. Cloud: (allow ∪ control-plane sources) −
-// (loopback ∪ node addresses ∪ clusterNetworks).
+// (loopback ∪ node addresses ∪ clusterNetworks). Inner: clusterNetworks ∪
+// alwaysAllow ∪ loopback ∪ node addresses.
 Allowlist build_allowlist(const Policy& policy, const std::vector<Cidr>& control_plane,
                           const std::vector<boost::asio::ip::address>& node_addresses);
 
@@ -68,11 +79,16 @@ struct AllowlistDiff {
   std::vector<Cidr> cluster_removed;
   std::vector<Cidr> cloud_added;
   std::vector<Cidr> cloud_removed;
+  std::vector<std::uint16_t> closed_added;
+  std::vector<std::uint16_t> closed_removed;
+  std::vector<Cidr> inner_added;
+  std::vector<Cidr> inner_removed;
   bool verdict_changed = false;
   bool empty() const {
     return added.empty() && removed.empty() && ports_added.empty() && ports_removed.empty() &&
            cluster_added.empty() && cluster_removed.empty() && cloud_added.empty() &&
-           cloud_removed.empty() && !verdict_changed;
+           cloud_removed.empty() && closed_added.empty() && closed_removed.empty() &&
+           inner_added.empty() && inner_removed.empty() && !verdict_changed;
   }
 };
 

@@ -471,7 +471,11 @@ Result<void> replace_table(const Allowlist& a) {
   const SetSpec cluster6{{"cluster6", 5}, kTypeIpv6, 16, true};
   const SetSpec cloud4{{"cloud4", 6}, kTypeIpv4, 4, true};
   const SetSpec cloud6{{"cloud6", 7}, kTypeIpv6, 16, true};
-  for (const SetSpec* s : {&allowed4, &allowed6, &ports, &cluster4, &cluster6, &cloud4, &cloud6})
+  const SetSpec closed{{"closed", 8}, kTypeInetService, 2, false};
+  const SetSpec inner4{{"inner4", 9}, kTypeIpv4, 4, true};
+  const SetSpec inner6{{"inner6", 10}, kTypeIpv6, 16, true};
+  for (const SetSpec* s : {&allowed4, &allowed6, &ports, &cluster4, &cluster6, &cloud4, &cloud6,
+                           &closed, &inner4, &inner6})
     add_set(batch, *s);
   // The evidence sets, in kEvidenceSets' order (sets are listed in the
   // order they were made). Each member of the key takes whole 32-bit
@@ -481,7 +485,7 @@ Result<void> replace_table(const Allowlist& a) {
   for (std::size_t i = 0; i < kEvidenceSets.size(); ++i) {
     const EvidenceSet& e = kEvidenceSets[i];
     evidence_names[i] = e.name;
-    evidence[i] = {{evidence_names[i].c_str(), static_cast<std::uint32_t>(8 + i)},
+    evidence[i] = {{evidence_names[i].c_str(), static_cast<std::uint32_t>(11 + i)},
                    ((e.v4 ? kTypeIpv4 : kTypeIpv6) << kTypeBits) | kTypeInetService,
                    e.v4 ? 4u + 4u : 16u + 4u,
                    false};
@@ -499,6 +503,9 @@ Result<void> replace_table(const Allowlist& a) {
   add_cidrs(batch, cluster6, a.cluster.cidrs_v6());
   add_cidrs(batch, cloud4, a.cloud.cidrs_v4());
   add_cidrs(batch, cloud6, a.cloud.cidrs_v6());
+  add_ports(batch, closed, a.closed_ports);
+  add_cidrs(batch, inner4, a.inner.cidrs_v4());
+  add_cidrs(batch, inner6, a.inner.cidrs_v6());
 
   // A chain, then its rules, in render_replace's order (nft_ruleset.cpp
   // says why). refuse4 and refuse6 come first: a jump names its chain, which
@@ -546,24 +553,29 @@ Result<void> replace_table(const Allowlist& a) {
   for (const ChainLayout& layout : kChains) {
     const std::string name(layout.name);
     chain(name, &layout);
-    for (const bool v4 : {true, false}) {
-      rule(name, [&](nftnl_rule* r) {
-        bool family_matched = false;
-        tcp_dport_in(r, ports.ref);
-        if (layout.local_only) {
-          fib(r, NFTA_FIB_F_DADDR, NFT_FIB_RESULT_ADDRTYPE);
-          const std::uint32_t local = RTN_LOCAL;
-          cmp_eq(r, &local, sizeof local);
-        }
-        if (layout.cluster_only) {
-          address(r, v4, false, family_matched);
-          lookup(r, (v4 ? cluster4 : cluster6).ref, false);
-        }
-        address(r, v4, true, family_matched);
-        lookup(r, (v4 ? allowed4 : allowed6).ref, true);
-        counter(r);
-        immediate(r, NFT_JUMP, v4 ? "refuse4" : "refuse6");
-      });
+    // Refused: a source not allowed on a managed port, then one not inner
+    // on a closed port.
+    for (const bool on_closed : {false, true}) {
+      for (const bool v4 : {true, false}) {
+        rule(name, [&](nftnl_rule* r) {
+          bool family_matched = false;
+          tcp_dport_in(r, (on_closed ? closed : ports).ref);
+          if (layout.local_only) {
+            fib(r, NFTA_FIB_F_DADDR, NFT_FIB_RESULT_ADDRTYPE);
+            const std::uint32_t local = RTN_LOCAL;
+            cmp_eq(r, &local, sizeof local);
+          }
+          if (layout.cluster_only) {
+            address(r, v4, false, family_matched);
+            lookup(r, (v4 ? cluster4 : cluster6).ref, false);
+          }
+          address(r, v4, true, family_matched);
+          const SetSpec& sources = on_closed ? (v4 ? inner4 : inner6) : (v4 ? allowed4 : allowed6);
+          lookup(r, sources.ref, true);
+          counter(r);
+          immediate(r, NFT_JUMP, v4 ? "refuse4" : "refuse6");
+        });
+      }
     }
     if (!layout.records_accepted) continue;
     // `... ct state new ip saddr @cloud4 update @accepted4 { ip saddr . tcp

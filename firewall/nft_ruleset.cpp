@@ -32,6 +32,14 @@ void render_elements(std::string& out, const std::vector<Cidr>& cidrs) {
   out += " }\n";
 }
 
+void render_ports(std::string& out, const std::vector<std::uint16_t>& ports) {
+  if (ports.empty()) return;
+  out += "\t\telements = { ";
+  for (std::size_t i = 0; i < ports.size(); ++i)
+    out += (i ? ", " : "") + std::to_string(ports[i]);
+  out += " }\n";
+}
+
 void render_element_command(std::string& out, const char* verb, const char* set,
                             const std::vector<Cidr>& cidrs) {
   if (cidrs.empty()) return;
@@ -40,10 +48,10 @@ void render_element_command(std::string& out, const char* verb, const char* set,
   out += " }\n";
 }
 
-void render_port_command(std::string& out, const char* verb,
+void render_port_command(std::string& out, const char* verb, const char* set,
                          const std::vector<std::uint16_t>& ports) {
   if (ports.empty()) return;
-  out += std::string(verb) + " element inet tetherd ports { ";
+  out += std::string(verb) + " element inet tetherd " + set + " { ";
   for (std::size_t i = 0; i < ports.size(); ++i)
     out += (i ? ", " : "") + std::to_string(ports[i]);
   out += " }\n";
@@ -116,16 +124,20 @@ json::value record(std::string_view op, bool v4, std::string_view set) {
                   {"set", "@" + std::string(set)}}}};
 }
 
-// The base chains' rules: two that jump to refuseN, then (in the chains
-// that record them) two that record the cloud's new connections.
+// The base chains' rules: two that jump to refuseN for a source not
+// allowed, two that do for a source not inner on a closed port, then (in
+// the chains that record them) two that record the cloud's new connections.
+enum class RuleKind { kAllowed, kClosed, kRecord };
 std::vector<json::array> expected_rules(const ChainLayout& chain) {
   std::vector<json::array> rules;
-  for (const bool records : {false, true}) {
+  for (const RuleKind kind : {RuleKind::kAllowed, RuleKind::kClosed, RuleKind::kRecord}) {
+    const bool records = kind == RuleKind::kRecord;
     if (records && !chain.records_accepted) continue;
     for (const bool v4 : {true, false}) {
       const char* family = v4 ? "ip" : "ip6";
       json::array expr;
-      expr.push_back(match("==", payload("tcp", "dport"), "@ports"));
+      expr.push_back(
+          match("==", payload("tcp", "dport"), kind == RuleKind::kClosed ? "@closed" : "@ports"));
       if (chain.local_only && !records) {
         expr.push_back(match("==",
                              json::object{{"fib", json::object{{"result", "type"},
@@ -139,7 +151,10 @@ std::vector<json::array> expected_rules(const ChainLayout& chain) {
         expr.push_back(match("==", payload(family, "saddr"), v4 ? "@cloud4" : "@cloud6"));
         expr.push_back(record("update", v4, v4 ? "accepted4" : "accepted6"));
       } else {
-        expr.push_back(match("!=", payload(family, "saddr"), v4 ? "@allowed4" : "@allowed6"));
+        const bool closed = kind == RuleKind::kClosed;
+        expr.push_back(
+            match("!=", payload(family, "saddr"),
+                  closed ? (v4 ? "@inner4" : "@inner6") : (v4 ? "@allowed4" : "@allowed6")));
         expr.push_back(json::object{{"counter", json::object{{"packets", 0}, {"bytes", 0}}}});
         expr.push_back(
             json::object{{"jump", json::object{{"target", v4 ? "refuse4" : "refuse6"}}}});
@@ -242,13 +257,7 @@ std::string render_replace(const Allowlist& a) {
   render_elements(out, v6);
   out += "\t}\n";
   out += "\tset ports {\n\t\ttype inet_service\n";
-  if (!a.ports.empty()) {
-    out += "\t\telements = { ";
-    for (std::size_t i = 0; i < a.ports.size(); ++i) {
-      out += (i ? ", " : "") + std::to_string(a.ports[i]);
-    }
-    out += " }\n";
-  }
+  render_ports(out, a.ports);
   out += "\t}\n";
   out += "\tset cluster4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n";
   render_elements(out, a.cluster.cidrs_v4());
@@ -261,6 +270,15 @@ std::string render_replace(const Allowlist& a) {
   out += "\t}\n";
   out += "\tset cloud6 {\n\t\ttype ipv6_addr\n\t\tflags interval\n";
   render_elements(out, a.cloud.cidrs_v6());
+  out += "\t}\n";
+  out += "\tset closed {\n\t\ttype inet_service\n";
+  render_ports(out, a.closed_ports);
+  out += "\t}\n";
+  out += "\tset inner4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n";
+  render_elements(out, a.inner.cidrs_v4());
+  out += "\t}\n";
+  out += "\tset inner6 {\n\t\ttype ipv6_addr\n\t\tflags interval\n";
+  render_elements(out, a.inner.cidrs_v6());
   out += "\t}\n";
   for (const EvidenceSet& e : kEvidenceSets) {
     out += "\tset " + std::string(e.name) + " {\n\t\ttype " + (e.v4 ? "ipv4_addr" : "ipv6_addr") +
@@ -286,6 +304,14 @@ std::string render_replace(const Allowlist& a) {
       if (chain.local_only) out += "fib daddr type local ";
       if (chain.cluster_only) out += v4 ? "ip daddr @cluster4 " : "ip6 daddr @cluster6 ";
       out += v4 ? "ip saddr != @allowed4" : "ip6 saddr != @allowed6";
+      out += std::string(" counter jump ") + (v4 ? "refuse4" : "refuse6") + "\n";
+    }
+    // A closed port: only the inner sources (none of the cloud's).
+    for (const bool v4 : {true, false}) {
+      out += "\t\ttcp dport @closed ";
+      if (chain.local_only) out += "fib daddr type local ";
+      if (chain.cluster_only) out += v4 ? "ip daddr @cluster4 " : "ip6 daddr @cluster6 ";
+      out += v4 ? "ip saddr != @inner4" : "ip6 saddr != @inner6";
       out += std::string(" counter jump ") + (v4 ? "refuse4" : "refuse6") + "\n";
     }
     // The cloud's new connections, where they end (so not in prerouting:
@@ -314,10 +340,10 @@ std::string render_update(const Allowlist& from, const Allowlist& to) {
   std::string out;
   render_element_command(out, "delete", "allowed4", family(d.removed, true));
   render_element_command(out, "delete", "allowed6", family(d.removed, false));
-  render_port_command(out, "delete", d.ports_removed);
+  render_port_command(out, "delete", "ports", d.ports_removed);
   render_element_command(out, "add", "allowed4", family(d.added, true));
   render_element_command(out, "add", "allowed6", family(d.added, false));
-  render_port_command(out, "add", d.ports_added);
+  render_port_command(out, "add", "ports", d.ports_added);
   render_element_command(out, "delete", "cluster4", family(d.cluster_removed, true));
   render_element_command(out, "delete", "cluster6", family(d.cluster_removed, false));
   render_element_command(out, "add", "cluster4", family(d.cluster_added, true));
@@ -326,6 +352,12 @@ std::string render_update(const Allowlist& from, const Allowlist& to) {
   render_element_command(out, "delete", "cloud6", family(d.cloud_removed, false));
   render_element_command(out, "add", "cloud4", family(d.cloud_added, true));
   render_element_command(out, "add", "cloud6", family(d.cloud_added, false));
+  render_element_command(out, "delete", "inner4", family(d.inner_removed, true));
+  render_element_command(out, "delete", "inner6", family(d.inner_removed, false));
+  render_element_command(out, "add", "inner4", family(d.inner_added, true));
+  render_element_command(out, "add", "inner6", family(d.inner_added, false));
+  render_port_command(out, "delete", "closed", d.closed_removed);
+  render_port_command(out, "add", "closed", d.closed_added);
   return out;
 }
 
@@ -371,11 +403,11 @@ Result<LiveTable> parse_live_table(std::string_view text) {
         continue;
       }
       for (const json::value& e : elems->get_array()) {
-        if (n == "ports") {
-          if (!e.is_int64() || e.get_int64() < 1 || e.get_int64() > 65535) {
-            return make_error("unexpected element in set ports");
-          }
-          live.allowlist.ports.push_back(static_cast<std::uint16_t>(e.get_int64()));
+        if (n == "ports" || n == "closed") {
+          if (!e.is_int64() || e.get_int64() < 1 || e.get_int64() > 65535)
+            return make_error("unexpected element in set " + std::string(n));
+          (n == "ports" ? live.allowlist.ports : live.allowlist.closed_ports)
+              .push_back(static_cast<std::uint16_t>(e.get_int64()));
         } else if ((n == "allowed4" || n == "allowed6") &&
                    !add_element(live.allowlist.sources, e)) {
           return make_error("unexpected element in set " + std::string(n));
@@ -383,6 +415,8 @@ Result<LiveTable> parse_live_table(std::string_view text) {
                    !add_element(live.allowlist.cluster, e)) {
           return make_error("unexpected element in set " + std::string(n));
         } else if ((n == "cloud4" || n == "cloud6") && !add_element(live.allowlist.cloud, e)) {
+          return make_error("unexpected element in set " + std::string(n));
+        } else if ((n == "inner4" || n == "inner6") && !add_element(live.allowlist.inner, e)) {
           return make_error("unexpected element in set " + std::string(n));
         }
       }
@@ -412,6 +446,7 @@ Result<LiveTable> parse_live_table(std::string_view text) {
     }
   }
   std::sort(live.allowlist.ports.begin(), live.allowlist.ports.end());
+  std::sort(live.allowlist.closed_ports.begin(), live.allowlist.closed_ports.end());
 
   // Every chain holds exactly its rules, in order, and both refuse chains
   // one verdict.

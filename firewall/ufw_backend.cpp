@@ -38,6 +38,7 @@ namespace {
 Allowlist without_ipv6(const Allowlist& allowlist) {
   Allowlist out = allowlist;
   out.sources = AddressSet(allowlist.sources.cidrs_v4());
+  out.inner = AddressSet(allowlist.inner.cidrs_v4());
   return out;
 }
 }  // namespace
@@ -45,6 +46,9 @@ Allowlist without_ipv6(const Allowlist& allowlist) {
 Allowlist UfwBackend::enforceable(const Allowlist& allowlist) {
   Allowlist out = ipv6_enabled() ? allowlist : without_ipv6(allowlist);
   out.cloud = {};  // no evidence with ufw (its logging is per packet)
+  // The inner sources are told apart by their rules only while a port is
+  // closed (they name more ports than the others' then).
+  if (out.closed_ports.empty()) out.inner = {};
   return out;
 }
 
@@ -108,20 +112,36 @@ Result<std::optional<LiveTable>> UfwBackend::read() {
   if (!added) return added.error();
   if (added->ours.empty()) return std::optional<LiveTable>();
   LiveTable live;
-  live.allowlist.ports = added->ours.front().ports;
   live.allowlist.verdict = verdict_;
   live.allowlist.cluster = cluster_;
   live.rules_intact = true;
   const bool v6 = ipv6_enabled();  // off: IPv6 rules are inert, ufw drops all IPv6
+  // Every port of ours, and those every rule names: the rest are closed.
+  std::vector<std::uint16_t> every, open = added->ours.front().ports;
+  for (const UfwRule& r : added->ours) {
+    std::vector<std::uint16_t> merged, common;
+    std::set_union(every.begin(), every.end(), r.ports.begin(), r.ports.end(),
+                   std::back_inserter(merged));
+    std::set_intersection(open.begin(), open.end(), r.ports.begin(), r.ports.end(),
+                          std::back_inserter(common));
+    every = std::move(merged);
+    open = std::move(common);
+  }
+  live.allowlist.ports = every;
+  std::set_difference(every.begin(), every.end(), open.begin(), open.end(),
+                      std::back_inserter(live.allowlist.closed_ports));
+  const bool closed = !live.allowlist.closed_ports.empty();
   for (const UfwRule& r : added->ours) {
     if (!v6 && !r.source.is_v4()) continue;
     live.allowlist.sources.add(r.source);
-    if (r.ports != live.allowlist.ports) live.rules_intact = false;
+    if (closed && r.ports == every) live.allowlist.inner.add(r.source);
+    if (r.ports != every && r.ports != open) live.rules_intact = false;
   }
   // The user's identical rules allow those sources just the same.
   for (const UfwRule& r : added->others) {
-    if (r.ports == live.allowlist.ports && (v6 || r.source.is_v4()))
-      live.allowlist.sources.add(r.source);
+    if (!v6 && !r.source.is_v4()) continue;
+    if (r.ports == every || (closed && r.ports == open)) live.allowlist.sources.add(r.source);
+    if (closed && r.ports == every) live.allowlist.inner.add(r.source);
   }
   return std::optional<LiveTable>(std::move(live));
 }

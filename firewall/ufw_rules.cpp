@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <iterator>
 
 namespace tetherd::firewall {
 namespace {
@@ -122,8 +123,23 @@ Result<UfwAdded> parse_ufw_added(std::string_view text, const std::vector<std::u
 
 std::vector<UfwRule> ufw_rules_for(const Allowlist& allowlist) {
   std::vector<UfwRule> rules;
-  for (const Cidr& c : allowlist.sources.cidrs())
-    rules.push_back({c, allowlist.ports});
+  if (allowlist.closed_ports.empty()) {
+    for (const Cidr& c : allowlist.sources.cidrs())
+      rules.push_back({c, allowlist.ports});
+  } else {
+    // The inner sources on every port; the rest on the ports left open.
+    for (const Cidr& c : allowlist.inner.cidrs())
+      rules.push_back({c, allowlist.ports});
+    std::vector<std::uint16_t> open;
+    std::set_difference(allowlist.ports.begin(), allowlist.ports.end(),
+                        allowlist.closed_ports.begin(), allowlist.closed_ports.end(),
+                        std::back_inserter(open));
+    AddressSet rest = allowlist.sources;
+    rest.remove(allowlist.inner);
+    if (!open.empty())
+      for (const Cidr& c : rest.cidrs())
+        rules.push_back({c, open});
+  }
   std::sort(rules.begin(), rules.end());
   return rules;
 }

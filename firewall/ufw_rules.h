@@ -4,6 +4,9 @@
 //
 //   ufw allow proto tcp from 192.0.2.0/24 to any port 4143,4191,6443 comment tetherd
 //
+// With closed ports (Allowlist::closed_ports), the inner sources' rules name
+// every managed port and the others' only the ports left open.
+//
 // ufw's own view of its rules is `ufw show added`, which lists each rule as
 // the command that adds it; tetherd diffs that against what it wants. A rule
 // of the same shape without the tag is the user's: never deleted, and, as

@@ -573,6 +573,7 @@ void Daemon::credentials_changed() {
   cluster_credentials();
   anchor_key();
   sync_tunnel();
+  sync_tunnelled_ports("");
   // The files a kubeconfig names may have changed with it.
   follow_credentials();
 }

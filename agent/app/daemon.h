@@ -167,6 +167,9 @@ class Daemon {
   // as the configuration and its kubeconfig are now; TunnelConnected.
   void sync_tunnel();
   void tunnel_reported(const tunnel::TunnelReport& report);
+  // firewall.closeWhenTunnelled: the tunnelled ports closed to the cloud
+  // while the tunnel holds its servers, open otherwise; `why` for the log.
+  void sync_tunnelled_ports(const std::string& why);
   bool credentials_expired() const { return renewal_ && !renewal_->report().usable; }
 
   const Clock& clock_;
@@ -208,6 +211,7 @@ class Daemon {
   std::vector<std::unique_ptr<tunnel::TunnelAgent>> retired_tunnels_;
   std::optional<TunnelConfig> tunnel_settings_;  // what tunnel_ was made from
   std::string tunnel_identity_;                  // its agent ID
+  bool tunnel_held_ = false;                     // tunnel_ holds all its servers
   std::vector<std::string> tunnel_files_;        // its kubeconfig's files, followed
   // One connectID counter for every agent a reload makes (see TunnelSettings).
   std::shared_ptr<std::int64_t> tunnel_connect_ids_ = std::make_shared<std::int64_t>(0);

@@ -31,6 +31,7 @@ void Daemon::sync_tunnel() {
     }
     tunnel_settings_.reset();
     tunnel_files_.clear();
+    tunnel_held_ = false;
     conditions_->forget(condition_type::kTunnelConnected);
     return;
   }
@@ -86,6 +87,7 @@ void Daemon::sync_tunnel() {
   }
   tunnel_settings_ = *wanted;
   tunnel_identity_ = settings.identity.agent_id;
+  tunnel_held_ = false;
   tunnel_ = std::make_unique<tunnel::TunnelAgent>(io_.get_executor(), clock_, log_,
                                                   std::move(settings), std::move(tls));
   tunnel_->on_report([this](const tunnel::TunnelReport& r) { tunnel_reported(r); });
@@ -100,6 +102,7 @@ void Daemon::tunnel_reported(const tunnel::TunnelReport& r) {
                            std::to_string(r.servers_wanted) + " konnectivity server" +
                            (r.servers_wanted == 1 ? "" : "s") + " held at " +
                            config_.tunnel->server;
+  tunnel_held_ = r.connected();
   if (r.connected()) {
     conditions_->report(condition_type::kTunnelConnected, ConditionStatus::kTrue, "Connected",
                         held);
@@ -107,6 +110,21 @@ void Daemon::tunnel_reported(const tunnel::TunnelReport& r) {
     conditions_->report(condition_type::kTunnelConnected, ConditionStatus::kFalse,
                         r.servers.empty() ? "Disconnected" : "Partial",
                         held + (r.problem.empty() ? "" : ": " + r.problem));
+  }
+  sync_tunnelled_ports(held);
+}
+
+void Daemon::sync_tunnelled_ports(const std::string& why) {
+  if (stopping_) return;
+  const bool close = config_.firewall.close_when_tunnelled && tunnel_ && tunnel_held_;
+  std::vector<std::uint16_t> ports =
+      close ? tunnelled_ports(config_) : std::vector<std::uint16_t>{};
+  if (ports == firewall_.closed_ports()) return;
+  if (!close && !config_.firewall.close_when_tunnelled) {
+    firewall_.set_closed_ports({}, "firewall.closeWhenTunnelled is off");
+  } else {
+    const std::string state = close ? "the tunnel holds its servers" : "the tunnel is not up";
+    firewall_.set_closed_ports(std::move(ports), why.empty() ? state : state + ": " + why);
   }
 }
 

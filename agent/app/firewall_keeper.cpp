@@ -142,8 +142,7 @@ Result<void> FirewallKeeper::start(const FirewallConfig& config) {
     return make_error(std::string("firewall.backend ") + to_string(config.backend) +
                       " is not available in this version of tetherd");
   }
-  firewall_ =
-      std::make_unique<firewall::Firewall>(*backend_, firewall_policy(config), node_addresses_);
+  firewall_ = std::make_unique<firewall::Firewall>(*backend_, policy_for(config), node_addresses_);
 
   // The last good desired state, if any: a bad file is reported and set
   // aside (not deleted: it is evidence), and the static allowlist applies.
@@ -236,7 +235,7 @@ void FirewallKeeper::set_node_addresses(std::vector<boost::asio::ip::address> ad
 
 Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config,
                                          std::function<void(Result<void>)> done) {
-  firewall::Policy policy = firewall_policy(config);
+  firewall::Policy policy = policy_for(config);
   // The desired state in force must still fit (ports, size, prefixes), and
   // so must the one being applied, which the worker has before this.
   for (const firewall::DesiredSources* d : {&std::as_const(in_force_), &wanted()}) {
@@ -262,6 +261,42 @@ Result<void> FirewallKeeper::reconfigure(const FirewallConfig& config,
         if (done) done(std::move(r));
       });
   return {};
+}
+
+firewall::Policy FirewallKeeper::policy_for(const FirewallConfig& config) const {
+  firewall::Policy policy = firewall_policy(config);
+  policy.closed_ports = closed_ports_;
+  return policy;
+}
+
+void FirewallKeeper::set_closed_ports(std::vector<std::uint16_t> ports, std::string why,
+                                      std::function<void(Result<void>)> done) {
+  if (ports == closed_ports_) return;
+  closed_ports_ = std::move(ports);
+  if (backend_name_.empty()) return;  // not started: start() applies them
+  std::string list;
+  for (std::uint16_t p : closed_ports_)
+    list += (list.empty() ? "" : ", ") + std::to_string(p);
+  run([this,
+       policy = policy_for(config_)]() mutable { return firewall_->set_policy(std::move(policy)); },
+      [this, list, why = std::move(why), done = std::move(done)](Result<void> r) {
+        if (!r) {
+          log_.error("firewall-failed", "cannot " + std::string(list.empty() ? "reopen" : "close") +
+                                            " the tunnelled ports: " + r.error().message +
+                                            "; the periodic check tries again");
+        } else if (list.empty()) {
+          log_.notice("firewall-tunnel-opened",
+                      "the tunnelled ports are open again to the allowed sources: " + why,
+                      {{"BACKEND", backend_name_}});
+        } else {
+          log_.notice(
+              "firewall-tunnel-closed",
+              "port " + list +
+                  " closed to all but loopback, the node, the cluster and alwaysAllow: " + why,
+              {{"BACKEND", backend_name_}, {"PORTS", list}});
+        }
+        if (done) done(std::move(r));
+      });
 }
 
 namespace {
@@ -292,7 +327,7 @@ Result<void> FirewallKeeper::hand_over(const FirewallConfig& config,
   };
   using Outcome = Result<Handed>;
   run(
-      [this, next = std::move(next), policy = firewall_policy(config),
+      [this, next = std::move(next), policy = policy_for(config),
        addresses = node_addresses_]() mutable -> Outcome {
         // An earlier handover to this kind failed, or a later reload came
         // back to it: the backend in force stays, with the new settings.
@@ -502,6 +537,20 @@ void FirewallKeeper::stop() {
   if (thread_) thread_->join();
   interrupt(false);
   if (config_.on_stop == OnStop::kKeep) {
+    // The tunnel ends with tetherd: the ports it closed open again to the
+    // allowed sources, so the cloud keeps a way in.
+    if (!closed_ports_.empty()) {
+      closed_ports_.clear();
+      if (auto r = firewall_->set_policy(policy_for(config_)); !r) {
+        log_.error("firewall-failed",
+                   "cannot reopen the tunnelled ports as tetherd stops: " + r.error().message);
+      } else {
+        log_.notice("firewall-tunnel-opened",
+                    "the tunnelled ports are open again to the allowed sources: tetherd is "
+                    "stopping, and the tunnel with it",
+                    {{"BACKEND", backend_name_}});
+      }
+    }
     log_.info("firewall-kept", "firewall rules stay in force after stop (onStop: keep)");
     return;
   }

@@ -93,6 +93,12 @@ class FirewallKeeper {
   // with its settings, stays in force (and config() says so again).
   Result<void> reconfigure(const FirewallConfig& config,
                            std::function<void(Result<void>)> done = {});
+  // The managed ports closed to the cloud (firewall.closeWhenTunnelled
+  // while the tunnel holds its servers; empty: none), applied on the
+  // worker and logged with `why`; kept across reloads and handovers.
+  void set_closed_ports(std::vector<std::uint16_t> ports, std::string why,
+                        std::function<void(Result<void>)> done = {});
+  const std::vector<std::uint16_t>& closed_ports() const { return closed_ports_; }
   // The settings in force, or being applied.
   const FirewallConfig& config() const { return config_; }
   // A new state.dir (the caller has carried the files over): the next
@@ -129,6 +135,8 @@ class FirewallKeeper {
   std::string summary() const;
 
  private:
+  // The configuration's policy with the ports closed now.
+  firewall::Policy policy_for(const FirewallConfig& config) const;
   // What the loop may read of the firewall, copied after each job.
   struct Snapshot {
     firewall::DesiredSources in_force;
@@ -150,6 +158,7 @@ class FirewallKeeper {
   StateDir state_;
   BackendFactory make_backend_;
   std::vector<boost::asio::ip::address> node_addresses_;
+  std::vector<std::uint16_t> closed_ports_;
   FirewallConfig config_;
   boost::asio::any_io_executor loop_;
   std::optional<boost::asio::thread_pool> thread_;

@@ -149,6 +149,14 @@ Result<FirewallReport> make_firewall_report(const FirewallConfig& config,
   } else {
     r.live = (*live)->allowlist;
     r.dropped_packets = (*live)->dropped_packets;
+    // Which ports the tunnel has closed is the daemon's to say (it knows
+    // whether the tunnel holds its servers): with closeWhenTunnelled, the
+    // kernel's closed ports are taken as desired, if they are tunnelled ones.
+    if (config.close_when_tunnelled && !r.live->closed_ports.empty()) {
+      firewall::Policy closing = policy;
+      closing.closed_ports = r.live->closed_ports;
+      r.desired = firewall::build_allowlist(closing, control_plane, node);
+    }
     r.table = (*live)->rules_intact && *r.live == backend.enforceable(r.desired)
                   ? FirewallReport::Table::kInSync
                   : FirewallReport::Table::kDrifted;
@@ -187,6 +195,10 @@ std::string render_table(const FirewallReport& r) {
                                                    ? " (live: " + ports_text(r.live->ports) + ")"
                                                    : ""));
   line("verdict", verdict_text(r.desired.verdict));
+  if (!r.desired.closed_ports.empty())
+    line("closed", ports_text(r.desired.closed_ports) +
+                       " to all but loopback, the node, the cluster and alwaysAllow (the tunnel "
+                       "is up: firewall.closeWhenTunnelled)");
   if (r.live) line("dropped", std::to_string(r.dropped_packets) + " packets");
   line("desired", "from " + r.desired_from);
   out += "\nSOURCE                                      LIVE  DESIRED\n";
@@ -251,6 +263,7 @@ json::value to_json(const FirewallReport& r) {
   o["inSync"] = r.ok();
   o["ports"] = json::value_from(r.desired.ports);
   o["verdict"] = verdict_text(r.desired.verdict);
+  o["closedPorts"] = json::value_from(r.desired.closed_ports);
   if (r.live) {
     o["livePorts"] = json::value_from(r.live->ports);
     o["droppedPackets"] = r.dropped_packets;

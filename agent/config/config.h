@@ -65,6 +65,10 @@ struct FirewallConfig {
   OnStop on_stop = OnStop::kKeep;
   firewall::Verdict verdict = firewall::Verdict::kDrop;
   CloudAddressHintConfig cloud_address_hint;
+  // While the tunnel holds its servers, the managed ports it serves (its
+  // destinations' ports) are closed to all but loopback, the node, the
+  // cluster and alwaysAllow: the cloud reaches them through the tunnel only.
+  bool close_when_tunnelled = false;
   bool operator==(const FirewallConfig&) const = default;
 };
 
@@ -130,5 +134,10 @@ struct Config {
 
 const char* to_string(FirewallBackend b);
 const char* to_string(OnStop s);
+
+// The managed ports the tunnel serves (firewall.ports that are ports of
+// tunnel.destinations), sorted: those firewall.closeWhenTunnelled closes.
+// Empty without a tunnel.
+std::vector<std::uint16_t> tunnelled_ports(const Config& config);
 
 }  // namespace tetherd

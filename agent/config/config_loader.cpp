@@ -91,9 +91,10 @@ void read_control_plane(YamlReader& r, const YAML::Node& node, ControlPlaneConfi
 
 void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
   const std::string p = "firewall";
-  auto f = r.fields(node, p,
-                    {"backend", "ports", "allow", "alwaysAllow", "clusterNetworks", "maxSources",
-                     "minPrefixLength", "onStop", "verdict", "cloudAddressHint"});
+  auto f =
+      r.fields(node, p,
+               {"backend", "ports", "allow", "alwaysAllow", "clusterNetworks", "maxSources",
+                "minPrefixLength", "onStop", "verdict", "cloudAddressHint", "closeWhenTunnelled"});
   r.enumeration<FirewallBackend>(f, "backend", p,
                                  {{"nftables", FirewallBackend::kNftables},
                                   {"ufw", FirewallBackend::kUfw},
@@ -101,6 +102,8 @@ void read_firewall(YamlReader& r, const YAML::Node& node, FirewallConfig& c) {
                                  c.backend);
   r.enumeration<OnStop>(f, "onStop", p, {{"keep", OnStop::kKeep}, {"remove", OnStop::kRemove}},
                         c.on_stop);
+  r.enumeration(f, "closeWhenTunnelled", p, {{"true", true}, {"false", false}},
+                c.close_when_tunnelled);
   r.enumeration<firewall::Verdict>(
       f, "verdict", p, {{"drop", firewall::Verdict::kDrop}, {"reject", firewall::Verdict::kReject}},
       c.verdict);
@@ -306,6 +309,18 @@ Config read_config(YamlReader& r, const YAML::Node& root, const LoadOptions& opt
               "required without controlPlane: the kubeconfig whose CA and client certificate "
               "the tunnel presents to the konnectivity servers");
   }
+  if (c.firewall.close_when_tunnelled) {
+    const YAML::Node* fw = YamlReader::find(f, "firewall");
+    const YAML::Mark at = fw ? r.mark_of(*fw, "firewall") : root.Mark();
+    if (!c.tunnel) {
+      r.error(at, "firewall.closeWhenTunnelled",
+              "needs a tunnel section: the ports it closes are those the tunnel serves");
+    } else if (tunnelled_ports(c).empty()) {
+      r.error(at, "firewall.closeWhenTunnelled",
+              "none of the tunnel's destinations is on a port of firewall.ports, so there is "
+              "nothing to close");
+    }
+  }
   if (const YAML::Node* n = YamlReader::find(f, "health")) {
     auto hf = r.fields(*n, "health", {"interval", "threshold", "linkerdGateway"});
     r.duration(hf, "interval", "health", 1s, 1h, c.health.interval);
@@ -452,6 +467,18 @@ std::vector<firewall::Cidr> default_always_allow() {
 
 std::vector<firewall::Cidr> default_cluster_networks() {
   return default_always_allow();
+}
+
+std::vector<std::uint16_t> tunnelled_ports(const Config& config) {
+  std::vector<std::uint16_t> out;
+  if (!config.tunnel) return out;
+  for (const Destination& d : config.tunnel->destinations)
+    if (std::find(config.firewall.ports.begin(), config.firewall.ports.end(), d.port) !=
+        config.firewall.ports.end())
+      out.push_back(d.port);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 const char* to_string(FirewallBackend b) {

@@ -109,11 +109,12 @@ class ChildProcess {
   // Whether stderr (stdout) shows `text` before the deadline: for what the child
   // logs after it is ready, from work it does off its event loop. Woken by
   // the file's changes (inotify), not by polling.
-  bool err_shows(std::string_view text, std::chrono::milliseconds timeout) const {
-    return shows(stderr_path_, text, timeout);
+  // `times`: shows it at least that many times.
+  bool err_shows(std::string_view text, std::chrono::milliseconds timeout, int times = 1) const {
+    return shows(stderr_path_, text, timeout, times);
   }
-  bool out_shows(std::string_view text, std::chrono::milliseconds timeout) const {
-    return shows(stdout_path_, text, timeout);
+  bool out_shows(std::string_view text, std::chrono::milliseconds timeout, int times = 1) const {
+    return shows(stdout_path_, text, timeout, times);
   }
 
  private:
@@ -130,15 +131,23 @@ class ChildProcess {
     to[n] = '\0';
   }
 
+  static int count(const std::string& haystack, std::string_view text) {
+    int n = 0;
+    for (auto at = haystack.find(text); at != std::string::npos;
+         at = haystack.find(text, at + text.size()))
+      ++n;
+    return n;
+  }
+
   static bool shows(const std::string& path, std::string_view text,
-                    std::chrono::milliseconds timeout) {
+                    std::chrono::milliseconds timeout, int times) {
     const int watch = inotify_init1(IN_CLOEXEC);
     // The child may not have made the file yet: then look again every 50 ms
     // until it has, and watch it from then on.
     bool watching = watch >= 0 && inotify_add_watch(watch, path.c_str(), IN_MODIFY) >= 0;
     const auto until = std::chrono::steady_clock::now() + timeout;
     bool found = false;
-    while (!(found = slurp(path).find(text) != std::string::npos) && watch >= 0) {
+    while (!(found = count(slurp(path), text) >= times) && watch >= 0) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           until - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;

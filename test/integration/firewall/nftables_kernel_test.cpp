@@ -181,6 +181,8 @@ TEST_F(NftablesKernel, TheNetlinkBatchMakesTheSameTableAsTheText) {
               "255.255.255.255/32", "::1/128", "2001:db8::/32", "ffff::/16"});
   full.cluster = set_of({"10.42.0.0/16", "2001:db8:42::/56"});
   full.cloud = set_of({"192.0.2.0/24", "198.51.100.7/32", "2001:db8:c::/48", "2001:db8:d::1/128"});
+  full.closed_ports = {6443};
+  full.inner = set_of({"10.42.0.0/16", "127.0.0.0/8", "::1/128", "2001:db8:42::/56"});
   Allowlist bare;  // and no cloud: its sets are empty
   bare.ports = {6443};
   bare.sources = set_of({"192.0.2.2/32"});
@@ -219,6 +221,64 @@ TEST_F(NftablesKernel, TheNetlinkBatchMakesTheSameTableAsTheText) {
   ASSERT_EQ(evidence.accepted.size(), 1u);
   EXPECT_EQ(evidence.accepted[0].source, boost::asio::ip::make_address("192.0.2.2"));
   EXPECT_EQ(evidence.accepted[0].port, 6443);
+}
+
+// firewall.closeWhenTunnelled: a closed port refuses the cloud (and says so
+// in the record) and admits the inner sources; the other managed ports stay
+// open to the cloud. Closing and opening are element updates of one set:
+// the table, and the record it holds, stay.
+TEST_F(NftablesKernel, AClosedPortRefusesTheCloudAndAdmitsTheInnerSources) {
+  Policy p = policy();
+  p.always_allow.push_back(*parse_cidr("198.51.100.2/32"));  // peer b
+  {
+    test::InNetns in(topo_->node);
+    ASSERT_TRUE(firewall_->set_policy(p).has_value());
+  }
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());  // peer a: the cloud
+  expect_access(topo_->a, "192.0.2.1", Outcome::kConnected);
+  const std::uint64_t table = live()->evidence.table;
+
+  p.closed_ports = {6443};
+  {
+    test::InNetns in(topo_->node);
+    ASSERT_TRUE(firewall_->set_policy(p).has_value());
+  }
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 6443), Outcome::kRefused);
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 4143), Outcome::kConnected);
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 4191), Outcome::kConnected);
+  expect_access(topo_->b, "198.51.100.1", Outcome::kConnected);  // alwaysAllow
+  EXPECT_EQ(topo_->connect_from(topo_->node, "127.0.0.1", 6443), Outcome::kConnected);
+  EXPECT_EQ(topo_->connect_from(topo_->node, "192.0.2.1", 6443), Outcome::kConnected)
+      << "the node's own address";
+  auto closed = live();
+  ASSERT_TRUE(closed);
+  EXPECT_TRUE(closed->rules_intact);
+  EXPECT_EQ(closed->allowlist, firewall_->desired());
+  EXPECT_EQ(closed->evidence.table, table) << "closing is a set update, not a new table";
+  ASSERT_EQ(closed->evidence.refused.size(), 1u);
+  EXPECT_EQ(closed->evidence.refused[0].source, boost::asio::ip::make_address("192.0.2.2"));
+  EXPECT_EQ(closed->evidence.refused[0].port, 6443);
+
+  p.closed_ports.clear();
+  {
+    test::InNetns in(topo_->node);
+    ASSERT_TRUE(firewall_->set_policy(p).has_value());
+  }
+  expect_access(topo_->a, "192.0.2.1", Outcome::kConnected);
+  EXPECT_EQ(live()->evidence.table, table);
+
+  // Made whole with the port closed (a restart while the tunnel is up).
+  p.closed_ports = {6443};
+  {
+    test::InNetns in(topo_->node);
+    backend_ = std::make_unique<NftablesBackend>();
+    ASSERT_TRUE(backend_->remove().has_value());
+    firewall_ = std::make_unique<Firewall>(*backend_, p, node_addresses());
+  }
+  ASSERT_TRUE(update({"192.0.2.2/32"}).has_value());
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 6443), Outcome::kRefused);
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 4143), Outcome::kConnected);
+  EXPECT_EQ(topo_->connect_from(topo_->b, "198.51.100.1", 6443), Outcome::kConnected);
 }
 
 // The batch at the configuration's limits (maxSources 65 536 and as many

@@ -106,6 +106,37 @@ TEST_F(UfwKernel, ReadBackEqualsWhatWasAppliedAndDriftIsRepaired) {
   expect_access(topo_->a, "192.0.2.1", Outcome::kConnected);
 }
 
+// firewall.closeWhenTunnelled with ufw: the cloud's rule names only the
+// ports left open; the inner sources (here alwaysAllow: peer b) keep every
+// port; read back, it is what was applied; opened again, as before.
+TEST_F(UfwKernel, AClosedPortRefusesTheCloudAndReadsBackInSync) {
+  Policy p;
+  p.ports = kManaged;
+  p.always_allow = {*parse_cidr("198.51.100.2/32")};
+  p.max_sources = 16;
+  ASSERT_TRUE(firewall_->set_policy(p).has_value());
+  ASSERT_TRUE(firewall_->update({{"192.0.2.2/32"}, {}}).has_value());
+  p.closed_ports = {6443};
+  ASSERT_TRUE(firewall_->set_policy(p).has_value());
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 6443), Outcome::kRefused) << added();
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 4143), Outcome::kConnected) << added();
+  expect_access(topo_->b, "198.51.100.1", Outcome::kConnected);
+  EXPECT_NE(added().find("ufw allow from 192.0.2.2 to any port 4143,4191 proto tcp comment "
+                         "'tetherd'"),
+            std::string::npos)
+      << added();
+  auto live = backend_->read();
+  ASSERT_TRUE(live.has_value() && live->has_value());
+  EXPECT_TRUE((*live)->rules_intact);
+  EXPECT_EQ((*live)->allowlist, backend_->enforceable(firewall_->desired()));
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone);
+
+  p.closed_ports.clear();
+  ASSERT_TRUE(firewall_->set_policy(p).has_value());
+  expect_access(topo_->a, "192.0.2.1", Outcome::kConnected);
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone);
+}
+
 TEST_F(UfwKernel, TheUsersOwnRulesAreNeverTouched) {
   // The user allows peer b themself, with a rule of tetherd's very shape.
   ASSERT_TRUE(ufw_->ufw(

@@ -28,6 +28,7 @@
 #include "agent/tunnel/tunnel_relay.h"
 #include "test/support/api_server/api_server.h"
 #include "test/support/child_process.h"
+#include "test/support/netns.h"
 #include "test/support/recording_log.h"
 #include "test/support/temp_dir.h"
 #include "test/support/test_pki.h"
@@ -734,6 +735,181 @@ TEST_F(TunnelKubectl, TheDaemonServesTheTunnelFromItsConfiguration) {
   EXPECT_EQ(stream.at("agentId"), "node-a");
   EXPECT_TRUE(stream.at("drained").as_bool()) << "DRAIN on stop";
   EXPECT_NE(daemon.err().find("TETHERD_EVENT=tunnel-draining"), std::string::npos) << daemon.err();
+}
+
+// firewall.closeWhenTunnelled on a real node: tetherd in the node's network
+// namespace with nftables, k3s's API (the stand-in) on 6443 of every
+// address, the cloud (the konnectivity server and kubectl) in its own
+// namespace at 192.0.2.2, allowed by firewall.allow. While the tunnel holds
+// its server the cloud reaches the API only through it: 6443 refuses it
+// directly, 4143 does not; the server's outage opens 6443 again, its return
+// closes it, and a stop leaves it open.
+class TunnelFirewall : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: network namespaces and nftables";
+    if (!grpc_available()) {
+      if (std::getenv("CI") != nullptr) FAIL() << kPython << " has no grpc module (python3-grpcio)";
+      GTEST_SKIP() << "python3-grpcio is not installed (scripts/install-deps)";
+    }
+    if (!std::filesystem::exists(kubectl_path())) {
+      if (std::getenv("CI") != nullptr) FAIL() << kubectl_path() << " is missing";
+      GTEST_SKIP() << kubectl_path() << " is missing (scripts/install-deps unpacks it)";
+    }
+    topo_ = std::make_unique<test::Topology>();
+    topo_->listen_on({4143});
+    tmp_.write("ca.crt", ca_.cert_pem());
+    const auto server = ca_.issue({.common_name = "konnectivity-server",
+                                   .ip_addresses = {"192.0.2.2"},
+                                   .client_auth = false});
+    tmp_.write("server.crt", server.cert_pem);
+    tmp_.write("server.key", server.key_pem);
+    {
+      test::InNetns in(topo_->node);
+      test::ApiServerOptions options;
+      options.identity = ca_.issue({.common_name = "k3s", .ip_addresses = {"127.0.0.1"}});
+      options.client_ca_pem = ca_.cert_pem();
+      options.listen_address = "0.0.0.0";
+      options.listen_port = 6443;
+      k3s_ = std::make_unique<test::ApiServer>(options);
+    }
+    ASSERT_NO_FATAL_FAILURE(start_standin());
+  }
+  void TearDown() override {
+    if (daemon_) {
+      daemon_->signal(SIGTERM);
+      daemon_->wait(30s);
+    }
+    if (standin_) {
+      standin_->signal(SIGTERM);
+      standin_->wait(10s);
+    }
+    if (topo_)
+      test::sh("ip netns exec " + topo_->node + " nft delete table inet tetherd 2>/dev/null; true");
+  }
+
+  void start_standin() {
+    const std::string dir = tmp_.file("standin-" + std::to_string(++standins_));
+    std::filesystem::create_directories(dir);
+    standin_ = std::make_unique<test::ChildProcess>(
+        std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", topo_->a, kPython,
+                                 TETHERD_SOURCE_DIR "/test/support/standins/konnectivity_server.py",
+                                 "--proto-dir", TETHERD_SOURCE_DIR "/agent/tunnel/proto",
+                                 "--listen", "192.0.2.2", "--cert", tmp_.file("server.crt"),
+                                 "--key", tmp_.file("server.key"), "--client-ca",
+                                 tmp_.file("ca.crt"), "--agent-port", std::to_string(agent_port_)},
+        dir);
+    ASSERT_TRUE(standin_->out_shows("listening", 30s)) << standin_->err();
+    ASSERT_EQ(std::sscanf(standin_->out().c_str(), "listening agent=%hu frontend=%hu control=%hu",
+                          &agent_port_, &frontend_port_, &control_port_),
+              3)
+        << standin_->out();
+  }
+
+  // The cloud, directly: connect from its namespace to the node's 6443.
+  test::Outcome cloud_connects(std::uint16_t port) {
+    return topo_->connect_from(topo_->a, "192.0.2.1", port);
+  }
+
+  // kubectl in the cloud's namespace: k3s's API at 127.0.0.1:6443, as the
+  // node sees it, through the konnectivity server's frontend.
+  std::pair<int, std::string> kubectl_through_tunnel(const std::string& path) {
+    const std::string out = tmp_.file("kubectl-" + std::to_string(++runs_));
+    std::filesystem::create_directories(out);
+    test::ChildProcess child({"/usr/sbin/ip", "netns", "exec", topo_->a, kubectl_path(),
+                              "--kubeconfig", tmp_.file("cloud.kubeconfig"), "--cache-dir",
+                              out + "/cache", "--request-timeout", "10s", "get", "--raw", path},
+                             out, test::ChildOptions{.env = {{"HOME", out}}});
+    const int code = child.wait(60s);
+    return {code, child.out() + child.err()};
+  }
+
+  test::TestCa ca_;
+  test::TempDir tmp_;
+  std::unique_ptr<test::Topology> topo_;
+  std::unique_ptr<test::ApiServer> k3s_;
+  std::unique_ptr<test::ChildProcess> standin_, daemon_;
+  std::uint16_t agent_port_ = 0, frontend_port_ = 0, control_port_ = 0;
+  int standins_ = 0, runs_ = 0;
+};
+
+TEST_F(TunnelFirewall, WhileTheTunnelHoldsItsServer6443IsClosedToTheCloud) {
+  const auto agent = ca_.issue({.common_name = "tetherd:node-a", .server_auth = false});
+  tmp_.write("agent.crt", agent.cert_pem);
+  tmp_.write("agent.key", agent.key_pem);
+  const auto admin = ca_.issue(
+      {.common_name = "cloud-admin", .organizations = {"system:masters"}, .server_auth = false});
+  tmp_.write("admin.crt", admin.cert_pem);
+  tmp_.write("admin.key", admin.key_pem);
+  tmp_.write("cloud.kubeconfig",
+             "apiVersion: v1\nkind: Config\nclusters:\n- name: edge\n  cluster:\n"
+             "    server: https://127.0.0.1:6443\n    certificate-authority: " +
+                 tmp_.file("ca.crt") +
+                 "\n    proxy-url: http://192.0.2.2:" + std::to_string(frontend_port_) +
+                 "\nusers:\n- name: admin\n  user:\n    client-certificate: " +
+                 tmp_.file("admin.crt") + "\n    client-key: " + tmp_.file("admin.key") +
+                 "\ncontexts:\n- name: edge\n  context: {cluster: edge, user: admin}\n"
+                 "current-context: edge\n");
+  tmp_.write("tunnel.kubeconfig",
+             "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+             "    server: https://192.0.2.2:" +
+                 std::to_string(agent_port_) +
+                 "\n    certificate-authority: " + tmp_.file("ca.crt") +
+                 "\nusers:\n- name: u\n  user:\n    client-certificate: " + tmp_.file("agent.crt") +
+                 "\n    client-key: " + tmp_.file("agent.key") +
+                 "\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\n"
+                 "current-context: c\n");
+  std::filesystem::create_directories(tmp_.file("run"));
+  tmp_.write("tetherd.yaml",
+             "node: {name: node-a}\n"
+             "firewall:\n  backend: nftables\n  verdict: reject\n  allow: [192.0.2.0/24]\n"
+             "  closeWhenTunnelled: true\n"
+             "metrics: {listen: \"\"}\nstate: {dir: " +
+                 tmp_.file("state") +
+                 "}\ntunnel:\n  server: https://192.0.2.2:" + std::to_string(agent_port_) +
+                 "\n  kubeconfig: " + tmp_.file("tunnel.kubeconfig") + "\n");
+  std::filesystem::create_directories(tmp_.file("daemon"));
+  daemon_ = std::make_unique<test::ChildProcess>(
+      std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", topo_->node, TETHERD_BINARY,
+                               "--config", tmp_.file("tetherd.yaml")},
+      tmp_.file("daemon"), test::ChildOptions{.env = {{"RUNTIME_DIRECTORY", tmp_.file("run")}}});
+  ASSERT_TRUE(daemon_->err_shows("TETHERD_EVENT=firewall-tunnel-closed", 30s)) << daemon_->err();
+  EXPECT_EQ(test::to_string(cloud_connects(6443)), test::to_string(test::Outcome::kRefused));
+  EXPECT_EQ(test::to_string(cloud_connects(4143)), test::to_string(test::Outcome::kConnected))
+      << "mesh traffic stays allowlisted";
+  const auto [code, out] = kubectl_through_tunnel("/api");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"kind\":\"APIVersions\""), std::string::npos) << out;
+
+  // tetherctl sees the closed port as tetherd's, not as drift.
+  std::filesystem::create_directories(tmp_.file("show"));
+  test::ChildProcess show({"/usr/sbin/ip", "netns", "exec", topo_->node, TETHERCTL_BINARY,
+                           "firewall", "show", "--config", tmp_.file("tetherd.yaml")},
+                          tmp_.file("show"));
+  EXPECT_EQ(show.wait(30s), 0) << show.err();
+  EXPECT_NE(show.out().find("closed    6443 to all but loopback"), std::string::npos) << show.out();
+  EXPECT_NE(show.out().find("in sync"), std::string::npos) << show.out();
+
+  // The server goes: the tunnel is down, and 6443 opens to the cloud again.
+  standin_->signal(SIGTERM);
+  EXPECT_EQ(standin_->wait(10s), 0) << standin_->err();
+  ASSERT_TRUE(daemon_->err_shows("TETHERD_EVENT=firewall-tunnel-opened", 30s)) << daemon_->err();
+  EXPECT_EQ(test::to_string(cloud_connects(6443)), test::to_string(test::Outcome::kConnected));
+
+  // It is back: closed again.
+  ASSERT_NO_FATAL_FAILURE(start_standin());
+  ASSERT_TRUE(daemon_->err_shows("TETHERD_EVENT=firewall-tunnel-closed", 90s, 2)) << daemon_->err();
+  EXPECT_EQ(test::to_string(cloud_connects(6443)), test::to_string(test::Outcome::kRefused));
+
+  // tetherd stops (onStop: keep): the rules stay, 6443 open to the cloud.
+  daemon_->signal(SIGTERM);
+  EXPECT_EQ(daemon_->wait(30s), 0) << daemon_->err();
+  EXPECT_TRUE(daemon_->err_shows("TETHERD_EVENT=firewall-tunnel-opened", 1s, 2)) << daemon_->err();
+  daemon_.reset();
+  EXPECT_EQ(test::to_string(cloud_connects(6443)), test::to_string(test::Outcome::kConnected));
+  EXPECT_EQ(test::to_string(topo_->connect_from(topo_->b, "198.51.100.1", 6443)),
+            test::to_string(test::Outcome::kRefused))
+      << "the rules stay in force for strangers";
 }
 
 }  // namespace

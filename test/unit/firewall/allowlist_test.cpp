@@ -117,6 +117,35 @@ TEST(BuildAllowlist, TheClusterNetworksAreSourcesAndProtectedDestinations) {
   EXPECT_FALSE(d.empty());
 }
 
+// firewall.closeWhenTunnelled: a closed port admits only the inner sources
+// (loopback, the node, the cluster, alwaysAllow), never the cloud's.
+TEST(BuildAllowlist, AClosedPortAdmitsOnlyTheInnerSources) {
+  Policy p = default_policy();
+  p.cluster_networks = {*parse_cidr("10.42.0.0/16")};
+  p.always_allow.push_back(*parse_cidr("198.51.100.7/32"));  // also the control plane's
+  p.closed_ports = {6443, 9999};                             // 9999 is not managed: ignored
+  const auto cp = *validate({{"198.51.100.0/24"}, {}}, default_policy());
+  const Allowlist a = build_allowlist(p, cp, {ip::make_address("192.0.2.1")});
+  EXPECT_EQ(a.closed_ports, (std::vector<std::uint16_t>{6443}));
+  EXPECT_EQ(strings(a.inner.cidrs()),
+            (std::vector<std::string>{"10.42.0.0/15", "127.0.0.0/8", "192.0.2.1/32",
+                                      "198.51.100.7/32", "::1/128"}));
+  // The cloud (allow, the control plane's) is not inner; the sources are as without.
+  EXPECT_FALSE(a.inner.contains(ip::make_address("203.0.113.10")));
+  EXPECT_FALSE(a.inner.contains(ip::make_address("198.51.100.8")));
+  p.closed_ports.clear();
+  const Allowlist open = build_allowlist(p, cp, {ip::make_address("192.0.2.1")});
+  EXPECT_EQ(open.sources, a.sources);
+  EXPECT_EQ(open.inner, a.inner) << "inner is made whether or not a port is closed";
+  // Closing and opening is a change of the closed ports alone.
+  const AllowlistDiff d = diff(open, a);
+  EXPECT_EQ(d.closed_added, (std::vector<std::uint16_t>{6443}));
+  EXPECT_TRUE(d.closed_removed.empty() && d.added.empty() && d.removed.empty() &&
+              d.inner_added.empty() && d.inner_removed.empty());
+  EXPECT_FALSE(d.empty());
+  EXPECT_EQ(diff(a, open).closed_removed, (std::vector<std::uint16_t>{6443}));
+}
+
 TEST(Diff, ReportsWhatChanges) {
   Policy p = default_policy();
   const Allowlist live = build_allowlist(p, {*parse_cidr("198.51.100.0/24")}, {});

@@ -22,6 +22,9 @@ TEST(RenderReplace, Golden) {
       {4143, 4191, 6443});
   a.cluster.add(*parse_cidr("10.42.0.0/16"));
   a.cluster.add(*parse_cidr("2001:db8:42::/56"));
+  a.closed_ports = {6443};
+  a.inner = AddressSet({*parse_cidr("127.0.0.0/8"), *parse_cidr("10.42.0.0/16"),
+                        *parse_cidr("10.43.0.0/16"), *parse_cidr("::1/128")});
   EXPECT_EQ(render_replace(a),
             R"(add table inet tetherd
 delete table inet tetherd
@@ -57,6 +60,20 @@ table inet tetherd {
 	set cloud6 {
 		type ipv6_addr
 		flags interval
+	}
+	set closed {
+		type inet_service
+		elements = { 6443 }
+	}
+	set inner4 {
+		type ipv4_addr
+		flags interval
+		elements = { 10.42.0.0/15, 127.0.0.0/8 }
+	}
+	set inner6 {
+		type ipv6_addr
+		flags interval
+		elements = { ::1 }
 	}
 	set refused4 {
 		type ipv4_addr . inet_service
@@ -98,11 +115,15 @@ table inet tetherd {
 		type filter hook prerouting priority -110; policy accept;
 		tcp dport @ports fib daddr type local ip saddr != @allowed4 counter jump refuse4
 		tcp dport @ports fib daddr type local ip6 saddr != @allowed6 counter jump refuse6
+		tcp dport @closed fib daddr type local ip saddr != @inner4 counter jump refuse4
+		tcp dport @closed fib daddr type local ip6 saddr != @inner6 counter jump refuse6
 	}
 	chain input {
 		type filter hook input priority -10; policy accept;
 		tcp dport @ports ip saddr != @allowed4 counter jump refuse4
 		tcp dport @ports ip6 saddr != @allowed6 counter jump refuse6
+		tcp dport @closed ip saddr != @inner4 counter jump refuse4
+		tcp dport @closed ip6 saddr != @inner6 counter jump refuse6
 		tcp dport @ports ct state new ip saddr @cloud4 update @accepted4 { ip saddr . tcp dport }
 		tcp dport @ports ct state new ip6 saddr @cloud6 update @accepted6 { ip6 saddr . tcp dport }
 	}
@@ -110,6 +131,8 @@ table inet tetherd {
 		type filter hook forward priority -10; policy accept;
 		tcp dport @ports ip daddr @cluster4 ip saddr != @allowed4 counter jump refuse4
 		tcp dport @ports ip6 daddr @cluster6 ip6 saddr != @allowed6 counter jump refuse6
+		tcp dport @closed ip daddr @cluster4 ip saddr != @inner4 counter jump refuse4
+		tcp dport @closed ip6 daddr @cluster6 ip6 saddr != @inner6 counter jump refuse6
 		tcp dport @ports ip daddr @cluster4 ct state new ip saddr @cloud4 update @accepted4 { ip saddr . tcp dport }
 		tcp dport @ports ip6 daddr @cluster6 ct state new ip6 saddr @cloud6 update @accepted6 { ip6 saddr . tcp dport }
 	}
@@ -148,13 +171,27 @@ TEST(RenderUpdate, TheClusterNetworksToo) {
             "add element inet tetherd cluster6 { 2001:db8:c::/64 }\n");
 }
 
+// Closing and opening a port is an update of the `closed` set alone.
+TEST(RenderUpdate, ClosingAPortTouchesTheClosedSetOnly) {
+  Allowlist open = allowlist({"127.0.0.0/8", "192.0.2.2"}, {4143, 6443});
+  open.inner.add(*parse_cidr("127.0.0.0/8"));
+  Allowlist closed = open;
+  closed.closed_ports = {6443};
+  EXPECT_EQ(render_update(open, closed), "add element inet tetherd closed { 6443 }\n");
+  EXPECT_EQ(render_update(closed, open), "delete element inet tetherd closed { 6443 }\n");
+  Allowlist more = closed;
+  more.inner.add(*parse_cidr("10.42.0.0/16"));
+  EXPECT_EQ(render_update(closed, more), "add element inet tetherd inner4 { 10.42.0.0/16 }\n");
+}
+
 TEST(RenderUpdate, NothingToDoIsEmpty) {
   const Allowlist a = allowlist({"192.0.2.2"}, {6443});
   EXPECT_EQ(render_update(a, a), "");
 }
 
-// `nft -j list table inet tetherd` from nft 1.0.6 on Linux 6.18 (counters
-// set by hand: 7 + 2 in prerouting, 3 in forward).
+// `nft -j list table inet tetherd` from nft 1.0.6 on Linux 6.18, one item a
+// line (counters set by hand: 7 + 2 in prerouting, 5 on a closed port in
+// input, 3 in forward).
 constexpr const char* kListing = R"({"nftables": [
  {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
  {"table": {"family": "inet", "name": "tetherd", "handle": 1}},
@@ -165,37 +202,50 @@ constexpr const char* kListing = R"({"nftables": [
  {"set": {"family": "inet", "name": "cluster6", "table": "tetherd", "type": "ipv6_addr", "handle": 10, "flags": ["interval"], "elem": [{"prefix": {"addr": "2001:db8:c::", "len": 64}}]}},
  {"set": {"family": "inet", "name": "cloud4", "table": "tetherd", "type": "ipv4_addr", "handle": 11, "flags": ["interval"], "elem": [{"range": ["198.51.100.10", "198.51.100.20"]}]}},
  {"set": {"family": "inet", "name": "cloud6", "table": "tetherd", "type": "ipv6_addr", "handle": 12, "flags": ["interval"]}},
- {"set": {"family": "inet", "name": "refused4", "table": "tetherd", "type": ["ipv4_addr", "inet_service"], "handle": 13, "size": 2048, "flags": ["timeout"], "timeout": 600, "stmt": [{"counter": null}]}},
- {"set": {"family": "inet", "name": "refused6", "table": "tetherd", "type": ["ipv6_addr", "inet_service"], "handle": 14, "size": 2048, "flags": ["timeout"], "timeout": 600, "stmt": [{"counter": null}]}},
- {"set": {"family": "inet", "name": "accepted4", "table": "tetherd", "type": ["ipv4_addr", "inet_service"], "handle": 15, "size": 1024, "flags": ["timeout"], "timeout": 86400, "stmt": [{"counter": null}]}},
- {"set": {"family": "inet", "name": "accepted6", "table": "tetherd", "type": ["ipv6_addr", "inet_service"], "handle": 16, "size": 1024, "flags": ["timeout"], "timeout": 86400, "stmt": [{"counter": null}]}},
+ {"set": {"family": "inet", "name": "closed", "table": "tetherd", "type": "inet_service", "handle": 13, "elem": [6443]}},
+ {"set": {"family": "inet", "name": "inner4", "table": "tetherd", "type": "ipv4_addr", "handle": 14, "flags": ["interval"], "elem": [{"prefix": {"addr": "10.42.0.0", "len": 15}}, "192.0.2.1"]}},
+ {"set": {"family": "inet", "name": "inner6", "table": "tetherd", "type": "ipv6_addr", "handle": 15, "flags": ["interval"], "elem": ["::1"]}},
+ {"set": {"family": "inet", "name": "refused4", "table": "tetherd", "type": ["ipv4_addr", "inet_service"], "handle": 16, "size": 2048, "flags": ["timeout"], "timeout": 600, "stmt": [{"counter": null}]}},
+ {"set": {"family": "inet", "name": "refused6", "table": "tetherd", "type": ["ipv6_addr", "inet_service"], "handle": 17, "size": 2048, "flags": ["timeout"], "timeout": 600, "stmt": [{"counter": null}]}},
+ {"set": {"family": "inet", "name": "accepted4", "table": "tetherd", "type": ["ipv4_addr", "inet_service"], "handle": 18, "size": 1024, "flags": ["timeout"], "timeout": 86400, "stmt": [{"counter": null}]}},
+ {"set": {"family": "inet", "name": "accepted6", "table": "tetherd", "type": ["ipv6_addr", "inet_service"], "handle": 19, "size": 1024, "flags": ["timeout"], "timeout": 86400, "stmt": [{"counter": null}]}},
  {"chain": {"family": "inet", "table": "tetherd", "name": "refuse4", "handle": 1}},
  {"chain": {"family": "inet", "table": "tetherd", "name": "refuse6", "handle": 2}},
  {"chain": {"family": "inet", "table": "tetherd", "name": "prerouting", "handle": 3, "type": "filter", "hook": "prerouting", "prio": -110, "policy": "accept"}},
  {"chain": {"family": "inet", "table": "tetherd", "name": "input", "handle": 4, "type": "filter", "hook": "input", "prio": -10, "policy": "accept"}},
  {"chain": {"family": "inet", "table": "tetherd", "name": "forward", "handle": 5, "type": "filter", "hook": "forward", "prio": -10, "policy": "accept"}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse4", "handle": 17, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"set": {"op": "add", "elem": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@refused4"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse4", "handle": 18, "expr": [{"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse6", "handle": 19, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"set": {"op": "add", "elem": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@refused6"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse6", "handle": 20, "expr": [{"drop": null}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 21, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 7, "bytes": 420}}, {"jump": {"target": "refuse4"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 22, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 2, "bytes": 160}}, {"jump": {"target": "refuse6"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 23, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse4"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 24, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse6"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 25, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@cloud4"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted4"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 26, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@cloud6"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted6"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 27, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@cluster4"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 3, "bytes": 180}}, {"jump": {"target": "refuse4"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 28, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@cluster6"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse6"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 29, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@cluster4"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@cloud4"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted4"}}]}},
- {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 30, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@cluster6"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@cloud6"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted6"}}]}}
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse4", "handle": 20, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"set": {"op": "add", "elem": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@refused4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse4", "handle": 21, "expr": [{"drop": null}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse6", "handle": 22, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"set": {"op": "add", "elem": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@refused6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "refuse6", "handle": 23, "expr": [{"drop": null}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 24, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 7, "bytes": 420}}, {"jump": {"target": "refuse4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 25, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 2, "bytes": 160}}, {"jump": {"target": "refuse6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 26, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@closed"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@inner4"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "prerouting", "handle": 27, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@closed"}}, {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@inner6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 28, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 29, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 30, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@closed"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@inner4"}}, {"counter": {"packets": 5, "bytes": 300}}, {"jump": {"target": "refuse4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 31, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@closed"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@inner6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 32, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@cloud4"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "input", "handle": 33, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@cloud6"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 34, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@cluster4"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@allowed4"}}, {"counter": {"packets": 3, "bytes": 180}}, {"jump": {"target": "refuse4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 35, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@cluster6"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@allowed6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 36, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@closed"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@cluster4"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@inner4"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 37, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@closed"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@cluster6"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@inner6"}}, {"counter": {"packets": 0, "bytes": 0}}, {"jump": {"target": "refuse6"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 38, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@cluster4"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@cloud4"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted4"}}]}},
+ {"rule": {"family": "inet", "table": "tetherd", "chain": "forward", "handle": 39, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": "@ports"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "@cluster6"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "@cloud6"}}, {"set": {"op": "update", "elem": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]}, "set": "@accepted6"}}]}}
 ]})";
 
 TEST(ParseLiveTable, ReadsSetsRulesAndCounters) {
   auto live = parse_live_table(kListing);
   ASSERT_TRUE(live.has_value()) << live.error().message;
   EXPECT_TRUE(live->rules_intact);
-  EXPECT_EQ(live->dropped_packets, 12u);
+  EXPECT_EQ(live->dropped_packets, 17u);
   EXPECT_EQ(live->allowlist.ports, (std::vector<std::uint16_t>{4143, 6443}));
+  EXPECT_EQ(live->allowlist.closed_ports, (std::vector<std::uint16_t>{6443}));
+  EXPECT_EQ(live->allowlist.inner,
+            AddressSet({*parse_cidr("10.42.0.0/15"), *parse_cidr("192.0.2.1/32"),
+                        *parse_cidr("::1/128")}));
   EXPECT_EQ(live->allowlist.verdict, Verdict::kDrop);
   std::vector<std::string> got;
   for (const auto& c : live->allowlist.sources.cidrs())
@@ -237,8 +287,8 @@ TEST(ParseLiveTable, AnyEditToARuleIsTampering) {
       {"drop turned into accept", R"({"drop": null})", R"({"accept": null})"},
       {"a chain's policy turned to drop", R"("policy": "accept")", R"("policy": "drop")"},
       // The refuse chains: a jump that could come back, or go elsewhere.
-      {"refuse6's verdict turned into return", R"("handle": 20, "expr": [{"drop": null}])",
-       R"("handle": 20, "expr": [{"return": null}])"},
+      {"refuse6's verdict turned into return", R"("handle": 23, "expr": [{"drop": null}])",
+       R"("handle": 23, "expr": [{"return": null}])"},
       {"refuse4 made a base chain", R"("name": "refuse4", "handle": 1})",
        R"("name": "refuse4", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"})"},
       {"jump turned into goto", R"({"jump": {"target": "refuse4"}})",
@@ -246,6 +296,10 @@ TEST(ParseLiveTable, AnyEditToARuleIsTampering) {
       {"an IPv4 rule jumping to refuse6", R"({"jump": {"target": "refuse4"}})",
        R"({"jump": {"target": "refuse6"}})"},
       {"the record taken out of refuse4", R"({"set": {"op": "add")", R"({"set": {"op": "update")"},
+      {"a closed port's inner sources turned into the allowed", R"("right": "@inner4")",
+       R"("right": "@allowed4")"},
+      {"a closed port's rule turned to the managed ports", R"("right": "@closed")",
+       R"("right": "@ports")"},
       {"accepted4's update rule emptied", R"("set": "@accepted4"}})", R"("set": "@accepted6"}})"},
   };
   ASSERT_TRUE(parse_live_table(kListing).value().rules_intact);

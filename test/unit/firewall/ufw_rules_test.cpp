@@ -83,6 +83,24 @@ TEST(UfwRules, OneRulePerSourceNetworkForAllPorts) {
                                       "to", "any", "port", "6443"}));
 }
 
+// A closed port: the inner sources keep every managed port, the rest of
+// the allowed sources lose the closed ones.
+TEST(UfwRules, AClosedPortIsLeftOutOfTheCloudsRules) {
+  Allowlist a;
+  a.ports = kManaged;
+  a.sources = AddressSet({*parse_cidr("127.0.0.0/8"), *parse_cidr("198.51.100.0/24")});
+  a.inner = AddressSet({*parse_cidr("127.0.0.0/8")});
+  a.closed_ports = {6443};
+  EXPECT_EQ(ufw_rules_for(a),
+            (std::vector<UfwRule>{rule("127.0.0.0/8"), rule("198.51.100.0/24", {4143, 4191})}));
+  // Every managed port closed: the cloud has no rule at all.
+  a.closed_ports = kManaged;
+  EXPECT_EQ(ufw_rules_for(a), (std::vector<UfwRule>{rule("127.0.0.0/8")}));
+  // None closed: inner makes no difference.
+  a.closed_ports.clear();
+  EXPECT_EQ(ufw_rules_for(a), (std::vector<UfwRule>{rule("127.0.0.0/8"), rule("198.51.100.0/24")}));
+}
+
 // Read as ufw reads /etc/default/ufw (backend.py _get_defaults): lines
 // matching ^\w+="?\w+"?, the key and value lowercased, quotes stripped.
 TEST(UfwRules, IPv6IsOnUnlessTheSettingsFileSaysOtherwise) {

@@ -125,6 +125,44 @@ TEST_F(FirewallKeeperTest, OnStopKeepLeavesRulesRemoveDeletesThem) {
   EXPECT_FALSE(backend_->live.has_value());
 }
 
+// firewall.closeWhenTunnelled, as the daemon drives it: closed ports are
+// applied and logged, kept across a reload, and opened again when tetherd
+// stops with onStop: keep (the tunnel ends with it).
+TEST_F(FirewallKeeperTest, ClosedPortsAreAppliedKeptAcrossAReloadAndReopenedAtStop) {
+  auto keeper = make();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  ASSERT_TRUE(test::update(io_, keeper, {{"198.51.100.0/24"}, {}}).has_value());
+  std::optional<Result<void>> closed;
+  keeper.set_closed_ports({6443}, "the tunnel holds its servers",
+                          [&](Result<void> r) { closed = std::move(r); });
+  test::drain(io_);
+  ASSERT_TRUE(closed && closed->has_value());
+  EXPECT_EQ(backend_->live->allowlist.closed_ports, (std::vector<std::uint16_t>{6443}));
+  EXPECT_TRUE(allows("198.51.100.7")) << "still allowed on the ports left open";
+  EXPECT_FALSE(
+      backend_->live->allowlist.inner.contains(boost::asio::ip::make_address("198.51.100.7")));
+  ASSERT_EQ(log_.with_event("firewall-tunnel-closed").size(), 1u);
+  EXPECT_EQ(log_.with_event("firewall-tunnel-closed")[0].message,
+            "port 6443 closed to all but loopback, the node, the cluster and alwaysAllow: the "
+            "tunnel holds its servers");
+  // The same again changes nothing.
+  keeper.set_closed_ports({6443}, "again");
+  test::drain(io_);
+  EXPECT_EQ(log_.with_event("firewall-tunnel-closed").size(), 1u);
+
+  FirewallConfig next = config_;
+  next.verdict = fw::Verdict::kReject;
+  ASSERT_TRUE(keeper.reconfigure(next).has_value());
+  test::drain(io_);
+  EXPECT_EQ(backend_->live->allowlist.verdict, fw::Verdict::kReject);
+  EXPECT_EQ(backend_->live->allowlist.closed_ports, (std::vector<std::uint16_t>{6443}));
+
+  keeper.stop();
+  EXPECT_TRUE(backend_->live->allowlist.closed_ports.empty());
+  EXPECT_EQ(log_.with_event("firewall-tunnel-opened").size(), 1u);
+  EXPECT_EQ(backend_->removes, 0);
+}
+
 TEST_F(FirewallKeeperTest, ReconfigureAppliesTheNewPolicyAndFollowsOnStop) {
   auto keeper = make();
   ASSERT_TRUE(keeper.start(config_).has_value());

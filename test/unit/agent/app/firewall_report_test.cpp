@@ -82,7 +82,7 @@ TEST_F(FirewallReportTest, DriftShowsWhichSideHoldsWhat) {
   EXPECT_EQ(
       boost::json::serialize(to_json(*r)),
       R"j({"backend":"fake","rules":"drifted","inSync":false,"ports":[4143,4191,6443],)j"
-      R"j("verdict":"drop","livePorts":[4143,4191,6443],"droppedPackets":42,)j"
+      R"j("verdict":"drop","closedPorts":[],"livePorts":[4143,4191,6443],"droppedPackets":42,)j"
       R"j("desiredFrom":"the saved desired state (1 source from the control plane)",)j"
       R"j("sources":[{"cidr":"10.42.0.0/16","live":true,"desired":true},)j"
       R"j({"cidr":"127.0.0.0/8","live":true,"desired":true},)j"

@@ -183,6 +183,18 @@ TEST(ConfigLoader, TheTunnelIsOffUnlessConfiguredAndHasDefaults) {
   EXPECT_EQ(own.tunnel->idle_timeout, 10min);
 }
 
+TEST(ConfigLoader, CloseWhenTunnelledClosesTheManagedPortsTheTunnelServes) {
+  EXPECT_FALSE(parse_ok("").firewall.close_when_tunnelled);
+  const Config c = parse_ok(
+      "controlPlane: {}\nfirewall: {closeWhenTunnelled: true}\ntunnel:\n"
+      "  server: https://k.example:8091\n"
+      "  destinations: [\"127.0.0.1:6443\", \"[::1]:6443\", \"127.0.0.1:10250\"]\n");
+  EXPECT_TRUE(c.firewall.close_when_tunnelled);
+  EXPECT_EQ(tunnelled_ports(c), (std::vector<std::uint16_t>{6443}))
+      << "once each, and only the managed ones (10250 is not)";
+  EXPECT_TRUE(tunnelled_ports(parse_ok("")).empty());
+}
+
 TEST(ConfigLoader, EmptyMetricsListenSwitchesMetricsOff) {
   EXPECT_EQ(parse_ok("metrics: {listen: \"\"}").metrics.listen, "");
   EXPECT_EQ(parse_ok("metrics:\n  listen:\n").metrics.listen, "");
@@ -380,6 +392,15 @@ INSTANTIATE_TEST_SUITE_P(
                  "t.yaml:2:3: tunnel.kubeconfig: required without controlPlane: the kubeconfig "
                  "whose CA and client certificate the tunnel presents to the konnectivity "
                  "servers"}},
+        BadCase{"CloseWhenTunnelledWithoutATunnel",
+                "firewall:\n  closeWhenTunnelled: true\n",
+                {"t.yaml:2:3: firewall.closeWhenTunnelled: needs a tunnel section: the ports it "
+                 "closes are those the tunnel serves"}},
+        BadCase{"CloseWhenTunnelledWithNothingToClose",
+                "controlPlane: {}\nfirewall:\n  closeWhenTunnelled: true\ntunnel:\n"
+                "  server: https://k:8091\n  destinations: [\"127.0.0.1:10250\"]\n",
+                {"t.yaml:3:3: firewall.closeWhenTunnelled: none of the tunnel's destinations is "
+                 "on a port of firewall.ports, so there is nothing to close"}},
         BadCase{"TunnelBadValues",
                 "controlPlane: {}\ntunnel:\n  server: http://k:8091\n  destinations: "
                 "[\"127.0.0.1\", \"::1:6443\", \"127.0.0.1:6443\", \"127.0.0.1:6443\"]\n"
