@@ -67,7 +67,10 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
 
 Daemon::~Daemon() {
   // The health side outlives what the daemon made: it lets go first.
-  if (health_) health_->set_tether(nullptr);
+  if (health_) {
+    health_->set_tether(nullptr);
+    health_->set_tunnel_view({});
+  }
 }
 
 Result<void> Daemon::start() {
@@ -115,6 +118,12 @@ Result<void> Daemon::start() {
     }
   }
   if (tether_) attach_tether(nullptr);
+  if (health_) {
+    health_->set_tunnel_view([this]() -> std::optional<NodeHealth::TunnelView> {
+      if (!tunnel_ || !config_.tunnel) return std::nullopt;
+      return NodeHealth::TunnelView{config_.tunnel->server, tunnel_->report()};
+    });
+  }
   sync_tunnel();
   if (resume_) {
     resume_->on_sleep([this](std::function<void()> done) {

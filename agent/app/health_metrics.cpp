@@ -109,6 +109,35 @@ std::string render_metrics(const MetricsInputs& in) {
             in.lease_failures);
   }
 
+  if (in.tunnel) {
+    const tunnel::TunnelReport& t = *in.tunnel;
+    gauge(page, "tetherd_tunnel_servers",
+          "konnectivity servers the tunnel should hold (their serverCount).",
+          static_cast<std::uint64_t>(t.servers_wanted));
+    gauge(page, "tetherd_tunnel_servers_connected", "konnectivity servers the tunnel holds.",
+          static_cast<std::uint64_t>(t.servers.size()));
+    gauge(page, "tetherd_tunnel_connections",
+          "Connections the servers opened through the tunnel, open now.",
+          static_cast<std::uint64_t>(t.totals.connections));
+    page.family("tetherd_tunnel_dials_total", MetricType::kCounter,
+                "Dials the servers asked for: served, refused (not an allowed destination, or "
+                "over tunnel.maxConnections), or failed (the destination did not answer).");
+    page.sample("tetherd_tunnel_dials_total", {{"result", "served"}}, t.totals.dials);
+    page.sample("tetherd_tunnel_dials_total", {{"result", "refused"}}, t.totals.dials_refused);
+    page.sample("tetherd_tunnel_dials_total", {{"result", "failed"}}, t.totals.dials_failed);
+    page.family("tetherd_tunnel_bytes_total", MetricType::kCounter,
+                "Bytes carried through the tunnel: to the node's destinations, and back to the "
+                "servers.");
+    page.sample("tetherd_tunnel_bytes_total", {{"direction", "to_destinations"}},
+                t.totals.bytes_to_destinations);
+    page.sample("tetherd_tunnel_bytes_total", {{"direction", "to_servers"}},
+                t.totals.bytes_to_server);
+    gauge(page, "tetherd_tunnel_waiting_bytes",
+          "Bytes from the servers not yet taken by their destinations (bounded by the "
+          "window).",
+          static_cast<std::uint64_t>(t.totals.bytes_waiting));
+  }
+
   counter(page, "tetherd_resumes_total", "Resumes from suspend tetherd noticed.", in.resumes);
   counter(page, "tetherd_health_rounds_total", "Health probe rounds run.", in.health_rounds);
   counter(page, "tetherd_condition_transitions_total",

@@ -14,6 +14,7 @@
 #include "agent/app/address_change.h"
 #include "agent/app/mesh_watch.h"
 #include "agent/core/node_status.h"
+#include "agent/tunnel/tunnel_agent.h"
 
 namespace tetherd {
 
@@ -40,6 +41,8 @@ struct MetricsInputs {
   // `evidence_read_at`.
   std::optional<EvidenceSummary> evidence;
   WallTime evidence_read_at{};
+  // The tunnel (configured): its servers and what it carried.
+  std::optional<tunnel::TunnelReport> tunnel;
 };
 
 std::string render_metrics(const MetricsInputs& in);

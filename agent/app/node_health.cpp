@@ -388,6 +388,20 @@ boost::json::object NodeHealth::status_document() const {
     doc["controlPlane"] =
         boost::json::object{{"server", tether_->server()}, {"summary", tether_->summary()}};
   }
+  if (auto t = tunnel_view_ ? tunnel_view_() : std::nullopt) {
+    const tunnel::RelayStats& totals = t->report.totals;
+    boost::json::object o{{"server", t->server},
+                          {"serversWanted", t->report.servers_wanted},
+                          {"serversHeld", t->report.servers.size()},
+                          {"connections", totals.connections},
+                          {"dialsServed", totals.dials},
+                          {"dialsRefused", totals.dials_refused},
+                          {"dialsFailed", totals.dials_failed},
+                          {"bytesToDestinations", totals.bytes_to_destinations},
+                          {"bytesToServers", totals.bytes_to_server}};
+    if (!t->report.problem.empty()) o["problem"] = t->report.problem;
+    doc["tunnel"] = std::move(o);
+  }
   doc["status"] = status_object(status());
   return doc;
 }
@@ -414,6 +428,7 @@ std::string NodeHealth::metrics() const {
   if (mesh_) in.mesh = mesh_->stats();
   in.evidence = firewall_.evidence();
   in.evidence_read_at = firewall_.evidence_read_at();
+  if (auto t = tunnel_view_ ? tunnel_view_() : std::nullopt) in.tunnel = std::move(t->report);
   if (auto process = read_process_stats()) in.process = *process;
   return render_metrics(in);
 }

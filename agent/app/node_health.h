@@ -46,6 +46,7 @@
 #include "agent/core/node_conditions.h"
 #include "agent/core/timer.h"
 #include "agent/kube/https_client.h"
+#include "agent/tunnel/tunnel_agent.h"
 
 namespace tetherd {
 
@@ -96,6 +97,15 @@ class NodeHealth {
   // The control plane's session, new or gone after a reload: the new one
   // gets the certificates and vitals known here.
   void set_tether(Tether* tether);
+  // The tunnel as it is when the metrics or the status document are made
+  // (nullopt: no tunnel).
+  struct TunnelView {
+    std::string server;
+    tunnel::TunnelReport report;
+  };
+  void set_tunnel_view(std::function<std::optional<TunnelView>()> view) {
+    tunnel_view_ = std::move(view);
+  }
   void stop();
   // The machine woke: a round now (the timer, on CLOCK_MONOTONIC, stood
   // still), and `at` becomes status.node.lastResumeTime.
@@ -151,6 +161,7 @@ class NodeHealth {
   std::string gateway_url_;  // empty: not probed
   FirewallKeeper& firewall_;
   Tether* tether_;
+  std::function<std::optional<TunnelView>()> tunnel_view_;
   std::shared_ptr<kube::HttpsClient> k3s_;
   ProbeDeadlines deadlines_;
   std::uint16_t gateway_port_;

@@ -296,6 +296,22 @@ Result<StatusDocument> parse_status_document(std::string_view text) {
         ControlPlaneStatus{r.text(*cp, "server", "controlPlane.server").value_or(""),
                            r.text(*cp, "summary", "controlPlane.summary", true).value_or("")};
   }
+  if (const auto* t = r.object(o, "tunnel", "tunnel")) {
+    TunnelStatus& tunnel = doc.tunnel.emplace();
+    tunnel.server = r.text(*t, "server", "tunnel.server").value_or("");
+    tunnel.problem = r.text(*t, "problem", "tunnel.problem").value_or("");
+    const std::pair<const char*, std::optional<std::uint64_t>*> counts[] = {
+        {"serversWanted", &tunnel.servers_wanted},
+        {"serversHeld", &tunnel.servers_held},
+        {"connections", &tunnel.connections},
+        {"dialsServed", &tunnel.dials_served},
+        {"dialsRefused", &tunnel.dials_refused},
+        {"dialsFailed", &tunnel.dials_failed},
+        {"bytesToDestinations", &tunnel.bytes_to_destinations},
+        {"bytesToServers", &tunnel.bytes_to_servers}};
+    for (const auto& [key, to] : counts)
+      *to = r.count(*t, key, "tunnel." + std::string(key));
+  }
   if (const auto* status = r.object(o, "status", "status", true)) read_status(r, *status, doc);
   if (!r.problem().empty()) return make_error(r.problem());
   return doc;

@@ -3,7 +3,10 @@
 // into plain values for `tetherctl status` (see status_view.h). Pure.
 //
 // The document is {"nodeName", "time"?, "controlPlane"?: {"server"?, "summary"},
-// "status": <what tetherd writes to its EdgeNode's status>}. Keys this
+// "tunnel"?: {"server"?, "serversWanted"?, "serversHeld"?, "connections"?,
+// "dialsServed"?, "dialsRefused"?, "dialsFailed"?, "bytesToDestinations"?,
+// "bytesToServers"?, "problem"?}, "status": <what tetherd writes to its
+// EdgeNode's status>}. Keys this
 // version does not know are ignored, so an older tetherctl reads a newer
 // tetherd; a null is read as an absent key. Everything else that is not as
 // documented (not JSON, a wrong type, a bad time) is an error naming the key.
@@ -27,6 +30,15 @@ inline constexpr std::size_t kMaxStatusDocumentBytes = 1 << 20;
 struct ControlPlaneStatus {
   std::string server;   // may be empty
   std::string summary;  // "watching https://cloud.example:6443"
+};
+
+// The tunnel (a `tunnel` section): the servers held, what it carried.
+struct TunnelStatus {
+  std::string server;  // may be empty
+  std::optional<std::uint64_t> servers_wanted, servers_held, connections;
+  std::optional<std::uint64_t> dials_served, dials_refused, dials_failed;
+  std::optional<std::uint64_t> bytes_to_destinations, bytes_to_servers;
+  std::string problem;  // why the last dial or connection failed; may be empty
 };
 
 struct FirewallStatus {
@@ -74,6 +86,7 @@ struct StatusDocument {
   // Absent (a tetherd from before it was added): the reader's clock.
   std::optional<WallTime> time;
   std::optional<ControlPlaneStatus> control_plane;  // absent: standalone
+  std::optional<TunnelStatus> tunnel;               // absent: no tunnel
   std::optional<std::int64_t> observed_generation;
   std::string agent_version;  // may be empty
   std::optional<FirewallStatus> firewall;

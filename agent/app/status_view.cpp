@@ -217,6 +217,20 @@ std::string render_status(const StatusDocument& s, WallTime now, bool colour) {
     const auto& cp = *s.control_plane;
     line("control plane", cell(cp.summary.empty() ? cp.server : cp.summary, kLineWidth));
   }
+  if (s.tunnel) {
+    const auto& t = *s.tunnel;
+    std::string text = std::to_string(t.servers_held.value_or(0)) + " of " +
+                       std::to_string(t.servers_wanted.value_or(1)) + " konnectivity server" +
+                       (t.servers_wanted.value_or(1) == 1 ? "" : "s") + " held";
+    if (!t.server.empty()) text += " at " + cell(t.server, kCellWidth * 2);
+    if (t.connections) text += "; " + std::to_string(*t.connections) + " connections open";
+    if (t.dials_served)
+      text += ", " + std::to_string(*t.dials_served) + " dials served, " +
+              std::to_string(t.dials_refused.value_or(0)) + " refused, " +
+              std::to_string(t.dials_failed.value_or(0)) + " failed";
+    line("tunnel", text);
+    if (!t.problem.empty()) line("", cell(t.problem, kLineWidth));
+  }
   if (s.firewall) {
     const auto& fw = *s.firewall;
     std::string text = fw.backend.empty() ? "backend unknown" : cell(fw.backend, kCellWidth);

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <regex>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -727,6 +728,12 @@ TEST_F(TunnelKubectl, TheDaemonServesTheTunnelFromItsConfiguration) {
   EXPECT_EQ(table.substr(row, table.find('\n', row) - row).find("True"), 20u) << table;
   EXPECT_NE(status.out().find("1 of 1 konnectivity server held"), std::string::npos)
       << status.out();
+  // Its own line: the servers held and the dials kubectl's request made.
+  EXPECT_TRUE(std::regex_search(
+      table,
+      std::regex("\ntunnel +1 of 1 konnectivity server held at https://127\\.0\\.0\\.1:[0-9]+; "
+                 "[0-9]+ connections open, [1-9][0-9]* dials served, 0 refused, 0 failed\n")))
+      << table;
 
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(30s), 0) << daemon.err();

@@ -28,5 +28,32 @@ TEST(HealthMetrics, TheRecordIsCountedPerPortAndTheCloudsLastConnectionPerNetwor
       << "no record read (ufw, none): no series";
 }
 
+// The tunnel's families appear with a tunnel, and only then.
+TEST(HealthMetrics, TheTunnelsServersDialsAndBytes) {
+  MetricsInputs in;
+  EXPECT_EQ(render_metrics(in).find("tetherd_tunnel"), std::string::npos);
+  tunnel::TunnelReport t;
+  t.servers_wanted = 2;
+  t.servers = {"server-0"};
+  t.totals.connections = 3;
+  t.totals.dials = 7;
+  t.totals.dials_refused = 2;
+  t.totals.dials_failed = 1;
+  t.totals.bytes_to_destinations = 1000;
+  t.totals.bytes_to_server = 5000;
+  t.totals.bytes_waiting = 12;
+  in.tunnel = t;
+  const std::string text = render_metrics(in);
+  for (const char* sample :
+       {"\ntetherd_tunnel_servers 2\n", "\ntetherd_tunnel_servers_connected 1\n",
+        "\ntetherd_tunnel_connections 3\n", "\ntetherd_tunnel_dials_total{result=\"served\"} 7\n",
+        "\ntetherd_tunnel_dials_total{result=\"refused\"} 2\n",
+        "\ntetherd_tunnel_dials_total{result=\"failed\"} 1\n",
+        "\ntetherd_tunnel_bytes_total{direction=\"to_destinations\"} 1000\n",
+        "\ntetherd_tunnel_bytes_total{direction=\"to_servers\"} 5000\n",
+        "\ntetherd_tunnel_waiting_bytes 12\n", "# TYPE tetherd_tunnel_dials_total counter\n"})
+    EXPECT_NE(text.find(sample), std::string::npos) << sample << "\n" << text;
+}
+
 }  // namespace
 }  // namespace tetherd

@@ -134,6 +134,27 @@ TEST(StatusDocument, ReadsWhatTetherdWrites) {
   EXPECT_EQ(status_exit_code(*read), 1);
 }
 
+TEST(StatusDocument, ReadsTheTunnel) {
+  auto doc = parse_status_document(
+      R"({"nodeName": "n", "tunnel": {"server": "https://k:8091", "serversWanted": 2,
+          "serversHeld": 1, "connections": 4, "dialsServed": 9, "dialsRefused": 1,
+          "dialsFailed": 0, "bytesToDestinations": 10, "bytesToServers": 20,
+          "problem": "server server-1: gone"}, "status": {}})");
+  ASSERT_TRUE(doc) << doc.error().message;
+  ASSERT_TRUE(doc->tunnel);
+  EXPECT_EQ(doc->tunnel->server, "https://k:8091");
+  EXPECT_EQ(doc->tunnel->servers_wanted, 2u);
+  EXPECT_EQ(doc->tunnel->servers_held, 1u);
+  EXPECT_EQ(doc->tunnel->dials_refused, 1u);
+  EXPECT_EQ(doc->tunnel->bytes_to_servers, 20u);
+  EXPECT_EQ(doc->tunnel->problem, "server server-1: gone");
+  EXPECT_FALSE(parse_status_document(R"({"nodeName": "n", "status": {}})")->tunnel);
+  auto bad =
+      parse_status_document(R"({"nodeName": "n", "tunnel": {"dialsServed": -1}, "status": {}})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, "tunnel.dialsServed: must not be negative, found -1");
+}
+
 TEST(StatusDocument, IgnoresUnknownKeysAndReadsNullAsAbsent) {
   const auto d = parse_status_document(
       R"({"nodeName": "n", "controlPlane": null, "apiVersion": "v2", "status": {
