@@ -131,6 +131,7 @@ awaitable<void> TunnelAgent::run() {
     // failures_ is reset only once a connection has lasted (serve()): a
     // server that takes the call and drops it is backed off from.
     duplicates_ = 0;
+    relay->on_refused([this, id](const std::string& why) { dial_refused(id, why); });
     Link link{connection, relay, clock_.monotonic()};
     links_[id] = link;
     if (connected_now()) problem_.clear();
@@ -269,6 +270,22 @@ void TunnelAgent::changed() {
   if (r == last_) return;
   last_ = r;
   if (listener_) listener_(report());
+}
+
+void TunnelAgent::dial_refused(const std::string& server, const std::string& why) {
+  constexpr Duration kEvery = std::chrono::minutes(1);
+  const MonoTime now = clock_.monotonic();
+  if (refusal_said_ && now - *refusal_said_ < kEvery) {
+    ++refusals_unsaid_;
+    return;
+  }
+  std::string text = "konnectivity server " + server + " asked for a dial, refused: " + why;
+  if (refusals_unsaid_ > 0)
+    text += " (" + std::to_string(refusals_unsaid_) + " more refused since the last such line)";
+  log_.warning("tunnel-dial-refused", text,
+               {{"TUNNEL_SERVER", settings_.server_url}, {"TUNNEL_SERVER_ID", server}});
+  refusal_said_ = now;
+  refusals_unsaid_ = 0;
 }
 
 }  // namespace tetherd::tunnel

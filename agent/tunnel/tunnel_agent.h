@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,9 @@ class TunnelAgent {
     MonoTime since{};
   };
   boost::asio::awaitable<void> run();
+  // A journal line for a refused dial: the first at once, then at most one
+  // a minute, saying how many went unsaid (the metrics count them all).
+  void dial_refused(const std::string& server, const std::string& why);
   boost::asio::awaitable<void> serve(std::string id, Link link);
   boost::asio::awaitable<void> wait(Duration d);
   void changed();
@@ -108,6 +112,8 @@ class TunnelAgent {
   unsigned failures_ = 0;
   unsigned duplicates_ = 0;
   MonoTime next_dial_{};
+  std::optional<MonoTime> refusal_said_;
+  std::uint64_t refusals_unsaid_ = 0;
   std::string problem_;
   RelayStats retired_;  // the totals of connections that ended
   std::shared_ptr<TunnelConnection> dialling_;

@@ -140,10 +140,11 @@ void TunnelRelay::dial(const DialRequest& request) {
   answer.set_type(DIAL_RSP);
   auto& rsp = *answer.mutable_dialresponse();
   rsp.set_random(request.random());
-  auto refuse = [&](std::string why) {
+  auto refuse = [&](const std::string& why) {
     ++stats_.dials_refused;
-    rsp.set_error(std::move(why));
+    rsp.set_error("tetherd: " + why);
     connection_->send(answer);
+    if (on_refused_) on_refused_(why);
   };
   if (closed_) return;
   if (!idle_armed_) {
@@ -152,20 +153,18 @@ void TunnelRelay::dial(const DialRequest& request) {
   }
   // What is echoed of the request is bounded.
   if (request.address().size() > 300)
-    return refuse("tetherd: an address of " + std::to_string(request.address().size()) +
+    return refuse("an address of " + std::to_string(request.address().size()) +
                   " bytes is no destination of this node's");
   auto destination = parse_destination(request.address());
-  if (!destination) return refuse("tetherd: " + destination.error().message);
+  if (!destination) return refuse(destination.error().message);
   if (request.protocol() != "tcp" && !request.protocol().empty())
-    return refuse("tetherd: only tcp is served, not " + request.protocol());
+    return refuse("only tcp is served, not " + request.protocol());
   if (std::find(allowed_.begin(), allowed_.end(), *destination) == allowed_.end())
-    return refuse("tetherd: " + to_string(*destination) +
-                  " is not among this node's tunnel.destinations");
+    return refuse(to_string(*destination) + " is not among this node's tunnel.destinations");
   if (endpoints_.size() + dialling_.size() >= limits_.max_connections)
-    return refuse("tetherd: " + std::to_string(limits_.max_connections) +
+    return refuse(std::to_string(limits_.max_connections) +
                   " connections are open through this server already");
-  if (dialling_.contains(request.random()))
-    return refuse("tetherd: a dial with this random is under way");
+  if (dialling_.contains(request.random())) return refuse("a dial with this random is under way");
 
   auto e = std::make_shared<Endpoint>(executor_);
   e->random = request.random();

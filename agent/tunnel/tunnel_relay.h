@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -76,6 +77,10 @@ class TunnelRelay : public std::enable_shared_from_this<TunnelRelay> {
   void close_all();
 
   RelayStats stats() const;
+  // Called with the reason of each dial refused (for the journal).
+  void on_refused(std::function<void(const std::string& why)> listener) {
+    on_refused_ = std::move(listener);
+  }
 
   struct Endpoint;
 
@@ -101,6 +106,7 @@ class TunnelRelay : public std::enable_shared_from_this<TunnelRelay> {
   bool idle_armed_ = false;
   bool closed_ = false;
   RelayStats stats_;
+  std::function<void(const std::string&)> on_refused_;
 };
 
 }  // namespace tetherd::tunnel

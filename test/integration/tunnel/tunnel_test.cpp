@@ -680,6 +680,15 @@ TEST_F(TunnelKubectl, AnApiTheNodeDoesNotAllowIsRefused) {
   EXPECT_NE(code, 0) << out;
   EXPECT_NE(out.find("Service Unavailable"), std::string::npos) << out;
   EXPECT_EQ(on_io([this] { return agent_->report().totals.dials_refused; }), 1u);
+  // Said in the journal; a second refusal within the minute is counted only.
+  const auto said = on_io([this] { return log_.with_event("tunnel-dial-refused"); });
+  ASSERT_EQ(said.size(), 1u);
+  EXPECT_EQ(said[0].message,
+            "konnectivity server server-0 asked for a dial, refused: " + k3s_destination() +
+                " is not among this node's tunnel.destinations");
+  EXPECT_NE(kubectl_get("/api").first, 0);
+  EXPECT_EQ(on_io([this] { return agent_->report().totals.dials_refused; }), 2u);
+  EXPECT_EQ(on_io([this] { return log_.with_event("tunnel-dial-refused").size(); }), 1u);
 }
 
 // The real tetherd, configured as a new user would: a `tunnel` section, its
