@@ -31,6 +31,7 @@ control port   plain HTTP, JSON answers, for the tests:
 """
 
 import argparse
+import ctypes
 import json
 import os
 import queue
@@ -655,6 +656,15 @@ def main():
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # A test that crashes must not leave this server holding its ports: it
+    # stops when its parent goes (prctl PR_SET_DEATHSIG), or has already.
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        stop.set()
     server.start()
     threading.Thread(target=accept_loop, args=(state, front, args.early_200), daemon=True).start()
     threading.Thread(target=control.serve_forever, daemon=True).start()
