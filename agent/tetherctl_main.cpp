@@ -106,8 +106,9 @@ tetherd::Result<tetherd::FirewallReport> firewall_report(const tetherd::Config& 
                                tetherd::to_string(config.firewall.backend) +
                                " is not available in this version of tetherd");
   }
-  auto report = tetherd::make_firewall_report(
-      config.firewall, *backend, tetherd::StateDir(config.state.dir), tetherd::node_addresses());
+  auto report =
+      tetherd::make_firewall_report(config.firewall, *backend, tetherd::StateDir(config.state.dir),
+                                    tetherd::node_addresses(), tetherd::tunnelled_ports(config));
   if (!report) return tetherd::make_error(with_hint(report.error().message));
   return report;
 }

@@ -28,6 +28,12 @@ class AddressSet {
   bool add_range(const boost::asio::ip::address& first, const boost::asio::ip::address& last);
 
   bool contains(const boost::asio::ip::address& address) const;
+  // Every address of `cidr`.
+  bool covers(const Cidr& cidr) const {
+    AddressSet rest(std::vector<Cidr>{cidr});
+    rest.remove(*this);
+    return rest.empty();
+  }
   bool empty() const { return v4_.empty() && v6_.empty(); }
 
   // The fewest CIDRs that cover exactly this set: IPv4 first, ascending.

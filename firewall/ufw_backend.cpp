@@ -47,8 +47,11 @@ Allowlist UfwBackend::enforceable(const Allowlist& allowlist) {
   Allowlist out = ipv6_enabled() ? allowlist : without_ipv6(allowlist);
   out.cloud = {};  // no evidence with ufw (its logging is per packet)
   // The inner sources are told apart by their rules only while a port is
-  // closed (they name more ports than the others' then).
+  // closed (they name more ports than the others' then); with no port left
+  // open, the others have no rule at all.
   if (out.closed_ports.empty()) out.inner = {};
+  if (!out.closed_ports.empty() && out.closed_ports.size() == out.ports.size())
+    out.sources = out.inner;
   return out;
 }
 
@@ -104,6 +107,8 @@ Result<void> UfwBackend::apply(const Allowlist& allowlist) {
   if (auto r = run_each(commands); !r) return r;
   verdict_ = allowlist.verdict;
   cluster_ = allowlist.cluster;
+  closed_ = allowlist.closed_ports;
+  inner_ = allowlist.inner;
   return {};
 }
 
@@ -116,32 +121,37 @@ Result<std::optional<LiveTable>> UfwBackend::read() {
   live.allowlist.cluster = cluster_;
   live.rules_intact = true;
   const bool v6 = ipv6_enabled();  // off: IPv6 rules are inert, ufw drops all IPv6
-  // Every port of ours, and those every rule names: the rest are closed.
-  std::vector<std::uint16_t> every, open = added->ours.front().ports;
+  // The ports are those the rules name; which of them are closed is what
+  // tetherd last applied (the rules say which sources have which ports,
+  // not why): the inner sources' rules name them all, the others' only
+  // the open ones.
+  std::vector<std::uint16_t> every;
   for (const UfwRule& r : added->ours) {
-    std::vector<std::uint16_t> merged, common;
+    std::vector<std::uint16_t> merged;
     std::set_union(every.begin(), every.end(), r.ports.begin(), r.ports.end(),
                    std::back_inserter(merged));
-    std::set_intersection(open.begin(), open.end(), r.ports.begin(), r.ports.end(),
-                          std::back_inserter(common));
     every = std::move(merged);
-    open = std::move(common);
   }
   live.allowlist.ports = every;
-  std::set_difference(every.begin(), every.end(), open.begin(), open.end(),
-                      std::back_inserter(live.allowlist.closed_ports));
+  for (std::uint16_t p : closed_)
+    if (std::binary_search(every.begin(), every.end(), p)) live.allowlist.closed_ports.push_back(p);
   const bool closed = !live.allowlist.closed_ports.empty();
+  std::vector<std::uint16_t> open;
+  std::set_difference(every.begin(), every.end(), live.allowlist.closed_ports.begin(),
+                      live.allowlist.closed_ports.end(), std::back_inserter(open));
   for (const UfwRule& r : added->ours) {
     if (!v6 && !r.source.is_v4()) continue;
     live.allowlist.sources.add(r.source);
     if (closed && r.ports == every) live.allowlist.inner.add(r.source);
-    if (r.ports != every && r.ports != open) live.rules_intact = false;
+    if (r.ports != every && !(closed && r.ports == open)) live.rules_intact = false;
   }
-  // The user's identical rules allow those sources just the same.
+  // The user's identical rules allow those sources just the same (an inner
+  // one's stands for tetherd's; one that gives a closed port to any other
+  // source is a caveat, not tetherd's to change).
   for (const UfwRule& r : added->others) {
     if (!v6 && !r.source.is_v4()) continue;
     if (r.ports == every || (closed && r.ports == open)) live.allowlist.sources.add(r.source);
-    if (closed && r.ports == every) live.allowlist.inner.add(r.source);
+    if (closed && r.ports == every && inner_.covers(r.source)) live.allowlist.inner.add(r.source);
   }
   return std::optional<LiveTable>(std::move(live));
 }
@@ -185,6 +195,22 @@ Result<std::vector<Caveat>> UfwBackend::caveats() {
   }
   auto added = show_added();
   if (!added) return added.error();
+  // firewall.closeWhenTunnelled: a rule of the user's that gives a closed
+  // port to a source tetherd closes it to.
+  for (const UfwRule& r : added->others) {
+    std::vector<std::uint16_t> named;
+    std::set_intersection(r.ports.begin(), r.ports.end(), closed_.begin(), closed_.end(),
+                          std::back_inserter(named));
+    if (named.empty() || inner_.covers(r.source)) continue;
+    std::string ports;
+    for (std::uint16_t p : named)
+      ports += (ports.empty() ? "" : ",") + std::to_string(p);
+    out.push_back({true, "your ufw rule for " + r.source.to_string() + " (not tetherd's) opens " +
+                             ports +
+                             ", which firewall.closeWhenTunnelled closes to all but the node, "
+                             "its cluster and alwaysAllow while the tunnel is up; tetherd never "
+                             "changes your own ufw rules"});
+  }
   for (const auto& rule : added->open_to_anyone) {
     out.push_back({true, "the rule `" + rule +
                              "` (not tetherd's) opens a managed port to anyone; tetherd never "

@@ -73,6 +73,10 @@ class UfwBackend final : public Backend {
   // As last applied: ufw's rules filter what ends on the node, not what it
   // routes to pods (caveats() says so), so there is nothing to read back.
   AddressSet cluster_;
+  // As last applied: the ports closed to all but `inner_` (ufw's rules say
+  // which sources have which ports, not why).
+  std::vector<std::uint16_t> closed_;
+  AddressSet inner_;
 };
 
 }  // namespace tetherd::firewall

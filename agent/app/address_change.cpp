@@ -108,6 +108,10 @@ std::optional<AddressChangeHint> address_change_hint(const firewall::Evidence& e
   auto quiet = [&](std::uint16_t port) {
     if (!cloud_quiet) return false;
     if (!std::binary_search(desired.ports.begin(), desired.ports.end(), port)) return false;
+    // A port closed to the cloud (the tunnel carries it) says nothing of
+    // its address: the cloud is not meant to connect there.
+    if (std::binary_search(desired.closed_ports.begin(), desired.closed_ports.end(), port))
+      return false;
     return last.empty() || last.count(port) > 0;
   };
   // Each stranger's first packets on quiet ports, and how long it has

@@ -116,9 +116,13 @@ void Daemon::tunnel_reported(const tunnel::TunnelReport& r) {
 
 void Daemon::sync_tunnelled_ports(const std::string& why) {
   if (stopping_) return;
-  const bool close = config_.firewall.close_when_tunnelled && tunnel_ && tunnel_held_;
+  const bool close =
+      config_.firewall.close_when_tunnelled && tunnel_ && tunnel_held_ && tunnel_settings_;
+  // The ports the agent in force serves (a reload whose new tunnel could
+  // not be made keeps the old one, with its destinations).
   std::vector<std::uint16_t> ports =
-      close ? tunnelled_ports(config_) : std::vector<std::uint16_t>{};
+      close ? tunnelled_ports(config_.firewall.ports, tunnel_settings_->destinations)
+            : std::vector<std::uint16_t>{};
   if (ports == firewall_.closed_ports()) return;
   if (!close && !config_.firewall.close_when_tunnelled) {
     firewall_.set_closed_ports({}, "firewall.closeWhenTunnelled is off");

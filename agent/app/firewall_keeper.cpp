@@ -539,7 +539,8 @@ void FirewallKeeper::stop() {
   if (config_.on_stop == OnStop::kKeep) {
     // The tunnel ends with tetherd: the ports it closed open again to the
     // allowed sources, so the cloud keeps a way in.
-    if (!closed_ports_.empty()) {
+    // What the worker applied (a reopen queued at the stop was skipped).
+    if (!closed_ports_.empty() || !firewall_->desired().closed_ports.empty()) {
       closed_ports_.clear();
       if (auto r = firewall_->set_policy(policy_for(config_)); !r) {
         log_.error("firewall-failed",

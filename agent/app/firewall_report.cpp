@@ -111,7 +111,8 @@ constexpr auto kAcceptedWindow = firewall::kEvidenceSets[2].timeout;
 
 Result<FirewallReport> make_firewall_report(const FirewallConfig& config,
                                             firewall::Backend& backend, const StateDir& state,
-                                            const std::vector<boost::asio::ip::address>& node) {
+                                            const std::vector<boost::asio::ip::address>& node,
+                                            const std::vector<std::uint16_t>& tunnelled) {
   FirewallReport r;
   r.backend = std::string(backend.name());
   const firewall::Policy policy = firewall_policy(config);
@@ -151,11 +152,14 @@ Result<FirewallReport> make_firewall_report(const FirewallConfig& config,
     r.dropped_packets = (*live)->dropped_packets;
     // Which ports the tunnel has closed is the daemon's to say (it knows
     // whether the tunnel holds its servers): with closeWhenTunnelled, the
-    // kernel's closed ports are taken as desired, if they are tunnelled ones.
-    if (config.close_when_tunnelled && !r.live->closed_ports.empty()) {
+    // kernel's closed ports that the tunnel serves are taken as desired.
+    if (config.close_when_tunnelled) {
       firewall::Policy closing = policy;
-      closing.closed_ports = r.live->closed_ports;
-      r.desired = firewall::build_allowlist(closing, control_plane, node);
+      for (std::uint16_t p : r.live->closed_ports)
+        if (std::find(tunnelled.begin(), tunnelled.end(), p) != tunnelled.end())
+          closing.closed_ports.push_back(p);
+      if (!closing.closed_ports.empty())
+        r.desired = firewall::build_allowlist(closing, control_plane, node);
     }
     r.table = (*live)->rules_intact && *r.live == backend.enforceable(r.desired)
                   ? FirewallReport::Table::kInSync

@@ -43,9 +43,14 @@ struct FirewallReport {
 };
 
 // Reads the backend (never writes to it) and the state directory.
+// `tunnelled`: the ports firewall.closeWhenTunnelled may close
+// (tunnelled_ports()); the kernel's closed ports among them are taken as
+// tetherd's (only the daemon knows whether its tunnel is up), any other is
+// drift.
 Result<FirewallReport> make_firewall_report(const FirewallConfig& config,
                                             firewall::Backend& backend, const StateDir& state,
-                                            const std::vector<boost::asio::ip::address>& node);
+                                            const std::vector<boost::asio::ip::address>& node,
+                                            const std::vector<std::uint16_t>& tunnelled = {});
 
 // `tetherctl firewall show`: with each cloud source's last new connection
 // per port ("never" within the accepted set's 24 h).

@@ -139,5 +139,7 @@ const char* to_string(OnStop s);
 // tunnel.destinations), sorted: those firewall.closeWhenTunnelled closes.
 // Empty without a tunnel.
 std::vector<std::uint16_t> tunnelled_ports(const Config& config);
+std::vector<std::uint16_t> tunnelled_ports(const std::vector<std::uint16_t>& managed,
+                                           const std::vector<Destination>& destinations);
 
 }  // namespace tetherd

@@ -312,7 +312,10 @@ Config read_config(YamlReader& r, const YAML::Node& root, const LoadOptions& opt
   if (c.firewall.close_when_tunnelled) {
     const YAML::Node* fw = YamlReader::find(f, "firewall");
     const YAML::Mark at = fw ? r.mark_of(*fw, "firewall") : root.Mark();
-    if (!c.tunnel) {
+    if (c.firewall.backend == FirewallBackend::kNone) {
+      r.error(at, "firewall.closeWhenTunnelled",
+              "firewall.backend none filters nothing, so there is nothing to close");
+    } else if (!c.tunnel) {
       r.error(at, "firewall.closeWhenTunnelled",
               "needs a tunnel section: the ports it closes are those the tunnel serves");
     } else if (tunnelled_ports(c).empty()) {
@@ -469,16 +472,19 @@ std::vector<firewall::Cidr> default_cluster_networks() {
   return default_always_allow();
 }
 
-std::vector<std::uint16_t> tunnelled_ports(const Config& config) {
+std::vector<std::uint16_t> tunnelled_ports(const std::vector<std::uint16_t>& managed,
+                                           const std::vector<Destination>& destinations) {
   std::vector<std::uint16_t> out;
-  if (!config.tunnel) return out;
-  for (const Destination& d : config.tunnel->destinations)
-    if (std::find(config.firewall.ports.begin(), config.firewall.ports.end(), d.port) !=
-        config.firewall.ports.end())
-      out.push_back(d.port);
+  for (const Destination& d : destinations)
+    if (std::find(managed.begin(), managed.end(), d.port) != managed.end()) out.push_back(d.port);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+std::vector<std::uint16_t> tunnelled_ports(const Config& config) {
+  if (!config.tunnel) return {};
+  return tunnelled_ports(config.firewall.ports, config.tunnel->destinations);
 }
 
 const char* to_string(FirewallBackend b) {

@@ -137,6 +137,34 @@ TEST_F(UfwKernel, AClosedPortRefusesTheCloudAndReadsBackInSync) {
   EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone);
 }
 
+// Where the rules cannot say which ports are closed (found by review: each
+// reconcile "repaired" again): no cloud source at all, so every rule names
+// every port; and the user's own rule that opens a closed port to a cloud
+// source, which tetherd leaves alone and says so.
+TEST_F(UfwKernel, AClosedPortWithNoCloudRuleOrTheUsersOwnIsNoDrift) {
+  Policy p;
+  p.ports = kManaged;
+  p.max_sources = 16;
+  p.closed_ports = {6443};
+  ASSERT_TRUE(firewall_->set_policy(p).has_value());
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone) << added();
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone) << added();
+
+  ASSERT_TRUE(ufw_->ufw(
+      {"allow", "proto", "tcp", "from", "192.0.2.2", "to", "any", "port", "4143,4191,6443"}));
+  ASSERT_TRUE(firewall_->update({{"192.0.2.2/32"}, {}}).has_value());
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone) << added();
+  EXPECT_EQ(firewall_->reconcile().value(), Firewall::Drift::kNone) << added();
+  EXPECT_EQ(topo_->connect_from(topo_->a, "192.0.2.1", 6443), Outcome::kConnected)
+      << "the user's rule is the user's";
+  const auto caveats = backend_->caveats().value();
+  EXPECT_TRUE(std::any_of(caveats.begin(), caveats.end(), [](const Caveat& c) {
+    return c.serious && c.message.starts_with(
+                            "your ufw rule for 192.0.2.2/32 (not tetherd's) "
+                            "opens 6443, which firewall.closeWhenTunnelled");
+  })) << added();
+}
+
 TEST_F(UfwKernel, TheUsersOwnRulesAreNeverTouched) {
   // The user allows peer b themself, with a rule of tetherd's very shape.
   ASSERT_TRUE(ufw_->ufw(

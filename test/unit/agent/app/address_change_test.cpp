@@ -96,6 +96,17 @@ TEST_F(AddressChange, APortTheCloudDoesNotUseIsNotQuiet) {
 // record restarts at one packet), whoever else qualifies: two egress
 // addresses of one Cloud NAT, whose records restart in turn, must not take
 // it from each other (a warning and a status write each time).
+// firewall.closeWhenTunnelled: the cloud reaches 6443 through the tunnel
+// (from loopback), so its record there ages; a stranger knocking on the
+// closed port is no sign that the cloud's address changed.
+TEST_F(AddressChange, AClosedPortIsNoEvidence) {
+  e_.accepted = {seen("198.51.100.7", 6443, 3, 3h)};
+  e_.refused = {seen("203.0.113.99", 6443, 40, 590s)};
+  ASSERT_TRUE(address_change_hint(e_, desired_, 24h)) << "open, it would be";
+  desired_.closed_ports = {6443};
+  EXPECT_FALSE(address_change_hint(e_, desired_, 24h));
+}
+
 TEST_F(AddressChange, TheNamedStrangerHoldsItsPlace) {
   HintPolicy held;
   held.prefer = ip::make_address("203.0.113.99");

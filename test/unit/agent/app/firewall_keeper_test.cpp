@@ -163,6 +163,20 @@ TEST_F(FirewallKeeperTest, ClosedPortsAreAppliedKeptAcrossAReloadAndReopenedAtSt
   EXPECT_EQ(backend_->removes, 0);
 }
 
+// Found by review: a reopen still queued when tetherd stops is skipped;
+// the stop judges by what the worker applied, and reopens.
+TEST_F(FirewallKeeperTest, AReopenQueuedAtTheStopIsNotLost) {
+  auto keeper = make();
+  ASSERT_TRUE(keeper.start(config_).has_value());
+  keeper.set_closed_ports({6443}, "the tunnel holds its servers");
+  test::drain(io_);
+  ASSERT_EQ(backend_->live->allowlist.closed_ports, (std::vector<std::uint16_t>{6443}));
+  keeper.set_closed_ports({}, "the tunnel is not up");  // queued, not run
+  keeper.stop();
+  EXPECT_TRUE(backend_->live->allowlist.closed_ports.empty());
+  EXPECT_EQ(log_.with_event("firewall-tunnel-opened").size(), 1u);
+}
+
 TEST_F(FirewallKeeperTest, ReconfigureAppliesTheNewPolicyAndFollowsOnStop) {
   auto keeper = make();
   ASSERT_TRUE(keeper.start(config_).has_value());

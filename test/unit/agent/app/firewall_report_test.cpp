@@ -272,6 +272,38 @@ TEST_F(FirewallReportTest, CaveatsAreShownAndSeriousOnesFailTheCheck) {
             "ok    other-firewall  no other table drops the managed ports by default\n");
 }
 
+// firewall.closeWhenTunnelled: a port the tunnel serves, closed in the
+// kernel, is tetherd's doing; another closed port is drift.
+TEST_F(FirewallReportTest, AClosedPortIsTetherdsOnlyWhenTheTunnelServesIt) {
+  config_.close_when_tunnelled = true;
+  save({"198.51.100.0/24"});
+  apply_desired();
+  fw::Policy closing = firewall_policy(config_);
+  closing.closed_ports = {6443};
+  backend_.live->allowlist =
+      fw::build_allowlist(closing, {*fw::parse_cidr("198.51.100.0/24")}, node_);
+  auto r = make_firewall_report(config_, backend_, StateDir(tmp_.path()), node_, {6443});
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->table, FirewallReport::Table::kInSync);
+  EXPECT_NE(render_table(*r).find("\nclosed    6443 to all but loopback"), std::string::npos)
+      << render_table(*r);
+  // 4143 is no port of the tunnel's: closing it is someone else's edit.
+  closing.closed_ports = {4143, 6443};
+  backend_.live->allowlist =
+      fw::build_allowlist(closing, {*fw::parse_cidr("198.51.100.0/24")}, node_);
+  r = make_firewall_report(config_, backend_, StateDir(tmp_.path()), node_, {6443});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->table, FirewallReport::Table::kDrifted);
+  // Without the key, any closed port is drift.
+  config_.close_when_tunnelled = false;
+  closing.closed_ports = {6443};
+  backend_.live->allowlist =
+      fw::build_allowlist(closing, {*fw::parse_cidr("198.51.100.0/24")}, node_);
+  r = make_firewall_report(config_, backend_, StateDir(tmp_.path()), node_, {6443});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->table, FirewallReport::Table::kDrifted);
+}
+
 TEST_F(FirewallReportTest, ChecksPassWhenInSyncAndAlone) {
   apply_desired();
   auto checks = firewall_checks(config_, report());

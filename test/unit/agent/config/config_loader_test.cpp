@@ -396,6 +396,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "firewall:\n  closeWhenTunnelled: true\n",
                 {"t.yaml:2:3: firewall.closeWhenTunnelled: needs a tunnel section: the ports it "
                  "closes are those the tunnel serves"}},
+        BadCase{"CloseWhenTunnelledWithBackendNone",
+                "controlPlane: {}\nfirewall:\n  backend: none\n  closeWhenTunnelled: true\n"
+                "tunnel:\n  server: https://k:8091\n",
+                {"t.yaml:3:3: firewall.closeWhenTunnelled: firewall.backend none filters "
+                 "nothing, so there is nothing to close"}},
         BadCase{"CloseWhenTunnelledWithNothingToClose",
                 "controlPlane: {}\nfirewall:\n  closeWhenTunnelled: true\ntunnel:\n"
                 "  server: https://k:8091\n  destinations: [\"127.0.0.1:10250\"]\n",
