@@ -89,26 +89,20 @@ Allowlist build_allowlist(const Policy& policy, const std::vector<Cidr>& control
 
 AllowlistDiff diff(const Allowlist& live, const Allowlist& desired) {
   AllowlistDiff d;
-  const std::vector<Cidr> have = live.sources.cidrs();
-  const std::vector<Cidr> want = desired.sources.cidrs();
-  d.added = minus(want, have);
-  d.removed = minus(have, want);
+  const auto sets = [](const AddressSet& have_set, const AddressSet& want_set,
+                       std::vector<Cidr>& added, std::vector<Cidr>& removed) {
+    const std::vector<Cidr> have = have_set.cidrs(), want = want_set.cidrs();
+    added = minus(want, have);
+    removed = minus(have, want);
+  };
+  sets(live.sources, desired.sources, d.added, d.removed);
+  sets(live.cluster, desired.cluster, d.cluster_added, d.cluster_removed);
+  sets(live.cloud, desired.cloud, d.cloud_added, d.cloud_removed);
+  sets(live.inner, desired.inner, d.inner_added, d.inner_removed);
   d.ports_added = minus(desired.ports, live.ports);
   d.ports_removed = minus(live.ports, desired.ports);
-  const std::vector<Cidr> cluster_have = live.cluster.cidrs();
-  const std::vector<Cidr> cluster_want = desired.cluster.cidrs();
-  d.cluster_added = minus(cluster_want, cluster_have);
-  d.cluster_removed = minus(cluster_have, cluster_want);
-  const std::vector<Cidr> cloud_have = live.cloud.cidrs();
-  const std::vector<Cidr> cloud_want = desired.cloud.cidrs();
-  d.cloud_added = minus(cloud_want, cloud_have);
-  d.cloud_removed = minus(cloud_have, cloud_want);
   d.closed_added = minus(desired.closed_ports, live.closed_ports);
   d.closed_removed = minus(live.closed_ports, desired.closed_ports);
-  const std::vector<Cidr> inner_have = live.inner.cidrs();
-  const std::vector<Cidr> inner_want = desired.inner.cidrs();
-  d.inner_added = minus(inner_want, inner_have);
-  d.inner_removed = minus(inner_have, inner_want);
   d.verdict_changed = live.verdict != desired.verdict;
   return d;
 }

@@ -299,20 +299,17 @@ std::string render_replace(const Allowlist& a) {
     out += "\tchain " + std::string(chain.name) + " {\n";
     out += "\t\ttype filter hook " + std::string(chain.name) + " priority " +
            std::to_string(chain.priority) + "; policy accept;\n";
-    for (const bool v4 : {true, false}) {
-      out += "\t\ttcp dport @ports ";
-      if (chain.local_only) out += "fib daddr type local ";
-      if (chain.cluster_only) out += v4 ? "ip daddr @cluster4 " : "ip6 daddr @cluster6 ";
-      out += v4 ? "ip saddr != @allowed4" : "ip6 saddr != @allowed6";
-      out += std::string(" counter jump ") + (v4 ? "refuse4" : "refuse6") + "\n";
-    }
-    // A closed port: only the inner sources (none of the cloud's).
-    for (const bool v4 : {true, false}) {
-      out += "\t\ttcp dport @closed ";
-      if (chain.local_only) out += "fib daddr type local ";
-      if (chain.cluster_only) out += v4 ? "ip daddr @cluster4 " : "ip6 daddr @cluster6 ";
-      out += v4 ? "ip saddr != @inner4" : "ip6 saddr != @inner6";
-      out += std::string(" counter jump ") + (v4 ? "refuse4" : "refuse6") + "\n";
+    // Refused: a source not allowed on a managed port, then one not inner
+    // on a closed port (none of the cloud's).
+    for (const bool on_closed : {false, true}) {
+      for (const bool v4 : {true, false}) {
+        out += on_closed ? "\t\ttcp dport @closed " : "\t\ttcp dport @ports ";
+        if (chain.local_only) out += "fib daddr type local ";
+        if (chain.cluster_only) out += v4 ? "ip daddr @cluster4 " : "ip6 daddr @cluster6 ";
+        out += v4 ? "ip saddr != @" : "ip6 saddr != @";
+        out += std::string(on_closed ? "inner" : "allowed") + (v4 ? "4" : "6");
+        out += std::string(" counter jump ") + (v4 ? "refuse4" : "refuse6") + "\n";
+      }
     }
     // The cloud's new connections, where they end (so not in prerouting:
     // once per connection).

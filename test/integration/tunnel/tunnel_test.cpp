@@ -25,6 +25,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/adapters/system_clock.h"
+#include "agent/config/kubeconfig_writer.h"
 #include "agent/tunnel/tunnel_agent.h"
 #include "agent/tunnel/tunnel_relay.h"
 #include "test/support/api_server/api_server.h"
@@ -699,14 +700,11 @@ TEST_F(TunnelKubectl, TheDaemonServesTheTunnelFromItsConfiguration) {
   tmp_.write("agent.crt", agent.cert_pem);
   tmp_.write("agent.key", agent.key_pem);
   tmp_.write("tunnel.kubeconfig",
-             "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
-             "    server: https://127.0.0.1:" +
-                 std::to_string(agent_port_) +
-                 "\n    certificate-authority: " + tmp_.file("ca.crt") +
-                 "\nusers:\n- name: u\n  user:\n    client-certificate: " + tmp_.file("agent.crt") +
-                 "\n    client-key: " + tmp_.file("agent.key") +
-                 "\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\n"
-                 "current-context: c\n");
+             render_kubeconfig({.server = "https://127.0.0.1:" + std::to_string(agent_port_),
+                                .ca_pem = ca_.cert_pem(),
+                                .client_certificate = tmp_.file("agent.crt"),
+                                .client_key = tmp_.file("agent.key"),
+                                .user = "tetherd:node-a"}));
   std::filesystem::create_directories(tmp_.file("run"));
   tmp_.write("tetherd.yaml",
              "node: {name: node-a}\nfirewall: {backend: none}\nmetrics: {listen: \"\"}\n"
@@ -867,14 +865,11 @@ TEST_F(TunnelFirewall, WhileTheTunnelHoldsItsServer6443IsClosedToTheCloud) {
                  "\ncontexts:\n- name: edge\n  context: {cluster: edge, user: admin}\n"
                  "current-context: edge\n");
   tmp_.write("tunnel.kubeconfig",
-             "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
-             "    server: https://192.0.2.2:" +
-                 std::to_string(agent_port_) +
-                 "\n    certificate-authority: " + tmp_.file("ca.crt") +
-                 "\nusers:\n- name: u\n  user:\n    client-certificate: " + tmp_.file("agent.crt") +
-                 "\n    client-key: " + tmp_.file("agent.key") +
-                 "\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\n"
-                 "current-context: c\n");
+             render_kubeconfig({.server = "https://192.0.2.2:" + std::to_string(agent_port_),
+                                .ca_pem = ca_.cert_pem(),
+                                .client_certificate = tmp_.file("agent.crt"),
+                                .client_key = tmp_.file("agent.key"),
+                                .user = "tetherd:node-a"}));
   std::filesystem::create_directories(tmp_.file("run"));
   tmp_.write("tetherd.yaml",
              "node: {name: node-a}\n"
