@@ -22,6 +22,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
 #include "agent/adapters/system_clock.h"
@@ -644,6 +645,18 @@ class TunnelKubectl : public Tunnel {
                    "admin\ncurrent-context: edge\n");
   }
   std::string k3s_destination() const { return "127.0.0.1:" + std::to_string(k3s_->port()); }
+  // The daemon's own credentials for the tunnel: tunnel.kubeconfig.
+  void write_agent_kubeconfig() {
+    const auto agent = ca_.issue({.common_name = "tetherd:node-a", .server_auth = false});
+    tmp_.write("agent.crt", agent.cert_pem);
+    tmp_.write("agent.key", agent.key_pem);
+    tmp_.write("tunnel.kubeconfig",
+               render_kubeconfig({.server = "https://127.0.0.1:" + std::to_string(agent_port_),
+                                  .ca_pem = ca_.cert_pem(),
+                                  .client_certificate = tmp_.file("agent.crt"),
+                                  .client_key = tmp_.file("agent.key"),
+                                  .user = "tetherd:node-a"}));
+  }
   // kubectl get --raw PATH through the tunnel: its exit code and output.
   std::pair<int, std::string> kubectl_get(const std::string& path) {
     const std::string out = tmp_.file("kubectl-" + std::to_string(++runs_));
@@ -696,15 +709,7 @@ TEST_F(TunnelKubectl, AnApiTheNodeDoesNotAllowIsRefused) {
 // own kubeconfig (no control plane), k3s as the one destination. kubectl
 // reads k3s through it; TunnelConnected says so; a stop drains.
 TEST_F(TunnelKubectl, TheDaemonServesTheTunnelFromItsConfiguration) {
-  const auto agent = ca_.issue({.common_name = "tetherd:node-a", .server_auth = false});
-  tmp_.write("agent.crt", agent.cert_pem);
-  tmp_.write("agent.key", agent.key_pem);
-  tmp_.write("tunnel.kubeconfig",
-             render_kubeconfig({.server = "https://127.0.0.1:" + std::to_string(agent_port_),
-                                .ca_pem = ca_.cert_pem(),
-                                .client_certificate = tmp_.file("agent.crt"),
-                                .client_key = tmp_.file("agent.key"),
-                                .user = "tetherd:node-a"}));
+  write_agent_kubeconfig();
   std::filesystem::create_directories(tmp_.file("run"));
   tmp_.write("tetherd.yaml",
              "node: {name: node-a}\nfirewall: {backend: none}\nmetrics: {listen: \"\"}\n"
@@ -749,6 +754,81 @@ TEST_F(TunnelKubectl, TheDaemonServesTheTunnelFromItsConfiguration) {
   EXPECT_EQ(stream.at("agentId"), "node-a");
   EXPECT_TRUE(stream.at("drained").as_bool()) << "DRAIN on stop";
   EXPECT_NE(daemon.err().find("TETHERD_EVENT=tunnel-draining"), std::string::npos) << daemon.err();
+}
+
+// The `tunnel` section is taken on a reload, as every setting is: added
+// (the agent dials and kubectl reads k3s through it), changed (a new agent
+// with the new destinations, the old one drained), and removed (the agent
+// drains and ends its call), one process throughout.
+TEST_F(TunnelKubectl, TheDaemonTakesItsTunnelSectionOnAReload) {
+  write_agent_kubeconfig();
+  std::filesystem::create_directories(tmp_.file("run"));
+  const auto configure = [&](const std::string& destination) {
+    std::string yaml =
+        "node: {name: node-a}\nfirewall: {backend: none}\nmetrics: {listen: \"\"}\n"
+        "state: {dir: " +
+        tmp_.file("state") + "}\n";
+    if (!destination.empty())
+      yaml += "tunnel:\n  server: https://127.0.0.1:" + std::to_string(agent_port_) +
+              "\n  kubeconfig: " + tmp_.file("tunnel.kubeconfig") +
+              "\n  agentIdentifiers: host=127.0.0.1\n  destinations: [\"" + destination + "\"]\n";
+    tmp_.write("tetherd.yaml", yaml);
+  };
+  const auto streams = [&] {
+    return control(control_port_, http::verb::get, "/state").at("streams").as_array();
+  };
+  // Whether the stand-in comes to say `p` of its streams within 10 s (it
+  // hears the agent's packets on its own time).
+  const auto stand_in_says = [&](auto p) {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+      if (p(streams())) return true;
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+  };
+
+  configure("");
+  std::filesystem::create_directories(tmp_.file("daemon"));
+  test::ChildProcess daemon({TETHERD_BINARY, "--config", tmp_.file("tetherd.yaml")},
+                            tmp_.file("daemon"),
+                            {.env = {{"RUNTIME_DIRECTORY", tmp_.file("run")}}});
+  ASSERT_TRUE(daemon.err_shows("TETHERD_EVENT=started", 30s)) << daemon.err();
+  EXPECT_TRUE(streams().empty()) << "no tunnel section, no dial";
+
+  // Added.
+  configure(k3s_destination());
+  daemon.signal(SIGHUP);
+  ASSERT_TRUE(daemon.err_shows("TETHERD_EVENT=tunnel-connected", 30s)) << daemon.err();
+  EXPECT_TRUE(daemon.err_shows("TETHERD_EVENT=config-reloaded", 10s)) << daemon.err();
+  const auto [code, out] = kubectl_get("/api");
+  EXPECT_EQ(code, 0) << out;
+
+  // Changed: k3s is no longer a destination; the old call is drained.
+  configure("127.0.0.1:1");
+  daemon.signal(SIGHUP);
+  ASSERT_TRUE(daemon.err_shows("TETHERD_EVENT=tunnel-connected", 30s, 2)) << daemon.err();
+  EXPECT_TRUE(stand_in_says([](const boost::json::array& s) {
+    return s.size() == 2 && s.at(0).at("drained").as_bool() && !s.at(0).at("open").as_bool() &&
+           s.at(1).at("open").as_bool();
+  })) << boost::json::serialize(streams());
+  const auto [refused, said] = kubectl_get("/api");
+  EXPECT_NE(refused, 0) << said;
+
+  // Removed.
+  configure("");
+  daemon.signal(SIGHUP);
+  ASSERT_TRUE(daemon.err_shows("TETHERD_EVENT=tunnel-off", 30s)) << daemon.err();
+  EXPECT_TRUE(stand_in_says([](const boost::json::array& s) {
+    return s.size() == 2 && s.at(1).at("drained").as_bool() && !s.at(1).at("open").as_bool();
+  })) << boost::json::serialize(streams());
+
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(30s), 0) << daemon.err();
+  EXPECT_EQ(
+      daemon.err().find("TETHERD_EVENT=started", daemon.err().find("TETHERD_EVENT=started") + 1),
+      std::string::npos)
+      << "one start";
 }
 
 // firewall.closeWhenTunnelled on a real node: tetherd in the node's network
