@@ -335,7 +335,23 @@ class Tunnel : public ::testing::Test {
   tcp::acceptor sink_{io_};
   std::promise<void> echo_ready_;
   std::shared_future<void> echo_ready_future_{echo_ready_.get_future()};
-  SystemClock clock_;
+  // The system's clock, skipped forward by hand: the timers wait real time,
+  // what the agent judges by monotonic() sees a minute pass at once.
+  class SkippingClock final : public Clock {
+   public:
+    WallTime wall() const override { return real_.wall() + skipped_; }
+    MonoTime monotonic() const override { return real_.monotonic() + skipped_; }
+    MonoTime boottime() const override { return real_.boottime() + skipped_; }
+    bool skip(std::chrono::seconds d) {
+      skipped_ += d;
+      return true;
+    }
+
+   private:
+    SystemClock real_;
+    std::chrono::seconds skipped_{0};
+  };
+  SkippingClock clock_;
   std::shared_ptr<TunnelConnection> connection_;
   std::shared_ptr<TunnelRelay> relay_;
   std::shared_ptr<std::int64_t> next_id_ = std::make_shared<std::int64_t>(0);
@@ -703,6 +719,12 @@ TEST_F(TunnelKubectl, AnApiTheNodeDoesNotAllowIsRefused) {
   EXPECT_NE(kubectl_get("/api").first, 0);
   EXPECT_EQ(on_io([this] { return agent_->report().totals.dials_refused; }), 2u);
   EXPECT_EQ(on_io([this] { return log_.with_event("tunnel-dial-refused").size(); }), 1u);
+  // A minute on, the next refusal is said, with the count of those unsaid.
+  on_io([this] { return clock_.skip(std::chrono::minutes(1)); });
+  EXPECT_NE(kubectl_get("/api").first, 0);
+  const auto later = on_io([this] { return log_.with_event("tunnel-dial-refused"); });
+  ASSERT_EQ(later.size(), 2u);
+  EXPECT_EQ(later[1].message, said[0].message + " (1 more refused since the last such line)");
 }
 
 // The real tetherd, configured as a new user would: a `tunnel` section, its
