@@ -1,17 +1,33 @@
 #include "agent/tunnel/grpc_framing.h"
 
+#include <array>
 #include <cstring>
 
 #include <boost/endian/conversion.hpp>
 
 namespace tetherd::tunnel {
 
+namespace {
+
+void append_prefix(std::string& out, std::size_t message_size) {
+  std::array<char, kPrefixBytes> prefix{};
+  const auto length = boost::endian::native_to_big(static_cast<std::uint32_t>(message_size));
+  std::memcpy(prefix.data() + 1, &length, sizeof length);
+  out.append(prefix.data(), prefix.size());
+}
+
+}  // namespace
+
 std::string frame_message(std::string_view message) {
-  std::string out(kPrefixBytes, '\0');
-  const auto length = boost::endian::native_to_big(static_cast<std::uint32_t>(message.size()));
-  std::memcpy(out.data() + 1, &length, sizeof length);
+  std::string out;
+  append_prefix(out, message.size());
   out.append(message);
   return out;
+}
+
+void append_framed(std::string& out, const google::protobuf::MessageLite& message) {
+  append_prefix(out, message.ByteSizeLong());
+  message.AppendToString(&out);
 }
 
 Result<void> MessageReader::feed(std::string_view bytes) {

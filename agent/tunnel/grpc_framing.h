@@ -21,6 +21,9 @@ inline constexpr std::size_t kPrefixBytes = 5;
 
 // The bytes of one message on the stream.
 std::string frame_message(std::string_view message);
+// Appends `message`'s bytes on the stream to `out`, serialized in place
+// (what the agent sends: no copy of a DATA packet's payload on the way).
+void append_framed(std::string& out, const google::protobuf::MessageLite& message);
 
 // Reassembles messages from DATA frames cut anywhere. Bounded: a message
 // longer than `max_message` is an error as soon as its prefix says so (not

@@ -138,7 +138,7 @@ class Http2Connection final : public TunnelConnection {
 
   void send(const Packet& packet) override {
     if (closed_ || finishing_) return;  // after END_STREAM nothing more goes
-    outgoing_ += frame_message(packet.SerializeAsString());
+    append_framed(outgoing_, packet);
     if (queued() > limits_.max_queued) {
       close("the server has taken nothing of " + std::to_string(queued()) + " bytes queued for it");
       return;

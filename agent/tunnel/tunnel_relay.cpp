@@ -96,7 +96,7 @@ void TunnelRelay::on_packet(Packet packet, std::size_t wire) {
       dial(packet.dialrequest());
       break;
     case DATA:
-      data(packet.data(), wire);
+      data(*packet.mutable_data(), wire);
       return;  // its window comes back once written
     case CLOSE_REQ:
       close_request(packet.closerequest().connectid());
@@ -253,7 +253,7 @@ awaitable<void> TunnelRelay::read_from(std::shared_ptr<Endpoint> e) {
   }
 }
 
-void TunnelRelay::data(const Data& d, std::size_t wire) {
+void TunnelRelay::data(Data& d, std::size_t wire) {
   const auto it = endpoints_.find(d.connectid());
   if (it == endpoints_.end()) {
     connection_->consume(wire);
@@ -267,7 +267,7 @@ void TunnelRelay::data(const Data& d, std::size_t wire) {
   }
   auto e = it->second;
   e->last_active = clock_.monotonic();
-  e->to_write.emplace_back(d.data(), wire);
+  e->to_write.emplace_back(std::move(*d.mutable_data()), wire);
   if (e->writing) return;
   e->writing = true;
   asio::co_spawn(

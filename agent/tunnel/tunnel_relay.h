@@ -86,7 +86,7 @@ class TunnelRelay : public std::enable_shared_from_this<TunnelRelay> {
 
  private:
   void dial(const DialRequest& request);
-  void data(const Data& d, std::size_t wire);
+  void data(Data& d, std::size_t wire);  // takes its bytes
   void close_request(std::int64_t id);
   void cancel_dial(std::int64_t random);
   void close_response(std::int64_t id, std::string error);

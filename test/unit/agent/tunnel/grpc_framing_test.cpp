@@ -23,6 +23,17 @@ TEST(GrpcFraming, APrefixIsAZeroFlagAndABigEndianLength) {
   EXPECT_EQ(framed, std::string("\0\0\0\0\3abc", 8));
 }
 
+TEST(GrpcFraming, APacketIsAppendedFramedAfterWhatIsQueued) {
+  Packet data;
+  data.set_type(DATA);
+  data.mutable_data()->set_connectid(3);
+  data.mutable_data()->set_data(std::string(70000, 'x'));  // a length above 16 bits
+  std::string queue = "queued";
+  append_framed(queue, data);
+  append_framed(queue, dial("127.0.0.1:6443", 9));
+  EXPECT_EQ(queue, "queued" + packet_bytes(data) + packet_bytes(dial("127.0.0.1:6443", 9)));
+}
+
 TEST(GrpcFraming, MessagesCutAnywhereComeOutWholeAndInOrder) {
   const std::string stream = packet_bytes(dial("127.0.0.1:6443", 7)) +
                              packet_bytes(dial("127.0.0.1:6443", 8)) + frame_message("");
