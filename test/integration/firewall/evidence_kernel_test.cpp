@@ -68,7 +68,7 @@ TEST_F(EvidenceKernel, TheCloudsConnectionsAreRecordedPerPort) {
   const Sighting* v4 = find(e.accepted, "192.0.2.2", 6443);
   ASSERT_NE(v4, nullptr);
   EXPECT_EQ(v4->packets, 2u) << "one per new connection, not per packet";
-  EXPECT_LE(v4->ago, 2s);
+  EXPECT_LE(v4->ago, 10s) << "just now (10 s: a loaded machine between the connect and the read)";
   const Sighting* v6 = find(e.accepted, "2001:db8:a::2", 4191);
   ASSERT_NE(v6, nullptr);
   EXPECT_EQ(v6->packets, 1u);
@@ -86,7 +86,7 @@ TEST_F(EvidenceKernel, AStrangerIsRecordedAsRefusedAndTheNodeItselfIsNotTheCloud
   const Sighting* v4 = find(e.refused, "198.51.100.2", 4191);
   ASSERT_NE(v4, nullptr);
   EXPECT_EQ(v4->packets, 2u);
-  EXPECT_LE(v4->ago, 2s);
+  EXPECT_LE(v4->ago, 10s) << "just now (10 s: a loaded machine between the connect and the read)";
   ASSERT_NE(find(e.refused, "2001:db8:b::2", 6443), nullptr);
   EXPECT_EQ(e.refused.size(), 2u);
   EXPECT_TRUE(e.accepted.empty()) << "the node's own connection is not the cloud's";
