@@ -263,8 +263,13 @@ class AgentPort {
 
   // Takes the agent's connection and answers its call.
   awaitable<void> accept() {
+    asio::steady_timer deadline(io_, std::chrono::seconds(30));
+    deadline.async_wait([this](boost::system::error_code e) {
+      if (!e) acceptor_.close();
+    });
     auto [ec] = co_await acceptor_.async_accept(stream_.next_layer(), nothrow);
-    if (ec) die("accepting the agent: " + ec.message());
+    deadline.cancel();
+    if (ec) die("no connection from the agent within 30 s: " + ec.message());
     stream_.next_layer().set_option(tcp::no_delay(true));
     auto [hec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, nothrow);
     if (hec) die("TLS with the agent: " + hec.message());
@@ -316,11 +321,16 @@ class AgentPort {
   Stream& stream(std::int64_t id) { return streams_[id]; }
   std::size_t queued() const { return out_.size() - sent_; }
 
+  // Waits for `p`, looked at again whenever a packet comes or the queue
+  // goes down; a minute without it ends the bench (a stream the agent
+  // closed, an agent that died), as does the connection's end.
   template <class P>
   awaitable<void> until(P p) {
+    const auto give_up = Clock::now() + std::chrono::minutes(1);
     while (!p()) {
       if (failed_) die("the agent's connection: " + why_);
-      changed_.expires_at(asio::steady_timer::time_point::max());
+      if (Clock::now() > give_up) die("no progress through the tunnel for a minute");
+      changed_.expires_at(give_up);
       co_await changed_.async_wait(nothrow);
     }
   }
@@ -703,7 +713,8 @@ int main(int argc, char** argv) {
 
   const double mib = static_cast<double>(bytes >> 20);
   std::printf(
-      "| through tetherd's tunnel (%.0f MiB each way, %d round trips, %d streams) | direct "
+      "| through tetherd's tunnel (plain bytes in its one TLS hop; %.0f MiB each way, %d round "
+      "trips, %d streams) | direct "
       "on loopback | tunnel | tunnel / direct | target |\n|---|---|---|---|---|\n",
       mib, kRoundTrips, kStreams);
   std::printf("| to the destination | %.0f MiB/s | %.0f MiB/s | %.2fx | >= 0.8x |\n", r.up_direct,

@@ -25,9 +25,12 @@ std::string frame_message(std::string_view message) {
   return out;
 }
 
-void append_framed(std::string& out, const google::protobuf::MessageLite& message) {
+bool append_framed(std::string& out, const google::protobuf::MessageLite& message) {
+  const std::size_t before = out.size();
   append_prefix(out, message.ByteSizeLong());
-  message.AppendToString(&out);
+  if (message.AppendToString(&out)) return true;
+  out.resize(before);
+  return false;
 }
 
 Result<void> MessageReader::feed(std::string_view bytes) {

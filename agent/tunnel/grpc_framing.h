@@ -23,7 +23,9 @@ inline constexpr std::size_t kPrefixBytes = 5;
 std::string frame_message(std::string_view message);
 // Appends `message`'s bytes on the stream to `out`, serialized in place
 // (what the agent sends: no copy of a DATA packet's payload on the way).
-void append_framed(std::string& out, const google::protobuf::MessageLite& message);
+// False, with `out` as it was, when protobuf cannot serialize it (above
+// 2 GiB): a prefix without its message would put the stream out of step.
+bool append_framed(std::string& out, const google::protobuf::MessageLite& message);
 
 // Reassembles messages from DATA frames cut anywhere. Bounded: a message
 // longer than `max_message` is an error as soon as its prefix says so (not

@@ -138,7 +138,10 @@ class Http2Connection final : public TunnelConnection {
 
   void send(const Packet& packet) override {
     if (closed_ || finishing_) return;  // after END_STREAM nothing more goes
-    append_framed(outgoing_, packet);
+    if (!append_framed(outgoing_, packet)) {
+      close("a packet of " + std::to_string(packet.ByteSizeLong()) + " bytes cannot be sent");
+      return;
+    }
     if (queued() > limits_.max_queued) {
       close("the server has taken nothing of " + std::to_string(queued()) + " bytes queued for it");
       return;
