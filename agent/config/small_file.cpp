@@ -37,10 +37,13 @@ Result<std::string> read_small_file(const std::string& path, std::size_t max_byt
   const std::string who(subject);
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error("cannot read " + who + ": " + std::strerror(errno));
-  std::string text(max_bytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  std::string room(max_bytes + 1, '\0');
+  in.read(room.data(), static_cast<std::streamsize>(room.size()));
   if (in.bad()) return make_error("cannot read " + who + ": I/O error");
-  text.resize(static_cast<std::size_t>(in.gcount()));
+  // A copy of what was read, not the room: a kubeconfig holds its PEM
+  // files' text as long as it is in use, and each would keep the whole
+  // limit's capacity (1 MiB) in the heap.
+  std::string text(room, 0, static_cast<std::size_t>(in.gcount()));
   if (text.size() > max_bytes) {
     const std::string limit = max_bytes % (1 << 20) == 0 ? std::to_string(max_bytes >> 20) + " MiB"
                                                          : std::to_string(max_bytes >> 10) + " KiB";

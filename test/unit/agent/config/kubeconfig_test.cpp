@@ -91,6 +91,11 @@ TEST_F(KubeconfigTest, KubeadmAdminConfCurrentAndNamedContexts) {
   EXPECT_EQ(edge->tls_server_name, "kubernetes.default.svc");
   EXPECT_EQ(edge->client_cert_pem, "CERT");
   EXPECT_EQ(edge->client_key_pem, "KEY");
+  // What a file held, not the read's 1 MiB of room: a kubeconfig in use
+  // holds these for as long as it lives (three kubeconfigs' PEMs were 6 MiB
+  // of an idle daemon's heap).
+  EXPECT_LT(edge->client_cert_pem.capacity(), 4096u);
+  EXPECT_LT(edge->client_key_pem.capacity(), 4096u);
 
   chmod(tmp_.file("certs/edge.key").c_str(), 0640);
   auto shared = load_kubeconfig(path, "edge@cloud");
