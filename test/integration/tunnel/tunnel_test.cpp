@@ -801,15 +801,13 @@ TEST_F(TunnelKubectl, TheDaemonTakesItsTunnelSectionWithoutARestart) {
   const auto streams = [&] {
     return control(control_port_, http::verb::get, "/state").at("streams").as_array();
   };
-  // Whether the stand-in comes to say `p` of its streams within 10 s (it
-  // hears the agent's packets on its own time).
-  const auto stand_in_says = [&](auto p) {
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    for (;;) {
-      if (p(streams())) return true;
-      if (std::chrono::steady_clock::now() > until) return false;
-      std::this_thread::sleep_for(20ms);
-    }
+  // The stand-in's streams once it has said (on stderr, followed by
+  // inotify) that `ended` of them ended and `drained` were drained: what
+  // it says is filed in its state before it is said.
+  const auto streams_after = [&](int ended, int drained) {
+    EXPECT_TRUE(standin_->err_shows("agent=node-a ended", 10s, ended)) << standin_->err();
+    EXPECT_TRUE(standin_->err_shows("agent=node-a is draining", 10s, drained)) << standin_->err();
+    return streams();
   };
 
   configure("");
@@ -823,18 +821,20 @@ TEST_F(TunnelKubectl, TheDaemonTakesItsTunnelSectionWithoutARestart) {
   configure(k3s_destination());
   ASSERT_TRUE(daemon.err_shows("TETHERD_EVENT=tunnel-connected", 30s)) << daemon.err();
   EXPECT_TRUE(daemon.err_shows("TETHERD_EVENT=config-reloaded", 10s)) << daemon.err();
-  EXPECT_TRUE(stand_in_says([](const boost::json::array& s) { return s.size() == 1; }))
-      << boost::json::serialize(streams());
+  EXPECT_EQ(streams().size(), 1u) << boost::json::serialize(streams());
   const auto [code, out] = kubectl_get("/api");
   EXPECT_EQ(code, 0) << out;
 
   // Changed: k3s is no longer a destination; the old call is drained.
   configure("127.0.0.1:1");
   ASSERT_TRUE(daemon.err_shows("TETHERD_EVENT=tunnel-connected", 30s, 2)) << daemon.err();
-  EXPECT_TRUE(stand_in_says([](const boost::json::array& s) {
-    return s.size() == 2 && s.at(0).at("drained").as_bool() && !s.at(0).at("open").as_bool() &&
-           s.at(1).at("open").as_bool();
-  })) << boost::json::serialize(streams());
+  {
+    const auto s = streams_after(1, 1);
+    ASSERT_EQ(s.size(), 2u) << boost::json::serialize(s);
+    EXPECT_TRUE(s.at(0).at("drained").as_bool()) << boost::json::serialize(s);
+    EXPECT_FALSE(s.at(0).at("open").as_bool()) << boost::json::serialize(s);
+    EXPECT_TRUE(s.at(1).at("open").as_bool()) << boost::json::serialize(s);
+  }
   const auto [refused, said] = kubectl_get("/api");
   EXPECT_NE(refused, 0) << said;
   EXPECT_NE(said.find("Service Unavailable"), std::string::npos) << said;
@@ -843,9 +843,12 @@ TEST_F(TunnelKubectl, TheDaemonTakesItsTunnelSectionWithoutARestart) {
   // Removed.
   configure("");
   ASSERT_TRUE(daemon.err_shows("TETHERD_EVENT=tunnel-off", 30s)) << daemon.err();
-  EXPECT_TRUE(stand_in_says([](const boost::json::array& s) {
-    return s.size() == 2 && s.at(1).at("drained").as_bool() && !s.at(1).at("open").as_bool();
-  })) << boost::json::serialize(streams());
+  {
+    const auto s = streams_after(2, 2);
+    ASSERT_EQ(s.size(), 2u) << boost::json::serialize(s);
+    EXPECT_TRUE(s.at(1).at("drained").as_bool()) << boost::json::serialize(s);
+    EXPECT_FALSE(s.at(1).at("open").as_bool()) << boost::json::serialize(s);
+  }
 
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(30s), 0) << daemon.err();
