@@ -16,7 +16,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/url/pct_string_view.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -24,11 +23,12 @@
 #include "agent/core/duration.h"
 #include "agent/core/timer.h"
 #include "agent/tunnel/grpc_framing.h"
+#include "agent/tunnel/read_buffered_socket.h"
+#include "agent/tunnel/write_watch.h"
 
 namespace tetherd::tunnel {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
 using asio::awaitable;
 using tcp = asio::ip::tcp;
 
@@ -73,31 +73,31 @@ class Http2Connection final : public TunnelConnection {
     handlers_ = std::move(handlers);
     auto self = std::static_pointer_cast<Http2Connection>(shared_from_this());
     const std::string where = address.host + ":" + std::to_string(address.port);
-    auto& tcp = stream_.next_layer();
+    auto& tcp = socket();
     boost::system::error_code ec;
     const auto ip = asio::ip::make_address(address.host, ec);
-    tcp.expires_after(limits_.connect_timeout);
+    arm(limits_.connect_timeout);  // the name's resolution too
     if (!ec) {
       auto [cec] = co_await tcp.async_connect(tcp::endpoint(ip, address.port), nothrow);
-      if (cec) co_return failed("connecting to " + where + ": " + cec.message());
+      if (cec) co_return failed("connecting to " + where + ": " + io_error(cec));
     } else {
-      tcp::resolver resolver(executor_);
       auto [rec, found] =
-          co_await resolver.async_resolve(address.host, std::to_string(address.port), nothrow);
-      if (rec) co_return failed("resolving " + address.host + ": " + rec.message());
-      auto [cec, endpoint] = co_await tcp.async_connect(found, nothrow);
-      if (cec) co_return failed("connecting to " + where + ": " + cec.message());
+          co_await resolver_.async_resolve(address.host, std::to_string(address.port), nothrow);
+      if (closed_) co_return failed(why_);
+      if (rec) co_return failed("resolving " + address.host + ": " + io_error(rec));
+      auto [cec, endpoint] = co_await asio::async_connect(tcp, found, nothrow);
+      if (cec) co_return failed("connecting to " + where + ": " + io_error(cec));
     }
     if (closed_) co_return failed(why_);
-    tcp.socket().set_option(tcp::no_delay(true), ec);
+    tcp.set_option(tcp::no_delay(true), ec);
 
     SSL* ssl = stream_.native_handle();
     if (auto named = kube::expect_server_name(ssl, address); !named)
       co_return failed(named.error().message);
     SSL_set_alpn_protos(ssl, kAlpn, sizeof kAlpn);
-    tcp.expires_after(limits_.handshake_timeout);
+    arm(limits_.handshake_timeout);
     auto [hec] = co_await stream_.async_handshake(asio::ssl::stream_base::client, nothrow);
-    if (hec) co_return failed("TLS handshake with " + where + ": " + describe(hec));
+    if (hec) co_return failed("TLS handshake with " + where + ": " + io_error(hec));
     const unsigned char* proto = nullptr;
     unsigned proto_length = 0;
     SSL_get0_alpn_selected(ssl, &proto, &proto_length);
@@ -105,7 +105,7 @@ class Http2Connection final : public TunnelConnection {
       co_return failed(where +
                        " does not speak HTTP/2 (ALPN h2): not a konnectivity server's "
                        "agent port");
-    tcp.expires_never();
+    deadline_.cancel();
 
     if (auto made = start_session(address, identity); !made) co_return failed(made.error().message);
     asio::co_spawn(executor_, write_loop(self), asio::detached);
@@ -165,10 +165,17 @@ class Http2Connection final : public TunnelConnection {
     why_ = std::move(why);
     // The writer says goodbye (GOAWAY, at most a second) and closes the
     // socket; before it runs, the socket is closed here.
+    resolver_.cancel();
+    write_watch_.stop();
     if (writing_) {
       nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+      // A write under way (to a server that reads nothing) ends within
+      // the last words' second.
+      arm(std::chrono::seconds(1));
     } else {
-      stream_.next_layer().close();
+      deadline_.cancel();
+      boost::system::error_code ignored;
+      socket().close(ignored);
     }
     ping_.cancel();
     kick_.cancel();
@@ -258,11 +265,13 @@ class Http2Connection final : public TunnelConnection {
     std::string out;
     for (ssize_t n; (n = nghttp2_session_mem_send(self->session_, &data)) > 0;)
       out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    if (!out.empty() && self->stream_.next_layer().socket().is_open()) {
-      self->stream_.next_layer().expires_after(std::chrono::seconds(1));
+    if (!out.empty() && self->socket().is_open()) {
+      self->arm(std::chrono::seconds(1));
       co_await asio::async_write(self->stream_, asio::buffer(out), nothrow);
+      self->deadline_.cancel();
     }
-    self->stream_.next_layer().close();
+    boost::system::error_code ignored;
+    self->socket().close(ignored);
   }
 
   awaitable<void> write_frames() {
@@ -291,10 +300,10 @@ class Http2Connection final : public TunnelConnection {
         co_await self->kick_.async_wait(nothrow);
         continue;
       }
-      self->stream_.next_layer().expires_after(self->limits_.write_timeout);
+      self->write_watch_.begin();
       auto [ec, n] = co_await asio::async_write(self->stream_, asio::buffer(out), nothrow);
+      self->write_watch_.end();
       if (self->closed_) co_return;
-      self->stream_.next_layer().expires_never();
       if (ec) {
         self->close("writing to the server: " + describe(ec));
         co_return;
@@ -332,6 +341,26 @@ class Http2Connection final : public TunnelConnection {
       }
       self->kick();
     }
+  }
+
+  tcp::socket& socket() { return stream_.next_layer().socket(); }
+
+  // Closes the socket unless what runs now (connecting, the handshake, the
+  // last words) is done within `limit`; the error then says "timed out".
+  void arm(Duration limit) {
+    deadline_.expires_after(limit);
+    deadline_.async_wait([weak = weak_from_this()](boost::system::error_code e) {
+      auto c = weak.lock();
+      if (!c || e) return;
+      auto& self = static_cast<Http2Connection&>(*c);
+      self.timed_out_ = true;
+      self.resolver_.cancel();
+      boost::system::error_code ignored;
+      self.socket().close(ignored);
+    });
+  }
+  std::string io_error(const boost::system::error_code& ec) const {
+    return timed_out_ ? "timed out" : describe(ec);
   }
 
   void start_pings() {
@@ -506,7 +535,14 @@ class Http2Connection final : public TunnelConnection {
   asio::any_io_executor executor_;
   const Clock& clock_;
   std::shared_ptr<asio::ssl::context> tls_;
-  asio::ssl::stream<beast::tcp_stream> stream_;
+  asio::ssl::stream<ReadBufferedSocket> stream_;
+  tcp::resolver resolver_{executor_};
+  asio::steady_timer deadline_{executor_};
+  bool timed_out_ = false;
+  WriteWatch write_watch_{
+      executor_, clock_, limits_.write_timeout, [this] {
+        close("writing to the server: timed out after " + format_duration(limits_.write_timeout));
+      }};
   ConnectionLimits limits_;
   Handlers handlers_;
   nghttp2_session* session_ = nullptr;

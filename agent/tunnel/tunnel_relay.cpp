@@ -15,6 +15,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "agent/core/duration.h"
+#include "agent/tunnel/write_watch.h"
 
 namespace tetherd::tunnel {
 
@@ -28,7 +29,13 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 }
 
 struct TunnelRelay::Endpoint {
-  explicit Endpoint(const asio::any_io_executor& executor) : stream(executor), wake(executor) {}
+  Endpoint(const asio::any_io_executor& executor, const Clock& clock, Duration write_timeout)
+      : stream(executor), wake(executor), watch(executor, clock, write_timeout, [this] {
+          // As tcp_stream's own deadline did: the socket closed, the write
+          // ends with an error.
+          write_stuck = true;
+          stream.close();
+        }) {}
   std::int64_t id = 0;
   std::int64_t random = 0;
   std::string address;
@@ -41,6 +48,8 @@ struct TunnelRelay::Endpoint {
   std::size_t in_flight = 0;  // bytes being written
   MonoTime last_active{};
   asio::steady_timer wake;  // the reader waits here while the server's queue is full
+  bool write_stuck = false;
+  WriteWatch watch;  // the writes' deadline (write_timeout)
 };
 
 TunnelRelay::TunnelRelay(asio::any_io_executor executor, const Clock& clock,
@@ -166,7 +175,7 @@ void TunnelRelay::dial(const DialRequest& request) {
                   " connections are open through this server already");
   if (dialling_.contains(request.random())) return refuse("a dial with this random is under way");
 
-  auto e = std::make_shared<Endpoint>(executor_);
+  auto e = std::make_shared<Endpoint>(executor_, clock_, limits_.write_timeout);
   e->random = request.random();
   e->address = to_string(*destination);
   dialling_[e->random] = e;
@@ -229,9 +238,8 @@ awaitable<void> TunnelRelay::read_from(std::shared_ptr<Endpoint> e) {
       co_await e->wake.async_wait(nothrow);
     }
     if (e->closed) break;
-    // No deadline on reading (a quiet watch is fine): a write's, set while
-    // no read was pending, must not be left on it.
-    e->stream.expires_never();
+    // No deadline on reading (a quiet watch is fine); the writes' is the
+    // watch's, not the stream's.
     auto [ec, n] = co_await e->stream.async_read_some(asio::buffer(buffer), nothrow);
     if (e->closed) break;
     if (n > 0) {
@@ -279,20 +287,20 @@ void TunnelRelay::data(Data& d, std::size_t wire) {
           e->in_flight = bytes.size();
           // A destination that stops reading holds the server's window
           // (every connection through that server waits): not for long.
-          e->stream.expires_after(self->limits_.write_timeout);
+          e->watch.begin();
           auto [ec, n] = co_await asio::async_write(e->stream, asio::buffer(bytes), nothrow);
-          e->stream.expires_never();
+          e->watch.end();
           e->in_flight = 0;
           self->connection_->consume(wire);  // written or not, the server may send again
           if (e->closed) break;
           self->stats_.bytes_to_destinations += n;
           e->last_active = self->clock_.monotonic();
           if (ec) {
-            self->close_response(e->id, "tetherd: writing to " + e->address + ": " +
-                                            (ec == beast::error::timeout
-                                                 ? "it read nothing for " +
-                                                       format_duration(self->limits_.write_timeout)
-                                                 : ec.message()));
+            self->close_response(
+                e->id, "tetherd: writing to " + e->address + ": " +
+                           (e->write_stuck ? "it read nothing for " +
+                                                 format_duration(self->limits_.write_timeout)
+                                           : ec.message()));
             break;
           }
         }
@@ -336,6 +344,7 @@ void TunnelRelay::close_response(std::int64_t id, std::string error) {
   for (const auto& [bytes, wire] : e->to_write)
     connection_->consume(wire);
   e->to_write.clear();
+  e->watch.stop();
   boost::system::error_code ignored;
   e->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   e->stream.close();
