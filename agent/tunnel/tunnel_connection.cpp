@@ -539,10 +539,6 @@ class Http2Connection final : public TunnelConnection {
   tcp::resolver resolver_{executor_};
   asio::steady_timer deadline_{executor_};
   bool timed_out_ = false;
-  WriteWatch write_watch_{
-      executor_, clock_, limits_.write_timeout, [this] {
-        close("writing to the server: timed out after " + format_duration(limits_.write_timeout));
-      }};
   ConnectionLimits limits_;
   Handlers handlers_;
   nghttp2_session* session_ = nullptr;
@@ -569,6 +565,11 @@ class Http2Connection final : public TunnelConnection {
   std::optional<ServerHello> hello_;
   bool closed_ = false;
   std::string why_;
+  // After limits_, which it reads when made.
+  WriteWatch write_watch_{
+      executor_, clock_, limits_.write_timeout, [this] {
+        close("writing to the server: timed out after " + format_duration(limits_.write_timeout));
+      }};
 };
 
 }  // namespace
