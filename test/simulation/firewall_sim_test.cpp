@@ -7,31 +7,21 @@
 
 #include <cstdlib>
 #include <iostream>
-#include <random>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include "test/simulation/seeds.h"
+
 namespace tetherd::sim::firewall {
 namespace {
 
-std::vector<std::uint64_t> seeds(std::size_t fixed, int drawn) {
-  if (const char* given = std::getenv("SIM_SEED"); given && *given)
-    return {std::strtoull(given, nullptr, 10)};
-  std::vector<std::uint64_t> out = {1, 2, 3};
-  out.resize(fixed);
-  std::random_device device;
-  for (int i = 0; i < drawn; ++i)
-    out.push_back((static_cast<std::uint64_t>(device()) << 32) | device());
-  return out;
-}
-
-void live_through(Mode mode, int days, std::size_t fixed, int drawn) {
+void live_through(Mode mode, int days, std::vector<std::uint64_t> fixed, int drawn) {
   Totals all;
   std::size_t events = 0, specs = 0, reloads = 0, restarts = 0, flushes = 0;
   std::optional<long> heap;
   int total_days = 0;
-  for (std::uint64_t seed : seeds(fixed, drawn)) {
+  for (std::uint64_t seed : seeds(std::move(fixed), drawn)) {
     const Scenario scenario = generate(seed, days, mode);
     const Verdict v = run(scenario, mode);
     if (v.violation) {
@@ -102,12 +92,12 @@ void live_through(Mode mode, int days, std::size_t fixed, int drawn) {
 TEST(FirewallSimulation, AYearOfSpecsReloadsRestartsAndFlushesHoldsEveryInvariant) {
   // SIM_DAYS: a longer life per seed (the memory invariant over it).
   const char* days = std::getenv("SIM_DAYS");
-  live_through(Mode::kMemory, days && *days ? std::atoi(days) : 365, 3, 2);
+  live_through(Mode::kMemory, days && *days ? std::atoi(days) : 365, {1, 2, 3}, 2);
 }
 
 TEST(FirewallSimulation, AMonthOnRealNftablesHoldsEveryInvariant) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root: a network namespace and nft tables";
-  live_through(Mode::kNftables, 30, 1, 0);
+  live_through(Mode::kNftables, 30, {1}, 0);
 }
 
 // The checker's own test: a monitor that never reconciles after someone
