@@ -76,7 +76,9 @@ class Http2Connection final : public TunnelConnection {
     auto& tcp = socket();
     boost::system::error_code ec;
     const auto ip = asio::ip::make_address(address.host, ec);
-    arm(limits_.connect_timeout);  // the name's resolution too
+    // The name's lookup too, though one under way cannot be stopped
+    // (getaddrinfo): it is judged when it ends.
+    arm(limits_.connect_timeout);
     if (!ec) {
       auto [cec] = co_await tcp.async_connect(tcp::endpoint(ip, address.port), nothrow);
       if (cec) co_return failed("connecting to " + where + ": " + io_error(cec));
@@ -84,6 +86,7 @@ class Http2Connection final : public TunnelConnection {
       auto [rec, found] =
           co_await resolver_.async_resolve(address.host, std::to_string(address.port), nothrow);
       if (closed_) co_return failed(why_);
+      if (timed_out_) co_return failed("resolving " + address.host + ": timed out");
       if (rec) co_return failed("resolving " + address.host + ": " + io_error(rec));
       auto [cec, endpoint] = co_await asio::async_connect(tcp, found, nothrow);
       if (cec) co_return failed("connecting to " + where + ": " + io_error(cec));
@@ -105,7 +108,7 @@ class Http2Connection final : public TunnelConnection {
       co_return failed(where +
                        " does not speak HTTP/2 (ALPN h2): not a konnectivity server's "
                        "agent port");
-    deadline_.cancel();
+    disarm();
 
     if (auto made = start_session(address, identity); !made) co_return failed(made.error().message);
     asio::co_spawn(executor_, write_loop(self), asio::detached);
@@ -173,7 +176,7 @@ class Http2Connection final : public TunnelConnection {
       // the last words' second.
       arm(std::chrono::seconds(1));
     } else {
-      deadline_.cancel();
+      disarm();
       boost::system::error_code ignored;
       socket().close(ignored);
     }
@@ -268,7 +271,7 @@ class Http2Connection final : public TunnelConnection {
     if (!out.empty() && self->socket().is_open()) {
       self->arm(std::chrono::seconds(1));
       co_await asio::async_write(self->stream_, asio::buffer(out), nothrow);
-      self->deadline_.cancel();
+      self->disarm();
     }
     boost::system::error_code ignored;
     self->socket().close(ignored);
@@ -348,16 +351,24 @@ class Http2Connection final : public TunnelConnection {
   // Closes the socket unless what runs now (connecting, the handshake, the
   // last words) is done within `limit`; the error then says "timed out".
   void arm(Duration limit) {
+    timed_out_ = false;
     deadline_.expires_after(limit);
-    deadline_.async_wait([weak = weak_from_this()](boost::system::error_code e) {
+    deadline_.async_wait([weak = weak_from_this(), armed = ++armed_](boost::system::error_code e) {
       auto c = weak.lock();
       if (!c || e) return;
       auto& self = static_cast<Http2Connection&>(*c);
+      // An expiry already queued when it was disarmed (or armed again)
+      // is not this one's.
+      if (armed != self.armed_) return;
       self.timed_out_ = true;
       self.resolver_.cancel();
       boost::system::error_code ignored;
       self.socket().close(ignored);
     });
+  }
+  void disarm() {
+    ++armed_;
+    deadline_.cancel();
   }
   std::string io_error(const boost::system::error_code& ec) const {
     return timed_out_ ? "timed out" : describe(ec);
@@ -539,6 +550,7 @@ class Http2Connection final : public TunnelConnection {
   tcp::resolver resolver_{executor_};
   asio::steady_timer deadline_{executor_};
   bool timed_out_ = false;
+  std::uint64_t armed_ = 0;  // which arm() the deadline is
   ConnectionLimits limits_;
   Handlers handlers_;
   nghttp2_session* session_ = nullptr;

@@ -255,7 +255,11 @@ awaitable<void> TunnelRelay::read_from(std::shared_ptr<Endpoint> e) {
     if (ec) {
       // The destination's end: the server hears CLOSE_RSP (as upstream's
       // agent says it), once what it had to write is written.
-      close_response(e->id, ec == asio::error::eof ? "" : ec.message());
+      // A stuck write closed the socket: its reason, not the read's
+      // "Operation canceled" (the read hears of it first).
+      close_response(e->id, e->write_stuck           ? stuck(*e)
+                            : ec == asio::error::eof ? ""
+                                                     : ec.message());
       break;
     }
   }
@@ -297,10 +301,8 @@ void TunnelRelay::data(Data& d, std::size_t wire) {
           e->last_active = self->clock_.monotonic();
           if (ec) {
             self->close_response(
-                e->id, "tetherd: writing to " + e->address + ": " +
-                           (e->write_stuck ? "it read nothing for " +
-                                                 format_duration(self->limits_.write_timeout)
-                                           : ec.message()));
+                e->id, e->write_stuck ? self->stuck(*e)
+                                      : "tetherd: writing to " + e->address + ": " + ec.message());
             break;
           }
         }
@@ -331,6 +333,11 @@ void TunnelRelay::cancel_dial(std::int64_t random) {
   // pile dials up past max_connections).
   it->second->cancelled = true;
   it->second->stream.cancel();
+}
+
+std::string TunnelRelay::stuck(const Endpoint& e) const {
+  return "tetherd: writing to " + e.address + ": it read nothing for " +
+         format_duration(limits_.write_timeout);
 }
 
 // Closes the connection `id` and tells the server.

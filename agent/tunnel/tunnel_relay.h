@@ -89,6 +89,8 @@ class TunnelRelay : public std::enable_shared_from_this<TunnelRelay> {
   void data(Data& d, std::size_t wire);  // takes its bytes
   void close_request(std::int64_t id);
   void cancel_dial(std::int64_t random);
+  // Why a destination's connection closed when a write to it was stuck.
+  std::string stuck(const Endpoint& e) const;
   void close_response(std::int64_t id, std::string error);
   void idle_round();
   void arm_idle();

@@ -53,6 +53,7 @@ class WriteWatch {
     });
   }
   void fired() {
+    if (stopped_) return;  // an expiry queued before stop()
     if (!writing_) {
       watching_ = false;  // the next write watches again
       return;

@@ -494,6 +494,8 @@ TEST_F(Tunnel, ADestinationThatReadsNothingHoldsTheWindowNotMemoryAndIsClosed) {
   })) << "the sink was never closed";
   EXPECT_LE(most, connection_limits_.window);
   EXPECT_GT(most, 0u) << "the sink was sent something it did not take";
+  EXPECT_TRUE(standin_->err_shows("it read nothing for 1s", 20s))
+      << "the server hears why, not the read's 'Operation canceled': " << standin_->err();
   slow.socket.close();
   writer.join();
   ConnectClient next;

@@ -397,6 +397,9 @@ def handle_agent_packet(state, stream, pkt):
                 log(f"stream {stream.server_id}: CLOSE_RSP for unknown connectID "
                     f"{c.connectID}: {c.error}")
         if t is not None:
+            if c.error:
+                log(f"stream {stream.server_id}: connectID {c.connectID} closed by the "
+                    f"agent: {c.error}")
             t.agent_closed = True
             t.deliver(None)
     elif kind == "DRAIN":
