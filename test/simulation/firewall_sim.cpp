@@ -38,7 +38,7 @@ const std::vector<std::string> kMalformed = {"bogus", "198.51.100.0/33", "300.1.
 
 std::string clock_text(Duration t) {
   const auto s = std::chrono::duration_cast<std::chrono::seconds>(t).count();
-  char out[32];
+  char out[64];
   std::snprintf(out, sizeof out, "day %lld %02lld:%02lld:%02lld", static_cast<long long>(s / 86400),
                 static_cast<long long>(s / 3600 % 24), static_cast<long long>(s / 60 % 60),
                 static_cast<long long>(s % 60));
@@ -160,7 +160,7 @@ class Draw {
 
  private:
   static std::string hex(int v) {
-    char out[8];
+    char out[16];
     std::snprintf(out, sizeof out, "%x", v);
     return out;
   }
