@@ -17,7 +17,9 @@
 // Throughput is one transfer of MiB each way: to the destination (the
 // cloud's request bodies) and from it (the API's answers), through the
 // tunnel, over a plain loopback connection, and over TLS on loopback (what
-// a cloud client's connection to k3s on an open 6443 is). Latency is the
+// a cloud client's connection to k3s on an open 6443 is), and the client's
+// TLS to a TLS destination inside the tunnel (as proxy-url carries it; the
+// server's frontend socket hop is not in it). Latency is the
 // median of 2000 round trips of 64 bytes to the echo. Memory per stream is
 // the agent's RSS with 100 streams open (each carried one round trip)
 // against none. Numbers go in the README with this command.

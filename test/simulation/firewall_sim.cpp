@@ -832,8 +832,10 @@ Scenario shrink(Scenario s, Mode mode, bool sabotage, int runs) {
   return s;
 }
 
-std::string describe(const Scenario& scenario) {
-  std::ostringstream out;
+namespace {
+// A spec's line: its kind, its size, and the object's FNV-1a, so two lives
+// that differ in one source differ here too.
+std::string spec_line(const Event& e) {
   static const char* classes[] = {"valid",
                                   "huge",
                                   "undecodable",
@@ -841,12 +843,28 @@ std::string describe(const Scenario& scenario) {
                                   "too many sources",
                                   "too wide",
                                   "an unmanaged port"};
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : e.text)
+    h = (h ^ c) * 0x100000001b3ULL;
+  char digest[32];
+  std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(h));
+  return std::string(classes[static_cast<int>(e.spec)]) + ", " + std::to_string(e.sources.size()) +
+         " sources" + (e.kernel_refuses ? ", the kernel refuses its apply" : "") + " [" + digest +
+         "]";
+}
+}  // namespace
+
+std::string describe(const Scenario& scenario) {
+  std::ostringstream out;
   for (const Event& e : scenario.events) {
     out << "  " << clock_text(e.at) << "  " << to_string(e.kind);
     switch (e.kind) {
       case Kind::kSpec:
-        out << ": " << classes[static_cast<int>(e.spec)] << ", " << e.sources.size() << " sources"
-            << (e.kernel_refuses ? ", the kernel refuses its apply" : "");
+        out << ": " << spec_line(e);
+        break;
+      case Kind::kBurst:
+        for (const Event& one : e.burst)
+          out << "\n      then " << spec_line(one);
         break;
       case Kind::kReload:
         out << ": " << (e.file_good ? "" : "a bad file: ") << e.text.substr(0, 200);
