@@ -350,6 +350,21 @@ bool key_matches(const Certificate& cert, const PrivateKey& key) {
          EVP_PKEY_eq(public_key, key.native()) == 1;
 }
 
+std::string public_key_sha256(const PrivateKey& key) {
+  ErrorQueueScope queue;
+  if (key.native() == nullptr) return {};
+  unsigned char* spki = nullptr;
+  const int spki_size = i2d_PUBKEY(key.native(), &spki);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  std::string out;
+  if (spki_size > 0 && EVP_Digest(spki, static_cast<std::size_t>(spki_size), digest, &size,
+                                  EVP_sha256(), nullptr) == 1)
+    out = lower_hex(digest, size);
+  OPENSSL_free(spki);
+  return out;
+}
+
 bool self_signed(const Certificate& cert) {
   ErrorQueueScope queue;
   X509* c = cert.native();

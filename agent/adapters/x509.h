@@ -83,6 +83,11 @@ bool key_matches(const Certificate& cert, const PrivateKey& key);
 // (a certificate that merely carries a pinned key is not).
 bool self_signed(const Certificate& cert);
 
+// The SHA-256 of the key's public half (its SubjectPublicKeyInfo DER),
+// lower hex: the matching certificate's CertificateInfo::spki_sha256. Tells
+// one key from another without keeping the private half; "" on failure.
+std::string public_key_sha256(const PrivateKey& key);
+
 // The same words as CertificateInfo::key_type.
 std::string key_type(const PrivateKey& key);
 

@@ -156,6 +156,7 @@ Result<void> Daemon::start() {
     // a wedged loop is what the watchdog catches.
     watchdog_period_ = *timeout / 3;
   }
+  wall_step_.check(clock_.wall(), clock_.boottime());  // the baseline
   arm_tick();
   const std::string status = this->status();
   log_.info("started", "tetherd " TETHERD_VERSION " started: " + status,
@@ -195,6 +196,7 @@ void Daemon::arm_tick() {
   tick_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     check_resume();
+    check_wall_step();
     reap();
     if (local_ && !local_->complete() && !stopping_) {
       const std::string before = local_->k3s_problem();
@@ -276,6 +278,11 @@ void Daemon::start_issuer() {
     }
   }
   issuer_->on_result([this](const RotationResult& r) { issuer_checked(r); });
+  if (config_.linkerd && !config_.linkerd->trust_anchor_key.empty()) {
+    // The key the start's pass signs with; another one later runs a pass.
+    auto key = x509::load_private_key_file(config_.linkerd->trust_anchor_key, "");
+    anchor_key_seen_ = key ? x509::public_key_sha256(*key) : "";
+  }
   issuer_->request(RotationTrigger::kStart);
   arm_issuer_check();
 }
@@ -304,6 +311,20 @@ bool Daemon::check_resume() {
   const auto before = resume_->stats().resumes;
   resume_->check_clock();
   return resume_->stats().resumes > before;
+}
+
+std::optional<Duration> Daemon::check_wall_step() {
+  const auto step = wall_step_.check(clock_.wall(), clock_.boottime());
+  if (!step || stopping_) return step;
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(*step).count();
+  log_.notice("wall-clock-stepped",
+              "the wall clock stepped " + std::string(seconds < 0 ? "back" : "forward") + " by " +
+                  format_duration(seconds < 0 ? -*step : *step) +
+                  ": the issuer and the node's credential are judged again",
+              {{"STEP_SECONDS", std::to_string(seconds)}});
+  if (renewal_) renewal_->wake(/*resumed=*/false);
+  if (issuer_) issuer_->request(RotationTrigger::kClockStep);
+  return step;
 }
 
 void Daemon::resumed() {
@@ -661,7 +682,18 @@ void Daemon::anchor_key() {
   if (!key) return credential_problem("linkerd.trustAnchorKey", key.error().message);
   const bool was_bad = credential_problems_.count("linkerd.trustAnchorKey") > 0;
   credential_problem("linkerd.trustAnchorKey", "");
-  if (!was_bad || !issuer_) return;
+  // Another key: the operator replaced the trust anchor (its root in the
+  // bundle, its key here), and an issuer under the new root is due now, not
+  // at the next hourly check (issue 23's simulation: an anchor replaced after
+  // the old one ended left the issuer expired for up to an hour).
+  const std::string seen = x509::public_key_sha256(*key);
+  const bool another = seen != anchor_key_seen_;
+  anchor_key_seen_ = seen;
+  if (another && !was_bad)
+    log_.info("anchor-key-changed",
+              path + " holds another trust anchor key: the issuer is judged again",
+              {{"KEY_FILE", path}});
+  if (!(was_bad || another) || !issuer_) return;
   if (rotate_token_pending_.empty()) {
     issuer_->request(RotationTrigger::kPeriodic);
   } else {

@@ -24,6 +24,7 @@
 #include "agent/app/tether.h"
 #include "agent/config/config_loader.h"
 #include "agent/core/clock.h"
+#include "agent/core/clock_jump.h"
 #include "agent/core/firewall_monitor.h"
 #include "agent/core/log.h"
 #include "agent/core/service_notifier.h"
@@ -98,6 +99,11 @@ class Daemon {
   // Linkerd's issuer is checked hourly on a monotonic timer, which stands
   // still while the machine sleeps: the resume triggers its own check.
   static constexpr Duration kIssuerCheckPeriod = std::chrono::hours(1);
+  // The wall clock's steps, also checked on every tick: certificates are
+  // judged on it, so a step (NTP's first answer after a boot with the time
+  // saved at shutdown) judges the issuer and the node's credential again.
+  // Returns the step when there was one.
+  std::optional<Duration> check_wall_step();
 
   const Config& config() const { return config_; }
 
@@ -219,6 +225,8 @@ class Daemon {
   // check: one wake-up for both.
   Timer tick_;
   Timer issuer_timer_;
+  WallStepCheck wall_step_;
+  std::string anchor_key_seen_;       // the trust anchor key's public_key_sha256
   CloudLinkerd cloud_linkerd_;        // as the last session read it
   std::string saved_cloud_issuer_;    // what the state dir holds of it
   std::string rotate_token_;          // spec.linkerd.rotate as last seen

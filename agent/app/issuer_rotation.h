@@ -31,7 +31,8 @@
 // A Secret that cert-manager manages (its annotation says so) is left to
 // cert-manager: two rotators would fight.
 //
-// The triggers (start, resume, hourly, spec.linkerd.rotate, tetherctl) are
+// The triggers (start, resume, hourly, spec.linkerd.rotate, tetherctl, a
+// step of the wall clock) are
 // the caller's; passes never overlap (request() queues one more).
 
 #include <cstddef>
@@ -56,7 +57,7 @@
 
 namespace tetherd {
 
-enum class RotationTrigger { kStart, kResume, kPeriodic, kToken, kManual, kCloud };
+enum class RotationTrigger { kStart, kResume, kPeriodic, kToken, kManual, kCloud, kClockStep };
 std::string_view to_string(RotationTrigger trigger);  // "start", "resume", ...
 
 // What a read found, judged.

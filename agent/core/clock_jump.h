@@ -27,4 +27,23 @@ class ClockJumpCheck {
   std::optional<Duration> baseline_;  // boottime - monotonic at the previous call
 };
 
+// The wall clock stepped: NTP's first answer on a board with no RTC (it
+// booted with the time it saved at shutdown, or 1970), a bad RTC, an
+// admin's `date -s`. CLOCK_REALTIME moved against CLOCK_BOOTTIME, which
+// nothing sets and which counts sleeps as the wall clock does. NTP's
+// slewing moves the wall clock by at most 0.5 ms a second, so more than
+// `threshold` between two checks is a step.
+class WallStepCheck {
+ public:
+  explicit WallStepCheck(Duration threshold = std::chrono::seconds(10)) : threshold_(threshold) {}
+
+  // By how much the wall clock stepped since the previous call (negative:
+  // back), when it did. The first call only sets the baseline.
+  std::optional<Duration> check(WallTime wall, MonoTime boottime);
+
+ private:
+  Duration threshold_;
+  std::optional<Duration> baseline_;  // wall - boottime at the previous call
+};
+
 }  // namespace tetherd

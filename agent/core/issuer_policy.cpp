@@ -192,13 +192,22 @@ IssuerVerdict judge_issuer(const IssuerFacts& facts, WallTime now, const IssuerP
   IssuerVerdict v;
   v.issuer = judge_state(facts, chained, now, policy);
   v.anchor = judge_anchor(anchor, now, policy);
+  // A live anchor to sign under: the one judged, or the signer's (an
+  // issuer that ended with its old anchor is renewed under the new one the
+  // operator brought; issue 23's simulation).
+  const bool signer_live = facts.signer_not_after && now <= *facts.signer_not_after;
   v.rotate = wants_rotation(v.issuer) &&
-             (v.anchor == AnchorState::kValid || v.anchor == AnchorState::kExpiring);
+             (v.anchor == AnchorState::kValid || v.anchor == AnchorState::kExpiring || signer_live);
   // Near the anchor's end every new issuer is capped at it, and so is due
   // again at once: renewing it hourly would change nothing but the key.
   // Only an expired issuer is worth replacing then.
+  // Unless the operator has brought a newer anchor whose key signs here: an
+  // issuer under it outlasts this one (issue 23's simulation: else it
+  // expired with the old anchor and waited for the next hourly check).
+  const bool outlasted =
+      anchor != nullptr && facts.signer_not_after && *facts.signer_not_after > anchor->not_after;
   const bool capped = v.rotate && v.issuer == IssuerState::kRenewSoon && anchor != nullptr &&
-                      facts.issuer->not_after >= anchor->not_after;
+                      facts.issuer->not_after >= anchor->not_after && !outlasted;
   if (capped) v.rotate = false;
   if (facts.issuer) v.issuer_expires = facts.issuer->not_after;
   if (anchor != nullptr) v.anchor_expires = anchor->not_after;

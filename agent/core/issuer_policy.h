@@ -37,11 +37,12 @@
 // anchor_warn_before left), kValid; kUnknown with no anchors at all.
 //
 // rotate: the issuer state asks for it AND the anchor is kValid or
-// kExpiring, except for a kRenewSoon issuer that already ends with its
-// anchor (a new one would be capped at the same end, and due again at once). Under an expired
-// anchor a new issuer is as useless as the old one, and tetherd never invents an anchor (it is
-// shared by every linked cluster); with no anchor known it cannot tell what a new issuer would
-// chain to.
+// kExpiring (or the signer's anchor, signer_not_after, has not ended), except for a kRenewSoon
+// issuer that already ends with its anchor when the signer's anchor ends no later (a new one would
+// be capped at the same end, and due again at once; under a newer anchor whose key signs here, it
+// would not). Under an expired anchor a new issuer is as useless as the old one, and tetherd never
+// invents an anchor (it is shared by every linked cluster); with no anchor known it cannot tell
+// what a new issuer would chain to.
 //
 // valid (the CertificatesValid condition) is true only for kValid + kValid.
 // reason: TrustAnchorExpired or TrustAnchorExpiring whenever the anchor is
@@ -87,6 +88,9 @@ struct IssuerFacts {
   bool key_matches = true;
   // Non-empty: the Secret or the ConfigMap could not be read or parsed.
   std::string unreadable;
+  // The end of the anchor whose key signs new issuers here (the key file's
+  // root in the bundle), when there is one.
+  std::optional<WallTime> signer_not_after;
 };
 
 struct IssuerPolicy {

@@ -111,6 +111,7 @@ struct HttpsClient::State {
   std::vector<std::string> peer_chain;
   std::set<Connection*> live;  // before `idle`: idle connections leave it as they go
   std::vector<std::unique_ptr<Connection>> idle;
+  HttpsClient::Exchange exchange;  // create_in_process(): no connections at all
 };
 
 using State = HttpsClient::State;
@@ -259,6 +260,16 @@ ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create_unverified(
                           asio::ssl::context::no_compression);
   state->tls->set_verify_mode(asio::ssl::verify_none);
   state->unverified = true;
+  return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(state)));
+}
+
+std::unique_ptr<HttpsClient> HttpsClient::create_in_process(asio::any_io_executor executor,
+                                                            std::string server, Exchange exchange) {
+  auto address = parse_server_address(server, {});
+  auto state = std::make_shared<State>(std::move(executor), std::move(server),
+                                       address ? std::move(*address) : ServerAddress{},
+                                       std::string(), ClientLimits{});
+  state->exchange = std::move(exchange);
   return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(state)));
 }
 
@@ -565,11 +576,19 @@ awaitable<ApiResult<void>> stream_on(std::shared_ptr<State> s, HttpRequest reque
 }  // namespace
 
 awaitable<ApiResult<HttpResponse>> HttpsClient::send(HttpRequest request) {
+  if (state_->exchange) return state_->exchange(std::move(request));
   return send_on(state_, std::move(request));
 }
 
+namespace {
+awaitable<ApiResult<void>> not_in_process(std::string server) {
+  co_return invalid(server + ": watches are not served in process");
+}
+}  // namespace
+
 awaitable<ApiResult<void>> HttpsClient::stream(HttpRequest request, Duration idle, BodySink sink,
                                                std::function<void()> on_open) {
+  if (state_->exchange) return not_in_process(state_->server);
   return stream_on(state_, std::move(request), idle, std::move(sink), std::move(on_open));
 }
 

@@ -96,6 +96,14 @@ class HttpsClient {
   // credentials that do not load, are an error and change nothing.
   ApiResult<void> use_credentials(const Kubeconfig& kubeconfig);
 
+  // In process: every request is answered by `exchange`, with no socket
+  // and no TLS. For the simulations (test/simulation/), which run the app
+  // layer on simulated time against the test API server's REST semantics;
+  // the daemon never makes one. Watches are not served (stream() fails).
+  using Exchange = std::function<boost::asio::awaitable<ApiResult<HttpResponse>>(HttpRequest)>;
+  static std::unique_ptr<HttpsClient> create_in_process(boost::asio::any_io_executor executor,
+                                                        std::string server, Exchange exchange);
+
   // Closes every connection. Calls in flight may outlive the client: they
   // hold its state, and end with a "Disconnected" transport error.
   ~HttpsClient();

@@ -19,6 +19,8 @@
 #include "agent/core/spec_intake.h"
 #include "firewall/desired_state.h"
 #include "firewall/nftables_backend.h"
+#include "test/simulation/seeds.h"
+#include "test/simulation/tail_log.h"
 #include "test/support/fake_backend.h"
 #include "test/support/keeper_calls.h"
 #include "test/support/netns.h"
@@ -35,15 +37,6 @@ using boost::asio::ip::make_address;
 constexpr std::uint16_t kTunnelled = 6443;  // tunnel.destinations' default, 127.0.0.1:6443
 const std::vector<std::string> kMalformed = {"bogus", "198.51.100.0/33", "300.1.2.3/32",
                                              "2001:db8::/129", ""};
-
-std::string clock_text(Duration t) {
-  const auto s = std::chrono::duration_cast<std::chrono::seconds>(t).count();
-  char out[64];
-  std::snprintf(out, sizeof out, "day %lld %02lld:%02lld:%02lld", static_cast<long long>(s / 86400),
-                static_cast<long long>(s / 3600 % 24), static_cast<long long>(s / 60 % 60),
-                static_cast<long long>(s % 60));
-  return out;
-}
 
 // ---------------------------------------------------------------- the model
 
@@ -252,25 +245,6 @@ class Kernel final : public fw::Backend {
   fw::Backend& real_;
   bool* refuse_;
   bool* removed_;
-};
-
-// A log that keeps the last lines (for a failure's message), not all.
-class TailLog final : public Log {
- public:
-  void write(Priority, std::string_view event, std::string_view message,
-             std::initializer_list<LogField>) override {
-    lines_.push_back(std::string(event) + ": " + std::string(message).substr(0, 300));
-    if (lines_.size() > 8) lines_.pop_front();
-  }
-  std::string tail() const {
-    std::string out;
-    for (const auto& l : lines_)
-      out += "\n    " + l;
-    return out;
-  }
-
- private:
-  std::deque<std::string> lines_;
 };
 
 FirewallConfig config_of(const std::string& yaml) {
@@ -807,29 +781,8 @@ Verdict run(const Scenario& scenario, Mode mode, bool sabotage) {
 }
 
 Scenario shrink(Scenario s, Mode mode, bool sabotage, int runs) {
-  const Verdict first = run(s, mode, sabotage);
-  if (!first.violation) return s;
-  const std::string name = invariant(*first.violation);
-  // What comes after the failure cannot have caused it.
-  s.events.resize(first.step + 1);
-  // Halves, then single events, while the same invariant still fails.
-  for (std::size_t chunk = s.events.size() / 2; chunk >= 1 && runs > 0; chunk /= 2) {
-    for (std::size_t at = 0; at + chunk <= s.events.size() && runs > 0;) {
-      Scenario t = s;
-      t.events.erase(t.events.begin() + static_cast<long>(at),
-                     t.events.begin() + static_cast<long>(at + chunk));
-      --runs;
-      const Verdict v = run(t, mode, sabotage);
-      if (v.violation && invariant(*v.violation) == name) {
-        s = std::move(t);
-        s.events.resize(std::min(s.events.size(), v.step + 1));
-      } else {
-        at += chunk;
-      }
-    }
-    if (chunk == 1) break;
-  }
-  return s;
+  return shrink_events(
+      std::move(s), [&](const Scenario& t) { return run(t, mode, sabotage); }, invariant, runs);
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include "agent/core/lease.h"
 #include "agent/core/node_status.h"
 #include "agent/core/tether_session.h"
+#include "test/simulation/seeds.h"
 
 namespace tetherd::sim {
 namespace {
@@ -41,13 +42,6 @@ bool answers(std::optional<Fault> f) {
 }
 bool healthy(std::optional<Fault> f) {
   return !f || *f == Fault::kSlow;
-}
-
-// A number in [0, 1) from 53 of the generator's bits: the same on every
-// standard library (uniform_real_distribution is not), so a seed replays
-// anywhere.
-double unit_of(std::mt19937_64& r) {
-  return static_cast<double>(r() >> 11) * 0x1.0p-53;
 }
 
 class Simulation {

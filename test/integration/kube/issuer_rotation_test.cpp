@@ -103,6 +103,9 @@ class IssuerRotationTest : public KubeTest {
     return *rotation_;
   }
 
+  // A daemon whose start finds the issuer valid for two hours more; after
+  // `event`, a pass with `trigger` finds it expired and rotates.
+  void the_daemon_rotates_after(const std::function<void(Daemon&)>& event, RotationTrigger trigger);
   void restart_with_a_saved_cloud_issuer(bool cloud,
                                          const std::function<void(IssuerRotation&)>& check);
 
@@ -282,6 +285,36 @@ TEST_F(IssuerRotationTest, WithoutTheEventTheIdentityDeploymentIsRestarted) {
 // three days asleep (the FakeClock: monotonic stands still) and the clocks'
 // witness reports the resume, whose check rotates.
 TEST_F(IssuerRotationTest, TheDaemonRotatesOnTheResumeAfterAThreeDaySuspend) {
+  the_daemon_rotates_after(
+      [&](Daemon& daemon) {
+        clock_.suspend(72h);
+        on_loop([&] { EXPECT_TRUE(daemon.check_resume()); });
+      },
+      RotationTrigger::kResume);
+}
+
+// The wall clock stepped (NTP's first answer after a boot with the time
+// saved at shutdown): monotonic and boottime did not move, so it is no
+// resume, but the issuer is three days older than the last check thought.
+// The tick's check sees the step and judges the issuer again at once, not
+// at the next hourly check.
+TEST_F(IssuerRotationTest, TheDaemonRotatesWhenTheWallClockStepsPastTheIssuersEnd) {
+  the_daemon_rotates_after(
+      [&](Daemon& daemon) {
+        clock_.step_wall(72h);
+        on_loop([&] {
+          EXPECT_FALSE(daemon.check_resume()) << "a step is no resume";
+          EXPECT_EQ(daemon.check_wall_step(), std::optional<Duration>(72h));
+          EXPECT_FALSE(daemon.check_wall_step()) << "seen once";
+        });
+        ASSERT_EQ(log_.with_event("wall-clock-stepped").size(), 1u);
+        EXPECT_EQ(log_.with_event("wall-clock-stepped")[0].fields.at("STEP_SECONDS"), "259200");
+      },
+      RotationTrigger::kClockStep);
+}
+
+void IssuerRotationTest::the_daemon_rotates_after(const std::function<void(Daemon&)>& event,
+                                                  RotationTrigger trigger) {
   install(issuer(-1h, 2h));
   TempDir state;
   RecordingNotifier notifier;
@@ -324,18 +357,17 @@ TEST_F(IssuerRotationTest, TheDaemonRotatesOnTheResumeAfterAThreeDaySuspend) {
     EXPECT_FALSE(issuers.last()->rotated);
   });
 
-  clock_.suspend(72h);
-  on_loop([&] { EXPECT_TRUE(daemon->check_resume()); });
+  event(*daemon);
   ASSERT_TRUE(until([&] {
     bool rotated = false;
     on_loop([&] { rotated = issuers.last()->rotated && !issuers.busy(); });
     return rotated;
   }));
   on_loop([&] {
-    EXPECT_EQ(issuers.last()->trigger, RotationTrigger::kResume);
+    EXPECT_EQ(issuers.last()->trigger, trigger);
     EXPECT_EQ(issuers.last()->before.verdict.issuer, IssuerState::kExpired);
     ASSERT_EQ(log_.with_event("issuer-rotated").size(), 1u);
-    EXPECT_EQ(log_.with_event("issuer-rotated")[0].fields.at("TRIGGER"), "resume");
+    EXPECT_EQ(log_.with_event("issuer-rotated")[0].fields.at("TRIGGER"), to_string(trigger));
   });
   EXPECT_GE(stored_issuer_info().not_after, clock_.wall() + 8000h);
   on_loop([&] { daemon->stop("test"); });

@@ -40,5 +40,39 @@ TEST(ClockJumpCheck, SleepsUnderTheThresholdAndWallClockStepsAreIgnored) {
   EXPECT_EQ(check(c, clock), 2s);
 }
 
+std::optional<Duration> step(WallStepCheck& c, const test::FakeClock& clock) {
+  return c.check(clock.wall(), clock.boottime());
+}
+
+TEST(WallStepCheck, AStepEitherWayIsSeenWithItsSizeOnce) {
+  test::FakeClock clock;
+  WallStepCheck c;
+  EXPECT_FALSE(step(c, clock)) << "the first call sets the baseline";
+  clock.advance(10s);
+  EXPECT_FALSE(step(c, clock)) << "time passing is no step";
+  clock.step_wall(90 * 24h);  // NTP's first answer after a boot in the past
+  clock.advance(10s);
+  EXPECT_EQ(step(c, clock), 90 * 24h);
+  clock.advance(10s);
+  EXPECT_FALSE(step(c, clock)) << "reported once";
+  clock.step_wall(-2h);
+  EXPECT_EQ(step(c, clock), -2h);
+}
+
+TEST(WallStepCheck, SleepsAndSlewingAreNoStep) {
+  test::FakeClock clock;
+  WallStepCheck c(10s);
+  step(c, clock);
+  clock.suspend(72h);  // the wall clock and boottime both count a sleep
+  EXPECT_FALSE(step(c, clock));
+  clock.step_wall(5ms);  // NTP's slew between two ticks
+  clock.advance(10s);
+  EXPECT_FALSE(step(c, clock));
+  clock.step_wall(-9s);
+  EXPECT_FALSE(step(c, clock)) << "under the threshold";
+  clock.step_wall(11s);
+  EXPECT_EQ(step(c, clock), 11s);
+}
+
 }  // namespace
 }  // namespace tetherd

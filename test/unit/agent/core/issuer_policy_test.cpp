@@ -137,6 +137,29 @@ std::vector<Case> cases() {
       {"IssuerEndingWithItsAnchorIsNotRenewedAgain",
        chained(issuer_ending(kNow + hours(500)), anchor_ending(kNow + hours(500))), IS::kRenewSoon,
        AS::kExpiring, false, false, "TrustAnchorExpiring"},
+      {"UnlessANewerAnchorsKeySignsHere",
+       [] {
+         IssuerFacts f =
+             chained(issuer_ending(kNow + hours(500)), anchor_ending(kNow + hours(500)));
+         f.signer_not_after = kNow + hours(24 * 365);
+         return f;
+       }(),
+       IS::kRenewSoon, AS::kExpiring, true, false, "TrustAnchorExpiring"},
+      {"ButNotWhenTheSignersAnchorEndsNoLater",
+       [] {
+         IssuerFacts f =
+             chained(issuer_ending(kNow + hours(500)), anchor_ending(kNow + hours(500)));
+         f.signer_not_after = kNow + hours(500);
+         return f;
+       }(),
+       IS::kRenewSoon, AS::kExpiring, false, false, "TrustAnchorExpiring"},
+      {"AnExpiredAnchorsIssuerIsRenewedUnderTheSignersLiveOne",
+       [] {
+         IssuerFacts f = chained(issuer_ending(kNow - hours(1)), anchor_ending(kNow - seconds(1)));
+         f.signer_not_after = kNow + hours(24 * 365);
+         return f;
+       }(),
+       IS::kExpired, AS::kExpired, true, false, "TrustAnchorExpired"},
       {"ButAnExpiredOneUnderALiveAnchorStillIs",
        chained(issuer_ending(kNow - seconds(1)), anchor_ending(kNow + hours(500))), IS::kExpired,
        AS::kExpiring, true, false, "TrustAnchorExpiring"},

@@ -1,0 +1,100 @@
+#pragma once
+// A deterministic simulation of linkerd's issuer over a node's year (issue
+// 23, its third step): the real IssuerRotation (read, judge, mint, write,
+// confirm or restart the identity controller) and its real HTTP client,
+// answered in process by the test API server's REST semantics (its Store
+// and RestApi: resourceVersions, 409 Conflict, merge patches), on
+// simulated time, with the daemon's triggers around it (a pass at start,
+// on every resume, on a step of the wall clock, every hour; a copy of
+// Daemon's wiring, the daemon itself needs its other parts). Seeded and
+// reproducible.
+//
+// The world: a node that sleeps (seconds to 10 days; logind's signal lost
+// sometimes), k3s down (a restart, an outage), tetherd restarted, a wall
+// clock that is wrong for a while (a reboot with a dead RTC, a bad NTP
+// answer) and then stepped right, someone else writing the Secret while
+// tetherd does (409), an identity controller that does not say
+// IssuerUpdated for a while, and an operator who replaces the trust anchor
+// on a schedule of their own (sometimes after it expired), keeping the old
+// one in the bundle for a while as linkerd's rotation procedure asks.
+//
+// After every step the invariants are checked against the simulation's own
+// account (true time, the anchors it made, the Secret it stores), each
+// with a name and a message.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/core/clock.h"
+
+namespace tetherd::sim::issuer {
+
+enum class Kind {
+  kSleep,       // the node sleeps `length`
+  kOutage,      // k3s answers nothing (refused) for `length`
+  kRestart,     // tetherd stops and starts
+  kClockWrong,  // the wall clock is off by `offset` for `length`, then stepped right
+  kConflict,    // someone else writes the Secret just before tetherd's next write
+  kDeaf,        // the identity controller says no IssuerUpdated for `length`
+  kAnchor,      // the operator puts a new anchor in the bundle and its key in the
+                // key file; the old one leaves the bundle after `length`
+};
+const char* to_string(Kind kind);
+
+struct Event {
+  Duration at{};  // on true time, from the start
+  Kind kind = Kind::kSleep;
+  Duration length{};
+  Duration offset{};          // kClockWrong
+  bool logind_lost = false;   // kSleep: only the resume check's 10 s tick sees it
+  bool with_restart = false;  // kClockWrong: a reboot with a wrong clock
+};
+
+struct Scenario {
+  int days = 0;
+  std::vector<Event> events;
+};
+
+// A life of `days`, scaled from a year's: 1000 sleeps, 100 outages of k3s,
+// 20 restarts, 12 wrong clocks (±1 minute to ±60 days, for 10 s to 2 h),
+// 40 conflicts, 10 deaf spells, and anchors of 120 days replaced every 60
+// to 110 days, one in four late.
+Scenario generate(std::uint64_t seed, int days);
+
+struct Totals {
+  std::size_t passes = 0;     // requests to k3s that read the Secret
+  std::size_t rotations = 0;  // Secret writes that took
+  std::size_t conflicts = 0;  // 409s on the Secret
+  std::size_t restarts = 0;   // of the identity controller (no IssuerUpdated in time)
+  std::size_t requests = 0;   // every request to k3s
+  std::size_t busiest_hour = 0;
+  std::size_t anchors = 0;  // anchors the operator made
+  Duration exposed{};       // the longest an issuer was out of force while it could be fixed
+  // Issuers written while the node's clock was wrong, and the longest one
+  // minted ahead stayed not yet valid once the clock was right (open).
+  std::size_t minted_by_a_wrong_clock = 0;
+  Duration wrong_clock_exposure{};
+};
+
+struct Verdict {
+  std::optional<std::string> violation;  // the first invariant that failed, and why
+  std::size_t step = 0;                  // at which event
+  Totals totals;
+};
+
+// The invariant's name in a violation ("issuer-in-force").
+std::string invariant(const std::string& violation);
+
+// `sabotage`: the checker's own test; the daemon's wiring forgets resumes,
+// so an invariant must fail.
+Verdict run(const Scenario& scenario, bool sabotage = false);
+
+// The smallest scenario (events removed while it still fails) that still
+// violates the same invariant; `runs` caps the tries.
+Scenario shrink(Scenario scenario, bool sabotage = false, int runs = 150);
+
+std::string describe(const Scenario& scenario);
+
+}  // namespace tetherd::sim::issuer
