@@ -132,12 +132,14 @@ awaitable<IssuerRotation::Read> IssuerRotation::read() {
     co_return r;
   }
   // Which root the key file signs under, if any: the judgement renews an
-  // issuer that ends with its anchor when that root outlasts it.
+  // issuer that ends with its anchor when that root outlasts it. The first
+  // root the key matches, as mint_pass() signs under: two roots with one
+  // key (an anchor re-issued to extend it) must not be judged by one and
+  // signed under the other, which would renew every pass.
   if (!config_.trust_anchor_key.empty() && !cloud_.issuer_from_cloud()) {
     if (auto signer = x509::load_private_key_file(config_.trust_anchor_key, "")) {
-      for (std::size_t i = 0; i < r.anchors.size(); ++i)
-        if (x509::key_matches(r.anchors[i], *signer) &&
-            (!r.facts.signer_not_after || r.facts.anchors[i].not_after > *r.facts.signer_not_after))
+      for (std::size_t i = 0; i < r.anchors.size() && !r.facts.signer_not_after; ++i)
+        if (x509::key_matches(r.anchors[i], *signer))
           r.facts.signer_not_after = r.facts.anchors[i].not_after;
     }
   }

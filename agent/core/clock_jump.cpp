@@ -18,7 +18,7 @@ std::optional<Duration> WallStepCheck::check(WallTime wall, MonoTime boottime) {
   baseline_ = gap;
   if (!previous) return std::nullopt;
   const Duration step = gap - *previous;
-  if (step < threshold_ && step > -threshold_) return std::nullopt;
+  if (step <= threshold_ && step >= -threshold_) return std::nullopt;
   return step;
 }
 

@@ -72,6 +72,8 @@ TEST(WallStepCheck, SleepsAndSlewingAreNoStep) {
   EXPECT_FALSE(step(c, clock)) << "under the threshold";
   clock.step_wall(11s);
   EXPECT_EQ(step(c, clock), 11s);
+  clock.step_wall(10s);
+  EXPECT_FALSE(step(c, clock)) << "more than the threshold is a step, not the threshold";
 }
 
 }  // namespace
