@@ -17,6 +17,7 @@
 #include "agent/app/issuer_rotation.h"
 #include "agent/core/base64.h"
 #include "agent/core/clock_jump.h"
+#include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
 #include "agent/core/linkerd_objects.h"
 #include "agent/kube/https_client.h"
@@ -62,13 +63,6 @@ std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
-}
-
-std::string seconds_text(Duration d) {
-  const auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
-  if (s % 86400 == 0 && s != 0) return std::to_string(s / 86400) + " d";
-  if (s >= 7200) return std::to_string(s / 3600) + " h " + std::to_string(s / 60 % 60) + " min";
-  return std::to_string(s) + " s";
 }
 
 struct Anchor {
@@ -420,7 +414,7 @@ class World {
       fail(
           "identity-restarted-only-when-unconfirmed: deploy/linkerd-identity restarted though "
           "IssuerUpdated came " +
-          seconds_text(*last_write_->event - last_write_->mono) + " after the write");
+          format_duration(*last_write_->event - last_write_->mono) + " after the write");
   }
 
   void prune_events() {  // Events live an hour
@@ -500,7 +494,7 @@ class World {
                                 : "chains to no root of the trust roots";
       fail("issuer-in-force: the issuer in the Secret is " + std::string(why) + " (" +
            format_kube_time(issuer_->not_before) + " to " + format_kube_time(issuer_->not_after) +
-           "), and has been for " + seconds_text(out) +
+           "), and has been for " + format_duration(out) +
            " while the node was awake, k3s answering, the clock right and the anchor valid");
     }
   }
@@ -646,10 +640,10 @@ std::string describe(const Scenario& s) {
   std::ostringstream out;
   for (const Event& e : s.events) {
     out << "  " << clock_text(e.at) << "  " << to_string(e.kind);
-    if (e.length != Duration::zero()) out << " for " << seconds_text(e.length);
+    if (e.length != Duration::zero()) out << " for " << format_duration(e.length);
     if (e.kind == Kind::kClockWrong)
       out << ", " << (e.offset < Duration::zero() ? "behind by " : "ahead by ")
-          << seconds_text(e.offset < Duration::zero() ? -e.offset : e.offset)
+          << format_duration(e.offset < Duration::zero() ? -e.offset : e.offset)
           << (e.with_restart ? ", from a reboot" : "");
     if (e.logind_lost) out << ", logind's signal lost";
     out << "\n";
