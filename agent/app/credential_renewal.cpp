@@ -111,7 +111,10 @@ void CredentialRenewal::stop() {
   if (stopped_) return;
   stopped_ = true;
   timer_.cancel();
-  if (http_ != nullptr) http_->disconnect_all();
+  // close(), not disconnect_all(): an answer already in when this runs
+  // would otherwise carry the attempt on to its next request (the watch
+  // after the GET), on a connection opened after the stop.
+  if (http_ != nullptr) http_->close();
 }
 
 void CredentialRenewal::wake(bool resumed) {

@@ -94,10 +94,12 @@ void Tether::stop() {
   reflector_.stop();
   lease_.stop();
   status_timer_.cancel();
-  http_->disconnect_all();
+  // close(): a retired session opens nothing again, whatever its loops
+  // do with an answer that was already in.
+  http_->close();
   for (auto* follower : {issuer_follower_.get(), bundle_follower_.get()})
     if (follower) follower->stop();
-  if (objects_http_) objects_http_->disconnect_all();
+  if (objects_http_) objects_http_->close();
 }
 
 kube::ApiResult<void> Tether::use_credentials(const Kubeconfig& kubeconfig) {

@@ -106,6 +106,7 @@ struct HttpsClient::State {
   // was made with (use_credentials() swaps it under a running watch).
   std::shared_ptr<asio::ssl::context> tls;
   std::size_t connections_opened = 0;
+  bool closed = false;  // close(): no connection is made again
   std::string tls_version;
   bool unverified = false;  // create_unverified(): record the chain, trust nothing
   std::vector<std::string> peer_chain;
@@ -296,6 +297,11 @@ void HttpsClient::disconnect_all() {
     c->close();
 }
 
+void HttpsClient::close() {
+  state_->closed = true;
+  disconnect_all();
+}
+
 namespace {
 
 ApiError disconnected(const State& s) {
@@ -326,7 +332,7 @@ std::unique_ptr<Connection> take_idle(State& s) {
 void keep_idle(State& s, std::unique_ptr<Connection> c) {
   // One made with credentials since replaced (use_credentials) is not
   // kept: the next request opens one with the new.
-  if (c->closed_by_us || c->buffer.size() != 0 || c->tls != s.tls ||
+  if (s.closed || c->closed_by_us || c->buffer.size() != 0 || c->tls != s.tls ||
       s.idle.size() >= s.limits.max_idle_connections)
     return;
   c->tcp().expires_never();
@@ -414,6 +420,7 @@ awaitable<ApiResult<tcp::resolver::results_type>> resolve(const State& s, Connec
 }
 
 awaitable<ApiResult<std::unique_ptr<Connection>>> connect(std::shared_ptr<State> s) {
+  if (s->closed) co_return disconnected(*s);
   auto c = std::make_unique<Connection>(*s);
   ++s->connections_opened;
   const auto& limits = s->limits;
@@ -573,10 +580,17 @@ awaitable<ApiResult<void>> stream_on(std::shared_ptr<State> s, HttpRequest reque
   co_return ApiResult<void>{};
 }
 
+awaitable<ApiResult<HttpResponse>> refused_after_close(std::shared_ptr<State> s) {
+  co_return disconnected(*s);
+}
+
 }  // namespace
 
 awaitable<ApiResult<HttpResponse>> HttpsClient::send(HttpRequest request) {
-  if (state_->exchange) return state_->exchange(std::move(request));
+  if (state_->exchange) {
+    if (state_->closed) return refused_after_close(state_);
+    return state_->exchange(std::move(request));
+  }
   return send_on(state_, std::move(request));
 }
 

@@ -130,6 +130,12 @@ class HttpsClient {
   // with a transport error. For a resume from suspend: the old sockets are
   // dead, and TCP would take many minutes to say so.
   void disconnect_all();
+  // disconnect_all(), and every request begun after it fails at once the
+  // same way: for a stop. A request whose answer had already arrived when
+  // this ran still ends with it, and its owner may go on to the next step
+  // without looking at its own stop flag; that step must not open a
+  // connection the stop did not see (and wait out its deadline).
+  void close();
 
   const std::string& server() const;
   std::size_t connections_opened() const;

@@ -175,6 +175,28 @@ TEST_F(KubeTest, DisconnectAllEndsARequestInFlightAtOnce) {
   EXPECT_NE(r.error().message.find("connection closed by tetherd"), std::string::npos);
 }
 
+// A stop: close() ends what is in flight like disconnect_all(), and what
+// an owner begins after it (its loop carried on by an answer that was
+// already in) fails at once instead of opening a connection the stop did
+// not see.
+TEST_F(KubeTest, CloseAlsoRefusesWhatIsBegunAfterIt) {
+  server_->create(kube::collection_path(kube::kEdgeNodes, kNamespace),
+                  edge_node("node-a", {"192.0.2.0/24"}));
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  ASSERT_TRUE(run(kube.get(kNodeA)));  // one connection, kept idle
+  on_client_thread([&] { http->close(); });
+  auto r = run(kube.get(kNodeA));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().reason, "Disconnected");
+  auto w = run(kube.watch(kube::collection_path(kube::kEdgeNodes, kNamespace), {},
+                          [](const kube::WatchEvent&) {}));
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().reason, "Disconnected");
+  EXPECT_EQ(http->connections_opened(), 1u) << "nothing opened after close()";
+  EXPECT_EQ(server_->connections_accepted(), 1u);
+}
+
 TEST_F(KubeTest, ABearerTokenWorksAndAnUnknownOneGets401) {
   // k3s's own kubeconfig style: a token, a CA, the server at 127.0.0.1.
   ApiServerOptions options;
