@@ -278,6 +278,8 @@ void Daemon::start_issuer() {
     }
   }
   issuer_->on_result([this](const RotationResult& r) { issuer_checked(r); });
+  issuer_->use_clock_witness(
+      [this] { return clock_witness_.error(clock_.wall(), clock_.boottime()); });
   if (config_.linkerd && !config_.linkerd->trust_anchor_key.empty()) {
     // The key the start's pass signs with; another one later runs a pass.
     auto key = x509::load_private_key_file(config_.linkerd->trust_anchor_key, "");
@@ -323,8 +325,41 @@ std::optional<Duration> Daemon::check_wall_step() {
                   ": the issuer and the node's credential are judged again",
               {{"STEP_SECONDS", std::to_string(seconds)}});
   if (renewal_) renewal_->wake(/*resumed=*/false);
+  judge_clock(/*pass=*/false);  // the pass below judges with it
   if (issuer_) issuer_->request(RotationTrigger::kClockStep);
   return step;
+}
+
+void Daemon::heard_control_plane_date(std::string_view date) {
+  const auto server = parse_http_date(date);
+  if (!server || stopping_) return;
+  clock_witness_.heard(*server, clock_.boottime());
+  judge_clock(/*pass=*/true);
+}
+
+void Daemon::judge_clock(bool pass) {
+  const auto error = clock_witness_.error(clock_.wall(), clock_.boottime());
+  if (!error) return;
+  const bool agrees =
+      std::chrono::abs(*error) <= (clock_agrees_ == false ? kClockAgainTolerance : kClockTolerance);
+  if (clock_agrees_ == agrees) return;
+  const bool first = !clock_agrees_;
+  clock_agrees_ = agrees;
+  // Whole seconds, toward zero: a Date has no fraction.
+  const std::string seconds =
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(*error).count());
+  if (!agrees) {
+    log_.warning("clock-disagrees",
+                 clock_disagreement(*error) +
+                     (issuer_ ? ": no linkerd issuer is minted until they agree" : ""),
+                 {{"ERROR_SECONDS", seconds}});
+  } else if (!first) {
+    log_.notice("clock-agrees", "this node's wall clock agrees with the control plane's again",
+                {{"ERROR_SECONDS", seconds}});
+  }
+  // A not-yet-valid issuer may now be known to be from a clock that was
+  // ahead, or a pass about to mint must hold off.
+  if (issuer_ && pass) issuer_->request(RotationTrigger::kClockWitness);
 }
 
 void Daemon::resumed() {
@@ -454,6 +489,7 @@ void Daemon::attach_tether(std::unique_ptr<Tether> tether) {
     // change), once the session has read its EdgeNode.
     if (tether_->spec_known()) cloud_linkerd_known(tether_->cloud_linkerd());
   });
+  tether_->on_server_date([this](std::string_view date) { heard_control_plane_date(date); });
   if (health_) health_->set_tether(tether_);
   tether_->start();
 }
@@ -461,6 +497,7 @@ void Daemon::attach_tether(std::unique_ptr<Tether> tether) {
 void Daemon::retire_tether() {
   if (!tether_) return;
   tether_->on_change({});
+  tether_->on_server_date({});
   if (health_) health_->set_tether(nullptr);
   tether_->stop();
   if (own_tether_.get() == tether_) retired_tethers_.push_back(std::move(own_tether_));
@@ -1053,10 +1090,16 @@ void Daemon::stop(std::string_view reason) {
   if (files_) files_->stop();
   if (resume_) resume_->stop();
   if (health_) health_->stop();
-  if (issuer_) issuer_->stop();
+  if (issuer_) {
+    issuer_->stop();
+    issuer_->use_clock_witness({});  // it may outlive this daemon (a test's)
+  }
   if (monitor_) monitor_->stop();
   if (addresses_) addresses_->stop();
-  if (tether_) tether_->stop();
+  if (tether_) {
+    tether_->on_server_date({});
+    tether_->stop();
+  }
   if (tunnel_) tunnel_->stop();
   if (renewal_) renewal_->stop();
   firewall_.stop();

@@ -104,6 +104,12 @@ class Daemon {
   // saved at shutdown) judges the issuer and the node's credential again.
   // Returns the step when there was one.
   std::optional<Duration> check_wall_step();
+  // The control plane's Date, heard by the session (see ClockWitness): a
+  // change in whether this node's clock agrees with it (within
+  // kClockTolerance) is logged and judges the issuer again.
+  void heard_control_plane_date(std::string_view date);
+  // Logs a change in that agreement; with `pass`, judges the issuer again.
+  void judge_clock(bool pass);
 
   const Config& config() const { return config_; }
 
@@ -226,6 +232,8 @@ class Daemon {
   Timer tick_;
   Timer issuer_timer_;
   WallStepCheck wall_step_;
+  ClockWitness clock_witness_;
+  std::optional<bool> clock_agrees_;  // with the witness, when it has spoken
   std::string anchor_key_seen_;       // the trust anchor key's public_key_sha256
   CloudLinkerd cloud_linkerd_;        // as the last session read it
   std::string saved_cloud_issuer_;    // what the state dir holds of it

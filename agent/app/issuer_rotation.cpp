@@ -7,6 +7,8 @@
 #include "agent/adapters/issuer_mint.h"
 #include "agent/adapters/linkerd_supply.h"
 #include "agent/adapters/x509.h"
+#include "agent/core/clock_jump.h"
+#include "agent/core/duration.h"
 #include "agent/core/kube_time.h"
 
 namespace tetherd {
@@ -48,6 +50,8 @@ std::string_view to_string(RotationTrigger trigger) {
       return "cloud";
     case RotationTrigger::kClockStep:
       return "clock-step";
+    case RotationTrigger::kClockWitness:
+      return "control-plane-clock";
   }
   return "?";
 }
@@ -164,8 +168,10 @@ IssuerReport IssuerRotation::judge(const Read& r) const {
   // the end of 48 h): judged on its own lifetime (a third of it left), not
   // on rotateBefore, which is for issuers minted here.
   const Duration before = cloud_.issuer_from_cloud() ? Duration::zero() : config_.rotate_before;
-  report.verdict =
-      judge_issuer(r.facts, clock_.wall(), IssuerPolicy{before, config_.rotate_before});
+  IssuerFacts facts = r.facts;
+  const auto error = clock_error_ ? clock_error_() : std::nullopt;
+  facts.clock_confirmed = error && std::chrono::abs(*error) <= kClockTolerance;
+  report.verdict = judge_issuer(facts, clock_.wall(), IssuerPolicy{before, config_.rotate_before});
   report.issuer = r.facts.issuer;
   report.anchors = r.facts.anchors;
   if (r.facts.issuer) report.layout = r.decoded.layout;
@@ -394,6 +400,12 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
   const std::string secret_name = ns + "/" + std::string(kIssuerSecretName);
   for (std::size_t attempt = 0;; ++attempt) {
     Read r = co_await read();
+    // A read whose answer was in when stop() ran (disconnect_all() cannot
+    // take it back): nothing is written after a stop.
+    if (stopped_) {
+      result.error = "stopped";
+      co_return result;
+    }
     result.before = judge(r);
     const IssuerVerdict& v = result.before.verdict;
     // Forced, it still needs an issuer it could read, a clock it can trust
@@ -415,6 +427,13 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
     }
     if (config_.trust_anchor_key.empty()) {
       result.error = "no linkerd.trustAnchorKey is configured, so tetherd cannot sign a new issuer";
+      co_return result;
+    }
+    // A wrong clock mints an issuer no proxy takes (one from the future)
+    // or one already over: the control plane's clock says when not to.
+    if (const auto error = clock_error_ ? clock_error_() : std::nullopt;
+        error && std::chrono::abs(*error) > kClockTolerance) {
+      result.error = clock_disagreement(*error) + ": no issuer is minted until they agree";
       co_return result;
     }
     auto key =

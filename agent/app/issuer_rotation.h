@@ -57,7 +57,16 @@
 
 namespace tetherd {
 
-enum class RotationTrigger { kStart, kResume, kPeriodic, kToken, kManual, kCloud, kClockStep };
+enum class RotationTrigger {
+  kStart,
+  kResume,
+  kPeriodic,
+  kToken,
+  kManual,
+  kCloud,
+  kClockStep,
+  kClockWitness
+};
 std::string_view to_string(RotationTrigger trigger);  // "start", "resume", ...
 
 // What a read found, judged.
@@ -128,6 +137,13 @@ class IssuerRotation {
   // unless `pass` is false (the caller runs one).
   void use_cloud(CloudLinkerd cloud, bool pass = true);
   const CloudLinkerd& cloud() const { return cloud_; }
+  // The node's wall clock minus the control plane's, when known (the
+  // daemon's ClockWitness). Beyond kClockTolerance nothing is minted (its
+  // dates would be wrong); within it, a not-yet-valid issuer is known to be
+  // from a clock that was ahead, and is replaced.
+  void use_clock_witness(std::function<std::optional<Duration>()> error) {
+    clock_error_ = std::move(error);
+  }
   // Hears every pass's result.
   void on_result(std::function<void(const RotationResult&)> listener) {
     listener_ = std::move(listener);
@@ -166,6 +182,7 @@ class IssuerRotation {
   std::string last_reason_;  // the condition's reason last logged
   std::function<void(const RotationResult&)> listener_;
   CloudLinkerd cloud_;
+  std::function<std::optional<Duration>()> clock_error_;
 };
 
 }  // namespace tetherd

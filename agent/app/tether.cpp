@@ -102,6 +102,10 @@ void Tether::stop() {
   if (objects_http_) objects_http_->close();
 }
 
+void Tether::on_server_date(std::function<void(std::string_view)> listener) {
+  http_->on_server_date(std::move(listener));
+}
+
 kube::ApiResult<void> Tether::use_credentials(const Kubeconfig& kubeconfig) {
   auto taken = http_->use_credentials(kubeconfig);
   if (taken && objects_http_) return objects_http_->use_credentials(kubeconfig);

@@ -27,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -131,6 +132,9 @@ class Tether final : private kube::ReflectorHandler {
   std::string summary() const;
   // Called after each change summary() would show (for systemd's STATUS=).
   void on_change(std::function<void()> listener) { on_change_ = std::move(listener); }
+  // The control plane's Date, as each answer on the session's connection
+  // arrives (the daemon's witness of true time).
+  void on_server_date(std::function<void(std::string_view)> listener);
 
  private:
   // kube::ReflectorHandler

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 
 #include "agent/core/clock.h"
 
@@ -45,5 +46,40 @@ class WallStepCheck {
   Duration threshold_;
   std::optional<Duration> baseline_;  // wall - boottime at the previous call
 };
+
+// What the control plane's clock says, from the Date header of its answers:
+// a witness of true time, which a node whose clock is wrong (a bad RTC, a
+// board that booted with the time it saved) lacks. Kept against
+// CLOCK_BOOTTIME, which counts sleeps as the control plane's clock does and
+// which nothing steps, so a witness heard before a step of the node's wall
+// clock or a sleep still tells the time after it. A Date has whole seconds
+// and arrives a round trip late: the error is good to a few seconds, far
+// below `kClockTolerance`.
+class ClockWitness {
+ public:
+  // An answer carrying `server` arrived when CLOCK_BOOTTIME read `boottime`.
+  void heard(WallTime server, MonoTime boottime);
+  // The node's wall clock minus the control plane's, now; nullopt when
+  // nothing was heard within `fresh` (of boottime: a crystal drifts a few
+  // seconds a day).
+  std::optional<Duration> error(WallTime wall, MonoTime boottime,
+                                Duration fresh = std::chrono::hours(24)) const;
+
+ private:
+  std::optional<WallTime> server_;
+  MonoTime boottime_{};
+};
+
+// Beyond this, the node's clock is wrong in the witness's view (linkerd's
+// proxies and kube-apiserver themselves take a few minutes of skew). Once
+// wrong, it is right again only within kClockAgainTolerance: a Date has
+// whole seconds, so an error that sits at the bound would flip with every
+// answer.
+inline constexpr Duration kClockTolerance = std::chrono::minutes(5);
+inline constexpr Duration kClockAgainTolerance = std::chrono::minutes(4);
+
+// "this node's wall clock is 3h0m12s ahead of the control plane's (…)", in
+// whole seconds, with who to look at: either side may be the wrong one.
+std::string clock_disagreement(Duration error);
 
 }  // namespace tetherd

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "agent/core/clock_jump.h"
 #include "agent/core/kube_time.h"
 
 namespace tetherd {
@@ -35,13 +36,25 @@ WallTime renewal_due(const CertificateInfo& cert, const IssuerPolicy& policy) {
   return wall_time(since_epoch(cert.not_after) - margin);
 }
 
+// Not valid for longer than the control plane's clock lets this node's be
+// wrong: a clock that was ahead minted it. (Within the tolerance it may be
+// an issuer made elsewhere a moment ahead: it becomes valid by itself.)
+bool minted_ahead(const IssuerFacts& facts, WallTime now) {
+  return facts.clock_confirmed && facts.issuer &&
+         between(now, facts.issuer->not_before) > std::chrono::ceil<Millis>(kClockTolerance);
+}
+
 IssuerState judge_state(const IssuerFacts& facts, bool chained, WallTime now,
                         const IssuerPolicy& policy) {
   if (!facts.unreadable.empty() || !facts.issuer) return IssuerState::kUnreadable;
   const CertificateInfo& cert = *facts.issuer;
-  if (now < cert.not_before) return IssuerState::kNotYetValid;
+  // A clock the control plane vouches for is not behind: the Secret's own
+  // faults come first then (they are never written over).
+  const bool early = now < cert.not_before;
+  if (early && !facts.clock_confirmed) return IssuerState::kNotYetValid;
   if (!facts.key_matches) return IssuerState::kKeyMismatch;
   if (cert.key_type != "ECDSA P-256") return IssuerState::kUnsupportedKey;
+  if (early) return IssuerState::kNotYetValid;
   if (!chained) return IssuerState::kBrokenChain;
   if (now > cert.not_after) return IssuerState::kExpired;
   const Millis left = between(now, cert.not_after);
@@ -112,7 +125,10 @@ std::string issuer_text(IssuerState state, const IssuerFacts& facts, WallTime no
       return name + " expired at " + format_kube_time(cert.not_after);
     case IssuerState::kNotYetValid:
       return name + " is not valid before " + format_kube_time(cert.not_before) +
-             ", and this node's clock says " + format_kube_time(now) + " (is the clock right?)";
+             ", and this node's clock says " + format_kube_time(now) +
+             (minted_ahead(facts, now)
+                  ? " (as does the control plane's: a clock that was ahead minted it)"
+                  : " (is the clock right?)");
     case IssuerState::kBrokenChain:
       return name + " does not chain to the trust anchors" +
              (facts.chain_error.empty() ? "" : " (" + facts.chain_error + ")");
@@ -196,7 +212,12 @@ IssuerVerdict judge_issuer(const IssuerFacts& facts, WallTime now, const IssuerP
   // issuer that ended with its old anchor is renewed under the new one the
   // operator brought; issue 23's simulation).
   const bool signer_live = facts.signer_not_after && now <= *facts.signer_not_after;
-  v.rotate = wants_rotation(v.issuer) &&
+  // Not yet valid while the control plane's clock vouches for `now`: it
+  // was minted by a clock that was ahead (a bad RTC, since put right), and
+  // only a new one ends it before its notBefore comes (up to the whole
+  // error of that clock).
+  const bool from_the_future = v.issuer == IssuerState::kNotYetValid && minted_ahead(facts, now);
+  v.rotate = (wants_rotation(v.issuer) || from_the_future) &&
              (v.anchor == AnchorState::kValid || v.anchor == AnchorState::kExpiring || signer_live);
   // Near the anchor's end every new issuer is capped at it, and so is due
   // again at once: renewing it hourly would change nothing but the key.

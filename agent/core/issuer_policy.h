@@ -14,6 +14,11 @@
 //                  faults below because it says the node's clock is probably
 //                  behind, and an issuer minted by a wrong clock carries wrong
 //                  dates (one minted a year in the past is already expired).
+//                  With clock_confirmed (the control plane's clock agrees
+//                  with `now`) it comes after kKeyMismatch and
+//                  kUnsupportedKey, and one not valid for more than
+//                  kClockTolerance yet was minted by a clock that was ahead:
+//                  it is rotated as an expired one would be.
 //   kKeyMismatch   the key in the Secret is not the certificate's: report, do
 //                  not rotate. A Secret that disagrees with itself is most
 //                  likely someone's edit in progress; writing over it would
@@ -91,6 +96,10 @@ struct IssuerFacts {
   // The end of the anchor whose key signs new issuers here (the key file's
   // root in the bundle), when there is one.
   std::optional<WallTime> signer_not_after;
+  // The control plane's clock (its Date) agrees with `now`, within
+  // kClockTolerance: an issuer not valid for more than that was minted by
+  // a clock that was ahead, not judged by one now behind.
+  bool clock_confirmed = false;
 };
 
 struct IssuerPolicy {

@@ -1,5 +1,7 @@
 #include "agent/core/kube_time.h"
 
+#include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdio>
 #include <ctime>
@@ -102,6 +104,38 @@ std::optional<WallTime> parse_kube_time(std::string_view text) {
   if (seconds < kFirst.count() || seconds > kLast.count()) return std::nullopt;
   const auto since_epoch = std::chrono::seconds(seconds) - offset + fraction;
   return WallTime(std::chrono::duration_cast<WallTime::duration>(since_epoch));
+}
+
+std::optional<WallTime> parse_http_date(std::string_view text) {
+  static constexpr std::array<std::string_view, 7> kDays{"Sun", "Mon", "Tue", "Wed",
+                                                         "Thu", "Fri", "Sat"};
+  static constexpr std::array<std::string_view, 12> kMonths{
+      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  // "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters, every one in its place.
+  if (text.size() != 29) return std::nullopt;
+  std::tm tm{};
+  if (std::sscanf(std::string(text).c_str(), "%*3c, %2d %*3c %4d %2d:%2d:%2d GMT", &tm.tm_mday,
+                  &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 5)
+    return std::nullopt;
+  const auto month = std::find(kMonths.begin(), kMonths.end(), text.substr(8, 3));
+  if (month == kMonths.end()) return std::nullopt;
+  tm.tm_mon = static_cast<int>(month - kMonths.begin());
+  // WallTime's nanoseconds end in 2262: a Date past that is no clock's.
+  if (tm.tm_year < 1970 || tm.tm_year > 2200) return std::nullopt;
+  tm.tm_year -= 1900;
+  const std::time_t seconds = timegm(&tm);
+  std::tm back{};
+  if (gmtime_r(&seconds, &back) == nullptr) return std::nullopt;
+  // Written back, it must be the very text: no 30 February, no " 7" for a
+  // day, no 23:59:60, and the weekday the date's.
+  char written[40];
+  const int n = std::snprintf(
+      written, sizeof written, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+      std::string(kDays[static_cast<std::size_t>(back.tm_wday) % 7]).c_str(), back.tm_mday,
+      std::string(kMonths[static_cast<std::size_t>(back.tm_mon) % 12]).c_str(), back.tm_year + 1900,
+      back.tm_hour, back.tm_min, back.tm_sec);
+  if (n != 29 || text != std::string_view(written, 29)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(seconds);
 }
 
 }  // namespace tetherd

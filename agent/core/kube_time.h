@@ -21,4 +21,9 @@ std::string format_kube_micro_time(WallTime t);
 // string included: an Event's eventTime is often null).
 std::optional<WallTime> parse_kube_time(std::string_view text);
 
+// HTTP's Date header (RFC 9110's IMF-fixdate, the one form servers send):
+// "Sun, 06 Nov 1994 08:49:37 GMT". nullopt for anything else, a date that
+// does not exist or a weekday that is not the date's included.
+std::optional<WallTime> parse_http_date(std::string_view text);
+
 }  // namespace tetherd

@@ -112,7 +112,8 @@ struct HttpsClient::State {
   std::vector<std::string> peer_chain;
   std::set<Connection*> live;  // before `idle`: idle connections leave it as they go
   std::vector<std::unique_ptr<Connection>> idle;
-  HttpsClient::Exchange exchange;  // create_in_process(): no connections at all
+  HttpsClient::Exchange exchange;                 // create_in_process(): no connections at all
+  std::function<void(std::string_view)> on_date;  // on_server_date()
 };
 
 using State = HttpsClient::State;
@@ -297,8 +298,15 @@ void HttpsClient::disconnect_all() {
     c->close();
 }
 
+void HttpsClient::on_server_date(std::function<void(std::string_view)> listener) {
+  state_->on_date = std::move(listener);
+}
+
 void HttpsClient::close() {
   state_->closed = true;
+  // An answer already in still ends its call: it must not reach a listener
+  // whose owner is going.
+  state_->on_date = nullptr;
   disconnect_all();
 }
 
@@ -455,6 +463,13 @@ awaitable<ApiResult<std::unique_ptr<Connection>>> connect(std::shared_ptr<State>
   co_return c;
 }
 
+template <class Fields>
+void heard_date(const State& s, const Fields& response) {
+  if (!s.on_date) return;
+  const auto date = response[http::field::date];
+  if (!date.empty()) s.on_date(std::string_view(date.data(), date.size()));
+}
+
 http::request<http::string_body> make_message(const HttpRequest& r, const State& s) {
   http::request<http::string_body> m{r.verb, s.address.base_path + r.target, 11};
   m.set(http::field::host, s.address.host_header);
@@ -511,6 +526,7 @@ awaitable<ApiResult<HttpResponse>> send_on(std::shared_ptr<State> s, HttpRequest
     HttpResponse out;
     out.status = res.result_int();
     out.retry_after = std::string(res[http::field::retry_after]);
+    heard_date(*s, res);
     out.body = std::move(res.body());
     if (parser.keep_alive()) keep_idle(*s, std::move(c));
     co_return out;
@@ -534,6 +550,7 @@ awaitable<ApiResult<void>> stream_on(std::shared_ptr<State> s, HttpRequest reque
   c->tcp().expires_after(limits.read_timeout);
   auto [hec, hread] = co_await http::async_read_header(c->stream, c->buffer, parser, nothrow);
   if (hec) co_return io_error(*s, hec, "reading the response from", limits.read_timeout, c.get());
+  heard_date(*s, parser.get());
 
   if (parser.get().result() != http::status::ok) {
     const unsigned status = parser.get().result_int();

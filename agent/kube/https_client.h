@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -136,6 +137,10 @@ class HttpsClient {
   // without looking at its own stop flag; that step must not open a
   // connection the stop did not see (and wait out its deadline).
   void close();
+
+  // Hears the Date header of every answer as it arrives (a witness of the
+  // server's clock: core/clock_jump.h's ClockWitness).
+  void on_server_date(std::function<void(std::string_view)> listener);
 
   const std::string& server() const;
   std::size_t connections_opened() const;

@@ -34,12 +34,9 @@ void live_through(Mode mode, int days, std::vector<std::uint64_t> fixed, int dra
       }
       const Scenario small = shrink(scenario, mode, false, mode == Mode::kMemory ? 200 : 10);
       const Verdict again = run(small, mode);
-      ADD_FAILURE() << "seed " << seed << " (replay: SIM_SEED=" << seed
-                    << " ctest -L simulation): " << *v.violation << "\nthe smallest scenario ("
-                    << small.events.size() << " events) that still fails"
-                    << (again.violation ? ": " + *again.violation : std::string(" (flaky?)"))
-                    << "\n"
-                    << describe(small);
+      ADD_FAILURE() << failure_report(seed, *v.violation,
+                                      std::to_string(small.events.size()) + " events",
+                                      again.violation, describe(small));
       continue;
     }
     total_days += days;

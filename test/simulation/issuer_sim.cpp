@@ -80,7 +80,7 @@ Anchor make_anchor(WallTime from) {
 
 class World {
  public:
-  World(const Scenario& s, bool sabotage) : scenario_(s), sabotage_(sabotage) {
+  World(const Scenario& s, Sabotage sabotage) : scenario_(s), sabotage_(sabotage) {
     config_.rotate_before = kRotateBefore;
     config_.issuer_validity = kValidity;
     config_.trust_anchor_key = dir_.file("anchor.key");
@@ -199,11 +199,48 @@ class World {
         [this](kube::HttpRequest r) { return exchange(std::move(r)); });
     kube_ = std::make_unique<kube::KubeClient>(*http_);
     rotation_ = std::make_unique<IssuerRotation>(io_, *kube_, clock_, log_, config_);
+    if (sabotage_ != Sabotage::kDeafToControlPlane)
+      rotation_->use_clock_witness(
+          [this] { return witness_.error(clock_.wall(), clock_.boottime()); });
     rotation_->request(RotationTrigger::kStart);
     wall_step_ = WallStepCheck();
     wall_step_.check(clock_.wall(), clock_.boottime());
+    // A new process has heard nothing: the session's first answer comes
+    // a moment after the start's pass has begun.
+    witness_ = ClockWitness();
+    clock_agrees_.reset();
     hourly_ = std::make_unique<Timer>(io_, clock_);
     arm_hourly();
+    session_ = std::make_unique<Timer>(io_, clock_);
+    hear_soon();
+  }
+  // The session's next answer, a second from now (after a start, a resume,
+  // the cloud back); and every hour in between (the Lease's every 10 s,
+  // thinned: what is heard stays true on boottime).
+  void hear_soon() {
+    session_->expires_after(1s);
+    session_->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) hear_control_plane();
+    });
+  }
+  // Daemon::heard_control_plane_date and judge_clock, on the world's true
+  // time.
+  void hear_control_plane() {
+    if (!rotation_ || unheard_ > 0) return;
+    const bool had = witness_.error(clock_.wall(), clock_.boottime()).has_value();
+    witness_.heard(true_wall(), clock_.boottime());
+    // An issuer minted ahead can be told from a clock behind from now on.
+    if (!had && minted_wrong_) since_ = std::max(since_, now());
+    judge_clock(/*pass=*/true);
+  }
+  void judge_clock(bool pass) {
+    const auto error = witness_.error(clock_.wall(), clock_.boottime());
+    if (!error) return;
+    const bool agrees = std::chrono::abs(*error) <=
+                        (clock_agrees_ == false ? kClockAgainTolerance : kClockTolerance);
+    if (clock_agrees_ == agrees) return;
+    clock_agrees_ = agrees;
+    if (pass) rotation_->request(RotationTrigger::kClockWitness);
   }
   void arm_hourly() {
     hourly_->expires_after(kCheckPeriod);
@@ -216,10 +253,12 @@ class World {
   void stop_tetherd() {
     if (!rotation_) return;
     hourly_->cancel();
+    session_->cancel();
     rotation_->stop();
     settle();
     rotation_.reset();
     hourly_.reset();
+    session_.reset();
     kube_.reset();
     http_.reset();
   }
@@ -231,6 +270,7 @@ class World {
       const Duration next = std::min(t, next_check_);
       clock_.run_for(io_, next - now());
       if (now() >= next_check_) {
+        hear_control_plane();
         check();
         prune_events();
         next_check_ = now() + 1h;
@@ -248,9 +288,10 @@ class World {
         clock_.suspend(std::min(left, e.length));
         since_ = now();
         next_check_ = now();
-        if (sabotage_) break;
+        if (sabotage_ == Sabotage::kForgetResumes) break;
         if (e.logind_lost) clock_.run_for(io_, tick_delay());
         rotation_->request(RotationTrigger::kResume);
+        hear_soon();  // the session redials at once
         break;
       }
       case Kind::kOutage:
@@ -265,14 +306,18 @@ class World {
         if (e.with_restart && !end) stop_tetherd();
         clock_.step_wall(end ? -e.offset : e.offset);
         offset_ += end ? -e.offset : e.offset;
+        if (e.unwitnessed) unheard_ += end ? -1 : 1;
         if (e.with_restart && !end) {
           start_tetherd();
         } else {
           // The daemon's tick (every 10 s) sees the step: Daemon::check_wall_step.
           clock_.run_for(io_, tick_delay());
-          if (wall_step_.check(clock_.wall(), clock_.boottime()))
+          if (wall_step_.check(clock_.wall(), clock_.boottime())) {
+            judge_clock(/*pass=*/false);
             rotation_->request(RotationTrigger::kClockStep);
+          }
         }
+        if (end && e.unwitnessed) hear_soon();  // the control plane in reach again
         if (end) since_ = now();
         next_check_ = now();
         break;
@@ -364,6 +409,7 @@ class World {
   void written() {
     ++totals_.rotations;
     check();  // the issuer replaced: was it out of force for long?
+    const bool was_early = true_wall() < issuer_->not_before;
     read_secret();
     const CertificateInfo& info = *issuer_;
     const Anchor& key = bundle_[key_anchor_];
@@ -378,6 +424,14 @@ class World {
     else if (offset_ == Duration::zero() && true_wall() > key.info.not_after)
       fail("no-write-under-an-expired-anchor: an issuer was written under an anchor that ended " +
            format_kube_time(key.info.not_after));
+    const auto error = witness_.error(clock_.wall(), clock_.boottime());
+    if (error && std::chrono::abs(offset_) > kClockTolerance)
+      return fail("no-mint-the-control-plane-contradicts: an issuer was minted with the clock " +
+                  format_duration(std::chrono::abs(offset_)) +
+                  (offset_ > Duration::zero() ? " ahead" : " behind") +
+                  ", though the control plane's Date (heard " + format_duration(*error) +
+                  " off) said so");
+    if (was_early) ++totals_.witnessed_rotations;
     last_write_ = Write{clock_.monotonic(), std::nullopt, false};
     minted_wrong_ = offset_ != Duration::zero();
     totals_.minted_by_a_wrong_clock += minted_wrong_;
@@ -469,9 +523,11 @@ class World {
     if (in_force || !fixable()) return;
     // Minted by a clock that was ahead, and not yet valid once the clock is
     // right: tetherd cannot tell that from a clock now behind without a
-    // witness of true time (open; the issuer policy refuses to write over a
-    // not-yet-valid issuer). Measured, not held to the bound.
-    if (t < issuer_->not_before && minted_wrong_) {
+    // witness of true time (the control plane's Date), and the issuer
+    // policy refuses to write over a not-yet-valid issuer. Measured, not
+    // held to the bound, while no witness is fresh.
+    if (t < issuer_->not_before && minted_wrong_ &&
+        !witness_.error(clock_.wall(), clock_.boottime())) {
       totals_.wrong_clock_exposure = std::max(totals_.wrong_clock_exposure, now() - since_);
       return;
     }
@@ -504,7 +560,7 @@ class World {
   }
 
   const Scenario& scenario_;
-  bool sabotage_;
+  Sabotage sabotage_;
   boost::asio::io_context io_;
   test::SimClock clock_{kStart};
   TailLog log_;
@@ -521,11 +577,15 @@ class World {
   std::unique_ptr<kube::KubeClient> kube_;
   std::unique_ptr<IssuerRotation> rotation_;
   std::unique_ptr<Timer> hourly_;
+  std::unique_ptr<Timer> session_;  // the next answer it hears
   WallStepCheck wall_step_;
+  ClockWitness witness_;
+  std::optional<bool> clock_agrees_;
   // the world
   Duration offset_{};  // the node's wall clock minus true time
   int down_ = 0;       // k3s outages under way
   int deaf_ = 0;
+  int unheard_ = 0;  // wrong clocks with the control plane out of reach
   bool conflict_pending_ = false;
   std::vector<Anchor> bundle_;
   std::size_t key_anchor_ = 0;  // the key file's, in bundle_
@@ -603,7 +663,8 @@ Scenario generate(std::uint64_t seed, int days) {
                         .kind = Kind::kClockWrong,
                         .length = log_between(10, 7200),
                         .offset = u() < 0.5 ? -off : off,
-                        .with_restart = u() < 1.0 / 3});
+                        .with_restart = u() < 1.0 / 3,
+                        .unwitnessed = u() < 0.5});
   }
   for (int i = 0; i < scaled(40); ++i)
     s.events.push_back({.at = at(), .kind = Kind::kConflict});
@@ -627,11 +688,11 @@ std::string invariant(const std::string& violation) {
   return violation.substr(0, violation.find(':'));
 }
 
-Verdict run(const Scenario& scenario, bool sabotage) {
+Verdict run(const Scenario& scenario, Sabotage sabotage) {
   return World(scenario, sabotage).run();
 }
 
-Scenario shrink(Scenario s, bool sabotage, int runs) {
+Scenario shrink(Scenario s, Sabotage sabotage, int runs) {
   return shrink_events(
       std::move(s), [&](const Scenario& t) { return run(t, sabotage); }, invariant, runs);
 }
@@ -644,7 +705,8 @@ std::string describe(const Scenario& s) {
     if (e.kind == Kind::kClockWrong)
       out << ", " << (e.offset < Duration::zero() ? "behind by " : "ahead by ")
           << format_duration(e.offset < Duration::zero() ? -e.offset : e.offset)
-          << (e.with_restart ? ", from a reboot" : "");
+          << (e.with_restart ? ", from a reboot" : "")
+          << (e.unwitnessed ? ", the control plane out of reach" : "");
     if (e.logind_lost) out << ", logind's signal lost";
     out << "\n";
   }

@@ -50,6 +50,9 @@ struct Event {
   Duration offset{};          // kClockWrong
   bool logind_lost = false;   // kSleep: only the resume check's 10 s tick sees it
   bool with_restart = false;  // kClockWrong: a reboot with a wrong clock
+  // kClockWrong: the control plane is out of reach while the clock is
+  // wrong, so its Date (the daemon's witness of true time) is not heard.
+  bool unwitnessed = false;
 };
 
 struct Scenario {
@@ -72,10 +75,13 @@ struct Totals {
   std::size_t busiest_hour = 0;
   std::size_t anchors = 0;  // anchors the operator made
   Duration exposed{};       // the longest an issuer was out of force while it could be fixed
-  // Issuers written while the node's clock was wrong, and the longest one
-  // minted ahead stayed not yet valid once the clock was right (open).
+  // Issuers written while the node's clock was wrong (no witness of true
+  // time heard yet: the control plane's Date), and the longest one minted
+  // ahead stayed not yet valid once the clock was right, while no witness
+  // could say so.
   std::size_t minted_by_a_wrong_clock = 0;
   Duration wrong_clock_exposure{};
+  std::size_t witnessed_rotations = 0;  // of a not-yet-valid issuer, the witness agreeing
 };
 
 struct Verdict {
@@ -87,13 +93,18 @@ struct Verdict {
 // The invariant's name in a violation ("issuer-in-force").
 std::string invariant(const std::string& violation);
 
-// `sabotage`: the checker's own test; the daemon's wiring forgets resumes,
-// so an invariant must fail.
-Verdict run(const Scenario& scenario, bool sabotage = false);
+// The checker's own tests: the daemon's wiring broken on purpose, so that
+// an invariant must fail.
+enum class Sabotage {
+  kNone,
+  kForgetResumes,       // no pass on a resume
+  kDeafToControlPlane,  // the rotation is not given the control plane's clock
+};
+Verdict run(const Scenario& scenario, Sabotage sabotage = Sabotage::kNone);
 
 // The smallest scenario (events removed while it still fails) that still
 // violates the same invariant; `runs` caps the tries.
-Scenario shrink(Scenario scenario, bool sabotage = false, int runs = 150);
+Scenario shrink(Scenario scenario, Sabotage sabotage = Sabotage::kNone, int runs = 150);
 
 std::string describe(const Scenario& scenario);
 

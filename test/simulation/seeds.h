@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -70,6 +71,18 @@ inline std::string clock_text(Duration t) {
                 static_cast<long long>(s / 3600 % 24), static_cast<long long>(s / 60 % 60),
                 static_cast<long long>(s % 60));
   return out;
+}
+
+// What a failed seed says: the seed and how to replay it, the violation,
+// and the smallest scenario that still fails (`size`: how many events it
+// has, in words; `again`: its own violation, none if it passed: flaky).
+inline std::string failure_report(std::uint64_t seed, const std::string& violation,
+                                  const std::string& size, const std::optional<std::string>& again,
+                                  const std::string& described) {
+  return "seed " + std::to_string(seed) + " (replay: SIM_SEED=" + std::to_string(seed) +
+         " ctest -L simulation): " + violation + "\nthe smallest scenario (" + size +
+         ") that still fails" + (again ? ": " + *again : std::string(" (flaky?)")) + "\n" +
+         described;
 }
 
 }  // namespace tetherd::sim

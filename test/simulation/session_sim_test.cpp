@@ -29,13 +29,10 @@ TEST(SessionSimulation, AYearOfSleepsAndOutagesHoldsEveryInvariant) {
     if (v.violation) {
       const Scenario small = shrink(scenario, seed);
       const Verdict again = run(small, seed);
-      ADD_FAILURE() << "seed " << seed << " (replay: SIM_SEED=" << seed
-                    << " ctest -L simulation): " << *v.violation << "\nthe smallest scenario ("
-                    << small.sleeps.size() << " sleeps, " << small.outages.size()
-                    << " outages) that still fails"
-                    << (again.violation ? ": " + *again.violation : std::string(" (flaky?)"))
-                    << "\n"
-                    << describe(small);
+      ADD_FAILURE() << failure_report(seed, *v.violation,
+                                      std::to_string(small.sleeps.size()) + " sleeps, " +
+                                          std::to_string(small.outages.size()) + " outages",
+                                      again.violation, describe(small));
       continue;
     }
     days += kDays;

@@ -32,6 +32,12 @@ const std::string kRoots =
 const std::string kIdentity =
     kube::object_path(kube::kDeployments, "linkerd", kIdentityDeploymentName);
 
+// The issuer a daemon test installs, from and to the clock's now.
+struct Installed {
+  Duration from;
+  Duration to;
+};
+
 class IssuerRotationTest : public KubeTest {
  public:  // the table's arrangements reach in
   using KubeTest::server_;
@@ -105,7 +111,10 @@ class IssuerRotationTest : public KubeTest {
 
   // A daemon whose start finds the issuer valid for two hours more; after
   // `event`, a pass with `trigger` finds it expired and rotates.
-  void the_daemon_rotates_after(const std::function<void(Daemon&)>& event, RotationTrigger trigger);
+  void the_daemon_rotates_after(const std::function<void(Daemon&)>& event, RotationTrigger trigger,
+                                Installed installed = {-std::chrono::hours(1),
+                                                       std::chrono::hours(2)},
+                                IssuerState judged = IssuerState::kExpired);
   void restart_with_a_saved_cloud_issuer(bool cloud,
                                          const std::function<void(IssuerRotation&)>& check);
 
@@ -314,8 +323,9 @@ TEST_F(IssuerRotationTest, TheDaemonRotatesWhenTheWallClockStepsPastTheIssuersEn
 }
 
 void IssuerRotationTest::the_daemon_rotates_after(const std::function<void(Daemon&)>& event,
-                                                  RotationTrigger trigger) {
-  install(issuer(-1h, 2h));
+                                                  RotationTrigger trigger, Installed installed,
+                                                  IssuerState judged) {
+  install(issuer(installed.from, installed.to));
   TempDir state;
   RecordingNotifier notifier;
   FirewallKeeper keeper(
@@ -362,10 +372,18 @@ void IssuerRotationTest::the_daemon_rotates_after(const std::function<void(Daemo
     bool rotated = false;
     on_loop([&] { rotated = issuers.last()->rotated && !issuers.busy(); });
     return rotated;
-  }));
+  })) <<
+      [&] {
+        std::string why;
+        on_loop([&] {
+          why = std::string(to_string(issuers.last()->trigger)) + ": " + issuers.last()->error +
+                " / " + issuers.last()->before.verdict.message;
+        });
+        return why;
+      }();
   on_loop([&] {
     EXPECT_EQ(issuers.last()->trigger, trigger);
-    EXPECT_EQ(issuers.last()->before.verdict.issuer, IssuerState::kExpired);
+    EXPECT_EQ(issuers.last()->before.verdict.issuer, judged);
     ASSERT_EQ(log_.with_event("issuer-rotated").size(), 1u);
     EXPECT_EQ(log_.with_event("issuer-rotated")[0].fields.at("TRIGGER"), to_string(trigger));
   });
@@ -470,6 +488,83 @@ TEST_F(IssuerRotationTest, AForceIsRefusedWhenTheClockLooksWrong) {
   EXPECT_EQ(r.before.verdict.issuer, IssuerState::kNotYetValid);
   EXPECT_NE(r.error.find("refused to force a rotation"), std::string::npos) << r.error;
   EXPECT_EQ(secret_writes(), 0u);
+}
+
+// The control plane's clock (its Date, the daemon's ClockWitness) settles
+// what the node alone cannot: a not-yet-valid issuer under a clock it
+// vouches for was minted by a clock that was ahead, and is replaced; and no
+// issuer is minted, forced or not, by a clock it contradicts.
+TEST_F(IssuerRotationTest, TheControlPlanesClockTellsAnIssuerFromTheFutureFromAClockBehind) {
+  install(issuer(50 * 24h, 50 * 24h + 8760h));  // a reboot 50 days ahead minted it
+  std::optional<Duration> error;
+  IssuerRotation& r = rotation();
+  r.use_clock_witness([&] { return error; });
+  RotationResult result = run(r.run(RotationTrigger::kStart));
+  EXPECT_FALSE(result.rotated) << "no witness: it could be this clock that is behind";
+  error = 3s;  // within the tolerance: the node's clock is right
+  result = run(r.run(RotationTrigger::kClockWitness));
+  EXPECT_TRUE(result.rotated) << result.error;
+  EXPECT_EQ(result.before.verdict.issuer, IssuerState::kNotYetValid);
+  EXPECT_NE(result.before.verdict.message.find("as does the control plane's"), std::string::npos)
+      << result.before.verdict.message;
+  EXPECT_LE(stored_issuer_info().not_before, clock_.wall());
+}
+
+TEST_F(IssuerRotationTest, NoIssuerIsMintedByAClockTheControlPlaneContradicts) {
+  install(issuer(-8760h, -1h));              // expired
+  std::optional<Duration> error = -2 * 24h;  // and this clock two days behind
+  IssuerRotation& r = rotation();
+  r.use_clock_witness([&] { return error; });
+  RotationResult result = run(r.run(RotationTrigger::kPeriodic));
+  EXPECT_FALSE(result.rotated);
+  EXPECT_NE(result.error.find("48h behind the control plane's"), std::string::npos) << result.error;
+  result = run(r.run(RotationTrigger::kManual, /*force=*/true));
+  EXPECT_FALSE(result.rotated) << "a force does not beat the witness";
+  error = std::nullopt;  // nothing heard for a day: the node's clock is all there is
+  result = run(r.run(RotationTrigger::kPeriodic));
+  EXPECT_TRUE(result.rotated) << result.error;
+}
+
+// The session hears the control plane's Date; the daemon judges the node's
+// clock by it, says when it disagrees (once, and when it agrees again),
+// and runs a pass on each change.
+TEST_F(IssuerRotationTest, TheDaemonRotatesAnIssuerFromTheFutureOnTheControlPlanesWord) {
+  auto date = [](WallTime t) {
+    const std::time_t s = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&s, &tm);
+    char text[40];
+    std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    return std::string(text);
+  };
+  the_daemon_rotates_after(
+      [&](Daemon& daemon) {
+        on_loop([&] {
+          daemon.heard_control_plane_date(date(clock_.wall() - 3 * 24h));
+          daemon.heard_control_plane_date(date(clock_.wall() - 3 * 24h));
+          daemon.heard_control_plane_date("not a date");
+        });
+        ASSERT_EQ(log_.with_event("clock-disagrees").size(), 1u) << "said once";
+        EXPECT_EQ(log_.with_event("clock-disagrees")[0].fields.at("ERROR_SECONDS"), "259200");
+        // Its pass: the issuer is not yet valid, and the control plane
+        // does not vouch for this clock, so it is left.
+        const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+        for (bool done = false; !done;) {
+          ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+          on_loop([&] {
+            done = !rotation_->busy() && rotation_->last() &&
+                   rotation_->last()->trigger == RotationTrigger::kClockWitness;
+          });
+          std::this_thread::yield();
+        }
+        on_loop([&] {
+          EXPECT_FALSE(rotation_->last()->rotated);
+          EXPECT_EQ(rotation_->last()->before.verdict.issuer, IssuerState::kNotYetValid);
+        });
+        on_loop([&] { daemon.heard_control_plane_date(date(clock_.wall())); });
+        EXPECT_EQ(log_.with_event("clock-agrees").size(), 1u);
+      },
+      RotationTrigger::kClockWitness, {50 * 24h, 50 * 24h + 8760h}, IssuerState::kNotYetValid);
 }
 
 TEST_F(IssuerRotationTest, AFailureThatRepeatsIsLoggedOnce) {

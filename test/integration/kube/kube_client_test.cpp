@@ -3,6 +3,7 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include "agent/core/kube_time.h"
 #include "test/integration/kube/kube_fixture.h"
 
 namespace tetherd::test {
@@ -195,6 +196,30 @@ TEST_F(KubeTest, CloseAlsoRefusesWhatIsBegunAfterIt) {
   EXPECT_EQ(w.error().reason, "Disconnected");
   EXPECT_EQ(http->connections_opened(), 1u) << "nothing opened after close()";
   EXPECT_EQ(server_->connections_accepted(), 1u);
+}
+
+// The control plane's clock, heard with every answer (a 404 too) and with
+// a watch's head: the daemon's witness of true time (ClockWitness).
+TEST_F(KubeTest, TheServersDateIsHeardWithEachAnswer) {
+  server_->create(kube::collection_path(kube::kEdgeNodes, kNamespace),
+                  edge_node("node-a", {"192.0.2.0/24"}));
+  auto http = client(kubeconfig());
+  std::vector<std::string> heard;
+  http->on_server_date([&](std::string_view date) { heard.emplace_back(date); });
+  KubeClient kube(*http);
+  ASSERT_TRUE(run(kube.get(kNodeA)));
+  EXPECT_FALSE(run(kube.get(kLeaseA)));  // 404
+  kube::WatchOptions options;
+  options.timeout = std::chrono::seconds(1);
+  ASSERT_TRUE(run(kube.watch(kube::collection_path(kube::kEdgeNodes, kNamespace), options,
+                             [](const kube::WatchEvent&) {})));
+  ASSERT_EQ(heard.size(), 3u);
+  for (const std::string& date : heard) {
+    const auto t = parse_http_date(date);
+    ASSERT_TRUE(t) << date;
+    EXPECT_LT(std::chrono::abs(*t - std::chrono::system_clock::now()), std::chrono::seconds(30))
+        << date;
+  }
 }
 
 TEST_F(KubeTest, ABearerTokenWorksAndAnUnknownOneGets401) {

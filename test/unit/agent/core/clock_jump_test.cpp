@@ -76,5 +76,23 @@ TEST(WallStepCheck, SleepsAndSlewingAreNoStep) {
   EXPECT_FALSE(step(c, clock)) << "more than the threshold is a step, not the threshold";
 }
 
+TEST(ClockWitness, TellsTheNodesErrorAcrossSleepsAndSteps) {
+  test::FakeClock clock;
+  ClockWitness w;
+  EXPECT_FALSE(w.error(clock.wall(), clock.boottime())) << "nothing heard";
+  // The node booted 50 days ahead; the control plane says the true time.
+  clock.step_wall(50 * 24h);
+  w.heard(clock.wall() - 50 * 24h, clock.boottime());
+  EXPECT_EQ(w.error(clock.wall(), clock.boottime()), 50 * 24h);
+  clock.suspend(3h);  // both clocks count the sleep
+  EXPECT_EQ(w.error(clock.wall(), clock.boottime()), 50 * 24h);
+  clock.step_wall(-50 * 24h);  // NTP puts it right: no new answer needed
+  clock.advance(10s);
+  EXPECT_EQ(w.error(clock.wall(), clock.boottime()), Duration::zero());
+  clock.suspend(25h);
+  EXPECT_FALSE(w.error(clock.wall(), clock.boottime())) << "stale after a day";
+  EXPECT_TRUE(w.error(clock.wall(), clock.boottime(), 48h)) << "fresh is the caller's";
+}
+
 }  // namespace
 }  // namespace tetherd

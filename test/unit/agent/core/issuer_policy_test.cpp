@@ -17,6 +17,7 @@ namespace tetherd {
 namespace {
 
 using std::chrono::hours;
+using std::chrono::minutes;
 using std::chrono::seconds;
 
 const WallTime kNow{seconds(1795253405)};  // 2026-11-21T09:30:05Z
@@ -83,6 +84,20 @@ std::vector<Case> cases() {
   missing.anchors = {kGoodAnchor};
   IssuerFacts clock_behind_and_mismatch = chained(cert("i", kNow + seconds(1), kNow + hours(9000)));
   clock_behind_and_mismatch.key_matches = false;
+  // Minted by a clock that was ahead; the control plane's clock now agrees
+  // with the node's (issue 23's simulation: else up to the whole error of
+  // that clock with an issuer no proxy takes).
+  IssuerFacts from_the_future = chained(cert("i", kNow + hours(50), kNow + hours(9000)));
+  from_the_future.clock_confirmed = true;
+  // A minute ahead, though: an issuer made elsewhere by a clock a little
+  // ahead, valid by itself in a minute, is left.
+  IssuerFacts a_minute_ahead = chained(cert("i", kNow + minutes(1), kNow + hours(9000)));
+  a_minute_ahead.clock_confirmed = true;
+  IssuerFacts from_the_future_mismatch = clock_behind_and_mismatch;
+  from_the_future_mismatch.clock_confirmed = true;
+  IssuerFacts from_the_future_dead_anchor =
+      chained(cert("i", kNow + hours(50), kNow + hours(9000)), anchor_ending(kNow - seconds(1)));
+  from_the_future_dead_anchor.clock_confirmed = true;
   IssuerFacts no_anchor = chained(issuer_ending(kNow - seconds(1)));
   no_anchor.anchors.clear();
   no_anchor.chains_to.reset();
@@ -121,6 +136,14 @@ std::vector<Case> cases() {
        "IssuerUnreadable"},
       {"WrongClockWinsOverKeyMismatch", clock_behind_and_mismatch, IS::kNotYetValid, AS::kValid,
        false, false, "IssuerNotYetValid"},
+      {"NotYetValidWithTheControlPlanesClockAgreeingIsRotated", from_the_future, IS::kNotYetValid,
+       AS::kValid, true, false, "IssuerNotYetValid"},
+      {"ConfirmedClockLeavesAnIssuerOnlyMomentsAhead", a_minute_ahead, IS::kNotYetValid, AS::kValid,
+       false, false, "IssuerNotYetValid"},
+      {"ConfirmedClockStillNeverOverwritesAMismatch", from_the_future_mismatch, IS::kKeyMismatch,
+       AS::kValid, false, false, "IssuerKeyMismatch"},
+      {"ConfirmedClockUnderAnExpiredAnchorIsNotRotated", from_the_future_dead_anchor,
+       IS::kNotYetValid, AS::kExpired, false, false, "TrustAnchorExpired"},
       {"NoAnchorKnownNoRotation", no_anchor, IS::kBrokenChain, AS::kUnknown, false, false,
        "IssuerChainBroken"},
       {"AnchorExpiringIssuerValid",

@@ -75,5 +75,26 @@ TEST(KubeTime, RefusesTimesBeyondWhatAWallTimeHolds) {
   EXPECT_EQ(parse_kube_time("2262-01-01T00:00:00Z"), at(seconds(9214646400)));
 }
 
+TEST(HttpDate, ReadsTheFormServersSend) {
+  // RFC 9110's own example, and one as Go's net/http writes it.
+  EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), at(seconds(784111777)));
+  EXPECT_EQ(parse_http_date("Sat, 05 Dec 2026 13:45:00 GMT"),
+            parse_kube_time("2026-12-05T13:45:00Z"));
+}
+
+TEST(HttpDate, RefusesEverythingElse) {
+  for (const char* bad :
+       {"", "Sun, 06 Nov 1994 08:49:37", "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994", "Sun, 6 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Mon, 06 Nov 1994 08:49:37 GMT",  // the 6th was a Sunday
+        "Thu, 30 Feb 2026 00:00:00 GMT",  // no such day
+        "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 1994 23:59:60 GMT",
+        "Sun, 06 Nob 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 GMTX",
+        "Sun, 06 Nov +994 08:49:37 GMT", "Sun, 06 Nov 1994 8:49:37  GMT",
+        "Thu, 01 Jan 2263 00:00:00 GMT",  // past what a WallTime holds
+        "Fri, 31 Dec 1969 23:59:59 GMT"})
+    EXPECT_FALSE(parse_http_date(bad).has_value()) << bad;
+}
+
 }  // namespace
 }  // namespace tetherd
