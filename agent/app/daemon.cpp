@@ -340,8 +340,7 @@ void Daemon::heard_control_plane_date(std::string_view date) {
 void Daemon::judge_clock(bool pass) {
   const auto error = clock_witness_.error(clock_.wall(), clock_.boottime());
   if (!error) return;
-  const bool agrees =
-      std::chrono::abs(*error) <= (clock_agrees_ == false ? kClockAgainTolerance : kClockTolerance);
+  const bool agrees = clock_agrees(*error, clock_agrees_);
   if (clock_agrees_ == agrees) return;
   const bool first = !clock_agrees_;
   clock_agrees_ = agrees;

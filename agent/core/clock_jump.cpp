@@ -37,6 +37,10 @@ std::optional<Duration> ClockWitness::error(WallTime wall, MonoTime boottime,
   return std::chrono::duration_cast<Duration>(wall - true_now);
 }
 
+bool clock_agrees(Duration error, std::optional<bool> before) {
+  return std::chrono::abs(error) <= (before == false ? kClockAgainTolerance : kClockTolerance);
+}
+
 std::string clock_disagreement(Duration error) {
   const auto seconds = std::chrono::round<std::chrono::seconds>(error);
   return "this node's wall clock is " +

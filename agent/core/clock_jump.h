@@ -78,6 +78,10 @@ class ClockWitness {
 inline constexpr Duration kClockTolerance = std::chrono::minutes(5);
 inline constexpr Duration kClockAgainTolerance = std::chrono::minutes(4);
 
+// Whether the node's clock agrees with the witness, `error` off it, given
+// what was said before (nothing yet, agreeing, or not): the bounds above.
+bool clock_agrees(Duration error, std::optional<bool> before);
+
 // "this node's wall clock is 3h0m12s ahead of the control plane's (…)", in
 // whole seconds, with who to look at: either side may be the wrong one.
 std::string clock_disagreement(Duration error);

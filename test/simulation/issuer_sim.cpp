@@ -236,8 +236,7 @@ class World {
   void judge_clock(bool pass) {
     const auto error = witness_.error(clock_.wall(), clock_.boottime());
     if (!error) return;
-    const bool agrees = std::chrono::abs(*error) <=
-                        (clock_agrees_ == false ? kClockAgainTolerance : kClockTolerance);
+    const bool agrees = clock_agrees(*error, clock_agrees_);
     if (clock_agrees_ == agrees) return;
     clock_agrees_ = agrees;
     if (pass) rotation_->request(RotationTrigger::kClockWitness);

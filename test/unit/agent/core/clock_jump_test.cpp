@@ -94,5 +94,16 @@ TEST(ClockWitness, TellsTheNodesErrorAcrossSleepsAndSteps) {
   EXPECT_TRUE(w.error(clock.wall(), clock.boottime(), 48h)) << "fresh is the caller's";
 }
 
+TEST(ClockWitness, AgreementHasHysteresis) {
+  using namespace std::chrono;
+  EXPECT_TRUE(clock_agrees(minutes(5), std::nullopt)) << "5 minutes is within";
+  EXPECT_FALSE(clock_agrees(-minutes(5) - seconds(1), std::nullopt));
+  EXPECT_TRUE(clock_agrees(minutes(4) + seconds(30), true));
+  // Once disagreeing, the error must come back under 4 minutes: a Date's
+  // whole seconds at the bound do not flip it with every answer.
+  EXPECT_FALSE(clock_agrees(minutes(4) + seconds(30), false));
+  EXPECT_TRUE(clock_agrees(-minutes(4), false));
+}
+
 }  // namespace
 }  // namespace tetherd
