@@ -1,6 +1,7 @@
 #include "agent/kube/https_client.h"
 
 #include <array>
+#include <map>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <set>
@@ -112,7 +113,10 @@ struct HttpsClient::State {
   std::vector<std::string> peer_chain;
   std::set<Connection*> live;  // before `idle`: idle connections leave it as they go
   std::vector<std::unique_ptr<Connection>> idle;
-  HttpsClient::Exchange exchange;                 // create_in_process(): no connections at all
+  HttpsClient::Exchange exchange;             // create_in_process(): no connections at all
+  HttpsClient::WatchExchange watch_exchange;  // and its watches, which a cut ends
+  std::map<std::uint64_t, std::function<void()>> cuts;
+  std::uint64_t watches_in_process = 0;
   std::function<void(std::string_view)> on_date;  // on_server_date()
 };
 
@@ -266,12 +270,14 @@ ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create_unverified(
 }
 
 std::unique_ptr<HttpsClient> HttpsClient::create_in_process(asio::any_io_executor executor,
-                                                            std::string server, Exchange exchange) {
+                                                            std::string server, Exchange exchange,
+                                                            WatchExchange watch) {
   auto address = parse_server_address(server, {});
   auto state = std::make_shared<State>(std::move(executor), std::move(server),
                                        address ? std::move(*address) : ServerAddress{},
                                        std::string(), ClientLimits{});
   state->exchange = std::move(exchange);
+  state->watch_exchange = std::move(watch);
   return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(state)));
 }
 
@@ -296,6 +302,11 @@ void HttpsClient::disconnect_all() {
   state_->idle.clear();
   for (auto* c : state_->live)
     c->close();
+  // In process: each watch under way is told once, and ends.
+  auto cuts = std::move(state_->cuts);
+  state_->cuts.clear();
+  for (auto& [id, cut] : cuts)
+    if (cut) cut();
 }
 
 void HttpsClient::on_server_date(std::function<void(std::string_view)> listener) {
@@ -615,10 +626,27 @@ namespace {
 awaitable<ApiResult<void>> not_in_process(std::string server) {
   co_return invalid(server + ": watches are not served in process");
 }
+
+awaitable<ApiResult<void>> stream_in_process(std::shared_ptr<State> s, HttpRequest request,
+                                             Duration idle, HttpsClient::BodySink sink,
+                                             std::function<void()> on_open) {
+  if (s->closed) co_return disconnected(*s);
+  const std::uint64_t id = ++s->watches_in_process;
+  std::weak_ptr<State> weak = s;
+  HttpsClient::Cut on_cut = [weak, id](std::function<void()> cut) {
+    if (auto state = weak.lock()) state->cuts[id] = std::move(cut);
+  };
+  auto ended = co_await s->watch_exchange(std::move(request), idle, std::move(sink),
+                                          std::move(on_open), std::move(on_cut));
+  s->cuts.erase(id);
+  co_return ended;
+}
 }  // namespace
 
 awaitable<ApiResult<void>> HttpsClient::stream(HttpRequest request, Duration idle, BodySink sink,
                                                std::function<void()> on_open) {
+  if (state_->watch_exchange)
+    return stream_in_process(state_, std::move(request), idle, std::move(sink), std::move(on_open));
   if (state_->exchange) return not_in_process(state_->server);
   return stream_on(state_, std::move(request), idle, std::move(sink), std::move(on_open));
 }

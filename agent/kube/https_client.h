@@ -100,10 +100,21 @@ class HttpsClient {
   // In process: every request is answered by `exchange`, with no socket
   // and no TLS. For the simulations (test/simulation/), which run the app
   // layer on simulated time against the test API server's REST semantics;
-  // the daemon never makes one. Watches are not served (stream() fails).
+  // the daemon never makes one. Watches are served by `watch` when given
+  // (stream() fails without one).
   using Exchange = std::function<boost::asio::awaitable<ApiResult<HttpResponse>>(HttpRequest)>;
+  using BodySink = std::function<ApiResult<bool>(std::string_view)>;
+  // A watch in process: stream()'s arguments, and `on_cut`, which the watch
+  // calls once to be told of a disconnect_all() or close() while it runs
+  // (it must then end, with a transport error, as a cut socket does). The
+  // watch keeps its own idle deadline, on its own (simulated) clock.
+  using Cut = std::function<void(std::function<void()> cut)>;
+  using WatchExchange = std::function<boost::asio::awaitable<ApiResult<void>>(
+      HttpRequest request, Duration idle, BodySink sink, std::function<void()> on_open,
+      Cut on_cut)>;
   static std::unique_ptr<HttpsClient> create_in_process(boost::asio::any_io_executor executor,
-                                                        std::string server, Exchange exchange);
+                                                        std::string server, Exchange exchange,
+                                                        WatchExchange watch = {});
 
   // Closes every connection. Calls in flight may outlive the client: they
   // hold its state, and end with a "Disconnected" transport error.
@@ -116,10 +127,9 @@ class HttpsClient {
   // server closed meanwhile is retried once on a fresh one, except for POST.
   boost::asio::awaitable<ApiResult<HttpResponse>> send(HttpRequest request);
 
-  // Called with each piece of a streamed 200 body; returns whether a whole
-  // unit (a watch event) completed, which pushes the idle deadline back, or
-  // an error that ends the stream.
-  using BodySink = std::function<ApiResult<bool>(std::string_view)>;
+  // BodySink (above): called with each piece of a streamed 200 body;
+  // returns whether a whole unit (a watch event) completed, which pushes
+  // the idle deadline back, or an error that ends the stream.
   // A long response (a watch) on a connection of its own. A non-200 answer
   // is an error decoded from its Status body. A stream that completes no unit
   // within `idle` is dead: silent and dripping servers alike.

@@ -1,7 +1,12 @@
 // Every verb tetherd uses, against the test API server over real mTLS.
 #include "agent/kube/kube_client.h"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "agent/core/kube_time.h"
 #include "test/integration/kube/kube_fixture.h"
@@ -196,6 +201,89 @@ TEST_F(KubeTest, CloseAlsoRefusesWhatIsBegunAfterIt) {
   EXPECT_EQ(w.error().reason, "Disconnected");
   EXPECT_EQ(http->connections_opened(), 1u) << "nothing opened after close()";
   EXPECT_EQ(server_->connections_accepted(), 1u);
+}
+
+// In process (the simulations' transport): a watch hears each line, and
+// a disconnect_all() ends it as closing its socket would; after close()
+// no watch begins at all.
+struct ParkedWatch {
+  asio::io_context& io;
+  int watches = 0;
+  std::optional<asio::steady_timer> parked;
+  bool cut = false;
+  std::string target;
+  Duration asked_idle{};
+  asio::awaitable<ApiResult<void>> run(kube::HttpRequest request, Duration idle,
+                                       kube::HttpsClient::BodySink sink,
+                                       std::function<void()> on_open,
+                                       kube::HttpsClient::Cut on_cut) {
+    ++watches;
+    target = request.target;
+    asked_idle = idle;
+    parked.emplace(io, asio::steady_timer::time_point::max());
+    on_cut([this] {
+      cut = true;
+      parked->cancel();
+    });
+    on_open();
+    auto fed = sink("{\"type\":\"ADDED\"}\n");
+    if (!fed) co_return fed.error();
+    co_await parked->async_wait(asio::as_tuple(asio::use_awaitable));
+    kube::ApiError ended{ErrorKind::kTransport, 0, cut ? "Disconnected" : "", "cut", std::nullopt};
+    co_return ended;
+  }
+};
+asio::awaitable<ApiResult<kube::HttpResponse>> answer_ok(kube::HttpRequest request) {
+  co_return kube::HttpResponse{200, request.target, ""};
+}
+
+TEST(KubeInProcess, AWatchIsCutByDisconnectAllAndNoneBeginsAfterClose) {
+  asio::io_context io;
+  ParkedWatch server{io};
+  auto http = kube::HttpsClient::create_in_process(
+      io.get_executor(), "https://cloud.example:6443", answer_ok,
+      [&](kube::HttpRequest request, Duration idle, kube::HttpsClient::BodySink sink,
+          std::function<void()> on_open, kube::HttpsClient::Cut on_cut) {
+        return server.run(std::move(request), idle, std::move(sink), std::move(on_open),
+                          std::move(on_cut));
+      });
+  std::vector<std::string> heard;
+  bool opened = false;
+  std::optional<ApiResult<void>> ended;
+  const auto watch = [&]() -> asio::awaitable<void> {
+    // Named, not a temporary in the co_await: GCC 12 relocates an
+    // aggregate temporary there instead of moving it.
+    kube::HttpRequest request{boost::beast::http::verb::get, "/watch", {}, {}};
+    ended = co_await http->stream(
+        std::move(request), std::chrono::seconds(150),
+        [&](std::string_view line) -> ApiResult<bool> {
+          heard.emplace_back(line);
+          return true;
+        },
+        [&] { opened = true; });
+  };
+  asio::co_spawn(io, watch(), asio::detached);
+  io.poll();
+  ASSERT_EQ(heard.size(), 1u);
+  EXPECT_TRUE(opened);
+  EXPECT_FALSE(ended) << "a watch runs until it is cut";
+  http->disconnect_all();
+  io.poll();
+  ASSERT_TRUE(ended);
+  ASSERT_FALSE(*ended);
+  EXPECT_EQ(ended->error().reason, "Disconnected");
+  http->disconnect_all();  // nothing left to cut: no second call of the first cut
+  http->close();
+  ended.reset();
+  asio::co_spawn(io, watch(), asio::detached);
+  io.restart();  // it ran out of work when the first watch ended
+  io.poll();
+  ASSERT_TRUE(ended);
+  ASSERT_FALSE(*ended);
+  EXPECT_EQ(ended->error().reason, "Disconnected");
+  EXPECT_EQ(server.watches, 1) << "nothing begins after close()";
+  EXPECT_EQ(server.target, "/watch");
+  EXPECT_EQ(server.asked_idle, std::chrono::seconds(150));
 }
 
 // The control plane's clock, heard with every answer (a 404 too) and with
