@@ -1,0 +1,890 @@
+#include "test/simulation/node_sim.h"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json.hpp>
+
+#include "agent/adapters/state_dir.h"
+#include "agent/app/firewall_keeper.h"
+#include "agent/app/tether.h"
+#include "agent/config/config_loader.h"
+#include "agent/core/backoff.h"
+#include "agent/core/kube_time.h"
+#include "agent/core/lease.h"
+#include "agent/core/node_conditions.h"
+#include "agent/core/node_status.h"
+#include "agent/core/tether_session.h"
+#include "agent/kube/api_error.h"
+#include "agent/kube/https_client.h"
+#include "agent/kube/kube_client.h"
+#include "agent/kube/retry.h"
+#include "firewall/cidr.h"
+#include "test/simulation/seeds.h"
+#include "test/simulation/tail_log.h"
+#include "test/support/api_server/rest_api.h"
+#include "test/support/fake_backend.h"
+#include "test/support/sim_clock.h"
+#include "test/support/temp_dir.h"
+
+namespace tetherd::sim::node {
+namespace {
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace api = tetherd::test::apiserver;
+using asio::awaitable;
+
+const std::string kNs = "tetherd-system";
+const std::string kNode = "node-a";
+const std::string kServer = "https://cloud.example:6443";
+const std::string kEdgeNodes = kube::collection_path(kube::kEdgeNodes, kNs);
+const std::string kNodePath = kube::object_path(kube::kEdgeNodes, kNs, kNode);
+const std::string kLeasePath = kube::object_path(kube::kLeases, kNs, lease_name(kNode));
+// The node's file: a static source (one of two, as reloads change it) and
+// alwaysAllow the kernel must always hold, a heartbeat reloads change, and
+// limits a spec can exceed.
+const std::string kAllows[] = {"203.0.113.0/28", "203.0.113.128/28"};
+const std::string kAlwaysAllow = "10.42.0.0/16";
+std::string config_text(const Event& e) {
+  if (!e.valid) return "firewall:\n  maxSources: -3\n  allow: [\"203.0.113.0/28\"\n";
+  return "controlPlane:\n  namespace: " + kNs +
+         "\n  heartbeatInterval: " + std::to_string(e.length / std::chrono::seconds(1)) +
+         "s\nfirewall:\n  maxSources: 8\n  allow: [\"" + kAllows[e.allow] +
+         "\"]\n  alwaysAllow: [\"" + kAlwaysAllow + "\"]\n";
+}
+
+constexpr Duration kRecovery = 2min;       // the issue's bound after a fault ends
+constexpr Duration kIdle = 150s;           // kube::WatchOptions::idle
+constexpr Duration kReadTimeout = 30s;     // kube::ClientLimits::read_timeout
+constexpr Duration kSlowAnswer = 5s;       // a slow server
+constexpr Duration kBookmarkPeriod = 60s;  // about kube-apiserver's
+constexpr Duration kLeaseDuration = 40s;   // the file's default
+constexpr Duration kDownClaim = 4min;      // idle, a read timeout, and the Lease's life
+constexpr Duration kBrownoutClaim = 7min;  // an open watch's timeout, and as much again
+constexpr Duration kLogindDelay = 5s;      // InhibitDelayMaxSec
+constexpr Duration kResumeTick = 10s;      // the daemon's resume check without logind
+constexpr std::size_t kTenMinutes = 70;    // 7 a minute at steady state
+constexpr std::size_t kAnyMinute = 10;
+constexpr std::size_t kTenMinutesInAFault = 120;
+constexpr std::size_t kMaxWatches = 2;  // the session's, and one being replaced
+constexpr std::size_t kMaxTimers = 16;
+const WallTime kStart = WallTime(std::chrono::hours(24 * 365 * 56));
+
+bool down_fault(Fault f) {
+  switch (f) {
+    case Fault::kRefused:
+    case Fault::kReset:
+    case Fault::kStalled:
+    case Fault::k500:
+    case Fault::k503:
+    case Fault::k429:
+    case Fault::kResetAfterOk:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string status_body(unsigned code, const std::string& reason, const std::string& message) {
+  return json::serialize(json::object{{"kind", "Status"},
+                                      {"apiVersion", "v1"},
+                                      {"metadata", json::object{}},
+                                      {"status", "Failure"},
+                                      {"message", message},
+                                      {"reason", reason},
+                                      {"code", code}});
+}
+
+// As the real client says them (https_client.cpp's io_error): no reason,
+// a deadline is kTimeout.
+kube::ApiError transport(const std::string& message) {
+  return kube::ApiError{kube::ErrorKind::kTransport, 0, {}, kServer + ": " + message, std::nullopt};
+}
+kube::ApiError disconnected() {  // as the real client's close
+  return kube::ApiError{kube::ErrorKind::kTransport, 0, "Disconnected",
+                        kServer + ": connection closed by tetherd", std::nullopt};
+}
+kube::ApiError timed_out(const std::string& message) {
+  return kube::ApiError{kube::ErrorKind::kTimeout, 0, {}, kServer + ": " + message, std::nullopt};
+}
+
+json::array sources_json(const std::vector<std::string>& sources) {
+  json::array a;
+  for (const auto& s : sources)
+    a.emplace_back(s);
+  return a;
+}
+
+class World {
+ public:
+  World(const Scenario& s, Sabotage sabotage) : scenario_(s), sabotage_(sabotage) {}
+
+  Verdict run() {
+    setup();
+    struct Point {
+      Duration at;
+      std::size_t event;
+      bool end;
+    };
+    std::vector<Point> points;
+    for (std::size_t i = 0; i < scenario_.events.size(); ++i) {
+      const Event& e = scenario_.events[i];
+      points.push_back({e.at, i, false});
+      if (e.kind == Kind::kOutage && e.length > Duration::zero())
+        points.push_back({e.at + e.length, i, true});
+    }
+    std::stable_sort(points.begin(), points.end(),
+                     [](const Point& a, const Point& b) { return a.at < b.at; });
+    Verdict v;
+    std::size_t last = 0;  // the highest event begun: shrinking keeps all up to it
+    for (const Point& p : points) {
+      if (!violation_) advance_to(p.at);
+      if (!violation_) {
+        last = std::max(last, p.event);
+        apply(scenario_.events[p.event], p.end);
+        settle();
+        check();
+      }
+      if (violation_) {
+        v.step = last;
+        break;
+      }
+    }
+    if (!violation_) {
+      advance_to(std::chrono::hours(24) * scenario_.days);
+      if (violation_ && !scenario_.events.empty()) v.step = scenario_.events.size() - 1;
+    }
+    stop();
+    if (violation_) v.violation = *violation_ + " (at " + clock_text(now()) + ")" + log_.tail();
+    v.totals = totals_;
+    return v;
+  }
+
+ private:
+  // ------------------------------------------------------------ the world
+
+  Duration now() const { return clock_.wall() - kStart; }
+
+  api::Response call(const std::string& method, const std::string& target, std::string body = {},
+                     std::string content_type = "application/json") {
+    api::Request q{method,
+                   target,
+                   std::move(content_type),
+                   std::move(body),
+                   "application/json",
+                   "cloud.example:6443"};
+    return std::get<api::Response>(rest_.handle(admin_, q));
+  }
+
+  void write_spec(const std::vector<std::string>& sources) {
+    json::object node = json::parse(call("GET", kNodePath).body).as_object();
+    node["spec"] =
+        json::object{{"firewall", json::object{{"allowedSources", sources_json(sources)}}}};
+    call("PUT", kNodePath, json::serialize(node));
+  }
+
+  void setup() {
+    const std::vector<std::string> first{"192.0.2.0/28"};
+    call("POST", kEdgeNodes,
+         json::serialize(json::object{
+             {"apiVersion", "tetherd.io/v1alpha1"},
+             {"kind", "EdgeNode"},
+             {"metadata", json::object{{"name", kNode}, {"namespace", kNs}}},
+             {"spec",
+              json::object{{"firewall", json::object{{"allowedSources", sources_json(first)}}}}}}));
+    latest_ = spec_event(now(), first);
+    valid_seen_.insert(first);
+    changed_at_ = now();
+    healthy_since_ = now();
+    Event file;
+    file.length = 10s;
+    auto parsed = parse_config(config_text(file), LoadOptions{.host_name = kNode});
+    config_ = std::get<Config>(parsed);
+    start();
+  }
+
+  // The daemon's start, in its order: the firewall first (the saved state
+  // applied), then the session.
+  void start() {
+    keeper_ = std::make_unique<FirewallKeeper>(
+        log_, StateDir(dir_.path()),
+        [this](const FirewallConfig&) -> std::unique_ptr<firewall::Backend> {
+          return std::make_unique<Kernel>(kernel_);
+        },
+        std::vector<asio::ip::address>{asio::ip::make_address("192.0.2.1")}, io_.get_executor(),
+        FirewallKeeper::Worker::kLoop);
+    if (auto r = keeper_->start(config_.firewall); !r)
+      fail("firewall-holds-the-static-allowlist: the keeper did not start: " + r.error().message);
+    auto http = kube::HttpsClient::create_in_process(
+        io_.get_executor(), kServer, [this](kube::HttpRequest r) { return exchange(std::move(r)); },
+        [this](kube::HttpRequest r, Duration idle, kube::HttpsClient::BodySink sink,
+               std::function<void()> on_open, kube::HttpsClient::Cut on_cut) {
+          return watch(std::move(r), idle, std::move(sink), std::move(on_open), std::move(on_cut));
+        });
+    TetherTiming timing;
+    timing.retry = kube::default_retry_context(clock_);
+    timing.retry->random = [this] { return unit_of(rng_); };
+    tether_ = std::make_unique<Tether>(io_, clock_, log_, *keeper_, conditions_, std::move(http),
+                                       config_, std::move(timing));
+    tether_->start();
+    quiet_since_ = clock_.monotonic();
+    settle();
+  }
+
+  // tetherd stopped (the rules stay: onStop keep).
+  void stop() {
+    tether_->stop();
+    // What is under way ends: a stalled answer waits out its deadline.
+    for (int i = 0; i < 60 && !tether_->finished(); ++i)
+      clock_.run_for(io_, 1s);
+    if (!tether_->finished()) {
+      fail("bounded-memory: the Tether did not finish a minute after stop()");
+      // Its coroutines still refer to it: left, not freed under them.
+      static_cast<void>(tether_.release());
+      return;
+    }
+    totals_.specs_applied += tether_->stats().specs_applied;
+    totals_.specs_rejected += tether_->stats().specs_rejected;
+    totals_.status_writes += tether_->stats().status_writes;
+    tether_.reset();
+    keeper_->stop();
+    settle();
+    keeper_.reset();
+  }
+
+  void settle() { clock_.run_for(io_, Duration::zero()); }
+
+  void fail(std::string what) {
+    if (!violation_) violation_ = std::move(what);
+  }
+
+  // The kernel: the in-memory one, which a test of the checker could break.
+  class Kernel final : public firewall::Backend {
+   public:
+    explicit Kernel(test::FakeBackend& real) : real_(real) {}
+    std::string_view name() const override { return "nftables"; }
+    Result<void> apply(const firewall::Allowlist& a) override { return real_.apply(a); }
+    Result<std::optional<firewall::LiveTable>> read() override { return real_.read(); }
+    Result<void> remove() override { return real_.remove(); }
+
+   private:
+    test::FakeBackend& real_;
+  };
+
+  // ------------------------------------------------------- the control plane
+
+  // A fault the node cannot be connected through (a slow server and a
+  // rival writer of the Lease leave it connected).
+  bool unwell() const {
+    return !active_.empty() && active_.back() != Fault::kSlow &&
+           active_.back() != Fault::kLeaseConflict;
+  }
+
+  std::optional<Fault> fault() const {
+    if (active_.empty()) return std::nullopt;
+    return active_.back();
+  }
+
+  void count_request() {
+    ++totals_.requests;
+    recent_.push_back(clock_.monotonic());
+  }
+
+  struct Refusal {
+    std::optional<kube::ApiError> error;  // a transport error
+    unsigned status = 0;                  // or an answer
+    std::string body;
+    std::string retry_after;
+  };
+  // What the faults make of a request before the API server sees it (a
+  // reset after the 200 is the caller's: the server has acted). A wait is
+  // on `timer`, which a cut of a watch cancels.
+  awaitable<Refusal> refusal(Timer& timer) {
+    const auto f = fault();
+    if (!f) co_return Refusal{};
+    switch (*f) {
+      case Fault::kRefused:
+        co_return Refusal{transport("connection refused"), 0, {}, {}};
+      case Fault::kReset:
+        co_return Refusal{transport("connection reset by peer"), 0, {}, {}};
+      case Fault::kStalled: {
+        timer.expires_after(kReadTimeout);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_return Refusal{timed_out("no answer within 30 s"), 0, {}, {}};
+      }
+      case Fault::kSlow: {
+        timer.expires_after(kSlowAnswer);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_return Refusal{};
+      }
+      case Fault::k500:
+      case Fault::k503:
+      case Fault::k429: {
+        const unsigned code = *f == Fault::k500 ? 500 : *f == Fault::k503 ? 503 : 429;
+        const std::string reason = code == 500   ? "InternalError"
+                                   : code == 503 ? "ServiceUnavailable"
+                                                 : "TooManyRequests";
+        const auto after = std::chrono::duration_cast<std::chrono::seconds>(retry_after_).count();
+        // A client may wait what it was told and a jittered share more,
+        // even past the fault's end (core/backoff.h's retry_delay at its
+        // largest, as the session simulation bounds it).
+        if (after > 0) {
+          constexpr unsigned kCapped = 64;
+          honour_until_ = std::max(honour_until_, now() + retry_delay(SessionPolicy{}.backoff,
+                                                                      kCapped, retry_after_, 1.0));
+        }
+        co_return Refusal{std::nullopt, code, status_body(code, reason, "the server is unwell"),
+                          after > 0 ? std::to_string(after) : ""};
+      }
+      default:
+        co_return Refusal{};
+    }
+  }
+
+  awaitable<kube::ApiResult<kube::HttpResponse>> exchange(kube::HttpRequest r) {
+    count_request();
+    Timer timer(io_, clock_);
+    Refusal refused = co_await refusal(timer);
+    if (refused.error) co_return *refused.error;
+    if (refused.status != 0)
+      co_return kube::HttpResponse{refused.status, std::move(refused.body), refused.retry_after};
+    const std::string method(boost::beast::http::to_string(r.verb));
+    const std::string path = r.target.substr(0, r.target.find('?'));
+    if (fault() == Fault::kLeaseConflict && path == kLeasePath && method == "PUT")
+      conflicted_ = !conflicted_;
+    if (fault() == Fault::kLeaseConflict && path == kLeasePath && method == "PUT" && conflicted_) {
+      // Someone else's write lands first (every other time: the Lease's
+      // GET and PUT again after a 409 get through).
+      const api::Response got = call("GET", kLeasePath);
+      if (got.status == 200) {
+        json::object lease = json::parse(got.body).as_object();
+        lease["metadata"].as_object()["annotations"] =
+            json::object{{"example.com/touched", std::to_string(totals_.requests)}};
+        call("PUT", kLeasePath, json::serialize(lease));
+      }
+    }
+    api::Response a = call(method, r.target, std::move(r.body), r.content_type);
+    // The server acted; the answer is lost on the way.
+    if (fault() == Fault::kResetAfterOk) co_return transport("connection closed mid-body");
+    co_return kube::HttpResponse{a.status, std::move(a.body),
+                                 a.retry_after ? std::to_string(*a.retry_after) : ""};
+  }
+
+  struct Watch {
+    Watch(asio::io_context& io, const Clock& clock) : timer(io, clock) {}
+    Timer timer;
+    std::deque<std::shared_ptr<const api::StoreEvent>> queue;
+    bool cut = false;     // the client closed it
+    bool reset = false;   // the server did
+    bool silent = false;  // dead, and nobody said (a sleep, a NAT, a stall)
+  };
+
+  awaitable<kube::ApiResult<void>> watch(kube::HttpRequest r, Duration idle,
+                                         kube::HttpsClient::BodySink sink,
+                                         std::function<void()> on_open,
+                                         kube::HttpsClient::Cut on_cut) {
+    auto w = std::make_shared<Watch>(io_, clock_);
+    on_cut([w] {
+      w->cut = true;
+      w->timer.cancel();
+    });
+    count_request();
+    ++totals_.watches;
+    Refusal refused = co_await refusal(w->timer);
+    if (w->cut) co_return disconnected();
+    if (refused.error) co_return *refused.error;
+    if (refused.status != 0)
+      co_return kube::error_from_response(refused.status, refused.body, refused.retry_after);
+    api::Request q{"GET", r.target, {}, {}, "application/json", "cloud.example:6443"};
+    api::Outcome outcome = rest_.handle(admin_, q);
+    if (auto* answer = std::get_if<api::Response>(&outcome))
+      co_return kube::error_from_response(
+          answer->status, answer->body,
+          answer->retry_after ? std::to_string(*answer->retry_after) : std::string());
+    api::WatchRequest& request = std::get<api::WatchRequest>(outcome);
+    if (on_open) on_open();
+    if (fault() == Fault::kResetAfterOk) co_return transport("watch: connection closed mid-stream");
+    if (fault() == Fault::kGone) {
+      // As kube-apiserver after a compaction: 200, one ERROR event, the end.
+      json::object event{
+          {"type", "ERROR"},
+          {"object", json::parse(status_body(410, "Expired", "too old resource version"))}};
+      if (auto fed = sink(json::serialize(event) + "\n"); !fed) co_return fed.error();
+      co_return kube::ApiResult<void>{};
+    }
+    auto started = store_.watch(request.filter, request.from,
+                                [w](std::shared_ptr<const api::StoreEvent> event) {
+                                  w->queue.push_back(std::move(event));
+                                  w->timer.cancel();
+                                });
+    if (!started.ok()) {
+      json::object event{{"type", "ERROR"}, {"object", started.error().status}};
+      if (auto fed = sink(json::serialize(event) + "\n"); !fed) co_return fed.error();
+      co_return kube::ApiResult<void>{};
+    }
+    const std::uint64_t id = started.value().id;
+    std::uint64_t version = started.value().resource_version;
+    const std::uint64_t start_version = version;
+    watches_.emplace(id, w.get());
+    struct Unwatch {
+      World* world;
+      std::uint64_t id;
+      ~Unwatch() {
+        world->store_.unwatch(id);
+        world->watches_.erase(id);
+      }
+    } unwatch{this, id};
+    const auto feed = [&](const std::string& line) -> kube::ApiResult<bool> { return sink(line); };
+    MonoTime idle_at = clock_.monotonic() + idle;
+    for (const std::string& line : started.value().initial) {
+      auto fed = feed(line);
+      if (!fed) co_return fed.error();
+      if (*fed) idle_at = clock_.monotonic() + idle;
+    }
+    const Duration timeout = request.timeout > 0s ? Duration(request.timeout) : Duration(300s);
+    const MonoTime end_at = clock_.monotonic() + timeout;
+    MonoTime bookmark_at = clock_.monotonic() + kBookmarkPeriod;
+    for (;;) {
+      if (w->cut) co_return disconnected();
+      if (w->reset) co_return transport("watch: connection closed mid-stream");
+      while (!w->queue.empty() && !w->cut) {
+        auto event = std::move(w->queue.front());
+        w->queue.pop_front();
+        if (w->silent || event->resource_version <= start_version) continue;
+        version = std::max(version, event->resource_version);
+        if (auto line = request.filter.event_line(*event)) {
+          auto fed = feed(*line);
+          if (!fed) co_return fed.error();
+          if (*fed) idle_at = clock_.monotonic() + idle;
+        }
+      }
+      if (w->cut) co_return disconnected();
+      const MonoTime t = clock_.monotonic();
+      if (!w->silent && t >= end_at) co_return kube::ApiResult<void>{};
+      if (t >= idle_at)
+        co_return timed_out("watch idle: nothing complete for " + std::to_string(idle / 1s) + " s");
+      if (!w->silent && request.bookmarks && t >= bookmark_at) {
+        json::object event{
+            {"type", "BOOKMARK"},
+            {"object", json::object{{"kind", "EdgeNode"},
+                                    {"apiVersion", "tetherd.io/v1alpha1"},
+                                    {"metadata",
+                                     json::object{{"resourceVersion", std::to_string(version)}}}}}};
+        auto fed = feed(json::serialize(event) + "\n");
+        if (!fed) co_return fed.error();
+        if (*fed) idle_at = t + idle;
+        bookmark_at = t + kBookmarkPeriod;
+      }
+      MonoTime next = idle_at;
+      if (!w->silent) next = std::min({next, end_at, request.bookmarks ? bookmark_at : end_at});
+      w->timer.expires_after(next - t);
+      co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+  // Each watch is dead; it ends by its idle deadline at the latest.
+  void silence_watches() {
+    silent_until_ = now() + kIdle;
+    for (auto& [id, w] : watches_) {
+      w->silent = true;
+      w->timer.cancel();
+    }
+  }
+  void reset_watches() {
+    for (auto& [id, w] : watches_) {
+      w->reset = true;
+      w->timer.cancel();
+    }
+  }
+
+  // ------------------------------------------------------------- the events
+
+  void apply(const Event& e, bool end) {
+    switch (e.kind) {
+      case Kind::kSpec:
+        ++totals_.specs;
+        write_spec(e.sources);
+        latest_ = e;
+        changed_at_ = now();
+        if (e.valid) valid_seen_.insert(e.sources);
+        break;
+      case Kind::kOutage:
+        if (!end) ++totals_.outages;
+        if (e.fault == Fault::kNatDrop) {
+          silence_watches();
+          healthy_since_ = std::max(healthy_since_, silent_until_);
+          break;
+        }
+        // One fault at a time: one that begins during another is dropped
+        // (the cloud cannot be stalled and answer 503 at once).
+        if (!end && !active_.empty()) {
+          dropped_.insert(&e);
+          break;
+        }
+        if (end && dropped_.erase(&e) > 0) break;
+        if (!end) {
+          active_.push_back(e.fault);
+          fault_since_ = now();
+          retry_after_ = e.retry_after;
+          if (down_fault(e.fault)) {
+            down_since_ = now();
+            // A brownout leaves an open watch alone, which ends at its
+            // timeout (5 minutes); a broken network ends it at once or by
+            // its idle deadline.
+            const bool brownout =
+                e.fault == Fault::k500 || e.fault == Fault::k503 || e.fault == Fault::k429;
+            down_claim_ = brownout ? kBrownoutClaim : kDownClaim;
+            if (e.fault == Fault::kStalled) silence_watches();
+            if (!brownout && e.fault != Fault::kStalled) reset_watches();
+          }
+          // A slow server and a rival writer of the Lease still leave the
+          // node connected: everything is checked through them.
+          if (e.fault != Fault::kSlow && e.fault != Fault::kLeaseConflict)
+            healthy_since_ = std::max(healthy_since_, now() + 100 * 24h);  // not until it ends
+        } else {
+          active_.clear();
+          down_since_.reset();
+          // A watch silenced by a stall is noticed by its idle deadline.
+          healthy_since_ =
+              std::max({std::min(healthy_since_, now()), silent_until_, honour_until_});
+          quiet_since_ = clock_.monotonic();
+        }
+        break;
+      case Kind::kReload: {
+        // The daemon's reload (Daemon::reload): the firewall first, then
+        // the session's timing and the spec judged again.
+        ++totals_.reloads;
+        auto parsed = parse_config(config_text(e), LoadOptions{.host_name = kNode});
+        if (std::holds_alternative<ConfigErrors>(parsed) == e.valid)
+          return fail(std::string("reload-judged: a ") + (e.valid ? "good" : "bad") + " file was " +
+                      (e.valid ? "refused" : "taken"));
+        if (!e.valid) break;
+        Config next = std::get<Config>(std::move(parsed));
+        if (auto fits = keeper_->reconfigure(next.firewall); !fits)
+          return fail("reload-judged: the keeper refused a file that fits: " +
+                      fits.error().message);
+        tether_->retime(next);
+        tether_->firewall_policy_changed();
+        config_ = std::move(next);
+        allow_ = e.allow;
+        break;
+      }
+      case Kind::kRestart:
+        ++totals_.restarts;
+        stop();
+        start();
+        if (!unwell()) healthy_since_ = std::max(healthy_since_, now());
+        quiet_since_ = clock_.monotonic();
+        break;
+      case Kind::kSleep: {
+        // One that began while the node slept lasts what is left of it.
+        const Duration length = std::min(e.length, e.at + e.length - now());
+        if (length <= Duration::zero()) break;
+        ++totals_.sleeps;
+        const bool told = !e.logind_lost && sabotage_ != Sabotage::kForgetResumes;
+        if (told) {
+          bool done = false;
+          tether_->suspending([&done] { done = true; });
+          for (Duration waited{}; !done && waited < kLogindDelay; waited += 1s)
+            clock_.run_for(io_, 1s);
+        }
+        // The server and the NATs forget every connection while the node
+        // sleeps; the node learns it only from a redial.
+        silence_watches();
+        clock_.suspend(length);
+        // A daemon redials at once on a resume (logind's, or its own
+        // check's): a watch it kept would die by its deadline only.
+        silent_until_ = now();
+        if (sabotage_ != Sabotage::kForgetResumes) {
+          if (!told) clock_.run_for(io_, kResumeTick);
+          tether_->resumed();
+        }
+        if (!unwell()) healthy_since_ = std::max(healthy_since_, now());
+        quiet_since_ = clock_.monotonic();
+        break;
+      }
+    }
+  }
+
+  // Runs the node until `t`, checking every simulated minute.
+  void advance_to(Duration t) {
+    while (!violation_ && now() < t) {
+      const Duration next = std::min(t, now() + 1min);
+      clock_.run_for(io_, next - now());
+      check();
+    }
+  }
+
+  // ---------------------------------------------------------- the invariants
+
+  void check() {
+    if (violation_) return;
+    ++totals_.checks;
+    // The kernel always holds the static allowlist and alwaysAllow.
+    const auto& live = kernel_.live;
+    if (!live) return fail("firewall-holds-the-static-allowlist: no table in the kernel");
+    for (const std::string& must : {kAllows[allow_], kAlwaysAllow})
+      if (!live->allowlist.sources.covers(*firewall::parse_cidr(must)))
+        return fail("firewall-holds-the-static-allowlist: " + must + " is not allowed");
+    // What a reload took out is out once the keeper has applied it.
+    if (const std::string& gone = kAllows[1 - allow_];
+        !keeper_->busy() && live->allowlist.sources.covers(*firewall::parse_cidr(gone)))
+      return fail("firewall-follows-the-file: " + gone + ", no longer in the file, is allowed");
+    // The state file parses, and says what is in force.
+    if (!keeper_->busy()) {
+      auto saved = read_saved_desired(StateDir(dir_.path()));
+      if (!saved) return fail("state-file-agrees: it does not parse: " + saved.error().message);
+      if (*saved && **saved != keeper_->in_force())
+        return fail("state-file-agrees: the file has " + std::to_string((*saved)->sources.size()) +
+                    " sources, the keeper " + std::to_string(keeper_->in_force().sources.size()));
+    }
+    const Duration since = now() - healthy_since_;
+    if (since >= kRecovery) {
+      // Connected, a fresh Lease and the latest valid spec in force.
+      if (!tether_->connected())
+        return fail("connected-soon-after-a-fault: not connected " + std::to_string(since / 1s) +
+                    " s after the world was well: " + tether_->summary());
+      const api::Response lease = call("GET", kLeasePath);
+      if (lease.status != 200) return fail("lease-fresh: no Lease");
+      const auto renewed =
+          parse_kube_time(json::parse(lease.body).at("spec").at("renewTime").as_string());
+      if (!renewed || clock_.wall() - *renewed > kLeaseDuration)
+        return fail("lease-fresh: the Lease was last renewed " +
+                    (renewed ? std::to_string((clock_.wall() - *renewed) / 1s) + " s ago"
+                             : std::string("never")));
+      if (!connected_in_store())
+        return fail("connected-soon-after-a-fault: the EdgeNode's status does not say Connected");
+      // The latest spec in force if the node's limits allow it; if not,
+      // the rules in force are kept, and they are a spec the cloud wrote
+      // (the last one the node saw before: a sleep may have hidden some).
+      const auto& in_force = keeper_->in_force().sources;
+      if (now() - changed_at_ >= kRecovery && latest_.valid && in_force != latest_.sources)
+        return fail("latest-spec-in-force: " + std::to_string(latest_.sources.size()) +
+                    " sources asked " + std::to_string((now() - changed_at_) / 1s) + " s ago, " +
+                    std::to_string(in_force.size()) + " in force");
+      if (!latest_.valid && !valid_seen_.contains(in_force))
+        return fail("latest-spec-in-force: a refused spec is the latest, and the " +
+                    std::to_string(in_force.size()) +
+                    " sources in force are no spec the cloud wrote");
+    }
+    // No claim the world contradicts.
+    if (down_since_ && now() - *down_since_ >= down_claim_ && tether_->connected())
+      return fail("no-connected-claim-while-down: connected, the control plane down for " +
+                  std::to_string((now() - *down_since_) / 1s) + " s");
+    // Requests: bounded at steady state, with nothing phase-locked.
+    while (!recent_.empty() && clock_.monotonic() - recent_.front() > 10min)
+      recent_.pop_front();
+    const auto last_minute =
+        static_cast<std::size_t>(std::count_if(recent_.begin(), recent_.end(), [&](MonoTime t) {
+          return clock_.monotonic() - t <= 1min;
+        }));
+    // A long fault is backed off: after its first 5 minutes, at most 12 a
+    // minute (the session's tries, the status writes and the Lease's).
+    if (unwell() && now() - fault_since_ >= 15min && clock_.monotonic() - quiet_since_ >= 15min &&
+        recent_.size() > kTenMinutesInAFault)
+      return fail("a-long-outage-is-backed-off: " + std::to_string(recent_.size()) +
+                  " requests in ten minutes of " + to_string(active_.back()));
+    if (active_.empty() && clock_.monotonic() - quiet_since_ >= 26min) {
+      totals_.busiest_minute = std::max(totals_.busiest_minute, last_minute);
+      if (recent_.size() > kTenMinutes)
+        return fail("requests-bounded: " + std::to_string(recent_.size()) +
+                    " requests in ten steady minutes");
+      if (last_minute > kAnyMinute)
+        return fail("requests-bounded: " + std::to_string(last_minute) +
+                    " requests in one steady minute");
+    }
+    // Memory: the watches and the timers do not grow with time.
+    if (watches_.size() > kMaxWatches)
+      return fail("bounded-memory: " + std::to_string(watches_.size()) + " watches open");
+    if (clock_.pending() > kMaxTimers)
+      return fail("bounded-memory: " + std::to_string(clock_.pending()) + " timers armed");
+  }
+
+  bool connected_in_store() {
+    const api::Response got = call("GET", kNodePath);
+    if (got.status != 200) return false;
+    const json::object node = json::parse(got.body).as_object();
+    const auto* status = node.if_contains("status");
+    if (!status) return false;
+    const auto* conditions = status->as_object().if_contains("conditions");
+    if (!conditions) return false;
+    for (const auto& c : conditions->as_array())
+      if (c.at("type").as_string() == condition_type::kConnected)
+        return c.at("status").as_string() == "True";
+    return false;
+  }
+
+  const Scenario& scenario_;
+  Sabotage sabotage_;
+  std::mt19937_64 rng_{scenario_.seed ^ 0x5eedULL};
+  test::SimClock clock_{kStart};
+  asio::io_context io_;
+  TailLog log_;
+  test::TempDir dir_;
+  test::FakeBackend kernel_;
+  api::Store store_{64};
+  api::Authorizer authorizer_;
+  api::TokenRegistry tokens_{std::map<std::string, std::string>{}};
+  api::RestApi rest_{store_, authorizer_, tokens_, std::chrono::seconds(300)};
+  const api::Identity admin_{"system:admin", {"system:masters"}, ""};
+  Config config_;
+  NodeConditions conditions_{clock_, 3};
+  std::unique_ptr<FirewallKeeper> keeper_;
+  std::unique_ptr<Tether> tether_;
+  std::map<std::uint64_t, Watch*> watches_;  // by the store's id: a fixed order
+  std::vector<Fault> active_;
+  Duration retry_after_{};
+  std::optional<Duration> down_since_;
+  Duration healthy_since_{};
+  Duration silent_until_{};
+  Duration honour_until_{};  // the last Retry-After given runs out
+  MonoTime quiet_since_{};
+  Event latest_;                                   // the spec the cloud wrote last
+  std::set<std::vector<std::string>> valid_seen_;  // every spec within the limits
+  bool conflicted_ = false;
+  std::set<const Event*> dropped_;  // outages begun during another
+  Duration fault_since_{};
+  Duration down_claim_ = kDownClaim;  // the last Lease PUT in a conflict spell met someone else's
+  int allow_ = 0;                     // which of kAllows the file in force has
+  Duration changed_at_{};
+  std::deque<MonoTime> recent_;
+  std::optional<std::string> violation_;
+  Totals totals_;
+};
+
+}  // namespace
+
+Event sleep_event(Duration at, Duration length, bool logind_lost) {
+  Event e;
+  e.at = at;
+  e.kind = Kind::kSleep;
+  e.length = length;
+  e.logind_lost = logind_lost;
+  return e;
+}
+Event outage_event(Duration at, Duration length, Fault fault, Duration retry_after) {
+  Event e;
+  e.at = at;
+  e.kind = Kind::kOutage;
+  e.length = length;
+  e.fault = fault;
+  e.retry_after = retry_after;
+  return e;
+}
+Event spec_event(Duration at, std::vector<std::string> sources, bool valid) {
+  Event e;
+  e.at = at;
+  e.kind = Kind::kSpec;
+  e.sources = std::move(sources);
+  e.valid = valid;
+  return e;
+}
+
+Scenario generate(std::uint64_t seed, int days) {
+  const sim::Scenario life = sim::generate(seed, days);
+  Scenario s;
+  s.days = days;
+  s.seed = seed;
+  for (const Sleep& z : life.sleeps)
+    s.events.push_back(sleep_event(z.start, z.length, z.logind_lost));
+  for (const Outage& o : life.outages)
+    s.events.push_back(outage_event(o.start, o.length, o.fault, o.retry_after));
+  std::mt19937_64 r(seed ^ 0x51ecULL);
+  const int specs = std::max(1, 1500 * days / 365);
+  const Duration span = std::chrono::hours(24) * days;
+  for (int i = 0; i < specs; ++i) {
+    Event e;
+    e.kind = Kind::kSpec;
+    e.at = Duration(static_cast<Duration::rep>(r() % static_cast<std::uint64_t>(span.count())));
+    // 1 to 8 sources (the file's maxSources), or 9 to 12: refused whole.
+    e.valid = r() % 8 != 0;
+    const std::size_t n = e.valid ? 1 + r() % 8 : 9 + r() % 4;
+    std::vector<int> blocks(64);
+    for (int k = 0; k < 64; ++k)
+      blocks[static_cast<std::size_t>(k)] = k;
+    for (std::size_t k = 0; k < n; ++k) {  // n distinct /30s, drawn as a partial shuffle
+      std::swap(blocks[k], blocks[k + r() % (64 - k)]);
+      e.sources.push_back("198.51.100." + std::to_string(blocks[k] * 4) + "/30");
+    }
+    std::sort(e.sources.begin(), e.sources.end());
+    s.events.push_back(std::move(e));
+  }
+  for (int i = 0; i < std::max(1, 200 * days / 365); ++i) {
+    Event e;
+    e.kind = Kind::kReload;
+    e.at = Duration(static_cast<Duration::rep>(r() % static_cast<std::uint64_t>(span.count())));
+    e.valid = r() % 4 != 0;
+    e.allow = static_cast<int>(r() % 2);
+    e.length = r() % 2 ? 10s : 20s;
+    s.events.push_back(std::move(e));
+  }
+  for (int i = 0; i < std::max(1, 20 * days / 365); ++i) {
+    Event e;
+    e.kind = Kind::kRestart;
+    e.at = Duration(static_cast<Duration::rep>(r() % static_cast<std::uint64_t>(span.count())));
+    s.events.push_back(std::move(e));
+  }
+  std::stable_sort(s.events.begin(), s.events.end(),
+                   [](const Event& a, const Event& b) { return a.at < b.at; });
+  return s;
+}
+
+std::string invariant(const std::string& violation) {
+  return violation.substr(0, violation.find(':'));
+}
+
+Verdict run(const Scenario& scenario, Sabotage sabotage) {
+  World world(scenario, sabotage);
+  return world.run();
+}
+
+Scenario shrink(const Scenario& scenario, Sabotage sabotage, int runs) {
+  return shrink_events(
+      scenario, [&](const Scenario& s) { return run(s, sabotage); }, invariant, runs);
+}
+
+std::string describe(const Scenario& scenario) {
+  std::string out;
+  for (const Event& e : scenario.events) {
+    out += "  " + clock_text(e.at) + " ";
+    switch (e.kind) {
+      case Kind::kSleep:
+        out += "sleep " + std::to_string(e.length / 1s) + " s" +
+               (e.logind_lost ? " (logind's signal lost)" : "");
+        break;
+      case Kind::kOutage:
+        out +=
+            std::string("outage ") + to_string(e.fault) + " " + std::to_string(e.length / 1s) +
+            " s" +
+            (e.retry_after > Duration::zero() ? " Retry-After " + std::to_string(e.retry_after / 1s)
+                                              : std::string());
+        break;
+      case Kind::kRestart:
+        out += "tetherd restarted";
+        break;
+      case Kind::kReload:
+        out += e.valid ? "reload: allow " + kAllows[e.allow] + ", heartbeat " +
+                             std::to_string(e.length / 1s) + " s"
+                       : std::string("reload of a bad file");
+        break;
+      case Kind::kSpec:
+        out += std::string(e.valid ? "spec" : "refused spec") + " of " +
+               std::to_string(e.sources.size()) + " sources";
+        break;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace tetherd::sim::node

@@ -1,0 +1,87 @@
+#pragma once
+// The session and the firewall in one simulation (issue 23, its fourth
+// step): the real Tether (its Reflector, Lease, status writer and spec
+// intake) and the real FirewallKeeper (its state file, an in-memory
+// kernel), wired as the daemon wires them, their HTTP client answered in
+// process by the test API server's REST semantics (test/support/api_server:
+// its store, its watches with bookmarks, timeouts and 410 after
+// compaction). Everything runs on simulated time (test/support/sim_clock.h).
+//
+// The world: the cloud's operator changing the node's spec (valid, and
+// refused by the node's limits), the control plane's faults (the session
+// simulation's mix: refused, reset, stalled, 500/503/429 with and without
+// Retry-After, 410, slow, cut after the 200, someone else writing the
+// Lease, a NAT forgetting the watch), and a node that sleeps (logind's
+// PrepareForSleep, or the signal lost and only the resume seen).
+//
+// The invariants, checked every simulated minute and after every event,
+// are judged from the world (the store, the kernel, the state file), not
+// from what the code says of itself.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/core/clock.h"
+#include "test/simulation/session_sim.h"
+
+namespace tetherd::sim::node {
+
+enum class Kind { kSleep, kOutage, kSpec, kRestart, kReload };
+
+struct Event {
+  Duration at{};
+  Kind kind = Kind::kSpec;
+  Duration length{};                 // kSleep, kOutage; kReload: the heartbeat
+  bool logind_lost = false;          // kSleep
+  Fault fault = Fault::kRefused;     // kOutage
+  Duration retry_after{};            // kOutage: 500, 503, 429
+  std::vector<std::string> sources;  // kSpec
+  bool valid = true;                 // kSpec: within the node's limits; kReload: parses
+  int allow = 0;                     // kReload: which static source the file has
+};
+
+Event sleep_event(Duration at, Duration length, bool logind_lost = false);
+Event outage_event(Duration at, Duration length, Fault fault, Duration retry_after = {});
+Event spec_event(Duration at, std::vector<std::string> sources, bool valid = true);
+
+struct Scenario {
+  int days = 0;
+  std::uint64_t seed = 0;     // the session's jitter
+  std::vector<Event> events;  // in time order
+};
+
+// The session simulation's sleeps and outages for `days`, the cloud's
+// spec changes (1500 a year, one in eight refused by the node's limits),
+// 200 reloads a year (the static source and the heartbeat changed; one in
+// four a bad file) and 20 restarts of tetherd (the kernel keeps the rules).
+Scenario generate(std::uint64_t seed, int days);
+
+struct Totals {
+  std::size_t checks = 0;
+  std::size_t requests = 0;
+  std::size_t watches = 0;        // opened
+  std::size_t specs_applied = 0;  // the Tether's count
+  std::size_t specs_rejected = 0;
+  std::size_t status_writes = 0;
+  std::size_t sleeps = 0, outages = 0, specs = 0, restarts = 0, reloads = 0;
+  std::size_t busiest_minute = 0;
+};
+
+struct Verdict {
+  std::optional<std::string> violation;  // the first invariant that failed, and why
+  std::size_t step = 0;                  // the last event before it
+  Totals totals;
+};
+
+// The checker's own tests: the world forgets to tell the Tether of a
+// sleep and a resume (as a daemon without logind nor its resume check).
+enum class Sabotage { kNone, kForgetResumes };
+
+std::string invariant(const std::string& violation);
+Verdict run(const Scenario& scenario, Sabotage sabotage = Sabotage::kNone);
+Scenario shrink(const Scenario& scenario, Sabotage sabotage = Sabotage::kNone, int runs = 120);
+std::string describe(const Scenario& scenario);
+
+}  // namespace tetherd::sim::node

@@ -1,0 +1,111 @@
+// The session and the firewall in one simulation (issue 23): the real
+// Tether and the real FirewallKeeper, answered in process by the test API
+// server's REST semantics, on simulated time. Fixed seeds and one drawn
+// afresh (printed; SIM_SEED=<seed> replays it).
+#include "test/simulation/node_sim.h"
+
+#include <cstdlib>
+#include <iostream>
+
+#include <gtest/gtest.h>
+
+#include "test/simulation/seeds.h"
+
+namespace tetherd::sim::node {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kDays = 365;
+
+TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
+  Totals all;
+  int days = 0;
+  for (std::uint64_t seed : seeds({1}, 1)) {
+    const Scenario scenario = generate(seed, kDays);
+    const Verdict v = run(scenario);
+    if (v.violation) {
+      if (std::getenv("SIM_NO_SHRINK")) {
+        ADD_FAILURE() << "seed " << seed << ": " << *v.violation;
+        continue;
+      }
+      const Scenario small = shrink(scenario);
+      const Verdict again = run(small);
+      ADD_FAILURE() << failure_report(seed, *v.violation,
+                                      std::to_string(small.events.size()) + " events",
+                                      again.violation, describe(small));
+      continue;
+    }
+    days += kDays;
+    all.sleeps += v.totals.sleeps;
+    all.outages += v.totals.outages;
+    all.specs += v.totals.specs;
+    all.restarts += v.totals.restarts;
+    all.reloads += v.totals.reloads;
+    all.specs_applied += v.totals.specs_applied;
+    all.specs_rejected += v.totals.specs_rejected;
+    all.status_writes += v.totals.status_writes;
+    all.requests += v.totals.requests;
+    all.watches += v.totals.watches;
+    all.checks += v.totals.checks;
+    all.busiest_minute = std::max(all.busiest_minute, v.totals.busiest_minute);
+    // Specs written while the node sleeps meet only the latest.
+    EXPECT_GT(v.totals.specs_applied, v.totals.specs / 4) << "seed " << seed;
+    EXPECT_GT(v.totals.specs_rejected, 0u) << "seed " << seed;
+  }
+  if (!HasFailure())
+    std::cout << "simulated " << days
+              << " days of the real Tether and FirewallKeeper: " << all.sleeps << " suspends, "
+              << all.outages << " outages, " << all.restarts << " restarts, " << all.reloads
+              << " reloads, " << all.specs << " specs (" << all.specs_applied << " applied, "
+              << all.specs_rejected << " refused), " << all.requests << " requests (" << all.watches
+              << " watches, " << all.status_writes << " status writes, at most "
+              << all.busiest_minute << " in a steady minute), " << all.checks
+              << " checks: all invariants held\n";
+}
+
+// Each fault once, with a spec written during it and a sleep after it (one
+// without logind's signal), in a day: every path of the in-process
+// transport taken (the sanitizer preset runs it too).
+TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
+  Scenario s{.days = 2, .seed = 7, .events = {}};
+  constexpr Fault kFaults[] = {Fault::kRefused, Fault::kReset,        Fault::kStalled,
+                               Fault::k500,     Fault::k503,          Fault::k429,
+                               Fault::kGone,    Fault::kSlow,         Fault::kResetAfterOk,
+                               Fault::kNatDrop, Fault::kLeaseConflict};
+  Duration at = 1h;
+  bool lost = false;
+  for (Fault f : kFaults) {
+    const Duration length = f == Fault::kNatDrop ? Duration::zero() : Duration(20min);
+    s.events.push_back(outage_event(at, length, f, f == Fault::k503 ? 30s : Duration::zero()));
+    s.events.push_back(
+        spec_event(at + 5min, {"198.51.100." + std::to_string(4 * s.events.size()) + "/30"}));
+    s.events.push_back(sleep_event(at + 40min, 10min, lost = !lost));
+    at += 2h;
+  }
+  const Verdict v = run(s);
+  EXPECT_FALSE(v.violation) << *v.violation;
+  EXPECT_EQ(v.totals.outages, std::size(kFaults));
+  EXPECT_EQ(v.totals.sleeps, std::size(kFaults));
+  EXPECT_GE(v.totals.specs_applied, std::size(kFaults));
+}
+
+// The checker fails when the world breaks the daemon's contract: a node
+// that is never told of its sleeps keeps a dead watch, and a spec the cloud
+// wrote meanwhile is not in force two minutes after the resume.
+TEST(NodeSimulation, AForgottenResumeIsCaughtAndShrunk) {
+  Scenario s{.days = 1, .seed = 1, .events = {}};
+  s.events.push_back(sleep_event(2h, 1h));
+  s.events.push_back(spec_event(150min, {"198.51.100.8/30"}));
+  s.events.push_back(outage_event(5h, 10min, Fault::k503));
+  const Verdict told = run(s);
+  EXPECT_FALSE(told.violation) << *told.violation;
+  const Verdict v = run(s, Sabotage::kForgetResumes);
+  ASSERT_TRUE(v.violation);
+  EXPECT_EQ(invariant(*v.violation), "latest-spec-in-force") << *v.violation;
+  const Scenario small = shrink(s, Sabotage::kForgetResumes);
+  EXPECT_EQ(small.events.size(), 2u) << describe(small);
+}
+
+}  // namespace
+}  // namespace tetherd::sim::node
