@@ -839,10 +839,6 @@ Scenario generate(std::uint64_t seed, int days) {
   return s;
 }
 
-std::string invariant(const std::string& violation) {
-  return violation.substr(0, violation.find(':'));
-}
-
 Verdict run(const Scenario& scenario, Sabotage sabotage) {
   World world(scenario, sabotage);
   return world.run();

@@ -79,7 +79,8 @@ struct Verdict {
 // sleep and a resume (as a daemon without logind nor its resume check).
 enum class Sabotage { kNone, kForgetResumes };
 
-std::string invariant(const std::string& violation);
+// A violation's invariant is named by the session simulation's
+// sim::invariant().
 Verdict run(const Scenario& scenario, Sabotage sabotage = Sabotage::kNone);
 Scenario shrink(const Scenario& scenario, Sabotage sabotage = Sabotage::kNone, int runs = 120);
 std::string describe(const Scenario& scenario);

@@ -69,10 +69,7 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
 // transport taken (the sanitizer preset runs it too).
 TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
   Scenario s{.days = 2, .seed = 7, .events = {}};
-  constexpr Fault kFaults[] = {Fault::kRefused, Fault::kReset,        Fault::kStalled,
-                               Fault::k500,     Fault::k503,          Fault::k429,
-                               Fault::kGone,    Fault::kSlow,         Fault::kResetAfterOk,
-                               Fault::kNatDrop, Fault::kLeaseConflict};
+  const auto& kFaults = kAllFaults;
   Duration at = 1h;
   bool lost = false;
   for (Fault f : kFaults) {

@@ -697,10 +697,7 @@ Scenario generate(std::uint64_t seed, int days) {
     z.logind_lost = u() < 0.1;
     s.sleeps.push_back(z);
   }
-  constexpr Fault kFaults[] = {Fault::kRefused, Fault::kReset,        Fault::kStalled,
-                               Fault::k500,     Fault::k503,          Fault::k429,
-                               Fault::kGone,    Fault::kSlow,         Fault::kResetAfterOk,
-                               Fault::kNatDrop, Fault::kLeaseConflict};
+  const auto& kFaults = kAllFaults;
   for (int i = 0; i < count(200); ++i) {
     Outage o;
     o.start = seconds(u() * std::chrono::duration<double>(s.span).count());

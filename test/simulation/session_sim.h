@@ -44,6 +44,11 @@ enum class Fault {
   kNatDrop
 };
 const char* to_string(Fault fault);
+// Every fault, in the order the generator draws them.
+inline constexpr Fault kAllFaults[] = {Fault::kRefused, Fault::kReset,        Fault::kStalled,
+                                       Fault::k500,     Fault::k503,          Fault::k429,
+                                       Fault::kGone,    Fault::kSlow,         Fault::kResetAfterOk,
+                                       Fault::kNatDrop, Fault::kLeaseConflict};
 
 struct Sleep {
   Duration start{};  // on the wall clock, from the simulation's start
