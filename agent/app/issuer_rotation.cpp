@@ -361,12 +361,13 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
         json::object body = issuer_secret_update(
             std::move(r.secret), r.facts.issuer ? r.decoded.layout : IssuerLayout::kTls,
             issuer->secret.cert_pem, issuer->secret.key_pem, x509::to_pem(roots[issuer->root]));
+        const WallTime sent = clock_.wall();
         auto written = co_await cluster_.update(
             kube::object_path(kube::kSecrets, ns, kIssuerSecretName), std::move(body));
         if (written) {
           result.rotated = true;
           result.issued = issuer->info;
-          result.written_at = clock_.wall();
+          result.written_at = sent;
         } else if (written.error().conflict()) {
           conflict = true;
         } else {
@@ -460,11 +461,12 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
         issuer_secret_update(std::move(r.secret), r.decoded.layout, minted->cert_pem,
                              minted->key_pem, x509::to_pem(r.anchors[*signer]));
     const std::string path = kube::object_path(kube::kSecrets, ns, kIssuerSecretName);
+    const WallTime sent = clock_.wall();
     auto written = co_await cluster_.update(path, std::move(body));
     if (written) {
       result.rotated = true;
       result.issued = std::move(minted->info);
-      result.written_at = clock_.wall();
+      result.written_at = sent;
       co_return result;
     }
     // Someone else wrote the Secret since the read (an operator, a second

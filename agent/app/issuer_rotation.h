@@ -86,8 +86,10 @@ struct RotationResult {
   IssuerReport before;   // the judgement acted on
   bool rotated = false;  // a new issuer was written
   std::optional<CertificateInfo> issued;
-  WallTime written_at{};  // when the write succeeded
-  std::string error;      // why nothing was written when it should have been
+  // When the write was sent, not when its answer came: the identity
+  // controller may say IssuerUpdated before a slow answer arrives.
+  WallTime written_at{};
+  std::string error;  // why nothing was written when it should have been
   std::size_t conflicts = 0;
   std::string token;  // request()'s token: the spec.linkerd.rotate this pass answers
   // From the cloud: whether the pass took the cloud's objects, wrote its

@@ -8,7 +8,9 @@
 #include <sstream>
 #include <variant>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
@@ -253,6 +255,8 @@ class World {
     if (!rotation_) return;
     hourly_->cancel();
     session_->cancel();
+    for (Timer* t : answering_)
+      t->cancel();
     rotation_->stop();
     settle();
     rotation_.reset();
@@ -278,7 +282,10 @@ class World {
   }
 
   void apply(const Event& e, bool end) {
-    if (last_write_ && clock_.monotonic() - last_write_->mono < 130s) last_write_->disturbed = true;
+    // A slow answer does not excuse a restart of the controller: it said
+    // IssuerUpdated before the answer came.
+    if (last_write_ && clock_.monotonic() - last_write_->mono < 130s && e.kind != Kind::kSlow)
+      last_write_->disturbed = true;
     switch (e.kind) {
       case Kind::kSleep: {
         // One that began while the node slept lasts what is left of it.
@@ -325,6 +332,10 @@ class World {
         break;
       case Kind::kDeaf:
         deaf_ += end ? -1 : 1;
+        break;
+      case Kind::kSlow:
+        slow_ += end ? -1 : 1;
+        if (!end) answer_ = e.answer;
         break;
       case Kind::kAnchor:
         if (!end) {
@@ -399,6 +410,16 @@ class World {
       fail("trust-bundle-untouched: tetherd wrote the trust roots (" + method +
            "), which it never invents");
     if (path == kIdentityPath && method == "PATCH" && a.status == 200) restarted();
+    if (slow_ > 0) {  // acted on; the answer comes late
+      Timer late(io_, clock_);
+      late.expires_after(answer_);
+      answering_.push_back(&late);
+      auto [ec] = co_await late.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+      std::erase(answering_, &late);
+      if (ec)  // tetherd stopped: its connection closed under the answer
+        co_return kube::ApiError{kube::ErrorKind::kTransport, 0, "Disconnected",
+                                 "127.0.0.1:6443: connection closed", std::nullopt};
+    }
     co_return kube::HttpResponse{a.status, std::move(a.body),
                                  a.retry_after ? std::to_string(*a.retry_after) : ""};
   }
@@ -431,13 +452,22 @@ class World {
                   ", though the control plane's Date (heard " + format_duration(*error) +
                   " off) said so");
     if (was_early) ++totals_.witnessed_rotations;
+    totals_.slow_rotations += slow_ > 0;
     last_write_ = Write{clock_.monotonic(), std::nullopt, false};
     minted_wrong_ = offset_ != Duration::zero();
     totals_.minted_by_a_wrong_clock += minted_wrong_;
     if (deaf_ > 0) return;
     const auto h = mix(static_cast<std::uint64_t>(now().count()) ^ totals_.rotations);
     auto timer = std::make_unique<Timer>(io_, clock_);
-    timer->expires_after(std::chrono::seconds(5 + h % 86));
+    // It watches the Secret: while k3s is slow, it hears before tetherd
+    // hears the answer to its own write.
+    if (slow_ > 0) {
+      const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(answer_).count();
+      timer->expires_after(std::chrono::milliseconds(
+          static_cast<long long>(h % static_cast<std::uint64_t>(std::max<long long>(late, 1)))));
+    } else {
+      timer->expires_after(std::chrono::seconds(5 + h % 86));
+    }
     Timer* raw = timer.get();
     controller_.emplace_back(clock_.monotonic(), std::move(timer));
     ++controller_armed_;
@@ -514,8 +544,10 @@ class World {
 
   void check() {
     if (violation_) return;
-    if (clock_.pending() - controller_armed_ > kPendingWaits)
-      return fail("executor-bounded: " + std::to_string(clock_.pending() - controller_armed_) +
+    // Armed by the world (the controller, late answers), not by tetherd.
+    const std::size_t worlds = controller_armed_ + answering_.size();
+    if (clock_.pending() - worlds > kPendingWaits)
+      return fail("executor-bounded: " + std::to_string(clock_.pending() - worlds) +
                   " timer waits of tetherd's armed");
     const WallTime t = true_wall();
     const bool in_force = t >= issuer_->not_before && t <= issuer_->not_after && chains_to_bundle();
@@ -584,7 +616,10 @@ class World {
   Duration offset_{};  // the node's wall clock minus true time
   int down_ = 0;       // k3s outages under way
   int deaf_ = 0;
-  int unheard_ = 0;  // wrong clocks with the control plane out of reach
+  int unheard_ = 0;                // wrong clocks with the control plane out of reach
+  int slow_ = 0;                   // slow spells of k3s under way
+  Duration answer_{};              // how late k3s's answers come while slow
+  std::vector<Timer*> answering_;  // the late answers waiting
   bool conflict_pending_ = false;
   std::vector<Anchor> bundle_;
   std::size_t key_anchor_ = 0;  // the key file's, in bundle_
@@ -630,6 +665,8 @@ const char* to_string(Kind kind) {
       return "identity controller deaf";
     case Kind::kAnchor:
       return "new trust anchor";
+    case Kind::kSlow:
+      return "k3s slow";
   }
   return "?";
 }
@@ -678,6 +715,24 @@ Scenario generate(std::uint64_t seed, int days) {
     if (t >= span) break;
     s.events.push_back({.at = t, .kind = Kind::kAnchor, .length = log_between(day, 20 * day)});
   }
+  // k3s slow (drawn last, so that the events above are those drawn before
+  // it was): after one resume in five, when the node catches up (pods
+  // restarting, an SD card's backlog), for 1 to 30 minutes, so that the
+  // resume's pass meets it; and 30 other spells of 10 minutes to 12 hours.
+  const std::size_t drawn = s.events.size();
+  for (std::size_t i = 0; i < drawn; ++i) {
+    const Event sleep = s.events[i];
+    if (sleep.kind != Kind::kSleep || u() >= 0.2) continue;
+    s.events.push_back({.at = sleep.at - 1ms,
+                        .kind = Kind::kSlow,
+                        .length = sleep.length + log_between(60, 1800),
+                        .answer = log_between(1, 20)});
+  }
+  for (int i = 0; i < scaled(30); ++i)
+    s.events.push_back({.at = at(),
+                        .kind = Kind::kSlow,
+                        .length = log_between(600, 43200),
+                        .answer = log_between(1, 20)});
   std::stable_sort(s.events.begin(), s.events.end(),
                    [](const Event& a, const Event& b) { return a.at < b.at; });
   return s;
@@ -707,6 +762,7 @@ std::string describe(const Scenario& s) {
           << (e.with_restart ? ", from a reboot" : "")
           << (e.unwitnessed ? ", the control plane out of reach" : "");
     if (e.logind_lost) out << ", logind's signal lost";
+    if (e.kind == Kind::kSlow) out << ", each answer " << format_duration(e.answer) << " late";
     out << "\n";
   }
   return out.str();

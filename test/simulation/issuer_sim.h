@@ -40,6 +40,9 @@ enum class Kind {
   kDeaf,        // the identity controller says no IssuerUpdated for `length`
   kAnchor,      // the operator puts a new anchor in the bundle and its key in the
                 // key file; the old one leaves the bundle after `length`
+  kSlow,        // k3s is slow for `length` (an SD card's fsync, a node under load):
+                // it acts at once, its answer comes `answer` later, and the identity
+                // controller, which watches, says IssuerUpdated before it
 };
 const char* to_string(Kind kind);
 
@@ -53,6 +56,7 @@ struct Event {
   // kClockWrong: the control plane is out of reach while the clock is
   // wrong, so its Date (the daemon's witness of true time) is not heard.
   bool unwitnessed = false;
+  Duration answer{};  // kSlow
 };
 
 struct Scenario {
@@ -62,8 +66,10 @@ struct Scenario {
 
 // A life of `days`, scaled from a year's: 1000 sleeps, 100 outages of k3s,
 // 20 restarts, 12 wrong clocks (±1 minute to ±60 days, for 10 s to 2 h),
-// 40 conflicts, 10 deaf spells, and anchors of 120 days replaced every 60
-// to 110 days, one in four late.
+// 40 conflicts, 10 deaf spells, anchors of 120 days replaced every 60 to
+// 110 days, one in four late, and k3s slow (each answer 1 to 20 s late)
+// for 1 to 30 minutes after one resume in five, and 30 other times for 10
+// minutes to 12 hours.
 Scenario generate(std::uint64_t seed, int days);
 
 struct Totals {
@@ -82,6 +88,7 @@ struct Totals {
   std::size_t minted_by_a_wrong_clock = 0;
   Duration wrong_clock_exposure{};
   std::size_t witnessed_rotations = 0;  // of a not-yet-valid issuer, the witness agreeing
+  std::size_t slow_rotations = 0;       // written while k3s answered late
 };
 
 struct Verdict {
