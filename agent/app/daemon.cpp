@@ -280,9 +280,11 @@ void Daemon::start_issuer() {
   issuer_->on_result([this](const RotationResult& r) { issuer_checked(r); });
   issuer_->use_clock_witness(
       [this] { return clock_witness_.error(clock_.wall(), clock_.boottime()); });
-  if (config_.linkerd && !config_.linkerd->trust_anchor_key.empty()) {
-    // The key the start's pass signs with; another one later runs a pass.
-    auto key = x509::load_private_key_file(config_.linkerd->trust_anchor_key, "");
+  // The key the start's pass signs with; another one later runs a pass.
+  // From the issuer's own settings: on a reload it starts before config_
+  // is the new file, and the old file's key was then "another" one.
+  if (const std::string& path = issuer_->config().trust_anchor_key; !path.empty()) {
+    auto key = x509::load_private_key_file(path, "");
     anchor_key_seen_ = key ? x509::public_key_sha256(*key) : "";
   }
   issuer_->request(RotationTrigger::kStart);

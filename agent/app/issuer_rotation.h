@@ -139,6 +139,8 @@ class IssuerRotation {
   // unless `pass` is false (the caller runs one).
   void use_cloud(CloudLinkerd cloud, bool pass = true);
   const CloudLinkerd& cloud() const { return cloud_; }
+  // The settings it was made with (a reload makes another IssuerRotation).
+  const LinkerdConfig& config() const { return config_; }
   // The node's wall clock minus the control plane's, when known (the
   // daemon's ClockWitness). Beyond kClockTolerance nothing is minted (its
   // dates would be wrong); within it, a not-yet-valid issuer is known to be

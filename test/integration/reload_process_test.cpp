@@ -17,8 +17,12 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "agent/core/base64.h"
+#include "agent/core/linkerd_objects.h"
+#include "agent/kube/kube_client.h"
 #include "test/support/api_server/api_server.h"
 #include "test/support/child_process.h"
+#include "test/support/linkerd_pki.h"
 #include "test/support/loopback_http.h"
 #include "test/support/netns.h"
 #include "test/support/notify_socket.h"
@@ -553,6 +557,52 @@ TEST_F(ReloadProcess, AK3sKubeconfigThatAppearsLateIsTaken) {
       << p->err();
   EXPECT_TRUE(eventually([&] { return requests_with(k3s) >= 1; }))
       << "the K3sReady probe reaches k3s with its credentials";
+  p->signal(SIGTERM);
+  EXPECT_EQ(p->wait(kDeadline), 0) << p->err();
+}
+
+// linkerd.trustAnchorKey moved to another file by a reload: the new issuer
+// rotation's first pass signs with that file's key, which is therefore not
+// "another" key. It was judged from the old file's (the daemon's settings
+// are the new file's only after the reload), so the daemon said
+// anchor-key-changed and ran a second pass. A new key in the file later
+// is another one, and is said.
+TEST_F(ReloadProcess, ATrustAnchorKeyFileMovedByAReloadIsNotAnotherKey) {
+  const auto now = std::chrono::system_clock::now();
+  const test::PemPair a = test::make_linkerd_anchor({now - 1h, now + 87600h});
+  const test::PemPair b = test::make_linkerd_anchor({now - 1h, now + 87600h});
+  const test::PemPair c = test::make_linkerd_anchor({now - 1h, now + 87600h});
+  write_file(tmp_.file("a.key"), a.key_pem, 0600);
+  write_file(tmp_.file("b.key"), b.key_pem, 0600);
+  const test::PemPair issuer = test::make_linkerd_issuer(a, {now - 1h, now + 8760h});
+  server_->create(kube::collection_path(kube::kConfigMaps, "linkerd"),
+                  boost::json::object{{"metadata", {{"name", kTrustRootsConfigMapName}}},
+                                      {"data", {{kTrustRootsKey, a.cert_pem + b.cert_pem}}}});
+  server_->create(kube::collection_path(kube::kSecrets, "linkerd"),
+                  boost::json::object{{"metadata", {{"name", kIssuerSecretName}}},
+                                      {"type", "kubernetes.io/tls"},
+                                      {"data",
+                                       {{"tls.crt", encode_base64(issuer.cert_pem)},
+                                        {"tls.key", encode_base64(issuer.key_pem)},
+                                        {"ca.crt", encode_base64(a.cert_pem)}}}});
+  kubeconfig("k3s", "k3s-admin", "system:masters");
+  Settings s;
+  s.cluster = tmp_.file("k3s.kubeconfig");
+  s.extra = "linkerd: {trustAnchorKey: " + tmp_.file("a.key") + "}\n";
+  auto p = start(s);
+  ASSERT_TRUE(p->err_shows("TETHERD_EVENT=certificates-valid", kDeadline)) << p->err();
+
+  s.extra = "linkerd: {trustAnchorKey: " + tmp_.file("b.key") + "}\n";
+  const std::string line = reload(*p, yaml(s));
+  EXPECT_TRUE(says(line, "; linkerd's issuer in linkerd checked now [")) << line;
+  // The reload's credential check (anchor_key()) has run when its line is
+  // written: it would have said so by now.
+  EXPECT_EQ(p->err().find("anchor-key-changed"), std::string::npos) << p->err();
+
+  // The operator's next anchor: its key in the followed file.
+  write_file(tmp_.file("b.key.new"), c.key_pem, 0600);
+  std::filesystem::rename(tmp_.file("b.key.new"), tmp_.file("b.key"));
+  EXPECT_TRUE(p->err_shows("TETHERD_EVENT=anchor-key-changed", kDeadline)) << p->err();
   p->signal(SIGTERM);
   EXPECT_EQ(p->wait(kDeadline), 0) << p->err();
 }
