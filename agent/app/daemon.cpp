@@ -437,10 +437,19 @@ void Daemon::issuer_checked(const RotationResult& result) {
                               issuer_->cloud().bundle_from_cloud());
   linkerd_certificates_ = certificate_statuses(result);
   push_certificates(result.rotated);
-  if (result.rotated && v.anchor == AnchorState::kValid) {
+  // What a mint put in force is judged for itself: under the key file's
+  // new root, the old one's end (TrustAnchorExpired) is no longer the news.
+  const IssuerVerdict& now = result.after ? *result.after : v;
+  if (result.rotated && now.valid && now.anchor == AnchorState::kValid) {
     report(condition_type::kCertificatesValid, ConditionStatus::kTrue, "IssuerRotated",
            "rotated linkerd's issuer (" + std::string(to_string(result.trigger)) +
                "); the new one is valid until " + format_kube_time(result.issued->not_after));
+    return;
+  }
+  if (result.after) {
+    report(condition_type::kCertificatesValid,
+           now.valid ? ConditionStatus::kTrue : ConditionStatus::kFalse, now.reason,
+           "rotated the issuer (" + std::string(to_string(result.trigger)) + "): " + now.message);
     return;
   }
   std::string message = v.message;
@@ -727,11 +736,14 @@ void Daemon::anchor_key() {
   const std::string seen = x509::public_key_sha256(*key);
   const bool another = seen != anchor_key_seen_;
   anchor_key_seen_ = seen;
+  // No issuer to judge again (k3s's kubeconfig not usable yet): its start
+  // reads the key then.
+  if (!issuer_) return;
   if (another && !was_bad)
     log_.info("anchor-key-changed",
               path + " holds another trust anchor key: the issuer is judged again",
               {{"KEY_FILE", path}});
-  if (!(was_bad || another) || !issuer_) return;
+  if (!(was_bad || another)) return;
   if (rotate_token_pending_.empty()) {
     issuer_->request(RotationTrigger::kPeriodic);
   } else {

@@ -162,16 +162,19 @@ awaitable<IssuerRotation::Read> IssuerRotation::read() {
   co_return r;
 }
 
-IssuerReport IssuerRotation::judge(const Read& r) const {
-  IssuerReport report;
+IssuerVerdict IssuerRotation::verdict_of(IssuerFacts facts) const {
   // An issuer from the cloud is renewed there (cert-manager, a day before
   // the end of 48 h): judged on its own lifetime (a third of it left), not
   // on rotateBefore, which is for issuers minted here.
   const Duration before = cloud_.issuer_from_cloud() ? Duration::zero() : config_.rotate_before;
-  IssuerFacts facts = r.facts;
   const auto error = clock_error_ ? clock_error_() : std::nullopt;
   facts.clock_confirmed = error && std::chrono::abs(*error) <= kClockTolerance;
-  report.verdict = judge_issuer(facts, clock_.wall(), IssuerPolicy{before, config_.rotate_before});
+  return judge_issuer(facts, clock_.wall(), IssuerPolicy{before, config_.rotate_before});
+}
+
+IssuerReport IssuerRotation::judge(const Read& r) const {
+  IssuerReport report;
+  report.verdict = verdict_of(r.facts);
   report.issuer = r.facts.issuer;
   report.anchors = r.facts.anchors;
   if (r.facts.issuer) report.layout = r.decoded.layout;
@@ -465,8 +468,17 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
     auto written = co_await cluster_.update(path, std::move(body));
     if (written) {
       result.rotated = true;
-      result.issued = std::move(minted->info);
       result.written_at = sent;
+      // What is in force now: the new issuer, under the anchor that signed
+      // it, in the bundle read. The judgement before may have been of
+      // another anchor (an expired one the key file's new root replaces).
+      IssuerFacts now = std::move(r.facts);
+      now.issuer = minted->info;
+      now.chains_to = *signer;
+      now.chain_error.clear();
+      now.key_matches = true;
+      result.after = verdict_of(std::move(now));
+      result.issued = std::move(minted->info);
       co_return result;
     }
     // Someone else wrote the Secret since the read (an operator, a second

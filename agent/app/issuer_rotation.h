@@ -86,6 +86,9 @@ struct RotationResult {
   IssuerReport before;   // the judgement acted on
   bool rotated = false;  // a new issuer was written
   std::optional<CertificateInfo> issued;
+  // After a mint here: the judgement of the issuer written, under the
+  // anchor that signed it (nullopt when nothing was minted).
+  std::optional<IssuerVerdict> after;
   // When the write was sent, not when its answer came: the identity
   // controller may say IssuerUpdated before a slow answer arrives.
   WallTime written_at{};
@@ -159,6 +162,7 @@ class IssuerRotation {
   struct Read;
   boost::asio::awaitable<Read> read();
   IssuerReport judge(const Read& read) const;
+  IssuerVerdict verdict_of(IssuerFacts facts) const;
   boost::asio::awaitable<RotationResult> take_from_cloud(RotationTrigger trigger);
   boost::asio::awaitable<RotationResult> mint(RotationTrigger trigger, bool force);
   bool anchor_key_in(const std::vector<x509::Certificate>& roots) const;

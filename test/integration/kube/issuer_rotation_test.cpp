@@ -12,6 +12,7 @@
 #include "agent/app/daemon.h"
 #include "agent/core/base64.h"
 #include "agent/core/kube_time.h"
+#include "agent/core/node_conditions.h"
 #include "test/integration/kube/kube_fixture.h"
 #include "test/support/fake_backend.h"
 #include "test/support/fake_clock.h"
@@ -565,6 +566,63 @@ TEST_F(IssuerRotationTest, TheDaemonRotatesAnIssuerFromTheFutureOnTheControlPlan
         EXPECT_EQ(log_.with_event("clock-agrees").size(), 1u);
       },
       RotationTrigger::kClockWitness, {50 * 24h, 50 * 24h + 8760h}, IssuerState::kNotYetValid);
+}
+
+// The operator brought a new root after the old one ended (the old one
+// still in the bundle, the key file the new root's): the pass mints under
+// the new root, and what it wrote is judged for itself. CertificatesValid
+// said TrustAnchorExpired (the old root's end, the judgement before the
+// mint) until the next hourly pass.
+TEST_F(IssuerRotationTest, AnIssuerMintedUnderANewRootIsJudgedForItself) {
+  const PemPair old_root = make_linkerd_anchor({clock_.wall() - 2 * 8760h, clock_.wall() - 1h});
+  install(make_linkerd_issuer(old_root, {clock_.wall() - 8760h, clock_.wall() - 2h}));
+  json::object roots = *server_->get(kRoots);
+  roots["data"].as_object()[kTrustRootsKey] = old_root.cert_pem + anchor_.cert_pem;
+  server_->update(kRoots, std::move(roots));
+
+  TempDir state;
+  RecordingNotifier notifier;
+  FirewallKeeper keeper(
+      log_, StateDir(state.path()),
+      [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); }, {},
+      io_.get_executor());
+  IssuerRotation& issuers = rotation({.confirm_timeout = 0s});
+  NodeConditions board(clock_, 1);
+  std::unique_ptr<Daemon> daemon;
+  on_loop([&] {
+    Config config;
+    config.node_name = "node-a";
+    config.linkerd = config_;
+    daemon = std::make_unique<Daemon>(
+        io_, clock_, log_, notifier, keeper, "tetherd.yaml",
+        [&] { return std::variant<Config, ConfigErrors>(config); }, config,
+        DaemonParts{.issuer = &issuers, .conditions = &board});
+    ASSERT_TRUE(daemon->start().has_value());
+  });
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  bool done = false;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    on_loop([&] { done = issuers.last() && !issuers.busy(); });
+    std::this_thread::yield();
+  }
+  ASSERT_TRUE(done);
+  on_loop([&] {
+    const RotationResult& r = *issuers.last();
+    ASSERT_TRUE(r.rotated) << r.error << " / " << r.before.verdict.message;
+    EXPECT_EQ(r.before.verdict.reason, "TrustAnchorExpired");
+    ASSERT_TRUE(r.after.has_value());
+    EXPECT_TRUE(r.after->valid) << r.after->message;
+    EXPECT_EQ(r.after->anchor, AnchorState::kValid);
+    const Condition* c = board.find(condition_type::kCertificatesValid);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->status, ConditionStatus::kTrue) << c->message;
+    EXPECT_EQ(c->reason, "IssuerRotated") << c->message;
+  });
+  auto stored = x509::parse_certificates(stored_issuer().cert_pem, "stored");
+  auto roots_now = x509::parse_certificates(anchor_.cert_pem, "new root");
+  ASSERT_TRUE(stored && roots_now);
+  EXPECT_TRUE(x509::verify_chain(stored->front(), *roots_now).has_value());
+  on_loop([&] { daemon->stop("test"); });
 }
 
 TEST_F(IssuerRotationTest, AFailureThatRepeatsIsLoggedOnce) {
