@@ -27,7 +27,12 @@
 #include "agent/app/preflight.h"
 #include "agent/app/status_view.h"
 #include "agent/config/config_loader.h"
+#include "agent/config/kubeconfig.h"
+#include "agent/core/clock_jump.h"
 #include "agent/core/duration.h"
+#include "agent/core/kube_time.h"
+#include "agent/kube/https_client.h"
+#include "agent/kube/kube_client.h"
 
 namespace {
 
@@ -184,6 +189,48 @@ T run_on(boost::asio::io_context& io, boost::asio::awaitable<T> coroutine) {
   return std::move(*out);
 }
 
+// The control plane's clock (its Date), when one is configured and answers
+// within a few seconds: `certs rotate` then mints only with a clock it does
+// not contradict, by the daemon's rule (ClockWitness, kClockTolerance).
+// Nothing heard: the node's clock is all there is, as for the daemon.
+tetherd::ClockWitness hear_control_plane(boost::asio::io_context& io, const tetherd::Clock& clock,
+                                         const tetherd::Config& config) {
+  using namespace tetherd;
+  ClockWitness witness;
+  if (!config.control_plane) return witness;
+  auto not_heard = [&](const std::string& why) {
+    std::fprintf(stderr,
+                 "tetherctl: the control plane's clock was not heard (%s): the node's clock "
+                 "is taken as it is\n",
+                 why.c_str());
+    return witness;
+  };
+  auto kubeconfig = load_kubeconfig(config.control_plane->kubeconfig);
+  if (!kubeconfig) return not_heard(kubeconfig.error().message);
+  constexpr auto kBrief = std::chrono::seconds(5);
+  auto http = kube::HttpsClient::create(io.get_executor(), *kubeconfig,
+                                        kube::ClientLimits{.resolve_timeout = kBrief,
+                                                           .connect_timeout = kBrief,
+                                                           .handshake_timeout = kBrief,
+                                                           .write_timeout = kBrief,
+                                                           .read_timeout = kBrief});
+  if (!http) return not_heard(kube::describe(http.error()));
+  bool heard = false;
+  (*http)->on_server_date([&](std::string_view date) {
+    if (auto at = parse_http_date(date)) {
+      witness.heard(*at, clock.boottime());
+      heard = true;
+    }
+  });
+  // Any answer carries a Date, a refusal too.
+  kube::KubeClient kube(**http);
+  auto answer = run_on(io, kube.get("/version"));
+  if (!heard)
+    return not_heard(answer ? std::string("no Date in its answer")
+                            : kube::describe(answer.error()));
+  return witness;
+}
+
 int certs(const Options& o, bool rotate) {
   using namespace tetherd;
   auto loaded = load_config_file(o.config, {default_host_name()});
@@ -219,6 +266,8 @@ int certs(const Options& o, bool rotate) {
     if (report.verdict.issuer == IssuerState::kUnreadable) return kExitError;
     return report.verdict.valid ? kExitOk : kExitProblem;
   }
+  const ClockWitness witness = hear_control_plane(io, clock, config);
+  rotation.use_clock_witness([&] { return witness.error(clock.wall(), clock.boottime()); });
   const RotationResult result = run_on(io, rotation.run(RotationTrigger::kManual, true));
   if (o.json) {
     print_json(rotation_to_json(result));

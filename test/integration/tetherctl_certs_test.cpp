@@ -179,6 +179,65 @@ TEST_F(TetherctlCerts, RotateRefusesAnAnchorKeyOthersCanRead) {
     EXPECT_EQ(req.method, "GET") << req.target;
 }
 
+// A forced rotation mints with the node's clock: with a control plane in
+// the configuration its Date is heard first, and a clock it says is two
+// days ahead mints nothing (the daemon's rule, ClockWitness). A control
+// plane out of reach is said, and the node's clock taken as it is.
+TEST_F(TetherctlCerts, RotateMintsNothingWithAClockTheControlPlaneContradicts) {
+  install_issuer(-1h, 8760h);
+  test::ApiServerOptions options;
+  options.identity = ca_.issue({.common_name = "cloud",
+                                .dns_names = {"localhost"},
+                                .ip_addresses = {"127.0.0.1"},
+                                .client_auth = false});
+  options.client_ca_pem = ca_.cert_pem();
+  options.clock_offset = -48h;  // the cloud's clock two days behind the node's
+  auto cloud = std::make_unique<test::ApiServer>(std::move(options));
+  const auto node = ca_.issue(
+      {.common_name = "tetherd:node-a", .organizations = {"tetherd:nodes"}, .server_auth = false});
+  write(tmp_.file("node.crt"), node.cert_pem, 0644);
+  write(tmp_.file("node.key"), node.key_pem, 0600);
+  auto cloud_kubeconfig = [&](const std::string& url) {
+    write(tmp_.file("cloud.yaml"),
+          "apiVersion: v1\nkind: Config\nclusters:\n- name: cloud\n  cluster:\n"
+          "    certificate-authority: ca.crt\n    server: " +
+              url +
+              "\ncontexts:\n- name: cloud\n  context: {cluster: cloud, user: node}\n"
+              "current-context: cloud\nusers:\n- name: node\n  user:\n"
+              "    client-certificate: node.crt\n    client-key: node.key\n",
+          0600);
+  };
+  cloud_kubeconfig(cloud->url());
+  write(config_,
+        "node: {name: node-a}\nfirewall: {backend: none}\nstate: {dir: " + tmp_.file("state") +
+            "}\ncontrolPlane: {kubeconfig: " + tmp_.file("cloud.yaml") +
+            "}\ncluster: {kubeconfig: " + tmp_.file("k3s.yaml") +
+            "}\nlinkerd: {trustAnchorKey: " + tmp_.file("anchor.key") + "}\n",
+        0644);
+  auto r = ctl({"certs", "rotate"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.out.find("no issuer is minted until they agree"), std::string::npos) << r.out;
+  ASSERT_FALSE(cloud->requests().empty()) << "the control plane was asked";
+  for (const auto& req : server_->requests())
+    EXPECT_EQ(req.method, "GET") << req.target;
+
+  // Out of reach: said, and the node's clock is all there is.
+  cloud.reset();  // its port closed
+  auto p = start({"certs", "rotate"});
+  ASSERT_TRUE(p->err_shows("the control plane's clock was not heard", 20s)) << p->err();
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  auto written = [&] {
+    for (const auto& q : server_->requests())
+      if (q.method == "PUT" && q.status == 200) return true;
+    return false;
+  };
+  while (!written() && std::chrono::steady_clock::now() < deadline)
+    server_->wait_for_requests(server_->requests().size() + 1, 1s);
+  EXPECT_TRUE(written()) << p->err();
+  p->signal(SIGTERM);
+  p->wait(20s);
+}
+
 TEST_F(TetherctlCerts, WithoutALinkerdSectionThereIsNothingToCheck) {
   write(config_, "node: {name: node-a}\nfirewall: {backend: none}\n", 0644);
   auto r = ctl({"certs", "check"});

@@ -177,6 +177,10 @@ struct ApiServerOptions {
   std::size_t history_limit = 1000;                // events kept for watch resumption
   std::chrono::milliseconds bookmark_interval{0};  // 0: bookmarks only on bookmark_now()
   std::chrono::seconds default_watch_timeout{1800};
+  // The server's clock minus the true one, as its Date header says: a
+  // control plane whose clock is off, or a node's that is (the witness of
+  // true time, ClockWitness).
+  std::chrono::seconds clock_offset{0};
   std::size_t max_request_body = 3 << 20;  // larger: 413 RequestEntityTooLarge
   // Where to listen. The socket is made by the constructing thread, so a
   // test inside a network namespace gets a server in that namespace.

@@ -206,7 +206,7 @@ void Connection::dispatch(http::request<http::string_body> message) {
 void Connection::respond(const Response& response,
                          const std::optional<MisbehaviourSpec>& misbehaviour) {
   record(response.status);
-  std::string bytes = format_response_head(response, !keep_alive_);
+  std::string bytes = format_response_head(response, !keep_alive_, core_.options.clock_offset);
   if (misbehaviour && misbehaviour->what == Misbehaviour::kDropMidStream) {
     bytes.append(response.body, 0, response.body.size() / 2);
     return enqueue(std::move(bytes), After::kCloseAbruptly);

@@ -91,8 +91,8 @@ ObjectKey key_for(const ResourceType& type, const std::string& namespace_,
 
 }  // namespace
 
-std::string utc_now(const char* format) {
-  std::time_t now = std::time(nullptr);
+std::string utc_now(const char* format, std::chrono::seconds offset) {
+  const std::time_t now = std::time(nullptr) + static_cast<std::time_t>(offset.count());
   std::tm utc{};
   gmtime_r(&now, &utc);
   char text[64];

@@ -8,6 +8,7 @@
 // resourceVersion. Thread-safe: tests write directly while the server's
 // thread serves requests.
 
+#include <chrono>
 #include <compare>
 #include <cstdint>
 #include <deque>
@@ -107,7 +108,7 @@ struct WatchStart {
 using EventSink = std::function<void(std::shared_ptr<const StoreEvent>)>;
 
 // The current time in UTC, in strftime's `format` (at most 63 bytes).
-std::string utc_now(const char* format);
+std::string utc_now(const char* format, std::chrono::seconds offset = {});
 // ... as metadata.creationTimestamp and conditions have it.
 inline std::string rfc3339_now() {
   return utc_now("%Y-%m-%dT%H:%M:%SZ");

@@ -35,7 +35,8 @@ void Connection::start_watch(WatchRequest request, std::optional<MisbehaviourSpe
   };
   Expected<WatchStart> started = core_.store.watch(request.filter, request.from, std::move(sink));
   record(200);
-  enqueue(format_head(Head{200, "application/json", std::nullopt, std::nullopt, !keep_alive_}));
+  enqueue(format_head(Head{200, "application/json", std::nullopt, std::nullopt, !keep_alive_,
+                           core_.options.clock_offset}));
   if (!started.ok()) {
     // As kube-apiserver: 200, one ERROR event carrying the 410 Status, the end.
     json::object event{{"type", "ERROR"}, {"object", started.error().status}};

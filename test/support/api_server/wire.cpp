@@ -48,8 +48,8 @@ std::string_view reason_phrase(unsigned status) {
   }
 }
 
-std::string http_date() {
-  return utc_now("%a, %d %b %Y %H:%M:%S GMT");
+std::string http_date(std::chrono::seconds offset) {
+  return utc_now("%a, %d %b %Y %H:%M:%S GMT", offset);
 }
 
 std::string audit_id() {
@@ -82,7 +82,7 @@ std::string format_head(const Head& head) {
   text += "Cache-Control: no-cache, private\r\n";
   text += "Content-Type: " + std::string(head.content_type) + "\r\n";
   if (head.retry_after) text += "Retry-After: " + std::to_string(*head.retry_after) + "\r\n";
-  text += "Date: " + http_date() + "\r\n";
+  text += "Date: " + http_date(head.clock_offset) + "\r\n";
   if (head.content_length)
     text += "Content-Length: " + std::to_string(*head.content_length) + "\r\n";
   else
@@ -101,9 +101,10 @@ std::string format_chunk(std::string_view data) {
   return text;
 }
 
-std::string format_response_head(const Response& response, bool close) {
+std::string format_response_head(const Response& response, bool close,
+                                 std::chrono::seconds clock_offset) {
   return format_head(Head{response.status, response.content_type, response.body.size(),
-                          response.retry_after, close});
+                          response.retry_after, close, clock_offset});
 }
 
 std::string format_plain_error(unsigned status) {

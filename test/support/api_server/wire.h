@@ -4,6 +4,7 @@
 // The headers are kube-apiserver's (Go's net/http): Audit-Id, Cache-Control,
 // Content-Type, Date, and Content-Length or chunked framing.
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -18,7 +19,8 @@ struct Head {
   std::string_view content_type = "application/json";
   std::optional<std::size_t> content_length;  // none: Transfer-Encoding: chunked
   std::optional<int> retry_after;
-  bool close = false;  // Connection: close
+  bool close = false;                    // Connection: close
+  std::chrono::seconds clock_offset{0};  // the Date's, from the true time
 };
 
 std::string format_head(const Head& head);
@@ -26,7 +28,8 @@ std::string format_chunk(std::string_view data);
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 // The head of `response`; its body follows as is.
-std::string format_response_head(const Response& response, bool close);
+std::string format_response_head(const Response& response, bool close,
+                                 std::chrono::seconds clock_offset);
 // What Go's server answers to a request it cannot parse, closing after it.
 std::string format_plain_error(unsigned status);
 
