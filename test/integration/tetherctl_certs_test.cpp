@@ -93,6 +93,19 @@ class TetherctlCerts : public ::testing::Test {
     int code;
     std::string out, err;
   };
+  // Waits (20 s at most) for tetherctl's write of the Secret to be taken.
+  bool secret_written() {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    auto written = [&] {
+      for (const auto& r : server_->requests())
+        if (r.method == "PUT" && r.status == 200) return true;
+      return false;
+    };
+    while (!written() && std::chrono::steady_clock::now() < deadline)
+      server_->wait_for_requests(server_->requests().size() + 1, 1s);
+    return written();
+  }
+
   Run ctl(std::vector<std::string> args) {
     auto p = start(std::move(args));
     const int code = p->wait(20s);
@@ -141,15 +154,7 @@ TEST_F(TetherctlCerts, RotateWritesANewIssuerAndWaitsForTheIdentityController) {
   install_issuer(-1h, 8760h);  // valid: only a forced rotation replaces it
   auto p = start({"certs", "rotate"});
   // Like linkerd's identity controller, once the Secret is written.
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  auto written = [&] {
-    for (const auto& r : server_->requests())
-      if (r.method == "PUT" && r.status == 200) return true;
-    return false;
-  };
-  while (!written() && std::chrono::steady_clock::now() < deadline)
-    server_->wait_for_requests(server_->requests().size() + 1, 1s);
-  ASSERT_TRUE(written());
+  ASSERT_TRUE(secret_written()) << p->err();
   server_->create(
       kube::collection_path(kube::kEvents, "linkerd"),
       json::object{{"metadata", {{"name", "identity.1"}}},
@@ -225,15 +230,7 @@ TEST_F(TetherctlCerts, RotateMintsNothingWithAClockTheControlPlaneContradicts) {
   cloud.reset();  // its port closed
   auto p = start({"certs", "rotate"});
   ASSERT_TRUE(p->err_shows("the control plane's clock was not heard", 20s)) << p->err();
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  auto written = [&] {
-    for (const auto& q : server_->requests())
-      if (q.method == "PUT" && q.status == 200) return true;
-    return false;
-  };
-  while (!written() && std::chrono::steady_clock::now() < deadline)
-    server_->wait_for_requests(server_->requests().size() + 1, 1s);
-  EXPECT_TRUE(written()) << p->err();
+  EXPECT_TRUE(secret_written()) << p->err();
   p->signal(SIGTERM);
   p->wait(20s);
 }

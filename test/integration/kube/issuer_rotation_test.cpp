@@ -116,6 +116,16 @@ class IssuerRotationTest : public KubeTest {
                                 Installed installed = {-std::chrono::hours(1),
                                                        std::chrono::hours(2)},
                                 IssuerState judged = IssuerState::kExpired);
+  // A daemon over the fixture's rotation (the firewall a fake); `check`
+  // runs on the loop once its start's pass is over. `cloud`: a control
+  // plane is configured.
+  struct FirstPass {
+    bool cloud = false;
+    const StateDir* state = nullptr;
+    NodeConditions* conditions = nullptr;
+  };
+  void after_the_daemons_first_pass(FirstPass parts,
+                                    const std::function<void(IssuerRotation&)>& check);
   void restart_with_a_saved_cloud_issuer(bool cloud,
                                          const std::function<void(IssuerRotation&)>& check);
 
@@ -401,6 +411,12 @@ void IssuerRotationTest::restart_with_a_saved_cloud_issuer(
   TempDir state;
   const StateDir state_dir(state.path());
   ASSERT_FALSE(state_dir.replace("linkerd-cloud-issuer", "linkerd-issuer-edge"));
+  after_the_daemons_first_pass({.cloud = cloud, .state = &state_dir}, check);
+}
+
+void IssuerRotationTest::after_the_daemons_first_pass(
+    FirstPass parts, const std::function<void(IssuerRotation&)>& check) {
+  TempDir state;
   RecordingNotifier notifier;
   FirewallKeeper keeper(
       log_, StateDir(state.path()),
@@ -412,11 +428,11 @@ void IssuerRotationTest::restart_with_a_saved_cloud_issuer(
     Config config;
     config.node_name = "node-a";
     config.linkerd = config_;
-    if (cloud) config.control_plane.emplace();  // the cloud that named it
+    if (parts.cloud) config.control_plane.emplace();  // the cloud that named it
     daemon = std::make_unique<Daemon>(
         io_, clock_, log_, notifier, keeper, "tetherd.yaml",
         [&] { return std::variant<Config, ConfigErrors>(config); }, config,
-        DaemonParts{.issuer = &issuers, .state = &state_dir});
+        DaemonParts{.issuer = &issuers, .state = parts.state, .conditions = parts.conditions});
     ASSERT_TRUE(daemon->start().has_value());
   });
   const auto deadline = std::chrono::steady_clock::now() + kDeadline;
@@ -580,33 +596,8 @@ TEST_F(IssuerRotationTest, AnIssuerMintedUnderANewRootIsJudgedForItself) {
   roots["data"].as_object()[kTrustRootsKey] = old_root.cert_pem + anchor_.cert_pem;
   server_->update(kRoots, std::move(roots));
 
-  TempDir state;
-  RecordingNotifier notifier;
-  FirewallKeeper keeper(
-      log_, StateDir(state.path()),
-      [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); }, {},
-      io_.get_executor());
-  IssuerRotation& issuers = rotation({.confirm_timeout = 0s});
   NodeConditions board(clock_, 1);
-  std::unique_ptr<Daemon> daemon;
-  on_loop([&] {
-    Config config;
-    config.node_name = "node-a";
-    config.linkerd = config_;
-    daemon = std::make_unique<Daemon>(
-        io_, clock_, log_, notifier, keeper, "tetherd.yaml",
-        [&] { return std::variant<Config, ConfigErrors>(config); }, config,
-        DaemonParts{.issuer = &issuers, .conditions = &board});
-    ASSERT_TRUE(daemon->start().has_value());
-  });
-  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-  bool done = false;
-  while (!done && std::chrono::steady_clock::now() < deadline) {
-    on_loop([&] { done = issuers.last() && !issuers.busy(); });
-    std::this_thread::yield();
-  }
-  ASSERT_TRUE(done);
-  on_loop([&] {
+  after_the_daemons_first_pass({.conditions = &board}, [&](IssuerRotation& issuers) {
     const RotationResult& r = *issuers.last();
     ASSERT_TRUE(r.rotated) << r.error << " / " << r.before.verdict.message;
     EXPECT_EQ(r.before.verdict.reason, "TrustAnchorExpired");
@@ -622,7 +613,6 @@ TEST_F(IssuerRotationTest, AnIssuerMintedUnderANewRootIsJudgedForItself) {
   auto roots_now = x509::parse_certificates(anchor_.cert_pem, "new root");
   ASSERT_TRUE(stored && roots_now);
   EXPECT_TRUE(x509::verify_chain(stored->front(), *roots_now).has_value());
-  on_loop([&] { daemon->stop("test"); });
 }
 
 TEST_F(IssuerRotationTest, AFailureThatRepeatsIsLoggedOnce) {
