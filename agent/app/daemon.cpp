@@ -439,17 +439,22 @@ void Daemon::issuer_checked(const RotationResult& result) {
   push_certificates(result.rotated);
   // What a mint put in force is judged for itself: under the key file's
   // new root, the old one's end (TrustAnchorExpired) is no longer the news.
-  const IssuerVerdict& now = result.after ? *result.after : v;
-  if (result.rotated && now.valid && now.anchor == AnchorState::kValid) {
+  // (The cloud's issuer, taken, is judged by the anchor judged before.)
+  const bool rotated_well = result.after
+                                ? result.after->valid && result.after->anchor == AnchorState::kValid
+                                : v.anchor == AnchorState::kValid;
+  if (result.rotated && rotated_well) {
     report(condition_type::kCertificatesValid, ConditionStatus::kTrue, "IssuerRotated",
            "rotated linkerd's issuer (" + std::string(to_string(result.trigger)) +
                "); the new one is valid until " + format_kube_time(result.issued->not_after));
     return;
   }
-  if (result.after) {
-    report(condition_type::kCertificatesValid,
-           now.valid ? ConditionStatus::kTrue : ConditionStatus::kFalse, now.reason,
-           "rotated the issuer (" + std::string(to_string(result.trigger)) + "): " + now.message);
+  if (result.after) {  // minted, and not valid in every respect (an anchor expiring)
+    std::string message = "rotated the issuer (" + std::string(to_string(result.trigger)) +
+                          "): " + result.after->message;
+    if (!result.error.empty()) message += "; " + result.error;
+    report(condition_type::kCertificatesValid, ConditionStatus::kFalse, result.after->reason,
+           message);
     return;
   }
   std::string message = v.message;
