@@ -56,6 +56,7 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
       conditions_(parts.conditions ? parts.conditions : own_conditions_.get()),
       factories_(std::move(factories)),
       files_(parts.files),
+      tunnel_gate_(io.get_executor(), clock, log),
       tick_(io, clock),
       issuer_timer_(io, clock),
       reconcile_timer_(io, clock) {
@@ -63,6 +64,7 @@ Daemon::Daemon(boost::asio::io_context& io, const Clock& clock, Log& log, Servic
   if (parts.conditions == nullptr && (health_ || tether_ || factories_.tether))
     throw std::invalid_argument(
         "Daemon: parts.conditions is required with health or a control-plane session");
+  tunnel_gate_.on_change([this](const std::string& why) { sync_tunnelled_ports(why); });
 }
 
 Daemon::~Daemon() {

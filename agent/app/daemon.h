@@ -22,6 +22,7 @@
 #include "agent/app/node_health.h"
 #include "agent/app/resume_detector.h"
 #include "agent/app/tether.h"
+#include "agent/app/tunnel_gate.h"
 #include "agent/config/config_loader.h"
 #include "agent/core/clock.h"
 #include "agent/core/clock_jump.h"
@@ -223,7 +224,7 @@ class Daemon {
   std::vector<std::unique_ptr<tunnel::TunnelAgent>> retired_tunnels_;
   std::optional<TunnelConfig> tunnel_settings_;  // what tunnel_ was made from
   std::string tunnel_identity_;                  // its agent ID
-  bool tunnel_held_ = false;                     // tunnel_ holds all its servers
+  TunnelGate tunnel_gate_;                       // tunnel_ holds all its servers, damped
   std::vector<std::string> tunnel_files_;        // its kubeconfig's files, followed
   // One connectID counter for every agent a reload makes (see TunnelSettings).
   std::shared_ptr<std::int64_t> tunnel_connect_ids_ = std::make_shared<std::int64_t>(0);

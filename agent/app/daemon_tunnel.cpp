@@ -31,7 +31,7 @@ void Daemon::sync_tunnel() {
     }
     tunnel_settings_.reset();
     tunnel_files_.clear();
-    tunnel_held_ = false;
+    tunnel_gate_.let_go();
     conditions_->forget(condition_type::kTunnelConnected);
     return;
   }
@@ -87,7 +87,7 @@ void Daemon::sync_tunnel() {
   }
   tunnel_settings_ = *wanted;
   tunnel_identity_ = settings.identity.agent_id;
-  tunnel_held_ = false;
+  tunnel_gate_.let_go();
   tunnel_ = std::make_unique<tunnel::TunnelAgent>(io_.get_executor(), clock_, log_,
                                                   std::move(settings), std::move(tls));
   tunnel_->on_report([this](const tunnel::TunnelReport& r) { tunnel_reported(r); });
@@ -102,7 +102,7 @@ void Daemon::tunnel_reported(const tunnel::TunnelReport& r) {
                            std::to_string(r.servers_wanted) + " konnectivity server" +
                            (r.servers_wanted == 1 ? "" : "s") + " held at " +
                            config_.tunnel->server;
-  tunnel_held_ = r.connected();
+  tunnel_gate_.held(r.connected(), config_.firewall.close_when_tunnelled);
   if (r.connected()) {
     conditions_->report(condition_type::kTunnelConnected, ConditionStatus::kTrue, "Connected",
                         held);
@@ -117,7 +117,7 @@ void Daemon::tunnel_reported(const tunnel::TunnelReport& r) {
 void Daemon::sync_tunnelled_ports(const std::string& why) {
   if (stopping_) return;
   const bool close =
-      config_.firewall.close_when_tunnelled && tunnel_ && tunnel_held_ && tunnel_settings_;
+      config_.firewall.close_when_tunnelled && tunnel_ && tunnel_gate_.close() && tunnel_settings_;
   // The ports the agent in force serves (a reload whose new tunnel could
   // not be made keeps the old one, with its destinations).
   std::vector<std::uint16_t> ports =
@@ -127,7 +127,9 @@ void Daemon::sync_tunnelled_ports(const std::string& why) {
   if (!close && !config_.firewall.close_when_tunnelled) {
     firewall_.set_closed_ports({}, "firewall.closeWhenTunnelled is off");
   } else {
-    const std::string state = close ? "the tunnel holds its servers" : "the tunnel is not up";
+    const std::string state = close                       ? "the tunnel holds its servers"
+                              : tunnel_gate_.suppressed() ? "the tunnel is damped"
+                                                          : "the tunnel is not up";
     firewall_.set_closed_ports(std::move(ports), why.empty() ? state : state + ": " + why);
   }
 }

@@ -929,6 +929,47 @@ class TunnelFirewall : public ::testing::Test {
         << standin_->out();
   }
 
+  // tetherd in the node's namespace, the tunnel to the stand-in, 6443
+  // closed while it holds.
+  void start_daemon() {
+    const auto agent = ca_.issue({.common_name = "tetherd:node-a", .server_auth = false});
+    tmp_.write("agent.crt", agent.cert_pem);
+    tmp_.write("agent.key", agent.key_pem);
+    const auto admin = ca_.issue(
+        {.common_name = "cloud-admin", .organizations = {"system:masters"}, .server_auth = false});
+    tmp_.write("admin.crt", admin.cert_pem);
+    tmp_.write("admin.key", admin.key_pem);
+    tmp_.write("cloud.kubeconfig",
+               "apiVersion: v1\nkind: Config\nclusters:\n- name: edge\n  cluster:\n"
+               "    server: https://127.0.0.1:6443\n    certificate-authority: " +
+                   tmp_.file("ca.crt") +
+                   "\n    proxy-url: http://192.0.2.2:" + std::to_string(frontend_port_) +
+                   "\nusers:\n- name: admin\n  user:\n    client-certificate: " +
+                   tmp_.file("admin.crt") + "\n    client-key: " + tmp_.file("admin.key") +
+                   "\ncontexts:\n- name: edge\n  context: {cluster: edge, user: admin}\n"
+                   "current-context: edge\n");
+    tmp_.write("tunnel.kubeconfig",
+               render_kubeconfig({.server = "https://192.0.2.2:" + std::to_string(agent_port_),
+                                  .ca_pem = ca_.cert_pem(),
+                                  .client_certificate = tmp_.file("agent.crt"),
+                                  .client_key = tmp_.file("agent.key"),
+                                  .user = "tetherd:node-a"}));
+    std::filesystem::create_directories(tmp_.file("run"));
+    tmp_.write("tetherd.yaml",
+               "node: {name: node-a}\n"
+               "firewall:\n  backend: nftables\n  verdict: reject\n  allow: [192.0.2.0/24]\n"
+               "  closeWhenTunnelled: true\n"
+               "metrics: {listen: \"\"}\nstate: {dir: " +
+                   tmp_.file("state") +
+                   "}\ntunnel:\n  server: https://192.0.2.2:" + std::to_string(agent_port_) +
+                   "\n  kubeconfig: " + tmp_.file("tunnel.kubeconfig") + "\n");
+    std::filesystem::create_directories(tmp_.file("daemon"));
+    daemon_ = std::make_unique<test::ChildProcess>(
+        std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", topo_->node, TETHERD_BINARY,
+                                 "--config", tmp_.file("tetherd.yaml")},
+        tmp_.file("daemon"), test::ChildOptions{.env = {{"RUNTIME_DIRECTORY", tmp_.file("run")}}});
+  }
+
   // The cloud, directly: connect from its namespace to the node's 6443.
   test::Outcome cloud_connects(std::uint16_t port) {
     return topo_->connect_from(topo_->a, "192.0.2.1", port);
@@ -957,42 +998,7 @@ class TunnelFirewall : public ::testing::Test {
 };
 
 TEST_F(TunnelFirewall, WhileTheTunnelHoldsItsServer6443IsClosedToTheCloud) {
-  const auto agent = ca_.issue({.common_name = "tetherd:node-a", .server_auth = false});
-  tmp_.write("agent.crt", agent.cert_pem);
-  tmp_.write("agent.key", agent.key_pem);
-  const auto admin = ca_.issue(
-      {.common_name = "cloud-admin", .organizations = {"system:masters"}, .server_auth = false});
-  tmp_.write("admin.crt", admin.cert_pem);
-  tmp_.write("admin.key", admin.key_pem);
-  tmp_.write("cloud.kubeconfig",
-             "apiVersion: v1\nkind: Config\nclusters:\n- name: edge\n  cluster:\n"
-             "    server: https://127.0.0.1:6443\n    certificate-authority: " +
-                 tmp_.file("ca.crt") +
-                 "\n    proxy-url: http://192.0.2.2:" + std::to_string(frontend_port_) +
-                 "\nusers:\n- name: admin\n  user:\n    client-certificate: " +
-                 tmp_.file("admin.crt") + "\n    client-key: " + tmp_.file("admin.key") +
-                 "\ncontexts:\n- name: edge\n  context: {cluster: edge, user: admin}\n"
-                 "current-context: edge\n");
-  tmp_.write("tunnel.kubeconfig",
-             render_kubeconfig({.server = "https://192.0.2.2:" + std::to_string(agent_port_),
-                                .ca_pem = ca_.cert_pem(),
-                                .client_certificate = tmp_.file("agent.crt"),
-                                .client_key = tmp_.file("agent.key"),
-                                .user = "tetherd:node-a"}));
-  std::filesystem::create_directories(tmp_.file("run"));
-  tmp_.write("tetherd.yaml",
-             "node: {name: node-a}\n"
-             "firewall:\n  backend: nftables\n  verdict: reject\n  allow: [192.0.2.0/24]\n"
-             "  closeWhenTunnelled: true\n"
-             "metrics: {listen: \"\"}\nstate: {dir: " +
-                 tmp_.file("state") +
-                 "}\ntunnel:\n  server: https://192.0.2.2:" + std::to_string(agent_port_) +
-                 "\n  kubeconfig: " + tmp_.file("tunnel.kubeconfig") + "\n");
-  std::filesystem::create_directories(tmp_.file("daemon"));
-  daemon_ = std::make_unique<test::ChildProcess>(
-      std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", topo_->node, TETHERD_BINARY,
-                               "--config", tmp_.file("tetherd.yaml")},
-      tmp_.file("daemon"), test::ChildOptions{.env = {{"RUNTIME_DIRECTORY", tmp_.file("run")}}});
+  ASSERT_NO_FATAL_FAILURE(start_daemon());
   ASSERT_TRUE(daemon_->err_shows("TETHERD_EVENT=firewall-tunnel-closed", 30s)) << daemon_->err();
   EXPECT_EQ(test::to_string(cloud_connects(6443)), test::to_string(test::Outcome::kRefused));
   EXPECT_EQ(test::to_string(cloud_connects(4143)), test::to_string(test::Outcome::kConnected))
@@ -1030,6 +1036,30 @@ TEST_F(TunnelFirewall, WhileTheTunnelHoldsItsServer6443IsClosedToTheCloud) {
   EXPECT_EQ(test::to_string(topo_->connect_from(topo_->b, "198.51.100.1", 6443)),
             test::to_string(test::Outcome::kRefused))
       << "the rules stay in force for strangers";
+}
+
+// A server that keeps being lost is damped (app/tunnel_gate.h): after the
+// third loss in quick succession 6443 stays open to the cloud, though the
+// tunnel is found again, rather than close and open with every flap.
+TEST_F(TunnelFirewall, AServerLostAgainAndAgainLeaves6443OpenWhileItIsDamped) {
+  ASSERT_NO_FATAL_FAILURE(start_daemon());
+  for (int loss = 1; loss <= 3; ++loss) {
+    ASSERT_TRUE(daemon_->err_shows("TETHERD_EVENT=tunnel-connected", 90s, loss)) << daemon_->err();
+    ASSERT_TRUE(daemon_->err_shows("TETHERD_EVENT=firewall-tunnel-closed", 30s, loss))
+        << daemon_->err();
+    EXPECT_EQ(test::to_string(cloud_connects(6443)), test::to_string(test::Outcome::kRefused))
+        << "closed while held, after " << loss - 1 << " losses";
+    standin_->signal(SIGTERM);
+    EXPECT_EQ(standin_->wait(10s), 0) << standin_->err();
+    ASSERT_TRUE(daemon_->err_shows("TETHERD_EVENT=firewall-tunnel-opened", 30s, loss))
+        << daemon_->err();
+    ASSERT_NO_FATAL_FAILURE(start_standin());
+  }
+  EXPECT_TRUE(daemon_->err_shows("TETHERD_EVENT=firewall-tunnel-damped", 1s)) << daemon_->err();
+  // The tunnel is back, and 6443 stays open: damped for about half an hour.
+  ASSERT_TRUE(daemon_->err_shows("TETHERD_EVENT=tunnel-connected", 90s, 4)) << daemon_->err();
+  EXPECT_EQ(test::to_string(cloud_connects(6443)), test::to_string(test::Outcome::kConnected));
+  EXPECT_FALSE(daemon_->err_shows("TETHERD_EVENT=firewall-tunnel-closed", 0s, 4)) << daemon_->err();
 }
 
 }  // namespace

@@ -1,0 +1,84 @@
+#include "agent/app/tunnel_gate.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "agent/core/kube_time.h"
+
+namespace tetherd {
+
+namespace {
+
+double seconds(Duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+TunnelGate::TunnelGate(const boost::asio::any_io_executor& executor, const Clock& clock, Log& log,
+                       FlapDampingSettings settings)
+    : clock_(clock), log_(log), settings_(settings), timer_(executor, clock) {}
+
+double TunnelGate::decayed(MonoTime now) const {
+  if (penalty_ <= 0) return 0;
+  const double elapsed = seconds(std::max(now - penalty_at_, Duration::zero()));
+  return penalty_ * std::exp2(-elapsed / seconds(settings_.half_life));
+}
+
+double TunnelGate::penalty() const {
+  return decayed(clock_.boottime());
+}
+
+void TunnelGate::held(bool h, bool counted) {
+  const MonoTime now = clock_.boottime();
+  if (held_ && !h && counted) {
+    const double ceiling =
+        settings_.reuse * std::exp2(seconds(settings_.max_suppress) / seconds(settings_.half_life));
+    penalty_ = std::min(decayed(now) + settings_.penalty, ceiling);
+    penalty_at_ = now;
+    ++flaps_;
+    if (!suppressed_ && penalty_ > settings_.suppress) {
+      suppressed_ = true;
+      const Duration quiet = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
+          seconds(settings_.half_life) * std::log2(penalty_ / settings_.reuse)));
+      log_.notice("firewall-tunnel-damped",
+                  "the tunnel was lost again (" + std::to_string(flaps_) +
+                      " times since start): the tunnelled ports stay open to the cloud while "
+                      "it is damped, at least until " +
+                      format_kube_time(clock_.wall() + quiet) +
+                      ", longer if it is lost meanwhile (flap damping)");
+    }
+  }
+  held_ = h;
+  if (suppressed_) reuse_check();
+}
+
+// Ends the suppression once the penalty has decayed below `reuse`, else
+// waits for the moment it will.
+void TunnelGate::reuse_check() {
+  const double now_penalty = decayed(clock_.boottime());
+  if (now_penalty < settings_.reuse) {
+    suppressed_ = false;
+    timer_.cancel();
+    log_.info("firewall-tunnel-undamped",
+              std::string("the tunnel's losses have decayed: its ports follow it again") +
+                  (held_ ? " (it holds its servers)" : ""));
+    if (held_ && changed_) changed_("the tunnel holds its servers, no longer damped");
+    return;
+  }
+  arm();
+}
+
+void TunnelGate::arm() {
+  // When the penalty reaches `reuse`, a millisecond on so that the check
+  // after the wait finds it below.
+  const double wait =
+      seconds(settings_.half_life) * std::log2(decayed(clock_.boottime()) / settings_.reuse);
+  timer_.expires_after(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(wait)) +
+                       std::chrono::milliseconds(1));
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec && suppressed_) reuse_check();
+  });
+}
+
+}  // namespace tetherd
