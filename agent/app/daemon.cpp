@@ -370,7 +370,10 @@ void Daemon::resumed() {
   // Every connection is suspect, every certificate older than it thinks,
   // and the firewall may have been changed by whoever ran while we slept.
   if (tether_) tether_->resumed();
-  if (tunnel_) tunnel_->resumed();
+  if (tunnel_) {
+    tunnel_gate_.let_go();  // the sleep ended its connections: no server's loss
+    tunnel_->resumed();
+  }
   if (renewal_) renewal_->wake(/*resumed=*/true);
   if (health_) health_->resumed(clock_.wall());
   firewall_changed();
@@ -1121,6 +1124,7 @@ void Daemon::stop(std::string_view reason) {
     tether_->stop();
   }
   if (tunnel_) tunnel_->stop();
+  tunnel_gate_.stop();
   if (renewal_) renewal_->stop();
   firewall_.stop();
 }

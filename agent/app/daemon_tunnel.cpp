@@ -1,6 +1,8 @@
 // The daemon's tunnel (`tunnel`: tetherd as a konnectivity agent): made
 // from the configuration and the kubeconfig whose credentials it presents,
 // remade when either changes, its state said as TunnelConnected.
+#include <algorithm>
+
 #include <boost/asio/ssl/context.hpp>
 
 #include "agent/app/daemon.h"
@@ -32,6 +34,7 @@ void Daemon::sync_tunnel() {
     tunnel_settings_.reset();
     tunnel_files_.clear();
     tunnel_gate_.let_go();
+    tunnel_gate_.reset();
     conditions_->forget(condition_type::kTunnelConnected);
     return;
   }
@@ -85,6 +88,8 @@ void Daemon::sync_tunnel() {
     tunnel_->stop();
     retired_tunnels_.push_back(std::move(tunnel_));
   }
+  // Another server's losses are not this one's.
+  if (tunnel_settings_ && tunnel_settings_->server != wanted->server) tunnel_gate_.reset();
   tunnel_settings_ = *wanted;
   tunnel_identity_ = settings.identity.agent_id;
   tunnel_gate_.let_go();
@@ -102,7 +107,11 @@ void Daemon::tunnel_reported(const tunnel::TunnelReport& r) {
                            std::to_string(r.servers_wanted) + " konnectivity server" +
                            (r.servers_wanted == 1 ? "" : "s") + " held at " +
                            config_.tunnel->server;
-  tunnel_gate_.held(r.connected(), config_.firewall.close_when_tunnelled);
+  // A loss counts when the ports follow the tunnel, a server of several
+  // for its share (a rolling restart of them all is one loss).
+  tunnel_gate_.held(r.connected(), config_.firewall.close_when_tunnelled
+                                       ? 1.0 / std::max(r.servers_wanted, 1)
+                                       : 0.0);
   if (r.connected()) {
     conditions_->report(condition_type::kTunnelConnected, ConditionStatus::kTrue, "Connected",
                         held);
@@ -127,9 +136,10 @@ void Daemon::sync_tunnelled_ports(const std::string& why) {
   if (!close && !config_.firewall.close_when_tunnelled) {
     firewall_.set_closed_ports({}, "firewall.closeWhenTunnelled is off");
   } else {
-    const std::string state = close                       ? "the tunnel holds its servers"
-                              : tunnel_gate_.suppressed() ? "the tunnel is damped"
-                                                          : "the tunnel is not up";
+    const std::string state = close ? "the tunnel holds its servers"
+                              : tunnel_gate_.is_held() && tunnel_gate_.suppressed()
+                                  ? "the tunnel is damped"
+                                  : "the tunnel is not up";
     firewall_.set_closed_ports(std::move(ports), why.empty() ? state : state + ": " + why);
   }
 }

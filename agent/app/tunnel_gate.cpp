@@ -29,12 +29,18 @@ double TunnelGate::penalty() const {
   return decayed(clock_.boottime());
 }
 
-void TunnelGate::held(bool h, bool counted) {
+void TunnelGate::held(bool h, double weight) {
   const MonoTime now = clock_.boottime();
-  if (held_ && !h && counted) {
+  const bool was = held_;
+  held_ = h;
+  // Losses that decayed while the timer could not run (a suspend) end the
+  // suppression before this report is weighed. The caller acts on close()
+  // after this call, so it is not told.
+  if (suppressed_) end_if_decayed(/*tell=*/false);
+  if (was && !h && weight > 0) {
     const double ceiling =
         settings_.reuse * std::exp2(seconds(settings_.max_suppress) / seconds(settings_.half_life));
-    penalty_ = std::min(decayed(now) + settings_.penalty, ceiling);
+    penalty_ = std::min(decayed(now) + settings_.penalty * std::min(weight, 1.0), ceiling);
     penalty_at_ = now;
     ++flaps_;
     if (!suppressed_ && penalty_ > settings_.suppress) {
@@ -49,24 +55,32 @@ void TunnelGate::held(bool h, bool counted) {
                       ", longer if it is lost meanwhile (flap damping)");
     }
   }
-  held_ = h;
-  if (suppressed_) reuse_check();
+  if (suppressed_) arm();
 }
 
-// Ends the suppression once the penalty has decayed below `reuse`, else
-// waits for the moment it will.
-void TunnelGate::reuse_check() {
-  const double now_penalty = decayed(clock_.boottime());
-  if (now_penalty < settings_.reuse) {
-    suppressed_ = false;
-    timer_.cancel();
-    log_.info("firewall-tunnel-undamped",
-              std::string("the tunnel's losses have decayed: its ports follow it again") +
-                  (held_ ? " (it holds its servers)" : ""));
-    if (held_ && changed_) changed_("the tunnel holds its servers, no longer damped");
-    return;
-  }
-  arm();
+bool TunnelGate::end_if_decayed(bool tell) {
+  if (decayed(clock_.boottime()) >= settings_.reuse) return false;
+  suppressed_ = false;
+  timer_.cancel();
+  log_.info("firewall-tunnel-undamped",
+            std::string("the tunnel's losses have decayed: its ports follow it again") +
+                (held_ ? " (it holds its servers)" : ""));
+  if (tell && held_ && changed_) changed_("no longer damped");
+  return true;
+}
+
+void TunnelGate::reset() {
+  const bool was = suppressed_;
+  penalty_ = 0;
+  suppressed_ = false;
+  timer_.cancel();
+  if (was)
+    log_.info("firewall-tunnel-undamped", "another tunnel: the last one's losses are not its");
+}
+
+void TunnelGate::stop() {
+  suppressed_ = false;
+  timer_.cancel();
 }
 
 void TunnelGate::arm() {
@@ -77,7 +91,7 @@ void TunnelGate::arm() {
   timer_.expires_after(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(wait)) +
                        std::chrono::milliseconds(1));
   timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec && suppressed_) reuse_check();
+    if (!ec && suppressed_ && !end_if_decayed(/*tell=*/true)) arm();
   });
 }
 

@@ -48,11 +48,19 @@ class TunnelGate {
   }
 
   // The tunnel holds its servers (or no longer does). A loss of a held
-  // tunnel is a flap when `counted` (the ports follow the tunnel).
-  void held(bool h, bool counted = true);
-  // The tunnel stopped on purpose (a reload made a new one, or took it
-  // away): not held, and not a loss.
+  // tunnel is a flap, weighed by `weight` (the daemon gives 1 over the
+  // servers it holds, so that a rolling restart of three konnectivity
+  // servers costs what one restart does; 0 when the ports do not follow
+  // the tunnel).
+  void held(bool h, double weight = 1);
+  // The tunnel let go on purpose or by the machine (a reload made a new
+  // one, a resume closed every connection): not held, and not a loss.
   void let_go() { held_ = false; }
+  // Another tunnel (a reload changed its server, or took it away): its
+  // losses are not the new one's.
+  void reset();
+  // The daemon stops: no timer left to hold the loop.
+  void stop();
   bool is_held() const { return held_; }
   // Whether the tunnelled ports are to be closed now: held and not damped.
   bool close() const { return held_ && !suppressed_; }
@@ -64,7 +72,9 @@ class TunnelGate {
  private:
   double decayed(MonoTime now) const;
   void arm();
-  void reuse_check();
+  // Ends the suppression when the losses have decayed below `reuse`
+  // (telling on_change's listener when `tell` and held); returns whether.
+  bool end_if_decayed(bool tell);
 
   const Clock& clock_;
   Log& log_;

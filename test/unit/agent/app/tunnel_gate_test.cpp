@@ -23,12 +23,13 @@ class TunnelGateTest : public ::testing::Test {
     gate_.on_change([this](const std::string& why) { changes_.push_back(why); });
   }
 
-  // The tunnel lost and found again `n` times, a few seconds apart.
-  void flap(int n) {
+  // The tunnel lost and found again `n` times, a few seconds apart; each
+  // loss weighs `weight` (one server of 1 / weight).
+  void flap(int n, double weight = 1) {
     for (int i = 0; i < n; ++i) {
-      gate_.held(true);
+      gate_.held(true, weight);
       clock_.run_for(io_, 5s);
-      gate_.held(false);
+      gate_.held(false, weight);
       clock_.run_for(io_, 5s);
     }
   }
@@ -98,17 +99,56 @@ TEST_F(TunnelGateTest, ASuspendCountsAsQuietTime) {
   flap(3);
   ASSERT_TRUE(gate_.suppressed());
   // The machine sleeps three hours: the monotonic timer does not run, but
-  // boottime does; the tunnel found after the resume closes the ports.
+  // boottime does. The resume closes the tunnel's connections (the daemon
+  // lets go first: no server's loss), and the tunnel found again closes
+  // the ports.
   clock_.suspend(3h);
+  gate_.let_go();
+  gate_.held(false);
   gate_.held(true);
   EXPECT_TRUE(gate_.close());
   EXPECT_FALSE(gate_.suppressed());
+  EXPECT_EQ(gate_.flaps(), 3u);
+}
+
+TEST_F(TunnelGateTest, LossesThatDecayedInASleepEndTheDampingBeforeTheNextIsWeighed) {
+  flap(3);
+  ASSERT_TRUE(gate_.suppressed());
+  clock_.suspend(3h);
+  gate_.held(false);  // a loss seen after the resume (weighed, 1000)
+  EXPECT_FALSE(gate_.suppressed()) << "penalty " << gate_.penalty();
+  gate_.held(true);
+  EXPECT_TRUE(gate_.close());
+}
+
+TEST_F(TunnelGateTest, AServerOfThreeWeighsAThird) {
+  // A rolling restart of three servers, twice: six losses, two losses' worth.
+  flap(6, 1.0 / 3);
+  EXPECT_FALSE(gate_.suppressed()) << "penalty " << gate_.penalty();
+  flap(1, 1.0 / 3);
+  EXPECT_TRUE(gate_.suppressed()) << "penalty " << gate_.penalty();
+}
+
+TEST_F(TunnelGateTest, AnotherTunnelStartsAfreshAndAStopLeavesNoTimer) {
+  flap(3);
+  ASSERT_TRUE(gate_.suppressed());
+  EXPECT_GT(clock_.pending(), 0u) << "the timer that ends the damping";
+  gate_.reset();  // a reload changed tunnel.server
+  EXPECT_FALSE(gate_.suppressed());
+  EXPECT_EQ(gate_.penalty(), 0);
+  gate_.held(true);
+  EXPECT_TRUE(gate_.close());
+
+  flap(3);
+  ASSERT_TRUE(gate_.suppressed());
+  gate_.stop();
+  EXPECT_EQ(clock_.pending(), 0u) << "nothing left to hold the event loop at a stop";
 }
 
 TEST_F(TunnelGateTest, LossesNotCountedAndLettingGoAreNoFlaps) {
   for (int i = 0; i < 10; ++i) {
-    gate_.held(true, /*counted=*/false);
-    gate_.held(false, /*counted=*/false);
+    gate_.held(true, /*weight=*/0);
+    gate_.held(false, /*weight=*/0);
   }
   EXPECT_EQ(gate_.flaps(), 0u) << "firewall.closeWhenTunnelled off: the ports do not follow";
   for (int i = 0; i < 10; ++i) {
