@@ -280,8 +280,11 @@ void Daemon::start_issuer() {
     }
   }
   issuer_->on_result([this](const RotationResult& r) { issuer_checked(r); });
+  // With a control plane, its first Date comes within moments of the
+  // session's first request: the start's mint waits for it.
   issuer_->use_clock_witness(
-      [this] { return clock_witness_.error(clock_.wall(), clock_.boottime()); });
+      [this] { return clock_witness_.error(clock_.wall(), clock_.boottime()); },
+      config_.control_plane ? kClockWitnessWait : Duration::zero());
   // The key the start's pass signs with; another one later runs a pass.
   // From the issuer's own settings: on a reload it starts before config_
   // is the new file, and the old file's key was then "another" one.

@@ -100,6 +100,9 @@ class Daemon {
   // Linkerd's issuer is checked hourly on a monotonic timer, which stands
   // still while the machine sleeps: the resume triggers its own check.
   static constexpr Duration kIssuerCheckPeriod = std::chrono::hours(1);
+  // How long a mint at the issuer's start waits for the control plane's
+  // first Date (IssuerRotation::use_clock_witness).
+  static constexpr Duration kClockWitnessWait = std::chrono::seconds(30);
   // The wall clock's steps, also checked on every tick: certificates are
   // judged on it, so a step (NTP's first answer after a boot with the time
   // saved at shutdown) judges the issuer and the node's credential again.

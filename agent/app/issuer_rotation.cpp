@@ -433,6 +433,23 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
       result.error = "no linkerd.trustAnchorKey is configured, so tetherd cannot sign a new issuer";
       co_return result;
     }
+    // The witness about to speak (see use_clock_witness): its word first,
+    // then this pass reads and judges again.
+    if (clock_error_ && !clock_error_() && clock_.boottime() < witness_until_) {
+      log_.info("issuer-waits-for-clock",
+                "waiting up to " + format_duration(witness_until_ - clock_.boottime()) +
+                    " for the control plane's clock before minting a linkerd issuer (" + v.message +
+                    ")");
+      while (!stopped_ && !clock_error_() && clock_.boottime() < witness_until_)
+        co_await pause(
+            std::min<Duration>(std::chrono::seconds(1), witness_until_ - clock_.boottime()));
+      witness_until_ = {};
+      if (stopped_) {
+        result.error = "stopped";
+        co_return result;
+      }
+      continue;
+    }
     // A wrong clock mints an issuer no proxy takes (one from the future)
     // or one already over: the control plane's clock says when not to.
     if (const auto error = clock_error_ ? clock_error_() : std::nullopt;

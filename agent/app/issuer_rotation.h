@@ -148,8 +148,16 @@ class IssuerRotation {
   // daemon's ClockWitness). Beyond kClockTolerance nothing is minted (its
   // dates would be wrong); within it, a not-yet-valid issuer is known to be
   // from a clock that was ahead, and is replaced.
-  void use_clock_witness(std::function<std::optional<Duration>()> error) {
+  // `first_word_within`: the witness is about to speak (the daemon starts
+  // with a control plane to ask), so a mint in that window, with nothing
+  // heard yet, waits for its first word (or the window's end) and reads
+  // and judges again: a node without a battery-backed clock boots with the
+  // time saved at shutdown, and its first pass is the one most likely to
+  // mint with a wrong clock. Judged on CLOCK_BOOTTIME.
+  void use_clock_witness(std::function<std::optional<Duration>()> error,
+                         Duration first_word_within = Duration::zero()) {
     clock_error_ = std::move(error);
+    witness_until_ = clock_.boottime() + first_word_within;
   }
   // Hears every pass's result.
   void on_result(std::function<void(const RotationResult&)> listener) {
@@ -191,6 +199,7 @@ class IssuerRotation {
   std::function<void(const RotationResult&)> listener_;
   CloudLinkerd cloud_;
   std::function<std::optional<Duration>()> clock_error_;
+  MonoTime witness_until_{};  // see use_clock_witness
 };
 
 }  // namespace tetherd

@@ -105,6 +105,25 @@ class IssuerRotationTest : public KubeTest {
     done.get_future().wait();
   }
 
+  // Waits (bounded) until the loop has logged `event`.
+  void until_logged(std::string_view event) {
+    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+    for (bool seen = false; !seen; std::this_thread::yield()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no " << event << " logged";
+      on_loop([&] { seen = !log_.with_event(event).empty(); });
+    }
+  }
+
+  // A Date header for `t`, as an API server sends it.
+  static std::string http_date(WallTime t) {
+    const std::time_t s = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&s, &tm);
+    char text[40];
+    std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    return std::string(text);
+  }
+
   IssuerRotation& rotation(IssuerRotationTiming timing = {}) {
     rotation_ = std::make_unique<IssuerRotation>(io_, *kube_, clock_, log_, config_, timing);
     return *rotation_;
@@ -542,18 +561,96 @@ TEST_F(IssuerRotationTest, NoIssuerIsMintedByAClockTheControlPlaneContradicts) {
   EXPECT_TRUE(result.rotated) << result.error;
 }
 
+// A node without a battery-backed clock boots with the time saved at
+// shutdown: a mint in the window where the control plane is about to speak
+// waits for its word. Here the word is "two days behind": nothing minted.
+TEST_F(IssuerRotationTest, AMintAtTheStartWaitsForTheControlPlanesFirstWord) {
+  install(issuer(-8760h, -1h));   // expired, by this clock
+  std::optional<Duration> error;  // nothing heard yet
+  IssuerRotation& r = rotation();
+  r.use_clock_witness([&] { return error; }, 30s);
+  auto pass = start(r.run(RotationTrigger::kStart));
+  ASSERT_NO_FATAL_FAILURE(until_logged("issuer-waits-for-clock"));
+  EXPECT_EQ(secret_writes(), 0u);
+  on_loop([&] { error = -2 * 24h; });
+  const RotationResult result = finish(pass);
+  EXPECT_FALSE(result.rotated);
+  EXPECT_NE(result.error.find("48h behind the control plane's"), std::string::npos) << result.error;
+  EXPECT_EQ(secret_writes(), 0u);
+}
+
+// The control plane silent through the window (out of reach at boot): the
+// node's clock is all there is, as before.
+TEST_F(IssuerRotationTest, AMintAtTheStartGoesOnWhenTheControlPlaneStaysSilent) {
+  install(issuer(-8760h, -1h));
+  IssuerRotation& r = rotation();
+  r.use_clock_witness([] { return std::optional<Duration>(); }, 30s);
+  auto pass = start(r.run(RotationTrigger::kStart));
+  ASSERT_NO_FATAL_FAILURE(until_logged("issuer-waits-for-clock"));
+  on_loop([&] {
+    EXPECT_NE(log_.with_event("issuer-waits-for-clock")[0].message.find("waiting up to 30s"),
+              std::string::npos);
+    clock_.advance(31s);
+  });
+  const RotationResult result = finish(pass);
+  EXPECT_TRUE(result.rotated) << result.error;
+  EXPECT_EQ(secret_writes(), 1u);
+  // Once: a later mint (the window over) does not wait.
+  EXPECT_TRUE(run(r.run(RotationTrigger::kManual, /*force=*/true)).rotated);
+  on_loop([&] { EXPECT_EQ(log_.with_event("issuer-waits-for-clock").size(), 1u); });
+}
+
+// The daemon with a control plane configured: its start's mint waits for
+// the session's first Date, and the Date heard decides.
+TEST_F(IssuerRotationTest, TheDaemonsStartWithAControlPlaneMintsOnlyOnItsWord) {
+  install(issuer(-8760h, -1h));
+  TempDir state;
+  RecordingNotifier notifier;
+  FirewallKeeper keeper(
+      log_, StateDir(state.path()),
+      [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); }, {},
+      io_.get_executor());
+  IssuerRotation& issuers = rotation({.confirm_timeout = 0s});
+  std::unique_ptr<Daemon> daemon;
+  on_loop([&] {
+    Config config;
+    config.node_name = "node-a";
+    config.linkerd = config_;
+    config.control_plane.emplace();
+    daemon = std::make_unique<Daemon>(
+        io_, clock_, log_, notifier, keeper, "tetherd.yaml",
+        [&] { return std::variant<Config, ConfigErrors>(config); }, config,
+        DaemonParts{.issuer = &issuers});
+    ASSERT_TRUE(daemon->start().has_value());
+  });
+  ASSERT_NO_FATAL_FAILURE(until_logged("issuer-waits-for-clock"));
+  EXPECT_EQ(secret_writes(), 0u);
+  on_loop([&] { daemon->heard_control_plane_date(http_date(clock_.wall())); });
+  // The start's pass mints; the witness's own pass (queued behind it)
+  // finds the new issuer valid.
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  for (bool done = false; !done; std::this_thread::yield()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    on_loop([&] {
+      done = !issuers.busy() && issuers.last() &&
+             issuers.last()->trigger == RotationTrigger::kClockWitness;
+    });
+  }
+  on_loop([&] {
+    const auto rotated = log_.with_event("issuer-rotated");
+    ASSERT_EQ(rotated.size(), 1u);
+    EXPECT_EQ(rotated[0].fields.at("TRIGGER"), "start");
+    EXPECT_FALSE(issuers.last()->rotated);
+    daemon->stop("test");
+  });
+  EXPECT_EQ(secret_writes(), 1u);
+}
+
 // The session hears the control plane's Date; the daemon judges the node's
 // clock by it, says when it disagrees (once, and when it agrees again),
 // and runs a pass on each change.
 TEST_F(IssuerRotationTest, TheDaemonRotatesAnIssuerFromTheFutureOnTheControlPlanesWord) {
-  auto date = [](WallTime t) {
-    const std::time_t s = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&s, &tm);
-    char text[40];
-    std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    return std::string(text);
-  };
+  auto date = http_date;
   the_daemon_rotates_after(
       [&](Daemon& daemon) {
         on_loop([&] {
