@@ -142,6 +142,9 @@ class IssuerRotationTest : public KubeTest {
     bool cloud = false;
     const StateDir* state = nullptr;
     NodeConditions* conditions = nullptr;
+    // Runs on the test's thread once the daemon has started, before the
+    // wait for its passes to be over.
+    std::function<void(Daemon&)> meanwhile = {};
   };
   void after_the_daemons_first_pass(FirstPass parts,
                                     const std::function<void(IssuerRotation&)>& check);
@@ -454,6 +457,7 @@ void IssuerRotationTest::after_the_daemons_first_pass(
         DaemonParts{.issuer = &issuers, .state = parts.state, .conditions = parts.conditions});
     ASSERT_TRUE(daemon->start().has_value());
   });
+  if (parts.meanwhile) parts.meanwhile(*daemon);
   const auto deadline = std::chrono::steady_clock::now() + kDeadline;
   bool done = false;
   while (!done && std::chrono::steady_clock::now() < deadline) {
@@ -604,45 +608,23 @@ TEST_F(IssuerRotationTest, AMintAtTheStartGoesOnWhenTheControlPlaneStaysSilent) 
 // the session's first Date, and the Date heard decides.
 TEST_F(IssuerRotationTest, TheDaemonsStartWithAControlPlaneMintsOnlyOnItsWord) {
   install(issuer(-8760h, -1h));
-  TempDir state;
-  RecordingNotifier notifier;
-  FirewallKeeper keeper(
-      log_, StateDir(state.path()),
-      [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); }, {},
-      io_.get_executor());
-  IssuerRotation& issuers = rotation({.confirm_timeout = 0s});
-  std::unique_ptr<Daemon> daemon;
-  on_loop([&] {
-    Config config;
-    config.node_name = "node-a";
-    config.linkerd = config_;
-    config.control_plane.emplace();
-    daemon = std::make_unique<Daemon>(
-        io_, clock_, log_, notifier, keeper, "tetherd.yaml",
-        [&] { return std::variant<Config, ConfigErrors>(config); }, config,
-        DaemonParts{.issuer = &issuers});
-    ASSERT_TRUE(daemon->start().has_value());
-  });
-  ASSERT_NO_FATAL_FAILURE(until_logged("issuer-waits-for-clock"));
-  EXPECT_EQ(secret_writes(), 0u);
-  on_loop([&] { daemon->heard_control_plane_date(http_date(clock_.wall())); });
-  // The start's pass mints; the witness's own pass (queued behind it)
-  // finds the new issuer valid.
-  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-  for (bool done = false; !done; std::this_thread::yield()) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
-    on_loop([&] {
-      done = !issuers.busy() && issuers.last() &&
-             issuers.last()->trigger == RotationTrigger::kClockWitness;
-    });
-  }
-  on_loop([&] {
-    const auto rotated = log_.with_event("issuer-rotated");
-    ASSERT_EQ(rotated.size(), 1u);
-    EXPECT_EQ(rotated[0].fields.at("TRIGGER"), "start");
-    EXPECT_FALSE(issuers.last()->rotated);
-    daemon->stop("test");
-  });
+  after_the_daemons_first_pass(
+      {.cloud = true,
+       .meanwhile =
+           [&](Daemon& daemon) {
+             ASSERT_NO_FATAL_FAILURE(until_logged("issuer-waits-for-clock"));
+             EXPECT_EQ(secret_writes(), 0u);
+             on_loop([&] { daemon.heard_control_plane_date(http_date(clock_.wall())); });
+           }},
+      [&](IssuerRotation& issuers) {
+        // The start's pass minted; the witness's own pass, queued behind
+        // it, found the new issuer valid.
+        const auto rotated = log_.with_event("issuer-rotated");
+        ASSERT_EQ(rotated.size(), 1u);
+        EXPECT_EQ(rotated[0].fields.at("TRIGGER"), "start");
+        EXPECT_EQ(issuers.last()->trigger, RotationTrigger::kClockWitness);
+        EXPECT_FALSE(issuers.last()->rotated);
+      });
   EXPECT_EQ(secret_writes(), 1u);
 }
 
