@@ -402,6 +402,7 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
   result.trigger = trigger;
   const std::string ns = config_.namespace_;
   const std::string secret_name = ns + "/" + std::string(kIssuerSecretName);
+  bool waited = false;  // for the witness's first word (not a conflict)
   for (std::size_t attempt = 0;; ++attempt) {
     Read r = co_await read();
     // A read whose answer was in when stop() ran (disconnect_all() cannot
@@ -433,21 +434,25 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
       result.error = "no linkerd.trustAnchorKey is configured, so tetherd cannot sign a new issuer";
       co_return result;
     }
-    // The witness about to speak (see use_clock_witness): its word first,
-    // then this pass reads and judges again.
+    // The witness about to speak (see use_clock_witness): its word first.
+    // Then a pass queued meanwhile decides (the Date's own pass, or the
+    // cloud's, the session having read its EdgeNode), else this one reads
+    // and judges again.
     if (clock_error_ && !clock_error_() && clock_.boottime() < witness_until_) {
       log_.info("issuer-waits-for-clock",
                 "waiting up to " + format_duration(witness_until_ - clock_.boottime()) +
                     " for the control plane's clock before minting a linkerd issuer (" + v.message +
                     ")");
-      while (!stopped_ && !clock_error_() && clock_.boottime() < witness_until_)
+      while (!stopped_ && clock_error_ && !clock_error_() && clock_.boottime() < witness_until_)
         co_await pause(
             std::min<Duration>(std::chrono::seconds(1), witness_until_ - clock_.boottime()));
       witness_until_ = {};
+      waited = true;
       if (stopped_) {
         result.error = "stopped";
         co_return result;
       }
+      if (queued_) co_return result;
       continue;
     }
     // A wrong clock mints an issuer no proxy takes (one from the future)
@@ -500,7 +505,7 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
     }
     // Someone else wrote the Secret since the read (an operator, a second
     // tetherctl): what we judged is stale. Read and judge again.
-    if (written.error().conflict() && attempt + 1 < timing_.max_conflicts) {
+    if (written.error().conflict() && attempt + 1 < timing_.max_conflicts + (waited ? 1 : 0)) {
       ++result.conflicts;
       // A force asked to replace the issuer read; someone else has since,
       // so the next read is judged on its merits.

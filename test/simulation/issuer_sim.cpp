@@ -204,7 +204,8 @@ class World {
     rotation_ = std::make_unique<IssuerRotation>(io_, *kube_, clock_, log_, config_);
     if (sabotage_ != Sabotage::kDeafToControlPlane)
       rotation_->use_clock_witness(
-          [this] { return witness_.error(clock_.wall(), clock_.boottime()); });
+          [this] { return witness_.error(clock_.wall(), clock_.boottime()); },
+          Daemon::kClockWitnessWait);  // a control plane is configured
     rotation_->request(RotationTrigger::kStart);
     wall_step_ = WallStepCheck();
     wall_step_.check(clock_.wall(), clock_.boottime());
