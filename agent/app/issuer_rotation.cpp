@@ -436,8 +436,8 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
     }
     // The witness about to speak (see use_clock_witness): its word first.
     // Then a pass queued meanwhile decides (the Date's own pass, or the
-    // cloud's, the session having read its EdgeNode), else this one reads
-    // and judges again.
+    // cloud's, the session having read its EdgeNode), unless this one is
+    // forced; else this one reads and judges again.
     if (clock_error_ && !clock_error_() && clock_.boottime() < witness_until_) {
       log_.info("issuer-waits-for-clock",
                 "waiting up to " + format_duration(witness_until_ - clock_.boottime()) +
@@ -452,7 +452,9 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
         result.error = "stopped";
         co_return result;
       }
-      if (queued_) co_return result;
+      // A forced pass (spec.linkerd.rotate, answered only by a mint) goes
+      // on: what is queued behind it is not forced.
+      if (queued_ && !force) co_return result;
       continue;
     }
     // A wrong clock mints an issuer no proxy takes (one from the future)

@@ -598,6 +598,37 @@ TEST_F(IssuerRotationTest, AMintAtTheStartWaitsForTheControlPlanesFirstWord) {
   on_loop([&] { EXPECT_EQ(log_.with_event("issuer-waits-for-clock").size(), 1u); });
 }
 
+// A forced pass (spec.linkerd.rotate) that waited is not left to the
+// unforced pass the Date asks for: it mints, and so answers its token.
+TEST_F(IssuerRotationTest, AForcedMintThatWaitedForTheClockStillMints) {
+  install(issuer(-1h, 8760h));    // valid: only a force replaces it
+  std::optional<Duration> error;  // nothing heard yet
+  IssuerRotation& r = rotation({.confirm_timeout = 0s});
+  std::vector<RotationResult> results;
+  on_loop([&] {
+    r.use_clock_witness([&] { return error; }, 30s);
+    r.on_result([&](const RotationResult& result) { results.push_back(result); });
+    r.request(RotationTrigger::kToken, /*force=*/true, "token-1");
+  });
+  ASSERT_NO_FATAL_FAILURE(until_logged("issuer-waits-for-clock"));
+  on_loop([&] {
+    error = Duration::zero();  // the Date: the clocks agree
+    r.request(RotationTrigger::kClockWitness);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  for (bool done = false; !done; std::this_thread::yield()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    on_loop([&] { done = results.size() == 2 && !r.busy(); });
+  }
+  on_loop([&] {
+    EXPECT_TRUE(results[0].rotated) << results[0].error;
+    EXPECT_EQ(results[0].token, "token-1");
+    EXPECT_FALSE(results[1].rotated) << "the Date's pass finds the new issuer valid";
+    r.stop();
+  });
+  EXPECT_EQ(secret_writes(), 1u);
+}
+
 // The control plane silent through the window (out of reach at boot): the
 // node's clock is all there is, as before.
 TEST_F(IssuerRotationTest, AMintAtTheStartGoesOnWhenTheControlPlaneStaysSilent) {
