@@ -199,6 +199,8 @@ awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool forc
   RotationResult local = co_await mint(trigger, force);
   local.from_cloud = true;
   local.bundle_written = cloud.bundle_written;
+  // A bundle written is said, whatever the mint did.
+  if (cloud.bundle_written) local.deferred = false;
   local.pass_again = cloud.pass_again;
   if (!cloud.error.empty())
     local.error = local.error.empty() ? cloud.error : cloud.error + "; " + local.error;
@@ -436,8 +438,8 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
     }
     // The witness about to speak (see use_clock_witness): its word first.
     // Then a pass queued meanwhile decides (the Date's own pass, or the
-    // cloud's, the session having read its EdgeNode), unless this one is
-    // forced; else this one reads and judges again.
+    // cloud's, the session having read its EdgeNode), with this one's
+    // force and token (serve()); else this one reads and judges again.
     if (clock_error_ && !clock_error_() && clock_.boottime() < witness_until_) {
       log_.info("issuer-waits-for-clock",
                 "waiting up to " + format_duration(witness_until_ - clock_.boottime()) +
@@ -452,9 +454,10 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
         result.error = "stopped";
         co_return result;
       }
-      // A forced pass (spec.linkerd.rotate, answered only by a mint) goes
-      // on: what is queued behind it is not forced.
-      if (queued_ && !force) co_return result;
+      if (queued_) {
+        result.deferred = true;
+        co_return result;
+      }
       continue;
     }
     // A wrong clock mints an issuer no proxy takes (one from the future)
@@ -639,6 +642,14 @@ awaitable<void> IssuerRotation::serve() {
     RotationResult result = co_await run(next.trigger, next.force);
     result.token = next.token;
     if (stopped_) break;
+    if (result.deferred && queued_) {
+      // The pass queued meanwhile runs for both (see mint_pass).
+      Request& q = *queued_;
+      if (next.force && !q.force) q.trigger = next.trigger;
+      q.force = q.force || next.force;
+      if (q.token.empty()) q.token = next.token;
+      continue;
+    }
     report(result);
     if (result.rotated) co_await confirm_reload(result.written_at);
     // An issuer that waited for the bundle just written.

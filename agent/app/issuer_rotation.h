@@ -101,6 +101,9 @@ struct RotationResult {
   bool bundle_written = false;
   std::string bundle_sha256;
   bool pass_again = false;  // the cloud's issuer waits for the bundle just written
+  // Gave way, after waiting for the clock's witness, to a pass queued
+  // meanwhile, which takes over its force and token (not reported).
+  bool deferred = false;
   // The pass had the cloud's answer for every object the EdgeNode names
   // (present or not): before that, a pass that says nothing has taken
   // nothing, and answers no spec.linkerd.rotate.

@@ -49,7 +49,7 @@ class TunnelGate {
 
   // The tunnel holds its servers (or no longer does). A loss of a held
   // tunnel is a flap, weighed by `weight` (the daemon gives 1 over the
-  // servers it holds, so that a rolling restart of three konnectivity
+  // servers it should hold, serverCount, so that a rolling restart of three konnectivity
   // servers costs what one restart does; 0 when the ports do not follow
   // the tunnel).
   void held(bool h, double weight = 1);
