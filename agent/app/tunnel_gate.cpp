@@ -29,6 +29,12 @@ double TunnelGate::penalty() const {
   return decayed(clock_.boottime());
 }
 
+Duration TunnelGate::until_reuse(double penalty) const {
+  if (penalty <= settings_.reuse) return Duration::zero();
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
+      seconds(settings_.half_life) * std::log2(penalty / settings_.reuse)));
+}
+
 void TunnelGate::held(bool h, double weight) {
   const MonoTime now = clock_.boottime();
   const bool was = held_;
@@ -45,13 +51,11 @@ void TunnelGate::held(bool h, double weight) {
     ++flaps_;
     if (!suppressed_ && penalty_ > settings_.suppress) {
       suppressed_ = true;
-      const Duration quiet = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
-          seconds(settings_.half_life) * std::log2(penalty_ / settings_.reuse)));
       log_.notice("firewall-tunnel-damped",
                   "the tunnel was lost again (" + std::to_string(flaps_) +
-                      " times since start): the tunnelled ports stay open to the cloud while "
+                      " times to this server): the tunnelled ports stay open to the cloud while "
                       "it is damped, at least until " +
-                      format_kube_time(clock_.wall() + quiet) +
+                      format_kube_time(clock_.wall() + until_reuse(penalty_)) +
                       ", longer if it is lost meanwhile (flap damping)");
     }
   }
@@ -72,8 +76,8 @@ bool TunnelGate::end_if_decayed(bool tell) {
 void TunnelGate::reset() {
   const bool was = suppressed_;
   penalty_ = 0;
-  suppressed_ = false;
-  timer_.cancel();
+  flaps_ = 0;
+  stop();
   if (was)
     log_.info("firewall-tunnel-undamped", "another tunnel: the last one's losses are not its");
 }
@@ -86,10 +90,7 @@ void TunnelGate::stop() {
 void TunnelGate::arm() {
   // When the penalty reaches `reuse`, a millisecond on so that the check
   // after the wait finds it below.
-  const double wait =
-      seconds(settings_.half_life) * std::log2(decayed(clock_.boottime()) / settings_.reuse);
-  timer_.expires_after(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(wait)) +
-                       std::chrono::milliseconds(1));
+  timer_.expires_after(until_reuse(decayed(clock_.boottime())) + std::chrono::milliseconds(1));
   timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec && suppressed_ && !end_if_decayed(/*tell=*/true)) arm();
   });

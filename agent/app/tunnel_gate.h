@@ -65,12 +65,15 @@ class TunnelGate {
   // Whether the tunnelled ports are to be closed now: held and not damped.
   bool close() const { return held_ && !suppressed_; }
   bool suppressed() const { return suppressed_; }
-  // The penalty as of now (decayed), and the losses counted since start.
+  // The penalty as of now (decayed), and the losses counted since start or
+  // the last reset() (another server).
   double penalty() const;
   unsigned flaps() const { return flaps_; }
 
  private:
   double decayed(MonoTime now) const;
+  // How long a penalty takes to decay to `reuse`.
+  Duration until_reuse(double penalty) const;
   void arm();
   // Ends the suppression when the losses have decayed below `reuse`
   // (telling on_change's listener when `tell` and held); returns whether.
