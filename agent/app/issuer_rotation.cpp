@@ -20,6 +20,23 @@ namespace {
 
 constexpr std::string_view kCertManagerAnnotation = "cert-manager.io/certificate-name";
 
+// Whether a write that failed may have taken: its answer was lost (the
+// connection dropped, a deadline passed, a body that could not be read) or
+// the server could not say (a 5xx: kube-apiserver's 504 when etcd is slow).
+bool may_have_taken(const kube::ApiError& e) {
+  switch (e.kind) {
+    case kube::ErrorKind::kTransport:
+    case kube::ErrorKind::kTimeout:
+    case kube::ErrorKind::kDecode:
+    case kube::ErrorKind::kTooLarge:
+      return true;
+    case kube::ErrorKind::kHttp:
+      return e.code >= 500;
+    default:
+      return false;
+  }
+}
+
 std::string date(std::optional<WallTime> t) {
   return t ? format_kube_time(*t) : std::string("unknown");
 }
@@ -202,6 +219,7 @@ awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool forc
   // A bundle written is said, whatever the mint did.
   if (cloud.bundle_written) local.deferred = false;
   local.pass_again = cloud.pass_again;
+  if (!local.found_written) local.found_written = cloud.found_written;
   if (!cloud.error.empty())
     local.error = local.error.empty() ? cloud.error : cloud.error + "; " + local.error;
   co_return local;
@@ -240,6 +258,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
   const std::string in_cloud = " in the control plane";
   for (std::size_t attempt = 0;; ++attempt) {
     Read r = co_await read();
+    look_for_lost_write(r, result);
     result.before = judge(r);
     result.bundle_sha256 = result.before.bundle_sha256;
     if (r.anchors.empty()) {
@@ -376,6 +395,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
         } else if (written.error().conflict()) {
           conflict = true;
         } else {
+          lost_answer(written.error(), issuer->info, sent, result);
           problems.push_back("cannot write Secret " + local + ": " +
                              kube::describe(written.error()));
         }
@@ -407,6 +427,7 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
   bool waited = false;  // for the witness's first word (not a conflict)
   for (std::size_t attempt = 0;; ++attempt) {
     Read r = co_await read();
+    look_for_lost_write(r, result);
     // A read whose answer was in when stop() ran (disconnect_all() cannot
     // take it back): nothing is written after a stop.
     if (stopped_) {
@@ -517,9 +538,28 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
       force = false;
       continue;
     }
+    lost_answer(written.error(), minted->info, sent, result);
     result.error = "cannot write Secret " + secret_name + ": " + kube::describe(written.error());
     co_return result;
   }
+}
+
+void IssuerRotation::lost_answer(const kube::ApiError& error, const CertificateInfo& issuer,
+                                 WallTime sent, RotationResult& result) {
+  if (!may_have_taken(error)) return;
+  lost_write_ = LostWrite{issuer.serial_hex, sent};
+  result.answer_lost = true;
+}
+
+void IssuerRotation::look_for_lost_write(const Read& r, RotationResult& result) {
+  // An unreadable Secret says nothing: the next pass looks again. Found, it
+  // is forgotten once serve() has confirmed it (a pass that gives way to
+  // another leaves it to that one).
+  if (!lost_write_ || !r.facts.issuer) return;
+  if (r.facts.issuer->serial_hex == lost_write_->serial)
+    result.found_written = lost_write_->sent;
+  else
+    lost_write_.reset();  // it did not take, or was written over since
 }
 
 awaitable<void> IssuerRotation::pause(Duration delay) {
@@ -652,8 +692,24 @@ awaitable<void> IssuerRotation::serve() {
     }
     report(result);
     if (result.rotated) co_await confirm_reload(result.written_at);
+    if (result.found_written) lost_write_.reset();
+    if (result.found_written && !result.rotated && !stopped_) {
+      // Written, and no answer heard (k3s stalled past the deadline, the
+      // connection dropped): linkerd's identity controller must still load
+      // it, which only the Event or a restart makes sure of.
+      log_.notice("issuer-write-found",
+                  "the linkerd issuer written " + format_kube_time(*result.found_written) +
+                      ", whose answer was lost, is in Secret " + config_.namespace_ + "/" +
+                      std::string(kIssuerSecretName) +
+                      ": making sure the identity controller loaded it");
+      co_await confirm_reload(*result.found_written);
+    }
     // An issuer that waited for the bundle just written.
     if (result.pass_again && !queued_) queued_ = Request{RotationTrigger::kCloud, false, {}};
+    // A write whose answer was lost: one more pass at once looks for it
+    // (then the hourly ones, should k3s still not answer).
+    if (result.answer_lost && !next.after_lost_answer && !queued_)
+      queued_ = Request{next.trigger, false, {}, /*after_lost_answer=*/true};
   }
   busy_ = false;
 }

@@ -108,6 +108,13 @@ struct RotationResult {
   // (present or not): before that, a pass that says nothing has taken
   // nothing, and answers no spec.linkerd.rotate.
   bool cloud_read = false;
+  // The Secret's write failed in a way that may have taken (its answer
+  // lost: a deadline, a dropped connection, a 5xx): the next pass looks.
+  bool answer_lost = false;
+  // An earlier write whose answer was lost, found in the Secret by this
+  // pass: when it was sent (serve() confirms the identity controller
+  // loaded it, as after a write answered).
+  std::optional<WallTime> found_written;
 };
 
 enum class ReloadOutcome { kConfirmed, kRestarted, kFailed };
@@ -178,6 +185,11 @@ class IssuerRotation {
   boost::asio::awaitable<RotationResult> mint(RotationTrigger trigger, bool force);
   bool anchor_key_in(const std::vector<x509::Certificate>& roots) const;
   boost::asio::awaitable<RotationResult> mint_pass(RotationTrigger trigger, bool force);
+  // After a read: whether the Secret holds the issuer of a write whose
+  // answer was lost (into result.found_written), forgotten once known.
+  void look_for_lost_write(const Read& read, RotationResult& result);
+  void lost_answer(const kube::ApiError& error, const CertificateInfo& issuer, WallTime sent,
+                   RotationResult& result);
   boost::asio::awaitable<void> serve();
   boost::asio::awaitable<void> pause(Duration delay);
   void report(const RotationResult& result);
@@ -195,6 +207,7 @@ class IssuerRotation {
     RotationTrigger trigger;
     bool force;
     std::string token;
+    bool after_lost_answer = false;  // queued to look for a write whose answer was lost
   };
   std::optional<Request> queued_;
   std::optional<RotationResult> last_;
@@ -203,6 +216,11 @@ class IssuerRotation {
   CloudLinkerd cloud_;
   std::function<std::optional<Duration>()> clock_error_;
   MonoTime witness_until_{};  // see use_clock_witness
+  struct LostWrite {
+    std::string serial;  // of the issuer written
+    WallTime sent;
+  };
+  std::optional<LostWrite> lost_write_;
 };
 
 }  // namespace tetherd

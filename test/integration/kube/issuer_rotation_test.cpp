@@ -530,6 +530,72 @@ TEST_F(IssuerRotationTest, AForcedRequestCarriesItsTokenToTheResult) {
   read.get_future().wait();
 }
 
+// k3s acts on the Secret's PUT and its answer is lost (the connection cut
+// mid-body; a stall past the client's deadline is the same to tetherd):
+// the pass fails, and the pass it
+// queues finds the issuer it wrote in the Secret. With no IssuerUpdated
+// from linkerd's identity controller, the controller is restarted, as after
+// a write that was answered; nothing is minted twice.
+TEST_F(IssuerRotationTest, AWriteWhoseAnswerWasLostIsFoundAndItsReloadMadeSure) {
+  install(issuer(-8760h, -1h));
+  server_->misbehave({.what = Misbehaviour::kDropMidStream,
+                      .path_contains = "/secrets/" + std::string(kIssuerSecretName),
+                      .method = "PUT"});
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  std::vector<RotationResult> results;
+  on_loop([&] {
+    keeper.on_result([&](const RotationResult& r) { results.push_back(r); });
+    keeper.request(RotationTrigger::kPeriodic);
+  });
+  ASSERT_NO_FATAL_FAILURE(until_logged("identity-restarted"));
+  on_loop([&] {
+    ASSERT_EQ(results.size(), 2u);
+    EXPECT_FALSE(results[0].rotated);
+    EXPECT_TRUE(results[0].answer_lost);
+    EXPECT_NE(results[0].error.find("cannot write Secret"), std::string::npos) << results[0].error;
+    EXPECT_FALSE(results[1].rotated) << "the issuer written stands";
+    ASSERT_TRUE(results[1].found_written);
+    EXPECT_EQ(results[1].before.verdict.reason, "IssuerValid");
+    EXPECT_EQ(log_.with_event("issuer-write-found").size(), 1u);
+    keeper.stop();
+  });
+  EXPECT_EQ(secret_writes(), 1u);
+  EXPECT_GT(stored_issuer_info().not_after, clock_.wall() + config_.issuer_validity - 1min)
+      << "the Secret holds the issuer the lost answer was for";
+  EXPECT_TRUE(server_->get(kIdentity)
+                  ->at("spec")
+                  .at("template")
+                  .at("metadata")
+                  .at("annotations")
+                  .as_object()
+                  .contains("kubectl.kubernetes.io/restartedAt"));
+}
+
+// A failed write that did not take (a 500 before k3s acted): the pass
+// after it finds the old issuer, mints again and writes.
+TEST_F(IssuerRotationTest, AWriteThatFailedBeforeTakingIsMadeAgain) {
+  install(issuer(-8760h, -1h));
+  server_->misbehave({.what = Misbehaviour::kStatus500,
+                      .path_contains = "/secrets/" + std::string(kIssuerSecretName),
+                      .method = "PUT"});
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  std::vector<RotationResult> results;
+  on_loop([&] {
+    keeper.on_result([&](const RotationResult& r) { results.push_back(r); });
+    keeper.request(RotationTrigger::kPeriodic);
+  });
+  ASSERT_NO_FATAL_FAILURE(until_logged("identity-restarted"));
+  on_loop([&] {
+    ASSERT_EQ(results.size(), 2u);
+    EXPECT_TRUE(results[0].answer_lost) << "a 5xx may have taken";
+    EXPECT_TRUE(results[1].rotated) << results[1].error;
+    EXPECT_FALSE(results[1].found_written);
+    EXPECT_TRUE(log_.with_event("issuer-write-found").empty());
+    keeper.stop();
+  });
+  EXPECT_EQ(secret_writes(), 2u);
+}
+
 TEST_F(IssuerRotationTest, AForceIsRefusedWhenTheClockLooksWrong) {
   install(issuer(1h, 8760h));  // not valid for another hour: the node's clock is behind
   const RotationResult r = run(rotation().run(RotationTrigger::kManual, /*force=*/true));

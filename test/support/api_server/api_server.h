@@ -143,6 +143,7 @@ struct MisbehaviourSpec {
   Misbehaviour what = Misbehaviour::kNone;
   int times = 1;              // for the next N matching requests (TLS kinds: N connections)
   std::string path_contains;  // empty: any request (ignored by the TLS kinds)
+  std::string method;         // "PUT": only requests of that method; empty: any
   bool watch_only = false;    // only watch requests match
   int after_events = 0;
   std::chrono::milliseconds drip_interval{50};

@@ -158,7 +158,7 @@ void Connection::dispatch(http::request<http::string_body> message) {
   if (!who) return respond(error_response(unauthorized_error()), std::nullopt);
 
   std::optional<MisbehaviourSpec> misbehaviour =
-      core_.misbehaviour.take_for_request(request.target, watch_request_);
+      core_.misbehaviour.take_for_request(request.method, request.target, watch_request_);
   Misbehaviour what = misbehaviour ? misbehaviour->what : Misbehaviour::kNone;
   if (what == Misbehaviour::kDrip)
     drip_ = std::max(misbehaviour->drip_interval, std::chrono::milliseconds{1});

@@ -18,7 +18,8 @@ std::optional<MisbehaviourSpec> MisbehaviourArm::take_locked() {
   return taken;
 }
 
-std::optional<MisbehaviourSpec> MisbehaviourArm::take_for_request(std::string_view target,
+std::optional<MisbehaviourSpec> MisbehaviourArm::take_for_request(std::string_view method,
+                                                                  std::string_view target,
                                                                   bool watch) {
   std::lock_guard lock(mutex_);
   if (is_tls_misbehaviour(spec_.what)) return std::nullopt;
@@ -27,6 +28,7 @@ std::optional<MisbehaviourSpec> MisbehaviourArm::take_for_request(std::string_vi
   if ((spec_.watch_only || watch_kind) && !watch) return std::nullopt;
   if (!spec_.path_contains.empty() && target.find(spec_.path_contains) == std::string_view::npos)
     return std::nullopt;
+  if (!spec_.method.empty() && method != spec_.method) return std::nullopt;
   return take_locked();
 }
 

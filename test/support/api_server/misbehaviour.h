@@ -14,7 +14,8 @@ class MisbehaviourArm {
  public:
   void arm(MisbehaviourSpec spec);
   // The spec when this request matches (one of `times` used up).
-  std::optional<MisbehaviourSpec> take_for_request(std::string_view target, bool watch);
+  std::optional<MisbehaviourSpec> take_for_request(std::string_view method, std::string_view target,
+                                                   bool watch);
   // For a newly accepted connection: only the TLS kinds.
   std::optional<MisbehaviourSpec> take_for_connection();
 

@@ -64,6 +64,21 @@ TEST_F(MisbehaviourTest, ServerErrorsForMatchingRequestsOnly) {
             "Internal error occurred: etcdserver: request timed out");
 }
 
+// A write whose answer is lost: the server acts, the client hears a cut.
+TEST_F(MisbehaviourTest, AMethodNarrowsTheRequestsItMatches) {
+  MisbehaviourSpec s = spec(Misbehaviour::kDropMidStream);
+  s.method = "POST";
+  server().misbehave(s);
+  auto kubectl = admin();
+  EXPECT_EQ(kubectl->call("GET", kEdgeNodes).status, 200u) << "a GET is not a POST";
+  HttpResponse cut =
+      kubectl->call("POST", kEdgeNodes, R"({"metadata":{"name":"node-c"}})", "application/json");
+  EXPECT_TRUE(cut.error);
+  EXPECT_TRUE(server().get(std::string(kEdgeNodes) + "/node-c")) << "created all the same";
+  EXPECT_EQ(admin()->call("GET", std::string(kEdgeNodes) + "/node-c").status, 200u)
+      << "on a new connection: the cut one is gone";
+}
+
 TEST_F(MisbehaviourTest, DropMidStreamCutsAnswersAndWatches) {
   server().misbehave(spec(Misbehaviour::kDropMidStream));
   auto kubectl = admin();
