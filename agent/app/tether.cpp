@@ -126,8 +126,10 @@ std::shared_ptr<kube::ObjectFollower> Tether::follow(const kube::Resource& resou
     into.error = "this tetherd follows no objects of the control plane";
     return nullptr;
   }
+  kube::RetryContext retry = objects_retry_;
+  retry.policy.cap = kFollowerBackoffCap;
   auto follower = std::make_shared<kube::ObjectFollower>(
-      *objects_client_, kube::collection_path(resource, namespace_), name, objects_retry_,
+      *objects_client_, kube::collection_path(resource, namespace_), name, std::move(retry),
       // `into` is the member this follower fills; a follower replaced
       // since is stopped, and says nothing more.
       [this, &into, weak = std::weak_ptr<int>(alive_)](const kube::FollowedObject& seen) {

@@ -117,6 +117,10 @@ class Tether final : private kube::ReflectorHandler {
   // New credentials for the same server (a renewed certificate): used by
   // every new connection; the watch and the Lease go on (no redial).
   kube::ApiResult<void> use_credentials(const Kubeconfig& kubeconfig);
+  // A follower backs off up to this on its own: the session's connection
+  // probes the server, and its watch beginning again ends the followers'
+  // backoff (so an outage costs the cloud one node's retries, not three).
+  static constexpr Duration kFollowerBackoffCap = std::chrono::minutes(5);
   // A second client to the same server, for the objects spec.linkerd names:
   // their watches are redialled on their own (a Reflector's redial closes
   // every connection of its client), so they never cut the EdgeNode's.
@@ -171,7 +175,7 @@ class Tether final : private kube::ReflectorHandler {
   std::string node_;
   std::string namespace_;
   std::string server_;
-  kube::RetryContext objects_retry_;  // the followers', as the session's
+  kube::RetryContext objects_retry_;  // the session's (the followers' backoff is longer)
   kube::WatchOptions objects_watch_;
   kube::Reflector reflector_;
   kube::LeaseHeartbeat lease_;

@@ -61,6 +61,9 @@ void Tether::on_state(SessionState state) {
                   {{"CONTROL_PLANE", server_}, {"NODE", node_}});
     }
     last_error_.reset();
+    // The server answers watches: the followers stop backing off.
+    for (auto* follower : {issuer_follower_.get(), bundle_follower_.get()})
+      if (follower) follower->server_back();
     set_condition(condition_type::kConnected, ConditionStatus::kTrue, "Watching",
                   "watching EdgeNode " + namespace_ + "/" + node_ + " at " + server_);
   } else if (state == SessionState::kConnecting && !last_error_) {

@@ -142,6 +142,14 @@ const SessionStep& TetherSession::suspending() {
   return go(SessionState::kSuspended, SessionStep::Kind::kIdle, /*redial=*/true);
 }
 
+const SessionStep& TetherSession::server_back(MonoTime now) {
+  // As a Lease that worked: only a backoff after no answer ends (one the
+  // server asked for, or after its errors, runs its course: a session that
+  // relists after every 410 would otherwise drive the followers in step).
+  if (state_ != SessionState::kBackoff || !lease_ends_backoff_) return step_;
+  return connect(now, /*redial=*/false);
+}
+
 const SessionStep& TetherSession::lease_result(MonoTime now, LeaseOutcome outcome, double unit) {
   if (outcome == LeaseOutcome::kUnreachable) {
     if (state_ == SessionState::kWatching) return back_off(now, {}, unit, /*redial=*/true);

@@ -141,6 +141,10 @@ class TetherSession {
   // Retry-After) means the server is back: connect now. A backoff after an
   // answer (a 5xx, a Retry-After) runs its course.
   const SessionStep& lease_result(MonoTime now, LeaseOutcome outcome, double unit);
+  // Another session with the same server began watching: the server is
+  // back. A backoff after no answer at all ends now, as for a Lease that
+  // worked (a follower of a few objects backs off long, and waits for this).
+  const SessionStep& server_back(MonoTime now);
 
  private:
   const SessionStep& go(SessionState state, SessionStep::Kind kind, bool redial = false);

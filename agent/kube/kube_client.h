@@ -51,9 +51,11 @@ struct ListOptions {
 };
 
 struct WatchOptions {
-  std::string resource_version;       // where to start: the list's, or the last event's
-  std::string field_selector;         // e.g. "metadata.name=node-a"
-  std::chrono::seconds timeout{300};  // timeoutSeconds: the server ends the watch
+  std::string resource_version;  // where to start: the list's, or the last event's
+  std::string field_selector;    // e.g. "metadata.name=node-a"
+  // timeoutSeconds: the server ends the watch (a Reflector draws between
+  // this and twice it).
+  std::chrono::seconds timeout{300};
   bool bookmarks = true;
   // A watch that completes no event for this long is dead. It must exceed
   // the server's bookmark period (about a minute for kube-apiserver).

@@ -25,7 +25,10 @@ ObjectFollower::ObjectFollower(KubeClient& client, std::string collection, std::
 
 void ObjectFollower::stop() {
   stopped_ = true;
-  reflector_.stop();
+  // The client is the other follower's too (Tether::follow_objects_with):
+  // closing its connections would cut that one's watch. A watch in flight
+  // ends at its timeout, or when the Tether closes the client.
+  reflector_.stop(/*close_connections=*/false);
 }
 
 void ObjectFollower::set(FollowedObject next) {

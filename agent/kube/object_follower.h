@@ -40,6 +40,8 @@ class ObjectFollower final : private ReflectorHandler {
   // Ends run(); no change is reported after it.
   void stop();
   void resumed() { reflector_.resumed(); }
+  // The session on the same server is watching again: stop backing off.
+  void server_back() { reflector_.server_back(); }
   void suspending() { reflector_.suspending(); }
 
   const std::string& name() const { return name_; }

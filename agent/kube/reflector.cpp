@@ -53,11 +53,15 @@ void Reflector::after_outside_input(SessionState state_before, std::uint64_t ste
   if (wake_timer_) wake_timer_->cancel();
 }
 
-void Reflector::stop() {
+void Reflector::stop(bool close_connections) {
   const auto state = session_.state();
   const auto step = session_.step().id;
   session_.stop();
-  after_outside_input(state, step);
+  if (close_connections) return after_outside_input(state, step);
+  // A request in flight on a client shared with others ends by itself (a
+  // watch at its timeout); its outcome is not current, and dropped.
+  report_state(state);
+  if (wake_timer_) wake_timer_->cancel();
 }
 
 void Reflector::resumed() {
@@ -84,6 +88,13 @@ void Reflector::lease_failed(const ApiError& error) {
   const bool unreachable = error.kind == ErrorKind::kTransport ||
                            error.kind == ErrorKind::kTimeout || error.kind == ErrorKind::kTls;
   lease_result(unreachable ? LeaseOutcome::kUnreachable : LeaseOutcome::kAnswered);
+}
+
+void Reflector::server_back() {
+  const auto state = session_.state();
+  const auto step = session_.step().id;
+  session_.server_back(retry_.now());
+  after_outside_input(state, step);
 }
 
 void Reflector::lease_result(LeaseOutcome outcome) {
@@ -124,6 +135,12 @@ awaitable<void> Reflector::list(SessionStep step) {
 awaitable<void> Reflector::watch(SessionStep step) {
   ++stats_.watches;
   WatchOptions options = watch_;
+  // timeoutSeconds drawn between the option's and twice it, as client-go's
+  // reflector does: watches begun together (a node's three, or a thousand
+  // nodes' after the cloud's outage) do not all end and come back
+  // together every five minutes.
+  options.timeout = std::chrono::seconds(static_cast<std::chrono::seconds::rep>(
+      static_cast<double>(watch_.timeout.count()) * (1.0 + retry_.random())));
   options.resource_version = step.resource_version;
   options.field_selector = field_selector_;
   KubeClient::EventHandler on_event = [this, step](const WatchEvent& event) {

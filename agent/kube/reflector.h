@@ -54,9 +54,10 @@ class Reflector {
 
   // Runs until stop(); returns then. The Reflector must outlive it.
   boost::asio::awaitable<void> run();
-  // Ends run() at its next step: closes the client's connections, cuts a
-  // backoff short.
-  void stop();
+  // Ends run() at its next step: closes the client's connections (unless
+  // told not to: a client shared with other Reflectors), cuts a backoff
+  // short.
+  void stop(bool close_connections = true);
   // The machine woke from suspend: close every connection (they are
   // probably dead, and TCP would take many minutes to say so) and list
   // again now, whatever the backoff said.
@@ -68,6 +69,9 @@ class Reflector {
   // server that is back, or of a dead connection (TetherSession::lease_result).
   void lease_renewed();
   void lease_failed(const ApiError& error);
+  // Another Reflector on the same server began watching: a backoff ends
+  // now (TetherSession::server_back).
+  void server_back();
 
   const TetherSession& session() const { return session_; }
   const std::string& resource_version() const { return session_.resource_version(); }

@@ -600,6 +600,31 @@ TEST(TetherSession, ABrownoutIsRetriedAsTheBackoffSaysNotWithTheHeartbeat) {
   EXPECT_EQ(unreachable.lease_result(at(0.2), LeaseOutcome::kRenewed, 0.5).kind, Kind::kList);
 }
 
+// A follower's session hears that the session on the same server is
+// watching again: a backoff after no answer ends at once; one after the
+// server's answers (its 5xx, a 410 after every list) runs its course, or
+// the followers would relist in step with a session in a 410 storm.
+TEST(TetherSession, AnotherSessionWatchingEndsOnlyABackoffAfterNoAnswer) {
+  TetherSession unreachable;
+  unreachable.start(at(0));
+  ASSERT_EQ(unreachable.failed(unreachable.step().id, at(0), {}, 0.5).kind, Kind::kWait);
+  EXPECT_EQ(unreachable.server_back(at(1)).kind, Kind::kList);
+  EXPECT_EQ(unreachable.state(), SessionState::kConnecting);
+
+  TetherSession answered;
+  answered.start(at(0));
+  const auto wait =
+      answered.failed(answered.step().id, at(0),
+                      SessionFailure{.retry_after = std::nullopt, .server_answered = true}, 0.5);
+  ASSERT_EQ(wait.kind, Kind::kWait);
+  EXPECT_EQ(answered.server_back(at(1)).id, wait.id) << "the backoff goes on";
+  EXPECT_EQ(answered.state(), SessionState::kBackoff);
+
+  TetherSession watching;  // not backing off: nothing to end
+  const auto listing = watching.start(at(0));
+  EXPECT_EQ(watching.server_back(at(1)).id, listing.id);
+}
+
 TEST(TetherSession, StatesHaveNamesForLogs) {
   EXPECT_EQ(to_string(SessionState::kDisconnected), "Disconnected");
   EXPECT_EQ(to_string(SessionState::kConnecting), "Connecting");
