@@ -50,6 +50,12 @@ const std::string kServer = "https://cloud.example:6443";
 const std::string kEdgeNodes = kube::collection_path(kube::kEdgeNodes, kNs);
 const std::string kNodePath = kube::object_path(kube::kEdgeNodes, kNs, kNode);
 const std::string kLeasePath = kube::object_path(kube::kLeases, kNs, lease_name(kNode));
+// spec.linkerd's objects in the node's namespace in the cloud: two issuer
+// Secrets the operator can switch between, and the trust bundle's ConfigMap.
+const std::string kSecretsPath = kube::collection_path(kube::kSecrets, kNs);
+const std::string kConfigMapsPath = kube::collection_path(kube::kConfigMaps, kNs);
+const std::string kIssuers[] = {"", "linkerd-issuer-a", "linkerd-issuer-b"};
+const std::string kBundle = "linkerd-bundle";
 // The node's file: a static source (one of two, as reloads change it) and
 // alwaysAllow the kernel must always hold, a heartbeat reloads change, and
 // limits a spec can exceed.
@@ -70,13 +76,20 @@ constexpr Duration kSlowAnswer = 5s;       // a slow server
 constexpr Duration kBookmarkPeriod = 60s;  // about kube-apiserver's
 constexpr Duration kLeaseDuration = 40s;   // the file's default
 constexpr Duration kDownClaim = 4min;      // idle, a read timeout, and the Lease's life
-constexpr Duration kBrownoutClaim = 7min;  // an open watch's timeout, and as much again
-constexpr Duration kLogindDelay = 5s;      // InhibitDelayMaxSec
-constexpr Duration kResumeTick = 10s;      // the daemon's resume check without logind
-constexpr std::size_t kTenMinutes = 70;    // 7 a minute at steady state
+// An open watch's timeout (drawn up to twice timeoutSeconds' 5 minutes), and
+// 2 minutes more.
+constexpr Duration kBrownoutClaim = 12min;
+constexpr Duration kLogindDelay = 5s;    // InhibitDelayMaxSec
+constexpr Duration kResumeTick = 10s;    // the daemon's resume check without logind
+constexpr std::size_t kTenMinutes = 70;  // 7 a minute at steady state
 constexpr std::size_t kAnyMinute = 10;
-constexpr std::size_t kTenMinutesInAFault = 120;
-constexpr std::size_t kMaxWatches = 2;  // the session's, and one being replaced
+// The Lease's 60, the session's tries (a 410 after every list: a list and a
+// watch each 30 s on average) and the two followers' while they back off to
+// their cap of 5 minutes. A loop that does not back off makes thousands.
+constexpr std::size_t kTenMinutesInAFault = 150;
+// The session's and the two followers' (spec.linkerd's objects), each
+// with one being replaced.
+constexpr std::size_t kMaxWatches = 6;
 constexpr std::size_t kMaxTimers = 16;
 const WallTime kStart = WallTime(std::chrono::hours(24 * 365 * 56));
 
@@ -186,23 +199,68 @@ class World {
     return std::get<api::Response>(rest_.handle(admin_, q));
   }
 
-  void write_spec(const std::vector<std::string>& sources) {
+  // The EdgeNode's spec: the latest sources and spec.linkerd's references.
+  json::object spec() const {
+    json::object spec{
+        {"firewall", json::object{{"allowedSources", sources_json(latest_.sources)}}}};
+    json::object linkerd;
+    if (issuer_ref_ != 0)
+      linkerd["issuerSecretRef"] = json::object{{"name", kIssuers[issuer_ref_]}};
+    if (bundle_ref_) linkerd["trustBundleRef"] = json::object{{"name", kBundle}};
+    if (!linkerd.empty()) spec["linkerd"] = std::move(linkerd);
+    return spec;
+  }
+
+  void write_spec() {
     json::object node = json::parse(call("GET", kNodePath).body).as_object();
-    node["spec"] =
-        json::object{{"firewall", json::object{{"allowedSources", sources_json(sources)}}}};
+    node["spec"] = spec();
     call("PUT", kNodePath, json::serialize(node));
+  }
+
+  // cert-manager renewing an issuer Secret (1, 2), trust-manager rewriting
+  // the bundle (3), or either deleted: a new resourceVersion each time.
+  void write_linkerd_object(int which, bool deleted) {
+    const bool secret = which != 3;
+    const std::string collection = secret ? kSecretsPath : kConfigMapsPath;
+    const std::string name = secret ? kIssuers[which] : kBundle;
+    if (deleted) {
+      call("DELETE", collection + "/" + name);
+      return;
+    }
+    const std::string version = std::to_string(++linkerd_version_);
+    const api::Response got = call("GET", collection + "/" + name);
+    json::object object;
+    if (got.status == 200) {
+      object = json::parse(got.body).as_object();
+    } else {
+      object = {{"apiVersion", "v1"},
+                {"kind", secret ? "Secret" : "ConfigMap"},
+                {"metadata", json::object{{"name", name}, {"namespace", kNs}}}};
+      if (secret) object["type"] = "kubernetes.io/tls";
+    }
+    object["metadata"].as_object()["annotations"] = json::object{{"example.com/renewal", version}};
+    if (secret)
+      object["data"] =
+          json::object{{"tls.crt", "Y2VydA=="}, {"tls.key", "a2V5"}, {"ca.crt", "Y2E="}};
+    else
+      object["data"] = json::object{{"ca-bundle.crt", "bundle " + version}};
+    if (got.status == 200)
+      call("PUT", collection + "/" + name, json::serialize(object));
+    else
+      call("POST", collection, json::serialize(object));
   }
 
   void setup() {
     const std::vector<std::string> first{"192.0.2.0/28"};
-    call("POST", kEdgeNodes,
-         json::serialize(json::object{
-             {"apiVersion", "tetherd.io/v1alpha1"},
-             {"kind", "EdgeNode"},
-             {"metadata", json::object{{"name", kNode}, {"namespace", kNs}}},
-             {"spec",
-              json::object{{"firewall", json::object{{"allowedSources", sources_json(first)}}}}}}));
     latest_ = spec_event(now(), first);
+    write_linkerd_object(1, false);
+    write_linkerd_object(3, false);
+    call("POST", kEdgeNodes,
+         json::serialize(
+             json::object{{"apiVersion", "tetherd.io/v1alpha1"},
+                          {"kind", "EdgeNode"},
+                          {"metadata", json::object{{"name", kNode}, {"namespace", kNs}}},
+                          {"spec", spec()}}));
     valid_seen_.insert(first);
     changed_at_ = now();
     healthy_since_ = now();
@@ -225,17 +283,13 @@ class World {
         FirewallKeeper::Worker::kLoop);
     if (auto r = keeper_->start(config_.firewall); !r)
       fail("firewall-holds-the-static-allowlist: the keeper did not start: " + r.error().message);
-    auto http = kube::HttpsClient::create_in_process(
-        io_.get_executor(), kServer, [this](kube::HttpRequest r) { return exchange(std::move(r)); },
-        [this](kube::HttpRequest r, Duration idle, kube::HttpsClient::BodySink sink,
-               std::function<void()> on_open, kube::HttpsClient::Cut on_cut) {
-          return watch(std::move(r), idle, std::move(sink), std::move(on_open), std::move(on_cut));
-        });
     TetherTiming timing;
     timing.retry = kube::default_retry_context(clock_);
     timing.retry->random = [this] { return unit_of(rng_); };
-    tether_ = std::make_unique<Tether>(io_, clock_, log_, *keeper_, conditions_, std::move(http),
-                                       config_, std::move(timing));
+    tether_ = std::make_unique<Tether>(io_, clock_, log_, *keeper_, conditions_, client(), config_,
+                                       std::move(timing));
+    // As the daemon's make_tether: a second client for spec.linkerd's objects.
+    if (sabotage_ != Sabotage::kNoObjectsClient) tether_->follow_objects_with(client());
     tether_->start();
     quiet_since_ = clock_.monotonic();
     settle();
@@ -260,6 +314,16 @@ class World {
     keeper_->stop();
     settle();
     keeper_.reset();
+  }
+
+  // A client of the cloud, answered in process.
+  std::unique_ptr<kube::HttpsClient> client() {
+    return kube::HttpsClient::create_in_process(
+        io_.get_executor(), kServer, [this](kube::HttpRequest r) { return exchange(std::move(r)); },
+        [this](kube::HttpRequest r, Duration idle, kube::HttpsClient::BodySink sink,
+               std::function<void()> on_open, kube::HttpsClient::Cut on_cut) {
+          return watch(std::move(r), idle, std::move(sink), std::move(on_open), std::move(on_cut));
+        });
   }
 
   void settle() { clock_.run_for(io_, Duration::zero()); }
@@ -295,9 +359,20 @@ class World {
     return active_.back();
   }
 
-  void count_request() {
+  // A request, counted under what it asks for (a failure says which).
+  void count_request(const kube::HttpRequest& r, bool watch) {
     ++totals_.requests;
     recent_.push_back(clock_.monotonic());
+    const std::string path = r.target.substr(0, r.target.find('?'));
+    std::string what = path == kLeasePath                  ? "Lease"
+                       : path.starts_with(kNodePath)       ? "EdgeNode"
+                       : path.starts_with(kEdgeNodes)      ? "EdgeNodes"
+                       : path.starts_with(kSecretsPath)    ? "Secret"
+                       : path.starts_with(kConfigMapsPath) ? "ConfigMap"
+                                                           : path;
+    what = std::string(boost::beast::http::to_string(r.verb)) + " " + what;
+    if (watch) what += " watch";
+    recent_what_.push_back(std::move(what));
   }
 
   struct Refusal {
@@ -352,7 +427,7 @@ class World {
   }
 
   awaitable<kube::ApiResult<kube::HttpResponse>> exchange(kube::HttpRequest r) {
-    count_request();
+    count_request(r, false);
     Timer timer(io_, clock_);
     Refusal refused = co_await refusal(timer);
     if (refused.error) co_return *refused.error;
@@ -398,7 +473,7 @@ class World {
       w->cut = true;
       w->timer.cancel();
     });
-    count_request();
+    count_request(r, true);
     ++totals_.watches;
     Refusal refused = co_await refusal(w->timer);
     if (w->cut) co_return disconnected();
@@ -476,8 +551,8 @@ class World {
       if (!w->silent && request.bookmarks && t >= bookmark_at) {
         json::object event{
             {"type", "BOOKMARK"},
-            {"object", json::object{{"kind", "EdgeNode"},
-                                    {"apiVersion", "tetherd.io/v1alpha1"},
+            {"object", json::object{{"kind", request.filter.type->kind},
+                                    {"apiVersion", request.filter.type->api_version()},
                                     {"metadata",
                                      json::object{{"resourceVersion", std::to_string(version)}}}}}};
         auto fed = feed(json::serialize(event) + "\n");
@@ -513,16 +588,31 @@ class World {
     switch (e.kind) {
       case Kind::kSpec:
         ++totals_.specs;
-        write_spec(e.sources);
         latest_ = e;
+        write_spec();
         changed_at_ = now();
         if (e.valid) valid_seen_.insert(e.sources);
+        break;
+      case Kind::kLinkerdRefs:
+        ++totals_.linkerd_changes;
+        issuer_ref_ = e.linkerd;
+        bundle_ref_ = e.bundle;
+        write_spec();
+        linkerd_at_ = now();
+        break;
+      case Kind::kLinkerdObject:
+        ++totals_.linkerd_changes;
+        write_linkerd_object(e.linkerd, !e.valid);
+        linkerd_at_ = now();
         break;
       case Kind::kOutage:
         if (!end) ++totals_.outages;
         if (e.fault == Fault::kNatDrop) {
           silence_watches();
           healthy_since_ = std::max(healthy_since_, silent_until_);
+          // Its recovery (every watch redialled at its idle deadline) is
+          // not steady state, as after any other fault.
+          quiet_since_ = clock_.monotonic() + kIdle;
           break;
         }
         // One fault at a time: one that begins during another is dropped
@@ -676,38 +766,88 @@ class World {
         return fail("latest-spec-in-force: a refused spec is the latest, and the " +
                     std::to_string(in_force.size()) +
                     " sources in force are no spec the cloud wrote");
+      // spec.linkerd's references taken with the latest spec (a refused one
+      // is not taken), and what they name followed as the cloud holds it:
+      // after a fault the server answered (a brownout, a 410), a follower
+      // may wait out its own backoff (Tether::kFollowerBackoffCap).
+      if (latest_.valid && since >= kRecovery + Tether::kFollowerBackoffCap &&
+          now() - std::max(changed_at_, linkerd_at_) >= kRecovery)
+        if (auto why = linkerd_unfollowed()) return fail("linkerd-objects-followed: " + *why);
     }
     // No claim the world contradicts.
     if (down_since_ && now() - *down_since_ >= down_claim_ && tether_->connected())
       return fail("no-connected-claim-while-down: connected, the control plane down for " +
                   std::to_string((now() - *down_since_) / 1s) + " s");
     // Requests: bounded at steady state, with nothing phase-locked.
-    while (!recent_.empty() && clock_.monotonic() - recent_.front() > 10min)
+    while (!recent_.empty() && clock_.monotonic() - recent_.front() > 10min) {
       recent_.pop_front();
+      recent_what_.pop_front();
+    }
     const auto last_minute =
         static_cast<std::size_t>(std::count_if(recent_.begin(), recent_.end(), [&](MonoTime t) {
           return clock_.monotonic() - t <= 1min;
         }));
-    // A long fault is backed off: after its first 5 minutes, at most 12 a
-    // minute (the session's tries, the status writes and the Lease's).
-    if (unwell() && now() - fault_since_ >= 15min && clock_.monotonic() - quiet_since_ >= 15min &&
+    // A long fault is backed off: after its first 20 minutes (the followers'
+    // backoff reaches its cap of 5 minutes in about 10), at most 15 a minute
+    // (the Lease's, the session's and the followers' tries).
+    if (unwell() && now() - fault_since_ >= 20min && clock_.monotonic() - quiet_since_ >= 20min &&
         recent_.size() > kTenMinutesInAFault)
       return fail("a-long-outage-is-backed-off: " + std::to_string(recent_.size()) +
-                  " requests in ten minutes of " + to_string(active_.back()));
+                  " requests in ten minutes of " + to_string(active_.back()) + ": " +
+                  recent_requests());
     if (active_.empty() && clock_.monotonic() - quiet_since_ >= 26min) {
       totals_.busiest_minute = std::max(totals_.busiest_minute, last_minute);
       if (recent_.size() > kTenMinutes)
         return fail("requests-bounded: " + std::to_string(recent_.size()) +
-                    " requests in ten steady minutes");
+                    " requests in ten steady minutes: " + recent_requests());
       if (last_minute > kAnyMinute)
         return fail("requests-bounded: " + std::to_string(last_minute) +
-                    " requests in one steady minute");
+                    " requests in one steady minute: " + recent_requests(1min));
     }
     // Memory: the watches and the timers do not grow with time.
     if (watches_.size() > kMaxWatches)
       return fail("bounded-memory: " + std::to_string(watches_.size()) + " watches open");
     if (clock_.pending() > kMaxTimers)
       return fail("bounded-memory: " + std::to_string(clock_.pending()) + " timers armed");
+  }
+
+  std::optional<std::string> linkerd_unfollowed() {
+    const CloudLinkerd& seen = tether_->cloud_linkerd();
+    const std::string& issuer = kIssuers[issuer_ref_];
+    const std::string bundle = bundle_ref_ ? kBundle : "";
+    if (seen.refs.issuer_secret != issuer || seen.refs.bundle_config_map != bundle)
+      return "spec.linkerd names Secret '" + issuer + "' and ConfigMap '" + bundle +
+             "', the Tether follows '" + seen.refs.issuer_secret + "' and '" +
+             seen.refs.bundle_config_map + "'";
+    if (auto why = unfollowed(seen.issuer, kSecretsPath, issuer)) return "Secret " + *why;
+    if (auto why = unfollowed(seen.bundle, kConfigMapsPath, bundle)) return "ConfigMap " + *why;
+    return std::nullopt;
+  }
+
+  // What the Tether holds of `name` against what the store has.
+  std::optional<std::string> unfollowed(const kube::FollowedObject& seen,
+                                        const std::string& collection, const std::string& name) {
+    if (name.empty()) {
+      if (seen.object || seen.read) return std::string("followed though no longer named");
+      return std::nullopt;
+    }
+    if (!seen.error.empty()) return name + ": the last read failed: " + seen.error;
+    if (!seen.read) return name + " never read";
+    const api::Response got = call("GET", collection + "/" + name);
+    if (got.status == 404) {
+      if (seen.object) return name + " was deleted, the Tether still holds it";
+      return std::nullopt;
+    }
+    const std::string want(json::parse(got.body).at("metadata").at("resourceVersion").as_string());
+    if (!seen.object)
+      return name + " exists at resourceVersion " + want + ", the Tether holds none";
+    const json::value* have = nullptr;
+    if (const auto* meta = seen.object->if_contains("metadata"); meta && meta->is_object())
+      have = meta->as_object().if_contains("resourceVersion");
+    if (!have || !have->is_string() || have->as_string() != want)
+      return name + " is at resourceVersion " + want + ", the Tether holds " +
+             (have ? json::serialize(*have) : std::string("none"));
+    return std::nullopt;
   }
 
   bool connected_in_store() {
@@ -756,8 +896,24 @@ class World {
   Duration fault_since_{};
   Duration down_claim_ = kDownClaim;  // the last Lease PUT in a conflict spell met someone else's
   int allow_ = 0;                     // which of kAllows the file in force has
+  int issuer_ref_ = 1;                // spec.linkerd's: which of kIssuers
+  bool bundle_ref_ = true;            // and whether it names kBundle
+  Duration linkerd_at_{};             // spec.linkerd's references or objects last changed
+  std::uint64_t linkerd_version_ = 0;
   Duration changed_at_{};
   std::deque<MonoTime> recent_;
+  std::deque<std::string> recent_what_;  // what each of recent_ asked
+
+  // "60 PUT Lease, 2 GET Secret watch, ...", in the last `within`.
+  std::string recent_requests(Duration within = 10min) const {
+    std::map<std::string, int> by;
+    for (std::size_t i = 0; i < recent_.size(); ++i)
+      if (clock_.monotonic() - recent_[i] <= within) ++by[recent_what_[i]];
+    std::string out;
+    for (const auto& [what, n] : by)
+      out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+    return out;
+  }
   std::optional<std::string> violation_;
   Totals totals_;
 };
@@ -787,6 +943,23 @@ Event spec_event(Duration at, std::vector<std::string> sources, bool valid) {
   e.kind = Kind::kSpec;
   e.sources = std::move(sources);
   e.valid = valid;
+  return e;
+}
+
+Event linkerd_refs_event(Duration at, int issuer, bool bundle) {
+  Event e;
+  e.at = at;
+  e.kind = Kind::kLinkerdRefs;
+  e.linkerd = issuer;
+  e.bundle = bundle;
+  return e;
+}
+Event linkerd_object_event(Duration at, int object, bool deleted) {
+  Event e;
+  e.at = at;
+  e.kind = Kind::kLinkerdObject;
+  e.linkerd = object;
+  e.valid = !deleted;
   return e;
 }
 
@@ -834,6 +1007,15 @@ Scenario generate(std::uint64_t seed, int days) {
     e.at = Duration(static_cast<Duration::rep>(r() % static_cast<std::uint64_t>(span.count())));
     s.events.push_back(std::move(e));
   }
+  // A separate draw: the older events keep their times for a seed.
+  std::mt19937_64 m(seed ^ 0x11cdULL);
+  const auto when = [&] {
+    return Duration(static_cast<Duration::rep>(m() % static_cast<std::uint64_t>(span.count())));
+  };
+  for (int i = 0; i < std::max(1, 24 * days / 365); ++i)
+    s.events.push_back(linkerd_refs_event(when(), static_cast<int>(m() % 3), m() % 4 != 0));
+  for (int i = 0; i < std::max(1, 300 * days / 365); ++i)
+    s.events.push_back(linkerd_object_event(when(), 1 + static_cast<int>(m() % 3), m() % 10 == 0));
   std::stable_sort(s.events.begin(), s.events.end(),
                    [](const Event& a, const Event& b) { return a.at < b.at; });
   return s;
@@ -876,6 +1058,15 @@ std::string describe(const Scenario& scenario) {
       case Kind::kSpec:
         out += std::string(e.valid ? "spec" : "refused spec") + " of " +
                std::to_string(e.sources.size()) + " sources";
+        break;
+      case Kind::kLinkerdRefs:
+        out += "spec.linkerd names " +
+               (e.linkerd ? "Secret " + kIssuers[e.linkerd] : std::string("no issuer")) +
+               (e.bundle ? " and ConfigMap " + kBundle : std::string(" and no bundle"));
+        break;
+      case Kind::kLinkerdObject:
+        out += std::string(e.valid ? "rewritten: " : "deleted: ") +
+               (e.linkerd == 3 ? "ConfigMap " + kBundle : "Secret " + kIssuers[e.linkerd]);
         break;
     }
     out += "\n";

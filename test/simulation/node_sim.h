@@ -11,8 +11,12 @@
 // refused by the node's limits), the control plane's faults (the session
 // simulation's mix: refused, reset, stalled, 500/503/429 with and without
 // Retry-After, 410, slow, cut after the 200, someone else writing the
-// Lease, a NAT forgetting the watch), and a node that sleeps (logind's
-// PrepareForSleep, or the signal lost and only the resume seen).
+// Lease, a NAT forgetting the watch), a node that sleeps (logind's
+// PrepareForSleep, or the signal lost and only the resume seen), and
+// linkerd's objects in the cloud: spec.linkerd's references changed by the
+// operator, the issuer Secrets renewed by cert-manager and the trust
+// bundle's ConfigMap rewritten by trust-manager (or deleted), which the
+// Tether's followers must track on their own client.
 //
 // The invariants, checked every simulated minute and after every event,
 // are judged from the world (the store, the kernel, the state file), not
@@ -28,7 +32,7 @@
 
 namespace tetherd::sim::node {
 
-enum class Kind { kSleep, kOutage, kSpec, kRestart, kReload };
+enum class Kind { kSleep, kOutage, kSpec, kRestart, kReload, kLinkerdRefs, kLinkerdObject };
 
 struct Event {
   Duration at{};
@@ -40,11 +44,18 @@ struct Event {
   std::vector<std::string> sources;  // kSpec
   bool valid = true;                 // kSpec: within the node's limits; kReload: parses
   int allow = 0;                     // kReload: which static source the file has
+  // kLinkerdRefs: the issuer Secret spec.linkerd names (0: none, 1, 2) and
+  // whether it names the bundle's ConfigMap. kLinkerdObject: the object
+  // rewritten (1, 2: an issuer Secret; 3: the ConfigMap), deleted if !valid.
+  int linkerd = 0;
+  bool bundle = false;
 };
 
 Event sleep_event(Duration at, Duration length, bool logind_lost = false);
 Event outage_event(Duration at, Duration length, Fault fault, Duration retry_after = {});
 Event spec_event(Duration at, std::vector<std::string> sources, bool valid = true);
+Event linkerd_refs_event(Duration at, int issuer, bool bundle);
+Event linkerd_object_event(Duration at, int object, bool deleted = false);
 
 struct Scenario {
   int days = 0;
@@ -55,7 +66,9 @@ struct Scenario {
 // The session simulation's sleeps and outages for `days`, the cloud's
 // spec changes (1500 a year, one in eight refused by the node's limits),
 // 200 reloads a year (the static source and the heartbeat changed; one in
-// four a bad file) and 20 restarts of tetherd (the kernel keeps the rules).
+// four a bad file), 20 restarts of tetherd (the kernel keeps the rules),
+// spec.linkerd's references changed 24 times a year and its objects
+// rewritten 300 times (one in ten a deletion).
 Scenario generate(std::uint64_t seed, int days);
 
 struct Totals {
@@ -66,6 +79,7 @@ struct Totals {
   std::size_t specs_rejected = 0;
   std::size_t status_writes = 0;
   std::size_t sleeps = 0, outages = 0, specs = 0, restarts = 0, reloads = 0;
+  std::size_t linkerd_changes = 0;  // references and objects
   std::size_t busiest_minute = 0;
 };
 
@@ -76,8 +90,9 @@ struct Verdict {
 };
 
 // The checker's own tests: the world forgets to tell the Tether of a
-// sleep and a resume (as a daemon without logind nor its resume check).
-enum class Sabotage { kNone, kForgetResumes };
+// sleep and a resume (as a daemon without logind nor its resume check), or
+// the daemon gives the Tether no client for spec.linkerd's objects.
+enum class Sabotage { kNone, kForgetResumes, kNoObjectsClient };
 
 // A violation's invariant is named by the session simulation's
 // sim::invariant().

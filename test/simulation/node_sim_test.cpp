@@ -42,6 +42,7 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     all.specs += v.totals.specs;
     all.restarts += v.totals.restarts;
     all.reloads += v.totals.reloads;
+    all.linkerd_changes += v.totals.linkerd_changes;
     all.specs_applied += v.totals.specs_applied;
     all.specs_rejected += v.totals.specs_rejected;
     all.status_writes += v.totals.status_writes;
@@ -57,16 +58,17 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     std::cout << "simulated " << days
               << " days of the real Tether and FirewallKeeper: " << all.sleeps << " suspends, "
               << all.outages << " outages, " << all.restarts << " restarts, " << all.reloads
-              << " reloads, " << all.specs << " specs (" << all.specs_applied << " applied, "
-              << all.specs_rejected << " refused), " << all.requests << " requests (" << all.watches
-              << " watches, " << all.status_writes << " status writes, at most "
-              << all.busiest_minute << " in a steady minute), " << all.checks
-              << " checks: all invariants held\n";
+              << " reloads, " << all.linkerd_changes << " changes of spec.linkerd's objects, "
+              << all.specs << " specs (" << all.specs_applied << " applied, " << all.specs_rejected
+              << " refused), " << all.requests << " requests (" << all.watches << " watches, "
+              << all.status_writes << " status writes, at most " << all.busiest_minute
+              << " in a steady minute), " << all.checks << " checks: all invariants held\n";
 }
 
-// Each fault once, with a spec written during it and a sleep after it (one
-// without logind's signal), in a day: every path of the in-process
-// transport taken (the sanitizer preset runs it too).
+// Each fault once, with a spec, spec.linkerd's references and one of its
+// objects written during it and a sleep after it (one without logind's
+// signal), in a day: every path of the in-process transport taken (the
+// sanitizer preset runs it too).
 TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
   Scenario s{.days = 2, .seed = 7, .events = {}};
   const auto& kFaults = kAllFaults;
@@ -77,6 +79,9 @@ TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
     s.events.push_back(outage_event(at, length, f, f == Fault::k503 ? 30s : Duration::zero()));
     s.events.push_back(
         spec_event(at + 5min, {"198.51.100." + std::to_string(4 * s.events.size()) + "/30"}));
+    const int i = static_cast<int>(s.events.size());
+    s.events.push_back(linkerd_refs_event(at + 6min, 1 + i % 2, i % 3 != 0));
+    s.events.push_back(linkerd_object_event(at + 7min, 1 + i % 3, i % 4 == 3));
     s.events.push_back(sleep_event(at + 40min, 10min, lost = !lost));
     at += 2h;
   }
@@ -85,6 +90,7 @@ TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
   EXPECT_EQ(v.totals.outages, std::size(kFaults));
   EXPECT_EQ(v.totals.sleeps, std::size(kFaults));
   EXPECT_GE(v.totals.specs_applied, std::size(kFaults));
+  EXPECT_EQ(v.totals.linkerd_changes, 2 * std::size(kFaults));
 }
 
 // The checker fails when the world breaks the daemon's contract: a node
@@ -102,6 +108,25 @@ TEST(NodeSimulation, AForgottenResumeIsCaughtAndShrunk) {
   EXPECT_EQ(invariant(*v.violation), "latest-spec-in-force") << *v.violation;
   const Scenario small = shrink(s, Sabotage::kForgetResumes);
   EXPECT_EQ(small.events.size(), 2u) << describe(small);
+}
+
+// The followers' invariant fails for a daemon that gives the Tether no
+// client for spec.linkerd's objects (its references reported, nothing
+// read), before any event: the scenario shrinks to its first event (the
+// shrinker keeps events up to the failure's, the first at least).
+TEST(NodeSimulation, ADaemonThatFollowsNoObjectsIsCaught) {
+  Scenario s{.days = 1, .seed = 1, .events = {}};
+  s.events.push_back(linkerd_object_event(2h, 1));
+  s.events.push_back(spec_event(3h, {"198.51.100.8/30"}));
+  const Verdict wired = run(s);
+  EXPECT_FALSE(wired.violation) << *wired.violation;
+  const Verdict v = run(s, Sabotage::kNoObjectsClient);
+  ASSERT_TRUE(v.violation);
+  EXPECT_EQ(invariant(*v.violation), "linkerd-objects-followed") << *v.violation;
+  EXPECT_NE(v.violation->find("this tetherd follows no objects"), std::string::npos)
+      << *v.violation;
+  EXPECT_EQ(v.step, 0u);
+  EXPECT_EQ(shrink(s, Sabotage::kNoObjectsClient).events.size(), 1u);
 }
 
 }  // namespace
