@@ -268,18 +268,36 @@ int certs(const Options& o, bool rotate) {
   }
   const ClockWitness witness = hear_control_plane(io, clock, config);
   rotation.use_clock_witness([&] { return witness.error(clock.wall(), clock.boottime()); });
-  const RotationResult result = run_on(io, rotation.run(RotationTrigger::kManual, true));
+  RotationResult result = run_on(io, rotation.run(RotationTrigger::kManual, true));
   if (o.json) {
     print_json(rotation_to_json(result));
   } else {
     std::fputs(render_rotation(result).c_str(), stdout);
   }
+  WallTime written_at = result.written_at;
+  if (!result.rotated && result.answer_lost) {
+    // The write may have taken (k3s stalled past the deadline, the
+    // connection dropped): one more pass looks (its force spent if it
+    // finds it), and writes again if not.
+    const RotationResult looked = run_on(io, rotation.run(RotationTrigger::kManual, true));
+    if (looked.found_written || looked.rotated) {
+      written_at = looked.found_written.value_or(looked.written_at);
+      if (!o.json)
+        std::fputs(looked.found_written
+                       ? "its answer was lost, but the new issuer is in the Secret\n"
+                       : "written again: the new issuer is in the Secret\n",
+                   stdout);
+      result.rotated = true;
+    }
+  }
   if (!result.rotated)
     return result.before.verdict.issuer == IssuerState::kUnreadable ? kExitError : kExitProblem;
   if (!o.json) std::fputs("waiting for linkerd-identity to load it...\n", stdout);
   std::fflush(stdout);
-  const ReloadOutcome reloaded = run_on(io, rotation.confirm_reload(result.written_at));
-  return reloaded == ReloadOutcome::kFailed ? kExitError : kExitOk;
+  const ReloadOutcome reloaded = run_on(io, rotation.confirm_reload(written_at));
+  const bool reload_made_sure =
+      reloaded == ReloadOutcome::kConfirmed || reloaded == ReloadOutcome::kRestarted;
+  return reload_made_sure ? kExitOk : kExitError;
 }
 
 // Colour is for a person at a terminal: never into a pipe or a file, and

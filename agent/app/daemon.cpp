@@ -424,9 +424,11 @@ void Daemon::issuer_checked(const RotationResult& result) {
   // A token is answered by a new issuer, or, with the issuer from the
   // cloud, by a pass that took what the cloud has (nothing minted here):
   // one that had the cloud's answer, not one made before the Secret was
-  // read (which says nothing, and takes nothing).
-  const bool answered =
-      result.rotated || (result.from_cloud && result.cloud_read &&
+  // read (which says nothing, and takes nothing). A write whose answer was
+  // lost, found by a later pass, answers the token it was written for.
+  const bool answered = result.rotated ||
+                        (result.found_written && result.found_token == result.token) ||
+                        (result.from_cloud && result.cloud_read &&
                          issuer_->cloud().issuer_from_cloud() && result.error.empty());
   if (!result.token.empty() && answered) {
     if (state_) {

@@ -37,6 +37,21 @@ bool may_have_taken(const kube::ApiError& e) {
   }
 }
 
+// Whether k3s did not answer (down, stalled, overloaded): worth another
+// pass soon. Not a TLS failure, an answer too large or unreadable: those
+// last, and wait for the next trigger.
+bool unanswered(const kube::ApiError& e) {
+  switch (e.kind) {
+    case kube::ErrorKind::kTransport:
+    case kube::ErrorKind::kTimeout:
+      return true;
+    case kube::ErrorKind::kHttp:
+      return e.code == 429 || e.code >= 500;
+    default:
+      return false;
+  }
+}
+
 std::string date(std::optional<WallTime> t) {
   return t ? format_kube_time(*t) : std::string("unknown");
 }
@@ -69,6 +84,8 @@ std::string_view to_string(RotationTrigger trigger) {
       return "clock-step";
     case RotationTrigger::kClockWitness:
       return "control-plane-clock";
+    case RotationTrigger::kRetry:
+      return "retry";
   }
   return "?";
 }
@@ -84,6 +101,7 @@ struct IssuerRotation::Read {
   IssuerSecret decoded;
   std::vector<x509::Certificate> anchors;
   bool managed_elsewhere = false;
+  bool unanswered = false;  // k3s did not answer a read (unanswered())
 };
 
 IssuerRotation::IssuerRotation(asio::io_context& io, kube::KubeClient& cluster, const Clock& clock,
@@ -93,8 +111,11 @@ IssuerRotation::IssuerRotation(asio::io_context& io, kube::KubeClient& cluster, 
       clock_(clock),
       log_(log),
       config_(std::move(config)),
-      timing_(timing),
-      timer_(io, clock) {}
+      timing_(std::move(timing)),
+      timer_(io, clock),
+      retry_timer_(io, clock) {
+  if (!timing_.random) timing_.random = seeded_unit_random();
+}
 
 awaitable<IssuerRotation::Read> IssuerRotation::read() {
   Read r;
@@ -102,6 +123,7 @@ awaitable<IssuerRotation::Read> IssuerRotation::read() {
   const std::string roots_path = kube::object_path(kube::kConfigMaps, ns, kTrustRootsConfigMapName);
   auto roots = co_await cluster_.get(roots_path);
   if (!roots) {
+    r.unanswered = unanswered(roots.error());
     r.facts.unreadable = "cannot read ConfigMap " + ns + "/" +
                          std::string(kTrustRootsConfigMapName) + ": " +
                          kube::describe(roots.error());
@@ -128,6 +150,7 @@ awaitable<IssuerRotation::Read> IssuerRotation::read() {
   const std::string secret_path = kube::object_path(kube::kSecrets, ns, kIssuerSecretName);
   auto secret = co_await cluster_.get(secret_path);
   if (!secret) {
+    r.unanswered = unanswered(secret.error());
     r.facts.unreadable = "cannot read Secret " + ns + "/" + std::string(kIssuerSecretName) + ": " +
                          kube::describe(secret.error());
     co_return r;
@@ -219,7 +242,8 @@ awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool forc
   // A bundle written is said, whatever the mint did.
   if (cloud.bundle_written) local.deferred = false;
   local.pass_again = cloud.pass_again;
-  if (!local.found_written) local.found_written = cloud.found_written;
+  // (Not when the mint's own write lost its answer: that one is looked for.)
+  if (!local.found_written && !local.answer_lost) local.found_written = cloud.found_written;
   if (!cloud.error.empty())
     local.error = local.error.empty() ? cloud.error : cloud.error + "; " + local.error;
   co_return local;
@@ -259,6 +283,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
   for (std::size_t attempt = 0;; ++attempt) {
     Read r = co_await read();
     look_for_lost_write(r, result);
+    if (r.unanswered) result.k3s_unanswered = true;
     result.before = judge(r);
     result.bundle_sha256 = result.before.bundle_sha256;
     if (r.anchors.empty()) {
@@ -365,6 +390,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
       } else if (written.error().conflict()) {
         conflict = true;
       } else {
+        if (unanswered(written.error())) result.k3s_unanswered = true;
         problems.push_back("cannot write ConfigMap " + ns + "/" +
                            std::string(kTrustRootsConfigMapName) + ": " +
                            kube::describe(written.error()));
@@ -382,6 +408,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
                            "); tetherd does not write over it");
       } else {
         const std::vector<x509::Certificate>& roots = r.anchors;
+        std::string based_on = kube::resource_version_of(r.secret);
         json::object body = issuer_secret_update(
             std::move(r.secret), r.facts.issuer ? r.decoded.layout : IssuerLayout::kTls,
             issuer->secret.cert_pem, issuer->secret.key_pem, x509::to_pem(roots[issuer->root]));
@@ -395,7 +422,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
         } else if (written.error().conflict()) {
           conflict = true;
         } else {
-          lost_answer(written.error(), issuer->info, sent, result);
+          lost_answer(written.error(), issuer->info, sent, std::move(based_on), result);
           problems.push_back("cannot write Secret " + local + ": " +
                              kube::describe(written.error()));
         }
@@ -428,6 +455,9 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
   for (std::size_t attempt = 0;; ++attempt) {
     Read r = co_await read();
     look_for_lost_write(r, result);
+    if (r.unanswered) result.k3s_unanswered = true;
+    // A forced write found (its answer lost): the force is spent.
+    if (result.found_written) force = false;
     // A read whose answer was in when stop() ran (disconnect_all() cannot
     // take it back): nothing is written after a stop.
     if (stopped_) {
@@ -508,6 +538,7 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
       result.error = minted.error().message;
       co_return result;
     }
+    std::string based_on = kube::resource_version_of(r.secret);
     json::object body =
         issuer_secret_update(std::move(r.secret), r.decoded.layout, minted->cert_pem,
                              minted->key_pem, x509::to_pem(r.anchors[*signer]));
@@ -538,16 +569,20 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
       force = false;
       continue;
     }
-    lost_answer(written.error(), minted->info, sent, result);
+    lost_answer(written.error(), minted->info, sent, std::move(based_on), result);
     result.error = "cannot write Secret " + secret_name + ": " + kube::describe(written.error());
     co_return result;
   }
 }
 
 void IssuerRotation::lost_answer(const kube::ApiError& error, const CertificateInfo& issuer,
-                                 WallTime sent, RotationResult& result) {
+                                 WallTime sent, std::string based_on, RotationResult& result) {
+  if (unanswered(error)) result.k3s_unanswered = true;
   if (!may_have_taken(error)) return;
-  lost_write_ = LostWrite{issuer.serial_hex, sent};
+  // An earlier lost write this pass found is written over by this one (if
+  // it took): the next pass looks for this one, and confirms its reload.
+  lost_write_ = LostWrite{issuer.serial_hex, sent, std::move(based_on), {}};
+  result.found_written.reset();
   result.answer_lost = true;
 }
 
@@ -556,10 +591,15 @@ void IssuerRotation::look_for_lost_write(const Read& r, RotationResult& result) 
   // is forgotten once serve() has confirmed it (a pass that gives way to
   // another leaves it to that one).
   if (!lost_write_ || !r.facts.issuer) return;
-  if (r.facts.issuer->serial_hex == lost_write_->serial)
+  if (r.facts.issuer->serial_hex == lost_write_->serial) {
     result.found_written = lost_write_->sent;
-  else
-    lost_write_.reset();  // it did not take, or was written over since
+    return;
+  }
+  // Not there (a re-read after a conflict may say so after a read that
+  // found it). Forgotten once the Secret has moved past what it was based
+  // on: it did not take, or was written over since.
+  result.found_written.reset();
+  if (kube::resource_version_of(r.secret) != lost_write_->based_on) lost_write_.reset();
 }
 
 awaitable<void> IssuerRotation::pause(Duration delay) {
@@ -593,15 +633,31 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
   }
   if (stopped_) co_return ReloadOutcome::kFailed;
   const std::string deployment = kube::object_path(kube::kDeployments, ns, kIdentityDeploymentName);
+  // Restarted since the write already (a restart of ours whose answer was
+  // lost while k3s stalled, or an operator's): not once more.
+  auto current = co_await cluster_.get(deployment);
+  if (stopped_) co_return ReloadOutcome::kFailed;  // nothing is written after a stop
+  // Not answered: a restart now may land twice (k3s acting on what it
+  // does not answer); the next pass reads again.
+  if (!current && unanswered(current.error())) co_return ReloadOutcome::kUnanswered;
+  if (current && restarted_since(*current, written_at, clock_.wall() + kClockTolerance)) {
+    log_.info("identity-restart-found",
+              "deploy/" + std::string(kIdentityDeploymentName) +
+                  " was restarted since the issuer was written: it loaded the new issuer",
+              {{"LINKERD_NAMESPACE", ns}});
+    co_return ReloadOutcome::kRestarted;
+  }
   auto patched = co_await cluster_.merge_patch(deployment, restart_patch(clock_.wall()));
   if (!patched) {
+    const bool lost = unanswered(patched.error());
     log_.error("identity-restart-failed",
                "linkerd's identity controller did not confirm the new issuer, and restarting "
                "deploy/" +
                    std::string(kIdentityDeploymentName) +
-                   " failed: " + kube::describe(patched.error()),
+                   " failed: " + kube::describe(patched.error()) +
+                   (lost && !stopped_ ? "; trying again soon" : ""),
                {{"LINKERD_NAMESPACE", ns}});
-    co_return ReloadOutcome::kFailed;
+    co_return lost ? ReloadOutcome::kUnanswered : ReloadOutcome::kFailed;
   }
   log_.notice(
       "identity-restarted",
@@ -677,10 +733,23 @@ void IssuerRotation::request(RotationTrigger trigger, bool force, std::string to
 
 awaitable<void> IssuerRotation::serve() {
   while (queued_ && !stopped_) {
-    const Request next = std::move(*queued_);
+    Request next = std::move(*queued_);
     queued_.reset();
+    // This pass is the retry: a token the retry was for goes with it.
+    retry_timer_.cancel();
+    if (retry_for_ && next.token.empty()) {
+      next.token = retry_for_->token;
+      next.force = next.force || retry_for_->force;
+    }
+    retry_for_.reset();
     RotationResult result = co_await run(next.trigger, next.force);
     result.token = next.token;
+    if (result.answer_lost && lost_write_) lost_write_->token = next.token;
+    // Found: the spec.linkerd.rotate its write was for is answered now.
+    if (result.found_written && lost_write_) {
+      result.found_token = lost_write_->token;
+      if (result.token.empty()) result.token = result.found_token;
+    }
     if (stopped_) break;
     if (result.deferred && queued_) {
       // The pass queued meanwhile runs for both (see mint_pass).
@@ -691,18 +760,32 @@ awaitable<void> IssuerRotation::serve() {
       continue;
     }
     report(result);
-    if (result.rotated) co_await confirm_reload(result.written_at);
-    if (result.found_written) lost_write_.reset();
-    if (result.found_written && !result.rotated && !stopped_) {
+    // What linkerd's identity controller must load: only the Event or a
+    // restart makes sure of it.
+    std::optional<LostWrite> written;
+    if (result.rotated) {
+      written = LostWrite{result.issued->serial_hex, result.written_at, {}, {}};
+    } else if (result.found_written && lost_write_) {
       // Written, and no answer heard (k3s stalled past the deadline, the
-      // connection dropped): linkerd's identity controller must still load
-      // it, which only the Event or a restart makes sure of.
+      // connection dropped).
       log_.notice("issuer-write-found",
                   "the linkerd issuer written " + format_kube_time(*result.found_written) +
                       ", whose answer was lost, is in Secret " + config_.namespace_ + "/" +
                       std::string(kIssuerSecretName) +
                       ": making sure the identity controller loaded it");
-      co_await confirm_reload(*result.found_written);
+      written = LostWrite{lost_write_->serial, *result.found_written, {}, {}};
+    }
+    if (result.found_written) lost_write_.reset();
+    // (Not a co_await inside a condition: GCC 12 runs it more than once.)
+    ReloadOutcome reload = ReloadOutcome::kConfirmed;
+    if (written && !stopped_) reload = co_await confirm_reload(written->sent);
+    if (reload == ReloadOutcome::kUnanswered && !stopped_) {
+      // k3s did not take the restart: the pass after the retry's backoff
+      // finds this issuer in the Secret, as a lost write's, and makes sure
+      // again (a controller that missed it would otherwise keep the old
+      // issuer until a write to come).
+      lost_write_ = std::move(written);
+      result.k3s_unanswered = true;
     }
     // An issuer that waited for the bundle just written.
     if (result.pass_again && !queued_) queued_ = Request{RotationTrigger::kCloud, false, {}};
@@ -710,8 +793,36 @@ awaitable<void> IssuerRotation::serve() {
     // (then the hourly ones, should k3s still not answer).
     if (result.answer_lost && !next.after_lost_answer && !queued_)
       queued_ = Request{next.trigger, false, {}, /*after_lost_answer=*/true};
+    arm_retry(result, next);
   }
   busy_ = false;
+}
+
+void IssuerRotation::arm_retry(const RotationResult& result, const Request& pass) {
+  if (!result.k3s_unanswered || stopped_) {
+    retries_ = 0;
+    return;
+  }
+  // Equal jitter: never at once (k3s just refused), never in step.
+  const Duration ceiling = backoff_ceiling(timing_.retry, retries_);
+  const Duration delay = ceiling / 2 + full_jitter(timing_.retry, retries_, timing_.random()) / 2;
+  retries_ = std::min(retries_ + 1, 30u);
+  // A spec.linkerd.rotate not yet answered is asked again with its force
+  // (kept should another pass come first); tetherctl's force is not (its
+  // caller has its answer).
+  retry_for_.reset();
+  if (!pass.token.empty())
+    retry_for_ = Request{RotationTrigger::kToken, pass.force, pass.token, false};
+  retry_timer_.expires_after(delay);
+  // The handler may be queued when stop() runs, and the owner freed
+  // before it runs: `alive_` says whether `this` still is.
+  retry_timer_.async_wait(
+      [this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+        if (ec || alive.expired() || stopped_) return;
+        if (!retry_for_) return request(RotationTrigger::kRetry);
+        const Request r = *retry_for_;
+        request(r.trigger, r.force, r.token);
+      });
 }
 
 void IssuerRotation::use_cloud(CloudLinkerd cloud, bool pass) {
@@ -724,6 +835,7 @@ void IssuerRotation::stop() {
   stopped_ = true;
   queued_.reset();
   timer_.cancel();
+  retry_timer_.cancel();
   // A pass in flight ends now, not at its request's deadline: the daemon's
   // loop returns only when nothing is left on it.
   cluster_.http().disconnect_all();

@@ -37,6 +37,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,7 @@
 #include "agent/adapters/x509.h"
 #include "agent/app/cloud_linkerd.h"
 #include "agent/config/config.h"
+#include "agent/core/backoff.h"
 #include "agent/core/certificate.h"
 #include "agent/core/clock.h"
 #include "agent/core/issuer_policy.h"
@@ -65,7 +67,8 @@ enum class RotationTrigger {
   kManual,
   kCloud,
   kClockStep,
-  kClockWitness
+  kClockWitness,
+  kRetry
 };
 std::string_view to_string(RotationTrigger trigger);  // "start", "resume", ...
 
@@ -115,9 +118,18 @@ struct RotationResult {
   // pass: when it was sent (serve() confirms the identity controller
   // loaded it, as after a write answered).
   std::optional<WallTime> found_written;
+  // The spec.linkerd.rotate that found write was for ("" for none): it
+  // answers that token, not another this pass carried.
+  std::string found_token;
+  // A call to k3s failed in a way that passes (refused, a deadline, a
+  // 5xx, a 429): serve() runs the pass again after a short backoff
+  // (IssuerRotationTiming::retry), not at the caller's next hourly one.
+  bool k3s_unanswered = false;
 };
 
-enum class ReloadOutcome { kConfirmed, kRestarted, kFailed };
+// kUnanswered: no IssuerUpdated, and k3s did not answer the restart (down,
+// stalled, a 5xx): the daemon's rotation makes sure again at its next pass.
+enum class ReloadOutcome { kConfirmed, kRestarted, kFailed, kUnanswered };
 
 struct IssuerRotationTiming {
   // How long the identity controller gets to say IssuerUpdated before its
@@ -126,6 +138,12 @@ struct IssuerRotationTiming {
   Duration confirm_timeout = std::chrono::seconds(120);
   Duration confirm_poll = std::chrono::seconds(5);
   std::size_t max_conflicts = 3;
+  // A pass k3s did not answer (k3s restarting, stalled, overloaded) runs
+  // again after a delay in [ceiling/2, ceiling), the ceiling doubling from
+  // base to cap: an issuer that expired while k3s was down is renewed
+  // minutes after it answers again, not at the next hourly pass.
+  BackoffPolicy retry{.base = std::chrono::minutes(1), .cap = std::chrono::minutes(5)};
+  std::function<double()> random;  // [0, 1); seeded from entropy when empty
 };
 
 class IssuerRotation {
@@ -175,6 +193,8 @@ class IssuerRotation {
   }
   const std::optional<RotationResult>& last() const { return last_; }
   bool busy() const { return busy_; }
+  // Passes in a row k3s did not answer: a retry is armed while above 0.
+  unsigned retries() const { return retries_; }
 
  private:
   struct Read;
@@ -188,9 +208,13 @@ class IssuerRotation {
   // After a read: whether the Secret holds the issuer of a write whose
   // answer was lost (into result.found_written), forgotten once known.
   void look_for_lost_write(const Read& read, RotationResult& result);
+  // `based_on`: the Secret's resourceVersion the write carried.
   void lost_answer(const kube::ApiError& error, const CertificateInfo& issuer, WallTime sent,
-                   RotationResult& result);
+                   std::string based_on, RotationResult& result);
   boost::asio::awaitable<void> serve();
+  // After a pass: a retry armed when k3s did not answer it, else none.
+  struct Request;
+  void arm_retry(const RotationResult& result, const Request& pass);
   boost::asio::awaitable<void> pause(Duration delay);
   void report(const RotationResult& result);
 
@@ -201,6 +225,8 @@ class IssuerRotation {
   LinkerdConfig config_;
   IssuerRotationTiming timing_;
   Timer timer_;
+  Timer retry_timer_;
+  unsigned retries_ = 0;  // passes in a row k3s did not answer
   bool busy_ = false;
   bool stopped_ = false;
   struct Request {
@@ -210,6 +236,8 @@ class IssuerRotation {
     bool after_lost_answer = false;  // queued to look for a write whose answer was lost
   };
   std::optional<Request> queued_;
+  std::optional<Request> retry_for_;  // the token the armed retry is for
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   std::optional<RotationResult> last_;
   std::string last_reason_;  // the condition's reason last logged
   std::function<void(const RotationResult&)> listener_;
@@ -219,6 +247,11 @@ class IssuerRotation {
   struct LostWrite {
     std::string serial;  // of the issuer written
     WallTime sent;
+    // The Secret's resourceVersion it was based on: while the Secret is
+    // still at it, a write k3s commits late (a 504 while etcd is slow) may
+    // yet land, so it is not forgotten.
+    std::string based_on;
+    std::string token;  // the spec.linkerd.rotate it answers, once found
   };
   std::optional<LostWrite> lost_write_;
 };

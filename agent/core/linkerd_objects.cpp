@@ -132,4 +132,17 @@ bool issuer_updated_since(const json::object& event, WallTime since) {
   return latest && *latest >= std::chrono::floor<std::chrono::seconds>(since);
 }
 
+bool restarted_since(const json::object& deployment, WallTime since, WallTime until) {
+  const json::object* annotations = nullptr;
+  if (const json::object* spec = object_at(deployment, "spec"))
+    if (const json::object* tmpl = object_at(*spec, "template"))
+      if (const json::object* metadata = object_at(*tmpl, "metadata"))
+        annotations = object_at(*metadata, "annotations");
+  if (annotations == nullptr) return false;
+  const auto at = parse_kube_time(string_at(*annotations, kRestartedAtAnnotation));
+  // A later second: one stamped in the write's own second may have come
+  // before it.
+  return at && *at > std::chrono::floor<std::chrono::seconds>(since) && *at <= until;
+}
+
 }  // namespace tetherd

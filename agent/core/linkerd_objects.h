@@ -75,4 +75,11 @@ boost::json::object restart_patch(WallTime now);
 // happened decides.
 bool issuer_updated_since(const boost::json::object& event, WallTime since);
 
+// Whether a Deployment's pods were restarted (restart_patch(), `kubectl
+// rollout restart`) after `since` (in a later second: the annotation has
+// whole seconds, and one in the write's second may be older), and not after
+// `until`: a restart stamped by a clock that was ahead (and has been
+// stepped back since) says nothing of when it was.
+bool restarted_since(const boost::json::object& deployment, WallTime since, WallTime until);
+
 }  // namespace tetherd

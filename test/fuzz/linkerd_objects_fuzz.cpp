@@ -31,6 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto& object = value.get_object();
   (void)decode_trust_roots(object);
   (void)issuer_updated_since(object, WallTime{});
+  (void)restarted_since(object, WallTime{}, WallTime::max());
   auto secret = decode_issuer_secret(object);
   if (!secret) return 0;
   if (secret->cert_pem.size() > kMaxPemValueBytes || secret->key_pem.size() > kMaxPemValueBytes)

@@ -106,6 +106,15 @@ class TetherctlCerts : public ::testing::Test {
     return written();
   }
 
+  // linkerd's identity controller, once it loaded a new issuer.
+  void identity_controller_says_updated() {
+    server_->create(
+        kube::collection_path(kube::kEvents, "linkerd"),
+        json::object{{"metadata", {{"name", "identity.1"}}},
+                     {"reason", "IssuerUpdated"},
+                     {"lastTimestamp", format_kube_time(std::chrono::system_clock::now())}});
+  }
+
   Run ctl(std::vector<std::string> args) {
     auto p = start(std::move(args));
     const int code = p->wait(20s);
@@ -155,11 +164,7 @@ TEST_F(TetherctlCerts, RotateWritesANewIssuerAndWaitsForTheIdentityController) {
   auto p = start({"certs", "rotate"});
   // Like linkerd's identity controller, once the Secret is written.
   ASSERT_TRUE(secret_written()) << p->err();
-  server_->create(
-      kube::collection_path(kube::kEvents, "linkerd"),
-      json::object{{"metadata", {{"name", "identity.1"}}},
-                   {"reason", "IssuerUpdated"},
-                   {"lastTimestamp", format_kube_time(std::chrono::system_clock::now())}});
+  identity_controller_says_updated();
   const int code = p->wait(20s);
   EXPECT_EQ(code, 0) << p->err();
   EXPECT_NE(p->out().find("rotated a new issuer, valid until "), std::string::npos) << p->out();
@@ -171,6 +176,33 @@ TEST_F(TetherctlCerts, RotateWritesANewIssuerAndWaitsForTheIdentityController) {
   auto anchors = x509::parse_certificates(anchor_.cert_pem, "anchor");
   ASSERT_TRUE(certs && anchors);
   EXPECT_TRUE(x509::verify_chain(certs->front(), *anchors).has_value());
+}
+
+// k3s takes the PUT and its answer is lost (cut mid-body): tetherctl looks
+// again before saying it failed, finds the issuer it wrote, and waits for
+// the identity controller as after a write answered.
+TEST_F(TetherctlCerts, RotateWhoseAnswerWasLostLooksAndFindsItsIssuer) {
+  install_issuer(-1h, 8760h);
+  server_->misbehave({.what = test::Misbehaviour::kDropMidStream,
+                      .path_contains = "/secrets/" + std::string(kIssuerSecretName),
+                      .method = "PUT"});
+  auto p = start({"certs", "rotate"});
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  auto stored = [&] { return decode_issuer_secret(*server_->get(kSecret)); };
+  while (stored()->cert_pem == issuer_.cert_pem && std::chrono::steady_clock::now() < deadline)
+    server_->wait_for_requests(server_->requests().size() + 1, 1s);
+  ASSERT_NE(stored()->cert_pem, issuer_.cert_pem) << "the PUT took";
+  identity_controller_says_updated();
+  const int code = p->wait(20s);
+  EXPECT_EQ(code, 0) << p->out() << p->err();
+  EXPECT_NE(p->out().find("its answer was lost, but the new issuer is in the Secret"),
+            std::string::npos)
+      << p->out();
+  EXPECT_NE(p->err().find("loaded the new issuer"), std::string::npos) << p->err();
+  std::size_t puts = 0;
+  for (const auto& r : server_->requests())
+    puts += r.method == "PUT";
+  EXPECT_EQ(puts, 1u) << "nothing minted twice";
 }
 
 TEST_F(TetherctlCerts, RotateRefusesAnAnchorKeyOthersCanRead) {

@@ -114,6 +114,25 @@ class IssuerRotationTest : public KubeTest {
     }
   }
 
+  // Asks `keeper` for a pass, every result kept in results_, and waits
+  // (bounded) until the loop has logged `event`.
+  void request_until_logged(IssuerRotation& keeper, std::string_view event, RotationTrigger trigger,
+                            bool force = false, std::string token = {}) {
+    on_loop([&] {
+      keeper.on_result([this](const RotationResult& r) { results_.push_back(r); });
+      keeper.request(trigger, force, token);
+    });
+    until_logged(event);
+  }
+  std::vector<RotationResult> results_;  // request_until_logged's, read on the loop
+
+  // The Secret's PUT misbehaves, once.
+  void secret_put_gets(Misbehaviour what) {
+    server_->misbehave({.what = what,
+                        .path_contains = "/secrets/" + std::string(kIssuerSecretName),
+                        .method = "PUT"});
+  }
+
   // A Date header for `t`, as an API server sends it.
   static std::string http_date(WallTime t) {
     const std::time_t s = std::chrono::system_clock::to_time_t(t);
@@ -538,24 +557,19 @@ TEST_F(IssuerRotationTest, AForcedRequestCarriesItsTokenToTheResult) {
 // a write that was answered; nothing is minted twice.
 TEST_F(IssuerRotationTest, AWriteWhoseAnswerWasLostIsFoundAndItsReloadMadeSure) {
   install(issuer(-8760h, -1h));
-  server_->misbehave({.what = Misbehaviour::kDropMidStream,
-                      .path_contains = "/secrets/" + std::string(kIssuerSecretName),
-                      .method = "PUT"});
+  secret_put_gets(Misbehaviour::kDropMidStream);
   IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
-  std::vector<RotationResult> results;
+  ASSERT_NO_FATAL_FAILURE(
+      request_until_logged(keeper, "identity-restarted", RotationTrigger::kPeriodic));
   on_loop([&] {
-    keeper.on_result([&](const RotationResult& r) { results.push_back(r); });
-    keeper.request(RotationTrigger::kPeriodic);
-  });
-  ASSERT_NO_FATAL_FAILURE(until_logged("identity-restarted"));
-  on_loop([&] {
-    ASSERT_EQ(results.size(), 2u);
-    EXPECT_FALSE(results[0].rotated);
-    EXPECT_TRUE(results[0].answer_lost);
-    EXPECT_NE(results[0].error.find("cannot write Secret"), std::string::npos) << results[0].error;
-    EXPECT_FALSE(results[1].rotated) << "the issuer written stands";
-    ASSERT_TRUE(results[1].found_written);
-    EXPECT_EQ(results[1].before.verdict.reason, "IssuerValid");
+    ASSERT_EQ(results_.size(), 2u);
+    EXPECT_FALSE(results_[0].rotated);
+    EXPECT_TRUE(results_[0].answer_lost);
+    EXPECT_NE(results_[0].error.find("cannot write Secret"), std::string::npos)
+        << results_[0].error;
+    EXPECT_FALSE(results_[1].rotated) << "the issuer written stands";
+    ASSERT_TRUE(results_[1].found_written);
+    EXPECT_EQ(results_[1].before.verdict.reason, "IssuerValid");
     EXPECT_EQ(log_.with_event("issuer-write-found").size(), 1u);
     keeper.stop();
   });
@@ -575,25 +589,99 @@ TEST_F(IssuerRotationTest, AWriteWhoseAnswerWasLostIsFoundAndItsReloadMadeSure) 
 // after it finds the old issuer, mints again and writes.
 TEST_F(IssuerRotationTest, AWriteThatFailedBeforeTakingIsMadeAgain) {
   install(issuer(-8760h, -1h));
-  server_->misbehave({.what = Misbehaviour::kStatus500,
-                      .path_contains = "/secrets/" + std::string(kIssuerSecretName),
-                      .method = "PUT"});
+  secret_put_gets(Misbehaviour::kStatus500);
   IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
-  std::vector<RotationResult> results;
+  ASSERT_NO_FATAL_FAILURE(
+      request_until_logged(keeper, "identity-restarted", RotationTrigger::kPeriodic));
   on_loop([&] {
-    keeper.on_result([&](const RotationResult& r) { results.push_back(r); });
-    keeper.request(RotationTrigger::kPeriodic);
-  });
-  ASSERT_NO_FATAL_FAILURE(until_logged("identity-restarted"));
-  on_loop([&] {
-    ASSERT_EQ(results.size(), 2u);
-    EXPECT_TRUE(results[0].answer_lost) << "a 5xx may have taken";
-    EXPECT_TRUE(results[1].rotated) << results[1].error;
-    EXPECT_FALSE(results[1].found_written);
+    ASSERT_EQ(results_.size(), 2u);
+    EXPECT_TRUE(results_[0].answer_lost) << "a 5xx may have taken";
+    EXPECT_TRUE(results_[1].rotated) << results_[1].error;
+    EXPECT_FALSE(results_[1].found_written);
     EXPECT_TRUE(log_.with_event("issuer-write-found").empty());
     keeper.stop();
   });
   EXPECT_EQ(secret_writes(), 2u);
+}
+
+// A spec.linkerd.rotate whose write's answer was lost: the pass that finds
+// the issuer in the Secret answers the token (the daemon saves it, and
+// mints nothing more for it).
+TEST_F(IssuerRotationTest, AFoundWriteAnswersTheTokenItsPassCarried) {
+  install(issuer(-1h, 8760h));  // valid: only the token's force replaces it
+  secret_put_gets(Misbehaviour::kDropMidStream);
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  ASSERT_NO_FATAL_FAILURE(request_until_logged(keeper, "identity-restarted",
+                                               RotationTrigger::kToken, /*force=*/true, "token-1"));
+  on_loop([&] {
+    ASSERT_EQ(results_.size(), 2u);
+    EXPECT_TRUE(results_[0].answer_lost);
+    EXPECT_EQ(results_[0].token, "token-1");
+    ASSERT_TRUE(results_[1].found_written);
+    EXPECT_EQ(results_[1].token, "token-1") << "the found write answers the token";
+    keeper.stop();
+  });
+  EXPECT_EQ(secret_writes(), 1u);
+}
+
+// k3s down (a restart, a stall): the hourly pass that finds the issuer
+// expired cannot read it. The pass runs again within minutes (a backoff
+// here of milliseconds), not at the next hourly one, and renews it as
+// soon as k3s answers.
+TEST_F(IssuerRotationTest, APassK3sDidNotAnswerIsTriedAgainSoon) {
+  install(issuer(-8760h, -1h));
+  server_->misbehave({.what = Misbehaviour::kStatus503,
+                      .times = 3,
+                      .path_contains = "/secrets/" + std::string(kIssuerSecretName)});
+  IssuerRotationTiming timing{.confirm_timeout = 0s};
+  timing.retry = {.base = 10ms, .cap = 40ms};
+  IssuerRotation& keeper = rotation(timing);
+  ASSERT_NO_FATAL_FAILURE(
+      request_until_logged(keeper, "identity-restarted", RotationTrigger::kPeriodic));
+  on_loop([&] {
+    ASSERT_EQ(results_.size(), 4u);
+    EXPECT_EQ(keeper.retries(), 0u) << "answered: no retry armed";
+    for (std::size_t i = 0; i < 3; ++i) {
+      EXPECT_TRUE(results_[i].k3s_unanswered) << i;
+      EXPECT_FALSE(results_[i].rotated) << i;
+      EXPECT_EQ(results_[i].before.verdict.issuer, IssuerState::kUnreadable) << i;
+    }
+    EXPECT_EQ(results_[0].trigger, RotationTrigger::kPeriodic);
+    EXPECT_EQ(results_[3].trigger, RotationTrigger::kRetry);
+    EXPECT_TRUE(results_[3].rotated) << results_[3].error;
+    EXPECT_FALSE(results_[3].k3s_unanswered);
+    keeper.stop();
+  });
+  EXPECT_EQ(secret_writes(), 1u);
+}
+
+// A pass k3s refused for its own reasons (no Secret: a 404) is not tried
+// again before the caller's next one: it would not get better.
+TEST_F(IssuerRotationTest, APassK3sAnsweredIsNotRetried) {
+  server_->create(kube::collection_path(kube::kConfigMaps, "linkerd"),
+                  json::object{{"metadata", {{"name", kTrustRootsConfigMapName}}},
+                               {"data", {{kTrustRootsKey, anchor_.cert_pem}}}});
+  IssuerRotation& keeper = rotation();
+  std::vector<RotationResult> results;
+  on_loop([&] {
+    keeper.on_result([&](const RotationResult& r) {
+      results.push_back(r);
+      EXPECT_EQ(keeper.retries(), 0u) << "no retry armed";
+    });
+    keeper.request(RotationTrigger::kPeriodic);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  for (bool done = false; !done; std::this_thread::yield()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    on_loop([&] { done = !results.empty() && !keeper.busy(); });
+  }
+  on_loop([&] {
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].before.verdict.issuer, IssuerState::kUnreadable);
+    EXPECT_FALSE(results[0].k3s_unanswered) << "a 404 is an answer";
+    EXPECT_EQ(keeper.retries(), 0u);
+    keeper.stop();
+  });
 }
 
 TEST_F(IssuerRotationTest, AForceIsRefusedWhenTheClockLooksWrong) {

@@ -148,5 +148,38 @@ TEST(LinkerdObjects, IssuerUpdatedMustBeTheRightReasonAndNotOlderThanTheWrite) {
       written));
 }
 
+// The restart a write needs, already made: restart_patch()'s annotation,
+// or `kubectl rollout restart`'s, after the write's second.
+TEST(LinkerdObjects, ARestartSinceTheWriteIsFoundInTheDeployment) {
+  const WallTime written = *parse_kube_time("2026-11-21T09:30:05.700Z");
+  const WallTime now = written + std::chrono::minutes(5);
+  auto deployment = [](const json::object& patch) {
+    json::object d = json::parse(R"({"metadata":{"name":"linkerd-identity"},)"
+                                 R"("spec":{"replicas":1,"template":{"metadata":{}}}})")
+                         .as_object();
+    d["spec"].as_object()["template"] = patch.at("spec").at("template");
+    return d;
+  };
+  // The write's own second: it may have come before the write.
+  EXPECT_FALSE(restarted_since(deployment(restart_patch(written)), written, now));
+  EXPECT_TRUE(
+      restarted_since(deployment(restart_patch(written + std::chrono::seconds(1))), written, now));
+  EXPECT_TRUE(
+      restarted_since(deployment(restart_patch(written + std::chrono::minutes(2))), written, now));
+  EXPECT_FALSE(
+      restarted_since(deployment(restart_patch(written - std::chrono::seconds(1))), written, now));
+  EXPECT_FALSE(restarted_since(json::parse(R"({"spec":{"template":{"metadata":{}}}})").as_object(),
+                               written, now));
+  EXPECT_FALSE(
+      restarted_since(json::parse(R"({"spec":{"template":{"metadata":{"annotations":)"
+                                  R"({"kubectl.kubernetes.io/restartedAt":"yesterday"}}}}})")
+                          .as_object(),
+                      written, now));
+  EXPECT_FALSE(restarted_since(json::parse(R"({"spec":"x"})").as_object(), written, now));
+  // Stamped by a clock that was ahead: after now, so not known to be since.
+  EXPECT_FALSE(
+      restarted_since(deployment(restart_patch(now + std::chrono::hours(24 * 50))), written, now));
+}
+
 }  // namespace
 }  // namespace tetherd
