@@ -42,7 +42,8 @@ enum class Kind {
                 // key file; the old one leaves the bundle after `length`
   kSlow,        // k3s is slow for `length` (an SD card's fsync, a node under load):
                 // it acts at once, its answer comes `answer` later, and the identity
-                // controller, which watches, says IssuerUpdated before it
+                // controller, which watches, says IssuerUpdated before it; an answer
+                // past the client's 30 s deadline is a timeout to tetherd (a stall)
 };
 const char* to_string(Kind kind);
 
@@ -57,6 +58,8 @@ struct Event {
   // wrong, so its Date (the daemon's witness of true time) is not heard.
   bool unwitnessed = false;
   Duration answer{};  // kSlow
+  // kSlow: only writes are late (etcd's fsync on a slow disk; reads answer).
+  bool writes_only = false;
 };
 
 struct Scenario {
@@ -69,7 +72,9 @@ struct Scenario {
 // 40 conflicts, 10 deaf spells, anchors of 120 days replaced every 60 to
 // 110 days, one in four late, and k3s slow (each answer 1 to 20 s late)
 // for 1 to 30 minutes after one resume in five, and 30 other times for 10
-// minutes to 12 hours.
+// minutes to 12 hours; and 10 stalls (answers 31 s to 2 minutes late, past
+// the client's deadline; half of them of writes only) of 10 minutes to 12
+// hours.
 Scenario generate(std::uint64_t seed, int days);
 
 struct Totals {
@@ -89,6 +94,9 @@ struct Totals {
   Duration wrong_clock_exposure{};
   std::size_t witnessed_rotations = 0;  // of a not-yet-valid issuer, the witness agreeing
   std::size_t slow_rotations = 0;       // written while k3s answered late
+  // The longest the identity controller signed with another issuer than
+  // the Secret's once tetherd could make sure it loaded it.
+  Duration unloaded{};
 };
 
 struct Verdict {
