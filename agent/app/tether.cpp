@@ -4,7 +4,9 @@
 // written) and tether_sleep.cpp (suspend and resume).
 #include "agent/app/tether.h"
 
+#include <algorithm>
 #include <exception>
+#include <utility>
 
 #include <boost/asio/co_spawn.hpp>
 
@@ -50,10 +52,20 @@ Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeepe
   });
   lease_.jitter(objects_retry_.random);
   lease_.on_result([this](const kube::ApiResult<kube::LeaseRenewal>& result) {
-    if (result)
+    if (result) {
       reflector_.lease_renewed();
-    else
+      // The first Lease after one that failed: a follower whose try failed
+      // after the session watched again (the wake-up on_state gives) need
+      // not wait out its backoff either. Not at every renewal: a follower
+      // failing on its own (a list slower than the deadline) would then
+      // retry in step with the heartbeat.
+      if (std::exchange(lease_failed_, false))
+        for (auto* follower : {issuer_follower_.get(), bundle_follower_.get()})
+          if (follower) follower->server_back();
+    } else {
+      lease_failed_ = true;
       reflector_.lease_failed(result.error());
+    }
   });
 }
 
@@ -127,7 +139,9 @@ std::shared_ptr<kube::ObjectFollower> Tether::follow(const kube::Resource& resou
     return nullptr;
   }
   kube::RetryContext retry = objects_retry_;
-  retry.policy.cap = kFollowerBackoffCap;
+  // Five times the session's (5 minutes for its 60 s); a test's short cap
+  // stays short for its followers too.
+  retry.policy.cap = std::min<Duration>(kFollowerBackoffCap, 5 * retry.policy.cap);
   auto follower = std::make_shared<kube::ObjectFollower>(
       *objects_client_, kube::collection_path(resource, namespace_), name, std::move(retry),
       // `into` is the member this follower fills; a follower replaced

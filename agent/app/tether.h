@@ -117,9 +117,12 @@ class Tether final : private kube::ReflectorHandler {
   // New credentials for the same server (a renewed certificate): used by
   // every new connection; the watch and the Lease go on (no redial).
   kube::ApiResult<void> use_credentials(const Kubeconfig& kubeconfig);
-  // A follower backs off up to this on its own: the session's connection
-  // probes the server, and its watch beginning again ends the followers'
-  // backoff (so an outage costs the cloud one node's retries, not three).
+  // A follower backs off up to this (or five times the session's cap, if
+  // less) on its own: the session's connection probes the server, and its
+  // watch beginning again, or the first Lease renewed after one that
+  // failed, ends the followers' backoff
+  // after no answer (so an outage costs the cloud one node's retries, not
+  // three).
   static constexpr Duration kFollowerBackoffCap = std::chrono::minutes(5);
   // A second client to the same server, for the objects spec.linkerd names:
   // their watches are redialled on their own (a Reflector's redial closes
@@ -207,6 +210,7 @@ class Tether final : private kube::ReflectorHandler {
   // Expires with this object: a callback from the firewall's worker that
   // comes after it checks.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  bool lease_failed_ = false;  // the last Lease renewal failed
   TetherStats stats_;
   std::unique_ptr<kube::HttpsClient> objects_http_;
   std::unique_ptr<kube::KubeClient> objects_client_;

@@ -82,7 +82,10 @@ constexpr Duration kBrownoutClaim = 12min;
 constexpr Duration kLogindDelay = 5s;    // InhibitDelayMaxSec
 constexpr Duration kResumeTick = 10s;    // the daemon's resume check without logind
 constexpr std::size_t kTenMinutes = 70;  // 7 a minute at steady state
-constexpr std::size_t kAnyMinute = 10;
+// One steady minute: 6 Lease renewals, a renewal of each of the three
+// watches (their timeouts are drawn apart, and can meet in one minute), and
+// two status writes (a spec applied). Seed 113 met 11 (10 before).
+constexpr std::size_t kAnyMinute = 11;
 // The Lease's 60, the session's tries (a 410 after every list: a list and a
 // watch each 30 s on average) and the two followers' while they back off to
 // their cap of 5 minutes. A loop that does not back off makes thousands.
@@ -599,6 +602,7 @@ class World {
         bundle_ref_ = e.bundle;
         write_spec();
         linkerd_at_ = now();
+        refs_at_ = now();
         break;
       case Kind::kLinkerdObject:
         ++totals_.linkerd_changes;
@@ -800,7 +804,10 @@ class World {
       if (recent_.size() > kTenMinutes)
         return fail("requests-bounded: " + std::to_string(recent_.size()) +
                     " requests in ten steady minutes: " + recent_requests());
-      if (last_minute > kAnyMinute)
+      // (Not the minute after spec.linkerd names other objects: each new
+      // follower lists and watches, up to four requests the spec asked for.
+      // Seeds 109 and 111 met it: 11 and 13.)
+      if (last_minute > kAnyMinute && now() - refs_at_ > 1min)
         return fail("requests-bounded: " + std::to_string(last_minute) +
                     " requests in one steady minute: " + recent_requests(1min));
     }
@@ -889,6 +896,7 @@ class World {
   Duration silent_until_{};
   Duration honour_until_{};  // the last Retry-After given runs out
   MonoTime quiet_since_{};
+  Duration refs_at_{-std::chrono::hours(1)};       // spec.linkerd's references last changed
   Event latest_;                                   // the spec the cloud wrote last
   std::set<std::vector<std::string>> valid_seen_;  // every spec within the limits
   bool conflicted_ = false;
