@@ -1,5 +1,7 @@
 #include "agent/kube/reflector.h"
 
+#include <memory>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -104,7 +106,7 @@ void Reflector::lease_result(LeaseOutcome outcome) {
   after_outside_input(state, step);
 }
 
-void Reflector::failed(const SessionStep& step, const ApiError& error) {
+void Reflector::failed(const SessionStep& step, const ApiError& error, bool opened) {
   ++stats_.failures;
   const auto before = session_.state();
   // An error status, or an answer that is not Kubernetes': the server (or
@@ -112,9 +114,10 @@ void Reflector::failed(const SessionStep& step, const ApiError& error) {
   // opened (its 200 came) and was cut later: a Lease that works says
   // nothing new, and ending the backoff on it (or waking the followers)
   // drove a watch cut after every 200 at the session's pace (the node's
-  // year, seed 119: 157 requests in ten minutes).
+  // year, seed 119: 157 requests in ten minutes). (Not the session's
+  // watching state: that begins when the list returns, before the 200.)
   const bool answered = error.kind == ErrorKind::kHttp || error.kind == ErrorKind::kDecode ||
-                        error.kind == ErrorKind::kTooLarge || before == SessionState::kWatching;
+                        error.kind == ErrorKind::kTooLarge || opened;
   session_.failed(step.id, retry_.now(),
                   SessionFailure{.retry_after = error.retry_after, .server_answered = answered},
                   retry_.random());
@@ -152,7 +155,9 @@ awaitable<void> Reflector::watch(SessionStep step) {
     session_.event(step.id, event.resource_version());
     handler_.on_event(event);
   };
-  std::function<void()> on_open = [this, step] {
+  auto opened = std::make_shared<bool>(false);  // the watch's 200 came
+  std::function<void()> on_open = [this, step, opened] {
+    *opened = true;
     if (!current(step)) return;
     ++stats_.watches_opened;
     const auto before = session_.state();
@@ -163,7 +168,7 @@ awaitable<void> Reflector::watch(SessionStep step) {
                                         std::move(on_open));
   if (!current(step)) co_return;
   if (!watched) {
-    failed(step, watched.error());
+    failed(step, watched.error(), *opened);
     co_return;
   }
   if (watched->expired) ++stats_.relists_after_gone;

@@ -82,7 +82,8 @@ class Reflector {
   boost::asio::awaitable<void> watch(SessionStep step);
   boost::asio::awaitable<void> wait(SessionStep step);
   bool current(const SessionStep& step) const { return step.id == session_.step().id; }
-  void failed(const SessionStep& step, const ApiError& error);
+  // `opened`: a watch whose 200 came (then cut): the server answered.
+  void failed(const SessionStep& step, const ApiError& error, bool opened = false);
   // After an input from outside run(): tell the handler of a new state, and
   // interrupt whatever run() is doing if the step changed.
   void after_outside_input(SessionState state_before, std::uint64_t step_before);
