@@ -20,38 +20,6 @@ namespace {
 
 constexpr std::string_view kCertManagerAnnotation = "cert-manager.io/certificate-name";
 
-// Whether a write that failed may have taken: its answer was lost (the
-// connection dropped, a deadline passed, a body that could not be read) or
-// the server could not say (a 5xx: kube-apiserver's 504 when etcd is slow).
-bool may_have_taken(const kube::ApiError& e) {
-  switch (e.kind) {
-    case kube::ErrorKind::kTransport:
-    case kube::ErrorKind::kTimeout:
-    case kube::ErrorKind::kDecode:
-    case kube::ErrorKind::kTooLarge:
-      return true;
-    case kube::ErrorKind::kHttp:
-      return e.code >= 500;
-    default:
-      return false;
-  }
-}
-
-// Whether k3s did not answer (down, stalled, overloaded): worth another
-// pass soon. Not a TLS failure, an answer too large or unreadable: those
-// last, and wait for the next trigger.
-bool unanswered(const kube::ApiError& e) {
-  switch (e.kind) {
-    case kube::ErrorKind::kTransport:
-    case kube::ErrorKind::kTimeout:
-      return true;
-    case kube::ErrorKind::kHttp:
-      return e.code == 429 || e.code >= 500;
-    default:
-      return false;
-  }
-}
-
 std::string date(std::optional<WallTime> t) {
   return t ? format_kube_time(*t) : std::string("unknown");
 }
@@ -101,7 +69,7 @@ struct IssuerRotation::Read {
   IssuerSecret decoded;
   std::vector<x509::Certificate> anchors;
   bool managed_elsewhere = false;
-  bool unanswered = false;  // k3s did not answer a read (unanswered())
+  bool unanswered = false;  // k3s did not answer a read (ApiError::unanswered())
 };
 
 IssuerRotation::IssuerRotation(asio::io_context& io, kube::KubeClient& cluster, const Clock& clock,
@@ -123,7 +91,7 @@ awaitable<IssuerRotation::Read> IssuerRotation::read() {
   const std::string roots_path = kube::object_path(kube::kConfigMaps, ns, kTrustRootsConfigMapName);
   auto roots = co_await cluster_.get(roots_path);
   if (!roots) {
-    r.unanswered = unanswered(roots.error());
+    r.unanswered = roots.error().unanswered();
     r.facts.unreadable = "cannot read ConfigMap " + ns + "/" +
                          std::string(kTrustRootsConfigMapName) + ": " +
                          kube::describe(roots.error());
@@ -150,7 +118,7 @@ awaitable<IssuerRotation::Read> IssuerRotation::read() {
   const std::string secret_path = kube::object_path(kube::kSecrets, ns, kIssuerSecretName);
   auto secret = co_await cluster_.get(secret_path);
   if (!secret) {
-    r.unanswered = unanswered(secret.error());
+    r.unanswered = secret.error().unanswered();
     r.facts.unreadable = "cannot read Secret " + ns + "/" + std::string(kIssuerSecretName) + ": " +
                          kube::describe(secret.error());
     co_return r;
@@ -390,7 +358,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
       } else if (written.error().conflict()) {
         conflict = true;
       } else {
-        if (unanswered(written.error())) result.k3s_unanswered = true;
+        if (written.error().unanswered()) result.k3s_unanswered = true;
         problems.push_back("cannot write ConfigMap " + ns + "/" +
                            std::string(kTrustRootsConfigMapName) + ": " +
                            kube::describe(written.error()));
@@ -577,8 +545,8 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
 
 void IssuerRotation::lost_answer(const kube::ApiError& error, const CertificateInfo& issuer,
                                  WallTime sent, std::string based_on, RotationResult& result) {
-  if (unanswered(error)) result.k3s_unanswered = true;
-  if (!may_have_taken(error)) return;
+  if (error.unanswered()) result.k3s_unanswered = true;
+  if (!error.may_have_taken()) return;
   // An earlier lost write this pass found is written over by this one (if
   // it took): the next pass looks for this one, and confirms its reload.
   lost_write_ = LostWrite{issuer.serial_hex, sent, std::move(based_on), {}};
@@ -639,7 +607,7 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
   if (stopped_) co_return ReloadOutcome::kFailed;  // nothing is written after a stop
   // Not answered: a restart now may land twice (k3s acting on what it
   // does not answer); the next pass reads again.
-  if (!current && unanswered(current.error())) co_return ReloadOutcome::kUnanswered;
+  if (!current && current.error().unanswered()) co_return ReloadOutcome::kUnanswered;
   if (current && restarted_since(*current, written_at, clock_.wall() + kClockTolerance)) {
     log_.info("identity-restart-found",
               "deploy/" + std::string(kIdentityDeploymentName) +
@@ -649,7 +617,7 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
   }
   auto patched = co_await cluster_.merge_patch(deployment, restart_patch(clock_.wall()));
   if (!patched) {
-    const bool lost = unanswered(patched.error());
+    const bool lost = patched.error().unanswered();
     log_.error("identity-restart-failed",
                "linkerd's identity controller did not confirm the new issuer, and restarting "
                "deploy/" +

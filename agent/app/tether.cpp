@@ -58,12 +58,15 @@ Tether::Tether(asio::io_context& io, const Clock& clock, Log& log, FirewallKeepe
       // after the session watched again (the wake-up on_state gives) need
       // not wait out its backoff either. Not at every renewal: a follower
       // failing on its own (a list slower than the deadline) would then
-      // retry in step with the heartbeat.
+      // retry in step with the heartbeat. Nor after a Lease the server
+      // answered with an error (a 409, a 503): the server was there, and
+      // on a link whose renewals alternate a follower would retry at
+      // every other heartbeat.
       if (std::exchange(lease_failed_, false))
         for (auto* follower : {issuer_follower_.get(), bundle_follower_.get()})
           if (follower) follower->server_back();
     } else {
-      lease_failed_ = true;
+      if (result.error().unreachable()) lease_failed_ = true;
       reflector_.lease_failed(result.error());
     }
   });

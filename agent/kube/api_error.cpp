@@ -50,6 +50,25 @@ bool ApiError::retryable() const {
   return false;
 }
 
+bool ApiError::reached() const {
+  return kind == ErrorKind::kHttp || kind == ErrorKind::kDecode || kind == ErrorKind::kTooLarge;
+}
+
+bool ApiError::unreachable() const {
+  return kind == ErrorKind::kTransport || kind == ErrorKind::kTimeout || kind == ErrorKind::kTls;
+}
+
+bool ApiError::unanswered() const {
+  if (kind == ErrorKind::kHttp) return code == 429 || code >= 500;
+  return kind == ErrorKind::kTransport || kind == ErrorKind::kTimeout;
+}
+
+bool ApiError::may_have_taken() const {
+  if (kind == ErrorKind::kHttp) return code >= 500;
+  return kind == ErrorKind::kTransport || kind == ErrorKind::kTimeout ||
+         kind == ErrorKind::kDecode || kind == ErrorKind::kTooLarge;
+}
+
 ApiError make_api_error(ErrorKind kind, std::string message) {
   return ApiError{kind, 0, {}, std::move(message), std::nullopt};
 }

@@ -37,6 +37,22 @@ struct ApiError {
   // Worth trying again later: the network, the server's load (429, 5xx) or
   // a bad answer may pass; a 403 or a 404 will not by itself.
   bool retryable() const;
+  // One question each, answered here for every caller (the table in
+  // api_error_test.cpp):
+  // An answer came back (an error status, a body that is not Kubernetes',
+  // one over its bound): the server, or what speaks for it, is there.
+  bool reached() const;
+  // The server was not reached: no connection, no answer in time, no
+  // handshake.
+  bool unreachable() const;
+  // No answer to act on: not reached in time, or "not now" (429, 5xx).
+  // Worth asking again soon. (Not TLS: a certificate is not mended by
+  // asking again within minutes.)
+  bool unanswered() const;
+  // A write's fate is unknown: its answer was lost (a connection dropped,
+  // a deadline, an unreadable answer) or the server could not say (a 5xx:
+  // kube-apiserver's 504 when etcd is slow).
+  bool may_have_taken() const;
   bool conflict() const { return kind == ErrorKind::kHttp && code == 409; }
   bool not_found() const { return kind == ErrorKind::kHttp && code == 404; }
   // 410 Gone / Expired: the resourceVersion is too old; list again. The

@@ -87,9 +87,7 @@ void Reflector::lease_renewed() {
 void Reflector::lease_failed(const ApiError& error) {
   // Only a failure to reach the server says anything about the connection:
   // a 409 or a 403 came from a server that is there.
-  const bool unreachable = error.kind == ErrorKind::kTransport ||
-                           error.kind == ErrorKind::kTimeout || error.kind == ErrorKind::kTls;
-  lease_result(unreachable ? LeaseOutcome::kUnreachable : LeaseOutcome::kAnswered);
+  lease_result(error.unreachable() ? LeaseOutcome::kUnreachable : LeaseOutcome::kAnswered);
 }
 
 void Reflector::server_back() {
@@ -116,8 +114,7 @@ void Reflector::failed(const SessionStep& step, const ApiError& error, bool open
   // drove a watch cut after every 200 at the session's pace (the node's
   // year, seed 119: 157 requests in ten minutes). (Not the session's
   // watching state: that begins when the list returns, before the 200.)
-  const bool answered = error.kind == ErrorKind::kHttp || error.kind == ErrorKind::kDecode ||
-                        error.kind == ErrorKind::kTooLarge || opened;
+  const bool answered = error.reached() || opened;
   session_.failed(step.id, retry_.now(),
                   SessionFailure{.retry_after = error.retry_after, .server_answered = answered},
                   retry_.random());

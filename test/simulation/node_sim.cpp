@@ -598,11 +598,13 @@ class World {
         break;
       case Kind::kLinkerdRefs:
         ++totals_.linkerd_changes;
+        // Only a change of the names moves the followers (a new list and
+        // watch); the same names written again leave them be.
+        if (issuer_ref_ != e.linkerd || bundle_ref_ != e.bundle) refs_at_ = now();
         issuer_ref_ = e.linkerd;
         bundle_ref_ = e.bundle;
         write_spec();
         linkerd_at_ = now();
-        refs_at_ = now();
         break;
       case Kind::kLinkerdObject:
         ++totals_.linkerd_changes;

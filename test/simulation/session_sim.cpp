@@ -363,9 +363,10 @@ class Simulation {
         const SessionStep& step = session().watch_opened(t.id, mono_);
         if (step.id == t.id && session().state() == SessionState::kWatching) {
           ch().watch_open = true;
-          // A reset after the 200: the stream breaks at once.
+          // A reset after the 200: the stream breaks at once. A watch
+          // that opened was answered (Reflector::failed's mapping).
           if (fault() == Fault::kResetAfterOk)
-            arm(50ms, Timer{Timer::kFailed, t.id});
+            arm(50ms, Timer{Timer::kFailed, t.id, true});
           else
             arm(kWatchTimeout, Timer{Timer::kWatchEnd, t.id});
         }
@@ -384,8 +385,11 @@ class Simulation {
       case Timer::kIdle:
         // Dead if it is still silent (a stall that ended before the
         // deadline left the stream flowing again).
+        // The watch had opened: answered, as the Reflector counts it.
         if (ch().watch_dead_since || fault() == Fault::kStalled)
-          input(session().failed(t.id, mono_, SessionFailure{}, unit()));
+          input(session().failed(
+              t.id, mono_, SessionFailure{.retry_after = std::nullopt, .server_answered = true},
+              unit()));
         return;
       case Timer::kFailed:
         if (t.answered && t.retry_after > Duration::zero() && cur_ == 0) {
@@ -512,7 +516,7 @@ class Simulation {
       case Fault::kReset:
       case Fault::kResetAfterOk:
         ch().watch_open = false;
-        arm(0ms, Timer{Timer::kFailed, id});
+        arm(0ms, Timer{Timer::kFailed, id, true});  // cut after its 200: answered
         return;
       case Fault::kStalled:
         arm(kWatchIdle, Timer{Timer::kIdle, id});

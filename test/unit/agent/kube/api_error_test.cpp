@@ -1,5 +1,7 @@
 #include "agent/kube/api_error.h"
 
+#include <string>
+
 #include <gtest/gtest.h>
 
 namespace tetherd::kube {
@@ -94,6 +96,47 @@ TEST(ApiErrorTest, TransportErrorsAreRetryableInvalidRequestsAreNot) {
   EXPECT_TRUE((ApiError{ErrorKind::kTimeout, 0, {}, "x", {}}).retryable());
   EXPECT_TRUE((ApiError{ErrorKind::kTls, 0, {}, "x", {}}).retryable());
   EXPECT_FALSE((ApiError{ErrorKind::kInvalid, 0, {}, "x", {}}).retryable());
+}
+
+// Each question about an error, for every kind and the codes that differ:
+// the one table the Reflector, the Lease, the Tether's followers and the
+// issuer's retry and lost-write memory read.
+TEST(ApiErrorTest, EachQuestionHasOneAnswerPerKindAndCode) {
+  struct Row {
+    ErrorKind kind;
+    unsigned code;
+    bool retryable, reached, unreachable, unanswered, may_have_taken;
+  };
+  // clang-format off
+  const Row rows[] = {
+      // kind               code  retryable reached unreachable unanswered may_have_taken
+      {ErrorKind::kTransport,   0,  true,      false,  true,       true,      true},
+      {ErrorKind::kTimeout,     0,  true,      false,  true,       true,      true},
+      {ErrorKind::kTls,         0,  true,      false,  true,       false,     false},
+      {ErrorKind::kDecode,      0,  true,      true,   false,      false,     true},
+      {ErrorKind::kTooLarge,    0,  true,      true,   false,      false,     true},
+      {ErrorKind::kInvalid,     0,  false,     false,  false,      false,     false},
+      {ErrorKind::kHttp,      400,  false,     true,   false,      false,     false},
+      {ErrorKind::kHttp,      403,  false,     true,   false,      false,     false},
+      {ErrorKind::kHttp,      404,  false,     true,   false,      false,     false},
+      {ErrorKind::kHttp,      409,  false,     true,   false,      false,     false},
+      {ErrorKind::kHttp,      410,  false,     true,   false,      false,     false},
+      {ErrorKind::kHttp,      429,  true,      true,   false,      true,      false},
+      {ErrorKind::kHttp,      500,  true,      true,   false,      true,      true},
+      {ErrorKind::kHttp,      503,  true,      true,   false,      true,      true},
+      {ErrorKind::kHttp,      504,  true,      true,   false,      true,      true},
+  };
+  // clang-format on
+  for (const Row& row : rows) {
+    const ApiError e{row.kind, row.code, {}, "x", {}};
+    SCOPED_TRACE(std::string(to_string(row.kind)) + " " + std::to_string(row.code));
+    EXPECT_EQ(e.retryable(), row.retryable);
+    EXPECT_EQ(e.reached(), row.reached);
+    EXPECT_EQ(e.unreachable(), row.unreachable);
+    EXPECT_EQ(e.unanswered(), row.unanswered);
+    EXPECT_EQ(e.may_have_taken(), row.may_have_taken);
+    EXPECT_FALSE(e.reached() && e.unreachable()) << "reached and not reached at once";
+  }
 }
 
 }  // namespace
