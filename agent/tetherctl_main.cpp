@@ -268,29 +268,30 @@ int certs(const Options& o, bool rotate) {
   }
   const ClockWitness witness = hear_control_plane(io, clock, config);
   rotation.use_clock_witness([&] { return witness.error(clock.wall(), clock.boottime()); });
-  RotationResult result = run_on(io, rotation.run(RotationTrigger::kManual, true));
-  if (o.json) {
-    print_json(rotation_to_json(result));
-  } else {
-    std::fputs(render_rotation(result).c_str(), stdout);
-  }
+  const RotationResult result = run_on(io, rotation.run(RotationTrigger::kManual, true));
+  // With -o json one document, printed once both passes are known.
+  boost::json::object document = rotation_to_json(result);
+  if (!o.json) std::fputs(render_rotation(result).c_str(), stdout);
+  bool written = result.rotated;
   WallTime written_at = result.written_at;
-  if (!result.rotated && result.answer_lost) {
+  if (!written && result.answer_lost) {
     // The write may have taken (k3s stalled past the deadline, the
     // connection dropped): one more pass looks (its force spent if it
     // finds it), and writes again if not.
     const RotationResult looked = run_on(io, rotation.run(RotationTrigger::kManual, true));
+    document["lookedAgain"] = rotation_to_json(looked);
     if (looked.found_written || looked.rotated) {
+      written = true;
       written_at = looked.found_written.value_or(looked.written_at);
       if (!o.json)
         std::fputs(looked.found_written
                        ? "its answer was lost, but the new issuer is in the Secret\n"
                        : "written again: the new issuer is in the Secret\n",
                    stdout);
-      result.rotated = true;
     }
   }
-  if (!result.rotated)
+  if (o.json) print_json(document);
+  if (!written)
     return result.before.verdict.issuer == IssuerState::kUnreadable ? kExitError : kExitProblem;
   if (!o.json) std::fputs("waiting for linkerd-identity to load it...\n", stdout);
   std::fflush(stdout);

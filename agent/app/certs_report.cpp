@@ -53,6 +53,10 @@ json::object rotation_to_json(const RotationResult& r) {
                  {"conflicts", r.conflicts}};
   if (r.issued) o["issued"] = certificate_json(*r.issued);
   if (!r.error.empty()) o["error"] = r.error;
+  // A write whose answer was lost (it may have taken), and one such write
+  // found in the Secret by this pass.
+  if (r.answer_lost) o["answerLost"] = true;
+  if (r.found_written) o["foundWritten"] = format_kube_time(*r.found_written);
   return o;
 }
 

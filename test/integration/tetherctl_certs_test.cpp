@@ -181,12 +181,19 @@ TEST_F(TetherctlCerts, RotateWritesANewIssuerAndWaitsForTheIdentityController) {
 // k3s takes the PUT and its answer is lost (cut mid-body): tetherctl looks
 // again before saying it failed, finds the issuer it wrote, and waits for
 // the identity controller as after a write answered.
-TEST_F(TetherctlCerts, RotateWhoseAnswerWasLostLooksAndFindsItsIssuer) {
+// `certs rotate` (with `extra` arguments) whose PUT takes but whose answer
+// is lost; the identity controller loads the new issuer once it is in.
+class TetherctlCertsLostAnswer : public TetherctlCerts,
+                                 public ::testing::WithParamInterface<bool> {};
+
+TEST_P(TetherctlCertsLostAnswer, RotateLooksAgainAndFindsItsIssuer) {
+  const bool as_json = GetParam();
   install_issuer(-1h, 8760h);
   server_->misbehave({.what = test::Misbehaviour::kDropMidStream,
                       .path_contains = "/secrets/" + std::string(kIssuerSecretName),
                       .method = "PUT"});
-  auto p = start({"certs", "rotate"});
+  auto p = start(as_json ? std::vector<std::string>{"certs", "rotate", "-o", "json"}
+                         : std::vector<std::string>{"certs", "rotate"});
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   auto stored = [&] { return decode_issuer_secret(*server_->get(kSecret)); };
   while (stored()->cert_pem == issuer_.cert_pem && std::chrono::steady_clock::now() < deadline)
@@ -195,15 +202,32 @@ TEST_F(TetherctlCerts, RotateWhoseAnswerWasLostLooksAndFindsItsIssuer) {
   identity_controller_says_updated();
   const int code = p->wait(20s);
   EXPECT_EQ(code, 0) << p->out() << p->err();
-  EXPECT_NE(p->out().find("its answer was lost, but the new issuer is in the Secret"),
-            std::string::npos)
-      << p->out();
+  if (as_json) {
+    // One document: the first pass, and the pass that looked again.
+    boost::system::error_code ec;
+    const auto doc = boost::json::parse(p->out(), ec);
+    ASSERT_FALSE(ec) << p->out();
+    const auto& first = doc.as_object();
+    EXPECT_EQ(first.at("rotated"), false) << p->out();
+    EXPECT_EQ(first.at("answerLost"), true) << p->out();
+    const auto* again = first.if_contains("lookedAgain");
+    ASSERT_TRUE(again && again->is_object()) << p->out();
+    EXPECT_TRUE(again->as_object().contains("foundWritten")) << p->out();
+    EXPECT_EQ(again->as_object().at("rotated"), false) << "found, not minted again";
+  } else {
+    EXPECT_NE(p->out().find("its answer was lost, but the new issuer is in the Secret"),
+              std::string::npos)
+        << p->out();
+  }
   EXPECT_NE(p->err().find("loaded the new issuer"), std::string::npos) << p->err();
   std::size_t puts = 0;
   for (const auto& r : server_->requests())
     puts += r.method == "PUT";
   EXPECT_EQ(puts, 1u) << "nothing minted twice";
 }
+
+INSTANTIATE_TEST_SUITE_P(TableAndJson, TetherctlCertsLostAnswer, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Json" : "Table"; });
 
 TEST_F(TetherctlCerts, RotateRefusesAnAnchorKeyOthersCanRead) {
   install_issuer(-8760h, -1h);

@@ -655,6 +655,77 @@ TEST_F(IssuerRotationTest, APassK3sDidNotAnswerIsTriedAgainSoon) {
   EXPECT_EQ(secret_writes(), 1u);
 }
 
+// The restart k3s did not answer (a 503 on the PATCH): the retry's pass
+// finds the issuer written in the Secret, as a lost write's, and makes sure
+// of the reload again; it mints nothing more.
+TEST_F(IssuerRotationTest, ARestartK3sDidNotAnswerIsMadeByTheRetry) {
+  install(issuer(-8760h, -1h));
+  server_->misbehave({.what = Misbehaviour::kStatus503,
+                      .path_contains = "/deployments/" + std::string(kIdentityDeploymentName),
+                      .method = "PATCH"});
+  IssuerRotationTiming timing{.confirm_timeout = 0s};
+  timing.retry = {.base = 10ms, .cap = 40ms};
+  IssuerRotation& keeper = rotation(timing);
+  ASSERT_NO_FATAL_FAILURE(
+      request_until_logged(keeper, "identity-restarted", RotationTrigger::kPeriodic));
+  on_loop([&] {
+    ASSERT_EQ(results_.size(), 2u);
+    EXPECT_TRUE(results_[0].rotated) << results_[0].error;
+    EXPECT_EQ(results_[1].trigger, RotationTrigger::kRetry);
+    EXPECT_FALSE(results_[1].rotated) << "the issuer written stands";
+    EXPECT_TRUE(results_[1].found_written);
+    EXPECT_EQ(log_.with_event("identity-restart-failed").size(), 1u);
+    EXPECT_EQ(log_.with_event("identity-restarted").size(), 1u);
+    EXPECT_EQ(keeper.retries(), 0u);
+    keeper.stop();
+  });
+  EXPECT_EQ(secret_writes(), 1u);
+  std::size_t patches = 0;
+  for (const auto& r : server_->requests())
+    patches += r.method == "PATCH";
+  EXPECT_EQ(patches, 2u) << "the one k3s did not answer, then the one it did";
+}
+
+// Stopped while the Deployment is read (k3s slow to answer, its answer
+// dripping for seconds): the stop cuts the read, the pass ends at once
+// (within the test's deadline, not the drip's), and nothing is restarted.
+TEST_F(IssuerRotationTest, AStopWhileTheDeploymentIsReadEndsThePassAndRestartsNothing) {
+  install(issuer(-8760h, -1h));
+  server_->misbehave({.what = Misbehaviour::kDrip,
+                      .path_contains = "/deployments/" + std::string(kIdentityDeploymentName),
+                      .method = "GET",
+                      .drip_interval = 50ms});
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  on_loop([&] {
+    keeper.on_result([this](const RotationResult& r) { results_.push_back(r); });
+    keeper.request(RotationTrigger::kPeriodic);
+  });
+  const auto deployment_read = [&] {
+    for (const auto& r : server_->requests())
+      if (r.method == "GET" && r.target.find("/deployments/") != std::string::npos) return true;
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  while (!deployment_read()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the Deployment was not read";
+    server_->wait_for_requests(server_->requests().size() + 1, 100ms);
+  }
+  // Its answer drips for longer than the deadline (50 ms a byte): stopped
+  // meanwhile.
+  on_loop([&] { keeper.stop(); });
+  for (bool busy = true; busy; std::this_thread::yield()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the pass did not end";
+    on_loop([&] { busy = keeper.busy(); });
+  }
+  on_loop([&] {
+    ASSERT_EQ(results_.size(), 1u);
+    EXPECT_TRUE(results_[0].rotated) << results_[0].error;
+  });
+  for (const auto& r : server_->requests())
+    EXPECT_NE(r.method, "PATCH") << "restarted after the stop: " << r.target;
+  EXPECT_TRUE(log_.with_event("identity-restarted").empty());
+}
+
 // A pass k3s refused for its own reasons (no Secret: a 404) is not tried
 // again before the caller's next one: it would not get better.
 TEST_F(IssuerRotationTest, APassK3sAnsweredIsNotRetried) {
