@@ -543,8 +543,13 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     kube::WatchOptions options;
     options.resource_version = resource_version(*got);
     options.field_selector = "metadata.name=" + name;
-    options.timeout =
-        std::clamp<std::chrono::seconds>(left, std::chrono::seconds(1), timing_.watch_timeout);
+    // Drawn between the timeout and twice it, as a Reflector's: nodes
+    // whose renewals began together (a cloud back after an outage) do not
+    // all end their watches and read again together.
+    const auto drawn = std::chrono::seconds(static_cast<std::chrono::seconds::rep>(
+        static_cast<double>(timing_.watch_timeout.count()) * (1.0 + timing_.random())));
+    options.timeout = std::clamp<std::chrono::seconds>(left, std::chrono::seconds(1),
+                                                       std::max(drawn, std::chrono::seconds(1)));
     const MonoTime began = clock_.monotonic();
     auto end = co_await kube.watch(kCsrCollection, options, [&](const kube::WatchEvent& e) {
       if (seen || e.type == kube::WatchEventType::kBookmark) return;

@@ -96,7 +96,8 @@ struct RenewalTiming {
   // The longest wait between two looks at the wall clock: a resume whose
   // signal was lost is noticed this late at most.
   Duration recheck = std::chrono::minutes(10);
-  // Each watch of the CSR; then it is read again and watched anew.
+  // Each watch of the CSR asks for between this and twice it (drawn with
+  // `random`); then the CSR is read again and watched anew.
   std::chrono::seconds watch_timeout{300};
   kube::ClientLimits limits;
 };

@@ -515,6 +515,23 @@ TEST_F(Renewal, AWrongClockRenewsOnceThenHoldsUntilItIsSynchronized) {
 // at once) ends the attempt at once: the pause is the loop's timer, which
 // stop() cancels, not one of its own that a stop cannot cut (the attempt's
 // frame outlived the renewal, a use after free under ASan).
+// The request's watch asks for a timeout drawn between watch_timeout and
+// twice it (the test draws 0.5: 300 s becomes 450 s), as a Reflector's:
+// nodes whose renewals began together do not read again together.
+TEST_F(Renewal, TheRequestsWatchAsksForADrawnTimeout) {
+  enrolled(81h, 100h);
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  ASSERT_TRUE(pump([&] { return server_->open_watches() == 1; })) << "the request is watched";
+  std::vector<std::string> watches;
+  for (const auto& r : server_->requests())
+    if (r.watch) watches.push_back(r.target);
+  ASSERT_EQ(watches.size(), 1u);
+  EXPECT_NE(watches[0].find("timeoutSeconds=450"), std::string::npos) << watches[0];
+  renewal_->stop();
+  EXPECT_TRUE(pump([&] { return renewal_->finished(); }));
+}
+
 TEST_F(Renewal, AStopDuringThePauseBetweenWatchesEndsTheAttempt) {
   enrolled(81h, 100h);
   start(config());
