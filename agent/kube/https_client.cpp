@@ -545,10 +545,22 @@ awaitable<ApiResult<HttpResponse>> send_on(std::shared_ptr<State> s, HttpRequest
 }
 
 awaitable<ApiResult<void>> stream_on(std::shared_ptr<State> s, HttpRequest request, Duration idle,
-                                     HttpsClient::BodySink sink, std::function<void()> on_open) {
+                                     HttpsClient::BodySink sink, std::function<void()> on_open,
+                                     HttpsClient::Cut on_cut) {
   auto fresh = co_await connect(s);
   if (!fresh) co_return fresh.error();
   auto c = std::move(*fresh);
+  // The owner's cut closes this connection while the stream runs, and
+  // nothing after (the flag falls with this frame).
+  auto running = std::make_shared<bool>(true);
+  struct Over {
+    std::shared_ptr<bool> running;
+    ~Over() { *running = false; }
+  } over{running};
+  if (on_cut)
+    on_cut([running, raw = c.get()] {
+      if (*running) raw->close();
+    });
   const auto& limits = s->limits;
   const auto message = make_message(request, *s);
   c->tcp().expires_after(limits.write_timeout);
@@ -629,10 +641,23 @@ awaitable<ApiResult<void>> not_in_process(std::string server) {
 
 awaitable<ApiResult<void>> stream_in_process(std::shared_ptr<State> s, HttpRequest request,
                                              Duration idle, HttpsClient::BodySink sink,
-                                             std::function<void()> on_open) {
+                                             std::function<void()> on_open,
+                                             HttpsClient::Cut owner_cut) {
   if (s->closed) co_return disconnected(*s);
   const std::uint64_t id = ++s->watches_in_process;
   std::weak_ptr<State> weak = s;
+  // The owner's cut is this watch's alone: told once, as disconnect_all()
+  // tells it.
+  if (owner_cut)
+    owner_cut([weak, id] {
+      auto state = weak.lock();
+      if (!state) return;
+      auto it = state->cuts.find(id);
+      if (it == state->cuts.end()) return;
+      auto cut = std::move(it->second);
+      state->cuts.erase(it);
+      if (cut) cut();
+    });
   HttpsClient::Cut on_cut = [weak, id](std::function<void()> cut) {
     if (auto state = weak.lock()) state->cuts[id] = std::move(cut);
   };
@@ -644,11 +669,13 @@ awaitable<ApiResult<void>> stream_in_process(std::shared_ptr<State> s, HttpReque
 }  // namespace
 
 awaitable<ApiResult<void>> HttpsClient::stream(HttpRequest request, Duration idle, BodySink sink,
-                                               std::function<void()> on_open) {
+                                               std::function<void()> on_open, Cut on_cut) {
   if (state_->watch_exchange)
-    return stream_in_process(state_, std::move(request), idle, std::move(sink), std::move(on_open));
+    return stream_in_process(state_, std::move(request), idle, std::move(sink), std::move(on_open),
+                             std::move(on_cut));
   if (state_->exchange) return not_in_process(state_->server);
-  return stream_on(state_, std::move(request), idle, std::move(sink), std::move(on_open));
+  return stream_on(state_, std::move(request), idle, std::move(sink), std::move(on_open),
+                   std::move(on_cut));
 }
 
 }  // namespace tetherd::kube

@@ -134,8 +134,13 @@ class HttpsClient {
   // is an error decoded from its Status body. A stream that completes no unit
   // within `idle` is dead: silent and dripping servers alike.
   // `on_open` hears the 200: the server has accepted the stream.
+  // `on_cut`, when given, is called once the stream has a connection, with
+  // a function that ends this stream alone (as a cut socket: a transport
+  // error) and does nothing once the stream is over: for the owner of one
+  // stream on a client others share, which disconnect_all() would cut too.
   boost::asio::awaitable<ApiResult<void>> stream(HttpRequest request, Duration idle, BodySink sink,
-                                                 std::function<void()> on_open = {});
+                                                 std::function<void()> on_open = {},
+                                                 Cut on_cut = {});
 
   // Closes every connection now, idle and busy; what was in flight ends
   // with a transport error. For a resume from suspend: the old sockets are

@@ -141,7 +141,8 @@ awaitable<ApiResult<json::object>> KubeClient::merge_patch(std::string path, jso
 
 awaitable<ApiResult<WatchEnd>> KubeClient::watch(std::string collection, WatchOptions options,
                                                  EventHandler on_event,
-                                                 std::function<void()> on_open) {
+                                                 std::function<void()> on_open,
+                                                 HttpsClient::Cut on_cut) {
   std::string target = collection + "?watch=true";
   if (!options.resource_version.empty())
     target += "&resourceVersion=" + query_escape(options.resource_version);
@@ -182,8 +183,8 @@ awaitable<ApiResult<WatchEnd>> KubeClient::watch(std::string collection, WatchOp
   };
 
   HttpRequest request{http::verb::get, target, {}, {}};
-  auto streamed =
-      co_await http_.stream(std::move(request), options.idle, std::move(sink), std::move(on_open));
+  auto streamed = co_await http_.stream(std::move(request), options.idle, std::move(sink),
+                                        std::move(on_open), std::move(on_cut));
   if (end.expired) co_return end;
   if (failure) co_return *failure;
   if (!streamed) {

@@ -94,9 +94,11 @@ class KubeClient {
   // move the resourceVersion); ERROR events other than 410 end the watch
   // with their Status as the error.
   // `on_open` hears that the server accepted the watch, before any event.
+  // `on_cut`: HttpsClient::stream's, to end this watch alone.
   boost::asio::awaitable<ApiResult<WatchEnd>> watch(std::string collection, WatchOptions options,
                                                     EventHandler on_event,
-                                                    std::function<void()> on_open = {});
+                                                    std::function<void()> on_open = {},
+                                                    HttpsClient::Cut on_cut = {});
 
   HttpsClient& http() { return http_; }
 

@@ -1,6 +1,7 @@
 #include "agent/kube/reflector.h"
 
 #include <memory>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -60,10 +61,13 @@ void Reflector::stop(bool close_connections) {
   const auto step = session_.step().id;
   session_.stop();
   if (close_connections) return after_outside_input(state, step);
-  // A request in flight on a client shared with others ends by itself (a
-  // watch at its timeout); its outcome is not current, and dropped.
+  // A list in flight on a client shared with others ends by itself; its
+  // outcome is not current, and dropped. A watch is cut alone: it would
+  // otherwise stay open until its timeout, or for as long as a proxy that
+  // ignores timeoutSeconds keeps it.
   report_state(state);
   if (wake_timer_) wake_timer_->cancel();
+  if (auto cut = std::exchange(cut_watch_, nullptr)) cut();
 }
 
 void Reflector::resumed() {
@@ -161,8 +165,16 @@ awaitable<void> Reflector::watch(SessionStep step) {
     session_.watch_opened(step.id, retry_.now());
     report_state(before);
   };
+  // Named, not a temporary in the co_await: GCC 12 destroys such a
+  // temporary twice.
+  HttpsClient::Cut on_cut = [this, step](std::function<void()> cut) {
+    // Stopped while it connected: ended at once.
+    if (!current(step)) return cut();
+    cut_watch_ = std::move(cut);
+  };
   auto watched = co_await client_.watch(collection_, std::move(options), std::move(on_event),
-                                        std::move(on_open));
+                                        std::move(on_open), std::move(on_cut));
+  cut_watch_ = nullptr;
   if (!current(step)) co_return;
   if (!watched) {
     failed(step, watched.error(), *opened);

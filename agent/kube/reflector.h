@@ -9,6 +9,7 @@
 // The decisions are core/tether_session.h's pure state machine; the
 // Reflector carries out its steps and reports what happened.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -98,6 +99,7 @@ class Reflector {
   ReflectorHandler& handler_;
   TetherSession session_;
   std::optional<boost::asio::steady_timer> wake_timer_;  // made in run(), on its executor
+  std::function<void()> cut_watch_;                      // ends the watch under way alone (stop())
   ReflectorStats stats_;
 };
 

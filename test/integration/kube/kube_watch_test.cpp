@@ -287,6 +287,39 @@ TEST_F(ReflectorTest, ResumeAndStopCutALongBackoffShort) {
   stop(reflector, *http, running);  // within the deadline, not ten minutes
 }
 
+// Two Reflectors on one client (the followers of spec.linkerd's objects
+// share theirs): one stopped without closing the client's connections, so
+// as not to cut the other's watch, still ends its own watch at once, not
+// at its timeoutSeconds (or never, behind a proxy that ignores it). The
+// other's watch goes on.
+TEST_F(ReflectorTest, AStopOnASharedClientCutsItsOwnWatchAlone) {
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  Mailbox mail_a;
+  Mailbox mail_b;
+  RecordingHandler handler_a(mail_a);
+  RecordingHandler handler_b(mail_b);
+  kube::Reflector a(kube, kEdgeNodes, kMine, {}, kube::default_retry_context(clock_), handler_a);
+  kube::Reflector b(kube, kEdgeNodes, kMine, {}, kube::default_retry_context(clock_), handler_b);
+  auto running_a = start(run_reflector(a));
+  auto running_b = start(run_reflector(b));
+  ASSERT_TRUE(server_->wait_for_watches(2, kDeadline));
+  on_client_thread([&] { a.stop(/*close_connections=*/false); });
+  EXPECT_TRUE(finish(running_a)) << "its run ends with its watch";
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  while (server_->open_watches() != 1) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << server_->open_watches() << " watches open: the stopped one's is not cut";
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  auto node = *server_->get(kNodeA);
+  node["spec"] = {{"firewall", {{"allowedSources", {"198.51.100.0/24"}}}}};
+  const auto rv = rv_of(server_->update(kNodeA, node));
+  EXPECT_NE(mail_b.wait_for_prefix("MODIFIED " + rv), "") << "the other's watch goes on";
+  stop(b, *http, running_b);
+  EXPECT_EQ(b.stats().watches, 1u) << "not cut, not watched anew";
+}
+
 struct WatchFault {
   const char* name;
   MisbehaviourSpec spec;
