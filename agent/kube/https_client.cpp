@@ -647,7 +647,8 @@ awaitable<ApiResult<void>> stream_in_process(std::shared_ptr<State> s, HttpReque
   const std::uint64_t id = ++s->watches_in_process;
   std::weak_ptr<State> weak = s;
   // The owner's cut is this watch's alone: told once, as disconnect_all()
-  // tells it.
+  // tells it. (The in-process watch registers its cut before it first
+  // suspends, as the simulations' do; a cut before that would be lost.)
   if (owner_cut)
     owner_cut([weak, id] {
       auto state = weak.lock();

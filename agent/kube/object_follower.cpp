@@ -26,8 +26,8 @@ ObjectFollower::ObjectFollower(KubeClient& client, std::string collection, std::
 void ObjectFollower::stop() {
   stopped_ = true;
   // The client is the other follower's too (Tether::follow_objects_with):
-  // closing its connections would cut that one's watch. A watch in flight
-  // ends at its timeout, or when the Tether closes the client.
+  // closing its connections would cut that one's watch. This one's watch
+  // is cut alone (Reflector::stop); a list in flight ends by itself.
   reflector_.stop(/*close_connections=*/false);
 }
 

@@ -168,7 +168,8 @@ awaitable<void> Reflector::watch(SessionStep step) {
   // Named, not a temporary in the co_await: GCC 12 destroys such a
   // temporary twice.
   HttpsClient::Cut on_cut = [this, step](std::function<void()> cut) {
-    // Stopped while it connected: ended at once.
+    // Stopped while it connected: ended as soon as it has its connection
+    // (the cut comes with it).
     if (!current(step)) return cut();
     cut_watch_ = std::move(cut);
   };

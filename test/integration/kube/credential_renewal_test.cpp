@@ -511,10 +511,6 @@ TEST_F(Renewal, AWrongClockRenewsOnceThenHoldsUntilItIsSynchronized) {
   EXPECT_EQ(csrs().size(), 2u);
 }
 
-// A stop while the wait pauses between two watches (the server ended one
-// at once) ends the attempt at once: the pause is the loop's timer, which
-// stop() cancels, not one of its own that a stop cannot cut (the attempt's
-// frame outlived the renewal, a use after free under ASan).
 // The request's watch asks for a timeout drawn between watch_timeout and
 // twice it (the test draws 0.5: 300 s becomes 450 s), as a Reflector's:
 // nodes whose renewals began together do not read again together.
@@ -532,6 +528,10 @@ TEST_F(Renewal, TheRequestsWatchAsksForADrawnTimeout) {
   EXPECT_TRUE(pump([&] { return renewal_->finished(); }));
 }
 
+// A stop while the wait pauses between two watches (the server ended one
+// at once) ends the attempt at once: the pause is the loop's timer, which
+// stop() cancels, not one of its own that a stop cannot cut (the attempt's
+// frame outlived the renewal, a use after free under ASan).
 TEST_F(Renewal, AStopDuringThePauseBetweenWatchesEndsTheAttempt) {
   enrolled(81h, 100h);
   start(config());

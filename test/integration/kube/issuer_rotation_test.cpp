@@ -724,6 +724,10 @@ TEST_F(IssuerRotationTest, AStopWhileTheDeploymentIsReadEndsThePassAndRestartsNo
   for (const auto& r : server_->requests())
     EXPECT_NE(r.method, "PATCH") << "restarted after the stop: " << r.target;
   EXPECT_TRUE(log_.with_event("identity-restarted").empty());
+  on_loop([&] {
+    EXPECT_EQ(keeper.retries(), 0u) << "no retry armed after a stop";
+    EXPECT_TRUE(log_.with_event("identity-restart-failed").empty());
+  });
 }
 
 // A pass k3s refused for its own reasons (no Secret: a 404) is not tried

@@ -116,6 +116,7 @@ TEST(ApiErrorTest, EachQuestionHasOneAnswerPerKindAndCode) {
       {ErrorKind::kDecode,      0,  true,      true,   false,      false,     true},
       {ErrorKind::kTooLarge,    0,  true,      true,   false,      false,     true},
       {ErrorKind::kInvalid,     0,  false,     false,  false,      false,     false},
+      {ErrorKind::kHttp,        0,  false,     true,   false,      false,     false},  // an ERROR event without a code
       {ErrorKind::kHttp,      400,  false,     true,   false,      false,     false},
       {ErrorKind::kHttp,      403,  false,     true,   false,      false,     false},
       {ErrorKind::kHttp,      404,  false,     true,   false,      false,     false},
