@@ -147,6 +147,13 @@ class IssuerRotationTest : public KubeTest {
     rotation_ = std::make_unique<IssuerRotation>(io_, *kube_, clock_, log_, config_, timing);
     return *rotation_;
   }
+  // No wait for the controller's Event, and a retry after milliseconds
+  // (the daemon's is 30 s to 5 minutes).
+  IssuerRotation& rotation_retrying_fast() {
+    IssuerRotationTiming timing{.confirm_timeout = std::chrono::seconds(0)};
+    timing.retry = {.base = std::chrono::milliseconds(10), .cap = std::chrono::milliseconds(40)};
+    return rotation(timing);
+  }
 
   // A daemon whose start finds the issuer valid for two hours more; after
   // `event`, a pass with `trigger` finds it expired and rotates.
@@ -633,9 +640,7 @@ TEST_F(IssuerRotationTest, APassK3sDidNotAnswerIsTriedAgainSoon) {
   server_->misbehave({.what = Misbehaviour::kStatus503,
                       .times = 3,
                       .path_contains = "/secrets/" + std::string(kIssuerSecretName)});
-  IssuerRotationTiming timing{.confirm_timeout = 0s};
-  timing.retry = {.base = 10ms, .cap = 40ms};
-  IssuerRotation& keeper = rotation(timing);
+  IssuerRotation& keeper = rotation_retrying_fast();
   ASSERT_NO_FATAL_FAILURE(
       request_until_logged(keeper, "identity-restarted", RotationTrigger::kPeriodic));
   on_loop([&] {
@@ -663,9 +668,7 @@ TEST_F(IssuerRotationTest, ARestartK3sDidNotAnswerIsMadeByTheRetry) {
   server_->misbehave({.what = Misbehaviour::kStatus503,
                       .path_contains = "/deployments/" + std::string(kIdentityDeploymentName),
                       .method = "PATCH"});
-  IssuerRotationTiming timing{.confirm_timeout = 0s};
-  timing.retry = {.base = 10ms, .cap = 40ms};
-  IssuerRotation& keeper = rotation(timing);
+  IssuerRotation& keeper = rotation_retrying_fast();
   ASSERT_NO_FATAL_FAILURE(
       request_until_logged(keeper, "identity-restarted", RotationTrigger::kPeriodic));
   on_loop([&] {
