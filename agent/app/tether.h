@@ -210,8 +210,9 @@ class Tether final : private kube::ReflectorHandler {
   // Expires with this object: a callback from the firewall's worker that
   // comes after it checks.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
-  bool lease_failed_ =
-      false;  // a Lease renewal failed to reach the server since the last one that worked
+  // A Lease renewal failed to reach the server since the last one that
+  // worked (the followers' wake-up).
+  bool lease_failed_ = false;
   TetherStats stats_;
   std::unique_ptr<kube::HttpsClient> objects_http_;
   std::unique_ptr<kube::KubeClient> objects_client_;

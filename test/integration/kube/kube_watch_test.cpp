@@ -306,12 +306,8 @@ TEST_F(ReflectorTest, AStopOnASharedClientCutsItsOwnWatchAlone) {
   ASSERT_TRUE(server_->wait_for_watches(2, kDeadline));
   on_client_thread([&] { a.stop(/*close_connections=*/false); });
   EXPECT_TRUE(finish(running_a)) << "its run ends with its watch";
-  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-  while (server_->open_watches() != 1) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
-        << server_->open_watches() << " watches open: the stopped one's is not cut";
-    std::this_thread::sleep_for(milliseconds(5));
-  }
+  ASSERT_TRUE(server_->wait_for_watches_at_most(1, kDeadline))
+      << server_->open_watches() << " watches open: the stopped one's is not cut";
   auto node = *server_->get(kNodeA);
   node["spec"] = {{"firewall", {{"allowedSources", {"198.51.100.0/24"}}}}};
   const auto rv = rv_of(server_->update(kNodeA, node));

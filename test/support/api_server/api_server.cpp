@@ -323,8 +323,11 @@ bool ApiServer::wait_for_requests(std::size_t n, std::chrono::milliseconds timeo
       timeout, [n](const apiserver::Observations& o) { return o.request_count_locked() >= n; });
 }
 bool ApiServer::wait_for_no_watches(std::chrono::milliseconds timeout) const {
+  return wait_for_watches_at_most(0, timeout);
+}
+bool ApiServer::wait_for_watches_at_most(std::size_t n, std::chrono::milliseconds timeout) const {
   return impl_->core.observations.wait(
-      timeout, [](const apiserver::Observations& o) { return o.open_watches_locked() == 0; });
+      timeout, [n](const apiserver::Observations& o) { return o.open_watches_locked() <= n; });
 }
 
 }  // namespace tetherd::test

@@ -277,6 +277,8 @@ class ApiServer {
   bool wait_for_watch_starts(std::size_t n, std::chrono::milliseconds timeout) const;
   bool wait_for_requests(std::size_t n, std::chrono::milliseconds timeout) const;
   bool wait_for_no_watches(std::chrono::milliseconds timeout) const;
+  // Until at most `n` watches are open (one of them ended or was cut).
+  bool wait_for_watches_at_most(std::size_t n, std::chrono::milliseconds timeout) const;
 
   struct Impl;
 
