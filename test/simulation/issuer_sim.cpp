@@ -361,10 +361,12 @@ class World {
         if (end) {
           auto& spells = e.writes_only ? write_slow_ : slow_;
           spells.erase(spells.find(e.answer));
+          commits_late_ -= e.commits_late;
           // k3s answers in time again: fixable from now.
           if (e.answer > kReadTimeout && !stalled()) since_ = now();
         } else {
           (e.writes_only ? write_slow_ : slow_).insert(e.answer);
+          commits_late_ += e.commits_late;
         }
         break;
       case Kind::kAnchor:
@@ -431,15 +433,31 @@ class World {
           json::object{{"example.com/touched", std::to_string(totals_.requests)}};
       call("PUT", kSecretPath, json::serialize(secret));
     }
-    api::Response a = call(method, r.target, std::move(r.body), r.content_type);
-    if (path == kSecretPath && method != "GET") {
-      if (a.status == 200) written();
-      if (a.status == 409) ++totals_.conflicts;
+    // etcd's fsync stalled: the write commits when its answer would come,
+    // after the client has given up on it (and maybe written again), or
+    // never, if k3s goes down first. Its precondition (the resourceVersion
+    // sent) is judged then.
+    const bool deferred = method != "GET" && commits_late_ > 0 && stalled();
+    std::optional<api::Response> a;
+    if (deferred) {
+      totals_.late_commits += path == kSecretPath;
+      if (path == kIdentityPath && method == "PATCH") {
+        ++totals_.late_restarts;
+        judge_restart();
+      }
+      auto timer = std::make_unique<Timer>(io_, clock_);
+      timer->expires_after(late(true));
+      Timer* raw = timer.get();
+      committing_.push_back(std::move(timer));
+      raw->async_wait([this, raw, method, target = r.target, body = std::move(r.body),
+                       type = r.content_type](const boost::system::error_code& ec) {
+        std::erase_if(committing_, [raw](const auto& t) { return t.get() == raw; });
+        if (ec || down_ > 0) return;
+        commit(method, target, body, type, /*late=*/true);
+      });
+    } else {
+      a = commit(method, r.target, std::move(r.body), r.content_type, /*late=*/false);
     }
-    if (path == kRootsPath && method != "GET")
-      fail("trust-bundle-untouched: tetherd wrote the trust roots (" + method +
-           "), which it never invents");
-    if (path == kIdentityPath && method == "PATCH" && a.status == 200) restarted();
     if (const Duration answer = late(method != "GET");
         answer > Duration::zero()) {  // acted on; the answer comes late
       // Stalled past the deadline: tetherd's answer is lost, and so is its
@@ -463,8 +481,35 @@ class World {
         co_return kube::ApiError{kube::ErrorKind::kTimeout, 0, "Timeout",
                                  "127.0.0.1:6443: no answer within 30 s", std::nullopt};
     }
-    co_return kube::HttpResponse{a.status, std::move(a.body),
-                                 a.retry_after ? std::to_string(*a.retry_after) : ""};
+    // (A deferred write's answer is past the deadline: a timeout above.)
+    co_return kube::HttpResponse{a->status, std::move(a->body),
+                                 a->retry_after ? std::to_string(*a->retry_after) : ""};
+  }
+
+  // What k3s does with a write it acts on: the model hears of it.
+  api::Response commit(const std::string& method, const std::string& target, std::string body,
+                       std::string content_type, bool late) {
+    api::Response a = call(method, target, std::move(body), std::move(content_type));
+    const std::string path = target.substr(0, target.find('?'));
+    if (path == kSecretPath && method != "GET") {
+      if (a.status == 200) {
+        written();
+        // tetherd cannot know when a write it gave up on took: its wait
+        // for IssuerUpdated counts from the send, so a restart after a
+        // late commit is no fault.
+        if (late && last_write_) last_write_->disturbed = true;
+      }
+      if (a.status == 409) ++totals_.conflicts;
+      if (a.status == 409 && late) ++totals_.late_commits_refused;
+    }
+    if (path == kRootsPath && method != "GET")
+      fail("trust-bundle-untouched: tetherd wrote the trust roots (" + method +
+           "), which it never invents");
+    if (path == kIdentityPath && method == "PATCH" && a.status == 200) {
+      restarted();
+      if (!late) judge_restart();
+    }
+    return a;
   }
 
   // The identity controller: IssuerUpdated 5 to 90 s after the Secret
@@ -542,6 +587,11 @@ class World {
     ++totals_.restarts;
     judge_loaded();
     loaded_ = issuer_->serial_hex;  // the new pod reads the Secret
+  }
+  // tetherd's decision to restart, judged against the write last taken
+  // when it sent the PATCH (one that commits late may land after a newer
+  // write, which it was not about).
+  void judge_restart() {
     if (last_write_ && !last_write_->disturbed && last_write_->event &&
         *last_write_->event - last_write_->mono <= 100s)
       fail(
@@ -603,7 +653,7 @@ class World {
   void check() {
     if (violation_) return;
     // Armed by the world (the controller, late answers), not by tetherd.
-    const std::size_t worlds = controller_armed_ + answering_.size();
+    const std::size_t worlds = controller_armed_ + answering_.size() + committing_.size();
     if (clock_.pending() > worlds + kPendingWaits)
       return fail("executor-bounded: " + std::to_string(clock_.pending() - worlds) +
                   " timer waits of tetherd's armed");
@@ -695,6 +745,8 @@ class World {
   std::multiset<Duration> slow_;        // how late k3s answers, in each slow spell under way
   std::multiset<Duration> write_slow_;  // the same, for writes only
   std::vector<Timer*> answering_;       // the late answers waiting
+  int commits_late_ = 0;                // stalls under way whose writes commit late
+  std::vector<std::unique_ptr<Timer>> committing_;  // the writes still to commit
   bool conflict_pending_ = false;
   std::vector<Anchor> bundle_;
   std::size_t key_anchor_ = 0;  // the key file's, in bundle_
@@ -796,6 +848,9 @@ Scenario generate(std::uint64_t seed, int days) {
   // it was): after one resume in five, when the node catches up (pods
   // restarting, an SD card's backlog), for 1 to 30 minutes, so that the
   // resume's pass meets it; and 30 other spells of 10 minutes to 12 hours.
+  // Half the stalls commit a write only when its answer would come (etcd's
+  // fsync is what stalls), drawn apart so that a seed keeps its events.
+  std::mt19937_64 fsync(seed ^ 0x9e3779b97f4a7c15ULL);
   const std::size_t drawn = s.events.size();
   for (std::size_t i = 0; i < drawn; ++i) {
     const Event sleep = s.events[i];
@@ -807,6 +862,8 @@ Scenario generate(std::uint64_t seed, int days) {
                         // half of those for writes only
                         .answer = u() < 0.25 ? log_between(31, 120) : log_between(1, 20),
                         .writes_only = u() < 0.5});
+    Event& slow = s.events.back();
+    slow.commits_late = slow.answer > kReadTimeout && unit_of(fsync) < 0.5;
   }
   for (int i = 0; i < scaled(30); ++i)
     s.events.push_back({.at = at(),
@@ -821,7 +878,8 @@ Scenario generate(std::uint64_t seed, int days) {
                         .kind = Kind::kSlow,
                         .length = log_between(600, 43200),
                         .answer = log_between(31, 120),
-                        .writes_only = u() < 0.5});
+                        .writes_only = u() < 0.5,
+                        .commits_late = unit_of(fsync) < 0.5});
   std::stable_sort(s.events.begin(), s.events.end(),
                    [](const Event& a, const Event& b) { return a.at < b.at; });
   return s;
@@ -853,7 +911,8 @@ std::string describe(const Scenario& s) {
     if (e.logind_lost) out << ", logind's signal lost";
     if (e.kind == Kind::kSlow)
       out << ", each " << (e.writes_only ? "write's answer " : "answer ")
-          << format_duration(e.answer) << " late";
+          << format_duration(e.answer) << " late"
+          << (e.commits_late ? ", writes committed then" : "");
     out << "\n";
   }
   return out.str();

@@ -60,6 +60,10 @@ struct Event {
   Duration answer{};  // kSlow
   // kSlow: only writes are late (etcd's fsync on a slow disk; reads answer).
   bool writes_only = false;
+  // kSlow past the deadline: a write commits when its answer would come
+  // (etcd's fsync stalls), after the client gave up on it, or not at all
+  // if k3s goes down first; its resourceVersion is judged then.
+  bool commits_late = false;
 };
 
 struct Scenario {
@@ -73,8 +77,9 @@ struct Scenario {
 // 110 days, one in four late, and k3s slow (each answer 1 to 20 s late)
 // for 1 to 30 minutes after one resume in five, and 30 other times for 10
 // minutes to 12 hours; and 10 stalls (answers 31 s to 2 minutes late, past
-// the client's deadline; half of them of writes only) of 10 minutes to 12
-// hours.
+// the client's deadline; half of them of writes only, and, drawn apart,
+// half of them committing each write only when its answer would come) of
+// 10 minutes to 12 hours.
 Scenario generate(std::uint64_t seed, int days);
 
 struct Totals {
@@ -92,8 +97,11 @@ struct Totals {
   // could say so.
   std::size_t minted_by_a_wrong_clock = 0;
   Duration wrong_clock_exposure{};
-  std::size_t witnessed_rotations = 0;  // of a not-yet-valid issuer, the witness agreeing
-  std::size_t slow_rotations = 0;       // written while k3s answered late
+  std::size_t witnessed_rotations = 0;   // of a not-yet-valid issuer, the witness agreeing
+  std::size_t slow_rotations = 0;        // written while k3s answered late
+  std::size_t late_commits = 0;          // Secret writes k3s committed after the client gave up
+  std::size_t late_commits_refused = 0;  // of those, refused then (a write came between)
+  std::size_t late_restarts = 0;         // restarts of the controller committed so
   // The longest the identity controller signed with another issuer than
   // the Secret's once tetherd could make sure it loaded it.
   Duration unloaded{};

@@ -7,6 +7,7 @@
 #include "test/simulation/issuer_sim.h"
 
 #include <iostream>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -56,6 +57,8 @@ TEST(IssuerSimulation, AYearHoldsEveryInvariant) {
     all.wrong_clock_exposure = std::max(all.wrong_clock_exposure, v.totals.wrong_clock_exposure);
     all.witnessed_rotations += v.totals.witnessed_rotations;
     all.slow_rotations += v.totals.slow_rotations;
+    all.late_commits += v.totals.late_commits;
+    all.late_commits_refused += v.totals.late_commits_refused;
     all.unloaded = std::max(all.unloaded, v.totals.unloaded);
     // The run met what it is for: rotations, conflicts, restarts of the
     // controller, and a new anchor.
@@ -79,8 +82,10 @@ TEST(IssuerSimulation, AYearHoldsEveryInvariant) {
             << std::chrono::duration_cast<std::chrono::seconds>(all.exposed).count()
             << " s once fixable, the controller on an old issuer at most "
             << std::chrono::duration_cast<std::chrono::seconds>(all.unloaded).count() << " s; "
-            << all.slow_rotations << " written while k3s was slow, " << all.minted_by_a_wrong_clock
-            << " minted by a wrong clock, " << all.witnessed_rotations
+            << all.slow_rotations << " written while k3s was slow, " << all.late_commits
+            << " writes committed after tetherd gave up on them (" << all.late_commits_refused
+            << " refused then), " << all.minted_by_a_wrong_clock << " minted by a wrong clock, "
+            << all.witnessed_rotations
             << " not-yet-valid issuers replaced on the control plane's word (one stayed not yet "
                "valid at most "
             << std::chrono::duration_cast<std::chrono::seconds>(all.wrong_clock_exposure).count()
@@ -238,6 +243,54 @@ TEST(IssuerSimulation, AWriteLostToAStallOfWritesIsConfirmedByItsEvent) {
   EXPECT_EQ(v.totals.rotations, 1u);
   EXPECT_EQ(v.totals.slow_rotations, 1u) << "the scenario rotated during the stall";
   EXPECT_EQ(v.totals.restarts, 0u);
+}
+
+// etcd's fsync stalls: each write commits a minute after it was sent, 30 s
+// after tetherd gave up on it. The pass's second look reads the Secret
+// before its write took, and writes again on the old resourceVersion; the
+// first commit then takes and the second is refused (a 409 tetherd never
+// hears). tetherd keeps the issuer that took: one issuer written, in force
+// and loaded by the controller, and no mint in a loop.
+TEST(IssuerSimulation, AWriteCommittedAfterTheClientGaveUpIsKept) {
+  Scenario s{6, {}};
+  s.events.push_back({.at = 100h,
+                      .kind = Kind::kSlow,
+                      .length = 20h,
+                      .answer = 60s,
+                      .writes_only = true,
+                      .commits_late = true});
+  const Verdict v = run(s);
+  EXPECT_FALSE(v.violation) << *v.violation;
+  EXPECT_GE(v.totals.late_commits, 1u) << "the scenario rotated during the stall";
+  EXPECT_EQ(v.totals.rotations, 1u) << "one write took";
+  EXPECT_EQ(v.totals.late_commits_refused + v.totals.rotations, v.totals.late_commits)
+      << "every write of the stall took or was refused";
+}
+
+// Found by the late commits' first year (seed 11, shrunk): through a long
+// stall of writes, a restart tetherd sent for one write committed after
+// the next write had taken and been heard, and the checker judged the
+// restart against that newer write. A restart is judged against the write
+// last taken when tetherd sent it.
+TEST(IssuerSimulation, ARestartThatCommitsLateIsJudgedWhenItWasSent) {
+  // Seed 11's year, shrunk to these five events: a new anchor, three
+  // sleeps, and a week's stall of writes that commit a minute late. The
+  // restart sent just before the last sleep commits when k3s wakes with
+  // the node, after the resume's new issuer was written and heard.
+  Scenario s = generate(11, 365);
+  s.days = 140;  // it failed on day 137
+  const std::set<std::string> kept = {"day 84 18:08:18", "day 121 16:10:10", "day 124 23:43:57",
+                                      "day 126 00:52:11", "day 131 21:40:35"};
+  std::erase_if(s.events, [&](const Event& e) {
+    return !kept.contains(clock_text(e.at)) ||
+           (e.kind == Kind::kSleep && clock_text(e.at) == "day 124 23:43:57");
+  });
+  ASSERT_EQ(s.events.size(), kept.size()) << describe(s);
+  ASSERT_EQ(s.events[2].kind, Kind::kSlow);
+  s.events[2].commits_late = true;  // as it was drawn when the bug was found
+  const Verdict v = run(s);
+  EXPECT_FALSE(v.violation) << *v.violation;
+  EXPECT_GE(v.totals.late_restarts, 1u) << "a restart committed late";
 }
 
 TEST(IssuerSimulation, ASeedReplaysExactly) {
