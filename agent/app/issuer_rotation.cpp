@@ -757,6 +757,17 @@ awaitable<void> IssuerRotation::serve() {
     }
     // An issuer that waited for the bundle just written.
     if (result.pass_again && !queued_) queued_ = Request{RotationTrigger::kCloud, false, {}};
+    // A spec.linkerd.rotate asked after the found write was minted is not
+    // answered by it, and its force was spent on the find (mint_pass): it
+    // is asked again at once, not at the daemon's next hourly pass.
+    if (result.found_written && !result.rotated && !result.from_cloud && !result.token.empty() &&
+        result.found_token != result.token && !stopped_) {
+      if (!queued_) queued_ = Request{RotationTrigger::kToken, next.force, {}};
+      if (queued_->token.empty()) {
+        queued_->token = result.token;
+        queued_->force = queued_->force || next.force;
+      }
+    }
     // A write whose answer was lost: one more pass at once looks for it
     // (then the hourly ones, should k3s still not answer).
     if (result.answer_lost && !next.after_lost_answer && !queued_)

@@ -631,6 +631,44 @@ TEST_F(IssuerRotationTest, AFoundWriteAnswersTheTokenItsPassCarried) {
   EXPECT_EQ(secret_writes(), 1u);
 }
 
+// A spec.linkerd.rotate that comes while a write for an earlier one lost
+// its answer: the pass it makes finds that write in the Secret, and the
+// find answers the earlier token, not this one (the issuer was minted
+// before it was asked). It is asked again at once, not at the next hourly
+// pass: a second issuer is minted for it.
+TEST_F(IssuerRotationTest, ATokenAskedAfterALostWriteGetsAnIssuerOfItsOwn) {
+  install(issuer(-1h, 8760h));  // valid: only the tokens' force replaces it
+  secret_put_gets(Misbehaviour::kDropMidStream);
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  on_loop([&] {
+    keeper.on_result([&](const RotationResult& r) {
+      results_.push_back(r);
+      // The second token comes as the first one's write has lost its answer.
+      if (results_.size() == 1) keeper.request(RotationTrigger::kToken, true, "token-2");
+    });
+    keeper.request(RotationTrigger::kToken, /*force=*/true, "token-1");
+  });
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  for (bool done = false; !done; std::this_thread::yield()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "no second issuer: the find answered token-2";
+    on_loop([&] { done = log_.with_event("identity-restarted").size() >= 2; });
+  }
+  on_loop([&] {
+    ASSERT_EQ(results_.size(), 3u);
+    EXPECT_TRUE(results_[0].answer_lost);
+    EXPECT_EQ(results_[0].token, "token-1");
+    ASSERT_TRUE(results_[1].found_written);
+    EXPECT_FALSE(results_[1].rotated);
+    EXPECT_EQ(results_[1].found_token, "token-1") << "the find answers the write's own token";
+    EXPECT_EQ(results_[1].token, "token-2");
+    EXPECT_TRUE(results_[2].rotated) << results_[2].error;
+    EXPECT_EQ(results_[2].token, "token-2");
+    keeper.stop();
+  });
+  EXPECT_EQ(secret_writes(), 2u);
+}
+
 // k3s down (a restart, a stall): the hourly pass that finds the issuer
 // expired cannot read it. The pass runs again within minutes (a backoff
 // here of milliseconds), not at the next hourly one, and renews it as
