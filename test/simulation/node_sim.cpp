@@ -15,6 +15,7 @@
 
 #include "agent/adapters/state_dir.h"
 #include "agent/app/firewall_keeper.h"
+#include "agent/app/node_health.h"
 #include "agent/app/tether.h"
 #include "agent/config/config_loader.h"
 #include "agent/core/backoff.h"
@@ -294,16 +295,31 @@ class World {
     // As the daemon's make_tether: a second client for spec.linkerd's objects.
     if (sabotage_ != Sabotage::kNoObjectsClient) tether_->follow_objects_with(client());
     tether_->start();
+    // The health rounds, as the daemon's (no k3s client: its probe is the
+    // firewall read back and repaired, the clock and the node's vitals),
+    // their conditions written through the Tether.
+    health_ = std::make_unique<NodeHealth>(io_, clock_, log_, config_, *keeper_, conditions_,
+                                           tether_.get(), nullptr);
+    health_->start();
     quiet_since_ = clock_.monotonic();
     settle();
   }
 
   // tetherd stopped (the rules stay: onStop keep).
   void stop() {
+    health_->stop();
     tether_->stop();
     // What is under way ends: a stalled answer waits out its deadline.
-    for (int i = 0; i < 60 && !tether_->finished(); ++i)
+    for (int i = 0; i < 60 && !(tether_->finished() && health_->finished()); ++i)
       clock_.run_for(io_, 1s);
+    if (!health_->finished()) {
+      fail("bounded-memory: the health rounds did not finish a minute after stop()");
+      static_cast<void>(health_.release());
+      static_cast<void>(tether_.release());
+      return;
+    }
+    totals_.health_rounds += health_->stats().rounds;
+    health_.reset();
     if (!tether_->finished()) {
       fail("bounded-memory: the Tether did not finish a minute after stop()");
       // Its coroutines still refer to it: left, not freed under them.
@@ -671,6 +687,7 @@ class World {
                       fits.error().message);
         tether_->retime(next);
         tether_->firewall_policy_changed();
+        health_->reconfigure(next);
         config_ = std::move(next);
         allow_ = e.allow;
         break;
@@ -704,6 +721,7 @@ class World {
         if (sabotage_ != Sabotage::kForgetResumes) {
           if (!told) clock_.run_for(io_, kResumeTick);
           tether_->resumed();
+          health_->resumed(clock_.wall());
         }
         if (!unwell()) healthy_since_ = std::max(healthy_since_, now());
         quiet_since_ = clock_.monotonic();
@@ -890,6 +908,7 @@ class World {
   NodeConditions conditions_{clock_, 3};
   std::unique_ptr<FirewallKeeper> keeper_;
   std::unique_ptr<Tether> tether_;
+  std::unique_ptr<NodeHealth> health_;       // freed before the Tether it writes through
   std::map<std::uint64_t, Watch*> watches_;  // by the store's id: a fixed order
   std::vector<Fault> active_;
   Duration retry_after_{};

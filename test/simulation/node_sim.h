@@ -78,6 +78,7 @@ struct Totals {
   std::size_t specs_applied = 0;  // the Tether's count
   std::size_t specs_rejected = 0;
   std::size_t status_writes = 0;
+  std::size_t health_rounds = 0;  // NodeHealth's
   std::size_t sleeps = 0, outages = 0, specs = 0, restarts = 0, reloads = 0;
   std::size_t linkerd_changes = 0;  // references and objects
   std::size_t busiest_minute = 0;

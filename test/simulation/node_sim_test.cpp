@@ -46,6 +46,7 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     all.specs_applied += v.totals.specs_applied;
     all.specs_rejected += v.totals.specs_rejected;
     all.status_writes += v.totals.status_writes;
+    all.health_rounds += v.totals.health_rounds;
     all.requests += v.totals.requests;
     all.watches += v.totals.watches;
     all.checks += v.totals.checks;
@@ -53,6 +54,10 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     // Specs written while the node sleeps meet only the latest.
     EXPECT_GT(v.totals.specs_applied, v.totals.specs / 4) << "seed " << seed;
     EXPECT_GT(v.totals.specs_rejected, 0u) << "seed " << seed;
+    // The health rounds ran whenever the node was awake (one a minute; the
+    // node is awake a twelfth of the time or more).
+    EXPECT_GT(v.totals.health_rounds, static_cast<std::size_t>(days) * 24 * 60 / 20)
+        << "seed " << seed;
   }
   if (!HasFailure())
     std::cout << "simulated " << days
@@ -62,7 +67,8 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
               << all.specs << " specs (" << all.specs_applied << " applied, " << all.specs_rejected
               << " refused), " << all.requests << " requests (" << all.watches << " watches, "
               << all.status_writes << " status writes, at most " << all.busiest_minute
-              << " in a steady minute), " << all.checks << " checks: all invariants held\n";
+              << " in a steady minute), " << all.health_rounds << " health rounds, " << all.checks
+              << " checks: all invariants held\n";
 }
 
 // Each fault once, with a spec, spec.linkerd's references and one of its
