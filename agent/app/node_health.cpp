@@ -276,7 +276,7 @@ awaitable<std::optional<ProbeResult>> NodeHealth::k3s_probe() {
   // Held for the probe: a reload may replace the client meanwhile.
   const std::shared_ptr<kube::HttpsClient> k3s = k3s_;
   if (k3s == nullptr) co_return std::nullopt;
-  co_return co_await probe_k3s(*k3s, node_, deadlines_.k3s);
+  co_return co_await probe_k3s(*k3s, node_, deadlines_.k3s, clock_);
 }
 
 awaitable<std::optional<ProbeResult>> NodeHealth::gateway_probe() {

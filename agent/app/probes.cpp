@@ -21,6 +21,7 @@
 #include <boost/url/parse.hpp>
 
 #include "agent/core/node_status.h"
+#include "agent/core/timer.h"
 
 namespace tetherd {
 
@@ -378,8 +379,8 @@ ProbeResult node_verdict(const std::string& server, const std::string& node,
 // Shared by probe_k3s and the check it starts: on the deadline the probe
 // answers and abandons the check, which then touches nothing but this.
 struct K3sCheck {
-  explicit K3sCheck(const asio::any_io_executor& e) : wake(e) {}
-  asio::steady_timer wake;
+  K3sCheck(const asio::any_io_executor& e, const Clock& clock) : wake(e, clock) {}
+  Timer wake;
   std::optional<ProbeResult> result;
   bool abandoned = false;
 
@@ -408,12 +409,16 @@ awaitable<void> check_k3s(kube::HttpsClient& http, std::string node,
   check->finish(node_verdict(server, node, *answer, target));
 }
 
-awaitable<ProbeResult> k3s(kube::HttpsClient& http, std::string node, Duration budget) {
+awaitable<ProbeResult> k3s(kube::HttpsClient& http, std::string node, Duration budget,
+                           const Clock& clock) {
   auto executor = co_await asio::this_coro::executor;
-  auto check = std::make_shared<K3sCheck>(executor);
+  auto check = std::make_shared<K3sCheck>(executor, clock);
   check->wake.expires_after(budget);
   asio::co_spawn(executor, check_k3s(http, node, check), asio::detached);
-  co_await check->wake.async_wait(nothrow);
+  // co_spawn starts the check inline: one that never waited (a client
+  // that fails at once) has finished already, and its cancel found no
+  // wait to end.
+  if (!check->result) co_await check->wake.async_wait(nothrow);
   if (check->result) co_return std::move(*check->result);
   check->abandoned = true;
   // Ends the requests in flight now, rather than at the client's own
@@ -460,9 +465,9 @@ awaitable<ProbeResult> probe_linkerd_gateway(asio::any_io_executor executor, std
   co_return result;
 }
 
-awaitable<ProbeResult> probe_k3s(kube::HttpsClient& http, std::string node_name,
-                                 Duration deadline) {
-  return timed(k3s(http, std::move(node_name), deadline));
+awaitable<ProbeResult> probe_k3s(kube::HttpsClient& http, std::string node_name, Duration deadline,
+                                 const Clock& clock) {
+  return timed(k3s(http, std::move(node_name), deadline, clock));
 }
 
 }  // namespace tetherd

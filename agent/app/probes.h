@@ -23,6 +23,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include "agent/core/clock.h"
 #include "agent/core/probe.h"
 #include "agent/kube/https_client.h"
 
@@ -74,8 +75,10 @@ boost::asio::awaitable<ProbeResult> probe_linkerd_gateway(boost::asio::any_io_ex
 // answer 200, then GET /api/v1/nodes/<node_name> must have condition Ready
 // True. On the deadline, `http.disconnect_all()` ends what is in flight and
 // the probe answers False "Timeout" at once. Runs on the coroutine's
-// executor, which must be the client's.
+// executor, which must be the client's; the deadline is on `clock`'s
+// timers (the only probe here whose client can be answered in process, so
+// the only one a simulated clock can drive).
 boost::asio::awaitable<ProbeResult> probe_k3s(kube::HttpsClient& http, std::string node_name,
-                                              Duration deadline);
+                                              Duration deadline, const Clock& clock);
 
 }  // namespace tetherd

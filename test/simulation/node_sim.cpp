@@ -70,6 +70,10 @@ std::string config_text(const Event& e) {
          "\"]\n  alwaysAllow: [\"" + kAlwaysAllow + "\"]\n";
 }
 
+// How long K3sReady may lag k3s: two rounds a minute apart
+// (health.threshold, health.interval), the first up to a minute after the
+// change, then the status writer's next tick.
+constexpr Duration kK3sClaim = 3min;
 constexpr Duration kRecovery = 2min;       // the issue's bound after a fault ends
 constexpr Duration kIdle = 150s;           // kube::WatchOptions::idle
 constexpr Duration kReadTimeout = 30s;     // kube::ClientLimits::read_timeout
@@ -157,7 +161,7 @@ class World {
     for (std::size_t i = 0; i < scenario_.events.size(); ++i) {
       const Event& e = scenario_.events[i];
       points.push_back({e.at, i, false});
-      if (e.kind == Kind::kOutage && e.length > Duration::zero())
+      if ((e.kind == Kind::kOutage || e.kind == Kind::kK3sDown) && e.length > Duration::zero())
         points.push_back({e.at + e.length, i, true});
     }
     std::stable_sort(points.begin(), points.end(),
@@ -298,8 +302,9 @@ class World {
     // The health rounds, as the daemon's (no k3s client: its probe is the
     // firewall read back and repaired, the clock and the node's vitals),
     // their conditions written through the Tether.
-    health_ = std::make_unique<NodeHealth>(io_, clock_, log_, config_, *keeper_, conditions_,
-                                           tether_.get(), nullptr);
+    health_ = std::make_unique<NodeHealth>(
+        io_, clock_, log_, config_, *keeper_, conditions_, tether_.get(),
+        sabotage_ == Sabotage::kNoK3sClient ? nullptr : k3s_client());
     health_->start();
     quiet_since_ = clock_.monotonic();
     settle();
@@ -307,6 +312,10 @@ class World {
 
   // tetherd stopped (the rules stay: onStop keep).
   void stop() {
+    // k3s's stalled answers end with the process's connections.
+    for (Timer* t : k3s_stalls_)
+      t->cancel();
+    settle();
     health_->stop();
     tether_->stop();
     // What is under way ends: a stalled answer waits out its deadline.
@@ -333,6 +342,59 @@ class World {
     keeper_->stop();
     settle();
     keeper_.reset();
+  }
+
+  // A client of the node's k3s, answered in process: /readyz and this
+  // node's Ready condition, or refused while it is down.
+  std::shared_ptr<kube::HttpsClient> k3s_client() {
+    return kube::HttpsClient::create_in_process(
+        io_.get_executor(), "https://127.0.0.1:6443",
+        [this](kube::HttpRequest r) -> asio::awaitable<kube::ApiResult<kube::HttpResponse>> {
+          ++totals_.k3s_requests;
+          if (k3s_stalled_ > 0 && k3s_down_ == 0) {
+            // Taken, never answered: the probe's deadline (on the
+            // simulated clock) ends it; the client's own, a minute on,
+            // or tetherd's stop, ends this.
+            Timer stall(io_, clock_);
+            stall.expires_after(1min);
+            k3s_stalls_.push_back(&stall);
+            co_await stall.async_wait(asio::as_tuple(asio::use_awaitable));
+            std::erase(k3s_stalls_, &stall);
+            co_return kube::ApiError{kube::ErrorKind::kTimeout, 0, "Timeout",
+                                     "127.0.0.1:6443: no answer", std::nullopt};
+          }
+          if (k3s_down_ > 0)
+            co_return kube::ApiError{kube::ErrorKind::kTransport, 0, "ConnectionRefused",
+                                     "127.0.0.1:6443: connection refused", std::nullopt};
+          if (r.target == "/readyz") co_return kube::HttpResponse{200, "ok", ""};
+          if (r.target == "/api/v1/nodes/" + std::string(kNode))
+            co_return kube::HttpResponse{
+                200,
+                json::serialize(json::object{
+                    {"kind", "Node"},
+                    {"apiVersion", "v1"},
+                    {"metadata", {{"name", kNode}}},
+                    {"status",
+                     {{"conditions",
+                       json::array{json::object{{"type", "Ready"}, {"status", "True"}}}}}}}),
+                ""};
+          co_return kube::HttpResponse{404, R"({"kind":"Status","code":404})", ""};
+        });
+  }
+
+  // What the EdgeNode's status in the store says of a condition ("" when
+  // it does not say).
+  std::string condition_in_store(std::string_view type) {
+    const api::Response got = call("GET", kNodePath);
+    if (got.status != 200) return "";
+    const json::object node = json::parse(got.body).as_object();
+    const auto* status = node.if_contains("status");
+    if (!status) return "";
+    const auto* conditions = status->as_object().if_contains("conditions");
+    if (!conditions) return "";
+    for (const auto& c : conditions->as_array())
+      if (c.at("type").as_string() == type) return std::string(c.at("status").as_string());
+    return "";
   }
 
   // A client of the cloud, answered in process.
@@ -627,6 +689,11 @@ class World {
         write_linkerd_object(e.linkerd, !e.valid);
         linkerd_at_ = now();
         break;
+      case Kind::kK3sDown:
+        if (!end) ++totals_.k3s_outages;
+        (e.stalled ? k3s_stalled_ : k3s_down_) += end ? -1 : 1;
+        k3s_changed_at_ = now();
+        break;
       case Kind::kOutage:
         if (!end) ++totals_.outages;
         if (e.fault == Fault::kNatDrop) {
@@ -778,6 +845,19 @@ class World {
                              : std::string("never")));
       if (!connected_in_store())
         return fail("connected-soon-after-a-fault: the EdgeNode's status does not say Connected");
+      // The health rounds' word on k3s, judged from the world: once k3s
+      // has been down or up for health.threshold rounds and a status
+      // tick, the status says so (neither a stale True nor a stale False).
+      if (const Duration held = now() - k3s_changed_at_; held >= kK3sClaim && since >= kK3sClaim) {
+        const std::string said = condition_in_store(condition_type::kK3sReady);
+        const bool k3s_out = k3s_down_ > 0 || k3s_stalled_ > 0;
+        const std::string is = k3s_out ? "False" : "True";
+        totals_.k3s_down_judged += k3s_out;
+        if (said != is)
+          return fail("k3s-ready-claim: the EdgeNode's status says K3sReady " +
+                      (said.empty() ? std::string("nothing") : said) + " while k3s has been " +
+                      (k3s_out ? "down" : "up") + " for " + std::to_string(held / 1s) + " s");
+      }
       // The latest spec in force if the node's limits allow it; if not,
       // the rules in force are kept, and they are a spec the cloud wrote
       // (the last one the node saw before: a sleep may have hidden some).
@@ -877,19 +957,7 @@ class World {
     return std::nullopt;
   }
 
-  bool connected_in_store() {
-    const api::Response got = call("GET", kNodePath);
-    if (got.status != 200) return false;
-    const json::object node = json::parse(got.body).as_object();
-    const auto* status = node.if_contains("status");
-    if (!status) return false;
-    const auto* conditions = status->as_object().if_contains("conditions");
-    if (!conditions) return false;
-    for (const auto& c : conditions->as_array())
-      if (c.at("type").as_string() == condition_type::kConnected)
-        return c.at("status").as_string() == "True";
-    return false;
-  }
+  bool connected_in_store() { return condition_in_store(condition_type::kConnected) == "True"; }
 
   const Scenario& scenario_;
   Sabotage sabotage_;
@@ -909,6 +977,10 @@ class World {
   std::unique_ptr<FirewallKeeper> keeper_;
   std::unique_ptr<Tether> tether_;
   std::unique_ptr<NodeHealth> health_;       // freed before the Tether it writes through
+  int k3s_down_ = 0;                         // the node's k3s outages under way
+  int k3s_stalled_ = 0;                      // and its stalls
+  std::vector<Timer*> k3s_stalls_;           // the requests a stall holds
+  Duration k3s_changed_at_{};                // when k3s last went down or came back
   std::map<std::uint64_t, Watch*> watches_;  // by the store's id: a fixed order
   std::vector<Fault> active_;
   Duration retry_after_{};
@@ -992,6 +1064,15 @@ Event linkerd_object_event(Duration at, int object, bool deleted) {
   return e;
 }
 
+Event k3s_down_event(Duration at, Duration length, bool stalled) {
+  Event e;
+  e.at = at;
+  e.kind = Kind::kK3sDown;
+  e.length = length;
+  e.stalled = stalled;
+  return e;
+}
+
 Scenario generate(std::uint64_t seed, int days) {
   const sim::Scenario life = sim::generate(seed, days);
   Scenario s;
@@ -1045,6 +1126,15 @@ Scenario generate(std::uint64_t seed, int days) {
     s.events.push_back(linkerd_refs_event(when(), static_cast<int>(m() % 3), m() % 4 != 0));
   for (int i = 0; i < std::max(1, 300 * days / 365); ++i)
     s.events.push_back(linkerd_object_event(when(), 1 + static_cast<int>(m() % 3), m() % 10 == 0));
+  // The node's k3s down (a restart, an upgrade, etcd stuck): 50 times a
+  // year, 30 s to 2 hours. Drawn apart too.
+  std::mt19937_64 k(seed ^ 0x3c5ULL);
+  for (int i = 0; i < std::max(1, 50 * days / 365); ++i) {
+    const Duration at =
+        Duration(static_cast<Duration::rep>(k() % static_cast<std::uint64_t>(span.count())));
+    const Duration length = std::chrono::seconds(30 + k() % 7170);
+    s.events.push_back(k3s_down_event(at, length, /*stalled=*/k() % 3 == 0));
+  }
   std::stable_sort(s.events.begin(), s.events.end(),
                    [](const Event& a, const Event& b) { return a.at < b.at; });
   return s;
@@ -1096,6 +1186,10 @@ std::string describe(const Scenario& scenario) {
       case Kind::kLinkerdObject:
         out += std::string(e.valid ? "rewritten: " : "deleted: ") +
                (e.linkerd == 3 ? "ConfigMap " + kBundle : "Secret " + kIssuers[e.linkerd]);
+        break;
+      case Kind::kK3sDown:
+        out += std::string(e.stalled ? "k3s stalled " : "k3s down ") +
+               std::to_string(e.length / 1s) + " s";
         break;
     }
     out += "\n";

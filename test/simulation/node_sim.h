@@ -32,12 +32,21 @@
 
 namespace tetherd::sim::node {
 
-enum class Kind { kSleep, kOutage, kSpec, kRestart, kReload, kLinkerdRefs, kLinkerdObject };
+enum class Kind {
+  kSleep,
+  kOutage,
+  kSpec,
+  kRestart,
+  kReload,
+  kLinkerdRefs,
+  kLinkerdObject,
+  kK3sDown,  // the node's k3s refuses (or, `stalled`, takes and never answers) for `length`
+};
 
 struct Event {
   Duration at{};
   Kind kind = Kind::kSpec;
-  Duration length{};                 // kSleep, kOutage; kReload: the heartbeat
+  Duration length{};                 // kSleep, kOutage, kK3sDown; kReload: the heartbeat
   bool logind_lost = false;          // kSleep
   Fault fault = Fault::kRefused;     // kOutage
   Duration retry_after{};            // kOutage: 500, 503, 429
@@ -49,6 +58,7 @@ struct Event {
   // rewritten (1, 2: an issuer Secret; 3: the ConfigMap), deleted if !valid.
   int linkerd = 0;
   bool bundle = false;
+  bool stalled = false;  // kK3sDown: requests taken, no answer (etcd stuck)
 };
 
 Event sleep_event(Duration at, Duration length, bool logind_lost = false);
@@ -56,6 +66,7 @@ Event outage_event(Duration at, Duration length, Fault fault, Duration retry_aft
 Event spec_event(Duration at, std::vector<std::string> sources, bool valid = true);
 Event linkerd_refs_event(Duration at, int issuer, bool bundle);
 Event linkerd_object_event(Duration at, int object, bool deleted = false);
+Event k3s_down_event(Duration at, Duration length, bool stalled = false);
 
 struct Scenario {
   int days = 0;
@@ -79,6 +90,9 @@ struct Totals {
   std::size_t specs_rejected = 0;
   std::size_t status_writes = 0;
   std::size_t health_rounds = 0;  // NodeHealth's
+  std::size_t k3s_outages = 0;
+  std::size_t k3s_requests = 0;     // the health rounds' probes of k3s
+  std::size_t k3s_down_judged = 0;  // checks of K3sReady while k3s was down
   std::size_t sleeps = 0, outages = 0, specs = 0, restarts = 0, reloads = 0;
   std::size_t linkerd_changes = 0;  // references and objects
   std::size_t busiest_minute = 0;
@@ -93,7 +107,8 @@ struct Verdict {
 // The checker's own tests: the world forgets to tell the Tether of a
 // sleep and a resume (as a daemon without logind nor its resume check), or
 // the daemon gives the Tether no client for spec.linkerd's objects.
-enum class Sabotage { kNone, kForgetResumes, kNoObjectsClient };
+// kNoK3sClient: the health rounds are given no client of k3s.
+enum class Sabotage { kNone, kForgetResumes, kNoObjectsClient, kNoK3sClient };
 
 // A violation's invariant is named by the session simulation's
 // sim::invariant().

@@ -47,6 +47,7 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     all.specs_rejected += v.totals.specs_rejected;
     all.status_writes += v.totals.status_writes;
     all.health_rounds += v.totals.health_rounds;
+    all.k3s_outages += v.totals.k3s_outages;
     all.requests += v.totals.requests;
     all.watches += v.totals.watches;
     all.checks += v.totals.checks;
@@ -56,18 +57,19 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     EXPECT_GT(v.totals.specs_rejected, 0u) << "seed " << seed;
     // The health rounds ran whenever the node was awake (one a minute; the
     // node is awake a twelfth of the time or more).
-    EXPECT_GT(v.totals.health_rounds, static_cast<std::size_t>(days) * 24 * 60 / 20)
+    EXPECT_GT(v.totals.health_rounds, static_cast<std::size_t>(kDays) * 24 * 60 / 20)
         << "seed " << seed;
   }
   if (!HasFailure())
     std::cout << "simulated " << days
               << " days of the real Tether and FirewallKeeper: " << all.sleeps << " suspends, "
-              << all.outages << " outages, " << all.restarts << " restarts, " << all.reloads
-              << " reloads, " << all.linkerd_changes << " changes of spec.linkerd's objects, "
-              << all.specs << " specs (" << all.specs_applied << " applied, " << all.specs_rejected
-              << " refused), " << all.requests << " requests (" << all.watches << " watches, "
-              << all.status_writes << " status writes, at most " << all.busiest_minute
-              << " in a steady minute), " << all.health_rounds << " health rounds, " << all.checks
+              << all.outages << " outages, " << all.k3s_outages << " outages of k3s, "
+              << all.restarts << " restarts, " << all.reloads << " reloads, " << all.linkerd_changes
+              << " changes of spec.linkerd's objects, " << all.specs << " specs ("
+              << all.specs_applied << " applied, " << all.specs_rejected << " refused), "
+              << all.requests << " requests (" << all.watches << " watches, " << all.status_writes
+              << " status writes, at most " << all.busiest_minute << " in a steady minute), "
+              << all.health_rounds << " health rounds, " << all.checks
               << " checks: all invariants held\n";
 }
 
@@ -133,6 +135,28 @@ TEST(NodeSimulation, ADaemonThatFollowsNoObjectsIsCaught) {
       << *v.violation;
   EXPECT_EQ(v.step, 0u);
   EXPECT_EQ(shrink(s, Sabotage::kNoObjectsClient).events.size(), 1u);
+}
+
+// The health rounds' word on the node's k3s, judged from the world: an
+// hour's outage and an hour's stall (requests taken, none answered: the
+// probe's deadline, on the simulated clock, ends them) are said (K3sReady
+// False in the EdgeNode's status, judged every minute of each but the
+// first three), and their ends too. The checker
+// checked: health rounds given no client of k3s say nothing of it, and
+// `k3s-ready-claim` fails three minutes in, before any event.
+TEST(NodeSimulation, AK3sOutageIsSaidAndADaemonThatProbesNoK3sIsCaught) {
+  Scenario s{.days = 1, .seed = 1, .events = {}};
+  s.events.push_back(k3s_down_event(2h, 1h));
+  s.events.push_back(k3s_down_event(5h, 1h, /*stalled=*/true));
+  const Verdict wired = run(s);
+  EXPECT_FALSE(wired.violation) << *wired.violation;
+  EXPECT_EQ(wired.totals.k3s_outages, 2u);
+  EXPECT_GE(wired.totals.k3s_down_judged, 2u * 57) << "judged while k3s was down";
+  const Verdict v = run(s, Sabotage::kNoK3sClient);
+  ASSERT_TRUE(v.violation);
+  EXPECT_EQ(invariant(*v.violation), "k3s-ready-claim") << *v.violation;
+  EXPECT_NE(v.violation->find("says K3sReady nothing while k3s has been up"), std::string::npos)
+      << *v.violation;
 }
 
 }  // namespace

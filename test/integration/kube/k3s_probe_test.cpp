@@ -1,6 +1,7 @@
 // The k3s probe against the test API server standing in for the local k3s:
 // its admin over mTLS (what /etc/rancher/k3s/k3s.yaml holds), /readyz and
 // the node's Ready condition as the kubelet reports it.
+#include "agent/adapters/system_clock.h"
 #include "agent/app/probes.h"
 #include "test/integration/kube/kube_fixture.h"
 
@@ -35,9 +36,10 @@ class K3sProbeTest : public KubeTest {
   K3sProbeTest() { http_ = client(admin_kubeconfig()); }
 
   ProbeResult probe(Duration deadline = kProbeDeadline, const std::string& name = "node-a") {
-    return run(probe_k3s(*http_, name, deadline));
+    return run(probe_k3s(*http_, name, deadline, clock_));
   }
 
+  SystemClock clock_;
   std::unique_ptr<kube::HttpsClient> http_;
 };
 
@@ -160,6 +162,27 @@ TEST_F(K3sProbeTest, DownServerIsUnreachable) {
   EXPECT_EQ(r.status, ConditionStatus::kFalse);
   EXPECT_EQ(r.reason, "Unreachable");
   EXPECT_NE(r.message.find(server_->url()), std::string::npos) << r.message;
+}
+
+// A client that answers without waiting (one in process; a real one that
+// fails at once): the check runs inline in co_spawn and is over before the
+// probe waits, and its result is taken at once. It used to be taken at
+// the probe's deadline (the check's wake-up found no wait to end): with an
+// hour's deadline here, that is a hang (the fixture's deadline fails it).
+// Found by the node's simulated year, whose health rounds stood still.
+TEST_F(K3sProbeTest, AnAnswerThatNeededNoWaitIsTakenAtOnce) {
+  std::size_t asked = 0;
+  auto at_once = kube::HttpsClient::create_in_process(
+      io_.get_executor(), "https://127.0.0.1:6443",
+      [&asked](kube::HttpRequest) -> boost::asio::awaitable<kube::ApiResult<kube::HttpResponse>> {
+        ++asked;
+        co_return kube::ApiError{kube::ErrorKind::kTransport, 0, "ConnectionRefused",
+                                 "127.0.0.1:6443: connection refused", std::nullopt};
+      });
+  const ProbeResult r = run(probe_k3s(*at_once, "node-a", 1h, clock_));
+  EXPECT_EQ(r.status, ConditionStatus::kFalse);
+  EXPECT_EQ(r.reason, "Unreachable") << r.message;
+  EXPECT_EQ(asked, 1u);
 }
 
 }  // namespace
