@@ -732,7 +732,9 @@ awaitable<void> IssuerRotation::serve() {
     // restart makes sure of it.
     std::optional<LostWrite> written;
     if (result.rotated) {
-      written = LostWrite{result.issued->serial_hex, result.written_at, {}, {}};
+      // (With its token: a restart k3s does not answer remembers the write
+      // again, and the retry's pass that finds it answers that token.)
+      written = LostWrite{result.issued->serial_hex, result.written_at, {}, result.token};
     } else if (result.found_written && lost_write_) {
       // Written, and no answer heard (k3s stalled past the deadline, the
       // connection dropped).
@@ -741,7 +743,7 @@ awaitable<void> IssuerRotation::serve() {
                       ", whose answer was lost, is in Secret " + config_.namespace_ + "/" +
                       std::string(kIssuerSecretName) +
                       ": making sure the identity controller loaded it");
-      written = LostWrite{lost_write_->serial, *result.found_written, {}, {}};
+      written = LostWrite{lost_write_->serial, *result.found_written, {}, result.found_token};
     }
     if (result.found_written) lost_write_.reset();
     // (Not a co_await inside a condition: GCC 12 runs it more than once.)
@@ -759,9 +761,12 @@ awaitable<void> IssuerRotation::serve() {
     if (result.pass_again && !queued_) queued_ = Request{RotationTrigger::kCloud, false, {}};
     // A spec.linkerd.rotate asked after the found write was minted is not
     // answered by it, and its force was spent on the find (mint_pass): it
-    // is asked again at once, not at the daemon's next hourly pass.
-    if (result.found_written && !result.rotated && !result.from_cloud && !result.token.empty() &&
-        result.found_token != result.token && !stopped_) {
+    // is asked again at once, not at the daemon's next hourly pass. (Not
+    // when the restart went unanswered: the retry carries it, with its
+    // backoff; nor with the issuer from the cloud, which mints nothing.)
+    if (result.found_written && !result.rotated && !result.token.empty() &&
+        result.found_token != result.token && reload != ReloadOutcome::kUnanswered &&
+        !(result.from_cloud && cloud_.issuer_from_cloud()) && !stopped_) {
       if (!queued_) queued_ = Request{RotationTrigger::kToken, next.force, {}};
       if (queued_->token.empty()) {
         queued_->token = result.token;

@@ -327,6 +327,10 @@ class World {
       case Kind::kOutage:
         down_ += end ? -1 : 1;
         if (end) since_ = now();
+        // k3s went down: the writes it had not committed are lost.
+        if (!end)
+          for (const auto& t : committing_)
+            t->cancel();
         break;
       case Kind::kRestart:
         stop_tetherd();
@@ -440,7 +444,6 @@ class World {
     const bool deferred = method != "GET" && commits_late_ > 0 && stalled();
     std::optional<api::Response> a;
     if (deferred) {
-      totals_.late_commits += path == kSecretPath;
       if (path == kIdentityPath && method == "PATCH") {
         ++totals_.late_restarts;
         judge_restart();
@@ -494,13 +497,13 @@ class World {
     if (path == kSecretPath && method != "GET") {
       if (a.status == 200) {
         written();
-        // tetherd cannot know when a write it gave up on took: its wait
-        // for IssuerUpdated counts from the send, so a restart after a
-        // late commit is no fault.
-        if (late && last_write_) last_write_->disturbed = true;
+        totals_.late_commits += late;
       }
       if (a.status == 409) ++totals_.conflicts;
-      if (a.status == 409 && late) ++totals_.late_commits_refused;
+      if (a.status == 409 && late) {
+        ++totals_.late_commits;
+        ++totals_.late_commits_refused;
+      }
     }
     if (path == kRootsPath && method != "GET")
       fail("trust-bundle-untouched: tetherd wrote the trust roots (" + method +

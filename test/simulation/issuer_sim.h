@@ -99,7 +99,7 @@ struct Totals {
   Duration wrong_clock_exposure{};
   std::size_t witnessed_rotations = 0;   // of a not-yet-valid issuer, the witness agreeing
   std::size_t slow_rotations = 0;        // written while k3s answered late
-  std::size_t late_commits = 0;          // Secret writes k3s committed after the client gave up
+  std::size_t late_commits = 0;          // Secret writes k3s judged after the client gave up
   std::size_t late_commits_refused = 0;  // of those, refused then (a write came between)
   std::size_t late_restarts = 0;         // restarts of the controller committed so
   // The longest the identity controller signed with another issuer than

@@ -727,6 +727,31 @@ TEST_F(IssuerRotationTest, ARestartK3sDidNotAnswerIsMadeByTheRetry) {
   EXPECT_EQ(patches, 2u) << "the one k3s did not answer, then the one it did";
 }
 
+// The same for a spec.linkerd.rotate on a valid issuer: the write is
+// remembered again with its token, so the retry's pass that finds it
+// answers that token, and mints no second issuer for it (review helper-47:
+// remembered without it, the find was taken for an earlier token's and
+// the token asked again).
+TEST_F(IssuerRotationTest, ARestartK3sDidNotAnswerForATokenMintsNoSecondIssuer) {
+  install(issuer(-1h, 8760h));  // valid: only the token's force replaces it
+  server_->misbehave({.what = Misbehaviour::kStatus503,
+                      .path_contains = "/deployments/" + std::string(kIdentityDeploymentName),
+                      .method = "PATCH"});
+  IssuerRotation& keeper = rotation_retrying_fast();
+  ASSERT_NO_FATAL_FAILURE(request_until_logged(keeper, "identity-restarted",
+                                               RotationTrigger::kToken, /*force=*/true, "token-1"));
+  on_loop([&] {
+    ASSERT_EQ(results_.size(), 2u);
+    EXPECT_TRUE(results_[0].rotated) << results_[0].error;
+    EXPECT_EQ(results_[0].token, "token-1");
+    ASSERT_TRUE(results_[1].found_written);
+    EXPECT_EQ(results_[1].found_token, "token-1") << "the find answers the write's own token";
+    EXPECT_EQ(results_[1].token, "token-1");
+    keeper.stop();
+  });
+  EXPECT_EQ(secret_writes(), 1u);
+}
+
 // Stopped while the Deployment is read (k3s slow to answer, its answer
 // dripping for seconds): the stop cuts the read, the pass ends at once
 // (within the test's deadline, not the drip's), and nothing is restarted.
