@@ -385,19 +385,20 @@ class World {
     co_return kube::HttpResponse{404, R"({"kind":"Status","code":404})", ""};
   }
 
-  // What the EdgeNode's status in the store says of a condition ("" when
-  // it does not say).
-  std::string condition_in_store(std::string_view type) {
+  // What the EdgeNode's status in the store says of each condition, by
+  // type (one read a check).
+  std::map<std::string, std::string, std::less<>> conditions_in_store() {
+    std::map<std::string, std::string, std::less<>> said;
     const api::Response got = call("GET", kNodePath);
-    if (got.status != 200) return "";
+    if (got.status != 200) return said;
     const json::object node = json::parse(got.body).as_object();
     const auto* status = node.if_contains("status");
-    if (!status) return "";
+    if (!status) return said;
     const auto* conditions = status->as_object().if_contains("conditions");
-    if (!conditions) return "";
+    if (!conditions) return said;
     for (const auto& c : conditions->as_array())
-      if (c.at("type").as_string() == type) return std::string(c.at("status").as_string());
-    return "";
+      said.emplace(c.at("type").as_string(), c.at("status").as_string());
+    return said;
   }
 
   // A client of the cloud, answered in process.
@@ -846,20 +847,26 @@ class World {
         return fail("lease-fresh: the Lease was last renewed " +
                     (renewed ? std::to_string((clock_.wall() - *renewed) / 1s) + " s ago"
                              : std::string("never")));
-      if (!connected_in_store())
+      const auto said = conditions_in_store();
+      const auto in_store = [&](std::string_view type) {
+        const auto it = said.find(type);
+        return it == said.end() ? std::string() : it->second;
+      };
+      if (in_store(condition_type::kConnected) != "True")
         return fail("connected-soon-after-a-fault: the EdgeNode's status does not say Connected");
       // The health rounds' word on k3s, judged from the world: once k3s
       // has been down or up for health.threshold rounds and a status
       // tick, the status says so (neither a stale True nor a stale False).
       if (const Duration held = now() - k3s_changed_at_; held >= kK3sClaim && since >= kK3sClaim) {
-        const std::string said = condition_in_store(condition_type::kK3sReady);
+        const std::string k3s_said = in_store(condition_type::kK3sReady);
         const bool k3s_out = k3s_down_ > 0 || k3s_stalled_ > 0;
         const std::string is = k3s_out ? "False" : "True";
         totals_.k3s_down_judged += k3s_out;
-        if (said != is)
+        if (k3s_said != is)
           return fail("k3s-ready-claim: the EdgeNode's status says K3sReady " +
-                      (said.empty() ? std::string("nothing") : said) + " while k3s has been " +
-                      (k3s_out ? "down" : "up") + " for " + std::to_string(held / 1s) + " s");
+                      (k3s_said.empty() ? std::string("nothing") : k3s_said) +
+                      " while k3s has been " + (k3s_out ? "down" : "up") + " for " +
+                      std::to_string(held / 1s) + " s");
       }
       // The latest spec in force if the node's limits allow it; if not,
       // the rules in force are kept, and they are a spec the cloud wrote
@@ -960,8 +967,6 @@ class World {
              (have ? json::serialize(*have) : std::string("none"));
     return std::nullopt;
   }
-
-  bool connected_in_store() { return condition_in_store(condition_type::kConnected) == "True"; }
 
   const Scenario& scenario_;
   Sabotage sabotage_;
