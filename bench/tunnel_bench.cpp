@@ -30,6 +30,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <fstream>
 #include <functional>
@@ -489,6 +490,16 @@ asio::ssl::context AgentPort::server_context(const test::TestCa& ca, const test:
 
 // --- the measurements -------------------------------------------------------
 
+// With TUNNEL_BENCH_SAY_PID, each tunnel phase's start on CLOCK_MONOTONIC,
+// for `perf record -k CLOCK_MONOTONIC -p <agent>` and `perf report --time`.
+void mark(const char* phase) {
+  if (std::getenv("TUNNEL_BENCH_SAY_PID") == nullptr) return;
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  std::fprintf(stderr, "phase %s %ld.%06ld\n", phase, static_cast<long>(now.tv_sec),
+               now.tv_nsec / 1000);
+}
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -502,7 +513,7 @@ struct Results {
   double up_tls = 0, down_tls = 0;                                                // MiB/s
   double up_tls_tunnel = 0, down_tls_tunnel = 0;                                  // MiB/s
   double rtt_direct = 0, rtt_tunnel = 0, rtt_direct_p99 = 0, rtt_tunnel_p99 = 0;  // µs
-  double agent_cpu_per_gib = 0;                                                   // s
+  double agent_cpu_per_gib = 0, agent_cpu_up = 0, agent_cpu_down = 0;             // s
   long rss_idle = 0, rss_streams = 0, rss_closed = 0;                             // KiB
 };
 
@@ -661,6 +672,7 @@ awaitable<void> measure(AgentPort& port, pid_t agent, Ports ports, asio::ssl::co
 
   // Through the tunnel.
   const auto cpu0 = cost_of(agent).cpu_seconds;
+  mark("to");
   {
     const auto id = co_await port.dial("127.0.0.1:" + std::to_string(sink_port));
     const auto t0 = Clock::now();
@@ -674,6 +686,8 @@ awaitable<void> measure(AgentPort& port, pid_t agent, Ports ports, asio::ssl::co
     r.up_tunnel = mib / seconds_since(t0);
     port.close(id);
   }
+  const auto cpu1 = cost_of(agent).cpu_seconds;
+  mark("from");
   {
     const auto id = co_await port.dial("127.0.0.1:" + std::to_string(source_port));
     port.stream(id).keep = false;
@@ -684,6 +698,9 @@ awaitable<void> measure(AgentPort& port, pid_t agent, Ports ports, asio::ssl::co
     port.close(id);
   }
   r.agent_cpu_per_gib = (cost_of(agent).cpu_seconds - cpu0) / (2 * mib / 1024);
+  r.agent_cpu_up = (cpu1 - cpu0) / (mib / 1024);
+  r.agent_cpu_down = (cost_of(agent).cpu_seconds - cpu1) / (mib / 1024);
+  mark("end");
   // The client's TLS to k3s's inside the tunnel (as through proxy-url).
   std::tie(r.up_tls_tunnel, r.down_tls_tunnel) = co_await direct<TlsThroughTunnel>(
       [&](std::uint16_t to) -> awaitable<TlsThroughTunnel> {
@@ -823,7 +840,10 @@ int main(int argc, char** argv) {
       "| round trip, 64 B (median; p99) | %.0f µs; %.0f µs | %.0f µs; %.0f µs | +%.0f µs "
       "added | < 200 µs added |\n",
       r.rtt_direct, r.rtt_direct_p99, r.rtt_tunnel, r.rtt_tunnel_p99, r.rtt_tunnel - r.rtt_direct);
-  std::printf("| the agent's CPU per GiB carried | | %.2f s | | |\n", r.agent_cpu_per_gib);
+  std::printf(
+      "| the agent's CPU per GiB carried (to / from the destination) | | %.2f s (%.2f / %.2f) | | "
+      "|\n",
+      r.agent_cpu_per_gib, r.agent_cpu_up, r.agent_cpu_down);
   std::printf(
       "| the agent's RSS: 0 / %d open streams / after they closed | | %.1f / %.1f / %.1f MiB "
       "| %.1f KiB per stream | |\n",

@@ -22,8 +22,8 @@
 
 #include "agent/core/duration.h"
 #include "agent/core/timer.h"
+#include "agent/tunnel/buffered_socket.h"
 #include "agent/tunnel/grpc_framing.h"
-#include "agent/tunnel/read_buffered_socket.h"
 #include "agent/tunnel/write_watch.h"
 
 namespace tetherd::tunnel {
@@ -270,7 +270,7 @@ class Http2Connection final : public TunnelConnection {
       out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
     if (!out.empty() && self->socket().is_open()) {
       self->arm(std::chrono::seconds(1));
-      co_await asio::async_write(self->stream_, asio::buffer(out), nothrow);
+      co_await self->write_out(out);
       self->disarm();
     }
     boost::system::error_code ignored;
@@ -304,7 +304,7 @@ class Http2Connection final : public TunnelConnection {
         continue;
       }
       self->write_watch_.begin();
-      auto [ec, n] = co_await asio::async_write(self->stream_, asio::buffer(out), nothrow);
+      const auto ec = co_await self->write_out(out);
       self->write_watch_.end();
       if (self->closed_) co_return;
       if (ec) {
@@ -312,6 +312,16 @@ class Http2Connection final : public TunnelConnection {
         co_return;
       }
     }
+  }
+
+  // Through TLS in as few socket writes as the records fit in (the
+  // engine writes each of them on its own).
+  awaitable<boost::system::error_code> write_out(std::string_view bytes) {
+    auto& socket = stream_.next_layer();
+    socket.cork();
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(bytes), nothrow);
+    auto [flushed] = co_await socket.async_flush(nothrow);  // uncorks, after an error too
+    co_return ec ? ec : flushed;
   }
 
   static awaitable<void> read_loop(std::shared_ptr<Http2Connection> self) {
@@ -546,7 +556,7 @@ class Http2Connection final : public TunnelConnection {
   asio::any_io_executor executor_;
   const Clock& clock_;
   std::shared_ptr<asio::ssl::context> tls_;
-  asio::ssl::stream<ReadBufferedSocket> stream_;
+  asio::ssl::stream<BufferedSocket> stream_;
   tcp::resolver resolver_{executor_};
   asio::steady_timer deadline_{executor_};
   bool timed_out_ = false;
