@@ -69,7 +69,8 @@ struct IssuerRotation::Read {
   IssuerSecret decoded;
   std::vector<x509::Certificate> anchors;
   bool managed_elsewhere = false;
-  bool unanswered = false;  // k3s did not answer a read (ApiError::unanswered())
+  // k3s did not answer a read (ApiError::unanswered()), and its Retry-After.
+  std::optional<kube::ApiError> unanswered;
 };
 
 IssuerRotation::IssuerRotation(asio::io_context& io, kube::KubeClient& cluster, const Clock& clock,
@@ -91,7 +92,7 @@ awaitable<IssuerRotation::Read> IssuerRotation::read() {
   const std::string roots_path = kube::object_path(kube::kConfigMaps, ns, kTrustRootsConfigMapName);
   auto roots = co_await cluster_.get(roots_path);
   if (!roots) {
-    r.unanswered = roots.error().unanswered();
+    if (roots.error().unanswered()) r.unanswered = roots.error();
     r.facts.unreadable = "cannot read ConfigMap " + ns + "/" +
                          std::string(kTrustRootsConfigMapName) + ": " +
                          kube::describe(roots.error());
@@ -118,7 +119,7 @@ awaitable<IssuerRotation::Read> IssuerRotation::read() {
   const std::string secret_path = kube::object_path(kube::kSecrets, ns, kIssuerSecretName);
   auto secret = co_await cluster_.get(secret_path);
   if (!secret) {
-    r.unanswered = secret.error().unanswered();
+    if (secret.error().unanswered()) r.unanswered = secret.error();
     r.facts.unreadable = "cannot read Secret " + ns + "/" + std::string(kIssuerSecretName) + ": " +
                          kube::describe(secret.error());
     co_return r;
@@ -251,7 +252,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
   for (std::size_t attempt = 0;; ++attempt) {
     Read r = co_await read();
     look_for_lost_write(r, result);
-    if (r.unanswered) result.k3s_unanswered = true;
+    if (r.unanswered) unanswered(*r.unanswered, result);
     result.before = judge(r);
     result.bundle_sha256 = result.before.bundle_sha256;
     if (r.anchors.empty()) {
@@ -358,7 +359,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
       } else if (written.error().conflict()) {
         conflict = true;
       } else {
-        if (written.error().unanswered()) result.k3s_unanswered = true;
+        if (written.error().unanswered()) unanswered(written.error(), result);
         problems.push_back("cannot write ConfigMap " + ns + "/" +
                            std::string(kTrustRootsConfigMapName) + ": " +
                            kube::describe(written.error()));
@@ -423,7 +424,7 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
   for (std::size_t attempt = 0;; ++attempt) {
     Read r = co_await read();
     look_for_lost_write(r, result);
-    if (r.unanswered) result.k3s_unanswered = true;
+    if (r.unanswered) unanswered(*r.unanswered, result);
     // A forced write found (its answer lost): the force is spent.
     if (result.found_written) force = false;
     // A read whose answer was in when stop() ran (disconnect_all() cannot
@@ -543,9 +544,16 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
   }
 }
 
+void IssuerRotation::unanswered(const kube::ApiError& error, RotationResult& result) {
+  result.k3s_unanswered = true;
+  if (error.retry_after)
+    result.k3s_retry_after =
+        std::max(result.k3s_retry_after.value_or(Duration::zero()), *error.retry_after);
+}
+
 void IssuerRotation::lost_answer(const kube::ApiError& error, const CertificateInfo& issuer,
                                  WallTime sent, std::string based_on, RotationResult& result) {
-  if (error.unanswered()) result.k3s_unanswered = true;
+  if (error.unanswered()) unanswered(error, result);
   if (!error.may_have_taken()) return;
   // An earlier lost write this pass found is written over by this one (if
   // it took): the next pass looks for this one, and confirms its reload.
@@ -576,6 +584,7 @@ awaitable<void> IssuerRotation::pause(Duration delay) {
 }
 
 awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
+  reload_retry_after_.reset();
   const std::string& ns = config_.namespace_;
   const std::string events = kube::collection_path(kube::kEvents, ns);
   // Judged on CLOCK_BOOTTIME, which counts a sleep as the wall clock does
@@ -607,7 +616,10 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
   if (stopped_) co_return ReloadOutcome::kFailed;  // nothing is written after a stop
   // Not answered: a restart now may land twice (k3s acting on what it
   // does not answer); the next pass reads again.
-  if (!current && current.error().unanswered()) co_return ReloadOutcome::kUnanswered;
+  if (!current && current.error().unanswered()) {
+    reload_retry_after_ = current.error().retry_after;
+    co_return ReloadOutcome::kUnanswered;
+  }
   if (current && restarted_since(*current, written_at, clock_.wall() + kClockTolerance)) {
     log_.info("identity-restart-found",
               "deploy/" + std::string(kIdentityDeploymentName) +
@@ -625,6 +637,7 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
                    " failed: " + kube::describe(patched.error()) +
                    (lost && !stopped_ ? "; trying again soon" : ""),
                {{"LINKERD_NAMESPACE", ns}});
+    reload_retry_after_ = patched.error().retry_after;
     co_return lost ? ReloadOutcome::kUnanswered : ReloadOutcome::kFailed;
   }
   log_.notice(
@@ -756,6 +769,9 @@ awaitable<void> IssuerRotation::serve() {
       // issuer until a write to come).
       lost_write_ = std::move(written);
       result.k3s_unanswered = true;
+      if (reload_retry_after_)
+        result.k3s_retry_after =
+            std::max(result.k3s_retry_after.value_or(Duration::zero()), *reload_retry_after_);
     }
     // An issuer that waited for the bundle just written.
     if (result.pass_again && !queued_) queued_ = Request{RotationTrigger::kCloud, false, {}};
@@ -787,9 +803,14 @@ void IssuerRotation::arm_retry(const RotationResult& result, const Request& pass
     retries_ = 0;
     return;
   }
-  // Equal jitter: never at once (k3s just refused), never in step.
+  // Equal jitter: never at once (k3s just refused), never in step; and
+  // never sooner than k3s's Retry-After asked (then a jittered share on
+  // top, core/backoff.h).
   const Duration ceiling = backoff_ceiling(timing_.retry, retries_);
-  const Duration delay = ceiling / 2 + full_jitter(timing_.retry, retries_, timing_.random()) / 2;
+  const Duration delay =
+      result.k3s_retry_after
+          ? retry_delay(timing_.retry, retries_, result.k3s_retry_after, timing_.random())
+          : ceiling / 2 + full_jitter(timing_.retry, retries_, timing_.random()) / 2;
   retries_ = std::min(retries_ + 1, 30u);
   // A spec.linkerd.rotate not yet answered is asked again with its force
   // (kept should another pass come first); tetherctl's force is not (its

@@ -125,6 +125,9 @@ struct RotationResult {
   // 5xx, a 429): serve() runs the pass again after a short backoff
   // (IssuerRotationTiming::retry), not at the caller's next hourly one.
   bool k3s_unanswered = false;
+  // The longest Retry-After k3s sent with those failures (a 429 from its
+  // API priority and fairness, a 503): the retry waits at least that long.
+  std::optional<Duration> k3s_retry_after;
 };
 
 // kUnanswered: no IssuerUpdated, and k3s did not answer the restart (down,
@@ -208,6 +211,8 @@ class IssuerRotation {
   // After a read: whether the Secret holds the issuer of a write whose
   // answer was lost (into result.found_written), forgotten once known.
   void look_for_lost_write(const Read& read, RotationResult& result);
+  // A call k3s did not answer: k3s_unanswered, and its Retry-After kept.
+  static void unanswered(const kube::ApiError& error, RotationResult& result);
   // `based_on`: the Secret's resourceVersion the write carried.
   void lost_answer(const kube::ApiError& error, const CertificateInfo& issuer, WallTime sent,
                    std::string based_on, RotationResult& result);
@@ -254,6 +259,8 @@ class IssuerRotation {
     std::string token;  // the spec.linkerd.rotate it answers, once found
   };
   std::optional<LostWrite> lost_write_;
+  // The Retry-After of the reload's call k3s did not answer.
+  std::optional<Duration> reload_retry_after_;
 };
 
 }  // namespace tetherd

@@ -698,6 +698,40 @@ TEST_F(IssuerRotationTest, APassK3sDidNotAnswerIsTriedAgainSoon) {
   EXPECT_EQ(secret_writes(), 1u);
 }
 
+// k3s's API priority and fairness answers 429 with a Retry-After: the
+// retry waits at least that long (the backoff alone is milliseconds
+// here), then renews the issuer.
+TEST_F(IssuerRotationTest, TheRetryWaitsAsLongAsK3sRetryAfterAsked) {
+  install(issuer(-8760h, -1h));
+  server_->misbehave({.what = Misbehaviour::kStatus429,
+                      .path_contains = "/secrets/" + std::string(kIssuerSecretName),
+                      .retry_after_seconds = 1});
+  IssuerRotation& keeper = rotation_retrying_fast();
+  std::vector<std::chrono::steady_clock::time_point> heard;  // each result's arrival
+  on_loop([&] {
+    keeper.on_result([&](const RotationResult& r) {
+      results_.push_back(r);
+      heard.push_back(std::chrono::steady_clock::now());
+    });
+    keeper.request(RotationTrigger::kPeriodic);
+  });
+  until_logged("identity-restarted");
+  on_loop([&] {
+    ASSERT_EQ(results_.size(), 2u);
+    EXPECT_TRUE(results_[0].k3s_unanswered);
+    ASSERT_TRUE(results_[0].k3s_retry_after);
+    EXPECT_EQ(*results_[0].k3s_retry_after, 1s);
+    EXPECT_EQ(results_[1].trigger, RotationTrigger::kRetry);
+    EXPECT_TRUE(results_[1].rotated) << results_[1].error;
+    EXPECT_FALSE(results_[1].k3s_retry_after);
+    keeper.stop();
+  });
+  ASSERT_EQ(heard.size(), 2u);
+  // The retry's pass began no sooner than asked; its result came after.
+  EXPECT_GE(heard[1] - heard[0], 1s) << "the retry did not wait for the Retry-After";
+  EXPECT_EQ(secret_writes(), 1u);
+}
+
 // The restart k3s did not answer (a 503 on the PATCH): the retry's pass
 // finds the issuer written in the Secret, as a lost write's, and makes sure
 // of the reload again; it mints nothing more.
