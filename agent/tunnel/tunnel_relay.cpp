@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -231,26 +232,44 @@ void TunnelRelay::dial(const DialRequest& request) {
 
 awaitable<void> TunnelRelay::read_from(std::shared_ptr<Endpoint> e) {
   auto self = shared_from_this();
-  std::string buffer(limits_.read_chunk, '\0');
+  // A stream holds no read buffer of its own while it waits (a watch
+  // through the tunnel is quiet for minutes): it waits until its socket is
+  // readable, then reads at once, without waiting, into the relay's one
+  // buffer, whose bytes are copied into the packet before anything else
+  // runs on the loop.
+  boost::system::error_code ec;
+  if (e->stream.socket().non_blocking(true, ec); ec) {
+    close_response(e->id, ec.message());
+    co_return;
+  }
   while (!e->closed) {
     while (connection_->over_high_water() && !e->closed) {
       e->wake.expires_at(asio::steady_timer::time_point::max());
       co_await e->wake.async_wait(nothrow);
     }
     if (e->closed) break;
-    // No deadline on reading (a quiet watch is fine); the writes' is the
-    // watch's, not the stream's.
-    auto [ec, n] = co_await e->stream.async_read_some(asio::buffer(buffer), nothrow);
-    if (e->closed) break;
+    read_buffer_.resize(limits_.read_chunk);
+    const std::size_t n = e->stream.socket().read_some(asio::buffer(read_buffer_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      // No deadline on reading (a quiet watch is fine); the writes' is the
+      // watch's, not the stream's.
+      std::tie(ec) = co_await e->stream.socket().async_wait(tcp::socket::wait_read, nothrow);
+      if (e->closed) break;
+      if (!ec) continue;
+    }
     if (n > 0) {
       e->last_active = clock_.monotonic();
       Packet p;
       p.set_type(DATA);
       auto& d = *p.mutable_data();
       d.set_connectid(e->id);
-      d.set_data(buffer.data(), n);
+      d.set_data(read_buffer_.data(), n);
       connection_->send(p);
       stats_.bytes_to_server += n;
+      // The loop's other work runs before the next read (as after an
+      // asynchronous one).
+      if (!ec) co_await asio::post(executor_, asio::use_awaitable);
+      if (e->closed) break;
     }
     if (ec) {
       // The destination's end: the server hears CLOSE_RSP (as upstream's

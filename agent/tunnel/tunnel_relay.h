@@ -39,7 +39,7 @@ struct RelayLimits {
   std::size_t max_connections = 128;  // open and being dialled, per server
   Duration idle_timeout = std::chrono::hours(1);
   Duration write_timeout = std::chrono::seconds(30);  // a destination that reads nothing
-  std::size_t read_chunk = 32 << 10;
+  std::size_t read_chunk = 32 << 10;  // a read from a destination (one buffer per server)
 };
 
 using tetherd::Destination;
@@ -102,6 +102,7 @@ class TunnelRelay : public std::enable_shared_from_this<TunnelRelay> {
   std::vector<Destination> allowed_;
   std::shared_ptr<std::int64_t> next_id_;
   RelayLimits limits_;
+  std::string read_buffer_;  // every destination's reads (read_from)
   std::map<std::int64_t, std::shared_ptr<Endpoint>> endpoints_;  // by connectID
   std::map<std::int64_t, std::shared_ptr<Endpoint>> dialling_;   // by the request's random
   Timer idle_;
