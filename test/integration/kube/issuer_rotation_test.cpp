@@ -1191,6 +1191,80 @@ TEST_F(CloudIssuerTest, TheCloudsIssuerIsCheckedAndWrittenAndNothingIsMinted) {
   EXPECT_EQ(secret_writes(), 1u);
 }
 
+// The cloud's issuer written over the local one, and the write's answer
+// lost (the connection dropped after k3s took it): the pass right after
+// finds the cloud's issuer in the Secret, writes nothing more, and makes
+// sure the identity controller loaded it.
+TEST_F(CloudIssuerTest, TheCloudsIssuerWhoseWriteLostItsAnswerIsFoundAndItsReloadMadeSure) {
+  install(issuer(-8760h + 100h, 100h));
+  const PemPair supplied = issuer(-1h, 2160h);
+  secret_put_gets(Misbehaviour::kDropMidStream);
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  on_loop([&] { keeper.use_cloud(cloud(cloud_secret(supplied, anchor_)), /*pass=*/false); });
+  ASSERT_NO_FATAL_FAILURE(
+      request_until_logged(keeper, "identity-restarted", RotationTrigger::kCloud));
+  on_loop([&] {
+    ASSERT_EQ(results_.size(), 2u);
+    EXPECT_TRUE(results_[0].from_cloud);
+    EXPECT_FALSE(results_[0].rotated);
+    EXPECT_TRUE(results_[0].answer_lost);
+    EXPECT_TRUE(results_[1].from_cloud);
+    EXPECT_FALSE(results_[1].rotated) << "the cloud's issuer is in the Secret already";
+    ASSERT_TRUE(results_[1].found_written);
+    EXPECT_TRUE(results_[1].error.empty()) << results_[1].error;
+    EXPECT_EQ(log_.with_event("issuer-write-found").size(), 1u);
+    keeper.stop();
+  });
+  EXPECT_EQ(secret_writes(), 1u);
+  EXPECT_EQ(stored_issuer().cert_pem, supplied.cert_pem);
+}
+
+// A lost write found by a pass that then writes again, and loses that
+// answer too (the cloud supplied another issuer meanwhile): the pass's own
+// write supersedes the found one. Nothing is confirmed for the first
+// issuer, which the Secret no longer holds; the next pass finds the
+// second and makes sure of its reload, once.
+TEST_F(CloudIssuerTest, AFoundWriteIsSupersededByThePassesOwnLostOne) {
+  install(issuer(-8760h + 100h, 100h));
+  const PemPair first = issuer(-1h, 2160h);
+  const PemPair second = issuer(-30min, 2160h);
+  server_->misbehave({.what = Misbehaviour::kDropMidStream,
+                      .times = 2,
+                      .path_contains = "/secrets/" + std::string(kIssuerSecretName),
+                      .method = "PUT"});
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  on_loop([&] {
+    keeper.use_cloud(cloud(cloud_secret(first, anchor_)), /*pass=*/false);
+    keeper.on_result([&](const RotationResult& r) {
+      results_.push_back(r);
+      // The cloud's next issuer, before the pass that looks for the lost write.
+      if (results_.size() == 1)
+        keeper.use_cloud(cloud(cloud_secret(second, anchor_)), /*pass=*/false);
+      // That pass lost its own answer: the next trigger looks for it.
+      if (results_.size() == 2) keeper.request(RotationTrigger::kPeriodic);
+    });
+    keeper.request(RotationTrigger::kCloud);
+  });
+  until_logged("identity-restarted");
+  on_loop([&] {
+    ASSERT_EQ(results_.size(), 3u);
+    EXPECT_TRUE(results_[0].answer_lost);
+    EXPECT_TRUE(results_[1].answer_lost);
+    // It read the first issuer (the lost write, which took) ...
+    ASSERT_TRUE(results_[1].before.issuer);
+    EXPECT_LT(results_[1].before.issuer->not_before, clock_.wall() - 45min);
+    // ... and wrote the second over it.
+    EXPECT_FALSE(results_[1].found_written) << "the found write was superseded by the pass's own";
+    EXPECT_FALSE(results_[2].rotated);
+    ASSERT_TRUE(results_[2].found_written);
+    EXPECT_EQ(log_.with_event("issuer-write-found").size(), 1u);
+    EXPECT_EQ(log_.with_event("identity-restarted").size(), 1u);
+    keeper.stop();
+  });
+  EXPECT_EQ(secret_writes(), 2u);
+  EXPECT_EQ(stored_issuer().cert_pem, second.cert_pem);
+}
+
 // Found by review: a pass made before the cloud's Secret was read says
 // nothing and takes nothing; it must not count as having taken what the
 // cloud has (a spec.linkerd.rotate would be recorded as answered).
