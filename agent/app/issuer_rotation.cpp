@@ -215,6 +215,12 @@ awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool forc
   if (!local.found_written && !local.answer_lost) local.found_written = cloud.found_written;
   if (!cloud.error.empty())
     local.error = local.error.empty() ? cloud.error : cloud.error + "; " + local.error;
+  // k3s not answering the bundle's half arms the retry too, with the
+  // longest Retry-After of the two halves.
+  local.k3s_unanswered = local.k3s_unanswered || cloud.k3s_unanswered;
+  if (cloud.k3s_retry_after)
+    local.k3s_retry_after =
+        std::max(local.k3s_retry_after.value_or(Duration::zero()), *cloud.k3s_retry_after);
   co_return local;
 }
 
@@ -637,7 +643,7 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
                    " failed: " + kube::describe(patched.error()) +
                    (lost && !stopped_ ? "; trying again soon" : ""),
                {{"LINKERD_NAMESPACE", ns}});
-    reload_retry_after_ = patched.error().retry_after;
+    if (lost) reload_retry_after_ = patched.error().retry_after;
     co_return lost ? ReloadOutcome::kUnanswered : ReloadOutcome::kFailed;
   }
   log_.notice(
@@ -805,12 +811,13 @@ void IssuerRotation::arm_retry(const RotationResult& result, const Request& pass
   }
   // Equal jitter: never at once (k3s just refused), never in step; and
   // never sooner than k3s's Retry-After asked (then a jittered share on
-  // top, core/backoff.h).
+  // top, core/backoff.h), nor sooner than without one (kube-apiserver's
+  // 429 says 1 s).
   const Duration ceiling = backoff_ceiling(timing_.retry, retries_);
-  const Duration delay =
-      result.k3s_retry_after
-          ? retry_delay(timing_.retry, retries_, result.k3s_retry_after, timing_.random())
-          : ceiling / 2 + full_jitter(timing_.retry, retries_, timing_.random()) / 2;
+  const double unit = timing_.random();
+  Duration delay = ceiling / 2 + full_jitter(timing_.retry, retries_, unit) / 2;
+  if (result.k3s_retry_after)
+    delay = std::max(delay, retry_delay(timing_.retry, retries_, result.k3s_retry_after, unit));
   retries_ = std::min(retries_ + 1, 30u);
   // A spec.linkerd.rotate not yet answered is asked again with its force
   // (kept should another pass come first); tetherctl's force is not (its

@@ -127,6 +127,8 @@ struct RotationResult {
   bool k3s_unanswered = false;
   // The longest Retry-After k3s sent with those failures (a 429 from its
   // API priority and fairness, a 503): the retry waits at least that long.
+  // (That of an unanswered restart, made after the result is reported,
+  // is the retry's, not in the result heard.)
   std::optional<Duration> k3s_retry_after;
 };
 

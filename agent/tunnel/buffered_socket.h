@@ -43,8 +43,12 @@ class BufferedSocket {
   std::size_t buffered() const { return end_ - begin_; }
 
   // Writes from now on are gathered until async_flush(). The caller
-  // bounds what it writes meanwhile.
-  void cork() { corked_ = true; }
+  // bounds what it writes meanwhile, and says about how much (room is
+  // made for it at once, not in steps that copy it again).
+  void cork(std::size_t expected = 0) {
+    corked_ = true;
+    pending_.reserve(expected);
+  }
   bool corked() const { return corked_; }
   // Bytes gathered and not yet sent.
   std::size_t gathered() const { return pending_.size(); }
@@ -150,7 +154,7 @@ class BufferedSocket {
     void operator()(Self& self, boost::system::error_code ec = {}, std::size_t = 0) {
       if (ec) {
         s.pending_.clear();
-        s.corked_ = false;
+        s.uncork();
         self.complete(ec);
         return;
       }
@@ -160,7 +164,7 @@ class BufferedSocket {
           boost::asio::post(std::move(self));
           return;
         }
-        s.corked_ = false;
+        s.uncork();
         self.complete({});
         return;
       }
@@ -171,6 +175,14 @@ class BufferedSocket {
       boost::asio::async_write(s.socket_, boost::asio::buffer(s.sending_), std::move(self));
     }
   };
+
+  // The buffers are given back: a connection idle after a burst holds
+  // none (up to 64 servers, each gathering 64 KiB and more).
+  void uncork() {
+    corked_ = false;
+    std::string().swap(pending_);
+    std::string().swap(sending_);
+  }
 
   socket_type socket_;
   std::string pending_, sending_;

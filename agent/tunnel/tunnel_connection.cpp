@@ -98,6 +98,10 @@ class Http2Connection final : public TunnelConnection {
     if (auto named = kube::expect_server_name(ssl, address); !named)
       co_return failed(named.error().message);
     SSL_set_alpn_protos(ssl, kAlpn, sizeof kAlpn);
+    // A renegotiation (TLS 1.2) would have the engine write a handshake
+    // from inside a read while the writes are corked, and wait for its
+    // answer: it is refused (konnectivity's Go server never asks).
+    SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
     arm(limits_.handshake_timeout);
     auto [hec] = co_await stream_.async_handshake(asio::ssl::stream_base::client, nothrow);
     if (hec) co_return failed("TLS handshake with " + where + ": " + io_error(hec));
@@ -318,7 +322,8 @@ class Http2Connection final : public TunnelConnection {
   // engine writes each of them on its own).
   awaitable<boost::system::error_code> write_out(std::string_view bytes) {
     auto& socket = stream_.next_layer();
-    socket.cork();
+    // (TLS 1.3 adds 22 bytes to each record of up to 16 KiB.)
+    socket.cork(bytes.size() + bytes.size() / 512 + 256);
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(bytes), nothrow);
     auto [flushed] = co_await socket.async_flush(nothrow);  // uncorks, after an error too
     co_return ec ? ec : flushed;

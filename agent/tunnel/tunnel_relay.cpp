@@ -268,7 +268,7 @@ awaitable<void> TunnelRelay::read_from(std::shared_ptr<Endpoint> e) {
       stats_.bytes_to_server += n;
       // The loop's other work runs before the next read (as after an
       // asynchronous one).
-      if (!ec) co_await asio::post(executor_, asio::use_awaitable);
+      co_await asio::post(executor_, asio::use_awaitable);
       if (e->closed) break;
     }
     if (ec) {

@@ -1361,6 +1361,25 @@ TEST_F(CloudIssuerTest, LinkerdsThreeStepAnchorRotationDrivenFromTheCloud) {
   EXPECT_EQ(secret_writes(), 1u);
 }
 
+// Found by review: with only the bundle from the cloud, a write of it k3s
+// did not answer (a 429 with its Retry-After) was dropped from the pass's
+// result when the local half was answered: no retry was armed, and the
+// bundle waited for the next hourly pass.
+TEST_F(CloudIssuerTest, ABundleWriteK3sDidNotAnswerArmsTheRetryWithItsRetryAfter) {
+  install(issuer(-1h, 8760h));
+  server_->misbehave({.what = Misbehaviour::kStatus429,
+                      .path_contains = "/configmaps/",
+                      .method = "PUT",
+                      .retry_after_seconds = 7});
+  const RotationResult r =
+      pass(cloud(std::nullopt, cloud_bundle(anchor_.cert_pem + new_anchor_.cert_pem)));
+  EXPECT_FALSE(r.bundle_written);
+  EXPECT_TRUE(r.k3s_unanswered) << "the bundle's half was not answered";
+  ASSERT_TRUE(r.k3s_retry_after);
+  EXPECT_EQ(*r.k3s_retry_after, 7s);
+  EXPECT_NE(r.error.find("cannot write ConfigMap"), std::string::npos) << r.error;
+}
+
 TEST_F(CloudIssuerTest, ABundleWithoutTheRootOfTheIssuerInForceWaitsForTheLastStep) {
   const PemPair current = issuer(-1h, 8760h);
   install(current);
