@@ -1,9 +1,10 @@
 #pragma once
 // A TCP socket with buffers both ways, for under a TLS stream. Asio's TLS
 // engine reads and writes one record (16 KiB at most) at a time, so a bulk
-// transfer cost a recvmsg and a sendmsg per record; on loopback a send
-// costs about the same for 16 KiB as for 64 (the receiver's wake-up is
-// most of it).
+// transfer cost a recvmsg and a sendmsg per record (on loopback, a profile
+// put a 16 KiB send's cost near a 32 KiB one's: the receiver's processing
+// and wake-up are most of it; fewer sends took about a twelfth off the
+// agent's CPU where its writes go, README "The tunnel").
 //
 // Reads: one recvmsg takes up to the buffer's size and the engine's reads
 // are served from it. Writes go straight to the socket, unless the socket
