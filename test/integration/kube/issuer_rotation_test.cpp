@@ -171,6 +171,9 @@ class IssuerRotationTest : public KubeTest {
     // Runs on the test's thread once the daemon has started, before the
     // wait for its passes to be over.
     std::function<void(Daemon&)> meanwhile = {};
+    // A session to the test API server as the control plane too (its
+    // EdgeNode node-a), with the admin's credentials.
+    bool session = false;
   };
   void after_the_daemons_first_pass(FirstPass parts,
                                     const std::function<void(IssuerRotation&)>& check);
@@ -471,30 +474,53 @@ void IssuerRotationTest::after_the_daemons_first_pass(
       [](const FirewallConfig&) { return std::make_unique<FakeBackend>(); }, {},
       io_.get_executor());
   IssuerRotation& issuers = rotation({.confirm_timeout = 0s});
+  NodeConditions session_conditions{clock_, HealthConfig{}.threshold};
+  std::unique_ptr<Tether> session;  // outlives the daemon, which holds it
   std::unique_ptr<Daemon> daemon;
   on_loop([&] {
     Config config;
     config.node_name = "node-a";
     config.linkerd = config_;
-    if (parts.cloud) config.control_plane.emplace();  // the cloud that named it
+    if (parts.cloud || parts.session) config.control_plane.emplace();  // the cloud that named it
+    if (parts.session) {
+      TetherTiming timing;
+      timing.retry = kube::default_retry_context(clock_, {.base = 100ms, .cap = 1s});
+      session = std::make_unique<Tether>(io_, clock_, log_, keeper, session_conditions,
+                                         client(admin_kubeconfig()), config, std::move(timing));
+    }
     daemon = std::make_unique<Daemon>(
         io_, clock_, log_, notifier, keeper, "tetherd.yaml",
         [&] { return std::variant<Config, ConfigErrors>(config); }, config,
-        DaemonParts{.issuer = &issuers, .state = parts.state, .conditions = parts.conditions});
+        DaemonParts{.tether = session.get(),
+                    .issuer = &issuers,
+                    .state = parts.state,
+                    .conditions = parts.session ? &session_conditions : parts.conditions});
     ASSERT_TRUE(daemon->start().has_value());
   });
   ASSERT_TRUE(daemon);
   // Stopped however this ends: the rotation (the fixture's) outlives the
-  // daemon, whose witness it would call.
+  // daemon, whose witness it would call; the session ends before it goes.
   struct StopAtEnd {
     IssuerRotationTest& test;
     Daemon& daemon;
+    std::unique_ptr<Tether>& session;
     ~StopAtEnd() {
       test.on_loop([this] { daemon.stop("test"); });
+      if (!session) return;
+      const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+      for (bool over = false; !over && std::chrono::steady_clock::now() < deadline;
+           std::this_thread::yield())
+        test.on_loop([&] { over = session->finished(); });
+      test.on_loop([this] { session.reset(); });
     }
-  } stop_at_end{*this, *daemon};
+  } stop_at_end{*this, *daemon, session};
   if (parts.meanwhile) parts.meanwhile(*daemon);
   const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  // The session's EdgeNode read (what it asks of the rotation is asked
+  // then, in the same turn of the loop).
+  for (bool known = !parts.session; !known && std::chrono::steady_clock::now() < deadline;
+       std::this_thread::yield())
+    on_loop([&] { known = session->spec_known(); });
   bool done = false;
   while (!done && std::chrono::steady_clock::now() < deadline) {
     on_loop([&] { done = issuers.last() && !issuers.busy(); });
@@ -502,6 +528,49 @@ void IssuerRotationTest::after_the_daemons_first_pass(
   }
   ASSERT_TRUE(done);
   on_loop([&] { check(issuers); });
+}
+
+// spec.linkerd.rotate through the daemon, its write's answer lost (the
+// connection dropped after k3s took it): the pass that finds the write
+// answers the token, the daemon saves it, and after a restart the same
+// token asks for nothing more.
+TEST_F(IssuerRotationTest, TheDaemonSavesATokenAFoundWriteAnsweredAndAsksNothingAfterARestart) {
+  install(issuer(-1h, 8760h));  // valid: only the token's force replaces it
+  json::object node = edge_node("node-a", {"192.0.2.0/24"});
+  node["spec"].as_object()["linkerd"] = json::object{{"rotate", "token-1"}};
+  server_->create(kube::collection_path(kube::kEdgeNodes, kNamespace), node);
+  secret_put_gets(Misbehaviour::kDropMidStream);
+  TempDir state;
+  const StateDir state_dir(state.path());
+  auto saved = [&] {
+    boost::system::error_code ec;
+    return state_dir.read("linkerd-rotate-token", ec, 4096).value_or("");
+  };
+  FirstPass parts{.state = &state_dir, .session = true};
+  parts.meanwhile = [&](Daemon&) {
+    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+    std::string token;
+    while (token.empty() && std::chrono::steady_clock::now() < deadline) {
+      on_loop([&] { token = saved(); });
+      std::this_thread::yield();
+    }
+  };
+  after_the_daemons_first_pass(parts, [&](IssuerRotation&) {
+    EXPECT_EQ(saved(), "token-1");
+    EXPECT_EQ(log_.with_event("issuer-rotation-requested").size(), 1u);
+    EXPECT_EQ(log_.with_event("issuer-write-found").size(), 1u)
+        << "the token was answered by the found write";
+  });
+  EXPECT_EQ(secret_writes(), 1u);
+
+  // A restart: the session reads the same token, already acted on.
+  parts.meanwhile = {};
+  after_the_daemons_first_pass(parts, [&](IssuerRotation& issuers) {
+    EXPECT_EQ(log_.with_event("issuer-rotation-requested").size(), 1u)
+        << "the saved token was asked for again";
+    EXPECT_FALSE(issuers.last()->rotated);
+  });
+  EXPECT_EQ(secret_writes(), 1u);
 }
 
 // The EdgeNode named an issuer in the cloud before a restart: until the new
