@@ -197,6 +197,16 @@ awaitable<IssuerReport> IssuerRotation::check() {
   co_return judge(r);
 }
 
+namespace {
+
+// The longest of the Retry-Afters k3s sent: `kept` becomes `asked` when
+// that is longer (or the first).
+void keep_longest(std::optional<Duration>& kept, std::optional<Duration> asked) {
+  if (asked && (!kept || *asked > *kept)) kept = asked;
+}
+
+}  // namespace
+
 awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool force) {
   // As when the pass began: a change meanwhile queues another pass.
   const bool issuer_from_cloud = cloud_.issuer_from_cloud();
@@ -218,9 +228,7 @@ awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool forc
   // k3s not answering the bundle's half arms the retry too, with the
   // longest Retry-After of the two halves.
   local.k3s_unanswered = local.k3s_unanswered || cloud.k3s_unanswered;
-  if (cloud.k3s_retry_after)
-    local.k3s_retry_after =
-        std::max(local.k3s_retry_after.value_or(Duration::zero()), *cloud.k3s_retry_after);
+  keep_longest(local.k3s_retry_after, cloud.k3s_retry_after);
   co_return local;
 }
 
@@ -552,9 +560,7 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
 
 void IssuerRotation::unanswered(const kube::ApiError& error, RotationResult& result) {
   result.k3s_unanswered = true;
-  if (error.retry_after)
-    result.k3s_retry_after =
-        std::max(result.k3s_retry_after.value_or(Duration::zero()), *error.retry_after);
+  keep_longest(result.k3s_retry_after, error.retry_after);
 }
 
 void IssuerRotation::lost_answer(const kube::ApiError& error, const CertificateInfo& issuer,
@@ -775,9 +781,7 @@ awaitable<void> IssuerRotation::serve() {
       // issuer until a write to come).
       lost_write_ = std::move(written);
       result.k3s_unanswered = true;
-      if (reload_retry_after_)
-        result.k3s_retry_after =
-            std::max(result.k3s_retry_after.value_or(Duration::zero()), *reload_retry_after_);
+      keep_longest(result.k3s_retry_after, reload_retry_after_);
     }
     // An issuer that waited for the bundle just written.
     if (result.pass_again && !queued_) queued_ = Request{RotationTrigger::kCloud, false, {}};
