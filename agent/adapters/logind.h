@@ -21,18 +21,19 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/core/log.h"
+#include "agent/core/sleep_signal.h"
 
 struct sd_bus;
 struct sd_bus_message;
 
 namespace tetherd {
 
-class LogindSleep {
+class LogindSleep final : public SleepSignal {
  public:
   // `bus_address`: empty for the system bus, else a D-Bus address such as
   // "unix:path=/run/dbus/system_bus_socket".
   LogindSleep(boost::asio::io_context& io, Log& log, std::string bus_address = {});
-  ~LogindSleep();
+  ~LogindSleep() override;
   LogindSleep(const LogindSleep&) = delete;
   LogindSleep& operator=(const LogindSleep&) = delete;
 
@@ -42,18 +43,18 @@ class LogindSleep {
   // (a new inhibitor is then taken for the next sleep). Returns false, after
   // logging "logind-unavailable", when the bus cannot be reached (it is
   // tried again later). Call once.
-  bool start(std::function<void(bool start)> on_prepare);
+  bool start(std::function<void(bool start)> on_prepare) override;
 
   // Disconnects and lets go of the inhibitor; no callback after this. Safe
   // from inside on_prepare (the close then waits for sd-bus to return).
-  void stop();
+  void stop() override;
 
   // Lets the pending sleep go ahead: closes the inhibitor's fd.
-  void release_inhibitor();
+  void release_inhibitor() override;
 
   bool holds_inhibitor() const { return inhibitor_fd_ >= 0; }
   // logind answered (granted an inhibitor) and has not failed since.
-  bool available() const { return bus_ != nullptr && logind_answered_; }
+  bool available() const override { return bus_ != nullptr && logind_answered_; }
 
  private:
   int prepare_for_sleep(sd_bus_message* m);

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "agent/adapters/logind.h"
 #include "agent/core/duration.h"
 
 namespace tetherd {
@@ -15,13 +16,19 @@ std::string whole_seconds(Duration d) {
 
 ResumeDetector::ResumeDetector(boost::asio::io_context& io, const Clock& clock, Log& log,
                                ResumeDetectorOptions options)
+    : ResumeDetector(io, clock, log,
+                     options.bus_address == "none"
+                         ? nullptr
+                         : std::make_unique<LogindSleep>(io, log, options.bus_address),
+                     options) {}
+
+ResumeDetector::ResumeDetector(boost::asio::io_context& io, const Clock& clock, Log& log,
+                               std::unique_ptr<SleepSignal> sleep, ResumeDetectorOptions options)
     : clock_(clock),
       log_(log),
       options_(std::move(options)),
       filter_(options_.merge_window),
-      logind_(options_.bus_address == "none"
-                  ? nullptr
-                  : std::make_unique<LogindSleep>(io, log, options_.bus_address)),
+      logind_(std::move(sleep)),
       grace_(io, clock) {}
 
 ResumeDetector::~ResumeDetector() {

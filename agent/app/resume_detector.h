@@ -15,11 +15,11 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "agent/adapters/logind.h"
 #include "agent/core/clock.h"
 #include "agent/core/clock_jump.h"
 #include "agent/core/log.h"
 #include "agent/core/resume_filter.h"
+#include "agent/core/sleep_signal.h"
 #include "agent/core/timer.h"
 
 namespace tetherd {
@@ -52,6 +52,10 @@ class ResumeDetector {
 
   ResumeDetector(boost::asio::io_context& io, const Clock& clock, Log& log,
                  ResumeDetectorOptions options = {});
+  // With `sleep` as the word of sleeps and wakes instead of logind (the
+  // simulation's); options.bus_address is then not used.
+  ResumeDetector(boost::asio::io_context& io, const Clock& clock, Log& log,
+                 std::unique_ptr<SleepSignal> sleep, ResumeDetectorOptions options = {});
   ~ResumeDetector();
   ResumeDetector(const ResumeDetector&) = delete;
   ResumeDetector& operator=(const ResumeDetector&) = delete;
@@ -82,7 +86,7 @@ class ResumeDetector {
   ResumeDetectorOptions options_;
   ClockJumpCheck clock_jump_;
   ResumeFilter filter_;
-  std::unique_ptr<LogindSleep> logind_;
+  std::unique_ptr<SleepSignal> logind_;
   Timer grace_;
   SleepHandler on_sleep_;
   ResumeHandler on_resumed_;

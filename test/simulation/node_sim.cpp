@@ -14,8 +14,10 @@
 #include <boost/json.hpp>
 
 #include "agent/adapters/state_dir.h"
+#include "agent/app/daemon.h"
 #include "agent/app/firewall_keeper.h"
 #include "agent/app/node_health.h"
+#include "agent/app/resume_detector.h"
 #include "agent/app/tether.h"
 #include "agent/config/config_loader.h"
 #include "agent/core/backoff.h"
@@ -23,6 +25,8 @@
 #include "agent/core/lease.h"
 #include "agent/core/node_conditions.h"
 #include "agent/core/node_status.h"
+#include "agent/core/service_notifier.h"
+#include "agent/core/sleep_signal.h"
 #include "agent/core/tether_session.h"
 #include "agent/kube/api_error.h"
 #include "agent/kube/https_client.h"
@@ -62,9 +66,10 @@ const std::string kBundle = "linkerd-bundle";
 // limits a spec can exceed.
 const std::string kAllows[] = {"203.0.113.0/28", "203.0.113.128/28"};
 const std::string kAlwaysAllow = "10.42.0.0/16";
-std::string config_text(const Event& e) {
+// `state` is the state directory.
+std::string config_text(const Event& e, const std::string& state) {
   if (!e.valid) return "firewall:\n  maxSources: -3\n  allow: [\"203.0.113.0/28\"\n";
-  return "controlPlane:\n  namespace: " + kNs +
+  return "state:\n  dir: " + state + "\ncontrolPlane:\n  namespace: " + kNs +
          "\n  heartbeatInterval: " + std::to_string(e.length / std::chrono::seconds(1)) +
          "s\nfirewall:\n  maxSources: 8\n  allow: [\"" + kAllows[e.allow] +
          "\"]\n  alwaysAllow: [\"" + kAlwaysAllow + "\"]\n";
@@ -145,6 +150,52 @@ json::array sources_json(const std::vector<std::string>& sources) {
     a.emplace_back(s);
   return a;
 }
+
+// systemd's watchdog (WatchdogSec=30s in the packaged unit): the daemon
+// must ping it from its loop at least this often while it runs awake.
+constexpr Duration kWatchdog = 30s;
+
+// logind on simulated time: PrepareForSleep(true) and (false) when the
+// world says, and the delay lock the daemon lets go of.
+class Logind final : public SleepSignal {
+ public:
+  bool start(std::function<void(bool start)> on_prepare) override {
+    on_prepare_ = std::move(on_prepare);
+    return true;
+  }
+  void stop() override { on_prepare_ = nullptr; }
+  void release_inhibitor() override { holding_ = false; }
+  bool available() const override { return static_cast<bool>(on_prepare_); }
+
+  void prepare(bool start) {
+    holding_ = start && on_prepare_;
+    if (on_prepare_) on_prepare_(start);
+  }
+  // A sleep waits on the daemon's lock.
+  bool holding() const { return holding_; }
+
+ private:
+  std::function<void(bool start)> on_prepare_;
+  bool holding_ = false;
+};
+
+// systemd's side of sd_notify: when the watchdog was last pinged.
+class Notifier final : public ServiceNotifier {
+ public:
+  Notifier(const Clock& clock, bool watchdog) : clock_(clock), watchdog_(watchdog) {}
+  void notify(std::string_view assignments) override {
+    if (assignments.find("WATCHDOG=1") != std::string_view::npos) pinged_ = clock_.monotonic();
+  }
+  std::optional<Duration> watchdog_timeout() const override {
+    return watchdog_ ? std::optional(kWatchdog) : std::nullopt;
+  }
+  MonoTime pinged() const { return pinged_; }
+
+ private:
+  const Clock& clock_;
+  bool watchdog_;
+  MonoTime pinged_{};
+};
 
 class World {
  public:
@@ -274,14 +325,16 @@ class World {
     healthy_since_ = now();
     Event file;
     file.length = 10s;
-    auto parsed = parse_config(config_text(file), LoadOptions{.host_name = kNode});
-    config_ = std::get<Config>(parsed);
+    file_text_ = config_text(file, dir_.path());
     start();
   }
 
-  // The daemon's start, in its order: the firewall first (the saved state
-  // applied), then the session.
+  // tetherd's start, as tetherd_main makes it: the file read, the parts
+  // made, and the real Daemon started with them (the firewall first, the
+  // saved state applied, then the session, the resume detector and the
+  // health rounds).
   void start() {
+    config_ = std::get<Config>(read_file());
     keeper_ = std::make_unique<FirewallKeeper>(
         log_, StateDir(dir_.path()),
         [this](const FirewallConfig&) -> std::unique_ptr<firewall::Backend> {
@@ -289,8 +342,6 @@ class World {
         },
         std::vector<asio::ip::address>{asio::ip::make_address("192.0.2.1")}, io_.get_executor(),
         FirewallKeeper::Worker::kLoop);
-    if (auto r = keeper_->start(config_.firewall); !r)
-      fail("firewall-holds-the-static-allowlist: the keeper did not start: " + r.error().message);
     TetherTiming timing;
     timing.retry = kube::default_retry_context(clock_);
     timing.retry->random = [this] { return unit_of(rng_); };
@@ -298,16 +349,34 @@ class World {
                                        std::move(timing));
     // As the daemon's make_tether: a second client for spec.linkerd's objects.
     if (sabotage_ != Sabotage::kNoObjectsClient) tether_->follow_objects_with(client());
-    tether_->start();
-    // The health rounds, as the daemon's (no k3s client: its probe is the
-    // firewall read back and repaired, the clock and the node's vitals),
-    // their conditions written through the Tether.
+    // The health rounds (the firewall read back and repaired, the clock,
+    // the node's vitals, k3s), their conditions written through the Tether.
     health_ = std::make_unique<NodeHealth>(
         io_, clock_, log_, config_, *keeper_, conditions_, tether_.get(),
         sabotage_ == Sabotage::kNoK3sClient ? nullptr : k3s_client());
-    health_->start();
+    // Sleeps and wakes from logind's signal, or the clocks alone when it is
+    // lost; the checker's test gives the daemon no detector at all.
+    if (sabotage_ != Sabotage::kForgetResumes) {
+      auto logind = std::make_unique<Logind>();
+      logind_ = logind.get();
+      resume_ = std::make_unique<ResumeDetector>(io_, clock_, log_, std::move(logind));
+    }
+    daemon_ = std::make_unique<Daemon>(
+        io_, clock_, log_, notifier_, *keeper_, "/etc/tetherd/tetherd.yaml",
+        [this] { return read_file(); }, config_,
+        DaemonParts{.tether = tether_.get(),
+                    .resume = resume_.get(),
+                    .state = &state_,
+                    .health = health_.get(),
+                    .conditions = &conditions_});
+    if (auto r = daemon_->start(); !r)
+      fail("firewall-holds-the-static-allowlist: the daemon did not start: " + r.error().message);
     quiet_since_ = clock_.monotonic();
     settle();
+  }
+
+  std::variant<Config, ConfigErrors> read_file() const {
+    return parse_config(file_text_, LoadOptions{.host_name = kNode});
   }
 
   // tetherd stopped (the rules stay: onStop keep).
@@ -316,11 +385,14 @@ class World {
     for (Timer* t : k3s_stalls_)
       t->cancel();
     settle();
-    health_->stop();
-    tether_->stop();
+    daemon_->stop("SIGTERM");
     // What is under way ends: a stalled answer waits out its deadline.
     for (int i = 0; i < 60 && !(tether_->finished() && health_->finished()); ++i)
       clock_.run_for(io_, 1s);
+    // The daemon lets go of the health rounds as it goes: before them.
+    daemon_.reset();
+    resume_.reset();
+    logind_ = nullptr;
     if (!health_->finished()) {
       fail("bounded-memory: the health rounds did not finish a minute after stop()");
       static_cast<void>(health_.release());
@@ -339,7 +411,6 @@ class World {
     totals_.specs_rejected += tether_->stats().specs_rejected;
     totals_.status_writes += tether_->stats().status_writes;
     tether_.reset();
-    keeper_->stop();
     settle();
     keeper_.reset();
   }
@@ -744,23 +815,18 @@ class World {
         }
         break;
       case Kind::kReload: {
-        // The daemon's reload (Daemon::reload): the firewall first, then
-        // the session's timing and the spec judged again.
+        // The file written and the daemon reloaded (SIGHUP). A bad file is
+        // put right again by the admin after the daemon refused it, so a
+        // restart reads a good one.
         ++totals_.reloads;
-        auto parsed = parse_config(config_text(e), LoadOptions{.host_name = kNode});
-        if (std::holds_alternative<ConfigErrors>(parsed) == e.valid)
+        const std::string good = file_text_;
+        file_text_ = config_text(e, dir_.path());
+        const bool taken = daemon_->reload();
+        if (!e.valid) file_text_ = good;
+        if (taken != e.valid)
           return fail(std::string("reload-judged: a ") + (e.valid ? "good" : "bad") + " file was " +
                       (e.valid ? "refused" : "taken"));
-        if (!e.valid) break;
-        Config next = std::get<Config>(std::move(parsed));
-        if (auto fits = keeper_->reconfigure(next.firewall); !fits)
-          return fail("reload-judged: the keeper refused a file that fits: " +
-                      fits.error().message);
-        tether_->retime(next);
-        tether_->firewall_policy_changed();
-        health_->reconfigure(next);
-        config_ = std::move(next);
-        allow_ = e.allow;
+        if (e.valid) allow_ = e.allow;
         break;
       }
       case Kind::kRestart:
@@ -775,11 +841,12 @@ class World {
         const Duration length = std::min(e.length, e.at + e.length - now());
         if (length <= Duration::zero()) break;
         ++totals_.sleeps;
-        const bool told = !e.logind_lost && sabotage_ != Sabotage::kForgetResumes;
+        const bool told = !e.logind_lost && logind_;
         if (told) {
-          bool done = false;
-          tether_->suspending([&done] { done = true; });
-          for (Duration waited{}; !done && waited < kLogindDelay; waited += 1s)
+          // logind's PrepareForSleep(true): the daemon's last status, then
+          // the lock let go (or logind's InhibitDelayMaxSec runs out).
+          logind_->prepare(true);
+          for (Duration waited{}; logind_->holding() && waited < kLogindDelay; waited += 1s)
             clock_.run_for(io_, 1s);
         }
         // The server and the NATs forget every connection while the node
@@ -789,10 +856,11 @@ class World {
         // A daemon redials at once on a resume (logind's, or its own
         // check's): a watch it kept would die by its deadline only.
         silent_until_ = now();
-        if (sabotage_ != Sabotage::kForgetResumes) {
-          if (!told) clock_.run_for(io_, kResumeTick);
-          tether_->resumed();
-          health_->resumed(clock_.wall());
+        if (told) {
+          logind_->prepare(false);
+        } else if (resume_) {
+          // The daemon's tick finds the clocks' jump.
+          clock_.run_for(io_, kResumeTick);
         }
         if (!unwell()) healthy_since_ = std::max(healthy_since_, now());
         quiet_since_ = clock_.monotonic();
@@ -815,6 +883,10 @@ class World {
   void check() {
     if (violation_) return;
     ++totals_.checks;
+    // The daemon's loop turns: systemd would kill a daemon that stopped
+    // pinging its watchdog.
+    if (const Duration quiet = clock_.monotonic() - notifier_.pinged(); quiet > kWatchdog)
+      return fail("watchdog-pinged: no WATCHDOG=1 for " + std::to_string(quiet / 1s) + " s");
     // The kernel always holds the static allowlist and alwaysAllow.
     const auto& live = kernel_.live;
     if (!live) return fail("firewall-holds-the-static-allowlist: no table in the kernel");
@@ -975,6 +1047,7 @@ class World {
   asio::io_context io_;
   TailLog log_;
   test::TempDir dir_;
+  const StateDir state_{dir_.path()};
   test::FakeBackend kernel_;
   api::Store store_{64};
   api::Authorizer authorizer_;
@@ -983,9 +1056,14 @@ class World {
   const api::Identity admin_{"system:admin", {"system:masters"}, ""};
   Config config_;
   NodeConditions conditions_{clock_, 3};
+  Notifier notifier_{clock_, sabotage_ != Sabotage::kNoWatchdog};
   std::unique_ptr<FirewallKeeper> keeper_;
   std::unique_ptr<Tether> tether_;
-  std::unique_ptr<NodeHealth> health_;       // freed before the Tether it writes through
+  std::unique_ptr<NodeHealth> health_;  // freed before the Tether it writes through
+  Logind* logind_ = nullptr;            // the resume detector's
+  std::unique_ptr<ResumeDetector> resume_;
+  std::unique_ptr<Daemon> daemon_;           // freed before the parts it holds
+  std::string file_text_;                    // /etc/tetherd/tetherd.yaml
   int k3s_down_ = 0;                         // the node's k3s outages under way
   int k3s_stalled_ = 0;                      // and its stalls
   std::vector<Timer*> k3s_stalls_;           // the requests a stall holds

@@ -1,8 +1,9 @@
 #pragma once
 // The session and the firewall in one simulation (issue 23, its fourth
-// step): the real Tether (its Reflector, Lease, status writer and spec
-// intake) and the real FirewallKeeper (its state file, an in-memory
-// kernel), wired as the daemon wires them, their HTTP client answered in
+// step): the real Daemon (its start, reload, tick, watchdog, resume and
+// stop) with the real Tether (its Reflector, Lease, status writer and spec
+// intake), FirewallKeeper (its state file, an in-memory kernel),
+// NodeHealth and ResumeDetector as its parts, their HTTP client answered in
 // process by the test API server's REST semantics (test/support/api_server:
 // its store, its watches with bookmarks, timeouts and 410 after
 // compaction). Everything runs on simulated time (test/support/sim_clock.h).
@@ -105,10 +106,12 @@ struct Verdict {
 };
 
 // The checker's own tests: the world forgets to tell the Tether of a
-// sleep and a resume (as a daemon without logind nor its resume check), or
+// sleep and a resume (the daemon is given no resume detector), or
 // the daemon gives the Tether no client for spec.linkerd's objects.
 // kNoK3sClient: the health rounds are given no client of k3s.
-enum class Sabotage { kNone, kForgetResumes, kNoObjectsClient, kNoK3sClient };
+// kNoWatchdog: the daemon is not told of systemd's watchdog, so it never
+// pings it.
+enum class Sabotage { kNone, kForgetResumes, kNoObjectsClient, kNoK3sClient, kNoWatchdog };
 
 // A violation's invariant is named by the session simulation's
 // sim::invariant().

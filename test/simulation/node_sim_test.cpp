@@ -62,14 +62,14 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
   }
   if (!HasFailure())
     std::cout << "simulated " << days
-              << " days of the real Tether and FirewallKeeper: " << all.sleeps << " suspends, "
-              << all.outages << " outages, " << all.k3s_outages << " outages of k3s, "
-              << all.restarts << " restarts, " << all.reloads << " reloads, " << all.linkerd_changes
-              << " changes of spec.linkerd's objects, " << all.specs << " specs ("
-              << all.specs_applied << " applied, " << all.specs_rejected << " refused), "
-              << all.requests << " requests (" << all.watches << " watches, " << all.status_writes
-              << " status writes, at most " << all.busiest_minute << " in a steady minute), "
-              << all.health_rounds << " health rounds, " << all.checks
+              << " days of the real Daemon, Tether and FirewallKeeper: " << all.sleeps
+              << " suspends, " << all.outages << " outages, " << all.k3s_outages
+              << " outages of k3s, " << all.restarts << " restarts, " << all.reloads << " reloads, "
+              << all.linkerd_changes << " changes of spec.linkerd's objects, " << all.specs
+              << " specs (" << all.specs_applied << " applied, " << all.specs_rejected
+              << " refused), " << all.requests << " requests (" << all.watches << " watches, "
+              << all.status_writes << " status writes, at most " << all.busiest_minute
+              << " in a steady minute), " << all.health_rounds << " health rounds, " << all.checks
               << " checks: all invariants held\n";
 }
 
@@ -135,6 +135,18 @@ TEST(NodeSimulation, ADaemonThatFollowsNoObjectsIsCaught) {
       << *v.violation;
   EXPECT_EQ(v.step, 0u);
   EXPECT_EQ(shrink(s, Sabotage::kNoObjectsClient).events.size(), 1u);
+}
+
+// The daemon's own loop, judged as systemd judges it: a daemon not told
+// of the watchdog never pings it, and `watchdog-pinged` fails at the first
+// check after 30 s, before any event.
+TEST(NodeSimulation, ADaemonThatNeverPingsTheWatchdogIsCaught) {
+  Scenario s{.days = 1, .seed = 1, .events = {}};
+  s.events.push_back(spec_event(3h, {"198.51.100.8/30"}));
+  const Verdict v = run(s, Sabotage::kNoWatchdog);
+  ASSERT_TRUE(v.violation);
+  EXPECT_EQ(invariant(*v.violation), "watchdog-pinged") << *v.violation;
+  EXPECT_EQ(v.step, 0u);
 }
 
 // The health rounds' word on the node's k3s, judged from the world: an

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include <boost/asio/steady_timer.hpp>
 #include <gtest/gtest.h>
 #include <systemd/sd-bus.h>
 

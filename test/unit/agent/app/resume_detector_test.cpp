@@ -89,5 +89,52 @@ TEST_F(ResumeDetectorTest, TheFirstCheckIsTheBaselineAndStopEndsChecks) {
   EXPECT_TRUE(events_.empty());
 }
 
+// Another word of sleeps than logind's (SleepSignal; the simulation's):
+// its lock is let go once the sleep handler says done, and its wake and
+// the clocks' jump are one resume.
+TEST(ResumeDetectorSignalTest, AGivenSleepSignalIsListenedToAsLogindIs) {
+  struct Signal final : SleepSignal {
+    std::function<void(bool)> prepare;
+    int released = 0;
+    bool start(std::function<void(bool)> on_prepare) override {
+      prepare = std::move(on_prepare);
+      return true;
+    }
+    void stop() override { prepare = nullptr; }
+    void release_inhibitor() override { ++released; }
+    bool available() const override { return static_cast<bool>(prepare); }
+  };
+  boost::asio::io_context io{1};
+  test::FakeClock clock;
+  test::RecordingLog log;
+  auto owned = std::make_unique<Signal>();
+  Signal& signal = *owned;
+  ResumeDetector detector(io, clock, log, std::move(owned));
+  std::function<void()> done;
+  std::vector<ResumeEvent> events;
+  detector.on_sleep([&](std::function<void()> d) { done = std::move(d); });
+  detector.on_resumed([&](const ResumeEvent& e) { events.push_back(e); });
+  detector.start();
+  ASSERT_TRUE(signal.prepare);
+  EXPECT_TRUE(detector.stats().logind);
+
+  signal.prepare(true);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(signal.released, 0) << "the sleep waits for the last status";
+  done();
+  EXPECT_EQ(signal.released, 1);
+  clock.suspend(2h);
+  signal.prepare(false);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].source, ResumeSource::kLogind);
+  EXPECT_EQ(events[0].slept, 2h);
+  clock.advance(10s);  // the daemon's next tick
+  detector.check_clock();
+  EXPECT_EQ(events.size(), 1u) << "the clocks' jump was the same resume";
+
+  detector.stop();
+  EXPECT_FALSE(signal.prepare) << "let go of at stop";
+}
+
 }  // namespace
 }  // namespace tetherd
