@@ -42,6 +42,9 @@ enum class Kind {
   kLinkerdRefs,
   kLinkerdObject,
   kK3sDown,  // the node's k3s refuses (or, `stalled`, takes and never answers) for `length`
+  // The node's wall clock stepped by `offset` (an admin's `date -s`, a
+  // bad RTC read at boot), and stepped right again `length` later (NTP).
+  kClockWrong,
 };
 
 struct Event {
@@ -60,6 +63,7 @@ struct Event {
   int linkerd = 0;
   bool bundle = false;
   bool stalled = false;  // kK3sDown: requests taken, no answer (etcd stuck)
+  Duration offset{};     // kClockWrong: how far off (ahead if positive)
 };
 
 Event sleep_event(Duration at, Duration length, bool logind_lost = false);
@@ -68,6 +72,7 @@ Event spec_event(Duration at, std::vector<std::string> sources, bool valid = tru
 Event linkerd_refs_event(Duration at, int issuer, bool bundle);
 Event linkerd_object_event(Duration at, int object, bool deleted = false);
 Event k3s_down_event(Duration at, Duration length, bool stalled = false);
+Event clock_wrong_event(Duration at, Duration length, Duration offset);
 
 struct Scenario {
   int days = 0;
@@ -80,7 +85,9 @@ struct Scenario {
 // 200 reloads a year (the static source and the heartbeat changed; one in
 // four a bad file), 20 restarts of tetherd (the kernel keeps the rules),
 // spec.linkerd's references changed 24 times a year and its objects
-// rewritten 300 times (one in ten a deletion).
+// rewritten 300 times (one in ten a deletion), the node's k3s down 50
+// times, and its wall clock wrong 24 times (seconds to 10 days, ahead or
+// behind, for 10 s to a day).
 Scenario generate(std::uint64_t seed, int days);
 
 struct Totals {
@@ -92,6 +99,7 @@ struct Totals {
   std::size_t status_writes = 0;
   std::size_t health_rounds = 0;  // NodeHealth's
   std::size_t k3s_outages = 0;
+  std::size_t clock_steps = 0;      // kClockWrong's, each stepped back right too
   std::size_t k3s_requests = 0;     // the health rounds' probes of k3s
   std::size_t k3s_down_judged = 0;  // checks of K3sReady while k3s was down
   std::size_t sleeps = 0, outages = 0, specs = 0, restarts = 0, reloads = 0;

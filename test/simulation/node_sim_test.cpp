@@ -48,6 +48,7 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     all.status_writes += v.totals.status_writes;
     all.health_rounds += v.totals.health_rounds;
     all.k3s_outages += v.totals.k3s_outages;
+    all.clock_steps += v.totals.clock_steps;
     all.requests += v.totals.requests;
     all.watches += v.totals.watches;
     all.checks += v.totals.checks;
@@ -64,19 +65,21 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     std::cout << "simulated " << days
               << " days of the real Daemon, Tether and FirewallKeeper: " << all.sleeps
               << " suspends, " << all.outages << " outages, " << all.k3s_outages
-              << " outages of k3s, " << all.restarts << " restarts, " << all.reloads << " reloads, "
-              << all.linkerd_changes << " changes of spec.linkerd's objects, " << all.specs
-              << " specs (" << all.specs_applied << " applied, " << all.specs_rejected
-              << " refused), " << all.requests << " requests (" << all.watches << " watches, "
-              << all.status_writes << " status writes, at most " << all.busiest_minute
-              << " in a steady minute), " << all.health_rounds << " health rounds, " << all.checks
+              << " outages of k3s, " << all.clock_steps << " wrong clocks, " << all.restarts
+              << " restarts, " << all.reloads << " reloads, " << all.linkerd_changes
+              << " changes of spec.linkerd's objects, " << all.specs << " specs ("
+              << all.specs_applied << " applied, " << all.specs_rejected << " refused), "
+              << all.requests << " requests (" << all.watches << " watches, " << all.status_writes
+              << " status writes, at most " << all.busiest_minute << " in a steady minute), "
+              << all.health_rounds << " health rounds, " << all.checks
               << " checks: all invariants held\n";
 }
 
-// Each fault once, with a spec, spec.linkerd's references and one of its
-// objects written during it and a sleep after it (one without logind's
-// signal), in a day: every path of the in-process transport taken (the
-// sanitizer preset runs it too).
+// Each fault once, with the node's clock three days wrong (ahead, then
+// behind) for half an hour of it, a spec, spec.linkerd's references and
+// one of its objects written during it and a sleep after it (one without
+// logind's signal), in a day: every path of the in-process transport
+// taken (the sanitizer preset runs it too).
 TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
   Scenario s{.days = 2, .seed = 7, .events = {}};
   const auto& kFaults = kAllFaults;
@@ -85,6 +88,7 @@ TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
   for (Fault f : kFaults) {
     const Duration length = f == Fault::kNatDrop ? Duration::zero() : Duration(20min);
     s.events.push_back(outage_event(at, length, f, f == Fault::k503 ? 30s : Duration::zero()));
+    s.events.push_back(clock_wrong_event(at + 2min, 30min, lost ? 72h : -72h));
     s.events.push_back(
         spec_event(at + 5min, {"198.51.100." + std::to_string(4 * s.events.size()) + "/30"}));
     const int i = static_cast<int>(s.events.size());
@@ -97,6 +101,7 @@ TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
   EXPECT_FALSE(v.violation) << *v.violation;
   EXPECT_EQ(v.totals.outages, std::size(kFaults));
   EXPECT_EQ(v.totals.sleeps, std::size(kFaults));
+  EXPECT_EQ(v.totals.clock_steps, std::size(kFaults));
   EXPECT_GE(v.totals.specs_applied, std::size(kFaults));
   EXPECT_EQ(v.totals.linkerd_changes, 2 * std::size(kFaults));
 }
