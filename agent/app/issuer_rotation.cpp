@@ -618,7 +618,10 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
       }
     }
     if (clock_.boottime() >= deadline || stopped_) break;
-    co_await pause(timing_.confirm_poll);
+    // A k3s that asked for a longer wait (429, 503 with Retry-After) gets it.
+    Duration wait = timing_.confirm_poll;
+    if (!listed && listed.error().retry_after) wait = std::max(wait, *listed.error().retry_after);
+    co_await pause(wait);
   }
   if (stopped_) co_return ReloadOutcome::kFailed;
   const std::string deployment = kube::object_path(kube::kDeployments, ns, kIdentityDeploymentName);
