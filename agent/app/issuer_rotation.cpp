@@ -618,9 +618,15 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
       }
     }
     if (clock_.boottime() >= deadline || stopped_) break;
-    // A k3s that asked for a longer wait (429, 503 with Retry-After) gets it.
+    // A k3s that asked for a longer wait (429, 503 with Retry-After) gets
+    // it, up to the window's end: then the Deployment is judged at once.
     Duration wait = timing_.confirm_poll;
     if (!listed && listed.error().retry_after) wait = std::max(wait, *listed.error().retry_after);
+    if (const Duration left = deadline - clock_.boottime();
+        wait > timing_.confirm_poll && wait >= left) {
+      co_await pause(left);
+      break;
+    }
     co_await pause(wait);
   }
   if (stopped_) co_return ReloadOutcome::kFailed;

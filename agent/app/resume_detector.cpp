@@ -28,7 +28,7 @@ ResumeDetector::ResumeDetector(boost::asio::io_context& io, const Clock& clock, 
       log_(log),
       options_(std::move(options)),
       filter_(options_.merge_window),
-      logind_(std::move(sleep)),
+      sleep_signal_(std::move(sleep)),
       grace_(io, clock) {}
 
 ResumeDetector::~ResumeDetector() {
@@ -37,7 +37,7 @@ ResumeDetector::~ResumeDetector() {
 
 void ResumeDetector::start() {
   check_clock();  // the baseline
-  if (logind_) logind_->start([this](bool start) { prepare_for_sleep(start); });
+  if (sleep_signal_) sleep_signal_->start([this](bool start) { prepare_for_sleep(start); });
 }
 
 void ResumeDetector::stop() {
@@ -47,12 +47,12 @@ void ResumeDetector::stop() {
   holding_sleep_ = false;
   grace_.cancel();
   // Stopped, not destroyed: stop() may be running inside logind's callback.
-  if (logind_) logind_->stop();
+  if (sleep_signal_) sleep_signal_->stop();
 }
 
 ResumeDetector::Stats ResumeDetector::stats() const {
   Stats s = stats_;
-  s.logind = logind_ && logind_->available();
+  s.logind = sleep_signal_ && sleep_signal_->available();
   return s;
 }
 
@@ -104,7 +104,7 @@ void ResumeDetector::let_sleep(std::uint64_t sleep, bool grace_exceeded) {
                      "; letting the machine sleep without it",
                  {{"GRACE_SECONDS", whole_seconds(options_.sleep_grace)}});
   }
-  if (logind_) logind_->release_inhibitor();
+  if (sleep_signal_) sleep_signal_->release_inhibitor();
 }
 
 void ResumeDetector::woke() {

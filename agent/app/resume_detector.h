@@ -86,7 +86,7 @@ class ResumeDetector {
   ResumeDetectorOptions options_;
   ClockJumpCheck clock_jump_;
   ResumeFilter filter_;
-  std::unique_ptr<SleepSignal> logind_;
+  std::unique_ptr<SleepSignal> sleep_signal_;
   Timer grace_;
   SleepHandler on_sleep_;
   ResumeHandler on_resumed_;

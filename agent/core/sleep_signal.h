@@ -1,7 +1,7 @@
 #pragma once
-// The service manager's word that the machine is about to sleep and has
-// woken (logind's PrepareForSleep), with a lock that makes it wait for
-// tetherd's last status before it sleeps. LogindSleep is the real one; the
+// The login manager's word that the machine is about to sleep and has woken
+// (logind's PrepareForSleep), with a lock that makes it wait for tetherd's
+// last status before it sleeps. LogindSleep is the real one; the
 // simulation supplies its own, on simulated time.
 
 #include <functional>

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
 #include <set>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
@@ -55,6 +57,7 @@ const std::string kServer = "https://cloud.example:6443";
 const std::string kEdgeNodes = kube::collection_path(kube::kEdgeNodes, kNs);
 const std::string kNodePath = kube::object_path(kube::kEdgeNodes, kNs, kNode);
 const std::string kLeasePath = kube::object_path(kube::kLeases, kNs, lease_name(kNode));
+const std::string kLeasesPath = kube::collection_path(kube::kLeases, kNs);
 // spec.linkerd's objects in the node's namespace in the cloud: two issuer
 // Secrets the operator can switch between, and the trust bundle's ConfigMap.
 const std::string kSecretsPath = kube::collection_path(kube::kSecrets, kNs);
@@ -69,7 +72,7 @@ const std::string kAlwaysAllow = "10.42.0.0/16";
 // `state` is the state directory.
 std::string config_text(const Event& e, const std::string& state) {
   if (!e.valid) return "firewall:\n  maxSources: -3\n  allow: [\"203.0.113.0/28\"\n";
-  return "state:\n  dir: " + state + "\ncontrolPlane:\n  namespace: " + kNs +
+  return "state:\n  dir: \"" + state + "\"\ncontrolPlane:\n  namespace: " + kNs +
          "\n  heartbeatInterval: " + std::to_string(e.length / std::chrono::seconds(1)) +
          "s\nfirewall:\n  maxSources: 8\n  allow: [\"" + kAllows[e.allow] +
          "\"]\n  alwaysAllow: [\"" + kAlwaysAllow + "\"]\n";
@@ -163,7 +166,8 @@ class Logind final : public SleepSignal {
     on_prepare_ = std::move(on_prepare);
     return true;
   }
-  void stop() override { on_prepare_ = nullptr; }
+  // Safe from inside on_prepare: the running function is not destroyed.
+  void stop() override { stopped_ = std::exchange(on_prepare_, nullptr); }
   void release_inhibitor() override { holding_ = false; }
   bool available() const override { return static_cast<bool>(on_prepare_); }
 
@@ -176,25 +180,36 @@ class Logind final : public SleepSignal {
 
  private:
   std::function<void(bool start)> on_prepare_;
+  std::function<void(bool start)> stopped_;  // kept alive until the next start
   bool holding_ = false;
 };
 
-// systemd's side of sd_notify: when the watchdog was last pinged.
+// systemd's side of sd_notify: the longest the watchdog went without a
+// ping since the daemon started.
 class Notifier final : public ServiceNotifier {
  public:
   Notifier(const Clock& clock, bool watchdog) : clock_(clock), watchdog_(watchdog) {}
   void notify(std::string_view assignments) override {
-    if (assignments.find("WATCHDOG=1") != std::string_view::npos) pinged_ = clock_.monotonic();
+    if (assignments.find("WATCHDOG=1") == std::string_view::npos) return;
+    longest_ = std::max(longest_, clock_.monotonic() - pinged_);
+    pinged_ = clock_.monotonic();
   }
   std::optional<Duration> watchdog_timeout() const override {
     return watchdog_ ? std::optional(kWatchdog) : std::nullopt;
   }
-  MonoTime pinged() const { return pinged_; }
+  // A daemon starts: systemd's count begins.
+  void started() {
+    pinged_ = clock_.monotonic();
+    longest_ = {};
+  }
+  // The longest gap between pings, the one still open included.
+  Duration longest_gap() const { return std::max(longest_, clock_.monotonic() - pinged_); }
 
  private:
   const Clock& clock_;
   bool watchdog_;
   MonoTime pinged_{};
+  Duration longest_{};
 };
 
 class World {
@@ -328,7 +343,7 @@ class World {
     healthy_since_ = now();
     Event file;
     file.length = 10s;
-    file_text_ = config_text(file, dir_.path());
+    write_file(config_text(file, dir_.path()));
     start();
   }
 
@@ -365,25 +380,33 @@ class World {
       resume_ = std::make_unique<ResumeDetector>(io_, clock_, log_, std::move(logind));
     }
     daemon_ = std::make_unique<Daemon>(
-        io_, clock_, log_, notifier_, *keeper_, "/etc/tetherd/tetherd.yaml",
-        [this] { return read_file(); }, config_,
+        io_, clock_, log_, notifier_, *keeper_, file_path(), [this] { return read_file(); },
+        config_,
         DaemonParts{.tether = tether_.get(),
                     .resume = resume_.get(),
                     .state = &state_,
                     .health = health_.get(),
                     .conditions = &conditions_});
+    notifier_.started();
     if (auto r = daemon_->start(); !r)
       fail("firewall-holds-the-static-allowlist: the daemon did not start: " + r.error().message);
     quiet_since_ = clock_.monotonic();
     settle();
   }
 
+  // The configuration file, as the admin writes it and tetherd reads it.
+  std::string file_path() const { return dir_.path() + "/tetherd.yaml"; }
+  void write_file(std::string text) {
+    file_text_ = std::move(text);
+    std::ofstream(file_path(), std::ios::trunc) << file_text_;
+  }
   std::variant<Config, ConfigErrors> read_file() const {
-    return parse_config(file_text_, LoadOptions{.host_name = kNode});
+    return load_config_file(file_path(), LoadOptions{.host_name = kNode});
   }
 
   // tetherd stopped (the rules stay: onStop keep).
   void stop() {
+    if (!daemon_) return;  // a stop that failed left everything as it was
     // k3s's stalled answers end with the process's connections.
     for (Timer* t : k3s_stalls_)
       t->cancel();
@@ -392,24 +415,26 @@ class World {
     // What is under way ends: a stalled answer waits out its deadline.
     for (int i = 0; i < 60 && !(tether_->finished() && health_->finished()); ++i)
       clock_.run_for(io_, 1s);
+    if (!health_->finished() || !tether_->finished()) {
+      fail(std::string("bounded-memory: the ") +
+           (health_->finished() ? "Tether" : "health rounds") +
+           " did not finish a minute after stop()");
+      // Their coroutines still refer to them, and they to the daemon and
+      // the keeper: all left, none freed under them.
+      static_cast<void>(daemon_.release());
+      static_cast<void>(resume_.release());
+      static_cast<void>(health_.release());
+      static_cast<void>(tether_.release());
+      static_cast<void>(keeper_.release());
+      logind_ = nullptr;
+      return;
+    }
     // The daemon lets go of the health rounds as it goes: before them.
     daemon_.reset();
     resume_.reset();
     logind_ = nullptr;
-    if (!health_->finished()) {
-      fail("bounded-memory: the health rounds did not finish a minute after stop()");
-      static_cast<void>(health_.release());
-      static_cast<void>(tether_.release());
-      return;
-    }
     totals_.health_rounds += health_->stats().rounds;
     health_.reset();
-    if (!tether_->finished()) {
-      fail("bounded-memory: the Tether did not finish a minute after stop()");
-      // Its coroutines still refer to it: left, not freed under them.
-      static_cast<void>(tether_.release());
-      return;
-    }
     totals_.specs_applied += tether_->stats().specs_applied;
     totals_.specs_rejected += tether_->stats().specs_rejected;
     totals_.status_writes += tether_->stats().status_writes;
@@ -586,6 +611,7 @@ class World {
   }
 
   awaitable<kube::ApiResult<kube::HttpResponse>> exchange(kube::HttpRequest r) {
+    const WallTime sent = clock_.wall();  // the node's clock
     count_request(r, false);
     Timer timer(io_, clock_);
     Refusal refused = co_await refusal(timer);
@@ -608,19 +634,29 @@ class World {
       }
     }
     api::Response a = call(method, r.target, std::move(r.body), r.content_type);
-    if (path == kLeasePath && (method == "PUT" || method == "POST") && a.status / 100 == 2) {
-      const json::value written = json::parse(a.body);
-      const json::value* renew = written.at("spec").as_object().if_contains("renewTime");
-      const std::string said = renew && renew->is_string() ? std::string(renew->as_string()) : "";
-      if (said != renew_time_) {
-        renew_time_ = said;
-        renewed_at_ = now();
-      }
-    }
+    if (a.status / 100 == 2 &&
+        ((method == "PUT" && path == kLeasePath) || (method == "POST" && path == kLeasesPath)))
+      lease_written(json::parse(a.body).as_object(), sent);
     // The server acted; the answer is lost on the way.
     if (fault() == Fault::kResetAfterOk) co_return transport("connection closed mid-body");
     co_return kube::HttpResponse{a.status, std::move(a.body),
                                  a.retry_after ? std::to_string(*a.retry_after) : ""};
+  }
+
+  // The Lease as the server stored it (the answer may be lost on the way):
+  // its renewTime is the node's clock when it was sent, as kubelet's is,
+  // and a change of it is a renewal, seen on the cloud's clock.
+  void lease_written(const json::object& lease, WallTime sent) {
+    if (lease.at("metadata").at("name").as_string() != lease_name(kNode)) return;
+    const json::value* renew = lease.at("spec").as_object().if_contains("renewTime");
+    const std::string said = renew && renew->is_string() ? std::string(renew->as_string()) : "";
+    const auto at = parse_kube_time(said);
+    if (!at || *at > sent || sent - *at > 1s)
+      return fail("lease-fresh: the Lease's renewTime '" + said + "' is not this node's clock (" +
+                  format_kube_time(sent) + ")");
+    if (said == renew_time_) return;
+    renew_time_ = said;
+    renewed_at_ = now();
   }
 
   struct Watch {
@@ -839,9 +875,9 @@ class World {
         // restart reads a good one.
         ++totals_.reloads;
         const std::string good = file_text_;
-        file_text_ = config_text(e, dir_.path());
+        write_file(config_text(e, dir_.path()));
         const bool taken = daemon_->reload();
-        if (!e.valid) file_text_ = good;
+        if (!e.valid) write_file(good);
         if (taken != e.valid)
           return fail(std::string("reload-judged: a ") + (e.valid ? "good" : "bad") + " file was " +
                       (e.valid ? "refused" : "taken"));
@@ -851,6 +887,7 @@ class World {
       case Kind::kRestart:
         ++totals_.restarts;
         stop();
+        if (violation_) break;
         start();
         if (!unwell()) healthy_since_ = std::max(healthy_since_, now());
         quiet_since_ = clock_.monotonic();
@@ -904,8 +941,8 @@ class World {
     ++totals_.checks;
     // The daemon's loop turns: systemd would kill a daemon that stopped
     // pinging its watchdog.
-    if (const Duration quiet = clock_.monotonic() - notifier_.pinged(); quiet > kWatchdog)
-      return fail("watchdog-pinged: no WATCHDOG=1 for " + std::to_string(quiet / 1s) + " s");
+    if (const Duration gap = notifier_.longest_gap(); gap > kWatchdog)
+      return fail("watchdog-pinged: " + std::to_string(gap / 1s) + " s without WATCHDOG=1");
     // The kernel always holds the static allowlist and alwaysAllow.
     const auto& live = kernel_.live;
     if (!live) return fail("firewall-holds-the-static-allowlist: no table in the kernel");
@@ -930,9 +967,8 @@ class World {
       if (!tether_->connected())
         return fail("connected-soon-after-a-fault: not connected " + std::to_string(since / 1s) +
                     " s after the world was well: " + tether_->summary());
-      // Judged as kube-controller-manager judges a node's Lease: by when
-      // its renewTime last changed on the cloud's clock, not by what it
-      // says (the node's clock, which may be wrong).
+      // Judged by when its renewTime last changed, on the cloud's clock:
+      // what it says is the node's clock, which may be wrong.
       if (!renewed_at_ || now() - *renewed_at_ > kLeaseDuration)
         return fail("lease-fresh: the Lease's renewTime " +
                     (renewed_at_
@@ -1082,7 +1118,7 @@ class World {
   Logind* logind_ = nullptr;            // the resume detector's
   std::unique_ptr<ResumeDetector> resume_;
   std::unique_ptr<Daemon> daemon_;           // freed before the parts it holds
-  std::string file_text_;                    // /etc/tetherd/tetherd.yaml
+  std::string file_text_;                    // what file_path() holds
   int k3s_down_ = 0;                         // the node's k3s outages under way
   int k3s_stalled_ = 0;                      // and its stalls
   std::vector<Timer*> k3s_stalls_;           // the requests a stall holds
