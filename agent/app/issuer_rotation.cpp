@@ -620,14 +620,17 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
     if (clock_.boottime() >= deadline || stopped_) break;
     // A k3s that asked for a longer wait (429, 503 with Retry-After) gets
     // it, up to the window's end: then the Deployment is judged at once.
-    Duration wait = timing_.confirm_poll;
-    if (!listed && listed.error().retry_after) wait = std::max(wait, *listed.error().retry_after);
-    if (const Duration left = deadline - clock_.boottime();
-        wait > timing_.confirm_poll && wait >= left) {
-      co_await pause(left);
-      break;
+    // Waited a poll at a time, judged on boottime: a sleep in between does
+    // not stretch it (the timer stands still in a sleep).
+    if (!listed && listed.error().retry_after &&
+        *listed.error().retry_after > timing_.confirm_poll) {
+      const MonoTime until = std::min(clock_.boottime() + *listed.error().retry_after, deadline);
+      while (!stopped_ && clock_.boottime() < until)
+        co_await pause(std::min(timing_.confirm_poll, until - clock_.boottime()));
+      if (until == deadline) break;
+      continue;
     }
-    co_await pause(wait);
+    co_await pause(timing_.confirm_poll);
   }
   if (stopped_) co_return ReloadOutcome::kFailed;
   const std::string deployment = kube::object_path(kube::kDeployments, ns, kIdentityDeploymentName);

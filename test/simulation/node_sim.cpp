@@ -180,7 +180,7 @@ class Logind final : public SleepSignal {
 
  private:
   std::function<void(bool start)> on_prepare_;
-  std::function<void(bool start)> stopped_;  // kept alive until the next start
+  std::function<void(bool start)> stopped_;  // kept alive: stop() may be called from it
   bool holding_ = false;
 };
 
@@ -215,6 +215,9 @@ class Notifier final : public ServiceNotifier {
 class World {
  public:
   World(const Scenario& s, Sabotage sabotage) : scenario_(s), sabotage_(sabotage) {}
+
+  // A stop that failed left parts whose work still refers to the world.
+  bool parts_left() const { return parts_left_; }
 
   Verdict run() {
     setup();
@@ -398,7 +401,9 @@ class World {
   std::string file_path() const { return dir_.path() + "/tetherd.yaml"; }
   void write_file(std::string text) {
     file_text_ = std::move(text);
-    std::ofstream(file_path(), std::ios::trunc) << file_text_;
+    std::ofstream out(file_path(), std::ios::trunc);
+    out << file_text_;
+    if (!out.flush()) fail("setup: cannot write " + file_path());
   }
   std::variant<Config, ConfigErrors> read_file() const {
     return load_config_file(file_path(), LoadOptions{.host_name = kNode});
@@ -406,7 +411,7 @@ class World {
 
   // tetherd stopped (the rules stay: onStop keep).
   void stop() {
-    if (!daemon_) return;  // a stop that failed left everything as it was
+    if (!daemon_) return;  // stopped already (a stop that failed left the parts as they were)
     // k3s's stalled answers end with the process's connections.
     for (Timer* t : k3s_stalls_)
       t->cancel();
@@ -417,7 +422,9 @@ class World {
       clock_.run_for(io_, 1s);
     if (!health_->finished() || !tether_->finished()) {
       fail(std::string("bounded-memory: the ") +
-           (health_->finished() ? "Tether" : "health rounds") +
+           (!health_->finished() && !tether_->finished() ? "health rounds and the Tether"
+            : health_->finished()                        ? "Tether"
+                                                         : "health rounds") +
            " did not finish a minute after stop()");
       // Their coroutines still refer to them, and they to the daemon and
       // the keeper: all left, none freed under them.
@@ -427,6 +434,7 @@ class World {
       static_cast<void>(tether_.release());
       static_cast<void>(keeper_.release());
       logind_ = nullptr;
+      parts_left_ = true;
       return;
     }
     // The daemon lets go of the health rounds as it goes: before them.
@@ -652,8 +660,8 @@ class World {
     const std::string said = renew && renew->is_string() ? std::string(renew->as_string()) : "";
     const auto at = parse_kube_time(said);
     if (!at || *at > sent || sent - *at > 1s)
-      return fail("lease-fresh: the Lease's renewTime '" + said + "' is not this node's clock (" +
-                  format_kube_time(sent) + ")");
+      return fail("lease-renew-time-is-node-clock: the Lease's renewTime '" + said +
+                  "' is not this node's clock (" + format_kube_micro_time(sent) + ")");
     if (said == renew_time_) return;
     renew_time_ = said;
     renewed_at_ = now();
@@ -1161,6 +1169,7 @@ class World {
     return out;
   }
   std::optional<std::string> violation_;
+  bool parts_left_ = false;
   Totals totals_;
 };
 
@@ -1309,8 +1318,12 @@ Scenario generate(std::uint64_t seed, int days) {
 }
 
 Verdict run(const Scenario& scenario, Sabotage sabotage) {
-  World world(scenario, sabotage);
-  return world.run();
+  auto world = std::make_unique<World>(scenario, sabotage);
+  Verdict v = world->run();
+  // Parts that did not finish still wait on the world's loop, clock and
+  // store: it is left with them, not freed under them.
+  if (world->parts_left()) static_cast<void>(world.release());
+  return v;
 }
 
 Scenario shrink(const Scenario& scenario, Sabotage sabotage, int runs) {

@@ -79,7 +79,7 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
 // Each fault once, with the node's clock three days wrong (behind, then
 // ahead, by turns) for half an hour of it, a spec, spec.linkerd's references and
 // one of its objects written during it and a sleep after it (one without
-// logind's signal), in a day: every path of the in-process transport
+// logind's signal), in two days: every path of the in-process transport
 // taken (the sanitizer preset runs it too).
 TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
   Scenario s{.days = 2, .seed = 7, .events = {}};

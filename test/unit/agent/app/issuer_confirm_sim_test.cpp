@@ -48,10 +48,10 @@ awaitable<kube::ApiResult<kube::HttpResponse>> answer(K3s* k3s, kube::HttpReques
       ""};
 }
 
-// Runs the confirmation of a write made now, with a window of 1.5 s and a
-// poll every 10 ms, against `k3s`; `took`: how long it ran, on the
+// Runs the confirmation of a write made now, with a window of `window`
+// and a poll every 10 ms, against `k3s`; `took`: how long it ran, on the
 // simulated clock.
-ReloadOutcome confirm(K3s& k3s, Duration& took) {
+ReloadOutcome confirm(K3s& k3s, Duration& took, Duration window = 1500ms) {
   boost::asio::io_context io{1};
   test::SimClock clock;
   test::RecordingLog log;
@@ -60,7 +60,7 @@ ReloadOutcome confirm(K3s& k3s, Duration& took) {
       [&k3s](kube::HttpRequest r) { return answer(&k3s, std::move(r)); });
   kube::KubeClient cluster(*http);
   IssuerRotationTiming timing;
-  timing.confirm_timeout = 1500ms;
+  timing.confirm_timeout = window;
   timing.confirm_poll = 10ms;
   IssuerRotation rotation(io, cluster, clock, log, LinkerdConfig{}, timing);
   std::optional<ReloadOutcome> outcome;
@@ -86,6 +86,26 @@ TEST(IssuerConfirmSimTest, TheReloadsPollingWaitsAsLongAsK3sRetryAfterAsked) {
   EXPECT_EQ(k3s.lists, 2) << "every 10 ms would have been 151";
   EXPECT_EQ(k3s.restarts, 1);
   EXPECT_EQ(took, 1500ms);
+}
+
+// Without a Retry-After the polls are as they were: every 10 ms for the
+// window, the last one finding it over.
+TEST(IssuerConfirmSimTest, WithoutARetryAfterItPollsAsOften) {
+  K3s k3s;
+  Duration took{};
+  EXPECT_EQ(confirm(k3s, took), ReloadOutcome::kRestarted);
+  EXPECT_EQ(k3s.lists, 151);
+  EXPECT_EQ(took, 1500ms);
+}
+
+// A Retry-After that ends where the window does: the window ends it, with
+// no list after it.
+TEST(IssuerConfirmSimTest, ARetryAfterThatEndsWithTheWindowEndsIt) {
+  K3s k3s{.retry_after = "1"};
+  Duration took{};
+  EXPECT_EQ(confirm(k3s, took, 2s), ReloadOutcome::kRestarted);
+  EXPECT_EQ(k3s.lists, 2);
+  EXPECT_EQ(took, 2s);
 }
 
 // A Retry-After longer than the window does not hold the confirmation past
