@@ -3,17 +3,33 @@
 
 #include "agent/app/resume_detector.h"
 
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "test/support/fake_clock.h"
 #include "test/support/recording_log.h"
+#include "test/support/sim_clock.h"
 
 namespace tetherd {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Another word of sleeps than logind's (SleepSignal), driven by the test.
+struct FakeSleepSignal final : SleepSignal {
+  std::function<void(bool)> prepare;
+  int released = 0;
+  bool start(std::function<void(bool)> on_prepare) override {
+    prepare = std::move(on_prepare);
+    return true;
+  }
+  void stop() override { stopped = std::exchange(prepare, nullptr); }
+  void release_inhibitor() override { ++released; }
+  bool available() const override { return static_cast<bool>(prepare); }
+  std::function<void(bool)> stopped;  // kept: stop() may run inside it
+};
 
 ResumeDetectorOptions clocks_only() {
   ResumeDetectorOptions options;
@@ -93,22 +109,11 @@ TEST_F(ResumeDetectorTest, TheFirstCheckIsTheBaselineAndStopEndsChecks) {
 // its lock is let go once the sleep handler says done, and its wake and
 // the clocks' jump are one resume.
 TEST(ResumeDetectorSignalTest, AGivenSleepSignalIsListenedToAsLogindIs) {
-  struct Signal final : SleepSignal {
-    std::function<void(bool)> prepare;
-    int released = 0;
-    bool start(std::function<void(bool)> on_prepare) override {
-      prepare = std::move(on_prepare);
-      return true;
-    }
-    void stop() override { prepare = nullptr; }
-    void release_inhibitor() override { ++released; }
-    bool available() const override { return static_cast<bool>(prepare); }
-  };
   boost::asio::io_context io{1};
   test::FakeClock clock;
   test::RecordingLog log;
-  auto owned = std::make_unique<Signal>();
-  Signal& signal = *owned;
+  auto owned = std::make_unique<FakeSleepSignal>();
+  FakeSleepSignal& signal = *owned;
   ResumeDetector detector(io, clock, log, std::move(owned));
   std::function<void()> done;
   std::vector<ResumeEvent> events;
@@ -134,6 +139,33 @@ TEST(ResumeDetectorSignalTest, AGivenSleepSignalIsListenedToAsLogindIs) {
 
   detector.stop();
   EXPECT_FALSE(signal.prepare) << "let go of at stop";
+}
+
+// A sleep handler that never says done loses the lock when the grace runs
+// out, and not before: on simulated time, so the order is not a race (the
+// D-Bus test checks the same on a real bus with a real 200 ms grace).
+TEST(ResumeDetectorSignalTest, AHandlerThatNeverFinishesLosesTheLockAfterTheGrace) {
+  boost::asio::io_context io{1};
+  test::SimClock clock;
+  test::RecordingLog log;
+  auto owned = std::make_unique<FakeSleepSignal>();
+  FakeSleepSignal& signal = *owned;
+  ResumeDetectorOptions options;
+  options.sleep_grace = 3s;
+  ResumeDetector detector(io, clock, log, std::move(owned), options);
+  int sleeps = 0;
+  detector.on_sleep([&](std::function<void()>) { ++sleeps; });  // never calls done
+  detector.start();
+  signal.prepare(true);
+  EXPECT_EQ(sleeps, 1);
+  clock.run_for(io, 3s - 1ms);
+  EXPECT_EQ(signal.released, 0) << "the grace comes first";
+  EXPECT_TRUE(log.with_event("sleep-grace-exceeded").empty());
+  clock.run_for(io, 1ms);
+  EXPECT_EQ(signal.released, 1);
+  ASSERT_EQ(log.with_event("sleep-grace-exceeded").size(), 1u);
+  EXPECT_EQ(log.with_event("sleep-grace-exceeded")[0].priority, Priority::kWarning);
+  detector.stop();
 }
 
 }  // namespace
