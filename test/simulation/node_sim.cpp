@@ -39,6 +39,7 @@
 #include "test/simulation/tail_log.h"
 #include "test/support/api_server/rest_api.h"
 #include "test/support/fake_backend.h"
+#include "test/support/fake_sleep_signal.h"
 #include "test/support/sim_clock.h"
 #include "test/support/temp_dir.h"
 
@@ -157,32 +158,6 @@ json::array sources_json(const std::vector<std::string>& sources) {
 // systemd's watchdog (WatchdogSec=30s in the packaged unit): the daemon
 // must ping it from its loop at least this often while it runs awake.
 constexpr Duration kWatchdog = 30s;
-
-// logind on simulated time: PrepareForSleep(true) and (false) when the
-// world says, and the delay lock the daemon lets go of.
-class Logind final : public SleepSignal {
- public:
-  bool start(std::function<void(bool start)> on_prepare) override {
-    on_prepare_ = std::move(on_prepare);
-    return true;
-  }
-  // Safe from inside on_prepare: the running function is not destroyed.
-  void stop() override { stopped_ = std::exchange(on_prepare_, nullptr); }
-  void release_inhibitor() override { holding_ = false; }
-  bool available() const override { return static_cast<bool>(on_prepare_); }
-
-  void prepare(bool start) {
-    holding_ = start && on_prepare_;
-    if (on_prepare_) on_prepare_(start);
-  }
-  // A sleep waits on the daemon's lock.
-  bool holding() const { return holding_; }
-
- private:
-  std::function<void(bool start)> on_prepare_;
-  std::function<void(bool start)> stopped_;  // kept alive: stop() may be called from it
-  bool holding_ = false;
-};
 
 // systemd's side of sd_notify: the longest the watchdog went without a
 // ping since the daemon started.
@@ -378,7 +353,7 @@ class World {
     // Sleeps and wakes from logind's signal, or the clocks alone when it is
     // lost; the checker's test gives the daemon no detector at all.
     if (sabotage_ != Sabotage::kForgetResumes) {
-      auto logind = std::make_unique<Logind>();
+      auto logind = std::make_unique<test::FakeSleepSignal>();
       logind_ = logind.get();
       resume_ = std::make_unique<ResumeDetector>(io_, clock_, log_, std::move(logind));
     }
@@ -1122,8 +1097,8 @@ class World {
   Notifier notifier_{clock_, sabotage_ != Sabotage::kNoWatchdog};
   std::unique_ptr<FirewallKeeper> keeper_;
   std::unique_ptr<Tether> tether_;
-  std::unique_ptr<NodeHealth> health_;  // freed before the Tether it writes through
-  Logind* logind_ = nullptr;            // the resume detector's
+  std::unique_ptr<NodeHealth> health_;       // freed before the Tether it writes through
+  test::FakeSleepSignal* logind_ = nullptr;  // the resume detector's
   std::unique_ptr<ResumeDetector> resume_;
   std::unique_ptr<Daemon> daemon_;           // freed before the parts it holds
   std::string file_text_;                    // what file_path() holds

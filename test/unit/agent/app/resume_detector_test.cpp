@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "test/support/fake_clock.h"
+#include "test/support/fake_sleep_signal.h"
 #include "test/support/recording_log.h"
 #include "test/support/sim_clock.h"
 
@@ -16,20 +17,6 @@ namespace tetherd {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Another word of sleeps than logind's (SleepSignal), driven by the test.
-struct FakeSleepSignal final : SleepSignal {
-  std::function<void(bool)> prepare;
-  int released = 0;
-  bool start(std::function<void(bool)> on_prepare) override {
-    prepare = std::move(on_prepare);
-    return true;
-  }
-  void stop() override { stopped = std::exchange(prepare, nullptr); }
-  void release_inhibitor() override { ++released; }
-  bool available() const override { return static_cast<bool>(prepare); }
-  std::function<void(bool)> stopped;  // kept: stop() may run inside it
-};
 
 ResumeDetectorOptions clocks_only() {
   ResumeDetectorOptions options;
@@ -112,22 +99,22 @@ TEST(ResumeDetectorSignalTest, AGivenSleepSignalIsListenedToAsLogindIs) {
   boost::asio::io_context io{1};
   test::FakeClock clock;
   test::RecordingLog log;
-  auto owned = std::make_unique<FakeSleepSignal>();
-  FakeSleepSignal& signal = *owned;
+  auto owned = std::make_unique<test::FakeSleepSignal>();
+  test::FakeSleepSignal& signal = *owned;
   ResumeDetector detector(io, clock, log, std::move(owned));
   std::function<void()> done;
   std::vector<ResumeEvent> events;
   detector.on_sleep([&](std::function<void()> d) { done = std::move(d); });
   detector.on_resumed([&](const ResumeEvent& e) { events.push_back(e); });
   detector.start();
-  ASSERT_TRUE(signal.prepare);
+  ASSERT_TRUE(signal.listening());
   EXPECT_TRUE(detector.stats().logind);
 
   signal.prepare(true);
   ASSERT_TRUE(done);
-  EXPECT_EQ(signal.released, 0) << "the sleep waits for the last status";
+  EXPECT_EQ(signal.releases(), 0) << "the sleep waits for the last status";
   done();
-  EXPECT_EQ(signal.released, 1);
+  EXPECT_EQ(signal.releases(), 1);
   clock.suspend(2h);
   signal.prepare(false);
   ASSERT_EQ(events.size(), 1u);
@@ -138,7 +125,7 @@ TEST(ResumeDetectorSignalTest, AGivenSleepSignalIsListenedToAsLogindIs) {
   EXPECT_EQ(events.size(), 1u) << "the clocks' jump was the same resume";
 
   detector.stop();
-  EXPECT_FALSE(signal.prepare) << "let go of at stop";
+  EXPECT_FALSE(signal.listening()) << "let go of at stop";
 }
 
 // A sleep handler that never says done loses the lock when the grace runs
@@ -148,8 +135,8 @@ TEST(ResumeDetectorSignalTest, AHandlerThatNeverFinishesLosesTheLockAfterTheGrac
   boost::asio::io_context io{1};
   test::SimClock clock;
   test::RecordingLog log;
-  auto owned = std::make_unique<FakeSleepSignal>();
-  FakeSleepSignal& signal = *owned;
+  auto owned = std::make_unique<test::FakeSleepSignal>();
+  test::FakeSleepSignal& signal = *owned;
   ResumeDetectorOptions options;
   options.sleep_grace = 3s;
   ResumeDetector detector(io, clock, log, std::move(owned), options);
@@ -159,10 +146,10 @@ TEST(ResumeDetectorSignalTest, AHandlerThatNeverFinishesLosesTheLockAfterTheGrac
   signal.prepare(true);
   EXPECT_EQ(sleeps, 1);
   clock.run_for(io, 3s - 1ms);
-  EXPECT_EQ(signal.released, 0) << "the grace comes first";
+  EXPECT_EQ(signal.releases(), 0) << "the grace comes first";
   EXPECT_TRUE(log.with_event("sleep-grace-exceeded").empty());
   clock.run_for(io, 1ms);
-  EXPECT_EQ(signal.released, 1);
+  EXPECT_EQ(signal.releases(), 1);
   ASSERT_EQ(log.with_event("sleep-grace-exceeded").size(), 1u);
   EXPECT_EQ(log.with_event("sleep-grace-exceeded")[0].priority, Priority::kWarning);
   detector.stop();
