@@ -152,7 +152,8 @@ int run(const Options& options, tetherd::Log& log, tetherd::ServiceNotifier& not
       .monitor = [&](const FirewallConfig& c) -> std::unique_ptr<FirewallMonitor> {
         if (c.backend != FirewallBackend::kNftables) return nullptr;
         return std::make_unique<NftMonitor>(io, log);
-      }};
+      },
+      .renewal = {}};
   // logind on the system bus when there is one; the clocks in any case.
   ResumeDetector resume(io, clock, log);
   NodeHealth health(io, clock, log, config, firewall, conditions, nullptr, nullptr);

@@ -47,14 +47,6 @@ std::optional<Duration> asked(Duration life) {
   return life > Duration::zero() ? std::optional<Duration>(life) : std::nullopt;
 }
 
-std::string resource_version(const boost::json::object& o) {
-  const auto* metadata = o.if_contains("metadata");
-  const auto* rv = metadata != nullptr && metadata->is_object()
-                       ? metadata->as_object().if_contains("resourceVersion")
-                       : nullptr;
-  return rv != nullptr && rv->is_string() ? std::string(rv->as_string()) : std::string();
-}
-
 }  // namespace
 
 std::string_view to_string(CredentialState state) {
@@ -135,6 +127,17 @@ void CredentialRenewal::wake(bool resumed) {
   }
   woken_ = true;
   timer_.cancel();
+}
+
+void CredentialRenewal::clock_stepped() {
+  if (stopped_) return;
+  installed_unsynced_.clear();
+  // An issued certificate refused by the old clock: not the backoff (up
+  // to an hour) before the next request, but never more than one a
+  // minute, however often the clock is set.
+  if (std::exchange(issued_refused_, false))
+    retry_after_ = std::min(retry_after_, last_attempt_ + timing_.backoff.base);
+  wake();
 }
 
 void CredentialRenewal::set(CredentialReport report) {
@@ -328,16 +331,26 @@ awaitable<void> CredentialRenewal::run() {
   }
 }
 
+// kube-controller-manager deletes an issued request an hour after its
+// approval; the approval comes after the asking.
+constexpr Duration kCollectedAfter = std::chrono::hours(1);
+
 Duration CredentialRenewal::failed(CredentialState state, const std::string& message,
-                                   const CertificateInfo& current) {
+                                   const CertificateInfo& current, bool may_pass) {
   // A resume cut the attempt's connections: again, now (a refusal is an
   // answer, and counts).
   const bool answer = state == CredentialState::kRenewalRefused;
   if (std::exchange(interrupted_, false) && !answer) return Duration::zero();
   refused_ = answer;
   ++failures_;
+  // With the certificate expired the node is cut off until a request gets
+  // through: a failure that may pass by itself (the network, the server's
+  // load) is tried again sooner; not a refusal, a token the server does not
+  // take, or a file that is wrong.
+  const bool cut_off = may_pass && !answer && clock_.wall() >= current.not_after;
+  const BackoffPolicy& policy = cut_off ? timing_.cut_off_backoff : timing_.backoff;
   const Duration delay =
-      std::max(timing_.backoff.base, full_jitter(timing_.backoff, failures_ - 1, timing_.random()));
+      std::max(policy.base, full_jitter(policy, failures_ - 1, timing_.random()));
   retry_after_ = clock_.monotonic() + delay;
   CredentialReport r = base(current);
   r.renew_at = report_.renew_at;
@@ -354,13 +367,16 @@ Duration CredentialRenewal::failed(CredentialState state, const std::string& mes
 
 awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const CertificateInfo& current,
                                              const std::string& via) {
+  last_attempt_ = clock_.monotonic();
+  issued_refused_ = false;  // this attempt's refusal, if any, says
   // Judged now, not from the last report: a clock put right may have
   // brought an "expired" certificate back into its life.
   const bool expired = clock_.wall() >= current.not_after;
   const CredentialState trouble =
       expired ? CredentialState::kExpired : CredentialState::kRenewalFailed;
   const std::string prefix = expired ? report_.message + "; " : std::string();
-  auto made = kube::HttpsClient::create(executor_, with, timing_.limits);
+  auto made = timing_.connect ? timing_.connect(with)
+                              : kube::HttpsClient::create(executor_, with, timing_.limits);
   if (!made)
     co_return failed(trouble,
                      prefix + "cannot renew with " + via + ": " + kube::describe(made.error()),
@@ -408,9 +424,10 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
       co_return failed(trouble,
                        prefix + "cannot ask for a new certificate with " + via + ": " +
                            kube::describe(created.error()),
-                       current);
+                       current, e.retryable());
     }
     pending = std::move(next);
+    asked_at_ = clock_.boottime();
     log_.notice("credentials-renewal-requested",
                 "asked for a new client certificate with " + via + ": CertificateSigningRequest " +
                     pending->name + " (the one in force expires at " +
@@ -440,7 +457,7 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   if (!status && !status.error().not_found())
     co_return failed(
         trouble, prefix + "cannot follow " + pending->name + ": " + kube::describe(status.error()),
-        current);
+        current, status.error().retryable());
   // From here the request's files are used or forgotten: still ours? (An
   // enroll run meanwhile may have replaced or installed it.)
   lock.emplace(paths_.dir);
@@ -453,11 +470,29 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   }
   if (!status) {
     forget_pending(paths_);
-    co_return failed(trouble,
-                     prefix + pending->name +
-                         " is gone: deleted, or removed by the cluster (an issued request is "
-                         "kept about an hour) while this node could not fetch it",
-                     current);
+    // Never read: a create whose answer was lost (a 5xx, no answer) did
+    // not make it after all. That create backed off already.
+    if (!csr_seen_) {
+      log_.info("credentials-renewal-gone",
+                pending->name + " was never made (its create was not answered): asking again now",
+                {{"CSR", pending->name}});
+      co_return Duration::zero();
+    }
+    const std::string gone = pending->name +
+                             " is gone: deleted, or removed by the cluster (an issued request is "
+                             "kept about an hour) while this node could not fetch it";
+    // Most often the node slept through its hour: asked again at once,
+    // not after a backoff (with the certificate expired, the node would
+    // stay cut off for it). Gone again before anything was installed, and
+    // within the hour of its asking (boottime: sleeps count), which is no
+    // cleaner's doing (an admin deleting the requests): the backoff.
+    const bool collected = asked_at_ && clock_.boottime() - *asked_at_ >= kCollectedAfter;
+    if (collected || !std::exchange(gone_, true)) {
+      log_.notice("credentials-renewal-gone", gone + ": asking again now",
+                  {{"CSR", pending->name}});
+      co_return Duration::zero();
+    }
+    co_return failed(trouble, prefix + gone, current);
   }
   using State = CsrStatus::State;
   const Condition* clock_ok = conditions_.find(condition_type::kClockSynchronized);
@@ -485,12 +520,18 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   const CertificateInfo info = x509::describe(certs->front());
   if (auto ok = check_issued(info, x509::key_matches(certs->front(), *key),
                              {user, life_of(current)}, clock_.wall());
-      !ok)
+      !ok) {
+    // Judged against this node's clock (not yet valid, expired): a clock
+    // step makes it worth asking again soon.
+    issued_refused_ = clock_.wall() < info.not_before || clock_.wall() >= info.not_after;
     co_return refused(what + " is refused: " + ok.error().message);
+  }
   if (auto r = install_issued(paths_, *pending, status->certificate_pem); !r)
     co_return failed(trouble, prefix + r.error().message, current);
   failures_ = 0;
   refused_ = false;
+  gone_ = false;
+  issued_refused_ = false;
   // Due already (past its earliest renewal point) the moment it arrives: a
   // signer that backdates far, or issues for less than that, or a clock
   // that is wrong. Not renewed in a loop: the next request waits half of
@@ -527,6 +568,7 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     if (!s) return kube::make_api_error(kube::ErrorKind::kDecode, s.error().message);
     return *s;
   };
+  csr_seen_ = false;
   while (!stopped_) {
     // The certificate in force expires first: stop waiting with it, so
     // that its expiry is said and the recovery starts (the request is
@@ -536,12 +578,18 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
       co_return kube::make_api_error(kube::ErrorKind::kTimeout, kExpiredWhileWaiting);
     auto got = co_await kube.get(csr_path(name));
     if (!got) co_return got.error();
+    csr_seen_ = true;
     auto status = decoded(*got);
     if (!status || final(*status)) co_return status;
-    // Pending (or approved, the signer to come): watched from here.
+    // Pending (or approved, the signer to come): watched from its current
+    // state, which the server sends first (an ADDED event), not from the
+    // object's resourceVersion: that is as old as its last change, which
+    // kube-apiserver forgets within minutes, and a watch from it would end
+    // at once in 410 Gone, to be read and watched again a second later for
+    // as long as the request waits for an admin (issue 23's node
+    // simulation found it).
     std::optional<kube::ApiResult<CsrStatus>> seen;
     kube::WatchOptions options;
-    options.resource_version = resource_version(*got);
     options.field_selector = "metadata.name=" + name;
     // Drawn between the timeout and twice it, as a Reflector's: nodes
     // whose renewals began together (a cloud back after an outage) do not

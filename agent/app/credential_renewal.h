@@ -18,14 +18,19 @@
 //     new connections while its watch and Lease go on;
 //   - denied, failed, or a wrong certificate: refused with the reason, the
 //     certificate in force kept, the next request after a backoff (at least
-//     a minute, at most an hour);
+//     a minute, at most an hour); a request seen to exist and gone
+//     before it was fetched
+//     (kube-controller-manager deletes issued ones after an hour, which a
+//     sleep can outlast) is asked for again at once, the first time;
 //   - expired (a suspend longer than its remaining life): never used; with
 //     controlPlane.bootstrapKubeconfig, a new CSR with that credential (as
-//     kubelet does); without, the fix (`tetherctl enroll ...`) is said;
+//     kubelet does), a try that failed on the network or the server's load
+//     again within 10 s to 5 minutes (the node is cut off meanwhile);
+//     without, the fix (`tetherctl enroll ...`) is said;
 //   - while the clock is known to be wrong (ClockSynchronized False) a
 //     certificate is renewed once; one it installed that looks due at once
-//     is not renewed again until the clock is synchronized: no storm. And
-//     never more than one renewal a minute.
+//     is not renewed again until the clock is synchronized or stepped: no
+//     storm. And never more than one renewal a minute.
 //
 // Only a kubeconfig that names node.crt and node.key (what enroll writes)
 // is renewed; any other is someone else's to renew (state kUnmanaged).
@@ -41,6 +46,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -93,6 +99,10 @@ struct RenewalTiming {
   // Before a new request after a refusal or a failure: full jitter, at
   // least `base`.
   BackoffPolicy backoff{.base = std::chrono::minutes(1), .cap = std::chrono::hours(1)};
+  // The same, for a failure (not a refusal) while the certificate is
+  // expired and the node cut off from the control plane: at most this long
+  // after the network is back (an outage through the expiry).
+  BackoffPolicy cut_off_backoff{.base = std::chrono::seconds(10), .cap = std::chrono::minutes(5)};
   // The longest wait between two looks at the wall clock: a resume whose
   // signal was lost is noticed this late at most.
   Duration recheck = std::chrono::minutes(10);
@@ -100,6 +110,10 @@ struct RenewalTiming {
   // `random`); then the CSR is read again and watched anew.
   std::chrono::seconds watch_timeout{300};
   kube::ClientLimits limits;
+  // The client a renewal asks with (the certificate in force, or the
+  // bootstrap credential); empty: kube::HttpsClient::create with `limits`.
+  // The simulation's (test/simulation/) is answered in process.
+  std::function<kube::ApiResult<std::unique_ptr<kube::HttpsClient>>(const Kubeconfig&)> connect;
 };
 
 class CredentialRenewal {
@@ -120,6 +134,14 @@ class CredentialRenewal {
   // Look again now: a credential file changed. `resumed`: the machine woke,
   // and a backoff under way is cut short too.
   void wake(bool resumed = false);
+  // The wall clock was stepped (set by hand, by NTP, by a bad RTC read): a
+  // renewal held "until the clock is synchronized" is the old clock's
+  // verdict, and is judged again now (once per step: no storm), as is an
+  // issued certificate the old clock refused (not yet valid: the backoff
+  // after it is cut to a minute from that attempt). A node
+  // without NTP, whose kernel calls its clock unsynchronized for ever, is
+  // otherwise never renewed again after one refusal the clock caused.
+  void clock_stepped();
 
   const CredentialReport& report() const { return report_; }
   const CredentialPaths& paths() const { return paths_; }
@@ -148,8 +170,10 @@ class CredentialRenewal {
                                                               kube::HttpsClient& http,
                                                               const std::string& name,
                                                               WallTime until);
-  Duration failed(CredentialState state, const std::string& message,
-                  const CertificateInfo& current);
+  // `may_pass`: the network or the server's load (ApiError::retryable),
+  // which the short backoff is for while the certificate is expired.
+  Duration failed(CredentialState state, const std::string& message, const CertificateInfo& current,
+                  bool may_pass = false);
   void set(CredentialReport report);
   CredentialReport base(const CertificateInfo& current) const;
   std::string fix_command(const Kubeconfig& k) const;
@@ -168,8 +192,13 @@ class CredentialRenewal {
   std::string serial_;              // the certificate whose renewal point was drawn
   std::string installed_unsynced_;  // renewed while the clock was not synchronized
   double draw_ = 0.0;
-  unsigned failures_ = 0;              // attempts in a row that did not renew
-  bool refused_ = false;               // the last of them was refused (denied, wrong)
+  unsigned failures_ = 0;  // attempts in a row that did not renew
+  bool refused_ = false;   // the last of them was refused (denied, wrong)
+  bool gone_ = false;      // a request was gone (deleted) since the last installed certificate
+  bool issued_refused_ = false;        // the last attempt's issued certificate, by its times
+  bool csr_seen_ = false;              // the request waited for was read (it existed)
+  MonoTime last_attempt_{};            // when the last attempt began
+  std::optional<MonoTime> asked_at_;   // boottime when this process made the request
   MonoTime retry_after_{};             // no new attempt before (monotonic)
   kube::HttpsClient* http_ = nullptr;  // the attempt's, while one runs (stop() closes it)
   bool woken_ = false;

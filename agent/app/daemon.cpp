@@ -1,5 +1,6 @@
 #include "agent/app/daemon.h"
 
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <filesystem>
@@ -331,7 +332,7 @@ std::optional<Duration> Daemon::check_wall_step() {
                   format_duration(seconds < 0 ? -*step : *step) +
                   ": the issuer and the node's credential are judged again",
               {{"STEP_SECONDS", std::to_string(seconds)}});
-  if (renewal_) renewal_->wake(/*resumed=*/false);
+  if (renewal_) renewal_->clock_stepped();
   judge_clock(/*pass=*/false);  // the pass below judges with it
   if (issuer_) issuer_->request(RotationTrigger::kClockStep);
   return step;
@@ -577,6 +578,16 @@ void Daemon::follow_backend() {
                  "cannot watch for changes to the firewall: " + r.error().message +
                      "; drift is repaired by the periodic check only");
   }
+}
+
+bool Daemon::finished() const {
+  const auto ended = [](const auto& p) { return p == nullptr || p->finished(); };
+  const auto all_ended = [&](const auto& parts) {
+    return std::all_of(parts.begin(), parts.end(), ended);
+  };
+  return ended(own_tether_) && ended(own_local_) && ended(renewal_) && ended(tunnel_) &&
+         all_ended(retired_tethers_) && all_ended(retired_locals_) &&
+         all_ended(retired_renewals_) && all_ended(retired_tunnels_);
 }
 
 void Daemon::reap() {
@@ -830,8 +841,8 @@ void Daemon::sync_renewal(bool report_now) {
     push_certificates(false);
     return;
   }
-  renewal_ =
-      std::make_unique<CredentialRenewal>(io_.get_executor(), clock_, log_, *conditions_, config_);
+  renewal_ = std::make_unique<CredentialRenewal>(io_.get_executor(), clock_, log_, *conditions_,
+                                                 config_, factories_.renewal);
   renewal_->on_report([this](const CredentialReport& r) { renewal_reported(r); });
   renewal_->start();
   bootstrap_credentials();

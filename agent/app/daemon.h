@@ -69,6 +69,10 @@ struct DaemonFactories {
   // Someone else's changes to firewall.backend's rules; null when the
   // backend cannot be watched.
   std::function<std::unique_ptr<FirewallMonitor>(const FirewallConfig&)> monitor;
+  // How the node's client certificate's renewal draws its times and makes
+  // its client (controlPlane's kubeconfig is enroll's): the defaults, but
+  // for the simulation's.
+  RenewalTiming renewal;
 };
 
 class Daemon {
@@ -116,6 +120,14 @@ class Daemon {
   void judge_clock(bool pass);
 
   const Config& config() const { return config_; }
+  // The control plane's session in use, or none (not configured, its
+  // kubeconfig not usable, or held back while the certificate is expired).
+  Tether* tether() const { return tether_; }
+  // After stop(): whether the work of the parts the daemon made itself
+  // (sessions, renewals, k3s's clients, tunnels; in use and replaced) has
+  // ended, so that it can be freed. Parts given in DaemonParts are the
+  // caller's to wait for.
+  bool finished() const;
 
  private:
   void wait_for_signal();

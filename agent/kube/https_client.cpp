@@ -117,7 +117,8 @@ struct HttpsClient::State {
   HttpsClient::WatchExchange watch_exchange;  // and its watches, which a cut ends
   std::map<std::uint64_t, std::function<void()>> cuts;
   std::uint64_t watches_in_process = 0;
-  std::function<void(std::string_view)> on_date;  // on_server_date()
+  std::function<void(std::string_view)> on_date;          // on_server_date()
+  std::function<void(const Kubeconfig&)> on_credentials;  // in process: use_credentials()
 };
 
 using State = HttpsClient::State;
@@ -252,6 +253,7 @@ ApiResult<void> HttpsClient::use_credentials(const Kubeconfig& k) {
   // Idle connections spoke with the old credentials: the next request
   // opens one with the new.
   state_->idle.clear();
+  if (state_->on_credentials) state_->on_credentials(k);
   return {};
 }
 
@@ -269,15 +271,16 @@ ApiResult<std::unique_ptr<HttpsClient>> HttpsClient::create_unverified(
   return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(state)));
 }
 
-std::unique_ptr<HttpsClient> HttpsClient::create_in_process(asio::any_io_executor executor,
-                                                            std::string server, Exchange exchange,
-                                                            WatchExchange watch) {
+std::unique_ptr<HttpsClient> HttpsClient::create_in_process(
+    asio::any_io_executor executor, std::string server, Exchange exchange, WatchExchange watch,
+    std::function<void(const Kubeconfig&)> credentials) {
   auto address = parse_server_address(server, {});
   auto state = std::make_shared<State>(std::move(executor), std::move(server),
                                        address ? std::move(*address) : ServerAddress{},
                                        std::string(), ClientLimits{});
   state->exchange = std::move(exchange);
   state->watch_exchange = std::move(watch);
+  state->on_credentials = std::move(credentials);
   return std::unique_ptr<HttpsClient>(new HttpsClient(std::move(state)));
 }
 

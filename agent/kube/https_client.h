@@ -112,9 +112,11 @@ class HttpsClient {
   using WatchExchange = std::function<boost::asio::awaitable<ApiResult<void>>(
       HttpRequest request, Duration idle, BodySink sink, std::function<void()> on_open,
       Cut on_cut)>;
-  static std::unique_ptr<HttpsClient> create_in_process(boost::asio::any_io_executor executor,
-                                                        std::string server, Exchange exchange,
-                                                        WatchExchange watch = {});
+  // `credentials` hears the kubeconfig of each use_credentials() that took
+  // (the simulated server judges the certificate the client presents).
+  static std::unique_ptr<HttpsClient> create_in_process(
+      boost::asio::any_io_executor executor, std::string server, Exchange exchange,
+      WatchExchange watch = {}, std::function<void(const Kubeconfig&)> credentials = {});
 
   // Closes every connection. Calls in flight may outlive the client: they
   // hold its state, and end with a "Disconnected" transport error.

@@ -57,6 +57,7 @@ void Reflector::after_outside_input(SessionState state_before, std::uint64_t ste
 }
 
 void Reflector::stop(bool close_connections) {
+  stopped_ = true;
   const auto state = session_.state();
   const auto step = session_.step().id;
   session_.stop();
@@ -202,6 +203,9 @@ awaitable<void> Reflector::wait(SessionStep step) {
 
 awaitable<void> Reflector::run() {
   wake_timer_.emplace(co_await asio::this_coro::executor);
+  // Stopped before it began (a session retired in the turn that made it:
+  // its session is still disconnected, and would start).
+  if (stopped_) co_return;
   const auto before = session_.state();
   session_.start(retry_.now());
   report_state(before);

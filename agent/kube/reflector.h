@@ -57,7 +57,8 @@ class Reflector {
   boost::asio::awaitable<void> run();
   // Ends run() at its next step: closes the client's connections (unless
   // told not to: a client shared with other Reflectors), cuts a backoff
-  // short.
+  // short. A stop before run() has begun (in the turn that spawned it)
+  // ends it at once: it asks nothing.
   void stop(bool close_connections = true);
   // The machine woke from suspend: close every connection (they are
   // probably dead, and TCP would take many minutes to say so) and list
@@ -100,6 +101,7 @@ class Reflector {
   TetherSession session_;
   std::optional<boost::asio::steady_timer> wake_timer_;  // made in run(), on its executor
   std::function<void()> cut_watch_;                      // ends the watch under way alone (stop())
+  bool stopped_ = false;                                 // for good (stop())
   ReflectorStats stats_;
 };
 

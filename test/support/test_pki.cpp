@@ -1,5 +1,6 @@
 #include "test/support/test_pki.h"
 
+#include <ctime>
 #include <memory>
 #include <stdexcept>
 #include <string_view>
@@ -83,12 +84,14 @@ void set_random_serial(X509* cert) {
     fail("making a serial number");
 }
 
-void set_validity(X509* cert, std::chrono::seconds not_before_offset,
-                  std::chrono::seconds lifetime) {
-  if (X509_gmtime_adj(X509_getm_notBefore(cert), static_cast<long>(not_before_offset.count())) ==
-          nullptr ||
-      X509_gmtime_adj(X509_getm_notAfter(cert),
-                      static_cast<long>((not_before_offset + lifetime).count())) == nullptr)
+void set_validity(X509* cert, std::chrono::seconds not_before_offset, std::chrono::seconds lifetime,
+                  std::optional<std::chrono::system_clock::time_point> now) {
+  std::time_t base =
+      std::chrono::system_clock::to_time_t(now.value_or(std::chrono::system_clock::now()));
+  if (X509_time_adj(X509_getm_notBefore(cert), static_cast<long>(not_before_offset.count()),
+                    &base) == nullptr ||
+      X509_time_adj(X509_getm_notAfter(cert),
+                    static_cast<long>((not_before_offset + lifetime).count()), &base) == nullptr)
     fail("setting the validity period");
 }
 
@@ -128,7 +131,8 @@ void sign(X509* cert, EVP_PKEY* key) {
 TestCa::TestCa(std::string common_name) {
   KeyPtr key = generate_key();
   X509Ptr cert = new_certificate(key.get());
-  set_validity(cert.get(), -std::chrono::hours(24), std::chrono::hours(24 * 365 * 10));
+  set_validity(cert.get(), -std::chrono::hours(24), std::chrono::hours(24 * 365 * 10),
+               std::nullopt);
   X509_NAME* subject = X509_get_subject_name(cert.get());
   add_name_entry(subject, "CN", common_name);
   if (X509_set_issuer_name(cert.get(), subject) != 1) fail("setting the CA's issuer");
@@ -156,7 +160,7 @@ IssuedCert TestCa::issue(const LeafOptions& options) const {
 
   KeyPtr key = generate_key();
   X509Ptr cert = new_certificate(key.get());
-  set_validity(cert.get(), options.not_before_offset, options.lifetime);
+  set_validity(cert.get(), options.not_before_offset, options.lifetime, options.now);
   X509_NAME* subject = X509_get_subject_name(cert.get());
   for (const std::string& organization : options.organizations)
     add_name_entry(subject, "O", organization);
@@ -182,8 +186,9 @@ IssuedCert TestCa::issue(const LeafOptions& options) const {
   return IssuedCert{cert_to_pem(cert.get()), key_to_pem(key.get())};
 }
 
-std::string TestCa::sign_client_request(const std::string& csr_pem,
-                                        std::chrono::seconds lifetime) const {
+std::string TestCa::sign_client_request(
+    const std::string& csr_pem, std::chrono::seconds lifetime,
+    std::optional<std::chrono::system_clock::time_point> now) const {
   BioPtr bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
   ReqPtr req(bio ? PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!req) fail("reading a certificate request");
@@ -194,7 +199,7 @@ std::string TestCa::sign_client_request(const std::string& csr_pem,
   KeyPtr ca_key = key_from_pem(key_pem_);
   X509Ptr cert = new_certificate(public_key);
   constexpr std::chrono::seconds kBackdate{300};
-  set_validity(cert.get(), -kBackdate, lifetime + kBackdate);
+  set_validity(cert.get(), -kBackdate, lifetime + kBackdate, now);
   if (X509_set_subject_name(cert.get(), X509_REQ_get_subject_name(req.get())) != 1 ||
       X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get())) != 1)
     fail("naming a certificate");

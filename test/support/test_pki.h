@@ -6,6 +6,7 @@
 // this is test code, and a broken fixture should stop the test loudly.
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct LeafOptions {
   // a certificate that has already expired.
   std::chrono::seconds not_before_offset{-300};
   std::chrono::seconds lifetime{std::chrono::hours(24)};
+  // "Now" for the validity: a simulation's time; none: the real clock.
+  std::optional<std::chrono::system_clock::time_point> now;
   bool server_auth = true;  // extendedKeyUsage
   bool client_auth = true;
 };
@@ -48,7 +51,10 @@ class TestCa {
   // clientAuth, valid from 5 minutes ago (the signer's backdate) until
   // `lifetime` from now. Throws on a request that does not parse or whose
   // signature is wrong.
-  std::string sign_client_request(const std::string& csr_pem, std::chrono::seconds lifetime) const;
+  // `now`: a simulation's time; none: the real clock.
+  std::string sign_client_request(
+      const std::string& csr_pem, std::chrono::seconds lifetime,
+      std::optional<std::chrono::system_clock::time_point> now = std::nullopt) const;
 
  private:
   std::string cert_pem_;

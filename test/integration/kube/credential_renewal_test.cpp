@@ -397,6 +397,33 @@ TEST_F(Renewal, ExpiredWithABootstrapCredentialRecovers) {
   EXPECT_NE(serial(), first_serial_);
 }
 
+// Expired, the node is cut off until a request gets through: a failure
+// (the server unwell) is tried again after 10 s to 5 minutes, not the
+// hour a valid certificate's renewal may back off to (issue 23's node
+// simulation: an outage through the expiry left the node cut off for the
+// backoff after the cloud was back).
+TEST_F(Renewal, ExpiredAFailedRequestIsTriedAgainSoon) {
+  enrolled(3h, 2h);
+  server_->misbehave(
+      {.what = Misbehaviour::kStatus500, .times = 1, .path_contains = kCsrCollection});
+  start(config(bootstrap_kubeconfig()));
+  ASSERT_TRUE(pump([&] {
+    return renewal_->report().message.find("next try in") != std::string::npos;
+  })) << renewal_->report().message;
+  EXPECT_EQ(state(), CredentialState::kExpired);
+  // The test draws 0.5: half of the first window (10 s), at least its base.
+  EXPECT_NE(renewal_->report().message.find("next try in 10s"), std::string::npos)
+      << renewal_->report().message;
+  EXPECT_TRUE(csrs().empty());
+  clock_.run_for(rio_, 10s);
+  // (The 500 may have made it: it is looked for first, found gone, and
+  // asked for at once, on the simulated clock's timer.)
+  EXPECT_TRUE(pump([&] {
+    clock_.run_for(rio_, Duration::zero());
+    return csrs().size() == 1;
+  })) << renewal_->report().message;
+}
+
 // Valid when the machine went to sleep, expired when it woke: seen on the
 // resume, the session told at once (not usable), and recovered with the
 // bootstrap credential when there is one.
@@ -511,6 +538,33 @@ TEST_F(Renewal, AWrongClockRenewsOnceThenHoldsUntilItIsSynchronized) {
   EXPECT_EQ(csrs().size(), 2u);
 }
 
+// Held the same way, then the clock is stepped (by hand, or an RTC read)
+// while the kernel still calls it unsynchronized (no NTP daemon): the hold
+// was the old clock's, and the certificate is judged again, once per step.
+// Issue 23's node simulation found a node without NTP that a refusal the
+// clock caused left unrenewed until its certificate expired, and then cut
+// off for good.
+TEST_F(Renewal, AHoldUntilTheClockIsSynchronizedEndsWhenTheClockIsStepped) {
+  enrolled(10h, 100h);
+  clock_.step_wall(85h);
+  conditions_.report(condition_type::kClockSynchronized, ConditionStatus::kFalse, "NotSynchronized",
+                     "the kernel marks the clock unsynchronized");
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  ASSERT_EQ(decide(renewal_->report().csr, "Approved"), 200u);
+  ASSERT_TRUE(in(CredentialState::kRenewalHeld)) << renewal_->report().message;
+  // Past the wait a certificate due at once sets (half of what is left of
+  // it), and after a file change: still held.
+  clock_.run_for(rio_, 8h);
+  renewal_->wake();
+  settle();
+  EXPECT_EQ(csrs().size(), 1u) << "a file change or the time passing is no step";
+  EXPECT_EQ(state(), CredentialState::kRenewalHeld) << renewal_->report().message;
+  renewal_->clock_stepped();
+  ASSERT_TRUE(in(CredentialState::kRenewalPending)) << renewal_->report().message;
+  EXPECT_EQ(csrs().size(), 2u);
+}
+
 // The request's watch asks for a timeout drawn between watch_timeout and
 // twice it (the test draws 0.5: 300 s becomes 450 s), as a Reflector's:
 // nodes whose renewals began together do not read again together.
@@ -526,6 +580,86 @@ TEST_F(Renewal, TheRequestsWatchAsksForADrawnTimeout) {
   EXPECT_NE(watches[0].find("timeoutSeconds=450"), std::string::npos) << watches[0];
   renewal_->stop();
   EXPECT_TRUE(pump([&] { return renewal_->finished(); }));
+}
+
+// A request an admin leaves pending while the server forgets its history
+// (kube-apiserver compacts every few minutes): the watch that follows each
+// read starts from the request's current state, which the server sends
+// first, never from the request's own resourceVersion, as old as its last
+// change: that watch would end at once in 410 Gone, and the request be read
+// and watched again a second later for as long as it waits (issue 23's
+// node simulation found it).
+TEST_F(Renewal, ARequestPendingPastACompactionIsWatchedFromItsCurrentState) {
+  enrolled(81h, 100h);
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  ASSERT_TRUE(pump([&] { return server_->open_watches() == 1; })) << "the request is watched";
+  const auto watches = [&] {
+    std::vector<std::string> targets;
+    for (const auto& r : server_->requests())
+      if (r.watch) targets.push_back(r.target);
+    return targets;
+  };
+  // Writes after the request's own, then the history before them forgotten.
+  kube::KubeClient kube(*admin_);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(
+        run(kube.create("/api/v1/namespaces/default/configmaps",
+                        json::object{{"apiVersion", "v1"},
+                                     {"kind", "ConfigMap"},
+                                     {"metadata", {{"name", "cm-" + std::to_string(i)}}}})));
+  server_->compact();
+  server_->end_watches();
+  // After the pause between watches (a second, on the simulated clock),
+  // read again and watched again, and the watch holds (a 410 would have
+  // ended it, the renewal then pausing again).
+  ASSERT_TRUE(pump([&] { return clock_.pending() > 0; })) << "paused between watches";
+  clock_.run_for(rio_, 2s);
+  ASSERT_TRUE(pump([&] { return watches().size() == 2 && server_->open_watches() == 1; }))
+      << renewal_->report().message;
+  EXPECT_EQ(watches()[1].find("resourceVersion="), std::string::npos) << watches()[1];
+  const std::string name = renewal_->report().csr;
+  ASSERT_EQ(decide(name, "Approved"), 200u);
+  EXPECT_TRUE(pump([&] { return serial() != first_serial_ && state() == CredentialState::kValid; }))
+      << renewal_->report().message;
+  EXPECT_EQ(watches().size(), 2u);
+}
+
+// A request gone before the node fetched its certificate (kube-controller-
+// manager deletes issued ones an hour on, which a sleep can outlast; issue
+// 23's node simulation met it with the certificate expired meanwhile, the
+// node then cut off for the backoff) is asked for again at once; gone again
+// before anything was installed (an admin deleting them): the backoff.
+TEST_F(Renewal, AGoneRequestIsAskedForAgainAtOnceAndThenBacksOff) {
+  enrolled(81h, 100h);
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  const auto remove = [&](const std::string& name) {
+    kube::HttpRequest r;
+    r.verb = boost::beast::http::verb::delete_;
+    r.target = std::string(kCsrCollection) + "/" + name;
+    auto answer = run(admin_->send(r));
+    return answer && answer->status == 200;
+  };
+  ASSERT_TRUE(pump([&] { return server_->open_watches() == 1; })) << "the request is watched";
+  ASSERT_TRUE(remove(renewal_->report().csr));
+  // (The next attempt is due at once: on the simulated clock's timer. Its
+  // name may be the first's: the clock has not moved, and that is gone.)
+  ASSERT_TRUE(pump([&] {
+    clock_.run_for(rio_, Duration::zero());
+    return log_.with_event("credentials-renewal-requested").size() == 2 && csrs().size() == 1 &&
+           server_->open_watches() == 1;
+  })) << renewal_->report().message;
+  EXPECT_EQ(log_.with_event("credentials-renewal-gone").size(), 1u);
+  EXPECT_EQ(state(), CredentialState::kRenewalPending);
+
+  ASSERT_TRUE(remove(renewal_->report().csr));
+  ASSERT_TRUE(in(CredentialState::kRenewalFailed)) << renewal_->report().message;
+  clock_.run_for(rio_, 59s);
+  settle();
+  EXPECT_TRUE(csrs().empty()) << "no third request before the backoff (a minute at least)";
+  EXPECT_NE(renewal_->report().message.find("is gone"), std::string::npos)
+      << renewal_->report().message;
 }
 
 // A stop while the wait pauses between two watches (the server ended one

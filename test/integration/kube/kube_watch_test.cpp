@@ -287,6 +287,25 @@ TEST_F(ReflectorTest, ResumeAndStopCutALongBackoffShort) {
   stop(reflector, *http, running);  // within the deadline, not ten minutes
 }
 
+// A session stopped in the turn that started it (the daemon retires a
+// session it has just made when the renewal says its certificate has
+// expired): its run, which begins after, ends at once and asks nothing.
+// Issue 23's node simulation found it: such a session listed on its closed
+// client and retried for ever, and the daemon waited for it at stop.
+TEST_F(ReflectorTest, AStopBeforeItRunsEndsTheRunAtOnce) {
+  auto http = client(kubeconfig());
+  KubeClient kube(*http);
+  Mailbox mail;
+  RecordingHandler handler(mail);
+  kube::Reflector reflector(kube, kEdgeNodes, kMine, {}, kube::default_retry_context(clock_),
+                            handler);
+  on_client_thread([&] { reflector.stop(); });
+  auto running = start(run_reflector(reflector));
+  EXPECT_TRUE(finish(running));
+  EXPECT_EQ(reflector.stats().lists, 0u);
+  EXPECT_EQ(reflector.stats().watches, 0u);
+}
+
 // Two Reflectors on one client (the followers of spec.linkerd's objects
 // share theirs): one stopped without closing the client's connections, so
 // as not to cut the other's watch, still ends its own watch at once, not

@@ -154,7 +154,8 @@ std::optional<json::object> sign_csr(const json::object& csr, const CsrSigner& s
   const auto request = decode_base64("spec.request", string_at(spec, "request"));
   if (!request) return failed("invalid certificate request: " + request.error().message);
   try {
-    status["certificate"] = encode_base64(signer.ca->sign_client_request(*request, duration));
+    status["certificate"] = encode_base64(signer.ca->sign_client_request(
+        *request, duration, signer.now ? std::optional(signer.now()) : std::nullopt));
   } catch (const std::exception& e) {
     return failed(std::string("invalid certificate request: ") + e.what());
   }

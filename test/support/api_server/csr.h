@@ -22,6 +22,7 @@
 // signers, PATCH on /approval, and garbage collection of old CSRs.
 
 #include <chrono>
+#include <functional>
 #include <optional>
 
 #include <boost/json/object.hpp>
@@ -38,6 +39,8 @@ inline constexpr char kKubeApiserverClientSigner[] = "kubernetes.io/kube-apiserv
 struct CsrSigner {
   const TestCa* ca = nullptr;  // null: no signer runs (approved CSRs stay unsigned)
   std::chrono::seconds max_duration{std::chrono::hours(24 * 365)};
+  // The signer's clock (a simulation's); empty: the real one.
+  std::function<std::chrono::system_clock::time_point()> now;
 };
 
 // The body of a create, admitted: the requester's identity set, the spec checked.
