@@ -7,6 +7,13 @@
 // process by the test API server's REST semantics (test/support/api_server:
 // its store, its watches with bookmarks, timeouts and 410 after
 // compaction). Everything runs on simulated time (test/support/sim_clock.h).
+// The daemon makes the Tether itself, from the kubeconfig `tetherctl
+// enroll` would have written (the node's certificate made by the cloud's
+// CA on simulated time, and a bootstrap kubeconfig), and renews that
+// certificate with the real CredentialRenewal on the same in-process
+// clients (issue 21's events): the cloud judges what each client presents
+// (401 out of its validity), approves the node's CSRs within a minute and
+// deletes issued ones an hour later.
 //
 // The world: the cloud's operator changing the node's spec (valid, and
 // refused by the node's limits), the control plane's faults (the session
@@ -105,6 +112,14 @@ struct Totals {
   std::size_t sleeps = 0, outages = 0, specs = 0, restarts = 0, reloads = 0;
   std::size_t linkerd_changes = 0;  // references and objects
   std::size_t busiest_minute = 0;
+  // The node's client certificate: signed by the cloud, expired (each
+  // judged by certificate-renewed-in-time), asked for with the bootstrap
+  // token (after an expiry), and requests the cloud refused as
+  // unauthenticated (an expired certificate).
+  std::size_t certificates_signed = 0;
+  std::size_t certificates_expired = 0;
+  std::size_t renewals_with_token = 0;
+  std::size_t unauthorized = 0;
 };
 
 struct Verdict {

@@ -22,7 +22,10 @@ constexpr int kDays = 365;
 TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
   Totals all;
   int days = 0;
-  for (std::uint64_t seed : seeds({1}, 1)) {
+  // Seeds 1 and 105 found the credential renewal's bugs (README, The
+  // node's year): kept as regression scenarios (seed 3's is
+  // Renewal.AHoldUntilTheClockIsSynchronizedEndsWhenTheClockIsStepped).
+  for (std::uint64_t seed : seeds({1, 105}, 1)) {
     const Scenario scenario = generate(seed, kDays);
     const Verdict v = run(scenario);
     if (v.violation) {
@@ -54,6 +57,14 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     all.watches += v.totals.watches;
     all.checks += v.totals.checks;
     all.busiest_minute = std::max(all.busiest_minute, v.totals.busiest_minute);
+    all.certificates_signed += v.totals.certificates_signed;
+    all.certificates_expired += v.totals.certificates_expired;
+    all.renewals_with_token += v.totals.renewals_with_token;
+    // The node's certificate (20 days) renewed or replaced through the
+    // year: the node is awake 30 to 55 days of it (seeds 1–3 and 101–114
+    // signed 11 or more).
+    EXPECT_GE(v.totals.certificates_signed, static_cast<std::size_t>(kDays) / 60)
+        << "seed " << seed;
     // Specs written while the node sleeps meet only the latest.
     EXPECT_GT(v.totals.specs_applied, v.totals.specs / 4) << "seed " << seed;
     EXPECT_GT(v.totals.specs_rejected, 0u) << "seed " << seed;
@@ -72,8 +83,10 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
               << all.specs_applied << " applied, " << all.specs_rejected << " refused), "
               << all.requests << " requests (" << all.watches << " watches, " << all.status_writes
               << " status writes, at most " << all.busiest_minute << " in a steady minute), "
-              << all.health_rounds << " health rounds, " << all.checks
-              << " checks: all invariants held\n";
+              << all.health_rounds << " health rounds, " << all.certificates_signed
+              << " client certificates (" << all.certificates_expired << " expired in a sleep or "
+              << "a fault, " << all.renewals_with_token << " asked for with the bootstrap token), "
+              << all.checks << " checks: all invariants held\n";
 }
 
 // Each fault once, with the node's clock three days wrong (behind, then
@@ -108,8 +121,9 @@ TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
 }
 
 // The checker fails when the world breaks the daemon's contract: a node
-// that is never told of its sleeps keeps a dead watch, and a spec the cloud
-// wrote meanwhile is not in force two minutes after the resume.
+// that is never told of its sleeps keeps a dead watch until its idle
+// deadline, and asks no new one at the resume (a spec the cloud wrote
+// meanwhile is in force 90 to 150 s after it, as the bookmarks fell).
 TEST(NodeSimulation, AForgottenResumeIsCaughtAndShrunk) {
   Scenario s{.days = 1, .seed = 1, .events = {}};
   s.events.push_back(sleep_event(2h, 1h));
@@ -119,9 +133,9 @@ TEST(NodeSimulation, AForgottenResumeIsCaughtAndShrunk) {
   EXPECT_FALSE(told.violation) << *told.violation;
   const Verdict v = run(s, Sabotage::kForgetResumes);
   ASSERT_TRUE(v.violation);
-  EXPECT_EQ(invariant(*v.violation), "latest-spec-in-force") << *v.violation;
+  EXPECT_EQ(invariant(*v.violation), "session-redials-on-resume") << *v.violation;
   const Scenario small = shrink(s, Sabotage::kForgetResumes);
-  EXPECT_EQ(small.events.size(), 2u) << describe(small);
+  EXPECT_EQ(small.events.size(), 1u) << describe(small);
 }
 
 // The followers' invariant fails for a daemon that gives the Tether no
