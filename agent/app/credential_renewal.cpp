@@ -132,11 +132,14 @@ void CredentialRenewal::wake(bool resumed) {
 void CredentialRenewal::clock_stepped() {
   if (stopped_) return;
   installed_unsynced_.clear();
-  // An issued certificate refused by the old clock: not the backoff (up
-  // to an hour) before the next request, but never more than one a
-  // minute, however often the clock is set.
-  if (std::exchange(issued_refused_, false))
+  // An issued certificate refused by the old clock, which the new one
+  // would take: not the backoff (up to an hour) before the next request,
+  // but never more than one a minute, however often the clock is set.
+  const WallTime now = clock_.wall();
+  if (refused_window_ && refused_window_->first <= now && now < refused_window_->second) {
+    refused_window_.reset();
     retry_after_ = std::min(retry_after_, last_attempt_ + timing_.backoff.base);
+  }
   wake();
 }
 
@@ -368,7 +371,7 @@ Duration CredentialRenewal::failed(CredentialState state, const std::string& mes
 awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const CertificateInfo& current,
                                              const std::string& via) {
   last_attempt_ = clock_.monotonic();
-  issued_refused_ = false;  // this attempt's refusal, if any, says
+  refused_window_.reset();  // this attempt's refusal, if any, says
   // Judged now, not from the last report: a clock put right may have
   // brought an "expired" certificate back into its life.
   const bool expired = clock_.wall() >= current.not_after;
@@ -427,7 +430,8 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
                        current, e.retryable());
     }
     pending = std::move(next);
-    asked_at_ = clock_.boottime();
+    seen_name_ = pending->name;  // made (201), or made before (409)
+    asked_at_ = std::make_pair(pending->name, clock_.boottime());
     log_.notice("credentials-renewal-requested",
                 "asked for a new client certificate with " + via + ": CertificateSigningRequest " +
                     pending->name + " (the one in force expires at " +
@@ -472,7 +476,7 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
     forget_pending(paths_);
     // Never read: a create whose answer was lost (a 5xx, no answer) did
     // not make it after all. That create backed off already.
-    if (!csr_seen_) {
+    if (seen_name_ != pending->name) {
       log_.info("credentials-renewal-gone",
                 pending->name + " was never made (its create was not answered): asking again now",
                 {{"CSR", pending->name}});
@@ -486,7 +490,8 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
     // stay cut off for it). Gone again before anything was installed, and
     // within the hour of its asking (boottime: sleeps count), which is no
     // cleaner's doing (an admin deleting the requests): the backoff.
-    const bool collected = asked_at_ && clock_.boottime() - *asked_at_ >= kCollectedAfter;
+    const bool collected = asked_at_ && asked_at_->first == pending->name &&
+                           clock_.boottime() - asked_at_->second >= kCollectedAfter;
     if (collected || !std::exchange(gone_, true)) {
       log_.notice("credentials-renewal-gone", gone + ": asking again now",
                   {{"CSR", pending->name}});
@@ -521,9 +526,11 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   if (auto ok = check_issued(info, x509::key_matches(certs->front(), *key),
                              {user, life_of(current)}, clock_.wall());
       !ok) {
-    // Judged against this node's clock (not yet valid, expired): a clock
-    // step makes it worth asking again soon.
-    issued_refused_ = clock_.wall() < info.not_before || clock_.wall() >= info.not_after;
+    // Refused by this node's clock alone (right within its own life): a
+    // step of the clock into that life makes it worth asking again soon.
+    if (check_issued(info, x509::key_matches(certs->front(), *key), {user, life_of(current)},
+                     info.not_before))
+      refused_window_ = std::make_pair(info.not_before, info.not_after);
     co_return refused(what + " is refused: " + ok.error().message);
   }
   if (auto r = install_issued(paths_, *pending, status->certificate_pem); !r)
@@ -531,7 +538,7 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   failures_ = 0;
   refused_ = false;
   gone_ = false;
-  issued_refused_ = false;
+  refused_window_.reset();
   // Due already (past its earliest renewal point) the moment it arrives: a
   // signer that backdates far, or issues for less than that, or a clock
   // that is wrong. Not renewed in a loop: the next request waits half of
@@ -568,7 +575,6 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     if (!s) return kube::make_api_error(kube::ErrorKind::kDecode, s.error().message);
     return *s;
   };
-  csr_seen_ = false;
   while (!stopped_) {
     // The certificate in force expires first: stop waiting with it, so
     // that its expiry is said and the recovery starts (the request is
@@ -578,7 +584,7 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
       co_return kube::make_api_error(kube::ErrorKind::kTimeout, kExpiredWhileWaiting);
     auto got = co_await kube.get(csr_path(name));
     if (!got) co_return got.error();
-    csr_seen_ = true;
+    seen_name_ = name;
     auto status = decoded(*got);
     if (!status || final(*status)) co_return status;
     // Pending (or approved, the signer to come): watched from its current

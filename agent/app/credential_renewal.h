@@ -49,6 +49,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -138,7 +139,8 @@ class CredentialRenewal {
   // renewal held "until the clock is synchronized" is the old clock's
   // verdict, and is judged again now (once per step: no storm), as is an
   // issued certificate the old clock refused (not yet valid: the backoff
-  // after it is cut to a minute from that attempt). A node
+  // after it is cut to a minute from that attempt, when the new clock
+  // falls within its life). A node
   // without NTP, whose kernel calls its clock unsynchronized for ever, is
   // otherwise never renewed again after one refusal the clock caused.
   void clock_stepped();
@@ -192,13 +194,15 @@ class CredentialRenewal {
   std::string serial_;              // the certificate whose renewal point was drawn
   std::string installed_unsynced_;  // renewed while the clock was not synchronized
   double draw_ = 0.0;
-  unsigned failures_ = 0;  // attempts in a row that did not renew
-  bool refused_ = false;   // the last of them was refused (denied, wrong)
-  bool gone_ = false;      // a request was gone (deleted) since the last installed certificate
-  bool issued_refused_ = false;        // the last attempt's issued certificate, by its times
-  bool csr_seen_ = false;              // the request waited for was read (it existed)
-  MonoTime last_attempt_{};            // when the last attempt began
-  std::optional<MonoTime> asked_at_;   // boottime when this process made the request
+  unsigned failures_ = 0;    // attempts in a row that did not renew
+  bool refused_ = false;     // the last of them was refused (denied, wrong)
+  bool gone_ = false;        // a request was gone (deleted) since the last installed certificate
+  MonoTime last_attempt_{};  // when the last attempt began
+  // The last issued certificate this node's clock alone refused: its life.
+  std::optional<std::pair<WallTime, WallTime>> refused_window_;
+  std::string seen_name_;  // the last request known to exist (made, or read)
+  // The request this process made, and when (boottime: sleeps count).
+  std::optional<std::pair<std::string, MonoTime>> asked_at_;
   MonoTime retry_after_{};             // no new attempt before (monotonic)
   kube::HttpsClient* http_ = nullptr;  // the attempt's, while one runs (stop() closes it)
   bool woken_ = false;

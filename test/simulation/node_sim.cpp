@@ -753,16 +753,20 @@ class World {
                                                           std::shared_ptr<Presented> presented) {
     const WallTime sent = clock_.wall();  // the node's clock
     count_request(r, false);
-    // The session's list of its EdgeNode, asked anew (a 401 then ends it).
-    if (r.verb == boost::beast::http::verb::get &&
-        r.target.substr(0, r.target.find('?')) == kEdgeNodes)
-      resumed_at_.reset();
+    // The session's list of its EdgeNode, asked anew and refused (401:
+    // an expired certificate) answers the resume too; one that lists and
+    // never watches again does not.
+    const bool list = r.verb == boost::beast::http::verb::get &&
+                      r.target.substr(0, r.target.find('?')) == kEdgeNodes;
     Timer timer(io_, clock_);
     Refusal refused = co_await refusal(timer);
     if (refused.error) co_return *refused.error;
     if (refused.status != 0)
       co_return kube::HttpResponse{refused.status, std::move(refused.body), refused.retry_after};
-    if (auto no = unauthorized(*presented)) co_return std::move(*no);
+    if (auto no = unauthorized(*presented)) {
+      if (list) resumed_at_.reset();
+      co_return std::move(*no);
+    }
     const std::string method(boost::beast::http::to_string(r.verb));
     const std::string path = r.target.substr(0, r.target.find('?'));
     if (fault() == Fault::kLeaseConflict && path == kLeasePath && method == "PUT")
