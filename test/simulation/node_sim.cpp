@@ -124,9 +124,9 @@ constexpr std::size_t kMaxWatches = 7;
 constexpr std::size_t kMaxTimers = 16;
 const WallTime kStart = WallTime(std::chrono::hours(24 * 365 * 56));
 // The node's client certificate (issue 21), as enroll writes it: a life of
-// 20 days, renewed 14 to 18 days in, so that a sleep of up to 10 days can
-// outlive one; then the bootstrap kubeconfig's token asks for the next.
-constexpr Duration kCertificateLife = 24h * 20;
+// 20 days (Scenario::certificate_life), renewed 14 to 18 days in, so that
+// a sleep of up to 10 days can outlive one; then the bootstrap
+// kubeconfig's token asks for the next.
 const std::string kBootstrapToken = "abcdef.0123456789abcdef";
 // Nothing stood in the renewal's way for this long before a certificate
 // expired (the node awake, its clock right, the cloud well): it should
@@ -361,7 +361,7 @@ class World {
     test::LeafOptions leaf;
     leaf.common_name = node_user(kNode);
     leaf.organizations = {std::string(kNodesGroup)};
-    leaf.lifetime = std::chrono::duration_cast<std::chrono::seconds>(kCertificateLife);
+    leaf.lifetime = std::chrono::duration_cast<std::chrono::seconds>(scenario_.certificate_life);
     leaf.now = true_wall();
     leaf.server_auth = false;
     const test::IssuedCert cert = cloud_ca_.issue(leaf);
@@ -444,6 +444,8 @@ class World {
     factories.renewal.random = [this] { return unit_of(rng_); };
     factories.renewal.connect =
         [this](const Kubeconfig& k) -> kube::ApiResult<std::unique_ptr<kube::HttpsClient>> {
+      if (sabotage_ == Sabotage::kNoRenewal)
+        return kube::make_api_error(kube::ErrorKind::kInvalid, "sabotaged: no client");
       return cloud_client(k, false);
     };
     // The health rounds (the firewall read back and repaired, the clock,
@@ -621,7 +623,10 @@ class World {
   // client's certificate is the one judged by certificate-renewed-in-time.
   std::unique_ptr<kube::HttpsClient> cloud_client(const Kubeconfig& k, bool session) {
     auto presented = std::make_shared<Presented>(presented_by(k));
-    if (session && presented->token.empty()) session_cert_ = presented->not_after;
+    if (session && presented->token.empty()) {
+      session_born_ = presented->not_before;
+      session_cert_ = presented->not_after;
+    }
     return kube::HttpsClient::create_in_process(
         io_.get_executor(), kServer,
         [this, presented](kube::HttpRequest r) { return exchange(std::move(r), presented); },
@@ -632,7 +637,10 @@ class World {
         },
         [this, presented, session](const Kubeconfig& now) {
           *presented = presented_by(now);
-          if (session && presented->token.empty()) session_cert_ = presented->not_after;
+          if (session && presented->token.empty()) {
+            session_born_ = presented->not_before;
+            session_cert_ = presented->not_after;
+          }
         });
   }
   // The cloud's word on a client's credentials, as kube-apiserver's
@@ -1143,6 +1151,25 @@ class World {
                     clock_text(*session_cert_ - kStart) + ", " + std::to_string(calm / 1h) +
                     " h after anything last stood in the renewal's way");
     }
+    // Nor is it left unrenewed past its latest renewal point (90% of its
+    // life, by a clock that is right) through 2 hours with nothing in the way.
+    if (session_cert_) {
+      const WallTime latest = session_born_ + (*session_cert_ - session_born_) * 9 / 10;
+      const Duration since_due = now() - std::max(trouble_at_, Duration(latest - kStart));
+      if (true_wall() >= latest && true_wall() < *session_cert_ && since_due >= kRenewalCalm)
+        return fail("certificate-renewed-in-time: the session's certificate, due at " +
+                    clock_text(latest - kStart) + " at the latest, is not renewed " +
+                    std::to_string(since_due / 1min) +
+                    " minutes after anything last stood in the renewal's way");
+    }
+    // The node's wrong clock crossing the session's certificate's end is a
+    // fault of its own, as a step past it: the session is held back until
+    // a new certificate is in.
+    if (offset_ != Duration::zero() && session_cert_ && clock_.wall() >= *session_cert_ &&
+        crossed_ != *session_cert_) {
+      crossed_ = *session_cert_;
+      if (!unwell()) healthy_since_ = std::max(healthy_since_, now());
+    }
     // The kernel always holds the static allowlist and alwaysAllow.
     const auto& live = kernel_.live;
     if (!live) return fail("firewall-holds-the-static-allowlist: no table in the kernel");
@@ -1335,6 +1362,8 @@ class World {
   // The certificate the session presents (its end), and the last whose
   // end was judged; when anything last stood in the renewal's way.
   std::optional<WallTime> session_cert_;
+  WallTime session_born_{};  // and its start
+  WallTime crossed_{};       // the last certificate end a wrong clock crossed
   WallTime judged_expiry_{};
   Duration trouble_at_{};
   Duration clock_right_at_{};           // when the node's wall clock was last put right

@@ -85,6 +85,8 @@ struct Scenario {
   int days = 0;
   std::uint64_t seed = 0;     // the session's jitter
   std::vector<Event> events;  // in time order
+  // The node's client certificate's life (enroll's and each renewal's).
+  Duration certificate_life = std::chrono::hours(24 * 20);
 };
 
 // The session simulation's sleeps and outages for `days`, the cloud's
@@ -134,7 +136,15 @@ struct Verdict {
 // kNoK3sClient: the health rounds are given no client of k3s.
 // kNoWatchdog: the daemon is not told of systemd's watchdog, so it never
 // pings it.
-enum class Sabotage { kNone, kForgetResumes, kNoObjectsClient, kNoK3sClient, kNoWatchdog };
+// kNoRenewal: the renewal of the node's certificate cannot make a client.
+enum class Sabotage {
+  kNone,
+  kForgetResumes,
+  kNoObjectsClient,
+  kNoK3sClient,
+  kNoWatchdog,
+  kNoRenewal
+};
 
 // A violation's invariant is named by the session simulation's
 // sim::invariant().

@@ -95,7 +95,7 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
 // logind's signal), in two days: every path of the in-process transport
 // taken (the sanitizer preset runs it too).
 TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
-  Scenario s{.days = 2, .seed = 7, .events = {}};
+  Scenario s{.days = 2, .seed = 7, .events = {}, .certificate_life = 24h * 20};
   const auto& kFaults = kAllFaults;
   Duration at = 1h;
   bool lost = false;
@@ -125,7 +125,7 @@ TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
 // deadline, and asks no new one at the resume (a spec the cloud wrote
 // meanwhile is in force 90 to 150 s after it, as the bookmarks fell).
 TEST(NodeSimulation, AForgottenResumeIsCaughtAndShrunk) {
-  Scenario s{.days = 1, .seed = 1, .events = {}};
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20};
   s.events.push_back(sleep_event(2h, 1h));
   s.events.push_back(spec_event(150min, {"198.51.100.8/30"}));
   s.events.push_back(outage_event(5h, 10min, Fault::k503));
@@ -138,12 +138,29 @@ TEST(NodeSimulation, AForgottenResumeIsCaughtAndShrunk) {
   EXPECT_EQ(small.events.size(), 1u) << describe(small);
 }
 
+// A daemon whose renewal of the node's certificate never gets a request
+// through, with nothing in its way: certificate-renewed-in-time fails two
+// hours after the certificate's latest renewal point (90% of its life: a
+// certificate of a day, to keep the node's awake days few), before it
+// expires. The same day with the renewal: renewed once.
+TEST(NodeSimulation, ADaemonThatNeverRenewsIsCaught) {
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h};
+  const Verdict renewed = run(s);
+  EXPECT_FALSE(renewed.violation) << *renewed.violation;
+  EXPECT_EQ(renewed.totals.certificates_signed, 1u);
+  const Verdict v = run(s, Sabotage::kNoRenewal);
+  ASSERT_TRUE(v.violation);
+  EXPECT_EQ(invariant(*v.violation), "certificate-renewed-in-time") << *v.violation;
+  // 90% of the day, from enroll's 5 minutes of backdating.
+  EXPECT_NE(v.violation->find("due at day 0 21:31:00"), std::string::npos) << *v.violation;
+}
+
 // The followers' invariant fails for a daemon that gives the Tether no
 // client for spec.linkerd's objects (its references reported, nothing
 // read), before any event: the scenario shrinks to its first event (the
 // shrinker keeps events up to the failure's, the first at least).
 TEST(NodeSimulation, ADaemonThatFollowsNoObjectsIsCaught) {
-  Scenario s{.days = 1, .seed = 1, .events = {}};
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20};
   s.events.push_back(linkerd_object_event(2h, 1));
   s.events.push_back(spec_event(3h, {"198.51.100.8/30"}));
   const Verdict wired = run(s);
@@ -161,7 +178,7 @@ TEST(NodeSimulation, ADaemonThatFollowsNoObjectsIsCaught) {
 // of the watchdog never pings it, and `watchdog-pinged` fails at the first
 // check (a minute in), before any event.
 TEST(NodeSimulation, ADaemonThatNeverPingsTheWatchdogIsCaught) {
-  Scenario s{.days = 1, .seed = 1, .events = {}};
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20};
   s.events.push_back(spec_event(3h, {"198.51.100.8/30"}));
   const Verdict wired = run(s);
   EXPECT_FALSE(wired.violation) << *wired.violation;
@@ -179,7 +196,7 @@ TEST(NodeSimulation, ADaemonThatNeverPingsTheWatchdogIsCaught) {
 // checked: health rounds given no client of k3s say nothing of it, and
 // `k3s-ready-claim` fails three minutes in, before any event.
 TEST(NodeSimulation, AK3sOutageIsSaidAndADaemonThatProbesNoK3sIsCaught) {
-  Scenario s{.days = 1, .seed = 1, .events = {}};
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20};
   s.events.push_back(k3s_down_event(2h, 1h));
   s.events.push_back(k3s_down_event(5h, 1h, /*stalled=*/true));
   const Verdict wired = run(s);
