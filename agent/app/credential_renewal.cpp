@@ -523,13 +523,11 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   auto key = x509::parse_private_key(pending->key_pem, paths_.next_key);
   if (!key) co_return refused(key.error().message);
   const CertificateInfo info = x509::describe(certs->front());
-  if (auto ok = check_issued(info, x509::key_matches(certs->front(), *key),
-                             {user, life_of(current)}, clock_.wall());
-      !ok) {
+  const bool key_ok = x509::key_matches(certs->front(), *key);
+  if (auto ok = check_issued(info, key_ok, {user, life_of(current)}, clock_.wall()); !ok) {
     // Refused by this node's clock alone (right within its own life): a
     // step of the clock into that life makes it worth asking again soon.
-    if (check_issued(info, x509::key_matches(certs->front(), *key), {user, life_of(current)},
-                     info.not_before))
+    if (check_issued(info, key_ok, {user, life_of(current)}, info.not_before))
       refused_window_ = std::make_pair(info.not_before, info.not_after);
     co_return refused(what + " is refused: " + ok.error().message);
   }

@@ -527,6 +527,8 @@ class World {
     keeper_.reset();
   }
 
+  // A CSR made in the last 10 minutes: its requests are not steady state.
+  bool renewing() const { return !asked_.empty() && now() - asked_.back() < 10min; }
   // The session the daemon holds (none while its certificate is expired).
   Tether* session() const { return daemon_ ? daemon_->tether() : nullptr; }
   // The counts of the session the factory made last, as last seen while
@@ -796,7 +798,6 @@ class World {
       const json::value csr = json::parse(a.body);
       requests_.push_back({std::string(csr.at("metadata").at("name").as_string()), now(), false});
       totals_.renewals_with_token += !presented->token.empty();
-      renewing_until_ = now() + 10min;
       // A certificate of 20 days is asked for again once in 14 to 18 days;
       // a request gone, refused or cut off asks again, but not in a loop.
       asked_.push_back(now());
@@ -1275,7 +1276,7 @@ class World {
                   recent_requests());
     // (A renewal of the node's certificate asks a few more, for minutes:
     // renewals-bounded counts them.)
-    if (active_.empty() && clock_.monotonic() - quiet_since_ >= 26min && now() >= renewing_until_) {
+    if (active_.empty() && clock_.monotonic() - quiet_since_ >= 26min && !renewing()) {
       totals_.busiest_minute = std::max(totals_.busiest_minute, last_minute);
       if (recent_.size() > kTenMinutes)
         return fail("requests-bounded: " + std::to_string(recent_.size()) +
@@ -1367,7 +1368,6 @@ class World {
   WallTime judged_expiry_{};
   Duration trouble_at_{};
   Duration clock_right_at_{};           // when the node's wall clock was last put right
-  Duration renewing_until_{};           // a CSR was made: its requests are not steady state
   std::optional<Duration> resumed_at_;  // a resume not yet followed by a new watch
   struct Request {
     std::string name;
