@@ -1,5 +1,7 @@
 #include "agent/app/issuer_rotation.h"
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -569,7 +571,8 @@ void IssuerRotation::lost_answer(const kube::ApiError& error, const CertificateI
   if (!error.may_have_taken()) return;
   // An earlier lost write this pass found is written over by this one (if
   // it took): the next pass looks for this one, and confirms its reload.
-  lost_write_ = LostWrite{issuer.serial_hex, sent, std::move(based_on), {}};
+  lost_writes_.push_back(LostWrite{issuer.serial_hex, sent, std::move(based_on), {}});
+  if (lost_writes_.size() > kLostWrites) lost_writes_.pop_front();
   result.found_written.reset();
   result.answer_lost = true;
 }
@@ -578,16 +581,23 @@ void IssuerRotation::look_for_lost_write(const Read& r, RotationResult& result) 
   // An unreadable Secret says nothing: the next pass looks again. Found, it
   // is forgotten once serve() has confirmed it (a pass that gives way to
   // another leaves it to that one).
-  if (!lost_write_ || !r.facts.issuer) return;
-  if (r.facts.issuer->serial_hex == lost_write_->serial) {
-    result.found_written = lost_write_->sent;
+  if (lost_writes_.empty() || !r.facts.issuer) return;
+  const auto found =
+      std::find_if(lost_writes_.rbegin(), lost_writes_.rend(),
+                   [&](const LostWrite& w) { return w.serial == r.facts.issuer->serial_hex; });
+  if (found != lost_writes_.rend()) {
+    // The others, based on what it replaced, are refused when they land.
+    LostWrite taken = std::move(*found);
+    lost_writes_.assign(1, std::move(taken));
+    result.found_written = lost_writes_.back().sent;
     return;
   }
   // Not there (a re-read after a conflict may say so after a read that
-  // found it). Forgotten once the Secret has moved past what it was based
-  // on: it did not take, or was written over since.
+  // found it). Each is forgotten once the Secret has moved past what it
+  // was based on: it did not take, or was written over since.
   result.found_written.reset();
-  if (kube::resource_version_of(r.secret) != lost_write_->based_on) lost_write_.reset();
+  const std::string version = kube::resource_version_of(r.secret);
+  std::erase_if(lost_writes_, [&](const LostWrite& w) { return w.based_on != version; });
 }
 
 awaitable<void> IssuerRotation::pause(Duration delay) {
@@ -599,10 +609,27 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
   reload_retry_after_.reset();
   const std::string& ns = config_.namespace_;
   const std::string events = kube::collection_path(kube::kEvents, ns);
-  // Judged on CLOCK_BOOTTIME, which counts a sleep as the wall clock does
-  // but is never stepped: on the wall clock, a step back of 50 days during
-  // the wait polled k3s every 5 s for 50 days (issue 23's simulation).
-  const MonoTime deadline = clock_.boottime() + timing_.confirm_timeout;
+  // Judged on CLOCK_MONOTONIC, which is never stepped (on the wall clock,
+  // a step back of 50 days during the wait polled k3s every 5 s for 50
+  // days: issue 23's simulation) and stands still while the node sleeps:
+  // kubelet and the identity controller on this node slept too, so a
+  // sleep during the wait gives them no time. (On CLOCK_BOOTTIME, a write
+  // just before a sleep had its controller restarted at the resume, just
+  // as every proxy asks it for a new certificate: the node's year.) A
+  // controller on another node that said it meanwhile is found by the
+  // first list after the resume.
+  const MonoTime deadline = clock_.monotonic() + timing_.confirm_timeout;
+  // The write's time on the wall clock as it reads now: a step back of it
+  // during the window (NTP putting right a clock that was ahead) has the
+  // controller's Event stamped before `written_at` (the node's year: the
+  // controller was restarted for it). A step forward leaves it be (an
+  // Event from before that step carries the old clock's time).
+  const WallTime wall_then = clock_.wall();
+  const MonoTime boot_then = clock_.boottime();
+  const auto since = [&] {
+    const Duration step = (clock_.wall() - wall_then) - (clock_.boottime() - boot_then);
+    return written_at + std::min(Duration::zero(), step);
+  };
   while (!stopped_) {
     // A namespace's Events are few (they live an hour); the client bounds
     // the body anyway. The test server, like some proxies, does not filter
@@ -610,23 +637,21 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
     auto listed = co_await cluster_.list(events);
     if (listed) {
       for (const auto& event : listed->items) {
-        if (!issuer_updated_since(event, written_at)) continue;
+        if (!issuer_updated_since(event, since())) continue;
         log_.info("issuer-reload-confirmed",
                   "linkerd's identity controller loaded the new issuer (event IssuerUpdated)",
                   {{"LINKERD_NAMESPACE", ns}});
         co_return ReloadOutcome::kConfirmed;
       }
     }
-    if (clock_.boottime() >= deadline || stopped_) break;
+    if (clock_.monotonic() >= deadline || stopped_) break;
     // A k3s that asked for a longer wait (429, 503 with Retry-After) gets
     // it, up to the window's end: then the Deployment is judged at once.
-    // Waited a poll at a time, judged on boottime: a sleep in between does
-    // not stretch it (the timer stands still in a sleep).
     if (!listed && listed.error().retry_after &&
         *listed.error().retry_after > timing_.confirm_poll) {
-      const MonoTime until = std::min(clock_.boottime() + *listed.error().retry_after, deadline);
-      while (!stopped_ && clock_.boottime() < until)
-        co_await pause(std::min(timing_.confirm_poll, until - clock_.boottime()));
+      const MonoTime until = std::min(clock_.monotonic() + *listed.error().retry_after, deadline);
+      while (!stopped_ && clock_.monotonic() < until)
+        co_await pause(std::min(timing_.confirm_poll, until - clock_.monotonic()));
       if (until == deadline) break;
       continue;
     }
@@ -644,7 +669,7 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
     reload_retry_after_ = current.error().retry_after;
     co_return ReloadOutcome::kUnanswered;
   }
-  if (current && restarted_since(*current, written_at, clock_.wall() + kClockTolerance)) {
+  if (current && restarted_since(*current, since(), clock_.wall() + kClockTolerance)) {
     log_.info("identity-restart-found",
               "deploy/" + std::string(kIdentityDeploymentName) +
                   " was restarted since the issuer was written: it loaded the new issuer",
@@ -749,10 +774,10 @@ awaitable<void> IssuerRotation::serve() {
     retry_for_.reset();
     RotationResult result = co_await run(next.trigger, next.force);
     result.token = next.token;
-    if (result.answer_lost && lost_write_) lost_write_->token = next.token;
+    if (result.answer_lost && !lost_writes_.empty()) lost_writes_.back().token = next.token;
     // Found: the spec.linkerd.rotate its write was for is answered now.
-    if (result.found_written && lost_write_) {
-      result.found_token = lost_write_->token;
+    if (result.found_written && !lost_writes_.empty()) {
+      result.found_token = lost_writes_.back().token;
       if (result.token.empty()) result.token = result.found_token;
     }
     if (stopped_) break;
@@ -772,7 +797,7 @@ awaitable<void> IssuerRotation::serve() {
       // (With its token: a restart k3s does not answer remembers the write
       // again, and the retry's pass that finds it answers that token.)
       written = LostWrite{result.issued->serial_hex, result.written_at, {}, result.token};
-    } else if (result.found_written && lost_write_) {
+    } else if (result.found_written && !lost_writes_.empty()) {
       // Written, and no answer heard (k3s stalled past the deadline, the
       // connection dropped).
       log_.notice("issuer-write-found",
@@ -780,9 +805,10 @@ awaitable<void> IssuerRotation::serve() {
                       ", whose answer was lost, is in Secret " + config_.namespace_ + "/" +
                       std::string(kIssuerSecretName) +
                       ": making sure the identity controller loaded it");
-      written = LostWrite{lost_write_->serial, *result.found_written, {}, result.found_token};
+      written =
+          LostWrite{lost_writes_.back().serial, *result.found_written, {}, result.found_token};
     }
-    if (result.found_written) lost_write_.reset();
+    if (result.found_written) lost_writes_.clear();
     // (Not a co_await inside a condition: GCC 12 runs it more than once.)
     ReloadOutcome reload = ReloadOutcome::kConfirmed;
     if (written && !stopped_) reload = co_await confirm_reload(written->sent);
@@ -791,7 +817,7 @@ awaitable<void> IssuerRotation::serve() {
       // finds this issuer in the Secret, as a lost write's, and makes sure
       // again (a controller that missed it would otherwise keep the old
       // issuer until a write to come).
-      lost_write_ = std::move(written);
+      lost_writes_.assign(1, std::move(*written));
       result.k3s_unanswered = true;
       keep_longest(result.k3s_retry_after, reload_retry_after_);
     }
@@ -853,10 +879,26 @@ void IssuerRotation::arm_retry(const RotationResult& result, const Request& pass
       });
 }
 
+namespace {
+// Whether a pass would do anything else with `now` than with `before`: a
+// follower failing again, with another message (a flapping connection to
+// the control plane), changes nothing while it holds the object (the
+// object stays in force), nor, without one, while it keeps failing (the
+// pass says the latest message). In the node's year a run of resets
+// made a pass, two reads of k3s, per failed retry: 150 an hour.
+bool differs_for_a_pass(const kube::FollowedObject& now, const kube::FollowedObject& before) {
+  return now.object != before.object || now.read != before.read ||
+         (!now.object && now.error.empty() != before.error.empty());
+}
+}  // namespace
+
 void IssuerRotation::use_cloud(CloudLinkerd cloud, bool pass) {
   if (cloud == cloud_) return;
+  const bool news = cloud.namespace_ != cloud_.namespace_ || cloud.refs != cloud_.refs ||
+                    differs_for_a_pass(cloud.issuer, cloud_.issuer) ||
+                    differs_for_a_pass(cloud.bundle, cloud_.bundle);
   cloud_ = std::move(cloud);
-  if (pass) request(RotationTrigger::kCloud);
+  if (pass && news) request(RotationTrigger::kCloud);
 }
 
 void IssuerRotation::stop() {

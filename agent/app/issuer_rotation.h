@@ -36,6 +36,7 @@
 // the caller's; passes never overlap (request() queues one more).
 
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -260,7 +261,14 @@ class IssuerRotation {
     std::string based_on;
     std::string token;  // the spec.linkerd.rotate it answers, once found
   };
-  std::optional<LostWrite> lost_write_;
+  // Every write whose answer was lost and which may yet be in the Secret,
+  // the latest last; once one is found, it alone. Not only the latest: a
+  // write of a pass that looked before the one before it landed is
+  // refused (409) once that one lands, and that one is what the identity
+  // controller must load (the issuer's year: a deaf controller through a
+  // stall of writes).
+  std::deque<LostWrite> lost_writes_;
+  static constexpr std::size_t kLostWrites = 4;
   // The Retry-After of the reload's call k3s did not answer.
   std::optional<Duration> reload_retry_after_;
 };

@@ -627,12 +627,20 @@ awaitable<ApiResult<HttpResponse>> refused_after_close(std::shared_ptr<State> s)
   co_return disconnected(*s);
 }
 
+// An answer's Date is heard as a socket's is; a client closed meanwhile
+// tells no one (close() has let go of the listener).
+awaitable<ApiResult<HttpResponse>> send_in_process(std::shared_ptr<State> s, HttpRequest request) {
+  auto answer = co_await s->exchange(std::move(request));
+  if (answer && !answer->date.empty() && s->on_date) s->on_date(answer->date);
+  co_return answer;
+}
+
 }  // namespace
 
 awaitable<ApiResult<HttpResponse>> HttpsClient::send(HttpRequest request) {
   if (state_->exchange) {
     if (state_->closed) return refused_after_close(state_);
-    return state_->exchange(std::move(request));
+    return send_in_process(state_, std::move(request));
   }
   return send_on(state_, std::move(request));
 }

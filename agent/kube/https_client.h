@@ -74,6 +74,10 @@ struct HttpResponse {
   unsigned status = 0;
   std::string body;
   std::string retry_after;
+  // In process only: the answer's Date header, told to on_server_date() as
+  // a real answer's is ("" for none). On the wire the header is read as it
+  // comes and this stays empty.
+  std::string date;
 };
 
 class HttpsClient {

@@ -486,7 +486,7 @@ class World {
     }
     // (A deferred write's answer is past the deadline: a timeout above.)
     co_return kube::HttpResponse{a->status, std::move(a->body),
-                                 a->retry_after ? std::to_string(*a->retry_after) : ""};
+                                 a->retry_after ? std::to_string(*a->retry_after) : "", ""};
   }
 
   // What k3s does with a write it acts on: the model hears of it.
@@ -837,7 +837,7 @@ Scenario generate(std::uint64_t seed, int days) {
   for (int i = 0; i < scaled(40); ++i)
     s.events.push_back({.at = at(), .kind = Kind::kConflict});
   for (int i = 0; i < scaled(10); ++i)
-    s.events.push_back({.at = at(), .kind = Kind::kDeaf, .length = log_between(600, 86400)});
+    s.events.push_back({.at = at(), .kind = Kind::kDeaf, .length = log_between(3600, 4 * 86400)});
   // The operator's anchors: each of 120 days, replaced 60 to 110 days in,
   // or, one in four, 121 to 135 days in (after it ended); the old one
   // leaves the bundle 1 to 20 days later.

@@ -73,7 +73,7 @@ struct Scenario {
 
 // A life of `days`, scaled from a year's: 1000 sleeps, 100 outages of k3s,
 // 20 restarts, 12 wrong clocks (±1 minute to ±60 days, for 10 s to 2 h),
-// 40 conflicts, 10 deaf spells, anchors of 120 days replaced every 60 to
+// 40 conflicts, 10 deaf spells (1 hour to 4 days), anchors of 120 days replaced every 60 to
 // 110 days, one in four late, and k3s slow (each answer 1 to 20 s late)
 // for 1 to 30 minutes after one resume in five, and 30 other times for 10
 // minutes to 12 hours; and 10 stalls (answers 31 s to 2 minutes late, past

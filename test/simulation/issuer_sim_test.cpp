@@ -60,14 +60,16 @@ TEST(IssuerSimulation, AYearHoldsEveryInvariant) {
     all.late_commits += v.totals.late_commits;
     all.late_commits_refused += v.totals.late_commits_refused;
     all.unloaded = std::max(all.unloaded, v.totals.unloaded);
-    // The run met what it is for: rotations, conflicts, restarts of the
-    // controller, and a new anchor.
+    // The run met what it is for: rotations, conflicts and a new anchor
+    // (and, below, restarts of the controller).
     EXPECT_GT(v.totals.rotations, 20u) << "seed " << seed;
     EXPECT_GT(v.totals.conflicts, 0u) << "seed " << seed;
-    EXPECT_GT(v.totals.restarts, 0u) << "seed " << seed;
     EXPECT_GE(v.totals.anchors, 2u) << "seed " << seed;
   }
   if (testing::Test::HasFailure()) return;
+  // Restarts of the controller: a write in one of its deaf spells (about
+  // 3 a year: a sleep during the window no longer restarts it).
+  EXPECT_GT(all.restarts, 0u);
   // Rotations met a slow k3s (2 to 6 a year in seeds 1 to 8), in three
   // years at least (a replay of one seed is one year).
   if (days >= 365 && years >= 3) {
@@ -290,7 +292,21 @@ TEST(IssuerSimulation, ARestartThatCommitsLateIsJudgedWhenItWasSent) {
   s.events[2].commits_late = true;  // as it was drawn when the bug was found
   const Verdict v = run(s);
   EXPECT_FALSE(v.violation) << *v.violation;
-  EXPECT_GE(v.totals.late_restarts, 1u) << "a restart committed late";
+  // Since the controller's window is counted awake (2026-12-07), the sleep
+  // no longer cuts it: no restart is sent there at all. A restart that
+  // commits late, made apart: a deaf controller during a stall of writes
+  // that commit a minute late, the issuer due meanwhile (day 4 16 h).
+  Scenario deaf{6, {}};
+  deaf.events.push_back({.at = 100h, .kind = Kind::kDeaf, .length = 20h});
+  deaf.events.push_back({.at = 100h,
+                         .kind = Kind::kSlow,
+                         .length = 20h,
+                         .answer = 60s,
+                         .writes_only = true,
+                         .commits_late = true});
+  const Verdict late = run(deaf);
+  EXPECT_FALSE(late.violation) << *late.violation;
+  EXPECT_GE(late.totals.late_restarts, 1u) << "a restart committed late";
 }
 
 TEST(IssuerSimulation, ASeedReplaysExactly) {

@@ -234,7 +234,7 @@ struct ParkedWatch {
   }
 };
 asio::awaitable<ApiResult<kube::HttpResponse>> answer_ok(kube::HttpRequest request) {
-  co_return kube::HttpResponse{200, request.target, ""};
+  co_return kube::HttpResponse{200, request.target, "", ""};
 }
 
 TEST(KubeInProcess, AWatchIsCutByDisconnectAllAndNoneBeginsAfterClose) {
@@ -284,6 +284,33 @@ TEST(KubeInProcess, AWatchIsCutByDisconnectAllAndNoneBeginsAfterClose) {
   EXPECT_EQ(server.watches, 1) << "nothing begins after close()";
   EXPECT_EQ(server.target, "/watch");
   EXPECT_EQ(server.asked_idle, std::chrono::seconds(150));
+}
+
+// In process (the simulations'), an answer's Date is heard as a socket's
+// is, each time; a client closed tells no one.
+TEST(KubeInProcess, AnAnswersDateIsHeardAsASocketsIs) {
+  asio::io_context io;
+  const std::string date = "Mon, 07 Dec 2026 08:00:00 GMT";
+  auto http = kube::HttpsClient::create_in_process(
+      io.get_executor(), "https://cloud.example:6443",
+      [&](kube::HttpRequest r) -> asio::awaitable<ApiResult<kube::HttpResponse>> {
+        co_return kube::HttpResponse{404, r.target, "", date};
+      });
+  std::vector<std::string> heard;
+  http->on_server_date([&](std::string_view d) { heard.emplace_back(d); });
+  const auto get = [&]() -> asio::awaitable<void> {
+    kube::HttpRequest request{boost::beast::http::verb::get, "/api", {}, {}};
+    co_await http->send(std::move(request));
+  };
+  asio::co_spawn(io, get(), asio::detached);
+  asio::co_spawn(io, get(), asio::detached);
+  io.run();
+  EXPECT_EQ(heard, (std::vector<std::string>{date, date}));
+  http->close();
+  asio::co_spawn(io, get(), asio::detached);
+  io.restart();
+  io.run();
+  EXPECT_EQ(heard.size(), 2u) << "closed: refused, and no one told";
 }
 
 // The control plane's clock, heard with every answer (a 404 too) and with

@@ -92,9 +92,12 @@ ObjectKey key_for(const ResourceType& type, const std::string& namespace_,
 }  // namespace
 
 std::string utc_now(const char* format, std::chrono::seconds offset) {
-  const std::time_t now = std::time(nullptr) + static_cast<std::time_t>(offset.count());
+  return utc_time(std::time(nullptr) + static_cast<std::time_t>(offset.count()), format);
+}
+
+std::string utc_time(std::time_t t, const char* format) {
   std::tm utc{};
-  gmtime_r(&now, &utc);
+  gmtime_r(&t, &utc);
   char text[64];
   std::strftime(text, sizeof text, format, &utc);
   return text;

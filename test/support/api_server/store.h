@@ -11,6 +11,7 @@
 #include <chrono>
 #include <compare>
 #include <cstdint>
+#include <ctime>
 #include <deque>
 #include <functional>
 #include <map>
@@ -109,6 +110,8 @@ using EventSink = std::function<void(std::shared_ptr<const StoreEvent>)>;
 
 // The current time in UTC, in strftime's `format` (at most 63 bytes).
 std::string utc_now(const char* format, std::chrono::seconds offset = {});
+// `t` (seconds since the epoch) the same way: a simulated clock's time.
+std::string utc_time(std::time_t t, const char* format);
 // ... as metadata.creationTimestamp and conditions have it.
 inline std::string rfc3339_now() {
   return utc_now("%Y-%m-%dT%H:%M:%SZ");
