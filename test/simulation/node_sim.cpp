@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <fstream>
+#include <list>
 #include <map>
 #include <memory>
 #include <random>
@@ -19,6 +20,7 @@
 #include "agent/adapters/x509.h"
 #include "agent/app/daemon.h"
 #include "agent/app/firewall_keeper.h"
+#include "agent/app/issuer_rotation.h"
 #include "agent/app/node_health.h"
 #include "agent/app/resume_detector.h"
 #include "agent/app/tether.h"
@@ -28,6 +30,7 @@
 #include "agent/core/base64.h"
 #include "agent/core/kube_time.h"
 #include "agent/core/lease.h"
+#include "agent/core/linkerd_objects.h"
 #include "agent/core/node_conditions.h"
 #include "agent/core/node_csr.h"
 #include "agent/core/node_status.h"
@@ -44,6 +47,7 @@
 #include "test/support/api_server/rest_api.h"
 #include "test/support/fake_backend.h"
 #include "test/support/fake_sleep_signal.h"
+#include "test/support/linkerd_pki.h"
 #include "test/support/sim_clock.h"
 #include "test/support/temp_dir.h"
 #include "test/support/test_pki.h"
@@ -137,6 +141,26 @@ constexpr Duration kRenewalCalm = 2h;
 // garbage collection of issued ones).
 constexpr Duration kCsrLife = 1h;
 constexpr std::size_t kRequestsADay = 4;
+// linkerd in the node's k3s, the Daemon's issuer rotation as linkerd.*
+// configures it: a week's issuer, renewed two days before its end, under
+// an anchor of ten years whose key is on the node; the cloud's issuers
+// (cert-manager's, under the same anchor) live a month.
+constexpr Duration kIssuerValidity = 168h;
+constexpr Duration kIssuerRotateBefore = 48h;
+constexpr Duration kCloudIssuerLife = 30 * 24h;
+// How long k3s's issuer may be out of force, or another than the cloud's
+// the session holds, once it could be put right (the node awake, k3s
+// answering, the clock right, the session well and its view unchanged): a
+// resume's pass runs at once, a pass k3s did not answer is tried again
+// within 5 minutes (IssuerRotationTiming::retry's cap).
+constexpr Duration kIssuerBound = 6min;
+// Requests to k3s for linkerd's objects (the health rounds' probes apart):
+// an hour's passes, reload confirmations and retries; a loop makes thousands.
+constexpr std::size_t kLinkerdRequestsAnHour = 150;
+const std::string kLinkerdNs = "linkerd";
+const std::string kIssuerPath = kube::object_path(kube::kSecrets, kLinkerdNs, kIssuerSecretName);
+const std::string kIdentityPath =
+    kube::object_path(kube::kDeployments, kLinkerdNs, kIdentityDeploymentName);
 
 bool down_fault(Fault f) {
   switch (f) {
@@ -300,8 +324,9 @@ class World {
     call("PUT", kNodePath, json::serialize(node));
   }
 
-  // cert-manager renewing an issuer Secret (1, 2), trust-manager rewriting
-  // the bundle (3), or either deleted: a new resourceVersion each time.
+  // cert-manager renewing an issuer Secret (1, 2: a new issuer under the
+  // node's anchor), trust-manager rewriting the bundle (3: the anchor), or
+  // either deleted: a new resourceVersion each time.
   void write_linkerd_object(int which, bool deleted) {
     const bool secret = which != 3;
     const std::string collection = secret ? kSecretsPath : kConfigMapsPath;
@@ -322,11 +347,16 @@ class World {
       if (secret) object["type"] = "kubernetes.io/tls";
     }
     object["metadata"].as_object()["annotations"] = json::object{{"example.com/renewal", version}};
-    if (secret)
-      object["data"] =
-          json::object{{"tls.crt", "Y2VydA=="}, {"tls.key", "a2V5"}, {"ca.crt", "Y2E="}};
-    else
-      object["data"] = json::object{{"ca-bundle.crt", "bundle " + version}};
+    if (secret) {
+      const test::PemPair issuer =
+          test::make_linkerd_issuer(anchor_, {true_wall() - 1h, true_wall() + kCloudIssuerLife});
+      cloud_issuers_.emplace(issuer.cert_pem, true_wall() + kCloudIssuerLife);
+      object["data"] = json::object{{"tls.crt", encode_base64(issuer.cert_pem)},
+                                    {"tls.key", encode_base64(issuer.key_pem)},
+                                    {"ca.crt", encode_base64(anchor_.cert_pem)}};
+    } else {
+      object["data"] = json::object{{kTrustRootsKey, anchor_.cert_pem}};
+    }
     if (got.status == 200)
       call("PUT", collection + "/" + name, json::serialize(object));
     else
@@ -348,6 +378,7 @@ class World {
     changed_at_ = now();
     healthy_since_ = now();
     enroll();
+    install_linkerd();
     Event file;
     file.length = 10s;
     write_file(config_text(file, dir_.path()));
@@ -379,6 +410,37 @@ class World {
                    "\nusers:\n- name: bootstrap\n  user:\n    token: " + kBootstrapToken +
                    "\ncontexts:\n- name: bootstrap\n  context:\n    cluster: cloud\n    user: "
                    "bootstrap\ncurrent-context: bootstrap\n");
+  }
+
+  // linkerd as `linkerd install` leaves it in k3s: the trust roots (the
+  // anchor), an issuer of a week, the identity controller's Deployment;
+  // the anchor's key on the node (linkerd.trustAnchorKey).
+  void install_linkerd() {
+    dir_.write("anchor.key", anchor_.key_pem);
+    const test::PemPair issuer =
+        test::make_linkerd_issuer(anchor_, {true_wall() - 1h, true_wall() + kIssuerValidity});
+    const auto post = [this](const kube::Resource& r, json::object object) {
+      object["metadata"].as_object()["namespace"] = kLinkerdNs;
+      const api::Response a =
+          k3s_call("POST", kube::collection_path(r, kLinkerdNs), json::serialize(object));
+      if (a.status != 201) fail("setup: k3s: " + a.body);
+    };
+    post(kube::kConfigMaps, {{"apiVersion", "v1"},
+                             {"kind", "ConfigMap"},
+                             {"metadata", {{"name", kTrustRootsConfigMapName}}},
+                             {"data", {{kTrustRootsKey, anchor_.cert_pem}}}});
+    post(kube::kSecrets, {{"apiVersion", "v1"},
+                          {"kind", "Secret"},
+                          {"type", "kubernetes.io/tls"},
+                          {"metadata", {{"name", kIssuerSecretName}}},
+                          {"data",
+                           {{"tls.crt", encode_base64(issuer.cert_pem)},
+                            {"tls.key", encode_base64(issuer.key_pem)},
+                            {"ca.crt", encode_base64(anchor_.cert_pem)}}}});
+    post(kube::kDeployments, {{"apiVersion", "apps/v1"},
+                              {"kind", "Deployment"},
+                              {"metadata", {{"name", kIdentityDeploymentName}}},
+                              {"spec", {{"template", {{"metadata", json::object{}}}}}}});
   }
 
   // The node's CSRs approved a minute after they came at most (an admin's
@@ -448,6 +510,19 @@ class World {
         return kube::make_api_error(kube::ErrorKind::kInvalid, "sabotaged: no client");
       return cloud_client(k, false);
     };
+    // linkerd's issuer, as LocalCluster makes it from linkerd.* (on k3s's
+    // client, answered in process); the daemon runs it on its triggers.
+    if (sabotage_ != Sabotage::kNoIssuer) {
+      LinkerdConfig linkerd;
+      linkerd.rotate_before = kIssuerRotateBefore;
+      linkerd.issuer_validity = kIssuerValidity;
+      linkerd.trust_anchor_key = dir_.path() + "/anchor.key";
+      IssuerRotationTiming timing;
+      timing.random = [this] { return unit_of(rng_); };
+      k3s_http_ = k3s_client();
+      k3s_kube_ = std::make_unique<kube::KubeClient>(*k3s_http_);
+      issuer_ = std::make_unique<IssuerRotation>(io_, *k3s_kube_, clock_, log_, linkerd, timing);
+    }
     // The health rounds (the firewall read back and repaired, the clock,
     // the node's vitals, k3s), their conditions written through the
     // Tether the daemon hands them.
@@ -465,6 +540,7 @@ class World {
         io_, clock_, log_, notifier_, *keeper_, file_path(), [this] { return read_file(); },
         config_,
         DaemonParts{.resume = resume_.get(),
+                    .issuer = issuer_.get(),
                     .state = &state_,
                     .health = health_.get(),
                     .conditions = &conditions_},
@@ -498,11 +574,13 @@ class World {
     snapshot_tether();
     daemon_->stop("SIGTERM");
     // What is under way ends: a stalled answer waits out its deadline.
-    for (int i = 0; i < 60 && !(daemon_->finished() && health_->finished()); ++i)
+    const auto done = [this] { return !issuer_ || !issuer_->busy(); };
+    for (int i = 0; i < 60 && !(daemon_->finished() && health_->finished() && done()); ++i)
       clock_.run_for(io_, 1s);
-    if (!health_->finished() || !daemon_->finished()) {
+    if (!done() || !health_->finished() || !daemon_->finished()) {
       fail(std::string("bounded-memory: the ") +
-           (!health_->finished() && !daemon_->finished() ? "health rounds and the daemon's parts"
+           (!done()                                        ? "linkerd issuer's rotation"
+            : !health_->finished() && !daemon_->finished() ? "health rounds and the daemon's parts"
             : health_->finished() ? "daemon's parts (the sessions, the certificate's renewal)"
                                   : "health rounds") +
            " did not finish a minute after stop()");
@@ -512,12 +590,17 @@ class World {
       static_cast<void>(resume_.release());
       static_cast<void>(health_.release());
       static_cast<void>(keeper_.release());
+      static_cast<void>(issuer_.release());
+      static_cast<void>(k3s_kube_.release());
       logind_ = nullptr;
       parts_left_ = true;
       return;
     }
     // The daemon lets go of the health rounds as it goes: before them.
     daemon_.reset();
+    issuer_.reset();
+    k3s_kube_.reset();
+    k3s_http_.reset();
     resume_.reset();
     logind_ = nullptr;
     totals_.health_rounds += health_->stats().rounds;
@@ -546,7 +629,8 @@ class World {
   }
 
   // A client of the node's k3s, answered in process: /readyz and this
-  // node's Ready condition, or refused while it is down.
+  // node's Ready condition, linkerd's objects (the test API server's REST
+  // semantics), or refused while it is down.
   std::shared_ptr<kube::HttpsClient> k3s_client() {
     // (A lambda that calls a member coroutine: the frame holds `this`, not
     // a reference to a closure the client owns.)
@@ -571,7 +655,7 @@ class World {
     if (k3s_down_ > 0)
       co_return kube::ApiError{kube::ErrorKind::kTransport, 0, "ConnectionRefused",
                                "127.0.0.1:6443: connection refused", std::nullopt};
-    if (r.target == "/readyz") co_return kube::HttpResponse{200, "ok", ""};
+    if (r.target == "/readyz") co_return kube::HttpResponse{200, "ok", "", ""};
     if (r.target == "/api/v1/nodes/" + std::string(kNode))
       co_return kube::HttpResponse{
           200,
@@ -582,8 +666,121 @@ class World {
                            {"status",
                             {{"conditions",
                               json::array{json::object{{"type", "Ready"}, {"status", "True"}}}}}}}),
-          ""};
-    co_return kube::HttpResponse{404, R"({"kind":"Status","code":404})", ""};
+          "", ""};
+    const std::string method(boost::beast::http::to_string(r.verb));
+    const std::string path = r.target.substr(0, r.target.find('?'));
+    count_linkerd_request(method + " " + path);
+    // What the rotation takes now: a write while it holds the cloud's
+    // issuer must be the cloud's.
+    const bool from_cloud = issuer_ && issuer_->cloud().issuer_from_cloud();
+    api::Response a = k3s_call(method, r.target, std::move(r.body), r.content_type);
+    if (path == kIssuerPath && method != "GET" && a.status == 200) issuer_written(from_cloud);
+    if (path == kIdentityPath && method == "PATCH" && a.status == 200) {
+      ++totals_.identity_restarts;
+      // Only a controller that did not say it loaded the last issuer
+      // written is restarted (it says so within 90 s awake, unless k3s is
+      // down then).
+      if (last_write_said_)
+        fail(
+            "identity-restarted-only-when-unconfirmed: deploy/linkerd-identity restarted "
+            "though it said IssuerUpdated for the issuer written at " +
+            clock_text(last_issuer_write_));
+    }
+    co_return kube::HttpResponse{a.status, std::move(a.body),
+                                 a.retry_after ? std::to_string(*a.retry_after) : "", ""};
+  }
+
+  api::Response k3s_call(const std::string& method, const std::string& target,
+                         std::string body = {}, std::string content_type = "application/json") {
+    api::Request q{
+        method,          target, std::move(content_type), std::move(body), "application/json",
+        "127.0.0.1:6443"};
+    return std::get<api::Response>(k3s_rest_.handle(admin_, q));
+  }
+
+  void count_linkerd_request(std::string what) {
+    const auto hour = now() / 1h;
+    if (hour != linkerd_hour_) {
+      linkerd_hour_ = hour;
+      linkerd_requests_.clear();
+    }
+    linkerd_requests_.push_back(std::move(what));
+    if (linkerd_requests_.size() == kLinkerdRequestsAnHour + 1) {
+      std::string first;
+      for (std::size_t i = 0; i < 10; ++i)
+        first += ", " + linkerd_requests_[i];
+      fail("linkerd-requests-bounded: " + std::to_string(linkerd_requests_.size()) +
+           " requests to k3s for linkerd's objects in an hour, the first" + first);
+    }
+  }
+
+  // The Secret's issuer as k3s holds it (its PEM, its dates), read again
+  // only when its resourceVersion moves.
+  struct Issuer {
+    std::string version;
+    std::string pem;
+    WallTime not_before{}, not_after{};
+  };
+  std::optional<Issuer> issuer_in_k3s() {
+    const api::Response got = k3s_call("GET", kIssuerPath);
+    if (got.status != 200) return std::nullopt;
+    const json::value secret = json::parse(got.body);
+    const std::string version(secret.at("metadata").at("resourceVersion").as_string());
+    if (k3s_issuer_.version == version) return k3s_issuer_;
+    Issuer i{version, {}, {}, {}};
+    const json::value* crt = secret.as_object().if_contains("data");
+    crt = crt && crt->is_object() ? crt->as_object().if_contains("tls.crt") : nullptr;
+    if (crt && crt->is_string()) {
+      if (auto pem = decode_base64("tls.crt", crt->as_string()); pem) i.pem = std::move(*pem);
+    }
+    if (auto certs = x509::parse_certificates(i.pem, "tls.crt"); certs && !certs->empty()) {
+      const CertificateInfo info = x509::describe(certs->front());
+      i.not_before = info.not_before;
+      i.not_after = info.not_after;
+    }
+    k3s_issuer_ = i;
+    return i;
+  }
+
+  // tetherd wrote the issuer Secret: never one of its own while it holds
+  // the cloud's; and linkerd's identity controller, which watches it, loads
+  // it and says IssuerUpdated 5 to 90 s on, unless k3s is down by then
+  // (tetherd restarts it after 120 s without a word).
+  void issuer_written(bool from_cloud) {
+    const auto written = issuer_in_k3s();
+    last_issuer_write_ = now();
+    last_write_said_ = false;
+    const std::size_t write = ++issuer_writes_;
+    const bool cloud = written && cloud_issuers_.contains(written->pem);
+    ++(cloud ? totals_.cloud_issuers_taken : totals_.issuers_minted);
+    if (from_cloud && !cloud)
+      return fail(
+          "no-mint-under-the-cloud's-issuer: tetherd wrote an issuer of its own while "
+          "spec.linkerd names the cloud's");
+    Say& say = controller_.emplace_back();
+    say.timer = std::make_unique<Timer>(io_, clock_);
+    say.timer->expires_after(5s + std::chrono::seconds(rng_() % 86));
+    say.timer->async_wait([this, fired = &say.fired, write](const boost::system::error_code& ec) {
+      *fired = true;
+      if (ec || k3s_down_ > 0 || k3s_stalled_ > 0) return;
+      ++controller_said_;
+      if (write == issuer_writes_) last_write_said_ = true;
+      k3s_call("POST", kube::collection_path(kube::kEvents, kLinkerdNs),
+               json::serialize(
+                   json::object{{"apiVersion", "v1"},
+                                {"kind", "Event"},
+                                {"metadata",
+                                 {{"name", "linkerd-identity." + std::to_string(controller_said_)},
+                                  {"namespace", kLinkerdNs}}},
+                                {"reason", kIssuerUpdatedReason},
+                                {"type", "Normal"},
+                                {"message", "Updated identity issuer"},
+                                {"lastTimestamp", format_kube_time(clock_.wall())},
+                                {"involvedObject",
+                                 {{"kind", "Deployment"},
+                                  {"namespace", kLinkerdNs},
+                                  {"name", kIdentityDeploymentName}}}}));
+    });
   }
 
   // What the EdgeNode's status in the store says of each condition, by
@@ -654,7 +851,7 @@ class World {
         p.token.empty() ? p.not_before <= t && t < p.not_after : p.token == kBootstrapToken;
     if (ok) return std::nullopt;
     ++totals_.unauthorized;
-    return kube::HttpResponse{401, status_body(401, "Unauthorized", "Unauthorized"), ""};
+    return kube::HttpResponse{401, status_body(401, "Unauthorized", "Unauthorized"), "", date()};
   }
   WallTime true_wall() const { return kStart + now(); }
 
@@ -772,7 +969,8 @@ class World {
     Refusal refused = co_await refusal(timer);
     if (refused.error) co_return *refused.error;
     if (refused.status != 0)
-      co_return kube::HttpResponse{refused.status, std::move(refused.body), refused.retry_after};
+      co_return kube::HttpResponse{refused.status, std::move(refused.body), refused.retry_after,
+                                   date()};
     if (auto no = unauthorized(*presented)) {
       if (list) resumed_at_.reset();
       co_return std::move(*no);
@@ -813,7 +1011,13 @@ class World {
     // The server acted; the answer is lost on the way.
     if (fault() == Fault::kResetAfterOk) co_return transport("connection closed mid-body");
     co_return kube::HttpResponse{a.status, std::move(a.body),
-                                 a.retry_after ? std::to_string(*a.retry_after) : ""};
+                                 a.retry_after ? std::to_string(*a.retry_after) : "", date()};
+  }
+  // The cloud's Date header: true time, which the daemon's clock witness
+  // hears.
+  std::string date() const {
+    return api::utc_time(std::chrono::system_clock::to_time_t(true_wall()),
+                         "%a, %d %b %Y %H:%M:%S GMT");
   }
 
   // The Lease as the server stored it (the answer may be lost on the way):
@@ -1288,12 +1492,72 @@ class World {
         return fail("requests-bounded: " + std::to_string(last_minute) +
                     " requests in one steady minute: " + recent_requests(1min));
     }
+    if (auto why = issuer_out_of_force()) return fail("issuer-in-force: " + *why);
     // Memory: the watches and the timers do not grow with time.
     if (watches_.size() > kMaxWatches)
       return fail("bounded-memory: " + std::to_string(watches_.size()) + " watches open");
-    // (k3s's stalled answers are the world's timers, not tetherd's.)
-    if (const std::size_t armed = clock_.pending() - k3s_stalls_.size(); armed > kMaxTimers)
+    // (k3s's stalled answers and the identity controller's words to come
+    // are the world's timers, not tetherd's.)
+    controller_.remove_if([](const Say& say) { return say.fired; });
+    if (const std::size_t armed = clock_.pending() - k3s_stalls_.size() - controller_.size();
+        armed > kMaxTimers)
       return fail("bounded-memory: " + std::to_string(armed) + " timers armed");
+  }
+
+  // linkerd's issuer, judged from k3s's store once it could be put right
+  // for kIssuerBound (the node awake, k3s answering, the clock right, the
+  // session well and its view of spec.linkerd unchanged): the cloud's
+  // issuer the session holds, when spec.linkerd names one in force by the
+  // true clock; with none named, one in force by the true clock (minted
+  // here under the anchor's key).
+  std::optional<std::string> issuer_out_of_force() {
+    const auto in_k3s = issuer_in_k3s();
+    if (!in_k3s) return "k3s holds no issuer Secret";  // nobody deletes it here
+    const Tether* held = session();
+    std::string view;  // the Secret spec.linkerd names and its resourceVersion, as held
+    const json::object* object = nullptr;
+    if (held) {
+      const CloudLinkerd& cloud = held->cloud_linkerd();
+      view = cloud.refs.issuer_secret + "@";
+      if (cloud.issuer.object) {
+        object = &*cloud.issuer.object;
+        if (const auto* meta = object->if_contains("metadata"); meta && meta->is_object())
+          if (const auto* v = meta->as_object().if_contains("resourceVersion"); v && v->is_string())
+            view += v->as_string();
+      }
+    }
+    if (view != linkerd_view_) {
+      linkerd_view_ = view;
+      linkerd_view_at_ = now();
+      linkerd_view_pem_.clear();
+      const json::value* data = object ? object->if_contains("data") : nullptr;
+      const json::value* crt =
+          data && data->is_object() ? data->as_object().if_contains("tls.crt") : nullptr;
+      if (crt && crt->is_string())
+        if (auto pem = decode_base64("tls.crt", crt->as_string()); pem)
+          linkerd_view_pem_ = std::move(*pem);
+    }
+    const bool k3s_out = k3s_down_ > 0 || k3s_stalled_ > 0;
+    if (!held || k3s_out || unwell() || offset_ != Duration::zero()) return std::nullopt;
+    const Duration since =
+        std::max({healthy_since_, k3s_changed_at_, clock_right_at_, linkerd_view_at_});
+    if (now() - since < kIssuerBound) return std::nullopt;
+    const WallTime t = true_wall();
+    const std::string& named = held->cloud_linkerd().refs.issuer_secret;
+    if (!named.empty()) {
+      const auto cloud = cloud_issuers_.find(linkerd_view_pem_);
+      if (cloud == cloud_issuers_.end() || t > cloud->second) return std::nullopt;
+      if (in_k3s->pem != linkerd_view_pem_)
+        return "spec.linkerd names Secret '" + named +
+               "', whose issuer k3s's Secret does not hold " +
+               std::to_string((now() - since) / 1min) + " minutes after it could";
+      return std::nullopt;
+    }
+    if (t < in_k3s->not_before || t > in_k3s->not_after)
+      return "k3s's issuer is in force from " + format_kube_time(in_k3s->not_before) + " to " +
+             format_kube_time(in_k3s->not_after) + ", not now, " +
+             std::to_string((now() - since) / 1min) + " minutes after it could be put right";
+    return std::nullopt;
   }
 
   std::optional<std::string> linkerd_unfollowed() {
@@ -1354,6 +1618,30 @@ class World {
       store_, authorizer_, tokens_, std::chrono::seconds(300),
       api::CsrSigner{&cloud_ca_, std::chrono::hours(24 * 365), [this] { return true_wall(); }}};
   const api::Identity admin_{"system:admin", {"system:masters"}, ""};
+  // The node's k3s: linkerd's objects (the same REST semantics), under an
+  // anchor of ten years whose key is on the node; every issuer
+  // cert-manager made in the cloud under it (its PEM, its end).
+  api::Store k3s_store_{64};
+  api::RestApi k3s_rest_{k3s_store_, authorizer_, tokens_, std::chrono::seconds(300)};
+  const test::PemPair anchor_ =
+      test::make_linkerd_anchor({kStart - 1h, kStart + 10 * 365 * std::chrono::hours(24)});
+  std::map<std::string, WallTime> cloud_issuers_;
+  // The identity controller's IssuerUpdated to come, each once.
+  struct Say {
+    std::unique_ptr<Timer> timer;
+    bool fired = false;
+  };
+  std::list<Say> controller_;
+  std::size_t controller_said_ = 0;
+  std::size_t issuer_writes_ = 0;
+  Duration last_issuer_write_{};  // when tetherd last wrote the issuer Secret
+  bool last_write_said_ = false;  // and the controller said IssuerUpdated for it
+  Issuer k3s_issuer_;             // the Secret's as last read
+  std::string linkerd_view_;      // the session's view of spec.linkerd's issuer
+  Duration linkerd_view_at_{};    // when it last changed
+  std::string linkerd_view_pem_;  // and the issuer it holds
+  long long linkerd_hour_ = -1;   // linkerd's requests to k3s in this hour
+  std::vector<std::string> linkerd_requests_;
   Config config_;
   NodeConditions conditions_{clock_, 3};
   Notifier notifier_{clock_, sabotage_ != Sabotage::kNoWatchdog};
@@ -1374,8 +1662,12 @@ class World {
     Duration at{};
     bool approved = false;
   };
-  std::deque<Request> requests_;             // the node's CSRs, until deleted
-  std::deque<Duration> asked_;               // when the node made them, the last day
+  std::deque<Request> requests_;  // the node's CSRs, until deleted
+  std::deque<Duration> asked_;    // when the node made them, the last day
+  // tetherd's issuer rotation and its client of k3s, a process's.
+  std::shared_ptr<kube::HttpsClient> k3s_http_;
+  std::unique_ptr<kube::KubeClient> k3s_kube_;
+  std::unique_ptr<IssuerRotation> issuer_;
   std::unique_ptr<NodeHealth> health_;       // freed before the Tether it writes through
   test::FakeSleepSignal* logind_ = nullptr;  // the resume detector's
   std::unique_ptr<ResumeDetector> resume_;

@@ -13,7 +13,16 @@
 // certificate with the real CredentialRenewal on the same in-process
 // clients (issue 21's events): the cloud judges what each client presents
 // (401 out of its validity), approves the node's CSRs within a minute and
-// deletes issued ones an hour later.
+// deletes issued ones an hour later. Its answers carry a Date (true time),
+// the daemon's witness of its own clock.
+//
+// linkerd in the node's k3s (the same REST semantics, in process): the
+// Daemon's IssuerRotation (DaemonParts::issuer, its triggers the daemon's
+// own: start, resume, hourly, a clock step, the control plane's Date,
+// spec.linkerd) mints a week's issuer from the anchor's key while
+// spec.linkerd names none, and takes the cloud's (real issuers
+// cert-manager renews there) while it names one; the identity controller
+// says IssuerUpdated 5 to 90 s after each write.
 //
 // The world: the cloud's operator changing the node's spec (valid, and
 // refused by the node's limits), the control plane's faults (the session
@@ -122,6 +131,11 @@ struct Totals {
   std::size_t certificates_expired = 0;
   std::size_t renewals_with_token = 0;
   std::size_t unauthorized = 0;
+  // linkerd's issuer in k3s: written by tetherd, minted here or the
+  // cloud's taken, and restarts of the identity controller it made.
+  std::size_t issuers_minted = 0;
+  std::size_t cloud_issuers_taken = 0;
+  std::size_t identity_restarts = 0;
 };
 
 struct Verdict {
@@ -137,13 +151,15 @@ struct Verdict {
 // kNoWatchdog: the daemon is not told of systemd's watchdog, so it never
 // pings it.
 // kNoRenewal: the renewal of the node's certificate cannot make a client.
+// kNoIssuer: the daemon is given no rotation of linkerd's issuer.
 enum class Sabotage {
   kNone,
   kForgetResumes,
   kNoObjectsClient,
   kNoK3sClient,
   kNoWatchdog,
-  kNoRenewal
+  kNoRenewal,
+  kNoIssuer
 };
 
 // A violation's invariant is named by the session simulation's

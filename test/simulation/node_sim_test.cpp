@@ -60,6 +60,14 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     all.certificates_signed += v.totals.certificates_signed;
     all.certificates_expired += v.totals.certificates_expired;
     all.renewals_with_token += v.totals.renewals_with_token;
+    all.issuers_minted += v.totals.issuers_minted;
+    all.cloud_issuers_taken += v.totals.cloud_issuers_taken;
+    all.identity_restarts += v.totals.identity_restarts;
+    // linkerd's issuer: a week's minted here while spec.linkerd names none
+    // (seeds 1, 2, 3, 101 and 105 minted 2 to 8), and the cloud's taken as
+    // cert-manager renews them (23 to 34).
+    EXPECT_GE(v.totals.issuers_minted, 1u) << "seed " << seed;
+    EXPECT_GE(v.totals.cloud_issuers_taken, 10u) << "seed " << seed;
     // The node's certificate (20 days) renewed or replaced through the
     // year: the node is awake 30 to 55 days of it (seeds 1–3 and 101–114
     // signed 11 or more).
@@ -86,7 +94,10 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
               << all.health_rounds << " health rounds, " << all.certificates_signed
               << " client certificates (" << all.certificates_expired << " expired in a sleep or "
               << "a fault, " << all.renewals_with_token << " asked for with the bootstrap token), "
-              << all.checks << " checks: all invariants held\n";
+              << all.issuers_minted + all.cloud_issuers_taken << " linkerd issuers written ("
+              << all.cloud_issuers_taken << " the cloud's, " << all.identity_restarts
+              << " restarts of the identity controller), " << all.checks
+              << " checks: all invariants held\n";
 }
 
 // Each fault once, with the node's clock three days wrong (behind, then
@@ -208,6 +219,35 @@ TEST(NodeSimulation, AK3sOutageIsSaidAndADaemonThatProbesNoK3sIsCaught) {
   EXPECT_EQ(invariant(*v.violation), "k3s-ready-claim") << *v.violation;
   EXPECT_NE(v.violation->find("says K3sReady nothing while k3s has been up"), std::string::npos)
       << *v.violation;
+}
+
+// linkerd's issuer through the daemon's own wiring: the cloud's issuer (a
+// month's) taken at the start, as spec.linkerd names it; then none named,
+// so the node's own issuer (a week's, from the anchor's key) replaces it
+// when a third of its life is left (day 20, after a sleep of 18 days), and
+// again at the resume from a week's sleep across its end; then the
+// cloud's named again and renewed by cert-manager, each taken. The checker
+// checked: a daemon given no rotation leaves k3s on the issuer it had, and
+// `issuer-in-force` fails minutes in.
+TEST(NodeSimulation, TheIssuerIsKeptAndADaemonWithoutItsRotationIsCaught) {
+  Scenario s{.days = 30, .seed = 1, .events = {}, .certificate_life = 24h * 20};
+  s.events.push_back(linkerd_refs_event(2h, 0, true));
+  s.events.push_back(sleep_event(3h, 18 * 24h));
+  s.events.push_back(sleep_event(21 * 24h, 7 * 24h));
+  s.events.push_back(linkerd_refs_event(28 * 24h + 12h, 1, true));
+  s.events.push_back(linkerd_object_event(29 * 24h, 1));
+  const Verdict kept = run(s);
+  EXPECT_FALSE(kept.violation) << *kept.violation;
+  EXPECT_EQ(kept.totals.issuers_minted, 2u) << "due at day 20, and expired at the resume";
+  EXPECT_EQ(kept.totals.cloud_issuers_taken, 3u) << "at the start, at day 28 and at day 29";
+  const Verdict v = run(s, Sabotage::kNoIssuer);
+  ASSERT_TRUE(v.violation);
+  EXPECT_EQ(invariant(*v.violation), "issuer-in-force") << *v.violation;
+  EXPECT_NE(v.violation->find("names Secret 'linkerd-issuer-a', whose issuer k3s's Secret does "
+                              "not hold"),
+            std::string::npos)
+      << *v.violation;
+  EXPECT_EQ(v.step, 0u);
 }
 
 }  // namespace
