@@ -252,6 +252,7 @@ class AgentPort {
   // context when it is made. Client certificates required, as upstream's
   // agent port (and k3s) ask.
   static asio::ssl::context server_context(const test::TestCa& ca, const test::IssuedCert& cert);
+  const std::string& cipher() const { return cipher_; }
 
   AgentPort(asio::io_context& io, int fd, const test::TestCa& ca, const test::IssuedCert& cert)
       : io_(io),
@@ -277,6 +278,7 @@ class AgentPort {
     stream_.next_layer().set_option(tcp::no_delay(true));
     auto [hec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, nothrow);
     if (hec) die("TLS with the agent: " + hec.message());
+    cipher_ = SSL_get_cipher_name(stream_.native_handle());
     nghttp2_session_callbacks* callbacks = nullptr;
     nghttp2_session_callbacks_new(&callbacks);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &AgentPort::on_frame);
@@ -451,6 +453,7 @@ class AgentPort {
   tcp::acceptor acceptor_;
   asio::ssl::context tls_;
   asio::ssl::stream<tcp::socket> stream_;
+  std::string cipher_;  // the tunnel's TLS hop's, once the agent is in
   asio::steady_timer changed_;
   asio::steady_timer kick_;
   nghttp2_session* session_ = nullptr;
@@ -472,6 +475,15 @@ asio::ssl::context AgentPort::server_context(const test::TestCa& ca, const test:
   tls.use_private_key(asio::buffer(cert.key_pem), asio::ssl::context::pem);
   tls.add_certificate_authority(asio::buffer(ca.cert_pem()));
   tls.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  // The TLS 1.3 cipher as the real servers choose it: the konnectivity
+  // server and k3s are Go, whose crypto/tls takes AES-128-GCM first on a
+  // machine with AES instructions whatever the client's order (OpenSSL's,
+  // tetherd's, lists AES-256-GCM first, which OpenSSL's own server would
+  // take).
+  SSL_CTX_set_ciphersuites(tls.native_handle(),
+                           "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                           "TLS_CHACHA20_POLY1305_SHA256");
+  SSL_CTX_set_options(tls.native_handle(), SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_alpn_select_cb(
       tls.native_handle(),
       [](SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
@@ -850,5 +862,7 @@ int main(int argc, char** argv) {
       kStreams, static_cast<double>(r.rss_idle) / 1024, static_cast<double>(r.rss_streams) / 1024,
       static_cast<double>(r.rss_closed) / 1024,
       static_cast<double>(r.rss_streams - r.rss_idle) / kStreams);
+  std::printf("\nThe TLS hops' cipher: %s (the agent's, and the cloud client's to k3s).\n",
+              port.cipher().c_str());
   return 0;
 }
