@@ -258,10 +258,12 @@ void Daemon::cloud_linkerd_known(CloudLinkerd cloud) {
   }
   cloud_linkerd_ = std::move(cloud);
   if (!issuer_) return;
-  issuer_->use_cloud(cloud_linkerd_);
   // A spec.linkerd.rotate waiting for the cloud's objects is answered by
-  // the pass their arrival makes, not at the next hourly check.
-  if (!rotate_token_pending_.empty())
+  // the pass their arrival makes, not at the next hourly check; not asked
+  // again at every change of the session that brings nothing new for it
+  // (a follower failing again: the review of the node's year with the
+  // issuer in it).
+  if (issuer_->use_cloud(cloud_linkerd_) && !rotate_token_pending_.empty())
     issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_pending_);
 }
 

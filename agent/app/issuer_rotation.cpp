@@ -1,6 +1,7 @@
 #include "agent/app/issuer_rotation.h"
 
 #include <algorithm>
+#include <set>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -224,7 +225,10 @@ awaitable<RotationResult> IssuerRotation::run(RotationTrigger trigger, bool forc
   if (cloud.bundle_written) local.deferred = false;
   local.pass_again = cloud.pass_again;
   // (Not when the mint's own write lost its answer: that one is looked for.)
-  if (!local.found_written && !local.answer_lost) local.found_written = cloud.found_written;
+  if (!local.found_written && !local.answer_lost) {
+    local.found_written = cloud.found_written;
+    local.found_serial = cloud.found_serial;
+  }
   if (!cloud.error.empty())
     local.error = local.error.empty() ? cloud.error : cloud.error + "; " + local.error;
   // k3s not answering the bundle's half arms the retry too, with the
@@ -582,22 +586,23 @@ void IssuerRotation::look_for_lost_write(const Read& r, RotationResult& result) 
   // is forgotten once serve() has confirmed it (a pass that gives way to
   // another leaves it to that one).
   if (lost_writes_.empty() || !r.facts.issuer) return;
-  const auto found =
-      std::find_if(lost_writes_.rbegin(), lost_writes_.rend(),
-                   [&](const LostWrite& w) { return w.serial == r.facts.issuer->serial_hex; });
-  if (found != lost_writes_.rend()) {
-    // The others, based on what it replaced, are refused when they land.
-    LostWrite taken = std::move(*found);
-    lost_writes_.assign(1, std::move(taken));
-    result.found_written = lost_writes_.back().sent;
+  const std::string& serial = r.facts.issuer->serial_hex;
+  const std::string version = kube::resource_version_of(r.secret);
+  // Each other one is forgotten once the Secret has moved past what it was
+  // based on: it did not take, or was written over since; one based on
+  // what is there now may still land. (Not there: a re-read after a
+  // conflict may say so after a read that found it.)
+  std::erase_if(lost_writes_,
+                [&](const LostWrite& w) { return w.serial != serial && w.based_on != version; });
+  const auto found = std::find_if(lost_writes_.begin(), lost_writes_.end(),
+                                  [&](const LostWrite& w) { return w.serial == serial; });
+  if (found == lost_writes_.end()) {
+    result.found_written.reset();
+    result.found_serial.clear();
     return;
   }
-  // Not there (a re-read after a conflict may say so after a read that
-  // found it). Each is forgotten once the Secret has moved past what it
-  // was based on: it did not take, or was written over since.
-  result.found_written.reset();
-  const std::string version = kube::resource_version_of(r.secret);
-  std::erase_if(lost_writes_, [&](const LostWrite& w) { return w.based_on != version; });
+  result.found_written = found->sent;
+  result.found_serial = serial;
 }
 
 awaitable<void> IssuerRotation::pause(Duration delay) {
@@ -619,25 +624,46 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
   // controller on another node that said it meanwhile is found by the
   // first list after the resume.
   const MonoTime deadline = clock_.monotonic() + timing_.confirm_timeout;
-  // The write's time on the wall clock as it reads now: a step back of it
-  // during the window (NTP putting right a clock that was ahead) has the
-  // controller's Event stamped before `written_at` (the node's year: the
-  // controller was restarted for it). A step forward leaves it be (an
-  // Event from before that step carries the old clock's time).
+  // A step back of the wall clock during the window (NTP putting right a
+  // clock that was ahead) has the controller's Event stamped before
+  // `written_at` (the node's year: the controller was restarted for it).
+  // Such an Event is taken when it is stamped since the write's time moved
+  // back by the step and was not there at the window's first answer (an
+  // older one, of an earlier write, may be stamped within the step too).
+  // A step forward moves nothing (an Event from before it carries the old
+  // clock's time). (A step between the write and the window is not seen:
+  // the controller is restarted, as before.)
   const WallTime wall_then = clock_.wall();
   const MonoTime boot_then = clock_.boottime();
-  const auto since = [&] {
+  const auto stepped_since = [&] {
     const Duration step = (clock_.wall() - wall_then) - (clock_.boottime() - boot_then);
     return written_at + std::min(Duration::zero(), step);
   };
+  const auto identity = [](const json::object& event) {
+    const json::object* meta = nullptr;
+    if (const auto* m = event.if_contains("metadata"); m && m->is_object()) meta = &m->get_object();
+    const auto text = [&](std::string_view key) {
+      const auto* v = meta ? meta->if_contains(key) : nullptr;
+      return v && v->is_string() ? std::string(v->get_string()) : std::string();
+    };
+    return text("name") + "@" + text("resourceVersion");
+  };
+  std::optional<std::set<std::string>> there_before;  // at the first answer
   while (!stopped_) {
     // A namespace's Events are few (they live an hour); the client bounds
     // the body anyway. The test server, like some proxies, does not filter
     // Events by reason, so the filter is ours.
     auto listed = co_await cluster_.list(events);
     if (listed) {
+      const bool first = !there_before;
+      if (first) there_before.emplace();
+      const WallTime since = stepped_since();
       for (const auto& event : listed->items) {
-        if (!issuer_updated_since(event, since())) continue;
+        const bool updated = issuer_updated_since(event, written_at);
+        if (first && !updated) there_before->insert(identity(event));
+        if (!updated && (since == written_at || there_before->contains(identity(event)) ||
+                         !issuer_updated_since(event, since)))
+          continue;
         log_.info("issuer-reload-confirmed",
                   "linkerd's identity controller loaded the new issuer (event IssuerUpdated)",
                   {{"LINKERD_NAMESPACE", ns}});
@@ -669,7 +695,9 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
     reload_retry_after_ = current.error().retry_after;
     co_return ReloadOutcome::kUnanswered;
   }
-  if (current && restarted_since(*current, since(), clock_.wall() + kClockTolerance)) {
+  // (By the write's own time, whatever the steps: a restart missed costs
+  // one more; an older one taken for it would leave the old issuer loaded.)
+  if (current && restarted_since(*current, written_at, clock_.wall() + kClockTolerance)) {
     log_.info("identity-restart-found",
               "deploy/" + std::string(kIdentityDeploymentName) +
                   " was restarted since the issuer was written: it loaded the new issuer",
@@ -776,8 +804,11 @@ awaitable<void> IssuerRotation::serve() {
     result.token = next.token;
     if (result.answer_lost && !lost_writes_.empty()) lost_writes_.back().token = next.token;
     // Found: the spec.linkerd.rotate its write was for is answered now.
-    if (result.found_written && !lost_writes_.empty()) {
-      result.found_token = lost_writes_.back().token;
+    auto found = std::find_if(lost_writes_.begin(), lost_writes_.end(), [&](const LostWrite& w) {
+      return result.found_written && w.serial == result.found_serial;
+    });
+    if (found != lost_writes_.end()) {
+      result.found_token = found->token;
       if (result.token.empty()) result.token = result.found_token;
     }
     if (stopped_) break;
@@ -797,7 +828,7 @@ awaitable<void> IssuerRotation::serve() {
       // (With its token: a restart k3s does not answer remembers the write
       // again, and the retry's pass that finds it answers that token.)
       written = LostWrite{result.issued->serial_hex, result.written_at, {}, result.token};
-    } else if (result.found_written && !lost_writes_.empty()) {
+    } else if (found != lost_writes_.end()) {
       // Written, and no answer heard (k3s stalled past the deadline, the
       // connection dropped).
       log_.notice("issuer-write-found",
@@ -805,10 +836,11 @@ awaitable<void> IssuerRotation::serve() {
                       ", whose answer was lost, is in Secret " + config_.namespace_ + "/" +
                       std::string(kIssuerSecretName) +
                       ": making sure the identity controller loaded it");
-      written =
-          LostWrite{lost_writes_.back().serial, *result.found_written, {}, result.found_token};
+      written = LostWrite{found->serial, *result.found_written, {}, result.found_token};
     }
-    if (result.found_written) lost_writes_.clear();
+    // Made sure of below (remembered again if k3s does not answer the
+    // restart); others based on it may still land.
+    if (found != lost_writes_.end()) lost_writes_.erase(found);
     // (Not a co_await inside a condition: GCC 12 runs it more than once.)
     ReloadOutcome reload = ReloadOutcome::kConfirmed;
     if (written && !stopped_) reload = co_await confirm_reload(written->sent);
@@ -817,7 +849,8 @@ awaitable<void> IssuerRotation::serve() {
       // finds this issuer in the Secret, as a lost write's, and makes sure
       // again (a controller that missed it would otherwise keep the old
       // issuer until a write to come).
-      lost_writes_.assign(1, std::move(*written));
+      lost_writes_.push_back(std::move(*written));
+      if (lost_writes_.size() > kLostWrites) lost_writes_.pop_front();
       result.k3s_unanswered = true;
       keep_longest(result.k3s_retry_after, reload_retry_after_);
     }
@@ -883,22 +916,24 @@ namespace {
 // Whether a pass would do anything else with `now` than with `before`: a
 // follower failing again, with another message (a flapping connection to
 // the control plane), changes nothing while it holds the object (the
-// object stays in force), nor, without one, while it keeps failing (the
-// pass says the latest message). In the node's year a run of resets
-// made a pass, two reads of k3s, per failed retry: 150 an hour.
+// object stays in force), nor, without one, while it keeps failing (what
+// the last pass said of the failure stands, with its first message). In
+// the node's year a run of resets made a pass, two reads of k3s, per
+// failed retry: 150 an hour.
 bool differs_for_a_pass(const kube::FollowedObject& now, const kube::FollowedObject& before) {
   return now.object != before.object || now.read != before.read ||
          (!now.object && now.error.empty() != before.error.empty());
 }
 }  // namespace
 
-void IssuerRotation::use_cloud(CloudLinkerd cloud, bool pass) {
-  if (cloud == cloud_) return;
+bool IssuerRotation::use_cloud(CloudLinkerd cloud, bool pass) {
+  if (cloud == cloud_) return false;
   const bool news = cloud.namespace_ != cloud_.namespace_ || cloud.refs != cloud_.refs ||
                     differs_for_a_pass(cloud.issuer, cloud_.issuer) ||
                     differs_for_a_pass(cloud.bundle, cloud_.bundle);
   cloud_ = std::move(cloud);
   if (pass && news) request(RotationTrigger::kCloud);
+  return news;
 }
 
 void IssuerRotation::stop() {

@@ -119,6 +119,7 @@ struct RotationResult {
   // pass: when it was sent (serve() confirms the identity controller
   // loaded it, as after a write answered).
   std::optional<WallTime> found_written;
+  std::string found_serial;  // and the serial of the issuer it wrote
   // The spec.linkerd.rotate that found write was for ("" for none): it
   // answers that token, not another this pass carried.
   std::string found_token;
@@ -172,9 +173,11 @@ class IssuerRotation {
   // spec.linkerd.rotate a pass answered.
   void request(RotationTrigger trigger, bool force = false, std::string token = {});
   void stop();
-  // What the cloud supplies now; a change runs a pass (trigger kCloud)
-  // unless `pass` is false (the caller runs one).
-  void use_cloud(CloudLinkerd cloud, bool pass = true);
+  // What the cloud supplies now; a change a pass would act on runs one
+  // (trigger kCloud) unless `pass` is false (the caller runs one), and is
+  // what it returns. A follower's new error message alone is no such
+  // change (see differs_for_a_pass).
+  bool use_cloud(CloudLinkerd cloud, bool pass = true);
   const CloudLinkerd& cloud() const { return cloud_; }
   // The settings it was made with (a reload makes another IssuerRotation).
   const LinkerdConfig& config() const { return config_; }
@@ -262,11 +265,12 @@ class IssuerRotation {
     std::string token;  // the spec.linkerd.rotate it answers, once found
   };
   // Every write whose answer was lost and which may yet be in the Secret,
-  // the latest last; once one is found, it alone. Not only the latest: a
-  // write of a pass that looked before the one before it landed is
-  // refused (409) once that one lands, and that one is what the identity
-  // controller must load (the issuer's year: a deaf controller through a
-  // stall of writes).
+  // the latest last. Not only the latest: a write of a pass that looked
+  // before the one before it landed is refused (409) once that one lands,
+  // and that one is what the identity controller must load (the issuer's
+  // year: a deaf controller through a stall of writes). One found stays
+  // until serve() has made sure of it; those based on what it replaced
+  // are forgotten, those based on it may still land.
   std::deque<LostWrite> lost_writes_;
   static constexpr std::size_t kLostWrites = 4;
   // The Retry-After of the reload's call k3s did not answer.

@@ -592,6 +592,7 @@ class World {
       static_cast<void>(keeper_.release());
       static_cast<void>(issuer_.release());
       static_cast<void>(k3s_kube_.release());
+      static_cast<void>(new std::shared_ptr<kube::HttpsClient>(std::move(k3s_http_)));
       logind_ = nullptr;
       parts_left_ = true;
       return;
@@ -699,16 +700,13 @@ class World {
   }
 
   void count_linkerd_request(std::string what) {
-    const auto hour = now() / 1h;
-    if (hour != linkerd_hour_) {
-      linkerd_hour_ = hour;
-      linkerd_requests_.clear();
-    }
-    linkerd_requests_.push_back(std::move(what));
+    while (!linkerd_requests_.empty() && now() - linkerd_requests_.front().first >= 1h)
+      linkerd_requests_.pop_front();
+    linkerd_requests_.emplace_back(now(), std::move(what));
     if (linkerd_requests_.size() == kLinkerdRequestsAnHour + 1) {
       std::string first;
       for (std::size_t i = 0; i < 10; ++i)
-        first += ", " + linkerd_requests_[i];
+        first += ", " + linkerd_requests_[i].second;
       fail("linkerd-requests-bounded: " + std::to_string(linkerd_requests_.size()) +
            " requests to k3s for linkerd's objects in an hour, the first" + first);
     }
@@ -760,7 +758,7 @@ class World {
     Say& say = controller_.emplace_back();
     say.timer = std::make_unique<Timer>(io_, clock_);
     say.timer->expires_after(5s + std::chrono::seconds(rng_() % 86));
-    say.timer->async_wait([this, fired = &say.fired, write](const boost::system::error_code& ec) {
+    say.timer->async_wait([this, fired = say.fired, write](const boost::system::error_code& ec) {
       *fired = true;
       if (ec || k3s_down_ > 0 || k3s_stalled_ > 0) return;
       ++controller_said_;
@@ -1498,9 +1496,9 @@ class World {
       return fail("bounded-memory: " + std::to_string(watches_.size()) + " watches open");
     // (k3s's stalled answers and the identity controller's words to come
     // are the world's timers, not tetherd's.)
-    controller_.remove_if([](const Say& say) { return say.fired; });
-    if (const std::size_t armed = clock_.pending() - k3s_stalls_.size() - controller_.size();
-        armed > kMaxTimers)
+    controller_.remove_if([](const Say& say) { return *say.fired; });
+    const std::size_t world = std::min(clock_.pending(), k3s_stalls_.size() + controller_.size());
+    if (const std::size_t armed = clock_.pending() - world; armed > kMaxTimers)
       return fail("bounded-memory: " + std::to_string(armed) + " timers armed");
   }
 
@@ -1629,7 +1627,7 @@ class World {
   // The identity controller's IssuerUpdated to come, each once.
   struct Say {
     std::unique_ptr<Timer> timer;
-    bool fired = false;
+    std::shared_ptr<bool> fired = std::make_shared<bool>(false);
   };
   std::list<Say> controller_;
   std::size_t controller_said_ = 0;
@@ -1640,8 +1638,8 @@ class World {
   std::string linkerd_view_;      // the session's view of spec.linkerd's issuer
   Duration linkerd_view_at_{};    // when it last changed
   std::string linkerd_view_pem_;  // and the issuer it holds
-  long long linkerd_hour_ = -1;   // linkerd's requests to k3s in this hour
-  std::vector<std::string> linkerd_requests_;
+  // linkerd's requests to k3s in the last hour: when, and what.
+  std::deque<std::pair<Duration, std::string>> linkerd_requests_;
   Config config_;
   NodeConditions conditions_{clock_, 3};
   Notifier notifier_{clock_, sabotage_ != Sabotage::kNoWatchdog};

@@ -3,6 +3,7 @@
 // asks of the polls is honoured, in no real time.
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -10,12 +11,16 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/json.hpp>
 #include <gtest/gtest.h>
 
 #include "agent/app/issuer_rotation.h"
+#include "agent/core/base64.h"
 #include "agent/core/kube_time.h"
+#include "agent/core/linkerd_objects.h"
 #include "agent/kube/https_client.h"
 #include "agent/kube/kube_client.h"
+#include "test/support/linkerd_pki.h"
 #include "test/support/recording_log.h"
 #include "test/support/sim_clock.h"
 
@@ -36,6 +41,9 @@ struct K3s {
   int restarts = 0;
   std::optional<std::string> said_at;
   const Clock* clock = nullptr;
+  // When the Event appears (on CLOCK_MONOTONIC); none: once the node's
+  // clock reads `said_at`.
+  std::optional<MonoTime> said_from;
 };
 
 awaitable<kube::ApiResult<kube::HttpResponse>> answer(K3s* k3s, kube::HttpRequest r) {
@@ -43,7 +51,8 @@ awaitable<kube::ApiResult<kube::HttpResponse>> answer(K3s* k3s, kube::HttpReques
   if (r.target.find("/events") != std::string::npos) {
     ++k3s->lists;
     if (k3s->said_at) {
-      const bool said = k3s->clock->wall() >= *parse_kube_time(*k3s->said_at);
+      const bool said = k3s->said_from ? k3s->clock->monotonic() >= *k3s->said_from
+                                       : k3s->clock->wall() >= *parse_kube_time(*k3s->said_at);
       co_return kube::HttpResponse{
           200,
           std::string(
@@ -170,16 +179,36 @@ TEST(IssuerConfirmSimTest, ASleepDuringTheWindowGivesTheControllerNoLessTime) {
 
 // The node's wall clock, an hour ahead when the issuer was written, is
 // put right a second into the window (NTP), and the identity controller
-// stamps its IssuerUpdated on the clock put right: an hour before the
-// write, on the clock the write was timed by. The write's time is taken
-// back by the step: confirmed, not restarted (the node's year restarted it).
+// says IssuerUpdated a second later, stamped on the clock put right: an
+// hour before the write, on the clock the write was timed by. An Event
+// that was not there at the window's first list, stamped since the
+// write's time moved back by the step, is taken: confirmed, not restarted
+// (the node's year restarted it).
 TEST(IssuerConfirmSimTest, AStepBackDuringTheWindowDoesNotHideTheControllersWord) {
+  const test::SimClock start;
   K3s k3s;
-  k3s.said_at = format_kube_time(test::SimClock().wall() + 1s - 1h + 1s);
+  k3s.said_at = format_kube_time(start.wall() + 1s - 1h + 1s);
+  k3s.said_from = start.monotonic() + 2s;
   Duration took{};
   EXPECT_EQ(confirm(k3s, took, 3s, 1s, [](test::SimClock& c) { c.step_wall(-1h); }),
             ReloadOutcome::kConfirmed);
   EXPECT_EQ(k3s.restarts, 0);
+  EXPECT_GE(took, 2s);
+}
+
+// ... but an older IssuerUpdated (an earlier write's, half an hour before
+// this one, there from the window's first list) is not taken for it,
+// though the step puts it after the write's time moved back: the
+// controller, deaf this time, is restarted.
+TEST(IssuerConfirmSimTest, AStepBackDoesNotTakeAnOlderEventForTheWrite) {
+  const test::SimClock start;
+  K3s k3s;
+  k3s.said_at = format_kube_time(start.wall() - 30min);
+  k3s.said_from = start.monotonic();  // there all along
+  Duration took{};
+  EXPECT_EQ(confirm(k3s, took, 3s, 1s, [](test::SimClock& c) { c.step_wall(-1h); }),
+            ReloadOutcome::kRestarted);
+  EXPECT_EQ(k3s.restarts, 1);
 }
 
 // What the cloud supplies, as the Tether's followers say it: a follower
@@ -226,6 +255,158 @@ TEST(IssuerCloudSimTest, AFollowerFailingAgainRunsNoPass) {
   EXPECT_TRUE(passes_after(cloud)) << "its first failure, none held: the pass says it";
   cloud.issuer.error = "https://cloud.example:6443: connection reset by peer";
   EXPECT_FALSE(passes_after(cloud)) << "failing again, none held";
+  rotation.stop();
+  clock.run_for(io, 0s);
+}
+
+// k3s holding linkerd's issuer Secret (resourceVersions, 409 on a stale
+// one), its trust roots, and a deaf identity controller (no Events). A
+// PUT numbered in `lost` loses its answer: 'L' taken at once, 'H' held
+// and taken late (if still based on the Secret's version then), when a
+// PUT numbered 'C' comes (before it is judged).
+struct SecretK3s {
+  boost::json::object secret;
+  long version = 1;
+  std::string roots;
+  int puts = 0;
+  int restarts = 0;
+  std::map<int, char> lost;
+  std::optional<boost::json::object> held;
+  void take(boost::json::object body) {
+    body["metadata"].as_object()["resourceVersion"] = std::to_string(++version);
+    secret = std::move(body);
+  }
+  void land() {
+    if (held && held->at("metadata").at("resourceVersion").as_string() == std::to_string(version))
+      take(*held);
+    held.reset();
+  }
+};
+
+awaitable<kube::ApiResult<kube::HttpResponse>> answer_secret(SecretK3s* k, kube::HttpRequest r) {
+  namespace json = boost::json;
+  const std::string path = r.target.substr(0, r.target.find('?'));
+  if (path.find("/configmaps/") != std::string::npos)
+    co_return kube::HttpResponse{
+        200,
+        json::serialize(json::object{{"apiVersion", "v1"},
+                                     {"kind", "ConfigMap"},
+                                     {"metadata",
+                                      {{"name", kTrustRootsConfigMapName},
+                                       {"namespace", "linkerd"},
+                                       {"resourceVersion", "1"}}},
+                                     {"data", {{kTrustRootsKey, k->roots}}}}),
+        "", ""};
+  if (path.find("/events") != std::string::npos)
+    co_return kube::HttpResponse{
+        200,
+        R"({"kind":"EventList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]})",
+        "", ""};
+  if (path.find("/secrets/") == std::string::npos) {
+    k->restarts += r.verb == boost::beast::http::verb::patch;
+    co_return kube::HttpResponse{
+        200,
+        R"({"kind":"Deployment","apiVersion":"apps/v1","metadata":{"name":"linkerd-identity",)"
+        R"("namespace":"linkerd"},"spec":{"template":{"metadata":{}}}})",
+        "", ""};
+  }
+  if (r.verb == boost::beast::http::verb::get)
+    co_return kube::HttpResponse{200, json::serialize(k->secret), "", ""};
+  const int n = ++k->puts;
+  json::object body = json::parse(r.body).as_object();
+  if (k->lost.contains(n) && k->lost[n] == 'C') k->land();
+  if (body["metadata"].as_object()["resourceVersion"].as_string() != std::to_string(k->version))
+    co_return kube::HttpResponse{
+        409,
+        R"({"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Conflict","code":409})",
+        "", ""};
+  const char how = k->lost.contains(n) ? k->lost[n] : ' ';
+  if (how == 'H') {
+    k->held = std::move(body);
+    co_return kube::ApiError{kube::ErrorKind::kTimeout, 0, "Timeout", "no answer", std::nullopt};
+  }
+  k->take(std::move(body));
+  if (how == 'L')
+    co_return kube::ApiError{kube::ErrorKind::kTransport, 0, "Disconnected", "closed mid-body",
+                             std::nullopt};
+  co_return kube::HttpResponse{200, json::serialize(k->secret), "", ""};
+}
+
+boost::json::object issuer_secret(const test::PemPair& issuer, const test::PemPair& anchor) {
+  return boost::json::object{{"apiVersion", "v1"},
+                             {"kind", "Secret"},
+                             {"type", "kubernetes.io/tls"},
+                             {"metadata", {{"name", kIssuerSecretName}, {"namespace", "linkerd"}}},
+                             {"data",
+                              {{"tls.crt", encode_base64(issuer.cert_pem)},
+                               {"tls.key", encode_base64(issuer.key_pem)},
+                               {"ca.crt", encode_base64(anchor.cert_pem)}}}};
+}
+
+// The cloud's issuer F written, its answer lost (taken); the cloud's next,
+// S, written by the pass that found F (which S supersedes), its answer
+// lost too, held by etcd. The next pass reads F, then writes S: S lands
+// just before (409), and the re-read finds S, which is made sure of (the
+// controller deaf: restarted). Forgetting S once F was found, that pass
+// met S in force, the cloud's, and made sure of nothing (the review of
+// the node's year with the issuer in it).
+TEST(IssuerCloudSimTest, ALostWriteThatLandsLateIsMadeSureOf) {
+  boost::asio::io_context io{1};
+  test::SimClock clock;
+  test::RecordingLog log;
+  const WallTime now = clock.wall();
+  const test::PemPair anchor = test::make_linkerd_anchor({now - 24h, now + 3650 * 24h});
+  const test::PemPair first = test::make_linkerd_issuer(anchor, {now - 1h, now + 720h});
+  const test::PemPair second = test::make_linkerd_issuer(anchor, {now - 30min, now + 720h});
+  SecretK3s k3s;
+  k3s.roots = anchor.cert_pem;
+  k3s.secret =
+      issuer_secret(test::make_linkerd_issuer(anchor, {now - 200 * 24h, now + 1440h}), anchor);
+  k3s.secret["metadata"].as_object()["resourceVersion"] = "1";
+  k3s.lost = {{1, 'L'}, {2, 'H'}};
+  auto http = kube::HttpsClient::create_in_process(
+      io.get_executor(), "https://127.0.0.1:6443",
+      [&k3s](kube::HttpRequest r) { return answer_secret(&k3s, std::move(r)); });
+  kube::KubeClient cluster(*http);
+  IssuerRotationTiming timing;
+  timing.confirm_timeout = 2s;
+  timing.confirm_poll = 1s;
+  timing.random = [] { return 0.5; };
+  LinkerdConfig config;
+  config.namespace_ = "linkerd";
+  IssuerRotation rotation(io, cluster, clock, log, config, timing);
+  const auto cloud = [&](const test::PemPair& issuer) {
+    CloudLinkerd c;
+    c.namespace_ = "tetherd-system";
+    c.refs.issuer_secret = "linkerd-issuer-edge";
+    c.issuer.object = issuer_secret(issuer, anchor);
+    c.issuer.read = true;
+    return c;
+  };
+  std::vector<RotationResult> results;
+  rotation.on_result([&](const RotationResult& r) {
+    results.push_back(r);
+    // The cloud's next issuer, before the pass that looks for the first.
+    if (results.size() == 1) rotation.use_cloud(cloud(second), /*pass=*/false);
+  });
+  rotation.use_cloud(cloud(first), /*pass=*/false);
+  rotation.request(RotationTrigger::kCloud);
+  clock.run_for(io, 1min);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[0].answer_lost);
+  EXPECT_FALSE(results[1].found_written) << "F found, superseded by S";
+  EXPECT_TRUE(results[1].answer_lost) << "S, held";
+  EXPECT_EQ(k3s.restarts, 0);
+  // The hourly pass: S lands as its own PUT of S comes.
+  k3s.lost[3] = 'C';
+  rotation.request(RotationTrigger::kPeriodic);
+  clock.run_for(io, 1min);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(k3s.puts, 3);
+  EXPECT_TRUE(results[2].found_written) << "S, in the Secret";
+  EXPECT_EQ(decode_issuer_secret(k3s.secret)->cert_pem, second.cert_pem);
+  EXPECT_EQ(k3s.restarts, 1) << "S made sure of";
+  EXPECT_EQ(log.with_event("issuer-write-found").size(), 1u);
   rotation.stop();
   clock.run_for(io, 0s);
 }
