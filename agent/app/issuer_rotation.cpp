@@ -578,6 +578,7 @@ void IssuerRotation::lost_answer(const kube::ApiError& error, const CertificateI
   lost_writes_.push_back(LostWrite{issuer.serial_hex, sent, std::move(based_on), {}});
   if (lost_writes_.size() > kLostWrites) lost_writes_.pop_front();
   result.found_written.reset();
+  result.found_serial.clear();
   result.answer_lost = true;
 }
 
@@ -636,8 +637,9 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
   const WallTime wall_then = clock_.wall();
   const MonoTime boot_then = clock_.boottime();
   const auto stepped_since = [&] {
+    // (Reading the two clocks apart makes a step of nanoseconds: none.)
     const Duration step = (clock_.wall() - wall_then) - (clock_.boottime() - boot_then);
-    return written_at + std::min(Duration::zero(), step);
+    return step < -std::chrono::seconds(1) ? written_at + step : written_at;
   };
   const auto identity = [](const json::object& event) {
     const json::object* meta = nullptr;
@@ -839,8 +841,15 @@ awaitable<void> IssuerRotation::serve() {
       written = LostWrite{found->serial, *result.found_written, {}, result.found_token};
     }
     // Made sure of below (remembered again if k3s does not answer the
-    // restart); others based on it may still land.
-    if (found != lost_writes_.end()) lost_writes_.erase(found);
+    // restart), as is an issuer this pass wrote: every lost write of that
+    // issuer is forgotten (the same issuer written twice, a retry's write
+    // after a lost one, is made sure of once); others based on it may
+    // still land.
+    const std::string sure = result.rotated                ? result.issued->serial_hex
+                             : found != lost_writes_.end() ? found->serial
+                                                           : std::string();
+    if (!sure.empty())
+      std::erase_if(lost_writes_, [&](const LostWrite& w) { return w.serial == sure; });
     // (Not a co_await inside a condition: GCC 12 runs it more than once.)
     ReloadOutcome reload = ReloadOutcome::kConfirmed;
     if (written && !stopped_) reload = co_await confirm_reload(written->sent);

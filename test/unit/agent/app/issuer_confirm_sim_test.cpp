@@ -411,5 +411,57 @@ TEST(IssuerCloudSimTest, ALostWriteThatLandsLateIsMadeSureOf) {
   clock.run_for(io, 0s);
 }
 
+// The cloud's issuer X written twice, its answer lost both times: once
+// by a pass, once by the retry (a) answered, or (b) held by etcd too and
+// landing as a third write comes (409). Either way X is made sure of once
+// (the controller deaf: one restart), not again for the other write of
+// it (the re-review of the node's year).
+TEST(IssuerCloudSimTest, AnIssuerWrittenTwiceIsMadeSureOfOnce) {
+  for (const bool both_lost : {false, true}) {
+    SCOPED_TRACE(both_lost ? "both writes held" : "the retry's write answered");
+    boost::asio::io_context io{1};
+    test::SimClock clock;
+    test::RecordingLog log;
+    const WallTime now = clock.wall();
+    const test::PemPair anchor = test::make_linkerd_anchor({now - 24h, now + 3650 * 24h});
+    const test::PemPair x = test::make_linkerd_issuer(anchor, {now - 1h, now + 720h});
+    SecretK3s k3s;
+    k3s.roots = anchor.cert_pem;
+    k3s.secret =
+        issuer_secret(test::make_linkerd_issuer(anchor, {now - 200 * 24h, now + 1440h}), anchor);
+    k3s.secret["metadata"].as_object()["resourceVersion"] = "1";
+    k3s.lost = {{1, 'H'}};
+    if (both_lost) k3s.lost = {{1, 'H'}, {2, 'H'}, {3, 'C'}};
+    auto http = kube::HttpsClient::create_in_process(
+        io.get_executor(), "https://127.0.0.1:6443",
+        [&k3s](kube::HttpRequest r) { return answer_secret(&k3s, std::move(r)); });
+    kube::KubeClient cluster(*http);
+    IssuerRotationTiming timing;
+    timing.confirm_timeout = 2s;
+    timing.confirm_poll = 1s;
+    timing.random = [] { return 0.5; };
+    LinkerdConfig config;
+    config.namespace_ = "linkerd";
+    IssuerRotation rotation(io, cluster, clock, log, config, timing);
+    CloudLinkerd cloud;
+    cloud.namespace_ = "tetherd-system";
+    cloud.refs.issuer_secret = "linkerd-issuer-edge";
+    cloud.issuer.object = issuer_secret(x, anchor);
+    cloud.issuer.read = true;
+    rotation.use_cloud(cloud, /*pass=*/false);
+    rotation.request(RotationTrigger::kCloud);
+    clock.run_for(io, 1min);
+    for (int hour = 0; hour < 3; ++hour) {
+      rotation.request(RotationTrigger::kPeriodic);
+      clock.run_for(io, 1min);
+    }
+    EXPECT_EQ(decode_issuer_secret(k3s.secret)->cert_pem, x.cert_pem);
+    EXPECT_EQ(k3s.restarts, 1);
+    EXPECT_EQ(log.with_event("issuer-write-found").size(), both_lost ? 1u : 0u);
+    rotation.stop();
+    clock.run_for(io, 0s);
+  }
+}
+
 }  // namespace
 }  // namespace tetherd
