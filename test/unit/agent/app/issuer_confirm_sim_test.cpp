@@ -4,9 +4,11 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -343,6 +345,54 @@ boost::json::object issuer_secret(const test::PemPair& issuer, const test::PemPa
                                {"ca.crt", encode_base64(anchor.cert_pem)}}}};
 }
 
+// A rotation taking the cloud's issuers into SecretK3s, on simulated time:
+// a week's issuer in force, the controller's window 2 s, polled each second.
+struct CloudRotation {
+  explicit CloudRotation(std::map<int, char> lost) {
+    k3s.roots = anchor.cert_pem;
+    k3s.secret =
+        issuer_secret(test::make_linkerd_issuer(anchor, {now - 200 * 24h, now + 1440h}), anchor);
+    k3s.secret["metadata"].as_object()["resourceVersion"] = "1";
+    k3s.lost = std::move(lost);
+  }
+  ~CloudRotation() {
+    rotation.stop();
+    clock.run_for(io, 0s);
+  }
+  CloudLinkerd cloud(const test::PemPair& issuer) const {
+    CloudLinkerd c;
+    c.namespace_ = "tetherd-system";
+    c.refs.issuer_secret = "linkerd-issuer-edge";
+    c.issuer.object = issuer_secret(issuer, anchor);
+    c.issuer.read = true;
+    return c;
+  }
+  static IssuerRotationTiming timing() {
+    IssuerRotationTiming t;
+    t.confirm_timeout = 2s;
+    t.confirm_poll = 1s;
+    t.random = [] { return 0.5; };
+    return t;
+  }
+  static LinkerdConfig config() {
+    LinkerdConfig c;
+    c.namespace_ = "linkerd";
+    return c;
+  }
+
+  boost::asio::io_context io{1};
+  test::SimClock clock;
+  test::RecordingLog log;
+  const WallTime now = clock.wall();
+  const test::PemPair anchor = test::make_linkerd_anchor({now - 24h, now + 3650 * 24h});
+  SecretK3s k3s;
+  std::unique_ptr<kube::HttpsClient> http = kube::HttpsClient::create_in_process(
+      io.get_executor(), "https://127.0.0.1:6443",
+      [this](kube::HttpRequest r) { return answer_secret(&k3s, std::move(r)); });
+  kube::KubeClient cluster{*http};
+  IssuerRotation rotation{io, cluster, clock, log, config(), timing()};
+};
+
 // The cloud's issuer F written, its answer lost (taken); the cloud's next,
 // S, written by the pass that found F (which S supersedes), its answer
 // lost too, held by etcd. The next pass reads F, then writes S: S lands
@@ -351,64 +401,33 @@ boost::json::object issuer_secret(const test::PemPair& issuer, const test::PemPa
 // met S in force, the cloud's, and made sure of nothing (the review of
 // the node's year with the issuer in it).
 TEST(IssuerCloudSimTest, ALostWriteThatLandsLateIsMadeSureOf) {
-  boost::asio::io_context io{1};
-  test::SimClock clock;
-  test::RecordingLog log;
-  const WallTime now = clock.wall();
-  const test::PemPair anchor = test::make_linkerd_anchor({now - 24h, now + 3650 * 24h});
-  const test::PemPair first = test::make_linkerd_issuer(anchor, {now - 1h, now + 720h});
-  const test::PemPair second = test::make_linkerd_issuer(anchor, {now - 30min, now + 720h});
-  SecretK3s k3s;
-  k3s.roots = anchor.cert_pem;
-  k3s.secret =
-      issuer_secret(test::make_linkerd_issuer(anchor, {now - 200 * 24h, now + 1440h}), anchor);
-  k3s.secret["metadata"].as_object()["resourceVersion"] = "1";
-  k3s.lost = {{1, 'L'}, {2, 'H'}};
-  auto http = kube::HttpsClient::create_in_process(
-      io.get_executor(), "https://127.0.0.1:6443",
-      [&k3s](kube::HttpRequest r) { return answer_secret(&k3s, std::move(r)); });
-  kube::KubeClient cluster(*http);
-  IssuerRotationTiming timing;
-  timing.confirm_timeout = 2s;
-  timing.confirm_poll = 1s;
-  timing.random = [] { return 0.5; };
-  LinkerdConfig config;
-  config.namespace_ = "linkerd";
-  IssuerRotation rotation(io, cluster, clock, log, config, timing);
-  const auto cloud = [&](const test::PemPair& issuer) {
-    CloudLinkerd c;
-    c.namespace_ = "tetherd-system";
-    c.refs.issuer_secret = "linkerd-issuer-edge";
-    c.issuer.object = issuer_secret(issuer, anchor);
-    c.issuer.read = true;
-    return c;
-  };
+  CloudRotation w({{1, 'L'}, {2, 'H'}});
+  const test::PemPair first = test::make_linkerd_issuer(w.anchor, {w.now - 1h, w.now + 720h});
+  const test::PemPair second = test::make_linkerd_issuer(w.anchor, {w.now - 30min, w.now + 720h});
   std::vector<RotationResult> results;
-  rotation.on_result([&](const RotationResult& r) {
+  w.rotation.on_result([&](const RotationResult& r) {
     results.push_back(r);
     // The cloud's next issuer, before the pass that looks for the first.
-    if (results.size() == 1) rotation.use_cloud(cloud(second), /*pass=*/false);
+    if (results.size() == 1) w.rotation.use_cloud(w.cloud(second), /*pass=*/false);
   });
-  rotation.use_cloud(cloud(first), /*pass=*/false);
-  rotation.request(RotationTrigger::kCloud);
-  clock.run_for(io, 1min);
+  w.rotation.use_cloud(w.cloud(first), /*pass=*/false);
+  w.rotation.request(RotationTrigger::kCloud);
+  w.clock.run_for(w.io, 1min);
   ASSERT_EQ(results.size(), 2u);
   EXPECT_TRUE(results[0].answer_lost);
   EXPECT_FALSE(results[1].found_written) << "F found, superseded by S";
   EXPECT_TRUE(results[1].answer_lost) << "S, held";
-  EXPECT_EQ(k3s.restarts, 0);
+  EXPECT_EQ(w.k3s.restarts, 0);
   // The hourly pass: S lands as its own PUT of S comes.
-  k3s.lost[3] = 'C';
-  rotation.request(RotationTrigger::kPeriodic);
-  clock.run_for(io, 1min);
+  w.k3s.lost[3] = 'C';
+  w.rotation.request(RotationTrigger::kPeriodic);
+  w.clock.run_for(w.io, 1min);
   ASSERT_EQ(results.size(), 3u);
-  EXPECT_EQ(k3s.puts, 3);
+  EXPECT_EQ(w.k3s.puts, 3);
   EXPECT_TRUE(results[2].found_written) << "S, in the Secret";
-  EXPECT_EQ(decode_issuer_secret(k3s.secret)->cert_pem, second.cert_pem);
-  EXPECT_EQ(k3s.restarts, 1) << "S made sure of";
-  EXPECT_EQ(log.with_event("issuer-write-found").size(), 1u);
-  rotation.stop();
-  clock.run_for(io, 0s);
+  EXPECT_EQ(decode_issuer_secret(w.k3s.secret)->cert_pem, second.cert_pem);
+  EXPECT_EQ(w.k3s.restarts, 1) << "S made sure of";
+  EXPECT_EQ(w.log.with_event("issuer-write-found").size(), 1u);
 }
 
 // The cloud's issuer X written twice, its answer lost both times: once
@@ -419,47 +438,19 @@ TEST(IssuerCloudSimTest, ALostWriteThatLandsLateIsMadeSureOf) {
 TEST(IssuerCloudSimTest, AnIssuerWrittenTwiceIsMadeSureOfOnce) {
   for (const bool both_lost : {false, true}) {
     SCOPED_TRACE(both_lost ? "both writes held" : "the retry's write answered");
-    boost::asio::io_context io{1};
-    test::SimClock clock;
-    test::RecordingLog log;
-    const WallTime now = clock.wall();
-    const test::PemPair anchor = test::make_linkerd_anchor({now - 24h, now + 3650 * 24h});
-    const test::PemPair x = test::make_linkerd_issuer(anchor, {now - 1h, now + 720h});
-    SecretK3s k3s;
-    k3s.roots = anchor.cert_pem;
-    k3s.secret =
-        issuer_secret(test::make_linkerd_issuer(anchor, {now - 200 * 24h, now + 1440h}), anchor);
-    k3s.secret["metadata"].as_object()["resourceVersion"] = "1";
-    k3s.lost = {{1, 'H'}};
-    if (both_lost) k3s.lost = {{1, 'H'}, {2, 'H'}, {3, 'C'}};
-    auto http = kube::HttpsClient::create_in_process(
-        io.get_executor(), "https://127.0.0.1:6443",
-        [&k3s](kube::HttpRequest r) { return answer_secret(&k3s, std::move(r)); });
-    kube::KubeClient cluster(*http);
-    IssuerRotationTiming timing;
-    timing.confirm_timeout = 2s;
-    timing.confirm_poll = 1s;
-    timing.random = [] { return 0.5; };
-    LinkerdConfig config;
-    config.namespace_ = "linkerd";
-    IssuerRotation rotation(io, cluster, clock, log, config, timing);
-    CloudLinkerd cloud;
-    cloud.namespace_ = "tetherd-system";
-    cloud.refs.issuer_secret = "linkerd-issuer-edge";
-    cloud.issuer.object = issuer_secret(x, anchor);
-    cloud.issuer.read = true;
-    rotation.use_cloud(cloud, /*pass=*/false);
-    rotation.request(RotationTrigger::kCloud);
-    clock.run_for(io, 1min);
+    CloudRotation w(both_lost ? std::map<int, char>{{1, 'H'}, {2, 'H'}, {3, 'C'}}
+                              : std::map<int, char>{{1, 'H'}});
+    const test::PemPair x = test::make_linkerd_issuer(w.anchor, {w.now - 1h, w.now + 720h});
+    w.rotation.use_cloud(w.cloud(x), /*pass=*/false);
+    w.rotation.request(RotationTrigger::kCloud);
+    w.clock.run_for(w.io, 1min);
     for (int hour = 0; hour < 3; ++hour) {
-      rotation.request(RotationTrigger::kPeriodic);
-      clock.run_for(io, 1min);
+      w.rotation.request(RotationTrigger::kPeriodic);
+      w.clock.run_for(w.io, 1min);
     }
-    EXPECT_EQ(decode_issuer_secret(k3s.secret)->cert_pem, x.cert_pem);
-    EXPECT_EQ(k3s.restarts, 1);
-    EXPECT_EQ(log.with_event("issuer-write-found").size(), both_lost ? 1u : 0u);
-    rotation.stop();
-    clock.run_for(io, 0s);
+    EXPECT_EQ(decode_issuer_secret(w.k3s.secret)->cert_pem, x.cert_pem);
+    EXPECT_EQ(w.k3s.restarts, 1);
+    EXPECT_EQ(w.log.with_event("issuer-write-found").size(), both_lost ? 1u : 0u);
   }
 }
 
