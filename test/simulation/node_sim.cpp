@@ -351,11 +351,10 @@ class World {
       const test::PemPair issuer =
           test::make_linkerd_issuer(anchor_, {true_wall() - 1h, true_wall() + kCloudIssuerLife});
       cloud_issuers_.emplace(issuer.cert_pem, true_wall() + kCloudIssuerLife);
-      object["data"] = json::object{{"tls.crt", encode_base64(issuer.cert_pem)},
-                                    {"tls.key", encode_base64(issuer.key_pem)},
-                                    {"ca.crt", encode_base64(anchor_.cert_pem)}};
+      object = issuer_secret_update(std::move(object), IssuerLayout::kTls, issuer.cert_pem,
+                                    issuer.key_pem, anchor_.cert_pem);
     } else {
-      object["data"] = json::object{{kTrustRootsKey, anchor_.cert_pem}};
+      object = trust_roots_update(std::move(object), anchor_.cert_pem);
     }
     if (got.status == 200)
       call("PUT", collection + "/" + name, json::serialize(object));
@@ -425,18 +424,16 @@ class World {
           k3s_call("POST", kube::collection_path(r, kLinkerdNs), json::serialize(object));
       if (a.status != 201) fail("setup: k3s: " + a.body);
     };
-    post(kube::kConfigMaps, {{"apiVersion", "v1"},
-                             {"kind", "ConfigMap"},
-                             {"metadata", {{"name", kTrustRootsConfigMapName}}},
-                             {"data", {{kTrustRootsKey, anchor_.cert_pem}}}});
-    post(kube::kSecrets, {{"apiVersion", "v1"},
-                          {"kind", "Secret"},
-                          {"type", "kubernetes.io/tls"},
-                          {"metadata", {{"name", kIssuerSecretName}}},
-                          {"data",
-                           {{"tls.crt", encode_base64(issuer.cert_pem)},
-                            {"tls.key", encode_base64(issuer.key_pem)},
-                            {"ca.crt", encode_base64(anchor_.cert_pem)}}}});
+    post(kube::kConfigMaps, trust_roots_update({{"apiVersion", "v1"},
+                                                {"kind", "ConfigMap"},
+                                                {"metadata", {{"name", kTrustRootsConfigMapName}}}},
+                                               anchor_.cert_pem));
+    post(kube::kSecrets, issuer_secret_update({{"apiVersion", "v1"},
+                                               {"kind", "Secret"},
+                                               {"type", "kubernetes.io/tls"},
+                                               {"metadata", {{"name", kIssuerSecretName}}}},
+                                              IssuerLayout::kTls, issuer.cert_pem, issuer.key_pem,
+                                              anchor_.cert_pem));
     post(kube::kDeployments, {{"apiVersion", "apps/v1"},
                               {"kind", "Deployment"},
                               {"metadata", {{"name", kIdentityDeploymentName}}},
@@ -726,11 +723,8 @@ class World {
     const std::string version(secret.at("metadata").at("resourceVersion").as_string());
     if (k3s_issuer_.version == version) return k3s_issuer_;
     Issuer i{version, {}, {}, {}};
-    const json::value* crt = secret.as_object().if_contains("data");
-    crt = crt && crt->is_object() ? crt->as_object().if_contains("tls.crt") : nullptr;
-    if (crt && crt->is_string()) {
-      if (auto pem = decode_base64("tls.crt", crt->as_string()); pem) i.pem = std::move(*pem);
-    }
+    if (auto decoded = decode_issuer_secret(secret.as_object()); decoded)
+      i.pem = std::move(decoded->cert_pem);
     if (auto certs = x509::parse_certificates(i.pem, "tls.crt"); certs && !certs->empty()) {
       const CertificateInfo info = x509::describe(certs->front());
       i.not_before = info.not_before;
@@ -1528,12 +1522,9 @@ class World {
       linkerd_view_ = view;
       linkerd_view_at_ = now();
       linkerd_view_pem_.clear();
-      const json::value* data = object ? object->if_contains("data") : nullptr;
-      const json::value* crt =
-          data && data->is_object() ? data->as_object().if_contains("tls.crt") : nullptr;
-      if (crt && crt->is_string())
-        if (auto pem = decode_base64("tls.crt", crt->as_string()); pem)
-          linkerd_view_pem_ = std::move(*pem);
+      if (object)
+        if (auto decoded = decode_issuer_secret(*object, "the cloud's issuer Secret"); decoded)
+          linkerd_view_pem_ = std::move(decoded->cert_pem);
     }
     const bool k3s_out = k3s_down_ > 0 || k3s_stalled_ > 0;
     if (!held || k3s_out || unwell() || offset_ != Duration::zero()) return std::nullopt;

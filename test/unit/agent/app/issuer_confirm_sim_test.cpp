@@ -17,7 +17,6 @@
 #include <gtest/gtest.h>
 
 #include "agent/app/issuer_rotation.h"
-#include "agent/core/base64.h"
 #include "agent/core/kube_time.h"
 #include "agent/core/linkerd_objects.h"
 #include "agent/kube/https_client.h"
@@ -335,14 +334,12 @@ awaitable<kube::ApiResult<kube::HttpResponse>> answer_secret(SecretK3s* k, kube:
 }
 
 boost::json::object issuer_secret(const test::PemPair& issuer, const test::PemPair& anchor) {
-  return boost::json::object{{"apiVersion", "v1"},
-                             {"kind", "Secret"},
-                             {"type", "kubernetes.io/tls"},
-                             {"metadata", {{"name", kIssuerSecretName}, {"namespace", "linkerd"}}},
-                             {"data",
-                              {{"tls.crt", encode_base64(issuer.cert_pem)},
-                               {"tls.key", encode_base64(issuer.key_pem)},
-                               {"ca.crt", encode_base64(anchor.cert_pem)}}}};
+  return issuer_secret_update(
+      {{"apiVersion", "v1"},
+       {"kind", "Secret"},
+       {"type", "kubernetes.io/tls"},
+       {"metadata", {{"name", kIssuerSecretName}, {"namespace", "linkerd"}}}},
+      IssuerLayout::kTls, issuer.cert_pem, issuer.key_pem, anchor.cert_pem);
 }
 
 // A rotation taking the cloud's issuers into SecretK3s, on simulated time:
