@@ -23,6 +23,10 @@ namespace asio = boost::asio;
 using asio::awaitable;
 
 constexpr Duration kAtLeast = std::chrono::seconds(1);
+// Between reads of a pending request whose watches the server keeps
+// ending early.
+constexpr BackoffPolicy kRewatchBackoff{.base = std::chrono::seconds(1),
+                                        .cap = std::chrono::minutes(5)};
 constexpr char kExpiredWhileWaiting[] = "the certificate in force expired while waiting";
 
 std::string enroll_running(const CredentialPaths& paths) {
@@ -502,12 +506,15 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   using State = CsrStatus::State;
   const Condition* clock_ok = conditions_.find(condition_type::kClockSynchronized);
   const bool unsynced = clock_ok != nullptr && clock_ok->status == ConditionStatus::kFalse;
-  auto refused = [&](const std::string& why) {
+  // `clocks`: refused by this node's clock alone (issued "expired" or "not
+  // yet valid" by it). With the clock known to be wrong, such a refusal is
+  // not asked again until the clock is synchronized or stepped. Any other
+  // (an admin's denial, the signer's failure, a wrong certificate) says
+  // nothing of the clock, and the backoff alone spaces the next request: held
+  // on a node without NTP, one denial would outlast the certificate.
+  auto refused = [&](const std::string& why, bool clocks = false) {
     forget_pending(paths_);
-    // With the clock known to be wrong, a refusal may be the clock's
-    // (issued "expired" or "not yet valid"): not asked again until it is
-    // synchronized.
-    if (unsynced) installed_unsynced_ = current.serial_hex;
+    if (unsynced && clocks) installed_unsynced_ = current.serial_hex;
     return failed(CredentialState::kRenewalRefused,
                   prefix + why + "; the certificate in force is kept", current);
   };
@@ -527,9 +534,10 @@ awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const Certi
   if (auto ok = check_issued(info, key_ok, {user, life_of(current)}, clock_.wall()); !ok) {
     // Refused by this node's clock alone (right within its own life): a
     // step of the clock into that life makes it worth asking again soon.
-    if (check_issued(info, key_ok, {user, life_of(current)}, info.not_before))
-      refused_window_ = std::make_pair(info.not_before, info.not_after);
-    co_return refused(what + " is refused: " + ok.error().message);
+    const bool clocks =
+        check_issued(info, key_ok, {user, life_of(current)}, info.not_before).has_value();
+    if (clocks) refused_window_ = std::make_pair(info.not_before, info.not_after);
+    co_return refused(what + " is refused: " + ok.error().message, clocks);
   }
   if (auto r = install_issued(paths_, *pending, status->certificate_pem); !r)
     co_return failed(trouble, prefix + r.error().message, current);
@@ -573,6 +581,7 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     if (!s) return kube::make_api_error(kube::ErrorKind::kDecode, s.error().message);
     return *s;
   };
+  unsigned cut_short = 0;  // watches in a row the server ended early
   while (!stopped_) {
     // The certificate in force expires first: stop waiting with it, so
     // that its expiry is said and the recovery starts (the request is
@@ -624,12 +633,20 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     if (!end) co_return end.error();
     if (stopped_) break;
     // The server ended the watch (its timeout, or 410): read it again, but
-    // not in a loop with a server that ends every watch at once. On the
-    // loop's timer (idle while an attempt runs), which stop() and wake()
-    // cancel: a stop never waits on a pause it cannot cut.
-    if (clock_.monotonic() - began < kAtLeast) {
-      timer_.expires_after(kAtLeast);
+    // not in a loop with a server that ends every watch early (410 on
+    // every watch through a fault of hours: a read and a watch a second,
+    // issue 23's node simulation found): a watch cut short waits, more
+    // each time in a row (full jitter, up to kRewatchBackoff's cap), as a
+    // Reflector backs off. On the loop's timer (idle while an attempt
+    // runs), which stop() and wake() cancel: a stop never waits on a pause
+    // it cannot cut.
+    if (clock_.monotonic() - began < std::chrono::duration_cast<Duration>(options.timeout) / 2) {
+      const Duration pause =
+          std::max(kAtLeast, full_jitter(kRewatchBackoff, cut_short++, timing_.random()));
+      timer_.expires_after(pause);
       co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    } else {
+      cut_short = 0;
     }
   }
   co_return kube::make_api_error(kube::ErrorKind::kTransport, "stopped");
