@@ -16,6 +16,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
+#include "agent/adapters/file_watch.h"
 #include "agent/adapters/state_dir.h"
 #include "agent/adapters/x509.h"
 #include "agent/app/daemon.h"
@@ -137,9 +138,13 @@ const std::string kBootstrapToken = "abcdef.0123456789abcdef";
 // have been renewed (due two days before at the latest, a failure's
 // backoff at most an hour, the approval within the minute).
 constexpr Duration kRenewalCalm = 2h;
-// Signed CSRs are deleted an hour on (kube-controller-manager's
-// garbage collection of issued ones).
+// Decided CSRs are deleted an hour on, pending ones a day on
+// (kube-controller-manager's cleaner).
 constexpr Duration kCsrLife = 1h;
+constexpr Duration kPendingLife = 24h;
+// After a denial the renewal asks again within its backoff's cap
+// (RenewalTiming::backoff).
+constexpr Duration kRefusedBackoff = 1h;
 constexpr std::size_t kRequestsADay = 4;
 // linkerd in the node's k3s, the Daemon's issuer rotation as linkerd.*
 // configures it: a week's issuer, renewed two days before its end, under
@@ -440,31 +445,70 @@ class World {
                               {"spec", {{"template", {{"metadata", json::object{}}}}}}});
   }
 
-  // The node's CSRs approved a minute after they came at most (an admin's
-  // `kubectl certificate approve`, or an approver), signed at once by the
-  // cloud's signer on its own clock; deleted an hour after.
+  // What the approver does with the node's next CSR: the scenario's, or
+  // drawn.
+  Approval draw_approval() {
+    const Approver& a = scenario_.approver;
+    if (made_requests_ < a.first.size()) return a.first[made_requests_++];
+    ++made_requests_;
+    if (a.denied == 0 && a.late == 0) return {};
+    const double u = unit_of(rng_);
+    if (u < a.denied) return {.after = {}, .denied = true};
+    if (u < a.denied + a.late)
+      return {.after = 1h + std::chrono::duration_cast<Duration>(29h * unit_of(rng_)),
+              .denied = false};
+    return {};
+  }
+
+  // The node's CSRs approved (or denied) when the scenario's approver says
+  // (an admin's `kubectl certificate approve`, or an approver): at the next
+  // minute, or hours on; signed at once by the cloud's signer on its own
+  // clock. Deleted an hour after the decision, or a day after they were
+  // made if still pending, whether or not the node, asleep, fetched them.
   void approve_requests() {
     for (auto& r : requests_) {
-      if (r.approved) continue;
-      r.approved = true;
+      if (r.decided || now() - r.at < r.verdict.after || r.verdict.after >= kPendingLife) continue;
+      r.decided = true;
+      decided_at_ = now();
       const api::Response got = call("GET", std::string(kCsrCollection) + "/" + r.name);
       if (got.status != 200) continue;
       json::value csr = json::parse(got.body);
       csr.as_object()["status"] = json::object{
-          {"conditions", json::array{json::object{{"type", "Approved"},
-                                                  {"status", "True"},
-                                                  {"reason", "NodeRenewal"},
-                                                  {"message", "the node's own request"}}}}};
+          {"conditions",
+           json::array{json::object{{"type", r.verdict.denied ? "Denied" : "Approved"},
+                                    {"status", "True"},
+                                    {"reason", r.verdict.denied ? "Policy" : "NodeRenewal"},
+                                    {"message", "the node's own request"}}}}};
       const api::Response put = call(
           "PUT", std::string(kCsrCollection) + "/" + r.name + "/approval", json::serialize(csr));
-      if (put.status != 200) return fail("setup: approving " + r.name + ": " + put.body);
-      ++totals_.certificates_signed;
+      if (put.status != 200) return fail("setup: deciding " + r.name + ": " + put.body);
+      if (r.verdict.denied) {
+        ++totals_.requests_denied;
+        approver_clear_at_ = std::max(approver_clear_at_, now() + kRefusedBackoff);
+      } else {
+        ++totals_.certificates_signed;
+        if (r.verdict.after > Duration::zero()) ++totals_.approvals_late;
+        approver_clear_at_ = std::max(approver_clear_at_, now());
+      }
     }
-    while (!requests_.empty() && requests_.front().approved &&
-           now() - requests_.front().at >= kCsrLife) {
-      call("DELETE", std::string(kCsrCollection) + "/" + requests_.front().name);
-      requests_.pop_front();
-    }
+    std::erase_if(requests_, [&](const Request& r) {
+      const bool gone =
+          r.decided ? now() - r.at - r.verdict.after >= kCsrLife : now() - r.at >= kPendingLife;
+      if (!gone) return false;
+      call("DELETE", std::string(kCsrCollection) + "/" + r.name);
+      if (!r.decided) {
+        ++totals_.requests_expired;
+        approver_clear_at_ = std::max(approver_clear_at_, now());
+      }
+      return true;
+    });
+  }
+
+  // The node's newest CSR waits on the approver (past the world's next
+  // minute): nothing the node does can renew its certificate meanwhile.
+  bool waiting_for_approver() const {
+    return !requests_.empty() && !requests_.back().decided &&
+           requests_.back().verdict.after > Duration::zero();
   }
 
   // tetherd's start, as tetherd_main makes it: the file read, the parts
@@ -533,6 +577,7 @@ class World {
       logind_ = logind.get();
       resume_ = std::make_unique<ResumeDetector>(io_, clock_, log_, std::move(logind));
     }
+    if (sabotage_ != Sabotage::kNoFileWatch) files_ = std::make_unique<FileWatch>(io_, clock_);
     daemon_ = std::make_unique<Daemon>(
         io_, clock_, log_, notifier_, *keeper_, file_path(), [this] { return read_file(); },
         config_,
@@ -540,6 +585,7 @@ class World {
                     .issuer = issuer_.get(),
                     .state = &state_,
                     .health = health_.get(),
+                    .files = files_.get(),
                     .conditions = &conditions_},
         std::move(factories));
     notifier_.started();
@@ -585,6 +631,7 @@ class World {
       // the keeper: all left, none freed under them.
       static_cast<void>(daemon_.release());
       static_cast<void>(resume_.release());
+      static_cast<void>(files_.release());
       static_cast<void>(health_.release());
       static_cast<void>(keeper_.release());
       static_cast<void>(issuer_.release());
@@ -596,6 +643,7 @@ class World {
     }
     // The daemon lets go of the health rounds as it goes: before them.
     daemon_.reset();
+    files_.reset();
     issuer_.reset();
     k3s_kube_.reset();
     k3s_http_.reset();
@@ -608,8 +656,12 @@ class World {
     keeper_.reset();
   }
 
-  // A CSR made in the last 10 minutes: its requests are not steady state.
-  bool renewing() const { return !asked_.empty() && now() - asked_.back() < 10min; }
+  // A CSR made, or decided by the approver, in the last 10 minutes: its
+  // requests (and the new certificate's) are not steady state.
+  bool renewing() const {
+    return std::find(recent_what_.begin(), recent_what_.end(), "POST CSR") != recent_what_.end() ||
+           (decided_at_ && now() - *decided_at_ <= 10min);
+  }
   // The session the daemon holds (none while its certificate is expired).
   Tether* session() const { return daemon_ ? daemon_->tether() : nullptr; }
   // The counts of the session the factory made last, as last seen while
@@ -984,9 +1036,12 @@ class World {
     }
     api::Response a = call(method, r.target, std::move(r.body), r.content_type);
     if (a.status == 201 && method == "POST" && path == kCsrCollection) {
-      // The admin (or an approver) approves it at the next minute.
+      // The admin (or an approver) decides it at the next minute, or later.
       const json::value csr = json::parse(a.body);
-      requests_.push_back({std::string(csr.at("metadata").at("name").as_string()), now(), false});
+      requests_.push_back({.name = std::string(csr.at("metadata").at("name").as_string()),
+                           .at = now(),
+                           .verdict = draw_approval(),
+                           .decided = false});
       totals_.renewals_with_token += !presented->token.empty();
       // A certificate of 20 days is asked for again once in 14 to 18 days;
       // a request gone, refused or cut off asks again, but not in a loop.
@@ -1249,13 +1304,26 @@ class World {
         }
         break;
       case Kind::kReload: {
-        // The file written and the daemon reloaded (SIGHUP). A bad file is
-        // put right again by the admin after the daemon refused it, so a
-        // restart reads a good one.
+        // The file written and the daemon reloaded (SIGHUP), or the edit
+        // alone, seen by the daemon's FileWatch (inotify, its quiet time on
+        // the simulated clock). A bad file is put right again by the admin
+        // after the daemon refused it, so a restart reads a good one.
         ++totals_.reloads;
         const std::string good = file_text_;
+        const Config before = daemon_->config();
         write_file(config_text(e, dir_.path()));
-        const bool taken = daemon_->reload();
+        bool taken = false;
+        if (e.by_edit) {
+          ++totals_.reloads_by_edit;
+          clock_.run_for(io_, 2s);
+          const auto wanted = read_file();
+          taken = std::holds_alternative<Config>(wanted) &&
+                  daemon_->config() == std::get<Config>(wanted);
+          if (!e.valid && daemon_->config() != before)
+            return fail("reload-judged: a bad file's edit changed the configuration in force");
+        } else {
+          taken = daemon_->reload();
+        }
         if (!e.valid) write_file(good);
         if (taken != e.valid)
           return fail(std::string("reload-judged: a ") + (e.valid ? "good" : "bad") + " file was " +
@@ -1339,7 +1407,8 @@ class World {
     // The node's certificate expires only when something stood in the
     // renewal's way in the day before (a sleep, set at its resume; the
     // cloud unwell; the node's clock wrong).
-    if (unwell() || offset_ != Duration::zero()) trouble_at_ = now();
+    if (waiting_for_approver()) approver_clear_at_ = std::max(approver_clear_at_, now());
+    if (unwell() || offset_ != Duration::zero() || now() <= approver_clear_at_) trouble_at_ = now();
     if (session_cert_ && true_wall() >= *session_cert_ && judged_expiry_ != *session_cert_) {
       judged_expiry_ = *session_cert_;
       ++totals_.certificates_expired;
@@ -1390,9 +1459,12 @@ class World {
     // the renewal's next try, the approval, then a session.
     // (A certificate issued while the node's clock was behind is refused
     // by the node, as not yet valid, until the clock is right again.)
+    // (And the way back waits for the approver: a late approval, a
+    // denial's backoff.)
     const bool cut_off = session_cert_ && true_wall() >= *session_cert_;
     if (cut_off ? offset_ == Duration::zero() &&
-                      now() - std::max(healthy_since_, clock_right_at_) >= kCutOffRecovery
+                      now() - std::max({healthy_since_, clock_right_at_, approver_clear_at_}) >=
+                          kCutOffRecovery
                 : since >= kRecovery) {
       // Connected, a fresh Lease and the latest valid spec in force.
       Tether* const tether = session();
@@ -1472,15 +1544,19 @@ class World {
                   recent_requests());
     // (A renewal of the node's certificate asks a few more, for minutes:
     // renewals-bounded counts them.)
+    // While the approver keeps a request waiting, the renewal reads and
+    // watches it anew every 5 to 10 minutes (RenewalTiming::watch_timeout).
+    const std::size_t waiting = waiting_for_approver() ? 2 : 0;
     if (active_.empty() && clock_.monotonic() - quiet_since_ >= 26min && !renewing()) {
-      totals_.busiest_minute = std::max(totals_.busiest_minute, last_minute);
-      if (recent_.size() > kTenMinutes)
+      totals_.busiest_minute =
+          std::max(totals_.busiest_minute, std::max(last_minute, waiting) - waiting);
+      if (recent_.size() > kTenMinutes + 2 * waiting)
         return fail("requests-bounded: " + std::to_string(recent_.size()) +
                     " requests in ten steady minutes: " + recent_requests());
       // (Not the minute after spec.linkerd names other objects: each new
       // follower lists and watches, up to four requests the spec asked for.
       // Seeds 109 and 111 met it: 11 and 13.)
-      if (last_minute > kAnyMinute && now() - refs_at_ > 1min)
+      if (last_minute > kAnyMinute + waiting && now() - refs_at_ > 1min)
         return fail("requests-bounded: " + std::to_string(last_minute) +
                     " requests in one steady minute: " + recent_requests(1min));
     }
@@ -1649,10 +1725,16 @@ class World {
   struct Request {
     std::string name;
     Duration at{};
-    bool approved = false;
+    Approval verdict;
+    bool decided = false;
   };
   std::deque<Request> requests_;  // the node's CSRs, until deleted
-  std::deque<Duration> asked_;    // when the node made them, the last day
+  std::size_t made_requests_ = 0;
+  std::optional<Duration> decided_at_;  // the approver's last decision
+  // Until when the approver stood in the renewal's way (a late approval,
+  // a denial and the backoff after it, a request deleted pending).
+  Duration approver_clear_at_{};
+  std::deque<Duration> asked_;  // when the node made them, the last day
   // tetherd's issuer rotation and its client of k3s, a process's.
   std::shared_ptr<kube::HttpsClient> k3s_http_;
   std::unique_ptr<kube::KubeClient> k3s_kube_;
@@ -1660,6 +1742,7 @@ class World {
   std::unique_ptr<NodeHealth> health_;       // freed before the Tether it writes through
   test::FakeSleepSignal* logind_ = nullptr;  // the resume detector's
   std::unique_ptr<ResumeDetector> resume_;
+  std::unique_ptr<FileWatch> files_;         // the daemon's inotify, on the world's clock
   std::unique_ptr<Daemon> daemon_;           // freed before the parts it holds
   std::string file_text_;                    // what file_path() holds
   int k3s_down_ = 0;                         // the node's k3s outages under way
@@ -1849,6 +1932,11 @@ Scenario generate(std::uint64_t seed, int days) {
   }
   std::stable_sort(s.events.begin(), s.events.end(),
                    [](const Event& a, const Event& b) { return a.at < b.at; });
+  // Half the reloads are the file's edit alone (FileWatch). Drawn apart too.
+  std::mt19937_64 f(seed ^ 0xf11eULL);
+  for (Event& e : s.events)
+    if (e.kind == Kind::kReload) e.by_edit = f() % 2 == 0;
+  s.approver = {.first = {}, .denied = 0.1, .late = 0.15};
   return s;
 }
 
@@ -1886,9 +1974,10 @@ std::string describe(const Scenario& scenario) {
         out += "tetherd restarted";
         break;
       case Kind::kReload:
-        out += e.valid ? "reload: allow " + kAllows[e.allow] + ", heartbeat " +
-                             std::to_string(e.length / 1s) + " s"
-                       : std::string("reload of a bad file");
+        out += std::string(e.by_edit ? "edit" : "reload") +
+               (e.valid ? ": allow " + kAllows[e.allow] + ", heartbeat " +
+                              std::to_string(e.length / 1s) + " s"
+                        : std::string(" of a bad file"));
         break;
       case Kind::kSpec:
         out += std::string(e.valid ? "spec" : "refused spec") + " of " +

@@ -79,7 +79,9 @@ struct Event {
   int linkerd = 0;
   bool bundle = false;
   bool stalled = false;  // kK3sDown: requests taken, no answer (etcd stuck)
-  Duration offset{};     // kClockWrong: how far off (ahead if positive)
+  // kReload: no SIGHUP; the daemon's FileWatch sees the file's edit.
+  bool by_edit = false;
+  Duration offset{};  // kClockWrong: how far off (ahead if positive)
 };
 
 Event sleep_event(Duration at, Duration length, bool logind_lost = false);
@@ -90,22 +92,43 @@ Event linkerd_object_event(Duration at, int object, bool deleted = false);
 Event k3s_down_event(Duration at, Duration length, bool stalled = false);
 Event clock_wrong_event(Duration at, Duration length, Duration offset);
 
+// What the cloud does with one of the node's CSRs: approves it, or denies
+// it, `after` it was made (zero: at the world's next minute). One still
+// pending a day after it was made is deleted first, as
+// kube-controller-manager's cleaner deletes them.
+struct Approval {
+  Duration after{};
+  bool denied = false;
+};
+
+// The node's CSRs are decided as `first` says, in the order they are made,
+// then drawn (from the run's generator): a share `denied` (a policy that
+// refuses, an admin's slip), a share approved `late` (an admin who
+// approves by hand, 1 to 30 hours on: those past a day are deleted
+// pending), the rest at the next minute.
+struct Approver {
+  std::vector<Approval> first;
+  double denied = 0;
+  double late = 0;
+};
+
 struct Scenario {
   int days = 0;
   std::uint64_t seed = 0;     // the session's jitter
   std::vector<Event> events;  // in time order
   // The node's client certificate's life (enroll's and each renewal's).
   Duration certificate_life = std::chrono::hours(24 * 20);
+  Approver approver{};
 };
 
 // The session simulation's sleeps and outages for `days`, the cloud's
 // spec changes (1500 a year, one in eight refused by the node's limits),
 // 200 reloads a year (the static source and the heartbeat changed; one in
-// four a bad file), 20 restarts of tetherd (the kernel keeps the rules),
-// spec.linkerd's references changed 24 times a year and its objects
-// rewritten 300 times (one in ten a deletion), the node's k3s down 50
-// times, and its wall clock wrong 24 times (seconds to 10 days, ahead or
-// behind, for 10 s to a day).
+// four a bad file; half by SIGHUP, half by the edit alone), 20 restarts of tetherd (the kernel
+// keeps the rules), spec.linkerd's references changed 24 times a year and its objects rewritten 300
+// times (one in ten a deletion), the node's k3s down 50 times, and its wall clock wrong 24 times
+// (seconds to 10 days, ahead or behind, for 10 s to a day). One CSR of the node's in ten is denied,
+// three in twenty approved late.
 Scenario generate(std::uint64_t seed, int days);
 
 struct Totals {
@@ -121,6 +144,7 @@ struct Totals {
   std::size_t k3s_requests = 0;     // the health rounds' probes of k3s
   std::size_t k3s_down_judged = 0;  // checks of K3sReady while k3s was down
   std::size_t sleeps = 0, outages = 0, specs = 0, restarts = 0, reloads = 0;
+  std::size_t reloads_by_edit = 0;  // of `reloads`, seen by the daemon's FileWatch
   std::size_t linkerd_changes = 0;  // references and objects
   std::size_t busiest_minute = 0;
   // The node's client certificate: signed by the cloud, expired (each
@@ -129,6 +153,10 @@ struct Totals {
   // unauthenticated (an expired certificate).
   std::size_t certificates_signed = 0;
   std::size_t certificates_expired = 0;
+  // The node's CSRs denied, approved late, and deleted still pending.
+  std::size_t requests_denied = 0;
+  std::size_t approvals_late = 0;
+  std::size_t requests_expired = 0;
   std::size_t renewals_with_token = 0;
   std::size_t unauthorized = 0;
   // linkerd's issuer in k3s: written by tetherd, minted here or the
@@ -152,6 +180,7 @@ struct Verdict {
 // pings it.
 // kNoRenewal: the renewal of the node's certificate cannot make a client.
 // kNoIssuer: the daemon is given no rotation of linkerd's issuer.
+// kNoFileWatch: the daemon is given no FileWatch (an edit is not seen).
 enum class Sabotage {
   kNone,
   kForgetResumes,
@@ -159,7 +188,8 @@ enum class Sabotage {
   kNoK3sClient,
   kNoWatchdog,
   kNoRenewal,
-  kNoIssuer
+  kNoIssuer,
+  kNoFileWatch
 };
 
 // A violation's invariant is named by the session simulation's

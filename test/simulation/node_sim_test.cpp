@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -46,6 +47,7 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     all.specs += v.totals.specs;
     all.restarts += v.totals.restarts;
     all.reloads += v.totals.reloads;
+    all.reloads_by_edit += v.totals.reloads_by_edit;
     all.linkerd_changes += v.totals.linkerd_changes;
     all.specs_applied += v.totals.specs_applied;
     all.specs_rejected += v.totals.specs_rejected;
@@ -60,6 +62,9 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
     all.certificates_signed += v.totals.certificates_signed;
     all.certificates_expired += v.totals.certificates_expired;
     all.renewals_with_token += v.totals.renewals_with_token;
+    all.requests_denied += v.totals.requests_denied;
+    all.approvals_late += v.totals.approvals_late;
+    all.requests_expired += v.totals.requests_expired;
     all.issuers_minted += v.totals.issuers_minted;
     all.cloud_issuers_taken += v.totals.cloud_issuers_taken;
     all.identity_restarts += v.totals.identity_restarts;
@@ -86,14 +91,17 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
               << " days of the real Daemon, Tether and FirewallKeeper: " << all.sleeps
               << " suspends, " << all.outages << " outages, " << all.k3s_outages
               << " outages of k3s, " << all.clock_steps << " wrong clocks, " << all.restarts
-              << " restarts, " << all.reloads << " reloads, " << all.linkerd_changes
+              << " restarts, " << all.reloads << " reloads (" << all.reloads_by_edit
+              << " by the file's edit alone), " << all.linkerd_changes
               << " changes of spec.linkerd's objects, " << all.specs << " specs ("
               << all.specs_applied << " applied, " << all.specs_rejected << " refused), "
               << all.requests << " requests (" << all.watches << " watches, " << all.status_writes
               << " status writes, at most " << all.busiest_minute << " in a steady minute), "
               << all.health_rounds << " health rounds, " << all.certificates_signed
               << " client certificates (" << all.certificates_expired << " expired in a sleep or "
-              << "a fault, " << all.renewals_with_token << " asked for with the bootstrap token), "
+              << "a fault, " << all.renewals_with_token << " asked for with the bootstrap token; "
+              << all.requests_denied << " requests denied, " << all.approvals_late
+              << " approved late, " << all.requests_expired << " deleted pending), "
               << all.issuers_minted + all.cloud_issuers_taken << " linkerd issuers written ("
               << all.cloud_issuers_taken << " the cloud's, " << all.identity_restarts
               << " restarts of the identity controller), " << all.checks
@@ -106,7 +114,7 @@ TEST(NodeSimulation, SleepsOutagesAndSpecsHoldEveryInvariant) {
 // logind's signal), in two days: every path of the in-process transport
 // taken (the sanitizer preset runs it too).
 TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
-  Scenario s{.days = 2, .seed = 7, .events = {}, .certificate_life = 24h * 20};
+  Scenario s{.days = 2, .seed = 7, .events = {}, .certificate_life = 24h * 20, .approver = {}};
   const auto& kFaults = kAllFaults;
   Duration at = 1h;
   bool lost = false;
@@ -136,7 +144,7 @@ TEST(NodeSimulation, EachFaultOnceHoldsEveryInvariant) {
 // deadline, and asks no new one at the resume (a spec the cloud wrote
 // meanwhile is in force 90 to 150 s after it, as the bookmarks fell).
 TEST(NodeSimulation, AForgottenResumeIsCaughtAndShrunk) {
-  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20};
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20, .approver = {}};
   s.events.push_back(sleep_event(2h, 1h));
   s.events.push_back(spec_event(150min, {"198.51.100.8/30"}));
   s.events.push_back(outage_event(5h, 10min, Fault::k503));
@@ -155,7 +163,7 @@ TEST(NodeSimulation, AForgottenResumeIsCaughtAndShrunk) {
 // certificate of a day, to keep the node's awake days few), before it
 // expires. The same day with the renewal: renewed once.
 TEST(NodeSimulation, ADaemonThatNeverRenewsIsCaught) {
-  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h};
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h, .approver = {}};
   const Verdict renewed = run(s);
   EXPECT_FALSE(renewed.violation) << *renewed.violation;
   EXPECT_EQ(renewed.totals.certificates_signed, 1u);
@@ -166,12 +174,67 @@ TEST(NodeSimulation, ADaemonThatNeverRenewsIsCaught) {
   EXPECT_NE(v.violation->find("due at day 0 21:31:00"), std::string::npos) << *v.violation;
 }
 
+// The cloud's approver in the way: the renewal's first request (a day's
+// certificate, due 17 to 22 hours in) denied, the next left pending past
+// the certificate's end until the cleaner deletes it a day on (the node
+// cut off meanwhile), the next approved 5 hours late: the node renews,
+// asks again after the denial and the deletion, and is connected soon
+// after each wait (connected-soon-after-a-fault, certificate-renewed-in-time
+// and renewals-bounded judge it throughout). With the approver deciding
+// at once, the same days need one request.
+TEST(NodeSimulation, ADeniedOrLateApprovalIsWaitedOutAndAskedAgain) {
+  Scenario s{.days = 3,
+             .seed = 1,
+             .events = {},
+             .certificate_life = 24h,
+             .approver = {.first = {{.after = {}, .denied = true},
+                                    {.after = 30h, .denied = false},
+                                    {.after = 5h, .denied = false}},
+                          .denied = 0,
+                          .late = 0}};
+  const Verdict v = run(s);
+  EXPECT_FALSE(v.violation) << *v.violation;
+  EXPECT_EQ(v.totals.requests_denied, 1u);
+  EXPECT_EQ(v.totals.requests_expired, 1u);
+  EXPECT_EQ(v.totals.approvals_late, 1u);
+  // The late one, and the renewal of the certificate it brought.
+  EXPECT_GE(v.totals.certificates_signed, 2u);
+  EXPECT_GE(v.totals.certificates_expired, 1u);
+}
+
+// The configuration file edited with no SIGHUP (an admin's editor, a
+// config manager): the daemon's FileWatch sees it and the daemon takes a
+// good file and refuses a bad one (reload-judged, and the firewall's
+// invariants: the new static source in, the old one out). A daemon given
+// no FileWatch does not see the edit: reload-judged fails at the first.
+TEST(NodeSimulation, AnEditOfTheFileIsTakenWithoutASignal) {
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20, .approver = {}};
+  for (const auto& [at, valid, allow] :
+       {std::tuple{1h, true, 1}, std::tuple{2h, false, 0}, std::tuple{3h, true, 0}}) {
+    Event e;
+    e.kind = Kind::kReload;
+    e.at = at;
+    e.valid = valid;
+    e.allow = allow;
+    e.length = 20s;
+    e.by_edit = true;
+    s.events.push_back(e);
+  }
+  const Verdict v = run(s);
+  EXPECT_FALSE(v.violation) << *v.violation;
+  EXPECT_EQ(v.totals.reloads_by_edit, 3u);
+  const Verdict blind = run(s, Sabotage::kNoFileWatch);
+  ASSERT_TRUE(blind.violation);
+  EXPECT_EQ(invariant(*blind.violation), "reload-judged") << *blind.violation;
+  EXPECT_EQ(blind.step, 0u) << *blind.violation;
+}
+
 // The followers' invariant fails for a daemon that gives the Tether no
 // client for spec.linkerd's objects (its references reported, nothing
 // read), before any event: the scenario shrinks to its first event (the
 // shrinker keeps events up to the failure's, the first at least).
 TEST(NodeSimulation, ADaemonThatFollowsNoObjectsIsCaught) {
-  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20};
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20, .approver = {}};
   s.events.push_back(linkerd_object_event(2h, 1));
   s.events.push_back(spec_event(3h, {"198.51.100.8/30"}));
   const Verdict wired = run(s);
@@ -189,7 +252,7 @@ TEST(NodeSimulation, ADaemonThatFollowsNoObjectsIsCaught) {
 // of the watchdog never pings it, and `watchdog-pinged` fails at the first
 // check (a minute in), before any event.
 TEST(NodeSimulation, ADaemonThatNeverPingsTheWatchdogIsCaught) {
-  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20};
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20, .approver = {}};
   s.events.push_back(spec_event(3h, {"198.51.100.8/30"}));
   const Verdict wired = run(s);
   EXPECT_FALSE(wired.violation) << *wired.violation;
@@ -207,7 +270,7 @@ TEST(NodeSimulation, ADaemonThatNeverPingsTheWatchdogIsCaught) {
 // checked: health rounds given no client of k3s say nothing of it, and
 // `k3s-ready-claim` fails three minutes in, before any event.
 TEST(NodeSimulation, AK3sOutageIsSaidAndADaemonThatProbesNoK3sIsCaught) {
-  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20};
+  Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20, .approver = {}};
   s.events.push_back(k3s_down_event(2h, 1h));
   s.events.push_back(k3s_down_event(5h, 1h, /*stalled=*/true));
   const Verdict wired = run(s);
@@ -231,7 +294,7 @@ TEST(NodeSimulation, AK3sOutageIsSaidAndADaemonThatProbesNoK3sIsCaught) {
 // it was awake five.) The checker checked: a daemon given no rotation
 // leaves k3s on the issuer it had, and `issuer-in-force` fails minutes in.
 TEST(NodeSimulation, TheIssuerIsKeptAndADaemonWithoutItsRotationIsCaught) {
-  Scenario s{.days = 28, .seed = 1, .events = {}, .certificate_life = 24h * 20};
+  Scenario s{.days = 28, .seed = 1, .events = {}, .certificate_life = 24h * 20, .approver = {}};
   s.events.push_back(linkerd_refs_event(2h, 0, true));
   s.events.push_back(sleep_event(3h, 19 * 24h + 16h));
   s.events.push_back(sleep_event(20 * 24h + 6h, 7 * 24h));
