@@ -24,9 +24,10 @@ using asio::awaitable;
 
 constexpr Duration kAtLeast = std::chrono::seconds(1);
 // Between reads of a pending request whose watches the server keeps
-// ending early.
+// ending early: within kShortWatch (and half the time asked) of their start.
 constexpr BackoffPolicy kRewatchBackoff{.base = std::chrono::seconds(1),
                                         .cap = std::chrono::minutes(5)};
+constexpr Duration kShortWatch = std::chrono::seconds(10);
 constexpr char kExpiredWhileWaiting[] = "the certificate in force expired while waiting";
 
 std::string enroll_running(const CredentialPaths& paths) {
@@ -144,6 +145,12 @@ void CredentialRenewal::clock_stepped() {
     refused_window_.reset();
     retry_after_ = std::min(retry_after_, last_attempt_ + timing_.backoff.base);
   }
+  wake();
+}
+
+void CredentialRenewal::check_clock() {
+  if (stopped_ || report_.usable || !report_.not_after || clock_.wall() >= *report_.not_after)
+    return;
   wake();
 }
 
@@ -375,6 +382,9 @@ Duration CredentialRenewal::failed(CredentialState state, const std::string& mes
 awaitable<Duration> CredentialRenewal::renew(const Kubeconfig& with, const CertificateInfo& current,
                                              const std::string& via) {
   last_attempt_ = clock_.monotonic();
+  // A wake that cut the last attempt after its answer was in never reached
+  // failed(): it says nothing of this one.
+  interrupted_ = false;
   refused_window_.reset();  // this attempt's refusal, if any, says
   // Judged now, not from the last report: a clock put right may have
   // brought an "expired" certificate back into its life.
@@ -637,14 +647,24 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
     // every watch through a fault of hours: a read and a watch a second,
     // issue 23's node simulation found): a watch cut short waits, more
     // each time in a row (full jitter, up to kRewatchBackoff's cap), as a
-    // Reflector backs off. On the loop's timer (idle while an attempt
-    // runs), which stop() and wake() cancel: a stop never waits on a pause
-    // it cannot cut.
-    if (clock_.monotonic() - began < std::chrono::duration_cast<Duration>(options.timeout) / 2) {
-      const Duration pause =
+    // Reflector backs off; never past the certificate's end (then said at
+    // once). On the loop's timer (idle while an attempt runs), which stop()
+    // and wake() cancel; a wake (a new certificate on disk, a clock put
+    // right, a resume) ends the attempt, for the files to be judged again.
+    const Duration lasted = clock_.monotonic() - began;
+    if (lasted < std::min<Duration>(std::chrono::duration_cast<Duration>(options.timeout) / 2,
+                                    kShortWatch)) {
+      Duration pause =
           std::max(kAtLeast, full_jitter(kRewatchBackoff, cut_short++, timing_.random()));
+      if (until != WallTime::max())
+        pause = std::min(
+            pause, std::max(kAtLeast, std::chrono::duration_cast<Duration>(until - clock_.wall()) +
+                                          kAtLeast));
       timer_.expires_after(pause);
       co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (interrupted_)
+        co_return kube::make_api_error(kube::ErrorKind::kTransport,
+                                       "woken while waiting between watches");
     } else {
       cut_short = 0;
     }

@@ -114,7 +114,7 @@ struct RenewalTiming {
   // The client a renewal asks with (the certificate in force, or the
   // bootstrap credential); empty: kube::HttpsClient::create with `limits`.
   // The simulation's (test/simulation/) is answered in process.
-  std::function<kube::ApiResult<std::unique_ptr<kube::HttpsClient>>(const Kubeconfig&)> connect;
+  kube::ClientMaker connect;
 };
 
 class CredentialRenewal {
@@ -144,6 +144,14 @@ class CredentialRenewal {
   // without NTP, whose kernel calls its clock unsynchronized for ever, is
   // otherwise never renewed again after one refusal the clock caused.
   void clock_stepped();
+  // On the daemon's tick: a certificate said expired that the wall clock
+  // now puts within its life is judged again at once (the attempt under
+  // way, a recovery waiting for an approval, is cut). The clock was put
+  // right by a step the daemon's check could not see: one ahead and one
+  // back between two of its looks (across a sleep), with the verdict
+  // taken in between; the node was otherwise cut off, its certificate
+  // valid, until that attempt ended (an approval hours late).
+  void check_clock();
 
   const CredentialReport& report() const { return report_; }
   const CredentialPaths& paths() const { return paths_; }

@@ -200,6 +200,7 @@ void Daemon::arm_tick() {
     if (ec) return;
     check_resume();
     check_wall_step();
+    if (renewal_) renewal_->check_clock();
     reap();
     if (local_ && !local_->complete() && !stopping_) {
       const std::string before = local_->k3s_problem();
@@ -1130,7 +1131,12 @@ void Daemon::stop(std::string_view reason) {
   reconcile_timer_.cancel();
   if (files_) files_->stop();
   if (resume_) resume_->stop();
-  if (health_) health_->stop();
+  if (health_) {
+    health_->stop();
+    // The client of k3s it was handed goes back with the LocalCluster's
+    // stop (as at retire_local), or finished() would wait on it for ever.
+    if (local_ && local_->k3s()) health_->set_k3s(nullptr);
+  }
   if (issuer_) {
     issuer_->stop();
     issuer_->use_clock_witness({});  // it may outlive this daemon (a test's)

@@ -123,6 +123,8 @@ class Daemon {
   // The control plane's session in use, or none (not configured, its
   // kubeconfig not usable, or held back while the certificate is expired).
   Tether* tether() const { return tether_; }
+  // linkerd's issuer rotation in use: given, or LocalCluster's once made.
+  IssuerRotation* issuer() const { return issuer_; }
   // After stop(): whether the work of the parts the daemon made itself
   // (sessions, renewals, k3s's clients, tunnels; in use and replaced) has
   // ended, so that it can be freed. Parts given in DaemonParts are the

@@ -5,8 +5,14 @@
 namespace tetherd {
 
 LocalCluster::LocalCluster(boost::asio::io_context& io, const Clock& clock, Log& log,
-                           const Config& config, IssuerRotationTiming timing)
-    : io_(io), clock_(clock), log_(log), config_(config), timing_(timing) {}
+                           const Config& config, IssuerRotationTiming timing,
+                           kube::ClientMaker connect)
+    : io_(io),
+      clock_(clock),
+      log_(log),
+      config_(config),
+      timing_(std::move(timing)),
+      connect_(std::move(connect)) {}
 
 bool LocalCluster::complete() const {
   return (!config_.cluster || k3s_) && (!config_.linkerd || linkerd_);
@@ -32,7 +38,9 @@ bool LocalCluster::attach_k3s() {
   std::string problem;
   if (auto kubeconfig = load_kubeconfig(path); !kubeconfig) {
     problem = "cannot use k3s's kubeconfig " + path + ": " + kubeconfig.error().message;
-  } else if (auto http = kube::HttpsClient::create(io_.get_executor(), *kubeconfig); !http) {
+  } else if (auto http = connect_ ? connect_(*kubeconfig)
+                                  : kube::HttpsClient::create(io_.get_executor(), *kubeconfig);
+             !http) {
     problem = "cannot use k3s's kubeconfig " + path + ": " + kube::describe(http.error());
   } else {
     k3s_ = std::move(*http);
@@ -55,7 +63,7 @@ bool LocalCluster::attach_k3s() {
 
 bool LocalCluster::attach_linkerd() {
   if (!config_.linkerd || linkerd_) return false;
-  auto made = LocalLinkerd::create(io_, clock_, log_, config_, timing_);
+  auto made = LocalLinkerd::create(io_, clock_, log_, config_, timing_, connect_);
   if (made) {
     linkerd_ = std::move(*made);
     if (!linkerd_problem_.empty())

@@ -24,8 +24,10 @@ namespace tetherd {
 class LocalCluster {
  public:
   // Makes nothing yet: the first attach() does.
+  // `connect`: how its clients of k3s are made (empty: from the kubeconfig's
+  // TLS material, HttpsClient::create).
   LocalCluster(boost::asio::io_context& io, const Clock& clock, Log& log, const Config& config,
-               IssuerRotationTiming timing = {});
+               IssuerRotationTiming timing = {}, kube::ClientMaker connect = {});
 
   // Makes what is still missing from the kubeconfig as it is now. A problem
   // is logged once (again only when it changes), its end once. Returns
@@ -55,6 +57,7 @@ class LocalCluster {
   Log& log_;
   const Config config_;
   IssuerRotationTiming timing_;
+  kube::ClientMaker connect_;
   std::shared_ptr<kube::HttpsClient> k3s_;
   std::optional<Kubeconfig> kubeconfig_;
   std::unique_ptr<LocalLinkerd> linkerd_;

@@ -7,12 +7,14 @@ namespace tetherd {
 Result<std::unique_ptr<LocalLinkerd>> LocalLinkerd::create(boost::asio::io_context& io,
                                                            const Clock& clock, Log& log,
                                                            const Config& config,
-                                                           IssuerRotationTiming timing) {
+                                                           IssuerRotationTiming timing,
+                                                           const kube::ClientMaker& connect) {
   const std::string path = config.cluster ? config.cluster->kubeconfig : ClusterConfig{}.kubeconfig;
   auto kubeconfig = load_kubeconfig(path);
   if (!kubeconfig)
     return make_error("cannot use the local cluster's kubeconfig: " + kubeconfig.error().message);
-  auto http = kube::HttpsClient::create(io.get_executor(), *kubeconfig);
+  auto http =
+      connect ? connect(*kubeconfig) : kube::HttpsClient::create(io.get_executor(), *kubeconfig);
   if (!http)
     return make_error("cannot use the local cluster's kubeconfig " + path + ": " +
                       kube::describe(http.error()));

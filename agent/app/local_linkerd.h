@@ -23,7 +23,8 @@ class LocalLinkerd {
   static Result<std::unique_ptr<LocalLinkerd>> create(boost::asio::io_context& io,
                                                       const Clock& clock, Log& log,
                                                       const Config& config,
-                                                      IssuerRotationTiming timing = {});
+                                                      IssuerRotationTiming timing = {},
+                                                      const kube::ClientMaker& connect = {});
 
   IssuerRotation& rotation() { return rotation_; }
   const std::string& kubeconfig() const { return kubeconfig_; }

@@ -178,4 +178,8 @@ class HttpsClient {
   std::shared_ptr<State> state_;
 };
 
+// How a part makes its client from a kubeconfig: HttpsClient::create when
+// empty; the simulations (test/simulation/) answer in process.
+using ClientMaker = std::function<ApiResult<std::unique_ptr<HttpsClient>>(const Kubeconfig&)>;
+
 }  // namespace tetherd::kube

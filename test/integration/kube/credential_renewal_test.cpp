@@ -316,6 +316,29 @@ TEST_F(Renewal, AClockPutRightBringsAnExpiredCertificateBack) {
       << renewal_->report().message;
 }
 
+// Judged expired by a clock ahead, recovering with the bootstrap
+// credential and waiting for an approval, when the clock is put right by
+// a step nobody told the renewal of (the daemon's check saw none: ahead
+// and back between two of its looks, across a sleep; issue 23's node
+// simulation, seed 107): the daemon's tick (check_clock) has it judged
+// again, usable at once, not when the approval comes hours later.
+TEST_F(Renewal, AnExpiryTheClockNoLongerBearsOutIsJudgedAgainOnTheTick) {
+  enrolled(81h, 100h);
+  clock_.step_wall(50h);
+  start(config(bootstrap_kubeconfig()));
+  ASSERT_TRUE(in(CredentialState::kExpired));
+  ASSERT_TRUE(pump([&] { return csrs().size() == 1 && server_->open_watches() == 1; }))
+      << "recovering: the request is watched";
+  renewal_->check_clock();  // still expired by the clock: nothing to do
+  settle();
+  EXPECT_FALSE(renewal_->report().usable);
+  clock_.step_wall(-50h);
+  renewal_->check_clock();
+  ASSERT_TRUE(pump([&] { return renewal_->report().usable; })) << renewal_->report().message;
+  EXPECT_EQ(renewal_->report().message.find("expired"), std::string::npos)
+      << renewal_->report().message;
+}
+
 // Recovering with the bootstrap credential, waiting for an approval; the
 // node is enrolled anew meanwhile (a new certificate on disk): taken at
 // once, not after the request's answer.
@@ -676,6 +699,54 @@ TEST_F(Renewal, AServerThatEndsEveryWatchAtOnceIsWatchedLessAndLessOften) {
   clock_.run_for(rio_, 5min);
   EXPECT_TRUE(pump([&] { return serial() != first_serial_ && state() == CredentialState::kValid; }))
       << renewal_->report().message;
+}
+
+// The same fault as the certificate runs out: the pause between watches
+// never outlasts it, so its expiry is said at once (a node whose cloud
+// answers 410 to every watch recovers with the bootstrap credential then,
+// not minutes later). And a new certificate on disk (an enroll) ends a
+// wait between watches at once, as it ends a watch.
+TEST_F(Renewal, APauseBetweenWatchesEndsWithTheCertificateOrAWake) {
+  enrolled(std::chrono::seconds(100h - 12min), std::chrono::seconds(100h));
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  ASSERT_TRUE(pump([&] { return server_->open_watches() == 1; })) << "the request is watched";
+  const WallTime end = current().not_after;
+  server_->misbehave({.what = Misbehaviour::kGoneHttp,
+                      .times = 100000,
+                      .path_contains = kCsrCollection,
+                      .watch_only = true});
+  server_->end_watches();
+  while (clock_.wall() < end + 2s) {
+    ASSERT_TRUE(pump([&] { return clock_.pending() > 0; })) << "paused between watches";
+    clock_.run_for(rio_, 1s);
+  }
+  EXPECT_TRUE(pump([&] { return state() == CredentialState::kExpired; }))
+      << "said within 2 s of the end: " << renewal_->report().message;
+  EXPECT_FALSE(renewal_->report().usable);
+}
+
+TEST_F(Renewal, ANewCertificateEndsAPauseBetweenWatches) {
+  enrolled(81h, 100h);
+  start(config());
+  ASSERT_TRUE(in(CredentialState::kRenewalPending));
+  ASSERT_TRUE(pump([&] { return server_->open_watches() == 1; })) << "the request is watched";
+  server_->misbehave({.what = Misbehaviour::kGoneHttp,
+                      .times = 100000,
+                      .path_contains = kCsrCollection,
+                      .watch_only = true});
+  server_->end_watches();
+  // Five minutes of early ends: the pauses are long by now.
+  for (auto waited = 0s; waited < 5min; waited += 5s) {
+    ASSERT_TRUE(pump([&] { return clock_.pending() > 0; })) << "paused between watches";
+    clock_.run_for(rio_, 5s);
+  }
+  ASSERT_TRUE(pump([&] { return clock_.pending() > 0; }));
+  enrolled(1h, 100h);  // tetherctl enroll: a new certificate
+  renewal_->wake();
+  EXPECT_TRUE(pump([&] { return state() == CredentialState::kValid; }))
+      << renewal_->report().message;
+  EXPECT_EQ(log_.with_event("credentials-renewal-failed").size(), 0u) << "a wake is not a failure";
 }
 
 // A request gone before the node fetched its certificate (kube-controller-
