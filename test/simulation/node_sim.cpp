@@ -22,6 +22,7 @@
 #include "agent/app/daemon.h"
 #include "agent/app/firewall_keeper.h"
 #include "agent/app/issuer_rotation.h"
+#include "agent/app/local_cluster.h"
 #include "agent/app/node_health.h"
 #include "agent/app/resume_detector.h"
 #include "agent/app/tether.h"
@@ -80,17 +81,6 @@ const std::string kBundle = "linkerd-bundle";
 // limits a spec can exceed.
 const std::string kAllows[] = {"203.0.113.0/28", "203.0.113.128/28"};
 const std::string kAlwaysAllow = "10.42.0.0/16";
-// `dir` is the state directory, and holds the node's credentials as
-// `tetherctl enroll` writes them.
-std::string config_text(const Event& e, const std::string& dir) {
-  if (!e.valid) return "firewall:\n  maxSources: -3\n  allow: [\"203.0.113.0/28\"\n";
-  return "state:\n  dir: \"" + dir + "\"\ncontrolPlane:\n  kubeconfig: \"" + dir +
-         "/controlplane.kubeconfig\"\n  bootstrapKubeconfig: \"" + dir +
-         "/bootstrap.kubeconfig\"\n  namespace: " + kNs +
-         "\n  heartbeatInterval: " + std::to_string(e.length / std::chrono::seconds(1)) +
-         "s\nfirewall:\n  maxSources: 8\n  allow: [\"" + kAllows[e.allow] +
-         "\"]\n  alwaysAllow: [\"" + kAlwaysAllow + "\"]\n";
-}
 
 // How long K3sReady may lag k3s: two rounds a minute apart
 // (health.threshold, health.interval), the first up to a minute after the
@@ -162,7 +152,32 @@ constexpr Duration kIssuerBound = 6min;
 // Requests to k3s for linkerd's objects (the health rounds' probes apart):
 // an hour's passes, reload confirmations and retries; a loop makes thousands.
 constexpr std::size_t kLinkerdRequestsAnHour = 150;
+// The health rounds' MeshWatch lists this node's meshed pods once a round
+// (a minute), and again when poked (a resume, a new trust bundle).
+constexpr std::size_t kPodListsAnHour = 75;
 const std::string kLinkerdNs = "linkerd";
+
+// `dir` is the state directory, and holds the node's credentials as
+// `tetherctl enroll` writes them, and k3s's kubeconfig (`k3s`, from which
+// the daemon's LocalCluster makes its clients of k3s). `linkerd`: with
+// that section (linkerd's issuer).
+std::string config_text(const Event& e, const std::string& dir, const std::string& k3s,
+                        bool linkerd) {
+  if (!e.valid) return "firewall:\n  maxSources: -3\n  allow: [\"203.0.113.0/28\"\n";
+  return "state:\n  dir: \"" + dir + "\"\ncontrolPlane:\n  kubeconfig: \"" + dir +
+         "/controlplane.kubeconfig\"\n  bootstrapKubeconfig: \"" + dir +
+         "/bootstrap.kubeconfig\"\n  namespace: " + kNs +
+         "\n  heartbeatInterval: " + std::to_string(e.length / std::chrono::seconds(1)) +
+         "s\nfirewall:\n  maxSources: 8\n  allow: [\"" + kAllows[e.allow] +
+         "\"]\n  alwaysAllow: [\"" + kAlwaysAllow + "\"]\n" +
+         // No metrics listener: a real socket on this machine's port 9477
+         // (taken by a parallel test, or a tetherd running here).
+         "metrics:\n  listen: null\n" + "cluster:\n  kubeconfig: \"" + dir + "/" + k3s + "\"\n" +
+         (linkerd ? "linkerd:\n  rotateBefore: " + std::to_string(kIssuerRotateBefore / 1h) +
+                        "h\n  issuerValidity: " + std::to_string(kIssuerValidity / 1h) +
+                        "h\n  trustAnchorKey: \"" + dir + "/anchor.key\"\n"
+                  : "");
+}
 const std::string kIssuerPath = kube::object_path(kube::kSecrets, kLinkerdNs, kIssuerSecretName);
 const std::string kIdentityPath =
     kube::object_path(kube::kDeployments, kLinkerdNs, kIdentityDeploymentName);
@@ -385,7 +400,7 @@ class World {
     install_linkerd();
     Event file;
     file.length = 10s;
-    write_file(config_text(file, dir_.path()));
+    write_file(file_text(file));
     start();
   }
 
@@ -421,6 +436,15 @@ class World {
   // the anchor's key on the node (linkerd.trustAnchorKey).
   void install_linkerd() {
     dir_.write("anchor.key", anchor_.key_pem);
+    // k3s's kubeconfig, as k3s writes it at its first start (a token here:
+    // the in-process answers judge no credential).
+    dir_.write("k3s.yaml",
+               "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster:\n    server: "
+               "https://127.0.0.1:6443\n    certificate-authority-data: " +
+                   encode_base64(cloud_ca_.cert_pem()) +
+                   "\nusers:\n- name: default\n  user:\n    token: k3s-admin\ncontexts:\n- "
+                   "name: default\n  context:\n    cluster: default\n    user: "
+                   "default\ncurrent-context: default\n");
     const test::PemPair issuer =
         test::make_linkerd_issuer(anchor_, {true_wall() - 1h, true_wall() + kIssuerValidity});
     const auto post = [this](const kube::Resource& r, json::object object) {
@@ -468,10 +492,10 @@ class World {
   void approve_requests() {
     for (auto& r : requests_) {
       if (r.decided || now() - r.at < r.verdict.after || r.verdict.after >= kPendingLife) continue;
-      r.decided = true;
-      decided_at_ = now();
       const api::Response got = call("GET", std::string(kCsrCollection) + "/" + r.name);
       if (got.status != 200) continue;
+      r.decided = true;
+      decided_at_ = now();
       json::value csr = json::parse(got.body);
       csr.as_object()["status"] = json::object{
           {"conditions",
@@ -551,25 +575,25 @@ class World {
         return kube::make_api_error(kube::ErrorKind::kInvalid, "sabotaged: no client");
       return cloud_client(k, false);
     };
-    // linkerd's issuer, as LocalCluster makes it from linkerd.* (on k3s's
-    // client, answered in process); the daemon runs it on its triggers.
-    if (sabotage_ != Sabotage::kNoIssuer) {
-      LinkerdConfig linkerd;
-      linkerd.rotate_before = kIssuerRotateBefore;
-      linkerd.issuer_validity = kIssuerValidity;
-      linkerd.trust_anchor_key = dir_.path() + "/anchor.key";
+    // k3s's clients and linkerd's issuer, made by the daemon's LocalCluster
+    // from the file's `cluster` and `linkerd` sections and k3s's kubeconfig,
+    // as in production; its clients answered in process, its times drawn
+    // from the world's generator.
+    factories.local = [this](const Config& c) {
       IssuerRotationTiming timing;
       timing.random = [this] { return unit_of(rng_); };
-      k3s_http_ = k3s_client();
-      k3s_kube_ = std::make_unique<kube::KubeClient>(*k3s_http_);
-      issuer_ = std::make_unique<IssuerRotation>(io_, *k3s_kube_, clock_, log_, linkerd, timing);
-    }
+      return std::make_unique<LocalCluster>(
+          io_, clock_, log_, c, timing,
+          [this](const Kubeconfig&) -> kube::ApiResult<std::unique_ptr<kube::HttpsClient>> {
+            return k3s_client();
+          });
+    };
     // The health rounds (the firewall read back and repaired, the clock,
-    // the node's vitals, k3s), their conditions written through the
-    // Tether the daemon hands them.
-    health_ =
-        std::make_unique<NodeHealth>(io_, clock_, log_, config_, *keeper_, conditions_, nullptr,
-                                     sabotage_ == Sabotage::kNoK3sClient ? nullptr : k3s_client());
+    // the node's vitals, k3s's client as the daemon hands it from its
+    // LocalCluster), their conditions written through the Tether the
+    // daemon hands them.
+    health_ = std::make_unique<NodeHealth>(io_, clock_, log_, config_, *keeper_, conditions_,
+                                           nullptr, nullptr);
     // Sleeps and wakes from logind's signal, or the clocks alone when it is
     // lost; the checker's test gives the daemon no detector at all.
     if (sabotage_ != Sabotage::kForgetResumes) {
@@ -582,7 +606,6 @@ class World {
         io_, clock_, log_, notifier_, *keeper_, file_path(), [this] { return read_file(); },
         config_,
         DaemonParts{.resume = resume_.get(),
-                    .issuer = issuer_.get(),
                     .state = &state_,
                     .health = health_.get(),
                     .files = files_.get(),
@@ -597,6 +620,13 @@ class World {
 
   // The configuration file, as the admin writes it and tetherd reads it.
   std::string file_path() const { return dir_.path() + "/tetherd.yaml"; }
+  // Its text for a reload (the checker's tests: naming a kubeconfig of
+  // k3s that is not there, or without linkerd's section).
+  std::string file_text(const Event& e) const {
+    return config_text(e, dir_.path(),
+                       sabotage_ == Sabotage::kNoK3sClient ? "no-k3s.yaml" : "k3s.yaml",
+                       sabotage_ != Sabotage::kNoIssuer);
+  }
   void write_file(std::string text) {
     file_text_ = std::move(text);
     std::ofstream out(file_path(), std::ios::trunc);
@@ -617,15 +647,14 @@ class World {
     snapshot_tether();
     daemon_->stop("SIGTERM");
     // What is under way ends: a stalled answer waits out its deadline.
-    const auto done = [this] { return !issuer_ || !issuer_->busy(); };
-    for (int i = 0; i < 60 && !(daemon_->finished() && health_->finished() && done()); ++i)
+    for (int i = 0; i < 60 && !(daemon_->finished() && health_->finished()); ++i)
       clock_.run_for(io_, 1s);
-    if (!done() || !health_->finished() || !daemon_->finished()) {
+    if (!health_->finished() || !daemon_->finished()) {
       fail(std::string("bounded-memory: the ") +
-           (!done()                                        ? "linkerd issuer's rotation"
-            : !health_->finished() && !daemon_->finished() ? "health rounds and the daemon's parts"
-            : health_->finished() ? "daemon's parts (the sessions, the certificate's renewal)"
-                                  : "health rounds") +
+           (!health_->finished() && !daemon_->finished() ? "health rounds and the daemon's parts"
+            : health_->finished()
+                ? "daemon's parts (the sessions, the certificate's renewal, linkerd's issuer)"
+                : "health rounds") +
            " did not finish a minute after stop()");
       // Their coroutines still refer to them, and they to the daemon and
       // the keeper: all left, none freed under them.
@@ -634,9 +663,6 @@ class World {
       static_cast<void>(files_.release());
       static_cast<void>(health_.release());
       static_cast<void>(keeper_.release());
-      static_cast<void>(issuer_.release());
-      static_cast<void>(k3s_kube_.release());
-      static_cast<void>(new std::shared_ptr<kube::HttpsClient>(std::move(k3s_http_)));
       logind_ = nullptr;
       parts_left_ = true;
       return;
@@ -644,9 +670,6 @@ class World {
     // The daemon lets go of the health rounds as it goes: before them.
     daemon_.reset();
     files_.reset();
-    issuer_.reset();
-    k3s_kube_.reset();
-    k3s_http_.reset();
     resume_.reset();
     logind_ = nullptr;
     totals_.health_rounds += health_->stats().rounds;
@@ -656,10 +679,11 @@ class World {
     keeper_.reset();
   }
 
-  // A CSR made, or decided by the approver, in the last 10 minutes: its
-  // requests (and the new certificate's) are not steady state.
+  // A CSR made (201), or decided by the approver, in the last 10 minutes:
+  // its requests (and the new certificate's) are not steady state. (A
+  // create the server refuses is not: a loop of them is caught.)
   bool renewing() const {
-    return std::find(recent_what_.begin(), recent_what_.end(), "POST CSR") != recent_what_.end() ||
+    return (!asked_.empty() && now() - asked_.back() <= 10min) ||
            (decided_at_ && now() - *decided_at_ <= 10min);
   }
   // The session the daemon holds (none while its certificate is expired).
@@ -681,7 +705,7 @@ class World {
   // A client of the node's k3s, answered in process: /readyz and this
   // node's Ready condition, linkerd's objects (the test API server's REST
   // semantics), or refused while it is down.
-  std::shared_ptr<kube::HttpsClient> k3s_client() {
+  std::unique_ptr<kube::HttpsClient> k3s_client() {
     // (A lambda that calls a member coroutine: the frame holds `this`, not
     // a reference to a closure the client owns.)
     return kube::HttpsClient::create_in_process(
@@ -719,10 +743,14 @@ class World {
           "", ""};
     const std::string method(boost::beast::http::to_string(r.verb));
     const std::string path = r.target.substr(0, r.target.find('?'));
-    count_linkerd_request(method + " " + path);
+    if (path == "/api/v1/pods" && method == "GET")
+      count_pod_list();
+    else
+      count_linkerd_request(method + " " + path);
     // What the rotation takes now: a write while it holds the cloud's
     // issuer must be the cloud's.
-    const bool from_cloud = issuer_ && issuer_->cloud().issuer_from_cloud();
+    const IssuerRotation* const rotation = daemon_ ? daemon_->issuer() : nullptr;
+    const bool from_cloud = rotation && rotation->cloud().issuer_from_cloud();
     api::Response a = k3s_call(method, r.target, std::move(r.body), r.content_type);
     if (path == kIssuerPath && method != "GET" && a.status == 200) issuer_written(from_cloud);
     if (path == kIdentityPath && method == "PATCH" && a.status == 200) {
@@ -748,6 +776,14 @@ class World {
     return std::get<api::Response>(k3s_rest_.handle(admin_, q));
   }
 
+  void count_pod_list() {
+    while (!pod_lists_.empty() && now() - pod_lists_.front() >= 1h)
+      pod_lists_.pop_front();
+    pod_lists_.push_back(now());
+    if (pod_lists_.size() == kPodListsAnHour + 1)
+      fail("linkerd-requests-bounded: " + std::to_string(pod_lists_.size()) +
+           " lists of this node's meshed pods in an hour");
+  }
   void count_linkerd_request(std::string what) {
     while (!linkerd_requests_.empty() && now() - linkerd_requests_.front().first >= 1h)
       linkerd_requests_.pop_front();
@@ -1311,7 +1347,11 @@ class World {
         ++totals_.reloads;
         const std::string good = file_text_;
         const Config before = daemon_->config();
-        write_file(config_text(e, dir_.path()));
+        // An edit changes something (the heartbeat when nothing else), or
+        // whether the daemon saw it could not be told.
+        Event edit = e;
+        if (e.by_edit && file_text(edit) == file_text_) edit.length = e.length == 10s ? 20s : 10s;
+        write_file(file_text(edit));
         bool taken = false;
         if (e.by_edit) {
           ++totals_.reloads_by_edit;
@@ -1461,11 +1501,21 @@ class World {
     // by the node, as not yet valid, until the clock is right again.)
     // (And the way back waits for the approver: a late approval, a
     // denial's backoff.)
+    // A session held back by the node's clock alone (ahead, past the
+    // certificate's end by it) comes back the same way, without waiting
+    // for the clock: a certificate the cloud issues is valid by a clock up
+    // to 10 days ahead (seed 107: the clock put ahead in a sleep, then a
+    // restart and a sleep cut the renewal's first tries).
     const bool cut_off = session_cert_ && true_wall() >= *session_cert_;
+    // (Not by a clock so far ahead that a new certificate looks expired
+    // too: that waits for the clock.)
+    const bool held_back = session_cert_ && clock_.wall() >= *session_cert_ &&
+                           offset_ < scenario_.certificate_life / 2;
     if (cut_off ? offset_ == Duration::zero() &&
                       now() - std::max({healthy_since_, clock_right_at_, approver_clear_at_}) >=
                           kCutOffRecovery
-                : since >= kRecovery) {
+        : held_back ? now() - std::max(healthy_since_, approver_clear_at_) >= kCutOffRecovery
+                    : since >= kRecovery) {
       // Connected, a fresh Lease and the latest valid spec in force.
       Tether* const tether = session();
       if (tether == nullptr || !tether->connected())
@@ -1707,6 +1757,7 @@ class World {
   std::string linkerd_view_pem_;  // and the issuer it holds
   // linkerd's requests to k3s in the last hour: when, and what.
   std::deque<std::pair<Duration, std::string>> linkerd_requests_;
+  std::deque<Duration> pod_lists_;  // the health rounds' MeshWatch's, the last hour
   Config config_;
   NodeConditions conditions_{clock_, 3};
   Notifier notifier_{clock_, sabotage_ != Sabotage::kNoWatchdog};
@@ -1734,11 +1785,7 @@ class World {
   // Until when the approver stood in the renewal's way (a late approval,
   // a denial and the backoff after it, a request deleted pending).
   Duration approver_clear_at_{};
-  std::deque<Duration> asked_;  // when the node made them, the last day
-  // tetherd's issuer rotation and its client of k3s, a process's.
-  std::shared_ptr<kube::HttpsClient> k3s_http_;
-  std::unique_ptr<kube::KubeClient> k3s_kube_;
-  std::unique_ptr<IssuerRotation> issuer_;
+  std::deque<Duration> asked_;               // when the node made them, the last day
   std::unique_ptr<NodeHealth> health_;       // freed before the Tether it writes through
   test::FakeSleepSignal* logind_ = nullptr;  // the resume detector's
   std::unique_ptr<ResumeDetector> resume_;

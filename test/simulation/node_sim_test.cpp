@@ -267,8 +267,9 @@ TEST(NodeSimulation, ADaemonThatNeverPingsTheWatchdogIsCaught) {
 // probe's deadline, on the simulated clock, ends them) are said (K3sReady
 // False in the EdgeNode's status, judged every minute of each but the
 // first three), and their ends too. The checker
-// checked: health rounds given no client of k3s say nothing of it, and
-// `k3s-ready-claim` fails three minutes in, before any event.
+// checked: a file naming a kubeconfig of k3s that is not there (the
+// health rounds get no client of k3s) has K3sReady say False while k3s
+// is up, and `k3s-ready-claim` fails three minutes in, before any event.
 TEST(NodeSimulation, AK3sOutageIsSaidAndADaemonThatProbesNoK3sIsCaught) {
   Scenario s{.days = 1, .seed = 1, .events = {}, .certificate_life = 24h * 20, .approver = {}};
   s.events.push_back(k3s_down_event(2h, 1h));
@@ -280,7 +281,7 @@ TEST(NodeSimulation, AK3sOutageIsSaidAndADaemonThatProbesNoK3sIsCaught) {
   const Verdict v = run(s, Sabotage::kNoK3sClient);
   ASSERT_TRUE(v.violation);
   EXPECT_EQ(invariant(*v.violation), "k3s-ready-claim") << *v.violation;
-  EXPECT_NE(v.violation->find("says K3sReady nothing while k3s has been up"), std::string::npos)
+  EXPECT_NE(v.violation->find("says K3sReady False while k3s has been up"), std::string::npos)
       << *v.violation;
 }
 
