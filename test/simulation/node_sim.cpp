@@ -170,9 +170,11 @@ std::string config_text(const Event& e, const std::string& dir, const std::strin
          "\n  heartbeatInterval: " + std::to_string(e.length / std::chrono::seconds(1)) +
          "s\nfirewall:\n  maxSources: 8\n  allow: [\"" + kAllows[e.allow] +
          "\"]\n  alwaysAllow: [\"" + kAlwaysAllow + "\"]\n" +
-         // No metrics listener: a real socket on this machine's port 9477
-         // (taken by a parallel test, or a tetherd running here).
-         "metrics:\n  listen: null\n" + "cluster:\n  kubeconfig: \"" + dir + "/" + k3s + "\"\n" +
+         // No metrics listener and no probe of linkerd's gateway: real
+         // sockets on this machine's ports 9477 and 4191 (a parallel test's,
+         // or a tetherd's running here), not the simulated world.
+         "metrics:\n  listen: null\nhealth:\n  linkerdGateway: \"\"\n" +
+         "cluster:\n  kubeconfig: \"" + dir + "/" + k3s + "\"\n" +
          (linkerd ? "linkerd:\n  rotateBefore: " + std::to_string(kIssuerRotateBefore / 1h) +
                         "h\n  issuerValidity: " + std::to_string(kIssuerValidity / 1h) +
                         "h\n  trustAnchorKey: \"" + dir + "/anchor.key\"\n"
