@@ -660,8 +660,11 @@ awaitable<kube::ApiResult<CsrStatus>> CredentialRenewal::wait_for(kube::KubeClie
         pause = std::min(
             pause, std::max(kAtLeast, std::chrono::duration_cast<Duration>(until - clock_.wall()) +
                                           kAtLeast));
-      timer_.expires_after(pause);
-      co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      // (A wake that came as the watch ended had no pause to cut.)
+      if (!interrupted_) {
+        timer_.expires_after(pause);
+        co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
       if (interrupted_)
         co_return kube::make_api_error(kube::ErrorKind::kTransport,
                                        "woken while waiting between watches");

@@ -1510,13 +1510,13 @@ class World {
     // restart and a sleep cut the renewal's first tries).
     const bool cut_off = session_cert_ && true_wall() >= *session_cert_;
     // (Not by a clock so far ahead that a new certificate looks expired
-    // too: that waits for the clock.)
-    const bool held_back = session_cert_ && clock_.wall() >= *session_cert_ &&
-                           offset_ < scenario_.certificate_life / 2;
+    // too: that waits for the clock, and is not judged.)
+    const bool held_back = session_cert_ && clock_.wall() >= *session_cert_;
     if (cut_off ? offset_ == Duration::zero() &&
                       now() - std::max({healthy_since_, clock_right_at_, approver_clear_at_}) >=
                           kCutOffRecovery
-        : held_back ? now() - std::max(healthy_since_, approver_clear_at_) >= kCutOffRecovery
+        : held_back ? offset_ < scenario_.certificate_life / 2 &&
+                          now() - std::max(healthy_since_, approver_clear_at_) >= kCutOffRecovery
                     : since >= kRecovery) {
       // Connected, a fresh Lease and the latest valid spec in force.
       Tether* const tether = session();
