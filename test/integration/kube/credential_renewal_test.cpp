@@ -133,6 +133,27 @@ class Renewal : public KubeTest {
     return in(CredentialState::kRenewalPending) &&
            decide(renewal_->report().csr, "Approved") == 200u && in(CredentialState::kRenewalHeld);
   }
+  // A request pending, watched; then every watch of a CSR answered 410 at
+  // once (a fault of hours), and the open one ended.
+  void pending_under_a_gone_fault() {
+    start(config());
+    ASSERT_TRUE(in(CredentialState::kRenewalPending));
+    ASSERT_TRUE(pump([&] { return server_->open_watches() == 1; })) << "the request is watched";
+    server_->misbehave({.what = Misbehaviour::kGoneHttp,
+                        .times = 100000,
+                        .path_contains = kCsrCollection,
+                        .watch_only = true});
+    server_->end_watches();
+  }
+  // The simulated clock moved on by `step` each time the renewal waits on
+  // it, while `go_on` holds.
+  template <class Predicate>
+  void step_while(Duration step, Predicate go_on) {
+    while (go_on()) {
+      ASSERT_TRUE(pump([&] { return clock_.pending() > 0; })) << "paused between watches";
+      clock_.run_for(rio_, step);
+    }
+  }
   bool in(CredentialState s) {
     return pump([&] { return state() == s; });
   }
@@ -673,24 +694,15 @@ TEST_F(Renewal, ARequestPendingPastACompactionIsWatchedFromItsCurrentState) {
 // watches), with it a few.
 TEST_F(Renewal, AServerThatEndsEveryWatchAtOnceIsWatchedLessAndLessOften) {
   enrolled(81h, 100h);
-  start(config());
-  ASSERT_TRUE(in(CredentialState::kRenewalPending));
-  ASSERT_TRUE(pump([&] { return server_->open_watches() == 1; })) << "the request is watched";
+  ASSERT_NO_FATAL_FAILURE(pending_under_a_gone_fault());
   const auto watches = [&] {
     std::size_t n = 0;
     for (const auto& r : server_->requests())
       n += r.watch ? 1 : 0;
     return n;
   };
-  server_->misbehave({.what = Misbehaviour::kGoneHttp,
-                      .times = 1000,
-                      .path_contains = kCsrCollection,
-                      .watch_only = true});
-  server_->end_watches();
-  for (auto waited = 0s; waited < 10min; waited += 5s) {
-    ASSERT_TRUE(pump([&] { return clock_.pending() > 0; })) << "paused between watches";
-    clock_.run_for(rio_, 5s);
-  }
+  const WallTime until = clock_.wall() + 10min;
+  ASSERT_NO_FATAL_FAILURE(step_while(5s, [&] { return clock_.wall() < until; }));
   EXPECT_GE(watches(), 4u) << "watched again after each pause";
   EXPECT_LE(watches(), 25u);
   // Its answer is still taken: approved, installed.
@@ -708,19 +720,9 @@ TEST_F(Renewal, AServerThatEndsEveryWatchAtOnceIsWatchedLessAndLessOften) {
 // wait between watches at once, as it ends a watch.
 TEST_F(Renewal, APauseBetweenWatchesEndsWithTheCertificateOrAWake) {
   enrolled(std::chrono::seconds(100h - 12min), std::chrono::seconds(100h));
-  start(config());
-  ASSERT_TRUE(in(CredentialState::kRenewalPending));
-  ASSERT_TRUE(pump([&] { return server_->open_watches() == 1; })) << "the request is watched";
+  ASSERT_NO_FATAL_FAILURE(pending_under_a_gone_fault());
   const WallTime end = current().not_after;
-  server_->misbehave({.what = Misbehaviour::kGoneHttp,
-                      .times = 100000,
-                      .path_contains = kCsrCollection,
-                      .watch_only = true});
-  server_->end_watches();
-  while (clock_.wall() < end + 2s) {
-    ASSERT_TRUE(pump([&] { return clock_.pending() > 0; })) << "paused between watches";
-    clock_.run_for(rio_, 1s);
-  }
+  ASSERT_NO_FATAL_FAILURE(step_while(1s, [&] { return clock_.wall() < end + 2s; }));
   EXPECT_TRUE(pump([&] { return state() == CredentialState::kExpired; }))
       << "said within 2 s of the end: " << renewal_->report().message;
   EXPECT_FALSE(renewal_->report().usable);
@@ -728,19 +730,10 @@ TEST_F(Renewal, APauseBetweenWatchesEndsWithTheCertificateOrAWake) {
 
 TEST_F(Renewal, ANewCertificateEndsAPauseBetweenWatches) {
   enrolled(81h, 100h);
-  start(config());
-  ASSERT_TRUE(in(CredentialState::kRenewalPending));
-  ASSERT_TRUE(pump([&] { return server_->open_watches() == 1; })) << "the request is watched";
-  server_->misbehave({.what = Misbehaviour::kGoneHttp,
-                      .times = 100000,
-                      .path_contains = kCsrCollection,
-                      .watch_only = true});
-  server_->end_watches();
+  ASSERT_NO_FATAL_FAILURE(pending_under_a_gone_fault());
   // Five minutes of early ends: the pauses are long by now.
-  for (auto waited = 0s; waited < 5min; waited += 5s) {
-    ASSERT_TRUE(pump([&] { return clock_.pending() > 0; })) << "paused between watches";
-    clock_.run_for(rio_, 5s);
-  }
+  const WallTime until = clock_.wall() + 5min;
+  ASSERT_NO_FATAL_FAILURE(step_while(5s, [&] { return clock_.wall() < until; }));
   ASSERT_TRUE(pump([&] { return clock_.pending() > 0; }));
   enrolled(1h, 100h);  // tetherctl enroll: a new certificate
   renewal_->wake();
