@@ -157,6 +157,18 @@ constexpr std::size_t kLinkerdRequestsAnHour = 150;
 constexpr std::size_t kPodListsAnHour = 75;
 const std::string kLinkerdNs = "linkerd";
 
+// A kubeconfig whose user presents a bearer token, its cluster, user and
+// context all named `name`: the bootstrap credential's, and k3s's here.
+std::string token_kubeconfig(const std::string& name, const std::string& server,
+                             const std::string& ca_pem, const std::string& token) {
+  return "apiVersion: v1\nkind: Config\nclusters:\n- name: " + name +
+         "\n  cluster:\n    server: " + server +
+         "\n    certificate-authority-data: " + encode_base64(ca_pem) +
+         "\nusers:\n- name: " + name + "\n  user:\n    token: " + token +
+         "\ncontexts:\n- name: " + name + "\n  context:\n    cluster: " + name +
+         "\n    user: " + name + "\ncurrent-context: " + name + "\n";
+}
+
 // `dir` is the state directory, and holds the node's credentials as
 // `tetherctl enroll` writes them, and k3s's kubeconfig (`k3s`, from which
 // the daemon's LocalCluster makes its clients of k3s). `linkerd`: with
@@ -425,12 +437,7 @@ class World {
     k.user = node_user(kNode);
     dir_.write("controlplane.kubeconfig", render_kubeconfig(k));
     dir_.write("bootstrap.kubeconfig",
-               "apiVersion: v1\nkind: Config\nclusters:\n- name: cloud\n  cluster:\n    server: " +
-                   kServer +
-                   "\n    certificate-authority-data: " + encode_base64(cloud_ca_.cert_pem()) +
-                   "\nusers:\n- name: bootstrap\n  user:\n    token: " + kBootstrapToken +
-                   "\ncontexts:\n- name: bootstrap\n  context:\n    cluster: cloud\n    user: "
-                   "bootstrap\ncurrent-context: bootstrap\n");
+               token_kubeconfig("bootstrap", kServer, cloud_ca_.cert_pem(), kBootstrapToken));
   }
 
   // linkerd as `linkerd install` leaves it in k3s: the trust roots (the
@@ -440,13 +447,8 @@ class World {
     dir_.write("anchor.key", anchor_.key_pem);
     // k3s's kubeconfig, as k3s writes it at its first start (a token here:
     // the in-process answers judge no credential).
-    dir_.write("k3s.yaml",
-               "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster:\n    server: "
-               "https://127.0.0.1:6443\n    certificate-authority-data: " +
-                   encode_base64(cloud_ca_.cert_pem()) +
-                   "\nusers:\n- name: default\n  user:\n    token: k3s-admin\ncontexts:\n- "
-                   "name: default\n  context:\n    cluster: default\n    user: "
-                   "default\ncurrent-context: default\n");
+    dir_.write("k3s.yaml", token_kubeconfig("default", "https://127.0.0.1:6443",
+                                            cloud_ca_.cert_pem(), "k3s-admin"));
     const test::PemPair issuer =
         test::make_linkerd_issuer(anchor_, {true_wall() - 1h, true_wall() + kIssuerValidity});
     const auto post = [this](const kube::Resource& r, json::object object) {
