@@ -314,7 +314,12 @@ void Daemon::take_local() {
     issuer_from_local_ = true;
     cloud_linkerd_known(cloud_linkerd_);
     start_issuer();
-    if (!rotate_token_pending_.empty())
+    // A spec.linkerd.rotate the session read while there was no issuer to
+    // ask (k3s's kubeconfig not usable yet) is asked for now; one already
+    // pending (from before a reload remade the issuer) is asked again.
+    const std::string seen = rotate_token_;
+    if (tether_) rotate_token_seen();
+    if (rotate_token_ == seen && !rotate_token_pending_.empty())
       issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_pending_);
   }
 }

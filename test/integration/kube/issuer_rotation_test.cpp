@@ -174,7 +174,28 @@ class IssuerRotationTest : public KubeTest {
     // A session to the test API server as the control plane too (its
     // EdgeNode node-a), with the admin's credentials.
     bool session = false;
+    // The issuer is not the fixture's but the daemon's own LocalCluster's,
+    // made once k3s's kubeconfig (k3s_yaml()) is usable; `then` may write it.
+    bool local = false;
+    // Runs on the test's thread once the session has read its EdgeNode.
+    std::function<void(Daemon&)> then = {};
   };
+  std::string k3s_yaml() const { return dir_.file("k3s.yaml"); }
+  // k3s's kubeconfig, as k3s writes it: the admin's files beside it.
+  void write_k3s_yaml() {
+    const auto admin = ca_.issue(
+        {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
+    dir_.write("ca.crt", ca_.cert_pem());
+    dir_.write("admin.crt", admin.cert_pem);
+    dir_.write("admin.key", admin.key_pem);
+    dir_.write("k3s.yaml",
+               "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster:\n"
+               "    certificate-authority: ca.crt\n    server: " +
+                   server_->url() +
+                   "\ncontexts:\n- name: default\n  context: {cluster: default, user: default}\n"
+                   "current-context: default\nusers:\n- name: default\n  user:\n"
+                   "    client-certificate: admin.crt\n    client-key: admin.key\n");
+  }
   void after_the_daemons_first_pass(FirstPass parts,
                                     const std::function<void(IssuerRotation&)>& check);
   void restart_with_a_saved_cloud_issuer(bool cloud,
@@ -477,11 +498,13 @@ void IssuerRotationTest::after_the_daemons_first_pass(
   NodeConditions session_conditions{clock_, HealthConfig{}.threshold};
   std::unique_ptr<Tether> session;  // outlives the daemon, which holds it
   std::unique_ptr<Daemon> daemon;
+  Config config;  // what the daemon's reload reads, to the end
   on_loop([&] {
-    Config config;
     config.node_name = "node-a";
     config.linkerd = config_;
     if (parts.cloud || parts.session) config.control_plane.emplace();  // the cloud that named it
+    if (parts.local) config.cluster = ClusterConfig{.kubeconfig = k3s_yaml()};
+    if (parts.state) config.state.dir = parts.state->path();  // a reload keeps it
     if (parts.session) {
       TetherTiming timing;
       timing.retry = kube::default_retry_context(clock_, {.base = 100ms, .cap = 1s});
@@ -492,9 +515,14 @@ void IssuerRotationTest::after_the_daemons_first_pass(
         io_, clock_, log_, notifier, keeper, "tetherd.yaml",
         [&] { return std::variant<Config, ConfigErrors>(config); }, config,
         DaemonParts{.tether = session.get(),
-                    .issuer = &issuers,
+                    .issuer = parts.local ? nullptr : &issuers,
                     .state = parts.state,
-                    .conditions = parts.session ? &session_conditions : parts.conditions});
+                    .conditions = parts.session ? &session_conditions : parts.conditions},
+        DaemonFactories{.local = [&](const Config& c) -> std::unique_ptr<LocalCluster> {
+          if (!parts.local) return nullptr;
+          return std::make_unique<LocalCluster>(io_, clock_, log_, c,
+                                                IssuerRotationTiming{.confirm_timeout = 0s});
+        }});
     ASSERT_TRUE(daemon->start().has_value());
   });
   ASSERT_TRUE(daemon);
@@ -521,13 +549,18 @@ void IssuerRotationTest::after_the_daemons_first_pass(
   for (bool known = !parts.session; !known && std::chrono::steady_clock::now() < deadline;
        std::this_thread::yield())
     on_loop([&] { known = session->spec_known(); });
+  if (parts.then) parts.then(*daemon);
+  IssuerRotation* rotation = parts.local ? nullptr : &issuers;
   bool done = false;
   while (!done && std::chrono::steady_clock::now() < deadline) {
-    on_loop([&] { done = issuers.last() && !issuers.busy(); });
+    on_loop([&] {
+      if (parts.local) rotation = daemon->issuer();
+      done = rotation && rotation->last() && !rotation->busy();
+    });
     std::this_thread::yield();
   }
   ASSERT_TRUE(done);
-  on_loop([&] { check(issuers); });
+  on_loop([&] { check(*rotation); });
 }
 
 // spec.linkerd.rotate through the daemon, its write's answer lost (the
@@ -569,6 +602,33 @@ TEST_F(IssuerRotationTest, TheDaemonSavesATokenAFoundWriteAnsweredAndAsksNothing
     EXPECT_EQ(log_.with_event("issuer-rotation-requested").size(), 1u)
         << "the saved token was asked for again";
     EXPECT_FALSE(issuers.last()->rotated);
+  });
+  EXPECT_EQ(secret_writes(), 1u);
+}
+
+// A spec.linkerd.rotate the session reads before k3s's kubeconfig is
+// usable (k3s still starting at boot): no issuer to ask yet, so the token is
+// asked for when the daemon's LocalCluster makes one, not left until the
+// session's next change.
+TEST_F(IssuerRotationTest, ATokenReadBeforeK3sIsUsableIsAskedForWhenTheIssuerComes) {
+  install(issuer(-1h, 8760h));  // valid: only the token's force replaces it
+  json::object node = edge_node("node-a", {"192.0.2.0/24"});
+  node["spec"].as_object()["linkerd"] = json::object{{"rotate", "token-1"}};
+  server_->create(kube::collection_path(kube::kEdgeNodes, kNamespace), node);
+  TempDir state;
+  const StateDir state_dir(state.path());
+  FirstPass parts{.state = &state_dir, .session = true, .local = true};
+  parts.then = [&](Daemon& daemon) {
+    on_loop([&] { EXPECT_EQ(daemon.issuer(), nullptr) << "k3s's kubeconfig is not there yet"; });
+    write_k3s_yaml();
+    on_loop([&] { daemon.reload(); });  // or the tick's next try, or the file's watch
+  };
+  after_the_daemons_first_pass(parts, [&](IssuerRotation& issuers) {
+    EXPECT_EQ(log_.with_event("issuer-rotation-requested").size(), 1u);
+    EXPECT_TRUE(issuers.last()->rotated) << issuers.last()->error;
+    EXPECT_EQ(issuers.last()->token, "token-1");
+    boost::system::error_code ec;
+    EXPECT_EQ(state_dir.read("linkerd-rotate-token", ec, 4096).value_or(""), "token-1");
   });
   EXPECT_EQ(secret_writes(), 1u);
 }
