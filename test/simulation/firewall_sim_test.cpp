@@ -88,8 +88,7 @@ void live_through(Mode mode, int days, std::vector<std::uint64_t> fixed, int dra
 
 TEST(FirewallSimulation, AYearOfSpecsReloadsRestartsAndFlushesHoldsEveryInvariant) {
   // SIM_DAYS: a longer life per seed (the memory invariant over it).
-  const char* days = std::getenv("SIM_DAYS");
-  live_through(Mode::kMemory, days && *days ? std::atoi(days) : 365, {1, 2, 3}, 2);
+  live_through(Mode::kMemory, sim_days(365), {1, 2, 3}, 2);
 }
 
 TEST(FirewallSimulation, AMonthOnRealNftablesHoldsEveryInvariant) {

@@ -18,13 +18,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int days_asked(int otherwise) {
-  const char* days = std::getenv("SIM_DAYS");
-  return days && *days ? std::atoi(days) : otherwise;
-}
-
 TEST(IssuerSimulation, AYearHoldsEveryInvariant) {
-  const int days = days_asked(365);
+  const int days = sim_days(365);
   Totals all;
   std::size_t sleeps = 0, outages = 0, wrong_clocks = 0, years = 0;
   for (std::uint64_t seed : seeds({1, 2}, 1)) {
@@ -62,14 +57,17 @@ TEST(IssuerSimulation, AYearHoldsEveryInvariant) {
     all.unloaded = std::max(all.unloaded, v.totals.unloaded);
     // The run met what it is for: rotations, conflicts and a new anchor
     // (and, below, restarts of the controller).
-    EXPECT_GT(v.totals.rotations, 20u) << "seed " << seed;
+    EXPECT_GT(v.totals.rotations, 20u * static_cast<unsigned>(days) / 365) << "seed " << seed;
     EXPECT_GT(v.totals.conflicts, 0u) << "seed " << seed;
     EXPECT_GE(v.totals.anchors, 2u) << "seed " << seed;
   }
   if (testing::Test::HasFailure()) return;
   // Restarts of the controller: a write in one of its deaf spells (about
-  // 3 a year: a sleep during the window no longer restarts it).
-  EXPECT_GT(all.restarts, 0u);
+  // 3 a year: a sleep during the window no longer restarts it), in a year
+  // at least (the sanitizer preset's lives are shorter: SIM_DAYS).
+  if (days >= 365) {
+    EXPECT_GT(all.restarts, 0u);
+  }
   // Rotations met a slow k3s (2 to 6 a year in seeds 1 to 8), in three
   // years at least (a replay of one seed is one year).
   if (days >= 365 && years >= 3) {

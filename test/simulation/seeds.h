@@ -16,13 +16,24 @@
 
 namespace tetherd::sim {
 
+// SIM_DRAWN=<n> draws n instead (the sanitizer preset draws none: the
+// default preset's runs explore, the sanitizers check memory on the fixed
+// seeds' paths).
 inline std::vector<std::uint64_t> seeds(std::vector<std::uint64_t> fixed, int drawn) {
   if (const char* given = std::getenv("SIM_SEED"); given && *given)
     return {std::strtoull(given, nullptr, 10)};
+  if (const char* n = std::getenv("SIM_DRAWN"); n && *n) drawn = std::atoi(n);
   std::random_device device;
   for (int i = 0; i < drawn; ++i)
     fixed.push_back((static_cast<std::uint64_t>(device()) << 32) | device());
   return fixed;
+}
+
+// How many days each seed lives: SIM_DAYS=<days> when given (longer for the
+// firewall's heap; shorter in the sanitizer preset), else `otherwise`.
+inline int sim_days(int otherwise) {
+  const char* days = std::getenv("SIM_DAYS");
+  return days && *days ? std::atoi(days) : otherwise;
 }
 
 // A number in [0, 1) from 53 of the generator's bits: the same on every

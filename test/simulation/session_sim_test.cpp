@@ -16,8 +16,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A year per seed: four fixed seeds, and two drawn afresh each run.
-constexpr int kDays = 365;
+// A year per seed (SIM_DAYS: another length): four fixed seeds, and two
+// drawn afresh each run.
+const int kDays = sim_days(365);
 
 TEST(SessionSimulation, AYearOfSleepsAndOutagesHoldsEveryInvariant) {
   Totals all;
