@@ -350,6 +350,24 @@ TEST_F(IssuerRotationTest, TheReloadIsConfirmedByTheIdentityControllersEvent) {
   EXPECT_EQ(log_.with_event("issuer-reload-confirmed").size(), 1u);
 }
 
+// The controller's answer to the write before, stamped in the same second
+// as this write (an Event's time has whole seconds), is not this write's:
+// it was there before it. (Issue 23's issuer year, seed 211: a deaf
+// controller left on the old issuer, as the restart was never made.)
+TEST_F(IssuerRotationTest, AnEventThereBeforeTheWriteInItsSecondIsNotItsAnswer) {
+  install(issuer(-8760h, -1h));
+  server_->create(kube::collection_path(kube::kEvents, "linkerd"),
+                  json::object{{"metadata", {{"name", "the-write-before"}}},
+                               {"reason", "IssuerUpdated"},
+                               {"lastTimestamp", format_kube_time(clock_.wall())}});
+  IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
+  request_until_logged(keeper, "identity-restarted", RotationTrigger::kPeriodic);
+  ASSERT_EQ(results_.size(), 1u);
+  EXPECT_TRUE(results_[0].rotated) << results_[0].error;
+  EXPECT_EQ(results_[0].written_at, clock_.wall()) << "in the Event's second";
+  EXPECT_TRUE(log_.with_event("issuer-reload-confirmed").empty());
+}
+
 TEST_F(IssuerRotationTest, WithoutTheEventTheIdentityDeploymentIsRestarted) {
   install(issuer(-8760h, -1h));
   IssuerRotation& keeper = rotation({.confirm_timeout = 0s});
