@@ -349,15 +349,24 @@ std::optional<Duration> Daemon::check_wall_step() {
 void Daemon::heard_control_plane_date(std::string_view date) {
   const auto server = parse_http_date(date);
   if (!server || stopping_) return;
+  const bool stale = !clock_witness_.error(clock_.wall(), clock_.boottime());
   clock_witness_.heard(*server, clock_.boottime());
-  judge_clock(/*pass=*/true);
+  judge_clock(/*pass=*/true, /*back=*/stale);
 }
 
-void Daemon::judge_clock(bool pass) {
+void Daemon::judge_clock(bool pass, bool back) {
   const auto error = clock_witness_.error(clock_.wall(), clock_.boottime());
   if (!error) return;
   const bool agrees = clock_agrees(*error, clock_agrees_);
-  if (clock_agrees_ == agrees) return;
+  if (clock_agrees_ == agrees) {
+    // The word back after a day without it (a long sleep, the control
+    // plane out of reach), the clock agreeing as before: a pass without
+    // it left an issuer from the future alone, which it may now show to
+    // be from a clock that was ahead.
+    if (back && agrees && pass && issuer_ && issuer_->left_from_the_future())
+      issuer_->request(RotationTrigger::kClockWitness);
+    return;
+  }
   const bool first = !clock_agrees_;
   clock_agrees_ = agrees;
   // Whole seconds, toward zero: a Date has no fraction.

@@ -114,10 +114,12 @@ class Daemon {
   std::optional<Duration> check_wall_step();
   // The control plane's Date, heard by the session (see ClockWitness): a
   // change in whether this node's clock agrees with it (within
-  // kClockTolerance) is logged and judges the issuer again.
+  // kClockTolerance) is logged and judges the issuer again, as does the
+  // word back after a day without it.
   void heard_control_plane_date(std::string_view date);
-  // Logs a change in that agreement; with `pass`, judges the issuer again.
-  void judge_clock(bool pass);
+  // Logs a change in that agreement; with `pass`, judges the issuer again
+  // (and, `back`: the witness was stale before, also without a change).
+  void judge_clock(bool pass, bool back = false);
 
   const Config& config() const { return config_; }
   // The control plane's session in use, or none (not configured, its

@@ -204,6 +204,11 @@ class IssuerRotation {
     listener_ = std::move(listener);
   }
   const std::optional<RotationResult>& last() const { return last_; }
+  // The last pass left a not-yet-valid issuer in place (the clock may be
+  // behind, and no word of the control plane's said otherwise).
+  bool left_from_the_future() const {
+    return last_ && !last_->rotated && last_->before.verdict.issuer == IssuerState::kNotYetValid;
+  }
   bool busy() const { return busy_; }
   // Passes in a row k3s did not answer: a retry is armed while above 0.
   unsigned retries() const { return retries_; }

@@ -248,13 +248,17 @@ class World {
     witness_.heard(true_wall(), clock_.boottime());
     // An issuer minted ahead can be told from a clock behind from now on.
     if (!had && minted_wrong_) since_ = std::max(since_, now());
-    judge_clock(/*pass=*/true);
+    judge_clock(/*pass=*/true, /*back=*/!had);
   }
-  void judge_clock(bool pass) {
+  void judge_clock(bool pass, bool back = false) {
     const auto error = witness_.error(clock_.wall(), clock_.boottime());
     if (!error) return;
     const bool agrees = clock_agrees(*error, clock_agrees_);
-    if (clock_agrees_ == agrees) return;
+    if (clock_agrees_ == agrees) {
+      if (back && agrees && pass && rotation_->left_from_the_future())
+        rotation_->request(RotationTrigger::kClockWitness);
+      return;
+    }
     clock_agrees_ = agrees;
     if (pass) rotation_->request(RotationTrigger::kClockWitness);
   }

@@ -84,6 +84,18 @@ class IssuerRotationTest : public KubeTest {
     write_anchor_key(anchor_.key_pem, key_mode);
   }
 
+  // The Secret holds `issuer` now (kubernetes.io/tls), as if someone wrote it.
+  void replace_issuer(const PemPair& issuer) {
+    server_->update(kSecret, json::object{{"apiVersion", "v1"},
+                                          {"kind", "Secret"},
+                                          {"metadata", {{"name", kIssuerSecretName}}},
+                                          {"type", "kubernetes.io/tls"},
+                                          {"data",
+                                           {{"tls.crt", encode_base64(issuer.cert_pem)},
+                                            {"tls.key", encode_base64(issuer.key_pem)},
+                                            {"ca.crt", encode_base64(anchor_.cert_pem)}}}});
+  }
+
   void write_anchor_key(const std::string& pem, mode_t mode) {
     std::ofstream(config_.trust_anchor_key) << pem;
     ::chmod(config_.trust_anchor_key.c_str(), mode);
@@ -1181,6 +1193,49 @@ TEST_F(IssuerRotationTest, TheDaemonRotatesAnIssuerFromTheFutureOnTheControlPlan
         EXPECT_EQ(log_.with_event("clock-agrees").size(), 1u);
       },
       RotationTrigger::kClockWitness, {50 * 24h, 50 * 24h + 8760h}, IssuerState::kNotYetValid);
+}
+
+// The control plane's word back after more than a day without it (a long
+// sleep) runs a pass, though the node's clock agreed before as it does now:
+// the pass without it left an issuer from the future alone ("is the clock
+// right?"), and the word shows that issuer to be from a clock that was
+// ahead. (Issue 23's issuer year, seed 256: an hour more without a valid
+// issuer, until the hourly pass.)
+TEST_F(IssuerRotationTest, TheControlPlanesWordBackAfterADayRunsAPassForAnIssuerFromTheFuture) {
+  the_daemon_rotates_after(
+      [&](Daemon& daemon) {
+        auto pass_over = [&](RotationTrigger trigger) {
+          const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+          for (bool done = false; !done;) {
+            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << to_string(trigger);
+            on_loop([&] {
+              done =
+                  !rotation_->busy() && rotation_->last() && rotation_->last()->trigger == trigger;
+            });
+            std::this_thread::yield();
+          }
+        };
+        // The clock agrees: a pass, which finds the issuer valid.
+        on_loop([&] { daemon.heard_control_plane_date(http_date(clock_.wall())); });
+        ASSERT_NO_FATAL_FAILURE(pass_over(RotationTrigger::kClockWitness));
+        // Written by a clock 50 days ahead; then more than a day without
+        // the control plane's word, and a pass leaves it.
+        replace_issuer(issuer(50 * 24h, 50 * 24h + 8760h));
+        // (Time passes, not a sleep: the resume's own pass would come.)
+        on_loop([&] {
+          clock_.advance(25h);
+          rotation_->request(RotationTrigger::kPeriodic);
+        });
+        ASSERT_NO_FATAL_FAILURE(pass_over(RotationTrigger::kPeriodic));
+        on_loop([&] {
+          EXPECT_FALSE(rotation_->last()->rotated);
+          EXPECT_EQ(rotation_->last()->before.verdict.issuer, IssuerState::kNotYetValid);
+        });
+        // The word again, the clock still agreeing.
+        on_loop([&] { daemon.heard_control_plane_date(http_date(clock_.wall())); });
+      },
+      RotationTrigger::kClockWitness, {-1h, 8760h}, IssuerState::kNotYetValid);
+  EXPECT_TRUE(log_.with_event("clock-disagrees").empty());
 }
 
 // The operator brought a new root after the old one ended (the old one
