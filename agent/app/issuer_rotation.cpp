@@ -401,9 +401,7 @@ awaitable<RotationResult> IssuerRotation::take_from_cloud(RotationTrigger trigge
         json::object body = issuer_secret_update(
             std::move(r.secret), r.facts.issuer ? r.decoded.layout : IssuerLayout::kTls,
             issuer->secret.cert_pem, issuer->secret.key_pem, x509::to_pem(roots[issuer->root]));
-        auto events = co_await updated_events();
         const WallTime sent = clock_.wall();
-        events_before_ = {sent, std::move(events)};
         auto written = co_await cluster_.update(
             kube::object_path(kube::kSecrets, ns, kIssuerSecretName), std::move(body));
         if (written) {
@@ -534,9 +532,7 @@ awaitable<RotationResult> IssuerRotation::mint_pass(RotationTrigger trigger, boo
         issuer_secret_update(std::move(r.secret), r.decoded.layout, minted->cert_pem,
                              minted->key_pem, x509::to_pem(r.anchors[*signer]));
     const std::string path = kube::object_path(kube::kSecrets, ns, kIssuerSecretName);
-    auto events = co_await updated_events();
     const WallTime sent = clock_.wall();
-    events_before_ = {sent, std::move(events)};
     auto written = co_await cluster_.update(path, std::move(body));
     if (written) {
       result.rotated = true;
@@ -628,23 +624,7 @@ std::string event_identity(const json::object& event) {
 }
 }  // namespace
 
-awaitable<std::set<std::string>> IssuerRotation::updated_events() {
-  std::set<std::string> out;
-  auto listed = co_await cluster_.list(kube::collection_path(kube::kEvents, config_.namespace_));
-  if (!listed) co_return out;
-  for (const auto& event : listed->items) {
-    const auto* reason = event.if_contains("reason");
-    if (reason && reason->is_string() && reason->get_string() == kIssuerUpdatedReason)
-      out.insert(event_identity(event));
-  }
-  co_return out;
-}
-
 awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
-  // The IssuerUpdated Events listed just before this write (the last one
-  // run() made; not for a write found after its answer was lost).
-  const std::set<std::string> before =
-      written_at == events_before_.first ? events_before_.second : std::set<std::string>();
   reload_retry_after_.reset();
   const std::string& ns = config_.namespace_;
   const std::string events = kube::collection_path(kube::kEvents, ns);
@@ -685,12 +665,16 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
       if (first) there_before.emplace();
       const WallTime since = stepped_since();
       for (const auto& event : listed->items) {
-        if (before.contains(event_identity(event))) continue;  // the write before's
+        // An earlier write's answer, though stamped in this one's second.
+        if (std::find(answers_.begin(), answers_.end(), event_identity(event)) != answers_.end())
+          continue;
         const bool updated = issuer_updated_since(event, written_at);
         if (first && !updated) there_before->insert(event_identity(event));
         if (!updated && (since == written_at || there_before->contains(event_identity(event)) ||
                          !issuer_updated_since(event, since)))
           continue;
+        answers_.push_back(event_identity(event));
+        if (answers_.size() > kAnswers) answers_.pop_front();
         log_.info("issuer-reload-confirmed",
                   "linkerd's identity controller loaded the new issuer (event IssuerUpdated)",
                   {{"LINKERD_NAMESPACE", ns}});

@@ -11,8 +11,9 @@
 //   write   the Secret in one PUT carrying the resourceVersion read: a 409
 //           Conflict means someone else wrote it, so read and judge again;
 //   confirm the identity controller's IssuerUpdated event, newer than the
-//           write and not among those listed just before it, or else restart
-//           deploy/linkerd-identity as `kubectl rollout restart` does (confirm_reload()).
+//           write and not an earlier write's, or else restart
+//           deploy/linkerd-identity as `kubectl rollout restart` does
+//           (confirm_reload()).
 //
 // It never invents trust anchors: they are shared by every linked cluster,
 // so an expiring or expired anchor is reported, not replaced.
@@ -40,9 +41,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -166,8 +165,8 @@ class IssuerRotation {
   // `tetherctl certs rotate`, whatever the issuer's state, though never
   // under an expired anchor or over a Secret it cannot read).
   boost::asio::awaitable<RotationResult> run(RotationTrigger trigger, bool force = false);
-  // After a write at `written_at`: wait for IssuerUpdated (none of those
-  // listed just before run()'s write at that time), else restart.
+  // After a write at `written_at`: wait for IssuerUpdated (not one that
+  // confirmed an earlier write), else restart.
   boost::asio::awaitable<ReloadOutcome> confirm_reload(WallTime written_at);
 
   // The daemon's side: request() runs a pass (and the reload confirmation)
@@ -216,10 +215,6 @@ class IssuerRotation {
  private:
   struct Read;
   boost::asio::awaitable<Read> read();
-  // The IssuerUpdated Events in linkerd's namespace now, each as
-  // name@resourceVersion (a recurring Event counted again has a new
-  // resourceVersion); none when k3s does not answer.
-  boost::asio::awaitable<std::set<std::string>> updated_events();
   IssuerReport judge(const Read& read) const;
   IssuerVerdict verdict_of(IssuerFacts facts) const;
   boost::asio::awaitable<RotationResult> take_from_cloud(RotationTrigger trigger);
@@ -284,11 +279,12 @@ class IssuerRotation {
   // until serve() has made sure of it; those based on what it replaced
   // are forgotten, those based on it may still land.
   std::deque<LostWrite> lost_writes_;
-  // When run() last wrote the Secret, and the IssuerUpdated Events listed
-  // just before: the controller's answer to the write before, stamped in
-  // the same second, was taken for this one's (issue 23's issuer year,
-  // seed 211).
-  std::pair<WallTime, std::set<std::string>> events_before_;
+  // The Events that confirmed the last writes (name@resourceVersion: a
+  // recurring Event counted again is new): the controller's answer to the
+  // write before, stamped in the same second as this one, was taken for
+  // this one's too (issue 23's issuer year, seeds 211 and 238).
+  static constexpr std::size_t kAnswers = 8;
+  std::deque<std::string> answers_;
   static constexpr std::size_t kLostWrites = 4;
   // The Retry-After of the reload's call k3s did not answer.
   std::optional<Duration> reload_retry_after_;
