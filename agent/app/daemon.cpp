@@ -280,7 +280,7 @@ void Daemon::start_issuer() {
     const bool unread = config_.control_plane && (!tether_ || !tether_->spec_known());
     if (saved && !saved->empty() && unread && !cloud_linkerd_.issuer_from_cloud()) {
       cloud_linkerd_.refs.issuer_secret = *saved;
-      issuer_->use_cloud(cloud_linkerd_);
+      issuer_->use_cloud(cloud_linkerd_, /*pass=*/false);  // the pass below judges with it
     }
   }
   issuer_->on_result([this](const RotationResult& r) { issuer_checked(r); });
@@ -296,7 +296,11 @@ void Daemon::start_issuer() {
     auto key = x509::load_private_key_file(path, "");
     anchor_key_seen_ = key ? x509::public_key_sha256(*key) : "";
   }
-  issuer_->request(RotationTrigger::kStart);
+  if (rotate_token_pending_.empty()) {
+    issuer_->request(RotationTrigger::kStart);
+  } else {
+    issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_pending_);
+  }
   arm_issuer_check();
 }
 
@@ -312,15 +316,16 @@ void Daemon::take_local() {
   if (!issuer_ && local_->issuer()) {
     issuer_ = local_->issuer();
     issuer_from_local_ = true;
-    cloud_linkerd_known(cloud_linkerd_);
-    start_issuer();
+    // What the cloud supplies, for the first pass to judge (no pass of its
+    // own: one before start_issuer would run without the clock's witness
+    // and its result unheard).
+    issuer_->use_cloud(cloud_linkerd_, /*pass=*/false);
     // A spec.linkerd.rotate the session read while there was no issuer to
-    // ask (k3s's kubeconfig not usable yet) is asked for now; one already
-    // pending (from before a reload remade the issuer) is asked again.
-    const std::string seen = rotate_token_;
-    if (tether_) rotate_token_seen();
-    if (rotate_token_ == seen && !rotate_token_pending_.empty())
-      issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_pending_);
+    // ask (k3s's kubeconfig not usable yet), or one pending from before a
+    // reload remade the issuer, is the first pass's (one pass, not a start
+    // and then a forced one: two writes for an expired issuer).
+    if (tether_) take_rotate_token();
+    start_issuer();
   }
 }
 
@@ -420,19 +425,25 @@ constexpr std::string_view kRotateTokenFile = "linkerd-rotate-token";
 }
 
 void Daemon::rotate_token_seen() {
-  if (!issuer_ || tether_->rotate_token() == rotate_token_) return;
+  // Without an issuer (k3s's kubeconfig not usable yet), take_local looks.
+  if (issuer_ && take_rotate_token())
+    issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_);
+}
+
+bool Daemon::take_rotate_token() {
+  if (tether_->rotate_token() == rotate_token_) return false;
   rotate_token_ = tether_->rotate_token();
-  if (rotate_token_.empty()) return;
+  if (rotate_token_.empty()) return false;
   // A token already acted on (before a restart, say) asks for nothing new.
   if (state_) {
     boost::system::error_code ec;
-    if (state_->read(kRotateTokenFile, ec, 4096) == rotate_token_) return;
+    if (state_->read(kRotateTokenFile, ec, 4096) == rotate_token_) return false;
   }
   rotate_token_pending_ = rotate_token_;
   log_.notice("issuer-rotation-requested",
               "EdgeNode spec.linkerd.rotate changed: rotating linkerd's issuer now",
               {{"TOKEN", rotate_token_}});
-  issuer_->request(RotationTrigger::kToken, /*force=*/true, rotate_token_);
+  return true;
 }
 
 void Daemon::issuer_checked(const RotationResult& result) {

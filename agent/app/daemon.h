@@ -142,6 +142,9 @@ class Daemon {
   void take_local();
   void resumed();
   void rotate_token_seen();
+  // Records the session's spec.linkerd.rotate token; whether it asks for a
+  // rotation (new, and not acted on before), now pending.
+  bool take_rotate_token();
   // What the cloud supplies for linkerd, once known: handed to the issuer
   // rotation, and the issuer Secret's name saved in the state dir.
   void cloud_linkerd_known(CloudLinkerd cloud);

@@ -193,21 +193,6 @@ class IssuerRotationTest : public KubeTest {
     std::function<void(Daemon&)> then = {};
   };
   std::string k3s_yaml() const { return dir_.file("k3s.yaml"); }
-  // k3s's kubeconfig, as k3s writes it: the admin's files beside it.
-  void write_k3s_yaml() {
-    const auto admin = ca_.issue(
-        {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
-    dir_.write("ca.crt", ca_.cert_pem());
-    dir_.write("admin.crt", admin.cert_pem);
-    dir_.write("admin.key", admin.key_pem);
-    dir_.write("k3s.yaml",
-               "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster:\n"
-               "    certificate-authority: ca.crt\n    server: " +
-                   server_->url() +
-                   "\ncontexts:\n- name: default\n  context: {cluster: default, user: default}\n"
-                   "current-context: default\nusers:\n- name: default\n  user:\n"
-                   "    client-certificate: admin.crt\n    client-key: admin.key\n");
-  }
   void after_the_daemons_first_pass(FirstPass parts,
                                     const std::function<void(IssuerRotation&)>& check);
   void restart_with_a_saved_cloud_issuer(bool cloud,
@@ -552,11 +537,14 @@ void IssuerRotationTest::after_the_daemons_first_pass(
                     .issuer = parts.local ? nullptr : &issuers,
                     .state = parts.state,
                     .conditions = parts.session ? &session_conditions : parts.conditions},
-        DaemonFactories{.local = [&](const Config& c) -> std::unique_ptr<LocalCluster> {
-          if (!parts.local) return nullptr;
-          return std::make_unique<LocalCluster>(io_, clock_, log_, c,
+        // (No factory otherwise: a reload would attach a LocalCluster.)
+        parts.local ? DaemonFactories{.local =
+                                          [&](const Config& c) {
+                                            return std::make_unique<LocalCluster>(
+                                                io_, clock_, log_, c,
                                                 IssuerRotationTiming{.confirm_timeout = 0s});
-        }});
+                                          }}
+                    : DaemonFactories{});
     ASSERT_TRUE(daemon->start().has_value());
   });
   ASSERT_TRUE(daemon);
@@ -645,7 +633,9 @@ TEST_F(IssuerRotationTest, TheDaemonSavesATokenAFoundWriteAnsweredAndAsksNothing
 // asked for when the daemon's LocalCluster makes one, not left until the
 // session's next change.
 TEST_F(IssuerRotationTest, ATokenReadBeforeK3sIsUsableIsAskedForWhenTheIssuerComes) {
-  install(issuer(-1h, 8760h));  // valid: only the token's force replaces it
+  // Expired (a node back after a long power-off): the start's pass and the
+  // token's are one pass, one write, not two.
+  install(issuer(-8760h, -1h));
   json::object node = edge_node("node-a", {"192.0.2.0/24"});
   node["spec"].as_object()["linkerd"] = json::object{{"rotate", "token-1"}};
   server_->create(kube::collection_path(kube::kEdgeNodes, kNamespace), node);
@@ -654,7 +644,7 @@ TEST_F(IssuerRotationTest, ATokenReadBeforeK3sIsUsableIsAskedForWhenTheIssuerCom
   FirstPass parts{.state = &state_dir, .session = true, .local = true};
   parts.then = [&](Daemon& daemon) {
     on_loop([&] { EXPECT_EQ(daemon.issuer(), nullptr) << "k3s's kubeconfig is not there yet"; });
-    write_k3s_yaml();
+    write_k3s_yaml(dir_);
     on_loop([&] { daemon.reload(); });  // or the tick's next try, or the file's watch
   };
   after_the_daemons_first_pass(parts, [&](IssuerRotation& issuers) {

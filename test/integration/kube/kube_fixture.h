@@ -28,6 +28,7 @@
 #include "agent/kube/reflector.h"
 #include "test/support/api_server/api_server.h"
 #include "test/support/rbac_manifest.h"
+#include "test/support/temp_dir.h"
 #include "test/support/test_pki.h"
 
 namespace tetherd::test {
@@ -126,6 +127,23 @@ class KubeTest : public testing::Test {
     k.client_cert_pem = admin.cert_pem;
     k.client_key_pem = admin.key_pem;
     return k;
+  }
+
+  // k3s's kubeconfig in `dir` as k3s writes it (/etc/rancher/k3s/k3s.yaml):
+  // the admin's, its CA and client certificate in files beside it.
+  void write_k3s_yaml(const TempDir& dir) const {
+    const auto admin = ca_.issue(
+        {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
+    dir.write("ca.crt", ca_.cert_pem());
+    dir.write("admin.crt", admin.cert_pem);
+    dir.write("admin.key", admin.key_pem);
+    dir.write("k3s.yaml",
+              "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster:\n"
+              "    certificate-authority: ca.crt\n    server: " +
+                  server_->url() +
+                  "\ncontexts:\n- name: default\n  context: {cluster: default, user: default}\n"
+                  "current-context: default\nusers:\n- name: default\n  user:\n"
+                  "    client-certificate: admin.crt\n    client-key: admin.key\n");
   }
 
   // A node's (in group tetherd:nodes, which the shipped RBAC binds) unless

@@ -109,18 +109,7 @@ TEST_F(NodeHealthTest, AK3sKubeconfigWrittenAfterStartIsTakenUp) {
   round(*health);
   EXPECT_EQ(health->conditions().find(ct::kK3sReady), nullptr) << "nothing to probe yet";
 
-  const auto admin = ca_.issue(
-      {.common_name = "system:admin", .organizations = {"system:masters"}, .server_auth = false});
-  tmp_.write("ca.crt", ca_.cert_pem());
-  tmp_.write("admin.crt", admin.cert_pem);
-  tmp_.write("admin.key", admin.key_pem);
-  tmp_.write("k3s.yaml",
-             "apiVersion: v1\nkind: Config\nclusters:\n- name: default\n  cluster:\n"
-             "    certificate-authority: ca.crt\n    server: " +
-                 server_->url() +
-                 "\ncontexts:\n- name: default\n  context: {cluster: default, user: default}\n"
-                 "current-context: default\nusers:\n- name: default\n  user:\n"
-                 "    client-certificate: admin.crt\n    client-key: admin.key\n");
+  write_k3s_yaml(tmp_);
   EXPECT_TRUE(local.attach());
   EXPECT_TRUE(local.complete());
   ASSERT_NE(local.k3s(), nullptr);
