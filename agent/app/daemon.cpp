@@ -285,11 +285,11 @@ void Daemon::start_issuer() {
   }
   issuer_->on_result([this](const RotationResult& r) { issuer_checked(r); });
   // With a control plane, its first Date comes within moments of the
-  // session's first request: the start's mint waits for it.
+  // session's first request: the first pass's mint waits for it.
   issuer_->use_clock_witness(
       [this] { return clock_witness_.error(clock_.wall(), clock_.boottime()); },
       config_.control_plane ? kClockWitnessWait : Duration::zero());
-  // The key the start's pass signs with; another one later runs a pass.
+  // The key the first pass signs with; another one later runs a pass.
   // From the issuer's own settings: on a reload it starts before config_
   // is the new file, and the old file's key was then "another" one.
   if (const std::string& path = issuer_->config().trust_anchor_key; !path.empty()) {
@@ -316,14 +316,16 @@ void Daemon::take_local() {
   if (!issuer_ && local_->issuer()) {
     issuer_ = local_->issuer();
     issuer_from_local_ = true;
-    // What the cloud supplies, for the first pass to judge (no pass of its
-    // own: one before start_issuer would run without the clock's witness
-    // and its result unheard).
+    // What the cloud supplies, for the first pass to judge: no pass of its
+    // own (a kCloud pass, then the token's forced one, minted twice; and
+    // over a transport that answers without suspending, as the node's
+    // year's in-process k3s, it would run before start_issuer set the
+    // clock's witness and the result's listener).
     issuer_->use_cloud(cloud_linkerd_, /*pass=*/false);
     // A spec.linkerd.rotate the session read while there was no issuer to
     // ask (k3s's kubeconfig not usable yet), or one pending from before a
-    // reload remade the issuer, is the first pass's (one pass, not a start
-    // and then a forced one: two writes for an expired issuer).
+    // reload remade the issuer, is the first pass's (one pass, one write
+    // for an expired issuer).
     if (tether_) take_rotate_token();
     start_issuer();
   }
