@@ -573,6 +573,7 @@ class World {
       // controller neither loads nor says anything (tetherd restarts it).
       if (ec || down_ > 0) return;
       ++controller_events_;
+      posted_.emplace_back("linkerd-identity." + std::to_string(controller_events_), now());
       judge_loaded();  // how long it took
       loaded_ = issuer_->serial_hex;
       call("POST", kEventsPath,
@@ -607,14 +608,16 @@ class World {
           format_duration(*last_write_->event - last_write_->mono) + " after the write");
   }
 
-  void prune_events() {  // Events live an hour
+  // Events live an hour from when they were written (kube-apiserver's
+  // --event-ttl, an etcd lease), whatever time they say: one stamped by a
+  // clock 54 days ahead used to stay 55 days here, and confirmed a write
+  // of a later process (seed 526), which no k3s would have kept.
+  void prune_events() {
     while (!controller_.empty() && controller_.front().first + 100s < clock_.monotonic())
       controller_.pop_front();  // said long ago (at most 90 s after its write)
-    const json::value listed = json::parse(call("GET", kEventsPath).body);
-    for (const auto& item : listed.at("items").as_array()) {
-      auto at = parse_kube_time(item.at("lastTimestamp").as_string());
-      if (at && *at + 1h < clock_.wall())
-        call("DELETE", kEventsPath + "/" + std::string(item.at("metadata").at("name").as_string()));
+    while (!posted_.empty() && posted_.front().second + 1h < now()) {
+      call("DELETE", kEventsPath + "/" + posted_.front().first);
+      posted_.pop_front();
     }
   }
 
@@ -759,7 +762,8 @@ class World {
   std::size_t key_anchor_ = 0;  // the key file's, in bundle_
   std::deque<std::pair<MonoTime, std::unique_ptr<Timer>>> controller_;  // armed at
   std::size_t controller_events_ = 0;
-  std::size_t controller_armed_ = 0;  // its timers still waiting (not tetherd's)
+  std::deque<std::pair<std::string, Duration>> posted_;  // Events, by true time written
+  std::size_t controller_armed_ = 0;                     // its timers still waiting (not tetherd's)
   struct Write {
     MonoTime mono;
     std::optional<MonoTime> event;  // the controller's IssuerUpdated
