@@ -684,8 +684,9 @@ awaitable<void> measure(AgentPort& port, pid_t agent, Ports ports, asio::ssl::co
         co_return s;
       },
       ports.tls_sink, ports.tls_source, bytes);
-  r.all_cpu_tls = (own_cpu() - tls_cpu0) / (2 * mib / 1024);
-  r.cores_tls = (own_cpu() - tls_cpu0) / seconds_since(tls_t0);
+  const double tls_cpu = own_cpu() - tls_cpu0;
+  r.all_cpu_tls = tls_cpu / (2 * mib / 1024);
+  r.cores_tls = tls_cpu / seconds_since(tls_t0);
   {
     tcp::socket s(ex);
     co_await s.async_connect({loopback, echo_port}, asio::use_awaitable);

@@ -665,15 +665,15 @@ awaitable<ReloadOutcome> IssuerRotation::confirm_reload(WallTime written_at) {
       if (first) there_before.emplace();
       const WallTime since = stepped_since();
       for (const auto& event : listed->items) {
+        std::string id = event_identity(event);
         // An earlier write's answer, though stamped in this one's second.
-        if (std::find(answers_.begin(), answers_.end(), event_identity(event)) != answers_.end())
-          continue;
+        if (std::find(answers_.begin(), answers_.end(), id) != answers_.end()) continue;
         const bool updated = issuer_updated_since(event, written_at);
-        if (first && !updated) there_before->insert(event_identity(event));
-        if (!updated && (since == written_at || there_before->contains(event_identity(event)) ||
+        if (first && !updated) there_before->insert(id);
+        if (!updated && (since == written_at || there_before->contains(id) ||
                          !issuer_updated_since(event, since)))
           continue;
-        answers_.push_back(event_identity(event));
+        answers_.push_back(std::move(id));
         if (answers_.size() > kAnswers) answers_.pop_front();
         log_.info("issuer-reload-confirmed",
                   "linkerd's identity controller loaded the new issuer (event IssuerUpdated)",
